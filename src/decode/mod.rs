@@ -1,0 +1,383 @@
+//! Format sniffing and decoders: an archive's first bytes say what it is, whatever its name.
+//!
+//! `open` reads the magic bytes, chains them back in front of the file as one `Read`, and puts
+//! the matching in-process decoder on top (zstd, gzip with any number of members, xz with any
+//! number of blocks and streams, or plain tar). Every decoder streams with a fixed buffer, so
+//! memory does not grow with the archive; the only variable cost, the zstd window or xz
+//! dictionary, is capped by `--memory-limit`. Decoder failures come out as `io::Error`s that
+//! carry a [`DecodeError`], so the caller can tell a corrupt archive from a broken socket.
+
+mod tail;
+mod zstd;
+
+use std::fmt;
+use std::io::{self, BufReader, Read};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+pub use tail::HoldBack;
+
+/// Enough to see the tar magic at offset 257 as well as every compression magic.
+const SNIFF_LEN: usize = 512;
+/// Reads from the archive file in blocks this size (measured: larger blocks do not pay).
+const READ_BUF: usize = 128 << 10;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Zstd,
+    Gzip,
+    Xz,
+    Tar,
+}
+
+impl Format {
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Zstd => "zstd",
+            Format::Gzip => "gzip",
+            Format::Xz => "xz",
+            Format::Tar => "tar",
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Tells the format from an archive's first bytes, `None` if it is none of ours.
+pub fn sniff(head: &[u8]) -> Option<Format> {
+    match head {
+        [0x28, 0xb5, 0x2f, 0xfd, ..] => Some(Format::Zstd),
+        // A skippable frame, as pzstd writes in front of its frames.
+        [0x50..=0x5f, 0x2a, 0x4d, 0x18, ..] => Some(Format::Zstd),
+        [0x1f, 0x8b, ..] => Some(Format::Gzip),
+        [0xfd, b'7', b'z', b'X', b'Z', 0x00, ..] => Some(Format::Xz),
+        _ if head.len() >= 263 && &head[257..262] == b"ustar" => Some(Format::Tar),
+        _ => None,
+    }
+}
+
+/// What went wrong inside a decoder.
+#[derive(Debug)]
+pub struct DecodeError {
+    pub format: Format,
+    pub kind: DecodeErrorKind,
+}
+
+#[derive(Debug)]
+pub enum DecodeErrorKind {
+    /// Bad data, a checksum mismatch, or a stream that ends too early.
+    Corrupt(String),
+    /// The zstd window or xz dictionary is larger than `--memory-limit`.
+    MemoryLimit { limit: u64 },
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            DecodeErrorKind::Corrupt(detail) => {
+                write!(f, "corrupt or truncated {} data: {detail}", self.format)
+            }
+            DecodeErrorKind::MemoryLimit { limit } => {
+                let what = match self.format {
+                    Format::Xz => "xz dictionary",
+                    _ => "zstd window (archive made with zstd --long?)",
+                };
+                write!(
+                    f,
+                    "{what} needs more than --memory-limit {}; rerun with a larger --memory-limit, e.g. {}",
+                    crate::units::Size(*limit),
+                    crate::units::Size((*limit * 8).min(4 << 30)).flag()
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+impl DecodeError {
+    fn corrupt(format: Format, detail: impl fmt::Display) -> io::Error {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            DecodeError {
+                format,
+                kind: DecodeErrorKind::Corrupt(detail.to_string()),
+            },
+        )
+    }
+
+    /// The decoder error inside `e`, if it is one.
+    pub fn find(e: &io::Error) -> Option<&DecodeError> {
+        e.get_ref().and_then(|inner| inner.downcast_ref())
+    }
+}
+
+/// Counts what is read from the archive file, and remembers whether reading it failed, so a
+/// decoder error caused by the disk is not reported as a corrupt archive.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub compressed: AtomicU64,
+    pub decoded: AtomicU64,
+    file_failed: AtomicBool,
+}
+
+impl Progress {
+    pub fn compressed(&self) -> u64 {
+        self.compressed.load(Ordering::Relaxed)
+    }
+    pub fn decoded(&self) -> u64 {
+        self.decoded.load(Ordering::Relaxed)
+    }
+}
+
+struct Counted<R> {
+    inner: R,
+    progress: Arc<Progress>,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.inner.read(buf) {
+            Ok(n) => {
+                self.progress.compressed.fetch_add(n as u64, Ordering::Relaxed);
+                Ok(n)
+            }
+            Err(e) => {
+                self.progress.file_failed.store(true, Ordering::Relaxed);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Labels a decoder's errors with its format and counts its output.
+struct Decoded<R> {
+    inner: R,
+    format: Format,
+    progress: Arc<Progress>,
+}
+
+impl<R: Read> Read for Decoded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.inner.read(buf) {
+            Ok(n) => {
+                self.progress.decoded.fetch_add(n as u64, Ordering::Relaxed);
+                Ok(n)
+            }
+            Err(e) if self.progress.file_failed.load(Ordering::Relaxed) => Err(e),
+            Err(e) if DecodeError::find(&e).is_some() => Err(e),
+            Err(e) => Err(DecodeError::corrupt(self.format, e)),
+        }
+    }
+}
+
+/// An archive's decoded byte stream.
+pub struct Decoder {
+    pub progress: Arc<Progress>,
+    reader: Box<dyn Read + Send>,
+}
+
+impl Read for Decoder {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.reader.read(buf)
+    }
+}
+
+/// Reads just enough of `file` to tell its format.
+pub fn peek<R: Read>(file: &mut R) -> io::Result<(Vec<u8>, Option<Format>)> {
+    let mut head = Vec::with_capacity(SNIFF_LEN);
+    file.by_ref().take(SNIFF_LEN as u64).read_to_end(&mut head)?;
+    let format = sniff(&head);
+    Ok((head, format))
+}
+
+/// Puts the decoder for `format` on top of `file`, whose first bytes `head` were already read.
+pub fn decoder<R: Read + Send + 'static>(
+    format: Format,
+    head: Vec<u8>,
+    file: R,
+    memory_limit: u64,
+) -> Decoder {
+    let progress = Arc::new(Progress::default());
+    progress
+        .compressed
+        .store(head.len() as u64, Ordering::Relaxed);
+    let raw = io::Cursor::new(head).chain(Counted {
+        inner: file,
+        progress: progress.clone(),
+    });
+    let inner: Box<dyn Read + Send> = match format {
+        Format::Zstd => Box::new(zstd::ZstdReader::new(raw, memory_limit)),
+        Format::Gzip => Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(
+            READ_BUF, raw,
+        ))),
+        Format::Xz => Box::new(XzLimited {
+            inner: lzma_rust2::XzReader::new_mem_limit(
+                BufReader::with_capacity(READ_BUF, raw),
+                true,
+                u32::try_from(memory_limit >> 10).unwrap_or(u32::MAX),
+            ),
+            limit: memory_limit,
+        }),
+        Format::Tar => Box::new(raw),
+    };
+    Decoder {
+        progress: progress.clone(),
+        reader: Box::new(Decoded {
+            inner,
+            format,
+            progress,
+        }),
+    }
+}
+
+/// Turns lzma-rust2's out-of-memory answer into the `--memory-limit` error.
+struct XzLimited<R: Read> {
+    inner: lzma_rust2::XzReader<R>,
+    limit: u64,
+}
+
+impl<R: Read> Read for XzLimited<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf).map_err(|e| {
+            if e.kind() == io::ErrorKind::OutOfMemory {
+                io::Error::other(DecodeError {
+                    format: Format::Xz,
+                    kind: DecodeErrorKind::MemoryLimit { limit: self.limit },
+                })
+            } else {
+                e
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+
+    /// A payload that compresses but is not trivial, with a recognisable end.
+    fn payload(len: usize) -> Vec<u8> {
+        let mut v: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8 ^ (i >> 12) as u8).collect();
+        v.extend_from_slice(b"THE-END");
+        v
+    }
+
+    fn compress(tool: &[&str], data: &[u8]) -> Vec<u8> {
+        let mut child = Command::new(tool[0])
+            .args(&tool[1..])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{} is needed for this test: {e}", tool[0]));
+        let mut stdin = child.stdin.take().unwrap();
+        let data = data.to_vec();
+        let writer = std::thread::spawn(move || stdin.write_all(&data));
+        let out = child.wait_with_output().unwrap();
+        writer.join().unwrap().unwrap();
+        assert!(out.status.success());
+        out.stdout
+    }
+
+    fn decode(bytes: Vec<u8>, limit: u64) -> io::Result<Vec<u8>> {
+        let mut cursor = io::Cursor::new(bytes);
+        let (head, format) = peek(&mut cursor).unwrap();
+        let mut d = decoder(format.expect("known format"), head, cursor, limit);
+        let mut out = Vec::new();
+        d.read_to_end(&mut out).map(|_| out)
+    }
+
+    const LIMIT: u64 = 128 << 20;
+
+    #[test]
+    fn sniffs_formats_by_magic_bytes() {
+        assert_eq!(sniff(&[0x28, 0xb5, 0x2f, 0xfd, 0]), Some(Format::Zstd));
+        assert_eq!(sniff(&[0x5e, 0x2a, 0x4d, 0x18]), Some(Format::Zstd));
+        assert_eq!(sniff(&[0x1f, 0x8b, 8]), Some(Format::Gzip));
+        assert_eq!(sniff(b"\xfd7zXZ\0\0"), Some(Format::Xz));
+        let mut tar = vec![0u8; 512];
+        tar[257..263].copy_from_slice(b"ustar\0");
+        assert_eq!(sniff(&tar), Some(Format::Tar));
+        assert_eq!(sniff(b"PK\x03\x04"), None);
+        assert_eq!(sniff(b""), None);
+    }
+
+    #[test]
+    fn decodes_each_format_to_the_original_bytes() {
+        let data = payload(3 << 20);
+        for tool in [
+            &["zstd", "-q", "-c"][..],
+            &["gzip", "-c"],
+            &["xz", "-c"],
+            &["xz", "-c", "--block-size=100000"],
+            &["pzstd", "-q", "-c", "-p", "2"],
+        ] {
+            let got = decode(compress(tool, &data), LIMIT).unwrap();
+            assert!(got == data, "{tool:?} round trip differs");
+        }
+    }
+
+    #[test]
+    fn decodes_concatenated_gzip_members_xz_streams_and_zstd_frames() {
+        let (a, b) = (payload(100_000), payload(200_000));
+        let want = [a.clone(), b.clone()].concat();
+        for tool in [&["gzip", "-c"][..], &["xz", "-c"], &["zstd", "-q", "-c"]] {
+            let joined = [compress(tool, &a), compress(tool, &b)].concat();
+            assert!(decode(joined, LIMIT).unwrap() == want, "{tool:?}");
+        }
+    }
+
+    #[test]
+    fn reports_a_flipped_checksum_at_the_very_end_as_corrupt() {
+        let data = payload(500_000);
+        // Each tool's last bytes are a checksum over the data (zstd needs --check).
+        for (tool, back) in [
+            (&["zstd", "-q", "-c", "--check"][..], 2),
+            (&["gzip", "-c"], 6),
+            (&["xz", "-c"], 30),
+        ] {
+            let mut bytes = compress(tool, &data);
+            let at = bytes.len() - back;
+            bytes[at] ^= 0x55;
+            let err = decode(bytes, LIMIT).unwrap_err();
+            let d = DecodeError::find(&err).unwrap_or_else(|| panic!("{tool:?}: {err}"));
+            assert!(matches!(d.kind, DecodeErrorKind::Corrupt(_)), "{tool:?}: {d}");
+        }
+    }
+
+    #[test]
+    fn reports_truncated_streams_as_corrupt() {
+        let data = payload(500_000);
+        for tool in [&["zstd", "-q", "-c"][..], &["gzip", "-c"], &["xz", "-c"]] {
+            let bytes = compress(tool, &data);
+            for cut in [bytes.len() / 2, bytes.len() - 1] {
+                let err = decode(bytes[..cut].to_vec(), LIMIT).unwrap_err();
+                assert!(err.to_string().contains("corrupt"), "{tool:?} cut at {cut}: {err}");
+            }
+        }
+    }
+
+    #[test]
+    fn refuses_a_zstd_window_above_the_memory_limit() {
+        let data = payload(3 << 20);
+        let bytes = compress(&["zstd", "-q", "-c", "--long=22"], &data);
+        let err = decode(bytes.clone(), 1 << 20).unwrap_err();
+        assert!(err.to_string().contains("--memory-limit"), "{err}");
+        assert!(decode(bytes, 8 << 20).unwrap() == data);
+    }
+
+    #[test]
+    fn refuses_an_xz_dictionary_above_the_memory_limit() {
+        let data = payload(1 << 20);
+        let bytes = compress(&["xz", "-c", "-9"], &data);
+        let err = decode(bytes.clone(), 16 << 20).unwrap_err();
+        assert!(err.to_string().contains("--memory-limit"), "{err}");
+        assert!(decode(bytes, 128 << 20).unwrap() == data);
+    }
+}

@@ -1,0 +1,345 @@
+//! The engine client: docker's and podman's HTTP API over their unix socket.
+//!
+//! Three questions are asked of an engine: which engine is it (`GET /version`), does it have
+//! an image (`GET /images/{ref}/json` on docker, `GET /libpod/images/{ref}/exists` on podman),
+//! and will it load this tar (`POST /images/load`, `POST /libpod/images/load`). An expected
+//! answer is not an error: "no such image" is `Ok(false)`. Requests share one kept-alive
+//! connection, so presence checks for many images cost one connect.
+
+mod answer;
+mod unix;
+
+use std::fmt;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use serde_json::Value;
+use ureq::{Agent, Body, SendBody};
+
+use crate::reference::Reference;
+use unix::{LateAnswer, NoResolver, UnixConnector};
+
+/// docker's socket when it runs as a system service.
+pub const DOCKER_SOCKET: &str = "/run/docker.sock";
+/// podman's socket when `podman.socket` / `podman.service` run as root.
+pub const PODMAN_SOCKET: &str = "/run/podman/podman.sock";
+/// Host part of every URL; ignored by the unix connector, but HTTP/1.1 needs one.
+const BASE: &str = "http://localhost";
+/// libpod API version used when `/version` does not say; every podman 4 and 5 serves it.
+const LIBPOD_FALLBACK_VERSION: &str = "4.0.0";
+/// How often to knock while waiting for the engine to come up.
+const WAIT_STEP: Duration = Duration::from_millis(200);
+/// Largest answer read for presence, version and load results (load answers are a few lines).
+const ANSWER_MAX: u64 = 8 << 20;
+
+/// Everything but what a validated reference may hold and HTTP paths carry as is.
+const REF_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'/')
+    .remove(b':')
+    .remove(b'@');
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Docker,
+    Podman,
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Kind::Docker => "docker",
+            Kind::Podman => "podman",
+        })
+    }
+}
+
+#[derive(Debug)]
+pub enum EngineError {
+    /// No answer to `GET /_ping` within `--wait`.
+    Unreachable {
+        sockets: Vec<PathBuf>,
+        waited: Duration,
+        source: ureq::Error,
+    },
+    /// The request did not complete: socket error, timeout, or a broken answer.
+    Request { what: String, source: ureq::Error },
+    /// The engine answered, but not with what the API promises for this request.
+    Answer {
+        what: String,
+        status: u16,
+        message: String,
+    },
+    /// The engine refused an upload; its message says why.
+    Refused { message: String },
+}
+
+impl fmt::Display for EngineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EngineError::Unreachable {
+                sockets,
+                waited,
+                source,
+            } => {
+                let at: Vec<_> = sockets.iter().map(|s| s.display().to_string()).collect();
+                write!(
+                    f,
+                    "engine not reachable at {} after {} s: {source}; is docker or podman running? (see --host, --wait)",
+                    at.join(" or "),
+                    waited.as_secs()
+                )
+            }
+            EngineError::Request { what, source } => write!(f, "{what}: {source}"),
+            EngineError::Answer {
+                what,
+                status,
+                message,
+            } => write!(f, "{what}: engine answered {status}: {message}"),
+            EngineError::Refused { message } => write!(f, "engine refused the archive: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for EngineError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            EngineError::Unreachable { source, .. } | EngineError::Request { source, .. } => {
+                Some(source)
+            }
+            _ => None,
+        }
+    }
+}
+
+pub struct Engine {
+    agent: Agent,
+    pub kind: Kind,
+    pub socket: PathBuf,
+    /// Path prefix of podman's own API, `/v4.3.1/libpod`.
+    libpod: String,
+    late: LateAnswer,
+}
+
+impl Engine {
+    /// Waits up to `wait` for an engine to answer on one of `sockets`, then learns which
+    /// engine it is unless `kind` says. `timeout` bounds how long the engine may stay silent
+    /// in a request.
+    pub fn connect(
+        sockets: &[PathBuf],
+        kind: Option<Kind>,
+        wait: Duration,
+        timeout: Duration,
+    ) -> Result<Engine, EngineError> {
+        let start = Instant::now();
+        let mut candidates: Vec<Engine> = sockets
+            .iter()
+            .map(|s| Engine::new(s, kind, timeout))
+            .collect();
+        let found = loop {
+            let mut error = None;
+            for (i, candidate) in candidates.iter().enumerate() {
+                match candidate.ping() {
+                    Ok(()) => return candidates.swap_remove(i).identify(kind),
+                    Err(e) => error = Some(e),
+                }
+            }
+            if start.elapsed() + WAIT_STEP > wait {
+                break error;
+            }
+            std::thread::sleep(WAIT_STEP);
+        };
+        Err(EngineError::Unreachable {
+            sockets: sockets.to_vec(),
+            waited: start.elapsed(),
+            source: found.unwrap_or(ureq::Error::ConnectionFailed),
+        })
+    }
+
+    fn new(socket: &Path, kind: Option<Kind>, timeout: Duration) -> Engine {
+        let config = Agent::config_builder()
+            // 404 and 500 answers carry the engine's message: they are read, not raised.
+            .http_status_as_error(false)
+            // Proxy variables in the environment would bypass the unix connector.
+            .proxy(None)
+            // A stalled engine is caught per read and per write; no total limit, since podman
+            // answers a load only after the whole import.
+            .timeout_per_read(Some(timeout))
+            .timeout_per_write(Some(timeout))
+            .user_agent(concat!("container-loader/", env!("CARGO_PKG_VERSION")))
+            .build();
+        let late = LateAnswer::default();
+        let connector = UnixConnector {
+            path: socket.to_owned(),
+            late: late.clone(),
+        };
+        Engine {
+            agent: Agent::with_parts(config, connector, NoResolver),
+            kind: kind.unwrap_or(Kind::Docker),
+            socket: socket.to_owned(),
+            libpod: format!("/v{LIBPOD_FALLBACK_VERSION}/libpod"),
+            late,
+        }
+    }
+
+    fn ping(&self) -> Result<(), ureq::Error> {
+        let r = self.agent.get(format!("{BASE}/_ping")).call()?;
+        match r.status().as_u16() {
+            200 => Ok(()),
+            status => Err(ureq::Error::StatusCode(status)),
+        }
+    }
+
+    /// Asks `GET /version` which engine this is, and podman for its API version.
+    fn identify(mut self, kind: Option<Kind>) -> Result<Engine, EngineError> {
+        let version = self.get_json("/version", "GET /version")?;
+        let podman = version["Components"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["Name"].as_str().is_some_and(|n| n.contains("Podman")));
+        if let Some(api) = podman.and_then(|c| c["Details"]["APIVersion"].as_str()) {
+            self.libpod = format!("/v{api}/libpod");
+        }
+        self.kind = kind.unwrap_or(if podman.is_some() {
+            Kind::Podman
+        } else {
+            Kind::Docker
+        });
+        Ok(self)
+    }
+
+    fn get_json(&self, path: &str, what: &str) -> Result<Value, EngineError> {
+        let mut r = self
+            .agent
+            .get(format!("{BASE}{path}"))
+            .call()
+            .map_err(|source| request(what, source))?;
+        let status = r.status().as_u16();
+        let body = read_small(r.body_mut()).map_err(|source| request(what, source))?;
+        if status != 200 {
+            return Err(answer::unexpected(what, status, &body));
+        }
+        serde_json::from_slice(&body).map_err(|e| EngineError::Answer {
+            what: what.to_owned(),
+            status,
+            message: format!("not JSON: {e}"),
+        })
+    }
+
+    /// Whether the engine has `image`. 404 with the engine's error object means no; a 404
+    /// without one means the route is unknown, which is an error, not an absent image.
+    pub fn has_image(&self, image: &Reference) -> Result<bool, EngineError> {
+        let path = match self.kind {
+            Kind::Docker => format!("/images/{}/json", encode(image)),
+            Kind::Podman => format!("{}/images/{}/exists", self.libpod, encode(image)),
+        };
+        let what = format!("checking {image}");
+        let mut r = self
+            .agent
+            .get(format!("{BASE}{path}"))
+            .call()
+            .map_err(|source| request(&what, source))?;
+        let status = r.status().as_u16();
+        let body = read_small(r.body_mut()).map_err(|source| request(&what, source))?;
+        match status {
+            200 | 204 => Ok(true),
+            404 if answer::is_engine_error(&body) => Ok(false),
+            _ => Err(answer::unexpected(&what, status, &body)),
+        }
+    }
+
+    /// The engine's id for `image` (`sha256:…`), `None` when it has no such image.
+    pub fn image_id(&self, image: &Reference) -> Result<Option<String>, EngineError> {
+        let what = format!("inspecting {image}");
+        let mut r = self
+            .agent
+            .get(format!("{BASE}/images/{}/json", encode(image)))
+            .call()
+            .map_err(|source| request(&what, source))?;
+        let status = r.status().as_u16();
+        let body = read_small(r.body_mut()).map_err(|source| request(&what, source))?;
+        match status {
+            200 => {
+                let v: Value = serde_json::from_slice(&body).unwrap_or_default();
+                Ok(v["Id"].as_str().map(str::to_owned))
+            }
+            404 if answer::is_engine_error(&body) => Ok(None),
+            _ => Err(answer::unexpected(&what, status, &body)),
+        }
+    }
+
+    /// Streams a tar into the engine. Returns what the engine says it loaded. If `tar` fails,
+    /// the request is aborted before its last chunk, so the engine loads nothing.
+    pub fn load(&self, tar: &mut dyn Read) -> Result<Vec<String>, EngineError> {
+        let path = match self.kind {
+            Kind::Docker => "/images/load?quiet=1".to_owned(),
+            Kind::Podman => format!("{}/images/load", self.libpod),
+        };
+        let what = "uploading";
+        if let Ok(mut slot) = self.late.lock() {
+            *slot = None;
+        }
+        let sent = self
+            .agent
+            .post(format!("{BASE}{path}"))
+            .header("Content-Type", "application/x-tar")
+            .send(SendBody::from_reader(tar));
+        let mut r = match sent {
+            Ok(r) => r,
+            Err(source) => {
+                let late = self.late.lock().ok().and_then(|mut slot| slot.take());
+                return Err(match late.as_deref().and_then(answer::late_message) {
+                    Some(message) => EngineError::Refused { message },
+                    None => request(what, source),
+                });
+            }
+        };
+        let status = r.status().as_u16();
+        let reader = r
+            .body_mut()
+            .with_config()
+            .limit(ANSWER_MAX)
+            .reader();
+        answer::load_result(status, reader).map_err(|e| match e {
+            answer::Failure::Engine(message) => EngineError::Refused { message },
+            answer::Failure::Read(source) => request("reading the load answer", source),
+        })
+    }
+}
+
+fn request(what: &str, source: ureq::Error) -> EngineError {
+    EngineError::Request {
+        what: what.to_owned(),
+        source,
+    }
+}
+
+fn read_small(body: &mut Body) -> Result<Vec<u8>, ureq::Error> {
+    body.with_config().limit(ANSWER_MAX).read_to_vec()
+}
+
+/// A validated reference, percent-encoded for a URL path.
+fn encode(image: &Reference) -> String {
+    utf8_percent_encode(image.as_str(), REF_ENCODE).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_reference_characters_a_path_carries_and_encodes_the_rest() {
+        let r = Reference::parse("localhost:5000/a_b/c-d.e:1.0").unwrap();
+        assert_eq!(encode(&r), "localhost:5000/a_b/c-d.e:1.0");
+        let d = Reference::parse(
+            "x@sha256+b64:0123456789abcdef0123456789abcdef",
+        )
+        .unwrap();
+        assert_eq!(encode(&d), "x@sha256%2Bb64:0123456789abcdef0123456789abcdef");
+    }
+}

@@ -1,0 +1,172 @@
+//! ureq's transport over the engine's unix socket.
+//!
+//! ureq speaks HTTP/1.1 over any [`Transport`]; this one is a `UnixStream`. The resolver
+//! returns a fixed address without asking DNS or /etc/nsswitch.conf, which may not be usable
+//! that early in boot: the connector ignores addresses anyway.
+//!
+//! When a write fails because the engine has answered and closed (it refused the upload
+//! early), the transport reads what the engine had sent before closing and keeps it as the
+//! [`LateAnswer`], so the caller can report the engine's own words instead of a broken pipe.
+
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ureq::config::Config;
+use ureq::http::Uri;
+use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::{
+    Buffers, ConnectionDetails, Connector, LazyBuffers, NextTimeout, Transport,
+};
+use ureq::Error;
+
+/// How much of an answer sent before the engine closed is kept; engine errors are short.
+const LATE_ANSWER_MAX: u64 = 64 << 10;
+/// How long to wait for the rest of such an answer once the socket is known to be closing.
+const LATE_ANSWER_WAIT: Duration = Duration::from_secs(2);
+
+/// Bytes the engine sent before it closed a connection we were still writing to.
+pub type LateAnswer = Arc<Mutex<Option<Vec<u8>>>>;
+
+#[derive(Debug)]
+pub struct UnixConnector {
+    pub path: PathBuf,
+    pub late: LateAnswer,
+}
+
+impl Connector<()> for UnixConnector {
+    type Out = UnixTransport;
+
+    fn connect(
+        &self,
+        details: &ConnectionDetails,
+        _chained: Option<()>,
+    ) -> Result<Option<Self::Out>, Error> {
+        let stream = UnixStream::connect(&self.path)?;
+        let config = details.config;
+        Ok(Some(UnixTransport {
+            stream,
+            buffers: LazyBuffers::new(config.input_buffer_size(), config.output_buffer_size()),
+            read_timeout: None,
+            write_timeout: None,
+            late: self.late.clone(),
+        }))
+    }
+}
+
+#[derive(Debug)]
+pub struct UnixTransport {
+    stream: UnixStream,
+    buffers: LazyBuffers,
+    read_timeout: Option<Duration>,
+    write_timeout: Option<Duration>,
+    late: LateAnswer,
+}
+
+/// ureq's timeout for the next I/O, or its timeout error if none is left.
+fn remaining(timeout: NextTimeout) -> Result<Option<Duration>, Error> {
+    if timeout.after.is_zero() {
+        return Err(Error::Timeout(timeout.reason));
+    }
+    Ok(timeout.not_zero().map(|d| *d))
+}
+
+fn io_error(e: io::Error, timeout: NextTimeout) -> Error {
+    match e.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => Error::Timeout(timeout.reason),
+        _ => Error::Io(e),
+    }
+}
+
+impl UnixTransport {
+    fn keep_late_answer(&mut self) {
+        let mut answer = Vec::new();
+        let _ = self.stream.set_read_timeout(Some(LATE_ANSWER_WAIT));
+        self.read_timeout = Some(LATE_ANSWER_WAIT);
+        let _ = (&self.stream)
+            .take(LATE_ANSWER_MAX)
+            .read_to_end(&mut answer);
+        if !answer.is_empty() {
+            if let Ok(mut slot) = self.late.lock() {
+                *slot = Some(answer);
+            }
+        }
+    }
+}
+
+impl Transport for UnixTransport {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        &mut self.buffers
+    }
+
+    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), Error> {
+        let timeout = timeout.for_write();
+        let wanted = remaining(timeout)?;
+        if wanted != self.write_timeout {
+            self.stream.set_write_timeout(wanted)?;
+            self.write_timeout = wanted;
+        }
+        let output = &self.buffers.output()[..amount];
+        match (&self.stream).write_all(output) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+                ) {
+                    self.keep_late_answer();
+                }
+                Err(io_error(e, timeout))
+            }
+        }
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, Error> {
+        let timeout = timeout.for_read();
+        let wanted = remaining(timeout)?;
+        if wanted != self.read_timeout {
+            self.stream.set_read_timeout(wanted)?;
+            self.read_timeout = wanted;
+        }
+        let input = self.buffers.input_append_buf();
+        let n = loop {
+            match (&self.stream).read(input) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => break other.map_err(|e| io_error(e, timeout))?,
+            }
+        };
+        self.buffers.input_appended(n);
+        Ok(n > 0)
+    }
+
+    fn is_open(&mut self) -> bool {
+        // An idle connection is open when a read would block: no bytes, no end-of-stream.
+        let probe = || -> io::Result<bool> {
+            self.stream.set_nonblocking(true)?;
+            let open = matches!((&self.stream).read(&mut [0u8]), Err(e) if e.kind() == io::ErrorKind::WouldBlock);
+            self.stream.set_nonblocking(false)?;
+            Ok(open)
+        };
+        probe().unwrap_or(false)
+    }
+}
+
+/// Answers every name with one fixed address; the unix connector does not use it.
+#[derive(Debug)]
+pub struct NoResolver;
+
+impl Resolver for NoResolver {
+    fn resolve(
+        &self,
+        _uri: &Uri,
+        _config: &Config,
+        _timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, Error> {
+        let mut addrs = self.empty();
+        addrs.push(SocketAddr::from((Ipv4Addr::LOCALHOST, 80)));
+        Ok(addrs)
+    }
+}

@@ -1,0 +1,242 @@
+//! The load pipeline: list -> entry -> present? -> archive reader -> engine -> present!
+//!
+//! Entries are independent: whatever happens to one is reported on its own line and the next
+//! one still runs. An entry counts as loaded only when the engine has its reference after the
+//! upload, and only then is its archive deleted (with `--delete-after-load`).
+
+use std::io::{self, Read};
+use std::time::Instant;
+
+use crate::archive::{self, Archive};
+use crate::cli::Options;
+use crate::decode::{DecodeError, HoldBack};
+use crate::engine::{Engine, EngineError};
+use crate::list::{self, Entry};
+use crate::log::Log;
+use crate::units::Size;
+
+/// How a run ended, as the exit status tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Every entry's image is present (or, in a dry run, could be loaded).
+    Done = 0,
+    /// Some entry failed, or a list line was invalid.
+    Failed = 1,
+    /// A usage error, or a list that could not be read.
+    Usage = 2,
+    /// No engine answered within `--wait`.
+    Unreachable = 3,
+}
+
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub loaded: usize,
+    pub present: usize,
+    pub would_load: usize,
+    pub failed: usize,
+}
+
+/// All entries of all lists, after reporting the invalid lines and unreadable lists.
+pub struct Entries {
+    pub entries: Vec<Entry>,
+    pub invalid_lines: usize,
+    pub unreadable_lists: usize,
+}
+
+pub fn read_lists(options: &Options, log: &Log) -> Entries {
+    let mut all = Entries {
+        entries: Vec::new(),
+        invalid_lines: 0,
+        unreadable_lists: 0,
+    };
+    for path in &options.lists {
+        match list::read(path, options.images_dir.as_deref()) {
+            Ok(parsed) => {
+                for bad in &parsed.invalid {
+                    log.error(bad);
+                }
+                all.invalid_lines += parsed.invalid.len();
+                all.entries.extend(parsed.entries);
+            }
+            Err(e) => {
+                log.error(&e);
+                all.unreadable_lists += 1;
+            }
+        }
+    }
+    all
+}
+
+/// Connects to the engine, or says why not.
+pub fn connect(options: &Options, log: &Log) -> Result<Engine, EngineError> {
+    let engine = Engine::connect(
+        &options.sockets,
+        options.engine,
+        options.wait,
+        options.timeout,
+    )?;
+    log.debug(format_args!(
+        "engine: {} at {}",
+        engine.kind,
+        engine.socket.display()
+    ));
+    Ok(engine)
+}
+
+pub fn run(options: &Options, log: &Log) -> Exit {
+    let lists = read_lists(options, log);
+    let mut summary = Summary {
+        failed: lists.invalid_lines,
+        ..Summary::default()
+    };
+    if !lists.entries.is_empty() {
+        let engine = match connect(options, log) {
+            Ok(engine) => engine,
+            Err(e) => {
+                log.error(&e);
+                return Exit::Unreachable;
+            }
+        };
+        for entry in &lists.entries {
+            match load_entry(&engine, entry, options, log) {
+                Ok(Outcome::Present) => summary.present += 1,
+                Ok(Outcome::Loaded) => summary.loaded += 1,
+                Ok(Outcome::WouldLoad) => summary.would_load += 1,
+                Err(reason) => {
+                    log.error(format_args!(
+                        "{}: {}: failed: {reason}",
+                        entry.place(),
+                        entry.reference
+                    ));
+                    summary.failed += 1;
+                }
+            }
+        }
+    }
+    let first = if options.dry_run {
+        format!("{} would load", summary.would_load)
+    } else {
+        format!("{} loaded", summary.loaded)
+    };
+    let line = format!(
+        "{first}, {} present, {} failed",
+        summary.present, summary.failed
+    );
+    if summary.failed > 0 || lists.unreadable_lists > 0 {
+        log.warn(line);
+    } else {
+        log.info(line);
+    }
+    if lists.unreadable_lists > 0 {
+        Exit::Usage
+    } else if summary.failed > 0 {
+        Exit::Failed
+    } else {
+        Exit::Done
+    }
+}
+
+enum Outcome {
+    Present,
+    Loaded,
+    WouldLoad,
+}
+
+/// Why an entry failed, in words for its log line.
+type Reason = String;
+
+fn load_entry(
+    engine: &Engine,
+    entry: &Entry,
+    options: &Options,
+    log: &Log,
+) -> Result<Outcome, Reason> {
+    let image = &entry.reference;
+    let place = entry.place();
+    // Presence first: with --delete-after-load a present image's archive is gone by design.
+    if engine.has_image(image).map_err(|e| e.to_string())? {
+        log.info(format_args!("{place}: {image}: present, skipped"));
+        return Ok(Outcome::Present);
+    }
+    let archive = Archive::open(&entry.images_dir, &entry.archive).map_err(|e| e.to_string())?;
+    if options.dry_run {
+        log.info(format_args!(
+            "{place}: {image}: would load from {} ({}, {})",
+            entry.archive,
+            archive.format,
+            Size(archive.size)
+        ));
+        return Ok(Outcome::WouldLoad);
+    }
+    let started = Instant::now();
+    let format = archive.format;
+    let mut body = Guarded::new(HoldBack::new(archive.decoder(options.memory_limit)));
+    let result = engine.load(&mut body);
+    let progress = body.inner.get_ref().progress.clone();
+    if let Some(e) = body.error {
+        // The decoder or the disk failed: the request was aborted, the engine loaded nothing.
+        return Err(match DecodeError::find(&e) {
+            Some(d) => format!("{}: {d}; nothing was loaded, the archive is kept", entry.archive),
+            None => format!("cannot read archive {}: {e}; nothing was loaded", entry.archive),
+        });
+    }
+    let names = result.map_err(|e| match e {
+        EngineError::Refused { message } => {
+            format!("engine refused {}: {message}", entry.archive)
+        }
+        other => format!("loading {}: {other}", entry.archive),
+    })?;
+    log.debug(format_args!("{place}: engine reports loaded: {}", names.join(", ")));
+    // The engine's own word is what counts: the name it has now, not the one it printed.
+    if !engine.has_image(image).map_err(|e| e.to_string())? {
+        let carried = if names.is_empty() {
+            "no name".to_owned()
+        } else {
+            names.join(", ")
+        };
+        return Err(format!(
+            "loaded {} but the engine has no {image} (the archive carries {carried}); fix the list or retag the archive",
+            entry.archive
+        ));
+    }
+    log.info(format_args!(
+        "{place}: {image}: loaded from {} ({format}, {} -> {}, {:.2} s)",
+        entry.archive,
+        Size(progress.compressed()),
+        Size(progress.decoded()),
+        started.elapsed().as_secs_f64()
+    ));
+    if options.delete_after_load {
+        match archive::delete(&entry.images_dir, &entry.archive) {
+            Ok(()) => log.info(format_args!("{place}: {image}: deleted {}", entry.archive)),
+            // The image is there, which is what the run is for; a kept archive costs only space.
+            Err(e) => log.warn(format_args!(
+                "{place}: {image}: loaded, but not deleted: {e}"
+            )),
+        }
+    }
+    Ok(Outcome::Loaded)
+}
+
+/// Keeps the first error the body reader returned: ureq only reports that the upload failed,
+/// and the pipeline must know whether the archive or the engine was at fault.
+struct Guarded<R> {
+    inner: R,
+    error: Option<io::Error>,
+}
+
+impl<R> Guarded<R> {
+    fn new(inner: R) -> Self {
+        Guarded { inner, error: None }
+    }
+}
+
+impl<R: Read> Read for Guarded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf).map_err(|e| {
+            let told = io::Error::new(e.kind(), e.to_string());
+            self.error.get_or_insert(e);
+            told
+        })
+    }
+}

@@ -1,0 +1,281 @@
+//! Image reference grammar: `name[:tag][@digest]`, as docker's distribution/reference defines it.
+//!
+//! A reference from image.list ends up inside request paths, and the loader runs as root, so
+//! nothing reaches a URL before it has passed this grammar. The grammar admits no `..`, `?`,
+//! `#`, `%` or blank, so a validated reference cannot name another endpoint; the engine client
+//! still percent-encodes it as a second line of defence.
+
+use std::fmt;
+
+/// docker's `NameTotalLengthMax`: the name part (domain and path) may not be longer.
+const NAME_MAX: usize = 255;
+/// A tag is one word character followed by at most 127 of `[\w.-]`.
+const TAG_MAX: usize = 128;
+
+/// A reference that passed the grammar. It keeps the text as written, since that is what the
+/// engine is asked about and what the operator wrote in the list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    text: String,
+}
+
+/// Why a reference was refused; the text completes "invalid image reference: ...".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefError(pub &'static str);
+
+impl fmt::Display for RefError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for RefError {}
+
+impl Reference {
+    pub fn parse(text: &str) -> Result<Self, RefError> {
+        if text.is_empty() {
+            return Err(RefError("empty reference"));
+        }
+        let (rest, digest) = match text.split_once('@') {
+            Some((rest, digest)) => (rest, Some(digest)),
+            None => (text, None),
+        };
+        if let Some(digest) = digest {
+            check_digest(digest)?;
+        }
+        // A tag is the text after the last ':' that follows the last '/': a ':' before that
+        // belongs to a registry port (`localhost:5000/app`).
+        let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
+        let (name, tag) = match rest[last_slash..].rfind(':') {
+            Some(i) => (&rest[..last_slash + i], Some(&rest[last_slash + i + 1..])),
+            None => (rest, None),
+        };
+        if let Some(tag) = tag {
+            check_tag(tag)?;
+        }
+        check_name(name)?;
+        Ok(Reference {
+            text: text.to_owned(),
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl fmt::Display for Reference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+fn check_name(name: &str) -> Result<(), RefError> {
+    if name.is_empty() {
+        return Err(RefError("empty repository name"));
+    }
+    if name.len() > NAME_MAX {
+        return Err(RefError("repository name longer than 255 characters"));
+    }
+    let mut components = name.split('/');
+    let first = components.next().unwrap_or_default();
+    let has_more = name.contains('/');
+    // docker reads the first component as a registry when it could not be a path component:
+    // it has a '.' or ':', is `localhost`, or has upper case.
+    let is_domain = has_more
+        && (first.contains(['.', ':']) || first == "localhost" || first.bytes().any(|b| b.is_ascii_uppercase()));
+    if is_domain {
+        check_domain(first)?;
+    } else {
+        check_path_component(first)?;
+    }
+    components.try_for_each(check_path_component)
+}
+
+/// `[a-z0-9]+` joined by `.`, `_`, `__` or runs of `-`.
+fn check_path_component(c: &str) -> Result<(), RefError> {
+    if c.is_empty() {
+        return Err(RefError("empty path component (double or trailing '/')"));
+    }
+    if c.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err(RefError("repository name must be lower case"));
+    }
+    let b = c.as_bytes();
+    if !is_lower_alnum(b[0]) || !is_lower_alnum(b[b.len() - 1]) {
+        return Err(RefError("path component must start and end with a letter or digit"));
+    }
+    let mut i = 0;
+    while i < b.len() {
+        if is_lower_alnum(b[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < b.len() && !is_lower_alnum(b[i]) {
+            i += 1;
+        }
+        let sep = &c[start..i];
+        let ok = matches!(sep, "." | "_" | "__") || sep.bytes().all(|s| s == b'-');
+        if !ok {
+            return Err(RefError("repository name may only contain [a-z0-9] separated by '.', '_', '__' or '-'"));
+        }
+    }
+    Ok(())
+}
+
+/// `host[:port]`, host being dot-separated `[A-Za-z0-9-]` labels or a bracketed IPv6 address.
+fn check_domain(d: &str) -> Result<(), RefError> {
+    let (host, port) = if let Some(v6) = d.strip_prefix('[') {
+        let (addr, after) = v6.split_once(']').ok_or(RefError("unclosed '[' in registry"))?;
+        if addr.is_empty() || !addr.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.') {
+            return Err(RefError("invalid IPv6 registry address"));
+        }
+        match after {
+            "" => ("", None),
+            p => (
+                "",
+                Some(p.strip_prefix(':').ok_or(RefError("invalid registry port"))?),
+            ),
+        }
+    } else {
+        match d.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (d, None),
+        }
+    };
+    if let Some(port) = port {
+        if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(RefError("registry port must be digits"));
+        }
+    }
+    if d.starts_with('[') {
+        return Ok(());
+    }
+    for label in host.split('.') {
+        let b = label.as_bytes();
+        let ok = !b.is_empty()
+            && b[0].is_ascii_alphanumeric()
+            && b[b.len() - 1].is_ascii_alphanumeric()
+            && b.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'-');
+        if !ok {
+            return Err(RefError("invalid registry host name"));
+        }
+    }
+    Ok(())
+}
+
+fn check_tag(tag: &str) -> Result<(), RefError> {
+    if tag.is_empty() {
+        return Err(RefError("empty tag after ':'"));
+    }
+    if tag.len() > TAG_MAX {
+        return Err(RefError("tag longer than 128 characters"));
+    }
+    if !is_word(tag.as_bytes()[0]) {
+        return Err(RefError("tag must start with a letter, digit or '_'"));
+    }
+    if !tag.bytes().all(|b| is_word(b) || b == b'.' || b == b'-') {
+        return Err(RefError("tag may only contain letters, digits, '_', '.' and '-'"));
+    }
+    Ok(())
+}
+
+/// `algorithm:hex`, algorithm components `[A-Za-z][A-Za-z0-9]*` joined by `+.-_`, hex at least 32.
+fn check_digest(digest: &str) -> Result<(), RefError> {
+    let (alg, hex) = digest
+        .split_once(':')
+        .ok_or(RefError("digest must be ALGORITHM:HEX"))?;
+    let alg_ok = !alg.is_empty()
+        && alg.split(['+', '.', '-', '_']).all(|c| {
+            let b = c.as_bytes();
+            !b.is_empty() && b[0].is_ascii_alphabetic() && b.iter().all(u8::is_ascii_alphanumeric)
+        });
+    if !alg_ok {
+        return Err(RefError("invalid digest algorithm"));
+    }
+    if hex.len() < 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(RefError("digest must have at least 32 hex digits"));
+    }
+    Ok(())
+}
+
+fn is_lower_alnum(b: u8) -> bool {
+    b.is_ascii_lowercase() || b.is_ascii_digit()
+}
+
+fn is_word(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHA: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn accepts_the_references_image_lists_carry() {
+        for ok in [
+            "debian",
+            "debian:bookworm",
+            "library/debian:12.5-slim",
+            "docker.io/library/debian:bookworm",
+            "quay.io/libpod/alpine:3.10.2",
+            "localhost/demo/hello:1.0",
+            "localhost:5000/app_x/y__z:v1",
+            "registry.example.com:443/a-b--c/d.e:TAG_1",
+            "[::1]:5000/app:1",
+            "my-registry/app:latest",
+        ] {
+            assert!(Reference::parse(ok).is_ok(), "{ok} should parse");
+        }
+        assert!(Reference::parse(&format!("debian@{SHA}")).is_ok());
+        assert!(Reference::parse(&format!("debian:12@{SHA}")).is_ok());
+    }
+
+    #[test]
+    fn reads_a_registry_port_as_part_of_the_name_not_as_a_tag() {
+        assert!(Reference::parse("localhost:5000/app").is_ok());
+        assert!(Reference::parse("localhost:5000/app:1.2").is_ok());
+        assert!(Reference::parse("localhost:50x0/app").is_err());
+    }
+
+    #[test]
+    fn refuses_references_that_could_reach_other_endpoints() {
+        for bad in [
+            "../../containers/json?all=1",
+            "debian/../../x",
+            "debian:tag?x=1",
+            "debian#frag",
+            "deb%2Fian",
+            "name:tag with space",
+            "/debian",
+            "debian/",
+            "a//b",
+        ] {
+            assert!(Reference::parse(bad).is_err(), "{bad} should be refused");
+        }
+    }
+
+    #[test]
+    fn refuses_malformed_names_tags_and_digests() {
+        for bad in [
+            "",
+            "library/Debian:tag",
+            "Debian",
+            "UPPER",
+            "debian:",
+            "debian:-x",
+            "-debian",
+            "deb..ian",
+            "debian@sha256:abc",
+            "debian@:0123456789abcdef0123456789abcdef",
+            "debian@sha256",
+            "localhost:port/app",
+        ] {
+            assert!(Reference::parse(bad).is_err(), "{bad:?} should be refused");
+        }
+        assert!(Reference::parse(&format!("debian:{}", "t".repeat(129))).is_err());
+        assert!(Reference::parse(&"a".repeat(256)).is_err());
+    }
+}

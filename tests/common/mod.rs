@@ -1,0 +1,1272 @@
+//! Shared harness for the integration tests: real engines on private sockets, fixture
+//! archives built in memory, and a runner for the loader binary.
+//!
+//! Nothing here is skipped: the suite needs root, `dockerd`, `podman`, `zstd`, `gzip`
+//! and `xz`, and it fails loudly when one of them is missing (CI installs all of them).
+
+#![allow(dead_code)]
+
+use std::collections::HashSet;
+use std::fmt;
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+/// Longest a single loader run may take before the harness kills it and fails the test.
+pub const LOADER_TIMEOUT: Duration = Duration::from_secs(120);
+/// Longest an engine may take to answer `GET /_ping` after it was started.
+const ENGINE_START_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest an engine may take to exit after SIGTERM before it gets SIGKILL.
+const ENGINE_STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A number unique within this test process.
+pub fn unique() -> usize {
+    COUNTER.fetch_add(1, Ordering::SeqCst)
+}
+
+// ---------------------------------------------------------------------------------------
+// Preconditions
+// ---------------------------------------------------------------------------------------
+
+/// Panics unless the tests run as root: the engines need it, and a suite that silently
+/// skips its engine tests would pass without testing anything.
+pub fn require_root() {
+    let status = fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .expect("no effective Uid in /proc/self/status");
+    assert_eq!(
+        uid, "0",
+        "the integration tests start dockerd and podman and must run as root (euid is {uid})"
+    );
+}
+
+/// Panics unless `program` is an executable on $PATH.
+pub fn require_program(program: &str) {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = std::env::split_paths(&path).any(|dir| {
+        use std::os::unix::fs::PermissionsExt;
+        fs::metadata(dir.join(program))
+            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false)
+    });
+    assert!(
+        found,
+        "`{program}` is required by the integration tests but is not on PATH \
+         (install docker.io, podman, zstd, gzip, xz-utils)"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Temporary directories
+// ---------------------------------------------------------------------------------------
+
+/// A fresh directory under the system temp dir, removed (with everything in it) on drop.
+/// Processes still running from inside it are killed first, leftover mounts unmounted.
+pub struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        // Short names: unix socket paths (including containerd's inside dockerd's
+        // exec-root) must stay below 108 bytes.
+        let path = std::env::temp_dir().join(format!(
+            "clt-{}-{}-{}",
+            std::process::id(),
+            unique(),
+            tag
+        ));
+        fs::create_dir_all(&path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
+        TempDir { path }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn join(&self, p: impl AsRef<Path>) -> PathBuf {
+        self.path.join(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        kill_processes_mentioning(&self.path);
+        if fs::remove_dir_all(&self.path).is_ok() || !self.path.exists() {
+            return;
+        }
+        unmount_below(&self.path);
+        if let Err(e) = fs::remove_dir_all(&self.path) {
+            eprintln!("warning: could not remove {}: {e}", self.path.display());
+        }
+    }
+}
+
+/// PIDs of processes (other than this one) whose command line mentions `dir`.
+fn processes_mentioning(dir: &Path) -> Vec<u32> {
+    let needle = dir.as_os_str().as_encoded_bytes();
+    let me = std::process::id();
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| pid != me)
+        .filter(|pid| {
+            fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|cmd| cmd.windows(needle.len()).any(|w| w == needle))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// Stops (TERM, then KILL) every process this harness started inside `dir`, found by the
+/// unique directory name in its command line (e.g. the containerd that dockerd spawned).
+fn kill_processes_mentioning(dir: &Path) {
+    let pids = processes_mentioning(dir);
+    if pids.is_empty() {
+        return;
+    }
+    for pid in &pids {
+        signal(*pid, "TERM");
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline && !processes_mentioning(dir).is_empty() {
+        thread::sleep(Duration::from_millis(50));
+    }
+    for pid in processes_mentioning(dir) {
+        signal(pid, "KILL");
+    }
+}
+
+fn signal(pid: u32, sig: &str) {
+    let _ = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// Unmounts every mount point at or below `dir`, deepest first.
+fn unmount_below(dir: &Path) {
+    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    let mut points: Vec<&str> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|p| Path::new(p).starts_with(dir))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for p in points {
+        let _ = Command::new("umount").arg("-R").arg(p).status();
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Minimal HTTP/1.0 over a unix socket (test harness only)
+// ---------------------------------------------------------------------------------------
+
+/// Sends `GET path` over the unix socket, returns (status, body) or None if nobody answers.
+pub fn http_get(socket: &Path, path: &str) -> Option<(u16, String)> {
+    let mut stream = UnixStream::connect(socket).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    stream.set_write_timeout(Some(Duration::from_secs(30))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).ok()?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    Some((status, body))
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------
+// Engines
+// ---------------------------------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Docker,
+    Podman,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Docker => "docker",
+            Kind::Podman => "podman",
+        }
+    }
+}
+
+/// A real docker or podman engine on a private socket with vfs storage in a temporary
+/// directory. Stopped by PID (SIGTERM, then SIGKILL after 10 s) on drop.
+pub struct Engine {
+    kind: Kind,
+    child: Option<Child>,
+    socket: PathBuf,
+    log: PathBuf,
+    // Dropped last, after the engine process is gone.
+    dir: TempDir,
+}
+
+impl Engine {
+    pub fn docker() -> Engine {
+        Engine::start(Kind::Docker)
+    }
+
+    pub fn podman() -> Engine {
+        Engine::start(Kind::Podman)
+    }
+
+    /// Starts an engine of `kind` and waits until it answers `GET /_ping`.
+    pub fn start(kind: Kind) -> Engine {
+        let mut engine = Engine::unstarted(kind);
+        engine.launch();
+        engine
+    }
+
+    /// Prepares the directory and socket path of an engine without starting it (for
+    /// tests where the socket must appear late); call `launch` to start it.
+    pub fn unstarted(kind: Kind) -> Engine {
+        require_root();
+        require_program(match kind {
+            Kind::Docker => "dockerd",
+            Kind::Podman => "podman",
+        });
+        let dir = TempDir::new(kind.name());
+        let socket = dir.join(format!("{}.sock", kind.name()));
+        let log = dir.join("engine.log");
+        Engine {
+            kind,
+            child: None,
+            socket,
+            log,
+            dir,
+        }
+    }
+
+    /// Starts the engine process and waits until it answers `GET /_ping` with OK.
+    pub fn launch(&mut self) {
+        assert!(self.child.is_none(), "engine already started");
+        let d = self.dir.path();
+        let log = fs::File::create(&self.log).expect("create engine log");
+        let mut cmd = match self.kind {
+            Kind::Docker => {
+                let mut c = Command::new("dockerd");
+                c.args(["--iptables=false", "--ip6tables=false", "--bridge=none"])
+                    .args(["--storage-driver=vfs", "-H"])
+                    .arg(format!("unix://{}", self.socket.display()))
+                    .arg("--data-root")
+                    .arg(d.join("root"))
+                    .arg("--exec-root")
+                    .arg(d.join("x"))
+                    .arg("--pidfile")
+                    .arg(d.join("pid"));
+                c
+            }
+            Kind::Podman => {
+                let tmp = d.join("tmp");
+                fs::create_dir_all(&tmp).expect("create podman tmp dir");
+                let mut c = Command::new("podman");
+                c.env("TMPDIR", &tmp)
+                    .arg("--root")
+                    .arg(d.join("root"))
+                    .arg("--runroot")
+                    .arg(d.join("run"))
+                    .arg("--tmpdir")
+                    .arg(d.join("libpod"))
+                    .args(["--storage-driver", "vfs"])
+                    .args(["--cgroup-manager=cgroupfs", "--events-backend=file"])
+                    .args(["system", "service", "--time=0"])
+                    .arg(format!("unix://{}", self.socket.display()));
+                c
+            }
+        };
+        cmd.stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone log handle"))
+            .stderr(log)
+            .env_remove("CONTAINER_HOST")
+            .env_remove("DOCKER_HOST");
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", self.kind.name()));
+        self.child = Some(child);
+
+        let deadline = Instant::now() + ENGINE_START_TIMEOUT;
+        loop {
+            if let Some((200, body)) = http_get(&self.socket, "/_ping") {
+                if body.trim() == "OK" {
+                    return;
+                }
+            }
+            if let Ok(Some(status)) = self.child.as_mut().unwrap().try_wait() {
+                panic!(
+                    "{} exited with {status} before answering /_ping; log:\n{}",
+                    self.kind.name(),
+                    self.log_text()
+                );
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "{} did not answer /_ping within {ENGINE_START_TIMEOUT:?}; log:\n{}",
+                    self.kind.name(),
+                    self.log_text()
+                );
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    pub fn socket_path(&self) -> &Path {
+        &self.socket
+    }
+
+    /// `-H <socket>` as the loader expects it.
+    pub fn host_args(&self) -> Vec<String> {
+        vec!["-H".into(), self.socket.display().to_string()]
+    }
+
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        http_get(&self.socket, path)
+            .unwrap_or_else(|| panic!("{} did not answer GET {path}", self.kind.name()))
+    }
+
+    /// Whether the engine has an image `reference`, asked through its API.
+    pub fn has_image(&self, reference: &str) -> bool {
+        match self.kind {
+            Kind::Docker => {
+                let (status, body) = self.get(&format!("/images/{reference}/json"));
+                match status {
+                    200 => true,
+                    404 => false,
+                    _ => panic!("docker GET /images/{reference}/json: {status} {body}"),
+                }
+            }
+            Kind::Podman => {
+                let (status, body) = self.get(&format!("/libpod/images/{reference}/exists"));
+                match status {
+                    204 => true,
+                    404 => false,
+                    _ => panic!("podman GET /libpod/images/{reference}/exists: {status} {body}"),
+                }
+            }
+        }
+    }
+
+    /// The image ID of `reference` as the engine reports it (docker: `sha256:<hex>`,
+    /// podman: `<hex>`), or None if absent.
+    pub fn image_id(&self, reference: &str) -> Option<String> {
+        let path = match self.kind {
+            Kind::Docker => format!("/images/{reference}/json"),
+            Kind::Podman => format!("/libpod/images/{reference}/json"),
+        };
+        let (status, body) = self.get(&path);
+        if status == 404 {
+            return None;
+        }
+        assert_eq!(status, 200, "GET {path}: {body}");
+        let v: serde_json::Value = serde_json::from_str(&body).expect("image JSON");
+        Some(v["Id"].as_str().expect("Id in image JSON").to_string())
+    }
+
+    /// Every name:tag the engine knows.
+    pub fn list_images(&self) -> Vec<String> {
+        let (path, field) = match self.kind {
+            Kind::Docker => ("/images/json", "RepoTags"),
+            Kind::Podman => ("/libpod/images/json", "Names"),
+        };
+        let (status, body) = self.get(path);
+        assert_eq!(status, 200, "GET {path}: {body}");
+        let v: serde_json::Value = serde_json::from_str(&body).expect("images JSON");
+        let mut names: Vec<String> = v
+            .as_array()
+            .expect("images array")
+            .iter()
+            .flat_map(|img| img[field].as_array().cloned().unwrap_or_default())
+            .filter_map(|n| n.as_str().map(str::to_string))
+            .filter(|n| n != "<none>:<none>")
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Number of images (by ID) in the engine.
+    pub fn image_count(&self) -> usize {
+        let path = match self.kind {
+            Kind::Docker => "/images/json?all=1",
+            Kind::Podman => "/libpod/images/json?all=true",
+        };
+        let (status, body) = self.get(path);
+        assert_eq!(status, 200, "GET {path}: {body}");
+        let v: serde_json::Value = serde_json::from_str(&body).expect("images JSON");
+        v.as_array().expect("images array").len()
+    }
+
+    /// Asserts that `reference` is present and returns the engine's ID for it.
+    pub fn assert_has(&self, reference: &str) -> String {
+        assert!(
+            self.has_image(reference),
+            "{} should have {reference}; it has {:?}",
+            self.kind.name(),
+            self.list_images()
+        );
+        self.image_id(reference).expect("image id")
+    }
+
+    pub fn assert_has_not(&self, reference: &str) {
+        assert!(
+            !self.has_image(reference),
+            "{} should not have {reference}; it has {:?}",
+            self.kind.name(),
+            self.list_images()
+        );
+    }
+
+    fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        if let Ok(None) = child.try_wait() {
+            signal(child.id(), "TERM");
+            let deadline = Instant::now() + ENGINE_STOP_TIMEOUT;
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                thread::sleep(Duration::from_millis(50));
+            }
+            if let Ok(None) = child.try_wait() {
+                let _ = child.kill();
+            }
+        }
+        let _ = child.wait();
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.stop();
+        // `dir` drops next: it kills anything still running from inside it (containerd
+        // spawned by dockerd), unmounts leftovers and removes the directory.
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// A fake engine that records requests (to prove what the loader never sends)
+// ---------------------------------------------------------------------------------------
+
+/// Answers like dockerd 20.10 on `/_ping` and `/version`, 404 on everything else, and
+/// records every request line it receives.
+pub struct FakeEngine {
+    socket: PathBuf,
+    requests: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    _dir: TempDir,
+}
+
+impl FakeEngine {
+    pub fn start() -> FakeEngine {
+        let dir = TempDir::new("fake");
+        let socket = dir.join("fake.sock");
+        let listener = UnixListener::bind(&socket).expect("bind fake engine socket");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (req, st) = (requests.clone(), stop.clone());
+        let thread = thread::spawn(move || {
+            while !st.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let _ = serve_fake(stream, &req);
+                    }
+                    Err(_) => thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        FakeEngine {
+            socket,
+            requests,
+            stop,
+            thread: Some(thread),
+            _dir: dir,
+        }
+    }
+
+    pub fn socket_path(&self) -> &Path {
+        &self.socket
+    }
+
+    pub fn host_args(&self) -> Vec<String> {
+        vec!["-H".into(), self.socket.display().to_string()]
+    }
+
+    /// Request lines received so far (`GET /path HTTP/1.1`).
+    pub fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+impl Drop for FakeEngine {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn serve_fake(stream: UnixStream, requests: &Mutex<Vec<String>>) -> std::io::Result<()> {
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut writer = stream;
+    loop {
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line)? == 0 {
+            return Ok(());
+        }
+        let request_line = request_line.trim_end().to_string();
+        let mut content_length = 0usize;
+        let mut chunked = false;
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h)? == 0 {
+                return Ok(());
+            }
+            let h = h.trim_end().to_ascii_lowercase();
+            if h.is_empty() {
+                break;
+            }
+            if let Some(v) = h.strip_prefix("content-length:") {
+                content_length = v.trim().parse().unwrap_or(0);
+            }
+            if h.starts_with("transfer-encoding:") && h.contains("chunked") {
+                chunked = true;
+            }
+        }
+        requests.lock().unwrap().push(request_line.clone());
+        let path = request_line.split_whitespace().nth(1).unwrap_or("");
+        let path = path.split('?').next().unwrap_or("");
+        let (status, body) = if chunked || content_length > 0 {
+            ("500 Internal Server Error", r#"{"message":"fake engine"}"#)
+        } else if path.ends_with("/_ping") {
+            ("200 OK", "OK")
+        } else if path.ends_with("/version") {
+            (
+                "200 OK",
+                r#"{"Platform":{"Name":""},"Components":[{"Name":"Engine","Version":"20.10.24+dfsg1","Details":{"ApiVersion":"1.41"}}],"Version":"20.10.24+dfsg1","ApiVersion":"1.41","MinAPIVersion":"1.12","Os":"linux","Arch":"amd64"}"#,
+            )
+        } else {
+            ("404 Not Found", r#"{"message":"No such image"}"#)
+        };
+        let ctype = if body.starts_with('{') {
+            "application/json"
+        } else {
+            "text/plain; charset=utf-8"
+        };
+        write!(
+            writer,
+            "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n\
+             Api-Version: 1.41\r\nServer: Docker/20.10.24+dfsg1 (linux)\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )?;
+        writer.flush()?;
+        // One request per connection: the fake engine always closes.
+        return Ok(());
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Fixture archives
+// ---------------------------------------------------------------------------------------
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn oci_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "arm" => "arm",
+        other => other,
+    }
+}
+
+/// Deterministic, compressible filler: words from a small vocabulary picked by an
+/// xorshift generator seeded with `seed`.
+fn filler(seed: u64, len: usize) -> Vec<u8> {
+    const WORDS: &[&str] = &[
+        "container", "loader", "layer", "image", "archive", "boot", "socket", "engine",
+        "zstd", "gzip", "xz", "tar", "manifest", "config", "digest", "podman", "docker",
+        "debian", "bookworm", "rootfs",
+    ];
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 16);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(WORDS[(x % WORDS.len() as u64) as usize].as_bytes());
+        out.push(if x % 11 == 0 { b'\n' } else { b' ' });
+    }
+    out.truncate(len);
+    out
+}
+
+fn append_file(builder: &mut tar::Builder<Vec<u8>>, path: &str, data: &[u8], mode: u32) {
+    let mut header = tar::Header::new_ustar();
+    header.set_size(data.len() as u64);
+    header.set_mode(mode);
+    header.set_mtime(0);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_entry_type(tar::EntryType::Regular);
+    builder
+        .append_data(&mut header, path, data)
+        .expect("append to tar");
+}
+
+fn append_dir(builder: &mut tar::Builder<Vec<u8>>, path: &str) {
+    let mut header = tar::Header::new_ustar();
+    header.set_size(0);
+    header.set_mode(0o755);
+    header.set_mtime(0);
+    header.set_entry_type(tar::EntryType::Directory);
+    builder
+        .append_data(&mut header, path, std::io::empty())
+        .expect("append dir to tar");
+}
+
+/// A docker-archive image built in memory.
+#[derive(Clone)]
+pub struct Fixture {
+    /// The first RepoTag (what a list line names).
+    pub reference: String,
+    /// The uncompressed docker-archive tar.
+    pub tar: Vec<u8>,
+    /// The image ID (`<hex>` of the config's sha256).
+    pub id: String,
+}
+
+impl Fixture {
+    /// A one-layer image tagged `reference`.
+    pub fn new(reference: &str) -> Fixture {
+        Fixture::build(&[reference], 1)
+    }
+
+    /// An image with `layers` layers, each holding a file unique to this fixture, tagged
+    /// with every entry of `repo_tags` (none: an untagged archive).
+    pub fn build(repo_tags: &[&str], layers: usize) -> Fixture {
+        let seed = (std::process::id() as u64) << 32 | unique() as u64;
+        let mut layer_tars = Vec::new();
+        for i in 0..layers {
+            let mut b = tar::Builder::new(Vec::new());
+            let name = format!("fixture-{seed:x}-{i}.txt");
+            let mut content = format!("fixture {seed:x} layer {i} for {repo_tags:?}\n").into_bytes();
+            content.extend(filler(seed.wrapping_add(i as u64), 6000));
+            append_file(&mut b, &name, &content, 0o644);
+            layer_tars.push(b.into_inner().expect("finish layer tar"));
+        }
+        let diff_ids: Vec<String> = layer_tars.iter().map(|l| sha256_hex(l)).collect();
+        let config = format!(
+            r#"{{"architecture":"{}","os":"linux","config":{{}},"rootfs":{{"type":"layers","diff_ids":[{}]}}}}"#,
+            oci_arch(),
+            diff_ids
+                .iter()
+                .map(|d| format!("\"sha256:{d}\""))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let id = sha256_hex(config.as_bytes());
+        let manifest = format!(
+            r#"[{{"Config":"{id}.json","RepoTags":[{}],"Layers":[{}]}}]"#,
+            repo_tags
+                .iter()
+                .map(|t| format!("\"{t}\""))
+                .collect::<Vec<_>>()
+                .join(","),
+            diff_ids
+                .iter()
+                .map(|d| format!("\"{d}/layer.tar\""))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let mut b = tar::Builder::new(Vec::new());
+        for (d, l) in diff_ids.iter().zip(&layer_tars) {
+            append_dir(&mut b, &format!("{d}/"));
+            append_file(&mut b, &format!("{d}/layer.tar"), l, 0o644);
+        }
+        append_file(&mut b, &format!("{id}.json"), config.as_bytes(), 0o644);
+        append_file(&mut b, "manifest.json", manifest.as_bytes(), 0o644);
+        Fixture {
+            reference: repo_tags.first().copied().unwrap_or("").to_string(),
+            tar: b.into_inner().expect("finish image tar"),
+            id,
+        }
+    }
+
+    pub fn compressed(&self, codec: Codec) -> Vec<u8> {
+        codec.compress(&self.tar)
+    }
+}
+
+/// How a fixture archive is compressed, always by the real command-line tool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Codec {
+    /// `zstd -q -c` (with its default content checksum).
+    Zstd,
+    /// `zstd -q --long=30 -c` from a pipe: the frame asks for a 1 GiB window.
+    ZstdLong30,
+    /// `gzip -c -n`.
+    Gzip,
+    /// Two gzip members concatenated, split inside the tar (not on a 512-byte boundary).
+    GzipMultiMember,
+    /// `xz -c`.
+    Xz,
+    /// `xz -T1 --block-size=4096 -c`: several xz blocks.
+    XzMultiBlock,
+    /// `xz -c --lzma2=dict=256MiB`: needs ~257 MiB to decode.
+    XzBigDictionary,
+    /// No compression at all.
+    Tar,
+}
+
+impl Codec {
+    /// The format name the loader reports ("zstd", "gzip", "xz", "tar").
+    pub fn format(self) -> &'static str {
+        match self {
+            Codec::Zstd | Codec::ZstdLong30 => "zstd",
+            Codec::Gzip | Codec::GzipMultiMember => "gzip",
+            Codec::Xz | Codec::XzMultiBlock | Codec::XzBigDictionary => "xz",
+            Codec::Tar => "tar",
+        }
+    }
+
+    pub fn extension(self) -> &'static str {
+        match self {
+            Codec::Zstd | Codec::ZstdLong30 => "tar.zst",
+            Codec::Gzip | Codec::GzipMultiMember => "tar.gz",
+            Codec::Xz | Codec::XzMultiBlock | Codec::XzBigDictionary => "tar.xz",
+            Codec::Tar => "tar",
+        }
+    }
+
+    pub fn compress(self, data: &[u8]) -> Vec<u8> {
+        let out = match self {
+            Codec::Zstd => pipe("zstd", &["-q", "-c"], data),
+            Codec::ZstdLong30 => {
+                let out = pipe("zstd", &["-q", "--long=30", "-c"], data);
+                // Sanity: without a raised limit the zstd CLI itself refuses this frame.
+                let plain = pipe_status("zstd", &["-q", "-d", "-c"], &out);
+                assert!(
+                    !plain.0.success(),
+                    "fixture error: a --long=30 frame should need more than zstd's default memory"
+                );
+                out
+            }
+            Codec::Gzip => pipe("gzip", &["-c", "-n"], data),
+            Codec::GzipMultiMember => {
+                let split = data.len() / 2 + 7;
+                let mut out = pipe("gzip", &["-c", "-n"], &data[..split]);
+                out.extend(pipe("gzip", &["-c", "-n"], &data[split..]));
+                out
+            }
+            Codec::Xz => pipe("xz", &["-c"], data),
+            Codec::XzMultiBlock => {
+                let out = pipe("xz", &["-T1", "--block-size=4096", "-c"], data);
+                let blocks = xz_block_count(&out);
+                assert!(blocks > 1, "fixture error: expected several xz blocks, got {blocks}");
+                out
+            }
+            Codec::XzBigDictionary => pipe("xz", &["-c", "--lzma2=dict=256MiB"], data),
+            Codec::Tar => data.to_vec(),
+        };
+        if self != Codec::ZstdLong30 {
+            // Sanity: the real tool decompresses the fixture back to the tar.
+            let (cmd, args): (&str, &[&str]) = match self.format() {
+                "zstd" => ("zstd", &["-q", "-d", "-c"]),
+                "gzip" => ("gzip", &["-d", "-c"]),
+                "xz" => ("xz", &["-d", "-c"]),
+                _ => ("cat", &[]),
+            };
+            assert!(pipe(cmd, args, &out) == data, "fixture error: {self:?} round trip");
+        }
+        out
+    }
+}
+
+fn xz_block_count(xz: &[u8]) -> u64 {
+    let dir = TempDir::new("xzl");
+    let f = dir.join("a.xz");
+    fs::write(&f, xz).unwrap();
+    let out = Command::new("xz")
+        .args(["--robot", "-l"])
+        .arg(&f)
+        .output()
+        .expect("xz -l");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find(|l| l.starts_with("totals\t"))
+        .and_then(|l| l.split('\t').nth(2))
+        .and_then(|n| n.parse().ok())
+        .expect("xz --robot -l totals")
+}
+
+/// Runs `program args` with `input` on stdin; returns stdout, panics on failure.
+pub fn pipe(program: &str, args: &[&str], input: &[u8]) -> Vec<u8> {
+    let (status, out, err) = pipe_status(program, args, input);
+    assert!(
+        status.success(),
+        "{program} {args:?} failed: {status}: {}",
+        String::from_utf8_lossy(&err)
+    );
+    out
+}
+
+fn pipe_status(program: &str, args: &[&str], input: &[u8]) -> (ExitStatus, Vec<u8>, Vec<u8>) {
+    require_program(program);
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("run {program}: {e}"));
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().expect("wait for compressor");
+    writer.join().unwrap();
+    (out.status, out.stdout, out.stderr)
+}
+
+/// Flips every bit of the byte at `index`.
+pub fn flip(data: &mut [u8], index: usize) {
+    data[index] ^= 0xff;
+}
+
+/// Offset of the last byte of the last block's check field (CRC64) in a one-stream xz
+/// file: the index starts `backward size` bytes before the 12-byte stream footer, and the
+/// check ends right where the index starts.
+pub fn xz_last_block_check_offset(xz: &[u8]) -> usize {
+    let n = xz.len();
+    assert_eq!(&xz[n - 2..], b"YZ", "xz stream footer magic");
+    let stored = u32::from_le_bytes(xz[n - 8..n - 4].try_into().unwrap()) as usize;
+    let index_size = (stored + 1) * 4;
+    let index_start = n - 12 - index_size;
+    assert_eq!(xz[index_start], 0, "xz index indicator");
+    index_start - 1
+}
+
+/// An archive produced by `podman save --format <format>` (docker-archive or
+/// oci-archive) of `fixture`, loaded into a scratch podman storage first.
+/// `fixture.reference` should be fully qualified so that the saved name is the same.
+pub fn podman_saved(fixture: &Fixture, format: &str) -> Vec<u8> {
+    require_root();
+    require_program("podman");
+    let dir = TempDir::new("save");
+    let tmp = dir.join("tmp");
+    fs::create_dir_all(&tmp).unwrap();
+    let input = dir.join("in.tar");
+    let output = dir.join("out.tar");
+    fs::write(&input, &fixture.tar).unwrap();
+    let podman = |args: &[&str]| {
+        let out = Command::new("podman")
+            .env("TMPDIR", &tmp)
+            .env_remove("CONTAINER_HOST")
+            .arg("--root")
+            .arg(dir.join("root"))
+            .arg("--runroot")
+            .arg(dir.join("run"))
+            .arg("--tmpdir")
+            .arg(dir.join("libpod"))
+            .args(["--storage-driver", "vfs"])
+            .args(["--cgroup-manager=cgroupfs", "--events-backend=file"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run podman");
+        assert!(
+            out.status.success(),
+            "podman {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    podman(&["load", "-q", "-i", input.to_str().unwrap()]);
+    podman(&[
+        "save",
+        "-q",
+        "--format",
+        format,
+        "-o",
+        output.to_str().unwrap(),
+        &fixture.reference,
+    ]);
+    fs::read(&output).expect("read saved archive")
+}
+
+// ---------------------------------------------------------------------------------------
+// Packages: DIR/image.list + DIR/images/
+// ---------------------------------------------------------------------------------------
+
+/// What an image package ships: `DIR/image.list` and the archives in `DIR/images/`.
+pub struct Package {
+    pub list: PathBuf,
+    pub images: PathBuf,
+    dir: TempDir,
+}
+
+impl Package {
+    pub fn new() -> Package {
+        let dir = TempDir::new("pkg");
+        let images = dir.join("images");
+        fs::create_dir_all(&images).unwrap();
+        let list = dir.join("image.list");
+        fs::write(&list, "").unwrap();
+        Package { list, images, dir }
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The list path as a string, exactly as the tests pass it to `-l`.
+    pub fn list_arg(&self) -> String {
+        self.list.display().to_string()
+    }
+
+    /// Writes `data` as `images/<name>` and returns its path.
+    pub fn add_archive(&self, name: &str, data: &[u8]) -> PathBuf {
+        let p = self.images.join(name);
+        fs::write(&p, data).unwrap();
+        p
+    }
+
+    /// Compresses `fixture` with `codec`, stores it as `images/<name>`, and returns the
+    /// list line `<name> <reference>`.
+    pub fn add(&self, name: &str, fixture: &Fixture, codec: Codec) -> String {
+        self.add_archive(name, &fixture.compressed(codec));
+        format!("{name} {}", fixture.reference)
+    }
+
+    /// Writes the list (one entry per line, newline-terminated).
+    pub fn write_list(&self, lines: &[&str]) {
+        let mut text = String::new();
+        for l in lines {
+            text.push_str(l);
+            text.push('\n');
+        }
+        fs::write(&self.list, text).unwrap();
+    }
+
+    pub fn write_list_bytes(&self, data: &[u8]) {
+        fs::write(&self.list, data).unwrap();
+    }
+
+    pub fn archive(&self, name: &str) -> PathBuf {
+        self.images.join(name)
+    }
+}
+
+impl Default for Package {
+    fn default() -> Self {
+        Package::new()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Running the loader
+// ---------------------------------------------------------------------------------------
+
+/// The binary under test: $CONTAINER_LOADER_BIN (e.g. the static musl or arm64 build) or
+/// the one cargo built for this test run.
+pub fn loader_bin() -> PathBuf {
+    match std::env::var_os("CONTAINER_LOADER_BIN") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => PathBuf::from(env!("CARGO_BIN_EXE_container-loader")),
+    }
+}
+
+/// Result of one loader run.
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+    pub args: Vec<String>,
+}
+
+impl fmt::Debug for Output {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "container-loader {:?}", self.args)?;
+        writeln!(f, "exit code {} after {:.2?}", self.code, self.elapsed)?;
+        writeln!(f, "--- stdout ---\n{}", self.stdout)?;
+        write!(f, "--- stderr ---\n{}--------------", self.stderr)
+    }
+}
+
+impl Output {
+    pub fn stderr_lines(&self) -> Vec<&str> {
+        self.stderr.lines().collect()
+    }
+
+    /// Stderr lines of entry `list:line`, i.e. starting with `LIST:LINE: `.
+    pub fn entry(&self, list: &Path, line: usize) -> Vec<&str> {
+        let prefix = format!("{}:{}: ", list.display(), line);
+        self.stderr
+            .lines()
+            .filter(|l| l.starts_with(&prefix))
+            .collect()
+    }
+
+    /// The last non-empty stderr line.
+    pub fn summary(&self) -> &str {
+        self.stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+    }
+
+    pub fn assert_code(&self, code: i32) -> &Self {
+        assert_eq!(self.code, code, "unexpected exit code\n{self:?}");
+        self
+    }
+
+    pub fn assert_summary(&self, expected: &str) -> &Self {
+        assert_eq!(self.summary(), expected, "unexpected summary line\n{self:?}");
+        self
+    }
+
+    /// Asserts that entry `list:line` has a stderr line containing every one of `parts`.
+    pub fn assert_entry(&self, list: &Path, line: usize, parts: &[&str]) -> &Self {
+        let lines = self.entry(list, line);
+        assert!(
+            lines.iter().any(|l| parts.iter().all(|p| l.contains(p))),
+            "expected a line `{}:{line}: ...` containing {parts:?}\n{self:?}",
+            list.display()
+        );
+        self
+    }
+
+    /// Asserts that no stderr line of entry `list:line` contains `part`.
+    pub fn assert_entry_lacks(&self, list: &Path, line: usize, part: &str) -> &Self {
+        let lines = self.entry(list, line);
+        assert!(
+            !lines.iter().any(|l| l.contains(part)),
+            "no line `{}:{line}: ...` should contain {part:?}\n{self:?}",
+            list.display()
+        );
+        self
+    }
+
+    pub fn assert_stderr_contains(&self, part: &str) -> &Self {
+        assert!(
+            self.stderr.contains(part),
+            "stderr should contain {part:?}\n{self:?}"
+        );
+        self
+    }
+}
+
+/// A loader started in the background.
+pub struct Running {
+    child: Child,
+    started: Instant,
+    args: Vec<String>,
+    out: JoinHandle<Vec<u8>>,
+    err: JoinHandle<Vec<u8>>,
+}
+
+impl Running {
+    /// Waits for the loader (killing it after LOADER_TIMEOUT and failing the test).
+    pub fn wait(mut self) -> Output {
+        let status = loop {
+            if let Some(s) = self.child.try_wait().expect("wait for loader") {
+                break s;
+            }
+            if self.started.elapsed() > LOADER_TIMEOUT {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                let stderr = String::from_utf8_lossy(&self.err.join().unwrap()).into_owned();
+                panic!(
+                    "container-loader {:?} ran longer than {LOADER_TIMEOUT:?} and was killed; \
+                     stderr:\n{stderr}",
+                    self.args
+                );
+            }
+            thread::sleep(Duration::from_millis(20));
+        };
+        let elapsed = self.started.elapsed();
+        let stdout = String::from_utf8_lossy(&self.out.join().unwrap()).into_owned();
+        let stderr = String::from_utf8_lossy(&self.err.join().unwrap()).into_owned();
+        let code = status.code().unwrap_or_else(|| {
+            panic!(
+                "container-loader {:?} was killed by a signal ({status}); stderr:\n{stderr}",
+                self.args
+            )
+        });
+        Output {
+            code,
+            stdout,
+            stderr,
+            elapsed,
+            args: self.args,
+        }
+    }
+}
+
+/// Starts the loader with `args` and extra environment `env` (CONTAINER_HOST,
+/// DOCKER_HOST and JOURNAL_STREAM are removed from the inherited environment first).
+pub fn spawn_loader<S: AsRef<str>>(args: &[S], env: &[(&str, &str)]) -> Running {
+    spawn_loader_in(None, args, env)
+}
+
+/// Like `spawn_loader`, in working directory `cwd` if given.
+pub fn spawn_loader_in<S: AsRef<str>>(
+    cwd: Option<&Path>,
+    args: &[S],
+    env: &[(&str, &str)],
+) -> Running {
+    let args: Vec<String> = args.iter().map(|a| a.as_ref().to_string()).collect();
+    let mut cmd = Command::new(loader_bin());
+    if let Some(dir) = cwd {
+        cmd.current_dir(dir);
+    }
+    cmd.args(&args)
+        .env_remove("CONTAINER_HOST")
+        .env_remove("DOCKER_HOST")
+        .env_remove("JOURNAL_STREAM")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let started = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {}: {e}", loader_bin().display()));
+    let mut so = child.stdout.take().unwrap();
+    let mut se = child.stderr.take().unwrap();
+    let out = thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = so.read_to_end(&mut v);
+        v
+    });
+    let err = thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = se.read_to_end(&mut v);
+        v
+    });
+    Running {
+        child,
+        started,
+        args,
+        out,
+        err,
+    }
+}
+
+/// Runs the loader to completion (see `spawn_loader`).
+pub fn run_loader<S: AsRef<str>>(args: &[S], env: &[(&str, &str)]) -> Output {
+    spawn_loader(args, env).wait()
+}
+
+/// Runs the loader against `engine` with `-H <socket>` followed by `args`.
+pub fn load(engine: &Engine, args: &[&str]) -> Output {
+    let mut all = engine.host_args();
+    all.extend(args.iter().map(|s| s.to_string()));
+    run_loader(&all, &[])
+}
+
+/// Runs the loader against `engine` on the one list of `pkg`, plus `extra` options.
+pub fn load_package(engine: &Engine, pkg: &Package, extra: &[&str]) -> Output {
+    let list = pkg.list_arg();
+    let mut args = vec!["-l", list.as_str()];
+    args.extend_from_slice(extra);
+    load(engine, &args)
+}
+
+/// Strips a `sha256:` prefix so engine and loader IDs compare equal.
+pub fn bare_id(id: &str) -> &str {
+    id.strip_prefix("sha256:").unwrap_or(id)
+}
+
+/// Set of strings, for order-independent comparisons.
+pub fn set<S: AsRef<str>>(items: &[S]) -> HashSet<String> {
+    items.iter().map(|s| s.as_ref().to_string()).collect()
+}
+
+/// Declares one `#[test]` per engine for a behaviour `fn(Kind)`:
+/// `on_both_engines! { behaviour: docker_test_name, podman_test_name; ... }`
+/// (test files use `#[macro_use] mod common;`).
+#[allow(unused_macros)]
+macro_rules! on_both_engines {
+    ($($behaviour:ident: $docker:ident, $podman:ident;)*) => {
+        $(
+            #[test]
+            fn $docker() {
+                $behaviour($crate::common::Kind::Docker)
+            }
+            #[test]
+            fn $podman() {
+                $behaviour($crate::common::Kind::Podman)
+            }
+        )*
+    };
+}
