@@ -176,7 +176,10 @@ mod tests {
         let s = Scratch::new("plain");
         for name in ["", ".", "..", "../x.zst", "/etc/passwd", "sub/x.zst"] {
             let err = locate(&s.images(), name).unwrap_err();
-            assert!(matches!(err, ArchiveError::NotPlainName { .. }), "{name}: {err}");
+            assert!(
+                matches!(err, ArchiveError::NotPlainName { .. }),
+                "{name}: {err}"
+            );
         }
     }
 
@@ -196,7 +199,10 @@ mod tests {
         let s = Scratch::new("inside");
         fs::write(s.images().join("real.zst"), b"x").unwrap();
         symlink("real.zst", s.images().join("link.zst")).unwrap();
-        assert_eq!(locate(&s.images(), "link.zst").unwrap(), s.images().join("link.zst"));
+        assert_eq!(
+            locate(&s.images(), "link.zst").unwrap(),
+            s.images().join("link.zst")
+        );
     }
 
     #[test]
@@ -213,7 +219,10 @@ mod tests {
     fn refuses_a_file_of_unknown_format() {
         let s = Scratch::new("format");
         fs::write(s.images().join("x.zip"), b"PK\x03\x04 not an image").unwrap();
-        let err = Archive::open(&s.images(), "x.zip").err().unwrap().to_string();
+        let err = Archive::open(&s.images(), "x.zip")
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("not zstd, gzip, xz or tar"), "{err}");
     }
 }

@@ -190,7 +190,11 @@ pub fn parse(
 
 /// `container-loader 0.1.0 (x86_64-linux-musl; zstd gzip xz tar)`.
 pub fn version() -> String {
-    let libc = if cfg!(target_env = "musl") { "musl" } else { "gnu" };
+    let libc = if cfg!(target_env = "musl") {
+        "musl"
+    } else {
+        "gnu"
+    };
     format!(
         "container-loader {} ({}-{}-{libc}; formats: zstd gzip xz tar)",
         env!("CARGO_PKG_VERSION"),
@@ -214,12 +218,22 @@ fn sockets(
 ) -> Result<Vec<PathBuf>, UsageError> {
     let given = host
         .map(|h| ("--host", h))
-        .or_else(|| env("CONTAINER_HOST").filter(|h| !h.is_empty()).map(|h| ("$CONTAINER_HOST", h)))
-        .or_else(|| env("DOCKER_HOST").filter(|h| !h.is_empty()).map(|h| ("$DOCKER_HOST", h)));
+        .or_else(|| {
+            env("CONTAINER_HOST")
+                .filter(|h| !h.is_empty())
+                .map(|h| ("$CONTAINER_HOST", h))
+        })
+        .or_else(|| {
+            env("DOCKER_HOST")
+                .filter(|h| !h.is_empty())
+                .map(|h| ("$DOCKER_HOST", h))
+        });
     if let Some((from, url)) = given {
-        return unix_path(&url)
-            .map(|p| vec![p])
-            .ok_or_else(|| UsageError(format!("{from} must be unix:///path or a path, not \"{url}\"")));
+        return unix_path(&url).map(|p| vec![p]).ok_or_else(|| {
+            UsageError(format!(
+                "{from} must be unix:///path or a path, not \"{url}\""
+            ))
+        });
     }
     Ok(match engine {
         Some(Kind::Docker) => vec![DOCKER_SOCKET.into()],
@@ -238,8 +252,10 @@ mod tests {
     use super::*;
 
     fn parse_with(args: &[&str], env: &[(&str, &str)]) -> Result<Command, UsageError> {
-        let env: Vec<(String, String)> =
-            env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         parse(args.iter().map(OsString::from), |k| {
             env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
         })
@@ -256,7 +272,10 @@ mod tests {
     fn loads_the_default_list_from_either_usual_socket_without_arguments() {
         let o = options(&[]);
         assert_eq!(o.lists, [PathBuf::from(DEFAULT_LIST)]);
-        assert_eq!(o.sockets, [PathBuf::from(DOCKER_SOCKET), PathBuf::from(PODMAN_SOCKET)]);
+        assert_eq!(
+            o.sockets,
+            [PathBuf::from(DOCKER_SOCKET), PathBuf::from(PODMAN_SOCKET)]
+        );
         assert_eq!(o.memory_limit, 128 << 20);
         assert_eq!(o.wait, Duration::from_secs(60));
         assert!(!o.delete_after_load && !o.dry_run);
@@ -265,23 +284,52 @@ mod tests {
     #[test]
     fn takes_repeated_lists_and_every_option() {
         let o = options(&[
-            "load", "-l", "/a/image.list", "--list", "/b/image.list", "-d", "/imgs", "-e", "podman",
-            "-H", "unix:///tmp/p.sock", "--delete-after-load", "--wait", "5", "--timeout", "9",
-            "--memory-limit", "1G", "--dry-run", "-q",
+            "load",
+            "-l",
+            "/a/image.list",
+            "--list",
+            "/b/image.list",
+            "-d",
+            "/imgs",
+            "-e",
+            "podman",
+            "-H",
+            "unix:///tmp/p.sock",
+            "--delete-after-load",
+            "--wait",
+            "5",
+            "--timeout",
+            "9",
+            "--memory-limit",
+            "1G",
+            "--dry-run",
+            "-q",
         ]);
-        assert_eq!(o.lists, [PathBuf::from("/a/image.list"), PathBuf::from("/b/image.list")]);
+        assert_eq!(
+            o.lists,
+            [
+                PathBuf::from("/a/image.list"),
+                PathBuf::from("/b/image.list")
+            ]
+        );
         assert_eq!(o.images_dir, Some(PathBuf::from("/imgs")));
         assert_eq!(o.engine, Some(Kind::Podman));
         assert_eq!(o.sockets, [PathBuf::from("/tmp/p.sock")]);
         assert!(o.delete_after_load && o.dry_run);
-        assert_eq!((o.wait, o.timeout), (Duration::from_secs(5), Duration::from_secs(9)));
+        assert_eq!(
+            (o.wait, o.timeout),
+            (Duration::from_secs(5), Duration::from_secs(9))
+        );
         assert_eq!(o.memory_limit, 1 << 30);
         assert_eq!(o.verbosity, -1);
     }
 
     #[test]
     fn picks_the_socket_from_host_then_container_host_then_docker_host() {
-        let env = [("CONTAINER_HOST", "unix:///c.sock"), ("DOCKER_HOST", "unix:///d.sock")];
+        let env = [
+            ("CONTAINER_HOST", "unix:///c.sock"),
+            ("DOCKER_HOST", "unix:///d.sock"),
+        ];
         let socket = |args: &[&str], env: &[(&str, &str)]| match parse_with(args, env).unwrap() {
             Command::Load(o) => o.sockets,
             other => panic!("{other:?}"),
@@ -289,7 +337,10 @@ mod tests {
         assert_eq!(socket(&["-H", "/h.sock"], &env), [PathBuf::from("/h.sock")]);
         assert_eq!(socket(&[], &env), [PathBuf::from("/c.sock")]);
         assert_eq!(socket(&[], &env[1..]), [PathBuf::from("/d.sock")]);
-        assert_eq!(socket(&["-e", "podman"], &[]), [PathBuf::from(PODMAN_SOCKET)]);
+        assert_eq!(
+            socket(&["-e", "podman"], &[]),
+            [PathBuf::from(PODMAN_SOCKET)]
+        );
     }
 
     #[test]
@@ -316,6 +367,9 @@ mod tests {
             Ok(Command::Status { json: true, .. })
         ));
         assert_eq!(parse_with(&["-h"], &[]), Ok(Command::Help));
-        assert_eq!(parse_with(&["status", "--version"], &[]), Ok(Command::Version));
+        assert_eq!(
+            parse_with(&["status", "--version"], &[]),
+            Ok(Command::Version)
+        );
     }
 }

@@ -69,7 +69,11 @@ impl fmt::Display for LineError {
             ),
             LineProblem::Fields(n) => write!(f, "invalid line: {n} field(s); {expected}"),
             LineProblem::Reference(text, e) => {
-                write!(f, "invalid image reference \"{}\": {e}", text.escape_debug())
+                write!(
+                    f,
+                    "invalid image reference \"{}\": {e}",
+                    text.escape_debug()
+                )
             }
         }
     }
@@ -84,7 +88,12 @@ pub struct ListError {
 
 impl fmt::Display for ListError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: cannot read image list: {}", self.list.display(), self.source)
+        write!(
+            f,
+            "{}: cannot read image list: {}",
+            self.list.display(),
+            self.source
+        )
     }
 }
 
@@ -125,10 +134,7 @@ pub fn read(path: &Path, images_dir: Option<&Path>) -> Result<Parsed, ListError>
     }
     let images_dir = match images_dir {
         Some(dir) => dir.to_owned(),
-        None => path
-            .parent()
-            .unwrap_or(Path::new("."))
-            .join(IMAGES_SUBDIR),
+        None => path.parent().unwrap_or(Path::new(".")).join(IMAGES_SUBDIR),
     };
     Ok(parse(path, &images_dir, &bytes))
 }
@@ -174,8 +180,8 @@ fn parse_line(raw: &[u8]) -> Result<Option<(String, Reference)>, LineProblem> {
     let [archive, reference] = fields[..] else {
         return Err(LineProblem::Fields(fields.len()));
     };
-    let reference = Reference::parse(reference)
-        .map_err(|e| LineProblem::Reference(reference.to_owned(), e))?;
+    let reference =
+        Reference::parse(reference).map_err(|e| LineProblem::Reference(reference.to_owned(), e))?;
     Ok(Some((archive.to_owned(), reference)))
 }
 
@@ -196,7 +202,13 @@ mod tests {
             .iter()
             .map(|e| (e.line, e.archive.as_str(), e.reference.as_str()))
             .collect();
-        assert_eq!(got, [(3, "a.tar.zst", "debian:bookworm"), (4, "b.tar.gz", "quay.io/x/y:1")]);
+        assert_eq!(
+            got,
+            [
+                (3, "a.tar.zst", "debian:bookworm"),
+                (4, "b.tar.gz", "quay.io/x/y:1")
+            ]
+        );
         assert_eq!(p.entries[0].place(), "/l/image.list:3");
     }
 
@@ -216,7 +228,8 @@ mod tests {
 
     #[test]
     fn reports_each_bad_line_and_keeps_the_good_ones() {
-        let mut text = b"one-field\na b c\nok.zst ok:1\nx.zst Bad/Ref\nn\0ul x:1\n\xff\xfe y:1\n".to_vec();
+        let mut text =
+            b"one-field\na b c\nok.zst ok:1\nx.zst Bad/Ref\nn\0ul x:1\n\xff\xfe y:1\n".to_vec();
         text.extend(vec![b'a'; 10 << 20]);
         text.extend(b" r:1\nlast.zst last:1\n");
         let p = parse_str(&text);

@@ -176,8 +176,14 @@ fn load_entry(
     if let Some(e) = body.error {
         // The decoder or the disk failed: the request was aborted, the engine loaded nothing.
         return Err(match DecodeError::find(&e) {
-            Some(d) => format!("{}: {d}; nothing was loaded, the archive is kept", entry.archive),
-            None => format!("cannot read archive {}: {e}; nothing was loaded", entry.archive),
+            Some(d) => format!(
+                "{}: {d}; nothing was loaded, the archive is kept",
+                entry.archive
+            ),
+            None => format!(
+                "cannot read archive {}: {e}; nothing was loaded",
+                entry.archive
+            ),
         });
     }
     let names = result.map_err(|e| match e {
@@ -186,7 +192,10 @@ fn load_entry(
         }
         other => format!("loading {}: {other}", entry.archive),
     })?;
-    log.debug(format_args!("{place}: engine reports loaded: {}", names.join(", ")));
+    log.debug(format_args!(
+        "{place}: engine reports loaded: {}",
+        names.join(", ")
+    ));
     // The engine's own word is what counts: the name it has now, not the one it printed.
     if !engine.has_image(image).map_err(|e| e.to_string())? {
         let carried = if names.is_empty() {

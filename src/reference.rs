@@ -83,7 +83,9 @@ fn check_name(name: &str) -> Result<(), RefError> {
     // docker reads the first component as a registry when it could not be a path component:
     // it has a '.' or ':', is `localhost`, or has upper case.
     let is_domain = has_more
-        && (first.contains(['.', ':']) || first == "localhost" || first.bytes().any(|b| b.is_ascii_uppercase()));
+        && (first.contains(['.', ':'])
+            || first == "localhost"
+            || first.bytes().any(|b| b.is_ascii_uppercase()));
     if is_domain {
         check_domain(first)?;
     } else {
@@ -102,7 +104,9 @@ fn check_path_component(c: &str) -> Result<(), RefError> {
     }
     let b = c.as_bytes();
     if !is_lower_alnum(b[0]) || !is_lower_alnum(b[b.len() - 1]) {
-        return Err(RefError("path component must start and end with a letter or digit"));
+        return Err(RefError(
+            "path component must start and end with a letter or digit",
+        ));
     }
     let mut i = 0;
     while i < b.len() {
@@ -117,7 +121,9 @@ fn check_path_component(c: &str) -> Result<(), RefError> {
         let sep = &c[start..i];
         let ok = matches!(sep, "." | "_" | "__") || sep.bytes().all(|s| s == b'-');
         if !ok {
-            return Err(RefError("repository name may only contain [a-z0-9] separated by '.', '_', '__' or '-'"));
+            return Err(RefError(
+                "repository name may only contain [a-z0-9] separated by '.', '_', '__' or '-'",
+            ));
         }
     }
     Ok(())
@@ -126,15 +132,24 @@ fn check_path_component(c: &str) -> Result<(), RefError> {
 /// `host[:port]`, host being dot-separated `[A-Za-z0-9-]` labels or a bracketed IPv6 address.
 fn check_domain(d: &str) -> Result<(), RefError> {
     let (host, port) = if let Some(v6) = d.strip_prefix('[') {
-        let (addr, after) = v6.split_once(']').ok_or(RefError("unclosed '[' in registry"))?;
-        if addr.is_empty() || !addr.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.') {
+        let (addr, after) = v6
+            .split_once(']')
+            .ok_or(RefError("unclosed '[' in registry"))?;
+        if addr.is_empty()
+            || !addr
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
             return Err(RefError("invalid IPv6 registry address"));
         }
         match after {
             "" => ("", None),
             p => (
                 "",
-                Some(p.strip_prefix(':').ok_or(RefError("invalid registry port"))?),
+                Some(
+                    p.strip_prefix(':')
+                        .ok_or(RefError("invalid registry port"))?,
+                ),
             ),
         }
     } else {
@@ -175,7 +190,9 @@ fn check_tag(tag: &str) -> Result<(), RefError> {
         return Err(RefError("tag must start with a letter, digit or '_'"));
     }
     if !tag.bytes().all(|b| is_word(b) || b == b'.' || b == b'-') {
-        return Err(RefError("tag may only contain letters, digits, '_', '.' and '-'"));
+        return Err(RefError(
+            "tag may only contain letters, digits, '_', '.' and '-'",
+        ));
     }
     Ok(())
 }

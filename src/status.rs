@@ -76,7 +76,8 @@ fn row(entry: Entry, engine: Option<&Engine>) -> Row {
         }
         Err(e) => {
             // A missing archive is normal once it was loaded and deleted.
-            row.archive_present = archive::locate(&row.entry.images_dir, &row.entry.archive).is_ok();
+            row.archive_present =
+                archive::locate(&row.entry.images_dir, &row.entry.archive).is_ok();
             if row.archive_present || !matches!(e, archive::ArchiveError::NotFound { .. }) {
                 errors.push(e.to_string());
             }
@@ -149,7 +150,13 @@ fn print_table(rows: &[Row]) {
         ]);
     }
     let widths: Vec<usize> = (0..7)
-        .map(|c| lines.iter().map(|l| l[c].chars().count()).max().unwrap_or(0))
+        .map(|c| {
+            lines
+                .iter()
+                .map(|l| l[c].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     for l in &lines {
         let cells: Vec<String> = l

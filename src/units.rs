@@ -32,7 +32,9 @@ impl Size {
     /// Parses `1048576`, `512K`, `512M`, `2G`, `2GiB` or `2GB` (binary units throughout).
     pub fn parse(text: &str) -> Option<Size> {
         let text = text.trim();
-        let digits = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+        let digits = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
         let (number, unit) = text.split_at(digits);
         let number: u64 = number.parse().ok()?;
         let shift = match unit.to_ascii_uppercase().as_str() {

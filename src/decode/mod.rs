@@ -143,7 +143,9 @@ impl<R: Read> Read for Counted<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self.inner.read(buf) {
             Ok(n) => {
-                self.progress.compressed.fetch_add(n as u64, Ordering::Relaxed);
+                self.progress
+                    .compressed
+                    .fetch_add(n as u64, Ordering::Relaxed);
                 Ok(n)
             }
             Err(e) => {
@@ -190,7 +192,9 @@ impl Read for Decoder {
 /// Reads just enough of `file` to tell its format.
 pub fn peek<R: Read>(file: &mut R) -> io::Result<(Vec<u8>, Option<Format>)> {
     let mut head = Vec::with_capacity(SNIFF_LEN);
-    file.by_ref().take(SNIFF_LEN as u64).read_to_end(&mut head)?;
+    file.by_ref()
+        .take(SNIFF_LEN as u64)
+        .read_to_end(&mut head)?;
     let format = sniff(&head);
     Ok((head, format))
 }
@@ -264,7 +268,9 @@ mod tests {
 
     /// A payload that compresses but is not trivial, with a recognisable end.
     fn payload(len: usize) -> Vec<u8> {
-        let mut v: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8 ^ (i >> 12) as u8).collect();
+        let mut v: Vec<u8> = (0..len)
+            .map(|i| (i * 7 % 251) as u8 ^ (i >> 12) as u8)
+            .collect();
         v.extend_from_slice(b"THE-END");
         v
     }
@@ -347,7 +353,10 @@ mod tests {
             bytes[at] ^= 0x55;
             let err = decode(bytes, LIMIT).unwrap_err();
             let d = DecodeError::find(&err).unwrap_or_else(|| panic!("{tool:?}: {err}"));
-            assert!(matches!(d.kind, DecodeErrorKind::Corrupt(_)), "{tool:?}: {d}");
+            assert!(
+                matches!(d.kind, DecodeErrorKind::Corrupt(_)),
+                "{tool:?}: {d}"
+            );
         }
     }
 
@@ -358,7 +367,10 @@ mod tests {
             let bytes = compress(tool, &data);
             for cut in [bytes.len() / 2, bytes.len() - 1] {
                 let err = decode(bytes[..cut].to_vec(), LIMIT).unwrap_err();
-                assert!(err.to_string().contains("corrupt"), "{tool:?} cut at {cut}: {err}");
+                assert!(
+                    err.to_string().contains("corrupt"),
+                    "{tool:?} cut at {cut}: {err}"
+                );
             }
         }
     }

@@ -11,7 +11,11 @@ use super::{DecodeError, DecodeErrorKind, Format};
 
 /// zstd accepts window logs from 10 to 31 (30 on 32-bit targets).
 const WINDOW_LOG_MIN: u32 = 10;
-const WINDOW_LOG_MAX: u32 = if cfg!(target_pointer_width = "64") { 31 } else { 30 };
+const WINDOW_LOG_MAX: u32 = if cfg!(target_pointer_width = "64") {
+    31
+} else {
+    30
+};
 
 pub struct ZstdReader<R> {
     inner: R,
@@ -87,7 +91,10 @@ impl<R: Read> Read for ZstdReader<R> {
             }
             if self.eof && self.pos == self.len && consumed == 0 {
                 return if self.in_frame {
-                    Err(DecodeError::corrupt(Format::Zstd, "stream ends inside a frame"))
+                    Err(DecodeError::corrupt(
+                        Format::Zstd,
+                        "stream ends inside a frame",
+                    ))
                 } else {
                     Ok(0)
                 };

@@ -28,8 +28,10 @@ fn message(v: &Value) -> Option<String> {
     Some(quote(m))
 }
 
+/// Engine text on one line (podman's messages span several), cut to a readable length.
 fn quote(text: &str) -> String {
-    let text = text.trim();
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let text = text.as_str();
     match text.char_indices().nth(QUOTE_MAX) {
         Some((at, _)) => format!("{}…", &text[..at]),
         None => text.to_owned(),
@@ -136,7 +138,10 @@ mod tests {
     #[test]
     fn treats_an_error_object_inside_a_200_stream_as_failure() {
         let body = "{\"stream\":\"x\"}\n{\"errorDetail\":{\"message\":\"archive/tar: invalid tar header\"},\"error\":\"archive/tar: invalid tar header\"}\n";
-        assert_eq!(result(200, body), Err("archive/tar: invalid tar header".to_owned()));
+        assert_eq!(
+            result(200, body),
+            Err("archive/tar: invalid tar header".to_owned())
+        );
     }
 
     #[test]

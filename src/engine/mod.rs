@@ -300,11 +300,7 @@ impl Engine {
             }
         };
         let status = r.status().as_u16();
-        let reader = r
-            .body_mut()
-            .with_config()
-            .limit(ANSWER_MAX)
-            .reader();
+        let reader = r.body_mut().with_config().limit(ANSWER_MAX).reader();
         answer::load_result(status, reader).map_err(|e| match e {
             answer::Failure::Engine(message) => EngineError::Refused { message },
             answer::Failure::Read(source) => request("reading the load answer", source),
@@ -336,10 +332,10 @@ mod tests {
     fn keeps_reference_characters_a_path_carries_and_encodes_the_rest() {
         let r = Reference::parse("localhost:5000/a_b/c-d.e:1.0").unwrap();
         assert_eq!(encode(&r), "localhost:5000/a_b/c-d.e:1.0");
-        let d = Reference::parse(
-            "x@sha256+b64:0123456789abcdef0123456789abcdef",
-        )
-        .unwrap();
-        assert_eq!(encode(&d), "x@sha256%2Bb64:0123456789abcdef0123456789abcdef");
+        let d = Reference::parse("x@sha256+b64:0123456789abcdef0123456789abcdef").unwrap();
+        assert_eq!(
+            encode(&d),
+            "x@sha256%2Bb64:0123456789abcdef0123456789abcdef"
+        );
     }
 }
