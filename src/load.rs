@@ -13,6 +13,7 @@ use crate::decode::{DecodeError, HoldBack};
 use crate::engine::{Engine, EngineError};
 use crate::list::{self, Entry};
 use crate::log::Log;
+use crate::notify::Notifier;
 use crate::units::Size;
 
 /// How a run ended, as the exit status tells it.
@@ -84,6 +85,7 @@ pub fn connect(options: &Options, log: &Log) -> Result<Engine, EngineError> {
 }
 
 pub fn run(options: &Options, log: &Log) -> Exit {
+    let notifier = Notifier::from_env();
     let lists = read_lists(options, log);
     let mut summary = Summary {
         failed: lists.invalid_lines,
@@ -97,7 +99,9 @@ pub fn run(options: &Options, log: &Log) -> Exit {
                 return Exit::Unreachable;
             }
         };
-        for entry in &lists.entries {
+        let total = lists.entries.len();
+        for (index, entry) in lists.entries.iter().enumerate() {
+            notifier.status(&format!("{}/{total}: {}", index + 1, entry.reference));
             match load_entry(&engine, entry, options, log) {
                 Ok(Outcome::Present) => summary.present += 1,
                 Ok(Outcome::Loaded) => summary.loaded += 1,
@@ -122,6 +126,7 @@ pub fn run(options: &Options, log: &Log) -> Exit {
         "{first}, {} present, {} failed",
         summary.present, summary.failed
     );
+    notifier.status(&line);
     if summary.failed > 0 || lists.unreadable_lists > 0 {
         log.warn(line);
     } else {

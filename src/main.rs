@@ -9,6 +9,7 @@ mod engine;
 mod list;
 mod load;
 mod log;
+mod notify;
 mod reference;
 mod status;
 mod units;
