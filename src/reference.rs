@@ -80,12 +80,10 @@ fn check_name(name: &str) -> Result<(), RefError> {
     let mut components = name.split('/');
     let first = components.next().unwrap_or_default();
     let has_more = name.contains('/');
-    // docker reads the first component as a registry when it could not be a path component:
-    // it has a '.' or ':', is `localhost`, or has upper case.
-    let is_domain = has_more
-        && (first.contains(['.', ':'])
-            || first == "localhost"
-            || first.bytes().any(|b| b.is_ascii_uppercase()));
+    // The first component is a registry when it has a '.' or ':' or is `localhost`. (Newer
+    // docker also reads an upper-case first component as a registry; dockerd 20.10 and podman
+    // 4 refuse such names, so they are refused here, before anything is loaded.)
+    let is_domain = has_more && (first.contains(['.', ':']) || first == "localhost");
     if is_domain {
         check_domain(first)?;
     } else {
@@ -279,6 +277,7 @@ mod tests {
         for bad in [
             "",
             "library/Debian:tag",
+            "UPPER/case:tag",
             "Debian",
             "UPPER",
             "debian:",

@@ -10,6 +10,9 @@ use std::os::unix::fs::symlink;
 use common::*;
 
 on_both_engines! {
+    harness_tells_present_from_absent_images:
+        docker_harness_tells_present_from_absent_images,
+        podman_harness_tells_present_from_absent_images;
     loads_zstd_archive: docker_loads_zstd_archive, podman_loads_zstd_archive;
     loads_gzip_archive: docker_loads_gzip_archive, podman_loads_gzip_archive;
     loads_multi_member_gzip_archive:
@@ -39,6 +42,8 @@ on_both_engines! {
         docker_present_image_needs_no_archive, podman_present_image_needs_no_archive;
     several_lists_load_in_one_run:
         docker_several_lists_load_in_one_run, podman_several_lists_load_in_one_run;
+    list_path_is_reported_as_given:
+        docker_list_path_is_reported_as_given, podman_list_path_is_reported_as_given;
     default_images_dir_is_beside_the_list:
         docker_default_images_dir_is_beside_the_list, podman_default_images_dir_is_beside_the_list;
     images_dir_option_overrides_the_default:
@@ -51,6 +56,7 @@ on_both_engines! {
         docker_delete_after_load_deletes_only_loaded_archives,
         podman_delete_after_load_deletes_only_loaded_archives;
     dry_run_loads_nothing: docker_dry_run_loads_nothing, podman_dry_run_loads_nothing;
+    dry_run_reports_archive_size: docker_dry_run_reports_archive_size, podman_dry_run_reports_archive_size;
     status_json_reports_every_field:
         docker_status_json_reports_every_field, podman_status_json_reports_every_field;
     status_prints_entries_on_stdout_and_loads_nothing:
@@ -73,9 +79,35 @@ fn podman_loads_oci_archive_from_podman_save() {
     let out = load_package(&engine, &pkg, &[]);
 
     out.assert_code(0)
-        .assert_entry(&pkg.list, 1, &["example.org/saved/oci:1.0: loaded from oci.tar.zst (zstd, "])
+        .assert_entry(
+            &pkg.list,
+            1,
+            &["example.org/saved/oci:1.0: loaded from oci.tar.zst (zstd, "],
+        )
         .assert_summary("1 loaded, 0 present, 0 failed");
     engine.assert_has("example.org/saved/oci:1.0");
+}
+
+/// The harness itself: an image loaded through the engine API is seen as present, with
+/// its ID and name, and another one as absent (so `assert_has_not` can fail).
+fn harness_tells_present_from_absent_images(kind: Kind) {
+    let engine = Engine::start(kind);
+    let present = Fixture::new("example.org/harness/present:1");
+    let absent = Fixture::new("example.org/harness/absent:1");
+    assert!(!engine.has_image(&present.reference));
+    assert_eq!(engine.image_count(), 0);
+
+    engine.preload(&present);
+
+    assert!(engine.has_image(&present.reference));
+    assert!(!engine.has_image(&absent.reference));
+    assert_eq!(
+        engine.image_id(&present.reference).as_deref().map(bare_id),
+        Some(present.id.as_str())
+    );
+    assert_eq!(engine.image_id(&absent.reference), None);
+    assert_eq!(engine.list_images(), vec![present.reference.clone()]);
+    assert_eq!(engine.image_count(), 1);
 }
 
 /// Loads one fixture compressed with `codec` and checks the entry line and the engine.
@@ -101,7 +133,11 @@ fn loads_with(kind: Kind, codec: Codec) {
         )
         .assert_summary("1 loaded, 0 present, 0 failed");
     let id = engine.assert_has("example.org/loads/app:1.0");
-    assert_eq!(bare_id(&id), fixture.id, "loaded image has the fixture's config digest");
+    assert_eq!(
+        bare_id(&id),
+        fixture.id,
+        "loaded image has the fixture's config digest"
+    );
 }
 
 fn loads_zstd_archive(kind: Kind) {
@@ -154,7 +190,11 @@ fn loads_docker_archive_from_podman_save(kind: Kind) {
     let out = load_package(&engine, &pkg, &[]);
 
     out.assert_code(0)
-        .assert_entry(&pkg.list, 1, &["example.org/saved/docker:1.0: loaded from saved.tar.zst"])
+        .assert_entry(
+            &pkg.list,
+            1,
+            &["example.org/saved/docker:1.0: loaded from saved.tar.zst"],
+        )
         .assert_summary("1 loaded, 0 present, 0 failed");
     engine.assert_has("example.org/saved/docker:1.0");
 }
@@ -162,20 +202,60 @@ fn loads_docker_archive_from_podman_save(kind: Kind) {
 fn loads_listed_tag_of_archive_with_several_tags(kind: Kind) {
     let engine = Engine::start(kind);
     let pkg = Package::new();
-    let fixture = Fixture::build(&["example.org/tags/first:1", "example.org/tags/second:2"], 1);
+    let fixture = Fixture::build(
+        &["example.org/tags/first:1", "example.org/tags/second:2"],
+        1,
+    );
     pkg.add_archive("tags.tar.gz", &fixture.compressed(Codec::Gzip));
     pkg.write_list(&["tags.tar.gz example.org/tags/second:2"]);
 
     let out = load_package(&engine, &pkg, &[]);
 
     out.assert_code(0)
-        .assert_entry(&pkg.list, 1, &["example.org/tags/second:2: loaded from tags.tar.gz"])
+        .assert_entry(
+            &pkg.list,
+            1,
+            &["example.org/tags/second:2: loaded from tags.tar.gz"],
+        )
         .assert_summary("1 loaded, 0 present, 0 failed");
     engine.assert_has("example.org/tags/second:2");
 }
 
+/// Reads a size as the loader prints it (`512 B`, `1.7 KiB`, `12.3 MiB`, `1.25 GiB`) and
+/// returns it in bytes with the rounding error its last digit allows.
+fn printed_size(text: &str) -> (f64, f64) {
+    let (number, unit) = text
+        .split_once(' ')
+        .unwrap_or_else(|| panic!("no unit in size {text:?}"));
+    let number: f64 = number
+        .parse()
+        .unwrap_or_else(|_| panic!("not a number in size {text:?}"));
+    let scale = match unit {
+        "B" => 1.0,
+        "KiB" => 1024.0,
+        "MiB" => 1024.0 * 1024.0,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        other => panic!("unknown unit {other:?} in size {text:?}"),
+    };
+    let digits = number_decimals(text);
+    (number * scale, scale * 0.5 * 10f64.powi(-digits) + 0.5)
+}
+
+fn number_decimals(text: &str) -> i32 {
+    let number = text.split(' ').next().unwrap_or_default();
+    number.split_once('.').map_or(0, |(_, d)| d.len() as i32)
+}
+
+fn assert_size(printed: &str, actual: u64, context: &str) {
+    let (bytes, tolerance) = printed_size(printed);
+    assert!(
+        (bytes - actual as f64).abs() <= tolerance,
+        "size {printed:?} should be {actual} bytes in {context:?}"
+    );
+}
+
 fn reports_sizes_and_time_of_a_load(kind: Kind) {
-    // `LIST:LINE: REF: loaded from ARCHIVE (FORMAT, X MiB -> Y MiB, T s)`
+    // `LIST:LINE: REF: loaded from ARCHIVE (FORMAT, SIZE -> SIZE, T s)`
     let engine = Engine::start(kind);
     let pkg = Package::new();
     let fixture = Fixture::new("example.org/loads/sizes:1");
@@ -193,33 +273,48 @@ fn reports_sizes_and_time_of_a_load(kind: Kind) {
     let inside = loaded
         .split_once("(xz, ")
         .and_then(|(_, rest)| rest.strip_suffix(" s)"))
-        .unwrap_or_else(|| panic!("expected `(xz, X MiB -> Y MiB, T s)` at the end of {loaded:?}"));
+        .unwrap_or_else(|| panic!("expected `(xz, SIZE -> SIZE, T s)` at the end of {loaded:?}"));
     let (sizes, seconds) = inside
         .rsplit_once(", ")
         .unwrap_or_else(|| panic!("no time in {loaded:?}"));
     let (from, to) = sizes
-        .split_once(" MiB -> ")
-        .unwrap_or_else(|| panic!("no `X MiB -> Y MiB` in {loaded:?}"));
-    let to = to
-        .strip_suffix(" MiB")
-        .unwrap_or_else(|| panic!("no `Y MiB` in {loaded:?}"));
-    let from: f64 = from.parse().unwrap_or_else(|_| panic!("X is not a number in {loaded:?}"));
-    let to: f64 = to.parse().unwrap_or_else(|_| panic!("Y is not a number in {loaded:?}"));
+        .split_once(" -> ")
+        .unwrap_or_else(|| panic!("no `SIZE -> SIZE` in {loaded:?}"));
     let seconds: f64 = seconds
         .parse()
         .unwrap_or_else(|_| panic!("T is not a number in {loaded:?}"));
-    let mib = 1024.0 * 1024.0;
-    let compressed = fs::metadata(pkg.archive("sizes.tar.xz")).unwrap().len() as f64 / mib;
-    let decompressed = fixture.tar.len() as f64 / mib;
-    assert!(
-        (from - compressed).abs() < 0.01 && (to - decompressed).abs() < 0.01,
-        "sizes in {loaded:?} should be {compressed:.3} MiB -> {decompressed:.3} MiB"
-    );
+    let compressed = fs::metadata(pkg.archive("sizes.tar.xz")).unwrap().len();
+    assert_size(from, compressed, loaded);
+    assert_size(to, fixture.tar.len() as u64, loaded);
     assert!(
         seconds >= 0.0 && seconds <= out.elapsed.as_secs_f64() + 0.1,
         "time in {loaded:?} should be within the run's {:?}",
         out.elapsed
     );
+}
+
+fn dry_run_reports_archive_size(kind: Kind) {
+    // `LIST:LINE: REF: would load from ARCHIVE (FORMAT, SIZE)`
+    let engine = Engine::start(kind);
+    let pkg = Package::new();
+    let fixture = Fixture::new("example.org/dry/size:1");
+    let line = pkg.add("size.tar.gz", &fixture, Codec::Gzip);
+    pkg.write_list(&[&line]);
+
+    let out = load_package(&engine, &pkg, &["--dry-run"]);
+
+    let entry = out.entry(&pkg.list, 1);
+    let would = entry
+        .iter()
+        .find(|l| l.contains("would load from"))
+        .unwrap_or_else(|| panic!("no would-load line\n{out:?}"));
+    let size = would
+        .split_once("(gzip, ")
+        .and_then(|(_, rest)| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("expected `(gzip, SIZE)` at the end of {would:?}"));
+    let compressed = fs::metadata(pkg.archive("size.tar.gz")).unwrap().len();
+    assert_size(size, compressed, would);
+    engine.assert_has_not(&fixture.reference);
 }
 
 fn load_writes_nothing_to_stdout(kind: Kind) {
@@ -295,9 +390,11 @@ fn short_name_is_found_again_after_loading(kind: Kind) {
     pkg.write_list(&[&line]);
 
     let first = load_package(&engine, &pkg, &[]);
-    first
-        .assert_code(0)
-        .assert_entry(&pkg.list, 1, &["debian:bookworm: loaded from debian.tar.zst"]);
+    first.assert_code(0).assert_entry(
+        &pkg.list,
+        1,
+        &["debian:bookworm: loaded from debian.tar.zst"],
+    );
     engine.assert_has("debian:bookworm");
 
     let second = load_package(&engine, &pkg, &[]);
@@ -337,7 +434,10 @@ fn second_run_skips_present_images(kind: Kind) {
     load_package(&engine, &pkg, &[])
         .assert_code(0)
         .assert_summary("2 loaded, 0 present, 0 failed");
-    let ids = (engine.assert_has(&a.reference), engine.assert_has(&b.reference));
+    let ids = (
+        engine.assert_has(&a.reference),
+        engine.assert_has(&b.reference),
+    );
 
     let out = load_package(&engine, &pkg, &[]);
 
@@ -348,7 +448,10 @@ fn second_run_skips_present_images(kind: Kind) {
         .assert_entry_lacks(&pkg.list, 2, "loaded from")
         .assert_summary("0 loaded, 2 present, 0 failed");
     assert_eq!(
-        (engine.assert_has(&a.reference), engine.assert_has(&b.reference)),
+        (
+            engine.assert_has(&a.reference),
+            engine.assert_has(&b.reference)
+        ),
         ids,
         "image IDs unchanged"
     );
@@ -362,12 +465,19 @@ fn present_image_needs_no_archive(kind: Kind) {
     let line = pkg.add("deleted.tar.zst", &fixture, Codec::Zstd);
     pkg.write_list(&[&line]);
     load_package(&engine, &pkg, &["--delete-after-load"]).assert_code(0);
-    assert!(!pkg.archive("deleted.tar.zst").exists(), "archive deleted by the first run");
+    assert!(
+        !pkg.archive("deleted.tar.zst").exists(),
+        "archive deleted by the first run"
+    );
 
     let out = load_package(&engine, &pkg, &["--delete-after-load"]);
 
     out.assert_code(0)
-        .assert_entry(&pkg.list, 1, &["example.org/again/deleted:1: present, skipped"])
+        .assert_entry(
+            &pkg.list,
+            1,
+            &["example.org/again/deleted:1: present, skipped"],
+        )
         .assert_summary("0 loaded, 1 present, 0 failed");
 }
 
@@ -382,11 +492,22 @@ fn several_lists_load_in_one_run(kind: Kind) {
     first.write_list(&[&la]);
     second.write_list(&[&lb]);
 
-    let out = load(&engine, &["-l", &first.list_arg(), "-l", &second.list_arg()]);
+    let out = load(
+        &engine,
+        &["-l", &first.list_arg(), "-l", &second.list_arg()],
+    );
 
     out.assert_code(0)
-        .assert_entry(&first.list, 1, &["example.org/lists/a:1: loaded from a.tar.zst"])
-        .assert_entry(&second.list, 1, &["example.org/lists/b:1: loaded from b.tar.xz"])
+        .assert_entry(
+            &first.list,
+            1,
+            &["example.org/lists/a:1: loaded from a.tar.zst"],
+        )
+        .assert_entry(
+            &second.list,
+            1,
+            &["example.org/lists/b:1: loaded from b.tar.xz"],
+        )
         .assert_summary("2 loaded, 0 present, 0 failed");
     engine.assert_has(&a.reference);
     engine.assert_has(&b.reference);
@@ -407,8 +528,32 @@ fn default_images_dir_is_beside_the_list(kind: Kind) {
 
     let out = spawn_loader_in(Some(decoy.dir()), &args, &[]).wait();
 
-    out.assert_code(0)
-        .assert_entry(&pkg.list, 1, &["example.org/dirs/beside:1: loaded from beside.tar.zst"]);
+    out.assert_code(0).assert_entry(
+        &pkg.list,
+        1,
+        &["example.org/dirs/beside:1: loaded from beside.tar.zst"],
+    );
+    engine.assert_has(&fixture.reference);
+}
+
+fn list_path_is_reported_as_given(kind: Kind) {
+    // A relative list path: entry lines start with it verbatim, and images/ is found
+    // beside it.
+    let engine = Engine::start(kind);
+    let pkg = Package::new();
+    let fixture = Fixture::new("example.org/dirs/relative:1");
+    let line = pkg.add("relative.tar.zst", &fixture, Codec::Zstd);
+    pkg.write_list(&[&line]);
+    let mut args = engine.host_args();
+    args.extend(["-l".to_string(), "./image.list".to_string()]);
+
+    let out = spawn_loader_in(Some(pkg.dir()), &args, &[]).wait();
+
+    out.assert_code(0).assert_entry(
+        std::path::Path::new("./image.list"),
+        1,
+        &["example.org/dirs/relative:1: loaded from relative.tar.zst"],
+    );
     engine.assert_has(&fixture.reference);
 }
 
@@ -418,14 +563,20 @@ fn images_dir_option_overrides_the_default(kind: Kind) {
     let other = Package::new();
     let fixture = Fixture::new("example.org/dirs/override:1");
     let line = other.add("override.tar.zst", &fixture, Codec::Zstd);
-    pkg.add_archive("override.tar.zst", b"decoy: the default images dir must not be used");
+    pkg.add_archive(
+        "override.tar.zst",
+        b"decoy: the default images dir must not be used",
+    );
     pkg.write_list(&[&line]);
     let images = other.images.display().to_string();
 
     let out = load_package(&engine, &pkg, &["-d", &images]);
 
-    out.assert_code(0)
-        .assert_entry(&pkg.list, 1, &["example.org/dirs/override:1: loaded from override.tar.zst"]);
+    out.assert_code(0).assert_entry(
+        &pkg.list,
+        1,
+        &["example.org/dirs/override:1: loaded from override.tar.zst"],
+    );
     engine.assert_has(&fixture.reference);
 }
 
@@ -469,21 +620,38 @@ fn delete_after_load_deletes_only_loaded_archives(kind: Kind) {
     let missing = Fixture::new("example.org/delete/missing:1");
     let lp = pkg.add("present.tar.zst", &present, Codec::Zstd);
     let lm = pkg.add("missing.tar.gz", &missing, Codec::Gzip);
-    pkg.write_list(&[&lp]);
-    load_package(&engine, &pkg, &[]).assert_code(0);
     pkg.write_list(&[&lp, &lm]);
+    engine.preload(&present);
 
     let out = load_package(&engine, &pkg, &["--delete-after-load"]);
 
     out.assert_code(0)
-        .assert_entry(&pkg.list, 1, &["example.org/delete/present:1: present, skipped"])
+        .assert_entry(
+            &pkg.list,
+            1,
+            &["example.org/delete/present:1: present, skipped"],
+        )
         .assert_entry_lacks(&pkg.list, 1, "deleted")
-        .assert_entry(&pkg.list, 2, &["example.org/delete/missing:1: loaded from missing.tar.gz"])
-        .assert_entry(&pkg.list, 2, &["example.org/delete/missing:1: deleted ", "missing.tar.gz"])
+        .assert_entry(
+            &pkg.list,
+            2,
+            &["example.org/delete/missing:1: loaded from missing.tar.gz"],
+        )
+        .assert_entry(
+            &pkg.list,
+            2,
+            &["example.org/delete/missing:1: deleted ", "missing.tar.gz"],
+        )
         .assert_summary("1 loaded, 1 present, 0 failed");
     engine.assert_has(&missing.reference);
-    assert!(!pkg.archive("missing.tar.gz").exists(), "loaded archive deleted");
-    assert!(pkg.archive("present.tar.zst").exists(), "skipped archive kept");
+    assert!(
+        !pkg.archive("missing.tar.gz").exists(),
+        "loaded archive deleted"
+    );
+    assert!(
+        pkg.archive("present.tar.zst").exists(),
+        "skipped archive kept"
+    );
 }
 
 fn dry_run_loads_nothing(kind: Kind) {
@@ -493,26 +661,32 @@ fn dry_run_loads_nothing(kind: Kind) {
     let absent = Fixture::new("example.org/dry/absent:1");
     let lp = pkg.add("present.tar.zst", &present, Codec::Zstd);
     let la = pkg.add("absent.tar.xz", &absent, Codec::Xz);
-    pkg.write_list(&[&lp]);
-    load_package(&engine, &pkg, &[]).assert_code(0);
     pkg.write_list(&[&lp, &la]);
+    engine.preload(&present);
     let before = engine.image_count();
 
     let out = load_package(&engine, &pkg, &["--dry-run", "--delete-after-load"]);
 
     // The contract gives no exit code for a dry run with work left; neither 2 nor 3.
     assert!(out.code == 0 || out.code == 1, "dry run exit code\n{out:?}");
-    out.assert_entry(&pkg.list, 1, &["example.org/dry/present:1: present, skipped"])
-        .assert_entry(
-            &pkg.list,
-            2,
-            &["example.org/dry/absent:1: would load from absent.tar.xz (xz, ", " MiB)"],
-        )
-        .assert_entry_lacks(&pkg.list, 2, "loaded from")
-        .assert_summary("1 would load, 1 present, 0 failed");
+    out.assert_entry(
+        &pkg.list,
+        1,
+        &["example.org/dry/present:1: present, skipped"],
+    )
+    .assert_entry(
+        &pkg.list,
+        2,
+        &["example.org/dry/absent:1: would load from absent.tar.xz (xz, "],
+    )
+    .assert_entry_lacks(&pkg.list, 2, "loaded from")
+    .assert_summary("1 would load, 1 present, 0 failed");
     engine.assert_has_not(&absent.reference);
     assert_eq!(engine.image_count(), before, "no image added by a dry run");
-    assert!(pkg.archive("absent.tar.xz").exists(), "dry run deletes nothing");
+    assert!(
+        pkg.archive("absent.tar.xz").exists(),
+        "dry run deletes nothing"
+    );
 }
 
 fn status_json_reports_every_field(kind: Kind) {
@@ -522,18 +696,22 @@ fn status_json_reports_every_field(kind: Kind) {
     let absent = Fixture::new("example.org/status/absent:1");
     let ll = pkg.add("loaded.tar.zst", &loaded, Codec::Zstd);
     let la = pkg.add("absent.tar.xz", &absent, Codec::Xz);
-    pkg.write_list(&[&ll]);
-    load_package(&engine, &pkg, &[]).assert_code(0);
-    let loaded_id = engine.assert_has(&loaded.reference);
     pkg.write_list(&[&ll, &la, "gone.tar.gz example.org/status/gone:1"]);
+    engine.preload(&loaded);
+    let loaded_id = engine.assert_has(&loaded.reference);
     let sock = engine.socket_path().display().to_string();
 
-    let out = run_loader(&["status", "--json", "-H", &sock, "-l", &pkg.list_arg()], &[]);
+    let out = run_loader(
+        &["status", "--json", "-H", &sock, "-l", &pkg.list_arg()],
+        &[],
+    );
 
     assert!(out.code == 0 || out.code == 1, "status exit code\n{out:?}");
     let v: serde_json::Value = serde_json::from_str(&out.stdout)
         .unwrap_or_else(|e| panic!("stdout is not JSON ({e})\n{out:?}"));
-    let entries = v.as_array().unwrap_or_else(|| panic!("not a JSON array\n{out:?}"));
+    let entries = v
+        .as_array()
+        .unwrap_or_else(|| panic!("not a JSON array\n{out:?}"));
     assert_eq!(entries.len(), 3, "one object per entry\n{out:?}");
     let keys = [
         "list",
@@ -554,7 +732,9 @@ fn status_json_reports_every_field(kind: Kind) {
         assert_eq!(e["list"], pkg.list_arg().as_str(), "list as given: {e}");
     }
     let archive_is = |e: &serde_json::Value, name: &str| {
-        let a = e["archive"].as_str().unwrap_or_else(|| panic!("archive not a string: {e}"));
+        let a = e["archive"]
+            .as_str()
+            .unwrap_or_else(|| panic!("archive not a string: {e}"));
         assert!(
             a == name || a.ends_with(&format!("/{name}")),
             "archive should name {name}: {e}"
@@ -573,7 +753,9 @@ fn status_json_reports_every_field(kind: Kind) {
     );
     assert_eq!(e["ref"], "example.org/status/loaded:1", "{e}");
     assert_eq!(e["image_present"], true, "{e}");
-    let id = e["image_id"].as_str().unwrap_or_else(|| panic!("image_id: {e}"));
+    let id = e["image_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("image_id: {e}"));
     assert_eq!(bare_id(id), bare_id(&loaded_id), "{e}");
     assert!(e["error"].is_null(), "{e}");
 
@@ -639,7 +821,10 @@ fn journal_stream_marks_loaded_lines_as_info(kind: Kind) {
     let out = run_loader(&args, &[("JOURNAL_STREAM", "8:12345")]);
 
     out.assert_code(0);
-    let expected = format!("<6>{}:1: example.org/journal/ok:1: loaded from ", pkg.list_arg());
+    let expected = format!(
+        "<6>{}:1: example.org/journal/ok:1: loaded from ",
+        pkg.list_arg()
+    );
     assert!(
         out.stderr.lines().any(|l| l.starts_with(&expected)),
         "loaded line should start with {expected:?}\n{out:?}"

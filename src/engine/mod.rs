@@ -89,7 +89,7 @@ impl fmt::Display for EngineError {
                 let at: Vec<_> = sockets.iter().map(|s| s.display().to_string()).collect();
                 write!(
                     f,
-                    "engine not reachable at {} after {} s: {source}; is docker or podman running? (see --host, --wait)",
+                    "engine not reachable at {} after waiting {} s: {source}; is docker or podman running? (see --host, --wait)",
                     at.join(" or "),
                     waited.as_secs()
                 )
@@ -140,7 +140,8 @@ impl Engine {
             .iter()
             .map(|s| Engine::new(s, kind, timeout))
             .collect();
-        let found = loop {
+        let deadline = start + wait;
+        let error = loop {
             let mut error = None;
             for (i, candidate) in candidates.iter().enumerate() {
                 match candidate.ping() {
@@ -148,15 +149,16 @@ impl Engine {
                     Err(e) => error = Some(e),
                 }
             }
-            if start.elapsed() + WAIT_STEP > wait {
+            let now = Instant::now();
+            if now >= deadline {
                 break error;
             }
-            std::thread::sleep(WAIT_STEP);
+            std::thread::sleep(WAIT_STEP.min(deadline - now));
         };
         Err(EngineError::Unreachable {
             sockets: sockets.to_vec(),
-            waited: start.elapsed(),
-            source: found.unwrap_or(ureq::Error::ConnectionFailed),
+            waited: wait,
+            source: error.unwrap_or(ureq::Error::ConnectionFailed),
         })
     }
 

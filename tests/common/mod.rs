@@ -83,12 +83,8 @@ impl TempDir {
     pub fn new(tag: &str) -> TempDir {
         // Short names: unix socket paths (including containerd's inside dockerd's
         // exec-root) must stay below 108 bytes.
-        let path = std::env::temp_dir().join(format!(
-            "clt-{}-{}-{}",
-            std::process::id(),
-            unique(),
-            tag
-        ));
+        let path =
+            std::env::temp_dir().join(format!("clt-{}-{}-{}", std::process::id(), unique(), tag));
         fs::create_dir_all(&path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
         TempDir { path }
     }
@@ -184,9 +180,37 @@ fn unmount_below(dir: &Path) {
 /// Sends `GET path` over the unix socket, returns (status, body) or None if nobody answers.
 pub fn http_get(socket: &Path, path: &str) -> Option<(u16, String)> {
     let mut stream = UnixStream::connect(socket).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-    stream.set_write_timeout(Some(Duration::from_secs(30))).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .ok()?;
+    stream
+        .set_write_timeout(Some(Duration::from_secs(30)))
+        .ok()?;
     write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    read_response(stream)
+}
+
+/// Sends `POST path` with `body` (Content-Length) and returns (status, body).
+pub fn http_post(socket: &Path, path: &str, body: &[u8]) -> Option<(u16, String)> {
+    let mut stream = UnixStream::connect(socket).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .ok()?;
+    stream
+        .set_write_timeout(Some(Duration::from_secs(60)))
+        .ok()?;
+    write!(
+        stream,
+        "POST {path} HTTP/1.0\r\nHost: localhost\r\nContent-Type: application/x-tar\r\n\
+         Content-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .ok()?;
+    stream.write_all(body).ok()?;
+    read_response(stream)
+}
+
+fn read_response(mut stream: UnixStream) -> Option<(u16, String)> {
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).ok()?;
     let text = String::from_utf8_lossy(&raw).into_owned();
@@ -390,7 +414,9 @@ impl Engine {
                 }
             }
             Kind::Podman => {
-                let (status, body) = self.get(&format!("/libpod/images/{reference}/exists"));
+                // Podman 4.3 answers 404 to every unversioned /libpod/ path except
+                // /_ping: the version prefix is required.
+                let (status, body) = self.get(&format!("/v4.0.0/libpod/images/{reference}/exists"));
                 match status {
                     204 => true,
                     404 => false,
@@ -405,7 +431,7 @@ impl Engine {
     pub fn image_id(&self, reference: &str) -> Option<String> {
         let path = match self.kind {
             Kind::Docker => format!("/images/{reference}/json"),
-            Kind::Podman => format!("/libpod/images/{reference}/json"),
+            Kind::Podman => format!("/v4.0.0/libpod/images/{reference}/json"),
         };
         let (status, body) = self.get(&path);
         if status == 404 {
@@ -420,7 +446,7 @@ impl Engine {
     pub fn list_images(&self) -> Vec<String> {
         let (path, field) = match self.kind {
             Kind::Docker => ("/images/json", "RepoTags"),
-            Kind::Podman => ("/libpod/images/json", "Names"),
+            Kind::Podman => ("/v4.0.0/libpod/images/json", "Names"),
         };
         let (status, body) = self.get(path);
         assert_eq!(status, 200, "GET {path}: {body}");
@@ -441,12 +467,30 @@ impl Engine {
     pub fn image_count(&self) -> usize {
         let path = match self.kind {
             Kind::Docker => "/images/json?all=1",
-            Kind::Podman => "/libpod/images/json?all=true",
+            Kind::Podman => "/v4.0.0/libpod/images/json?all=true",
         };
         let (status, body) = self.get(path);
         assert_eq!(status, 200, "GET {path}: {body}");
         let v: serde_json::Value = serde_json::from_str(&body).expect("images JSON");
         v.as_array().expect("images array").len()
+    }
+
+    /// Loads an uncompressed docker-archive directly through the engine's API (not through
+    /// the loader), for images that must already be present before a test runs.
+    pub fn preload(&self, fixture: &Fixture) {
+        let path = match self.kind {
+            Kind::Docker => "/images/load?quiet=1",
+            Kind::Podman => "/v4.0.0/libpod/images/load",
+        };
+        let (status, body) = http_post(&self.socket, path, &fixture.tar)
+            .unwrap_or_else(|| panic!("{} did not answer POST {path}", self.kind.name()));
+        assert!(
+            status == 200 && !body.contains("\"error"),
+            "preloading {} into {}: {status} {body}",
+            fixture.reference,
+            self.kind.name()
+        );
+        self.assert_has(&fixture.reference);
     }
 
     /// Asserts that `reference` is present and returns the engine's ID for it.
@@ -513,7 +557,17 @@ pub struct FakeEngine {
 }
 
 impl FakeEngine {
+    /// A fake engine that answers every upload with HTTP 500.
     pub fn start() -> FakeEngine {
+        FakeEngine::start_with(false)
+    }
+
+    /// A fake engine that accepts an upload and then never answers (a hung engine).
+    pub fn start_stalling_loads() -> FakeEngine {
+        FakeEngine::start_with(true)
+    }
+
+    fn start_with(stall_loads: bool) -> FakeEngine {
         let dir = TempDir::new("fake");
         let socket = dir.join("fake.sock");
         let listener = UnixListener::bind(&socket).expect("bind fake engine socket");
@@ -522,10 +576,14 @@ impl FakeEngine {
         let stop = Arc::new(AtomicBool::new(false));
         let (req, st) = (requests.clone(), stop.clone());
         let thread = thread::spawn(move || {
+            let mut stalled = Vec::new();
             while !st.load(Ordering::SeqCst) {
                 match listener.accept() {
                     Ok((stream, _)) => {
-                        let _ = serve_fake(stream, &req);
+                        if let Ok(Some(held)) = serve_fake(stream, &req, stall_loads) {
+                            // Keep the connection open, unanswered, until the fake stops.
+                            stalled.push(held);
+                        }
                     }
                     Err(_) => thread::sleep(Duration::from_millis(10)),
                 }
@@ -563,65 +621,72 @@ impl Drop for FakeEngine {
     }
 }
 
-fn serve_fake(stream: UnixStream, requests: &Mutex<Vec<String>>) -> std::io::Result<()> {
+/// Serves one request; returns the connection instead of answering when it is an upload
+/// and `stall_loads` is set.
+fn serve_fake(
+    stream: UnixStream,
+    requests: &Mutex<Vec<String>>,
+    stall_loads: bool,
+) -> std::io::Result<Option<UnixStream>> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut writer = stream;
-    loop {
-        let mut request_line = String::new();
-        if reader.read_line(&mut request_line)? == 0 {
-            return Ok(());
-        }
-        let request_line = request_line.trim_end().to_string();
-        let mut content_length = 0usize;
-        let mut chunked = false;
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h)? == 0 {
-                return Ok(());
-            }
-            let h = h.trim_end().to_ascii_lowercase();
-            if h.is_empty() {
-                break;
-            }
-            if let Some(v) = h.strip_prefix("content-length:") {
-                content_length = v.trim().parse().unwrap_or(0);
-            }
-            if h.starts_with("transfer-encoding:") && h.contains("chunked") {
-                chunked = true;
-            }
-        }
-        requests.lock().unwrap().push(request_line.clone());
-        let path = request_line.split_whitespace().nth(1).unwrap_or("");
-        let path = path.split('?').next().unwrap_or("");
-        let (status, body) = if chunked || content_length > 0 {
-            ("500 Internal Server Error", r#"{"message":"fake engine"}"#)
-        } else if path.ends_with("/_ping") {
-            ("200 OK", "OK")
-        } else if path.ends_with("/version") {
-            (
-                "200 OK",
-                r#"{"Platform":{"Name":""},"Components":[{"Name":"Engine","Version":"20.10.24+dfsg1","Details":{"ApiVersion":"1.41"}}],"Version":"20.10.24+dfsg1","ApiVersion":"1.41","MinAPIVersion":"1.12","Os":"linux","Arch":"amd64"}"#,
-            )
-        } else {
-            ("404 Not Found", r#"{"message":"No such image"}"#)
-        };
-        let ctype = if body.starts_with('{') {
-            "application/json"
-        } else {
-            "text/plain; charset=utf-8"
-        };
-        write!(
-            writer,
-            "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n\
-             Api-Version: 1.41\r\nServer: Docker/20.10.24+dfsg1 (linux)\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )?;
-        writer.flush()?;
-        // One request per connection: the fake engine always closes.
-        return Ok(());
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line)? == 0 {
+        return Ok(None);
     }
+    let request_line = request_line.trim_end().to_string();
+    let mut content_length = 0usize;
+    let mut chunked = false;
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h)? == 0 {
+            return Ok(None);
+        }
+        let h = h.trim_end().to_ascii_lowercase();
+        if h.is_empty() {
+            break;
+        }
+        if let Some(v) = h.strip_prefix("content-length:") {
+            content_length = v.trim().parse().unwrap_or(0);
+        }
+        if h.starts_with("transfer-encoding:") && h.contains("chunked") {
+            chunked = true;
+        }
+    }
+    requests.lock().unwrap().push(request_line.clone());
+    let path = request_line.split_whitespace().nth(1).unwrap_or("");
+    let path = path.split('?').next().unwrap_or("");
+    if stall_loads && (chunked || content_length > 0) {
+        return Ok(Some(writer));
+    }
+    let (status, body) = if chunked || content_length > 0 {
+        ("500 Internal Server Error", r#"{"message":"fake engine"}"#)
+    } else if path.ends_with("/_ping") {
+        ("200 OK", "OK")
+    } else if path.ends_with("/version") {
+        (
+            "200 OK",
+            r#"{"Platform":{"Name":""},"Components":[{"Name":"Engine","Version":"20.10.24+dfsg1","Details":{"ApiVersion":"1.41"}}],"Version":"20.10.24+dfsg1","ApiVersion":"1.41","MinAPIVersion":"1.12","Os":"linux","Arch":"amd64"}"#,
+        )
+    } else {
+        ("404 Not Found", r#"{"message":"No such image"}"#)
+    };
+    let ctype = if body.starts_with('{') {
+        "application/json"
+    } else {
+        "text/plain; charset=utf-8"
+    };
+    write!(
+        writer,
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n\
+         Api-Version: 1.41\r\nServer: Docker/20.10.24+dfsg1 (linux)\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    writer.flush()?;
+    // One request per connection: the fake engine always closes.
+    Ok(None)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -648,9 +713,26 @@ fn oci_arch() -> &'static str {
 /// xorshift generator seeded with `seed`.
 fn filler(seed: u64, len: usize) -> Vec<u8> {
     const WORDS: &[&str] = &[
-        "container", "loader", "layer", "image", "archive", "boot", "socket", "engine",
-        "zstd", "gzip", "xz", "tar", "manifest", "config", "digest", "podman", "docker",
-        "debian", "bookworm", "rootfs",
+        "container",
+        "loader",
+        "layer",
+        "image",
+        "archive",
+        "boot",
+        "socket",
+        "engine",
+        "zstd",
+        "gzip",
+        "xz",
+        "tar",
+        "manifest",
+        "config",
+        "digest",
+        "podman",
+        "docker",
+        "debian",
+        "bookworm",
+        "rootfs",
     ];
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut out = Vec::with_capacity(len + 16);
@@ -714,7 +796,8 @@ impl Fixture {
         for i in 0..layers {
             let mut b = tar::Builder::new(Vec::new());
             let name = format!("fixture-{seed:x}-{i}.txt");
-            let mut content = format!("fixture {seed:x} layer {i} for {repo_tags:?}\n").into_bytes();
+            let mut content =
+                format!("fixture {seed:x} layer {i} for {repo_tags:?}\n").into_bytes();
             content.extend(filler(seed.wrapping_add(i as u64), 6000));
             append_file(&mut b, &name, &content, 0o644);
             layer_tars.push(b.into_inner().expect("finish layer tar"));
@@ -827,10 +910,22 @@ impl Codec {
             Codec::XzMultiBlock => {
                 let out = pipe("xz", &["-T1", "--block-size=4096", "-c"], data);
                 let blocks = xz_block_count(&out);
-                assert!(blocks > 1, "fixture error: expected several xz blocks, got {blocks}");
+                assert!(
+                    blocks > 1,
+                    "fixture error: expected several xz blocks, got {blocks}"
+                );
                 out
             }
-            Codec::XzBigDictionary => pipe("xz", &["-c", "--lzma2=dict=256MiB"], data),
+            Codec::XzBigDictionary => {
+                let out = pipe("xz", &["-c", "--lzma2=dict=256MiB"], data);
+                // Sanity: xz itself refuses to decode it within 128 MiB.
+                let limited = pipe_status("xz", &["-d", "-c", "--memlimit=128MiB"], &out);
+                assert!(
+                    !limited.0.success(),
+                    "fixture error: a 256 MiB dictionary should need more than 128 MiB"
+                );
+                out
+            }
             Codec::Tar => data.to_vec(),
         };
         if self != Codec::ZstdLong30 {
@@ -841,7 +936,10 @@ impl Codec {
                 "xz" => ("xz", &["-d", "-c"]),
                 _ => ("cat", &[]),
             };
-            assert!(pipe(cmd, args, &out) == data, "fixture error: {self:?} round trip");
+            assert!(
+                pipe(cmd, args, &out) == data,
+                "fixture error: {self:?} round trip"
+            );
         }
         out
     }
@@ -1088,7 +1186,11 @@ impl Output {
     }
 
     pub fn assert_summary(&self, expected: &str) -> &Self {
-        assert_eq!(self.summary(), expected, "unexpected summary line\n{self:?}");
+        assert_eq!(
+            self.summary(),
+            expected,
+            "unexpected summary line\n{self:?}"
+        );
         self
     }
 
@@ -1160,13 +1262,18 @@ impl Running {
                 self.args
             )
         });
-        Output {
+        let out = Output {
             code,
             stdout,
             stderr,
             elapsed,
             args: self.args,
+        };
+        if std::env::var_os("CLT_SHOW_OUTPUT").is_some() {
+            // For reviewing what the loader says in passing tests (`--nocapture`).
+            eprintln!("{out:?}");
         }
+        out
     }
 }
 

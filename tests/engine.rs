@@ -1,0 +1,232 @@
+//! Finding and reaching the engine: -H forms, environment variables, engine kinds,
+//! auto-detection, an engine that is not there, and one that comes up late.
+
+#[macro_use]
+mod common;
+
+use std::os::unix::net::UnixListener;
+use std::thread;
+use std::time::Duration;
+
+use common::*;
+
+on_both_engines! {
+    explicit_engine_kind_loads: docker_explicit_engine_kind_loads, podman_explicit_engine_kind_loads;
+    engine_kind_is_detected_automatically:
+        docker_engine_kind_is_detected_automatically, podman_engine_kind_is_detected_automatically;
+    explicit_auto_engine_loads: docker_explicit_auto_engine_loads, podman_explicit_auto_engine_loads;
+    host_as_unix_url_is_accepted: docker_host_as_unix_url_is_accepted, podman_host_as_unix_url_is_accepted;
+    host_as_plain_path_is_accepted:
+        docker_host_as_plain_path_is_accepted, podman_host_as_plain_path_is_accepted;
+    container_host_is_used_without_host_option:
+        docker_container_host_is_used_without_host_option,
+        podman_container_host_is_used_without_host_option;
+    docker_host_is_used_without_host_option:
+        docker_docker_host_is_used_without_host_option,
+        podman_docker_host_is_used_without_host_option;
+    container_host_wins_over_docker_host:
+        docker_container_host_wins_over_docker_host, podman_container_host_wins_over_docker_host;
+    host_option_wins_over_environment:
+        docker_host_option_wins_over_environment, podman_host_option_wins_over_environment;
+    late_socket_is_waited_for: docker_late_socket_is_waited_for, podman_late_socket_is_waited_for;
+}
+
+/// A package with one zstd image that the engine does not have yet.
+fn one_image(tag: &str) -> (Package, Fixture) {
+    let pkg = Package::new();
+    let fixture = Fixture::new(&format!("example.org/engine/{tag}:1"));
+    let line = pkg.add(&format!("{tag}.tar.zst"), &fixture, Codec::Zstd);
+    pkg.write_list(&[&line]);
+    (pkg, fixture)
+}
+
+/// The run loaded the package's one image into `engine`.
+fn assert_loaded(engine: &Engine, pkg: &Package, fixture: &Fixture, out: &Output) {
+    out.assert_code(0)
+        .assert_entry(
+            &pkg.list,
+            1,
+            &[&format!("{}: loaded from ", fixture.reference)],
+        )
+        .assert_summary("1 loaded, 0 present, 0 failed");
+    engine.assert_has(&fixture.reference);
+}
+
+/// A socket path in a fresh directory where nothing listens (and no file exists).
+fn nowhere() -> (TempDir, String) {
+    let dir = TempDir::new("nowhere");
+    let path = dir.join("absent.sock").display().to_string();
+    (dir, path)
+}
+
+fn explicit_engine_kind_loads(kind: Kind) {
+    let engine = Engine::start(kind);
+    let (pkg, fixture) = one_image("explicit");
+
+    let out = load_package(&engine, &pkg, &["--engine", kind.name()]);
+
+    assert_loaded(&engine, &pkg, &fixture, &out);
+}
+
+fn engine_kind_is_detected_automatically(kind: Kind) {
+    let engine = Engine::start(kind);
+    let (pkg, fixture) = one_image("detected");
+
+    let out = load_package(&engine, &pkg, &[]);
+
+    assert_loaded(&engine, &pkg, &fixture, &out);
+}
+
+fn explicit_auto_engine_loads(kind: Kind) {
+    let engine = Engine::start(kind);
+    let (pkg, fixture) = one_image("auto");
+
+    let out = load_package(&engine, &pkg, &["-e", "auto"]);
+
+    assert_loaded(&engine, &pkg, &fixture, &out);
+}
+
+fn host_as_unix_url_is_accepted(kind: Kind) {
+    let engine = Engine::start(kind);
+    let (pkg, fixture) = one_image("url");
+    let host = format!("unix://{}", engine.socket_path().display());
+
+    let out = run_loader(&["-H", &host, "-l", &pkg.list_arg()], &[]);
+
+    assert_loaded(&engine, &pkg, &fixture, &out);
+}
+
+fn host_as_plain_path_is_accepted(kind: Kind) {
+    let engine = Engine::start(kind);
+    let (pkg, fixture) = one_image("path");
+    let host = engine.socket_path().display().to_string();
+
+    let out = run_loader(&["-H", &host, "-l", &pkg.list_arg()], &[]);
+
+    assert_loaded(&engine, &pkg, &fixture, &out);
+}
+
+fn container_host_is_used_without_host_option(kind: Kind) {
+    let engine = Engine::start(kind);
+    let (pkg, fixture) = one_image("containerhost");
+    let host = format!("unix://{}", engine.socket_path().display());
+
+    let out = run_loader(&["-l", &pkg.list_arg()], &[("CONTAINER_HOST", &host)]);
+
+    assert_loaded(&engine, &pkg, &fixture, &out);
+}
+
+fn docker_host_is_used_without_host_option(kind: Kind) {
+    let engine = Engine::start(kind);
+    let (pkg, fixture) = one_image("dockerhost");
+    let host = format!("unix://{}", engine.socket_path().display());
+
+    let out = run_loader(&["-l", &pkg.list_arg()], &[("DOCKER_HOST", &host)]);
+
+    assert_loaded(&engine, &pkg, &fixture, &out);
+}
+
+fn container_host_wins_over_docker_host(kind: Kind) {
+    let engine = Engine::start(kind);
+    let (pkg, fixture) = one_image("precedence");
+    let host = format!("unix://{}", engine.socket_path().display());
+    let (_dir, wrong) = nowhere();
+    let wrong = format!("unix://{wrong}");
+
+    let out = run_loader(
+        &["-l", &pkg.list_arg(), "--wait", "3"],
+        &[("CONTAINER_HOST", &host), ("DOCKER_HOST", &wrong)],
+    );
+
+    assert_loaded(&engine, &pkg, &fixture, &out);
+}
+
+fn host_option_wins_over_environment(kind: Kind) {
+    let engine = Engine::start(kind);
+    let (pkg, fixture) = one_image("optionwins");
+    let host = engine.socket_path().display().to_string();
+    let (_dir, wrong) = nowhere();
+    let wrong = format!("unix://{wrong}");
+
+    let out = run_loader(
+        &["-H", &host, "-l", &pkg.list_arg(), "--wait", "3"],
+        &[("CONTAINER_HOST", &wrong), ("DOCKER_HOST", &wrong)],
+    );
+
+    assert_loaded(&engine, &pkg, &fixture, &out);
+}
+
+fn late_socket_is_waited_for(kind: Kind) {
+    // The loader starts first (as at boot, racing the engine's own start); the engine
+    // comes up 2 s later on the socket the loader was told to use.
+    let mut engine = Engine::unstarted(kind);
+    let (pkg, fixture) = one_image("late");
+    let host = engine.socket_path().display().to_string();
+    let running = spawn_loader(&["-H", &host, "-l", &pkg.list_arg(), "--wait", "30"], &[]);
+    thread::sleep(Duration::from_secs(2));
+    engine.launch();
+
+    let out = running.wait();
+
+    assert_loaded(&engine, &pkg, &fixture, &out);
+    assert!(
+        out.elapsed >= Duration::from_secs(2),
+        "the loader cannot have finished before the engine existed\n{out:?}"
+    );
+}
+
+#[test]
+fn unreachable_engine_exits_3_after_wait() {
+    let (pkg, _) = one_image("unreachable");
+    let (_dir, sock) = nowhere();
+
+    let out = run_loader(&["-H", &sock, "-l", &pkg.list_arg(), "--wait", "1"], &[]);
+
+    out.assert_code(3).assert_stderr_contains("not reachable");
+    assert!(
+        out.elapsed >= Duration::from_millis(500),
+        "the loader should keep trying for most of --wait 1 before giving up\n{out:?}"
+    );
+    assert!(
+        out.elapsed < Duration::from_secs(6),
+        "--wait 1 should give up after about 1 s\n{out:?}"
+    );
+}
+
+#[test]
+fn socket_without_listener_exits_3() {
+    // A stale socket file (engine died): connect() is refused rather than not found.
+    let (pkg, _) = one_image("stale");
+    let dir = TempDir::new("stale");
+    let sock = dir.join("stale.sock");
+    drop(UnixListener::bind(&sock).expect("bind"));
+    assert!(sock.exists(), "stale socket file left behind");
+    let sock = sock.display().to_string();
+
+    let out = run_loader(&["-H", &sock, "-l", &pkg.list_arg(), "--wait", "1"], &[]);
+
+    out.assert_code(3).assert_stderr_contains("not reachable");
+    assert!(
+        out.elapsed < Duration::from_secs(6),
+        "--wait 1 should give up after about 1 s\n{out:?}"
+    );
+}
+
+#[test]
+fn silent_engine_fails_the_load_after_timeout() {
+    // The engine takes the upload and never answers: --timeout bounds the silence, the
+    // entry fails instead of hanging the boot.
+    let fake = FakeEngine::start_stalling_loads();
+    let (pkg, fixture) = one_image("silent");
+    let mut args = fake.host_args();
+    args.extend(["-l".into(), pkg.list_arg(), "--timeout".into(), "2".into()]);
+
+    let out = run_loader(&args, &[]);
+
+    out.assert_code(1)
+        .assert_entry(&pkg.list, 1, &[&format!("{}: failed: ", fixture.reference)]);
+    assert!(
+        out.elapsed >= Duration::from_millis(1500) && out.elapsed < Duration::from_secs(15),
+        "the entry should fail about --timeout 2 s after the engine fell silent\n{out:?}"
+    );
+}
