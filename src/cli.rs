@@ -188,18 +188,12 @@ pub fn parse(
     })
 }
 
-/// `container-loader 0.1.0 (x86_64-linux-musl; zstd gzip xz tar)`.
+/// `container-loader 0.1.0 (x86_64-unknown-linux-musl; formats: zstd gzip xz tar)`.
 pub fn version() -> String {
-    let libc = if cfg!(target_env = "musl") {
-        "musl"
-    } else {
-        "gnu"
-    };
     format!(
-        "container-loader {} ({}-{}-{libc}; formats: zstd gzip xz tar)",
+        "container-loader {} ({}; formats: zstd gzip xz tar)",
         env!("CARGO_PKG_VERSION"),
-        std::env::consts::ARCH,
-        std::env::consts::OS
+        env!("CONTAINER_LOADER_TARGET")
     )
 }
 
