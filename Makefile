@@ -18,6 +18,7 @@ TARGET := x86_64-unknown-linux-musl
 BIN    := container-loader
 DIST   := dist/$(BIN)-x86_64-linux-musl
 # Threads per test binary. The integration tests start real engines; the CI machine has 2 cores.
+# cargo test runs with --no-fail-fast, so one run reports the failures of every test binary.
 TEST_THREADS ?= 2
 
 # "command:package" pairs; the package is installed when the command is missing.
@@ -71,7 +72,7 @@ test: deps toolchain
 	@$(CARGO) clippy --version >/dev/null 2>&1 || rustup component add clippy
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
-	$(CARGO) test -- --test-threads=$(TEST_THREADS)
+	$(CARGO) test --no-fail-fast -- --test-threads=$(TEST_THREADS)
 	$(MAKE) --no-print-directory all
 	./$(DIST) --version
 
