@@ -1,7 +1,8 @@
 # container-loader: build, test and demo. GNU make, run as root on Debian 12: the targets install the
 # Debian packages and the rustup target they need when those are missing.
 #
-#   make          static, stripped dist/container-loader-x86_64-linux-musl
+#   make          static, stripped dist/container-loader-{x86_64,aarch64}-linux-musl
+#   make dist-armhf  adds dist/container-loader-armv7-linux-gnueabihf (32-bit ARM boards)
 #   make test     fmt, clippy, all tests (real dockerd and podman), then the static build
 #   make demo     end to end against a throwaway podman service (tests/scripts/demo.sh)
 #   make deps     only install the test dependencies
@@ -14,16 +15,27 @@ SHELL := /bin/bash
 .NOTPARALLEL:
 
 CARGO  ?= cargo
-TARGET := x86_64-unknown-linux-musl
 BIN    := container-loader
-DIST   := dist/$(BIN)-x86_64-linux-musl
+# Device binaries: dist/$(BIN)-<name>, built for the rust target beside it. The armhf one links
+# glibc statically: rustup serves no musl std for armv7 here (see .cargo/config.toml).
+DIST_x86_64  := dist/$(BIN)-x86_64-linux-musl
+DIST_aarch64 := dist/$(BIN)-aarch64-linux-musl
+DIST_armhf   := dist/$(BIN)-armv7-linux-gnueabihf
+TARGET_x86_64  := x86_64-unknown-linux-musl
+TARGET_aarch64 := aarch64-unknown-linux-musl
+TARGET_armhf   := armv7-unknown-linux-gnueabihf
+# Each binary must stay within this many bytes (1.5 MiB).
+SIZE_BUDGET := 1572864
 # Threads per test binary. The integration tests start real engines; the CI machine has 2 cores.
 # cargo test runs with --no-fail-fast, so one run reports the failures of every test binary.
 TEST_THREADS ?= 2
 
 # "command:package" pairs; the package is installed when the command is missing.
 # musl-gcc compiles zstd-sys's C code for the musl target; readelf checks the result is static.
-BUILD_TOOLS := gcc:gcc musl-gcc:musl-tools readelf:binutils
+BUILD_TOOLS := gcc:gcc musl-gcc:musl-tools readelf:binutils aarch64-linux-gnu-gcc:gcc-aarch64-linux-gnu
+ARMHF_TOOLS := arm-linux-gnueabihf-gcc:gcc-arm-linux-gnueabihf
+# qemu-aarch64-static runs the arm64 binary against a real engine in `make test`.
+CROSS_TEST_TOOLS := qemu-aarch64-static:qemu-user-static
 TEST_TOOLS  := dockerd:docker.io podman:podman zstd:zstd xz:xz-utils
 DEMO_TOOLS  := podman:podman zstd:zstd xz:xz-utils gzip:gzip
 
@@ -42,21 +54,38 @@ if [ -n "$$missing" ]; then \
 fi
 endef
 
-.PHONY: all deps toolchain test demo clean
+.PHONY: all dist-armhf deps toolchain test demo clean
 
-all: $(DIST)
+all: $(DIST_x86_64) $(DIST_aarch64)
 
-# toolchain is phony, so this always runs; cargo itself decides whether anything needs rebuilding.
-$(DIST): toolchain
-	$(CARGO) build --release --target $(TARGET)
-	install -D -m 0755 target/$(TARGET)/release/$(BIN) $@
-	@# Static: no program interpreter (PT_INTERP) and no shared library (DT_NEEDED) to load at boot. The
-	@# release profile strips: a symbol table left over means that setting was lost.
-	@elf=$$(readelf -lSdW $@); \
-	if grep -q 'Requesting program interpreter' <<<"$$elf"; then echo "$@: has an ELF interpreter, not static" >&2; exit 1; fi; \
-	if grep -q '(NEEDED)' <<<"$$elf"; then echo "$@: needs shared libraries, not static" >&2; exit 1; fi; \
-	if grep -q '\.symtab' <<<"$$elf"; then echo "$@: not stripped" >&2; exit 1; fi
-	@size=$$(stat -c %s $@); echo "$@: static, stripped, $$size bytes ($$(( (size + 1023) / 1024 )) KiB)"
+dist-armhf: $(DIST_armhf)
+
+# $(call static_binary,ARCH): build target $(TARGET_ARCH), copy it to $(DIST_ARCH), and check it.
+# Static: no program interpreter (PT_INTERP) and no shared library (DT_NEEDED) to load at boot.
+# The release profile strips: a symbol table left over means that setting was lost.
+define static_binary
+	$(CARGO) build --release --target $(TARGET_$(1))
+	install -D -m 0755 target/$(TARGET_$(1))/release/$(BIN) $(DIST_$(1))
+	@elf=$$(readelf -lSdW $(DIST_$(1))); \
+	if grep -q 'Requesting program interpreter' <<<"$$elf"; then echo "$(DIST_$(1)): has an ELF interpreter, not static" >&2; exit 1; fi; \
+	if grep -q '(NEEDED)' <<<"$$elf"; then echo "$(DIST_$(1)): needs shared libraries, not static" >&2; exit 1; fi; \
+	if grep -q '\.symtab' <<<"$$elf"; then echo "$(DIST_$(1)): not stripped" >&2; exit 1; fi
+	@size=$$(stat -c %s $(DIST_$(1))); \
+	echo "$(DIST_$(1)): static, stripped, $$size bytes ($$(( (size + 1023) / 1024 )) KiB)"; \
+	if [ "$$size" -gt $(SIZE_BUDGET) ]; then echo "$(DIST_$(1)): over the $(SIZE_BUDGET)-byte budget" >&2; exit 1; fi
+endef
+
+# toolchain is phony, so these always run; cargo itself decides whether anything needs rebuilding.
+$(DIST_x86_64): toolchain
+	$(call static_binary,x86_64)
+
+$(DIST_aarch64): toolchain
+	$(call static_binary,aarch64)
+
+$(DIST_armhf): toolchain
+	@$(call ensure_tools,$(ARMHF_TOOLS))
+	@rustup target list --installed | grep -qx '$(TARGET_armhf)' || rustup target add $(TARGET_armhf)
+	$(call static_binary,armhf)
 
 deps:
 	@$(call ensure_tools,$(TEST_TOOLS))
@@ -64,7 +93,9 @@ deps:
 # Everything `all` needs besides cargo: the C tools and the rustup musl target.
 toolchain:
 	@$(call ensure_tools,$(BUILD_TOOLS))
-	@rustup target list --installed | grep -qx '$(TARGET)' || rustup target add $(TARGET)
+	@for t in $(TARGET_x86_64) $(TARGET_aarch64); do \
+		rustup target list --installed | grep -qx "$$t" || rustup target add "$$t"; \
+	done
 
 test: deps toolchain
 	@# rustfmt and clippy are in rustup's default profile, but not in the minimal one.
@@ -72,9 +103,15 @@ test: deps toolchain
 	@$(CARGO) clippy --version >/dev/null 2>&1 || rustup component add clippy
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
-	$(CARGO) test --no-fail-fast -- --test-threads=$(TEST_THREADS)
 	$(MAKE) --no-print-directory all
-	./$(DIST) --version
+	@# The integration tests run the shipped static binary, not the debug build.
+	CONTAINER_LOADER_BIN=$(DIST_x86_64) $(CARGO) test --no-fail-fast -- --test-threads=$(TEST_THREADS)
+	@$(call ensure_tools,$(CROSS_TEST_TOOLS))
+	@# The arm64 binary under qemu-user against a real podman (tests/cross.rs).
+	CONTAINER_LOADER_BIN=$(DIST_aarch64) CONTAINER_LOADER_RUNNER=qemu-aarch64-static \
+		$(CARGO) test --test cross -- --ignored
+	./$(DIST_x86_64) --version
+	qemu-aarch64-static $(DIST_aarch64) --version
 
 # The demo uses the host's release build; `tests/scripts/demo.sh PATH` runs it with another binary.
 demo:

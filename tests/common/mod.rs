@@ -1139,6 +1139,19 @@ pub fn loader_bin() -> PathBuf {
     }
 }
 
+/// A command that runs the binary under test, through $CONTAINER_LOADER_RUNNER when set
+/// (`qemu-aarch64-static` for the arm64 build), as cargo's target runners do.
+pub fn loader_command() -> Command {
+    match std::env::var_os("CONTAINER_LOADER_RUNNER") {
+        Some(runner) if !runner.is_empty() => {
+            let mut cmd = Command::new(runner);
+            cmd.arg(loader_bin());
+            cmd
+        }
+        _ => Command::new(loader_bin()),
+    }
+}
+
 /// Result of one loader run.
 pub struct Output {
     pub code: i32,
@@ -1290,7 +1303,7 @@ pub fn spawn_loader_in<S: AsRef<str>>(
     env: &[(&str, &str)],
 ) -> Running {
     let args: Vec<String> = args.iter().map(|a| a.as_ref().to_string()).collect();
-    let mut cmd = Command::new(loader_bin());
+    let mut cmd = loader_command();
     if let Some(dir) = cwd {
         cmd.current_dir(dir);
     }
