@@ -13,6 +13,7 @@ use lexopt::prelude::*;
 
 use crate::engine::{Kind, DOCKER_SOCKET, PODMAN_SOCKET};
 use crate::list::DEFAULT_LIST;
+use crate::lock::LOCK_DIR;
 use crate::units::Size;
 
 /// How long to wait for the engine by default: at boot, docker can take tens of seconds.
@@ -44,6 +45,8 @@ options:
       --memory-limit SIZE  cap on zstd window / xz dictionary memory, e.g. 512M
                            (default 128M)
       --dry-run            say what would be loaded, load nothing
+      --lock-dir DIR       one loader per engine: a lock file per socket here
+                           (default /run/container-loader)
       --json               (status) print a JSON array instead of a table
   -q, --quiet              errors and warnings only
   -v, --verbose            also say what is asked of the engine
@@ -77,6 +80,8 @@ pub struct Options {
     pub timeout: Duration,
     pub memory_limit: u64,
     pub dry_run: bool,
+    /// Where the per-engine lock files go.
+    pub lock_dir: PathBuf,
     /// -1 quiet, 0 normal, 1 verbose.
     pub verbosity: i8,
 }
@@ -121,6 +126,7 @@ pub fn parse(
         timeout: Duration::from_secs(DEFAULT_TIMEOUT_SECS),
         memory_limit: DEFAULT_MEMORY_LIMIT,
         dry_run: false,
+        lock_dir: PathBuf::from(LOCK_DIR),
         verbosity: 0,
     };
     while let Some(arg) = p.next()? {
@@ -157,6 +163,7 @@ pub fn parse(
                     .0;
             }
             Long("dry-run") => o.dry_run = true,
+            Long("lock-dir") => o.lock_dir = PathBuf::from(p.value()?),
             Long("json") => json = true,
             Short('q') | Long("quiet") => o.verbosity = -1,
             Short('v') | Long("verbose") => o.verbosity = 1,

@@ -12,6 +12,7 @@ use crate::cli::Options;
 use crate::decode::{DecodeError, HoldBack};
 use crate::engine::{Engine, EngineError};
 use crate::list::{self, Entry};
+use crate::lock;
 use crate::log::Log;
 use crate::notify::Notifier;
 use crate::units::Size;
@@ -99,6 +100,21 @@ pub fn run(options: &Options, log: &Log) -> Exit {
                 return Exit::Unreachable;
             }
         };
+        // Held until the run ends. Without /run (a very early hook), running unlocked beats
+        // not running: the engines refuse nothing when two loads overlap, they only slow down.
+        let lock_path = lock::path_for(&options.lock_dir, &engine.socket);
+        let _lock = lock::acquire(&lock_path, || {
+            log.info(format_args!(
+                "another container-loader is using this engine; waiting for {}",
+                lock_path.display()
+            ))
+        })
+        .inspect_err(|e| {
+            log.warn(format_args!(
+                "running without the lock {}: {e}",
+                lock_path.display()
+            ))
+        });
         let total = lists.entries.len();
         for (index, entry) in lists.entries.iter().enumerate() {
             notifier.status(&format!("{}/{total}: {}", index + 1, entry.reference));

@@ -8,6 +8,7 @@ mod decode;
 mod engine;
 mod list;
 mod load;
+mod lock;
 mod log;
 mod notify;
 mod reference;
