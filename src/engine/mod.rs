@@ -6,7 +6,7 @@
 //! answer is not an error: "no such image" is `Ok(false)`. Requests share one kept-alive
 //! connection, so presence checks for many images cost one connect.
 
-mod answer;
+pub mod answer;
 mod unix;
 
 use std::fmt;
