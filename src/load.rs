@@ -4,10 +4,11 @@
 //! one still runs. An entry counts as loaded only when the engine has its reference after the
 //! upload, and only then is its archive deleted (with `--delete-after-load`).
 
+use std::fmt;
 use std::io::{self, Read};
 use std::time::Instant;
 
-use crate::archive::{self, Archive};
+use crate::archive::{self, Archive, ArchiveError};
 use crate::cli::Options;
 use crate::decode::{DecodeError, HoldBack};
 use crate::engine::{Engine, EngineError};
@@ -163,23 +164,96 @@ enum Outcome {
     WouldLoad,
 }
 
-/// Why an entry failed, in words for its log line.
-type Reason = String;
+/// Why an entry failed: everything its log line needs, the archive named where it matters.
+#[derive(Debug)]
+pub enum EntryError {
+    /// Asking the engine whether it has the image failed.
+    Presence(EngineError),
+    /// The archive cannot be used: missing, outside the images dir, not a file, unknown format.
+    Archive(ArchiveError),
+    /// The decoder found the archive corrupt (or too large for --memory-limit) mid-upload.
+    Decode { archive: String, source: io::Error },
+    /// Reading the archive file failed mid-upload.
+    Read { archive: String, source: io::Error },
+    /// The engine refused or failed the upload.
+    Load {
+        archive: String,
+        source: EngineError,
+    },
+    /// The upload succeeded, but the engine has no image under the listed reference.
+    NotPresentAfterLoad {
+        archive: String,
+        image: String,
+        carried: Vec<String>,
+    },
+}
+
+impl fmt::Display for EntryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EntryError::Presence(e) => e.fmt(f),
+            EntryError::Archive(e) => e.fmt(f),
+            EntryError::Decode { archive, source } => {
+                let what = DecodeError::find(source).map_or(source.to_string(), |d| d.to_string());
+                write!(
+                    f,
+                    "{archive}: {what}; nothing was loaded, the archive is kept"
+                )
+            }
+            EntryError::Read { archive, source } => {
+                write!(
+                    f,
+                    "cannot read archive {archive}: {source}; nothing was loaded"
+                )
+            }
+            EntryError::Load {
+                archive,
+                source: EngineError::Refused { message },
+            } => write!(f, "engine refused {archive}: {message}"),
+            EntryError::Load { archive, source } => write!(f, "loading {archive}: {source}"),
+            EntryError::NotPresentAfterLoad {
+                archive,
+                image,
+                carried,
+            } => {
+                let carried = match carried.is_empty() {
+                    true => "no name".to_owned(),
+                    false => carried.join(", "),
+                };
+                write!(
+                    f,
+                    "loaded {archive} but the engine has no {image} (the archive carries {carried}); fix the list or retag the archive"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for EntryError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            EntryError::Presence(e) | EntryError::Load { source: e, .. } => Some(e),
+            EntryError::Archive(e) => Some(e),
+            EntryError::Decode { source, .. } | EntryError::Read { source, .. } => Some(source),
+            EntryError::NotPresentAfterLoad { .. } => None,
+        }
+    }
+}
 
 fn load_entry(
     engine: &Engine,
     entry: &Entry,
     options: &Options,
     log: &Log,
-) -> Result<Outcome, Reason> {
+) -> Result<Outcome, EntryError> {
     let image = &entry.reference;
     let place = entry.place();
     // Presence first: with --delete-after-load a present image's archive is gone by design.
-    if engine.has_image(image).map_err(|e| e.to_string())? {
+    if engine.has_image(image).map_err(EntryError::Presence)? {
         log.info(format_args!("{place}: {image}: present, skipped"));
         return Ok(Outcome::Present);
     }
-    let archive = Archive::open(&entry.images_dir, &entry.archive).map_err(|e| e.to_string())?;
+    let archive = Archive::open(&entry.images_dir, &entry.archive).map_err(EntryError::Archive)?;
     if options.dry_run {
         log.info(format_args!(
             "{place}: {image}: would load from {} ({}, {})",
@@ -194,40 +268,35 @@ fn load_entry(
     let mut body = Guarded::new(HoldBack::new(archive.decoder(options.memory_limit)));
     let result = engine.load(&mut body);
     let progress = body.inner.get_ref().progress.clone();
-    if let Some(e) = body.error {
+    let name = || entry.archive.clone();
+    if let Some(source) = body.error {
         // The decoder or the disk failed: the request was aborted, the engine loaded nothing.
-        return Err(match DecodeError::find(&e) {
-            Some(d) => format!(
-                "{}: {d}; nothing was loaded, the archive is kept",
-                entry.archive
-            ),
-            None => format!(
-                "cannot read archive {}: {e}; nothing was loaded",
-                entry.archive
-            ),
+        return Err(match DecodeError::find(&source) {
+            Some(_) => EntryError::Decode {
+                archive: name(),
+                source,
+            },
+            None => EntryError::Read {
+                archive: name(),
+                source,
+            },
         });
     }
-    let names = result.map_err(|e| match e {
-        EngineError::Refused { message } => {
-            format!("engine refused {}: {message}", entry.archive)
-        }
-        other => format!("loading {}: {other}", entry.archive),
+    let carried = result.map_err(|source| EntryError::Load {
+        archive: name(),
+        source,
     })?;
     log.debug(format_args!(
         "{place}: engine reports loaded: {}",
-        names.join(", ")
+        carried.join(", ")
     ));
     // The engine's own word is what counts: the name it has now, not the one it printed.
-    if !engine.has_image(image).map_err(|e| e.to_string())? {
-        let carried = if names.is_empty() {
-            "no name".to_owned()
-        } else {
-            names.join(", ")
-        };
-        return Err(format!(
-            "loaded {} but the engine has no {image} (the archive carries {carried}); fix the list or retag the archive",
-            entry.archive
-        ));
+    if !engine.has_image(image).map_err(EntryError::Presence)? {
+        return Err(EntryError::NotPresentAfterLoad {
+            archive: name(),
+            image: image.to_string(),
+            carried,
+        });
     }
     log.info(format_args!(
         "{place}: {image}: loaded from {} ({format}, {} -> {}, {:.2} s)",

@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::collections::HashSet;
 use std::fmt;
 use std::fs;
@@ -1134,7 +1136,8 @@ impl Default for Package {
 /// the one cargo built for this test run.
 pub fn loader_bin() -> PathBuf {
     match std::env::var_os("CONTAINER_LOADER_BIN") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
+        // Relative to the project, since some tests run the loader in another directory.
+        Some(p) if !p.is_empty() => Path::new(env!("CARGO_MANIFEST_DIR")).join(p),
         _ => PathBuf::from(env!("CARGO_BIN_EXE_container-loader")),
     }
 }
@@ -1389,4 +1392,79 @@ macro_rules! on_both_engines {
             }
         )*
     };
+}
+
+// ---------------------------------------------------------------------------------------
+// Fault tests: killing and restarting engines and loaders
+// ---------------------------------------------------------------------------------------
+
+impl Engine {
+    /// The engine's process id (dockerd, or `podman system service`).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("engine not running").id()
+    }
+
+    /// The directory holding the engine's socket, data, temp files and log.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Kills the engine with SIGKILL (no chance to clean up) and reaps it.
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().expect("engine not running");
+        child.kill().expect("SIGKILL the engine");
+        child.wait().expect("reap the engine");
+    }
+
+    /// Starts the engine again on the same data, socket and temp directories. What the
+    /// killed engine left running is stopped first: the containerd a killed dockerd had
+    /// started stays alive but stops answering, and a new dockerd then gives up waiting for
+    /// it ("timeout waiting for containerd to start"). On a device, docker.service uses the
+    /// separate containerd.service instead.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "engine still running");
+        kill_processes_mentioning(self.dir.path());
+        self.launch();
+    }
+}
+
+impl Running {
+    /// The loader's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the loader is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Kills the loader with SIGKILL and returns what it had written to stderr.
+    pub fn kill9(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        String::from_utf8_lossy(&self.err.join().unwrap()).into_owned()
+    }
+}
+
+/// `VmHWM` (peak resident memory) of process `pid` in KiB, None once it is gone.
+pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+    proc_status_kib(pid, "VmHWM:")
+}
+
+/// A `kB` field of /proc/PID/status, in KiB.
+pub fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix(field))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Number of open file descriptors of process `pid`, None once it is gone.
+pub fn fd_count(pid: u32) -> Option<usize> {
+    Some(fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count())
 }
