@@ -364,9 +364,8 @@ fn engine_to_client(
 /// The answer docker gives an upload it cannot store: HTTP 200 and an error object in the
 /// stream (`{"errorDetail":{"message":...},"error":...}`), chunked.
 pub fn docker_refusal(message: &str) -> Vec<u8> {
-    let body = format!(
-        "{{\"errorDetail\":{{\"message\":\"{message}\"}},\"error\":\"{message}\"}}\r\n"
-    );
+    let body =
+        format!("{{\"errorDetail\":{{\"message\":\"{message}\"}},\"error\":\"{message}\"}}\r\n");
     format!(
         "HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nContent-Type: application/json\r\n\
          Server: Docker/20.10.24+dfsg1 (linux)\r\nTransfer-Encoding: chunked\r\n\r\n\
