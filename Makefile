@@ -6,6 +6,7 @@
 #   make test     fmt, clippy, all tests (real dockerd and podman), then the static build
 #   make demo     end to end against a throwaway podman service (tests/scripts/demo.sh)
 #   make deps     only install the test dependencies
+#   make install  DESTDIR=... PREFIX=/usr: binary, systemd units, initramfs hooks, man page, docs
 #   make clean
 
 SHELL := /bin/bash
@@ -37,6 +38,9 @@ ARMHF_TOOLS := arm-linux-gnueabihf-gcc:gcc-arm-linux-gnueabihf
 # qemu-aarch64-static runs the arm64 binary against a real engine in `make test`.
 CROSS_TEST_TOOLS := qemu-aarch64-static:qemu-user-static
 TEST_TOOLS  := dockerd:docker.io podman:podman zstd:zstd xz:xz-utils
+# tests/units.rs: systemd-analyze verify, and the units run under a systemd in a namespace;
+# tests/initramfs.rs: a real mkinitramfs build with the hook, busybox init running the loader.
+TEST_TOOLS  += systemd-analyze:systemd mkinitramfs:initramfs-tools-core busybox:busybox-static
 DEMO_TOOLS  := podman:podman zstd:zstd xz:xz-utils gzip:gzip
 
 # $(call ensure_tools,PAIRS): apt-get install the packages of the missing commands, all at once;
@@ -54,7 +58,7 @@ if [ -n "$$missing" ]; then \
 fi
 endef
 
-.PHONY: all dist-armhf deps toolchain test demo clean
+.PHONY: all dist-armhf deps toolchain test demo clean install fuzz-smoke
 
 all: $(DIST_x86_64) $(DIST_aarch64)
 
@@ -118,6 +122,70 @@ demo:
 	@$(call ensure_tools,$(DEMO_TOOLS))
 	$(CARGO) build --release
 	bash tests/scripts/demo.sh target/release/$(BIN)
+
+# `make install DESTDIR=/tmp/root PREFIX=/usr` lays out a device's files under DESTDIR. The binary
+# is the static x86_64 build unless INSTALL_BIN names another one (INSTALL_BIN=$(DIST_aarch64)
+# for an arm64 image). Units, hooks and the dracut module name the binary as
+# $(BINDIR)/$(BIN) (sed, when PREFIX is not /usr); the hook and module paths are fixed by
+# initramfs-tools and dracut, the unit directory by Debian.
+PREFIX  ?= /usr
+BINDIR  ?= $(PREFIX)/bin
+DATADIR ?= $(PREFIX)/share
+MANDIR  ?= $(DATADIR)/man
+DOCDIR  ?= $(DATADIR)/doc/$(BIN)
+SYSTEMD_UNIT_DIR   ?= /lib/systemd/system
+INITRAMFS_HOOK_DIR ?= /usr/share/initramfs-tools/hooks
+DRACUT_MODULE_DIR  ?= /usr/lib/dracut/modules.d/90$(BIN)
+INSTALL_BIN ?= $(DIST_x86_64)
+
+# $(call install_file,MODE,SRC,DEST): copy SRC to $(DESTDIR)DEST with the binary's path set.
+define install_file
+	sed 's|/usr/bin/$(BIN)|$(BINDIR)/$(BIN)|g' $(2) | install -D -m $(1) /dev/stdin $(DESTDIR)$(3)
+endef
+
+install: $(INSTALL_BIN)
+	install -D -m 0755 $(INSTALL_BIN) $(DESTDIR)$(BINDIR)/$(BIN)
+	$(call install_file,0644,systemd/$(BIN).service,$(SYSTEMD_UNIT_DIR)/$(BIN).service)
+	$(call install_file,0644,systemd/$(BIN)@.service,$(SYSTEMD_UNIT_DIR)/$(BIN)@.service)
+	@# Drop-ins a package or an administrator links into <unit>.service.d/ (README).
+	for f in systemd/drop-ins/*.conf; do \
+		install -D -m 0644 "$$f" "$(DESTDIR)$(DATADIR)/$(BIN)/drop-ins/$${f##*/}"; \
+	done
+	$(call install_file,0755,initramfs/initramfs-tools/hooks/$(BIN),$(INITRAMFS_HOOK_DIR)/$(BIN))
+	$(call install_file,0755,initramfs/dracut/90$(BIN)/module-setup.sh,$(DRACUT_MODULE_DIR)/module-setup.sh)
+	install -D -m 0644 man/$(BIN).8 $(DESTDIR)$(MANDIR)/man8/$(BIN).8
+	install -D -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
+	@# The inittab and rcS for images without systemd, the initramfs-tools and dracut settings.
+	for f in initramfs/examples/*; do \
+		$(call install_file,0644,"$$f","$(DOCDIR)/examples/$${f##*/}"); \
+	done
+
+# `make fuzz-smoke`: each cargo-fuzz target in fuzz/ for FUZZ_SECONDS, under AddressSanitizer and
+# with debug assertions, from the seeds in fuzz/corpus/<target>/ and fuzz/regressions/<target>/;
+# new inputs go to fuzz/run-corpus/ (git-ignored). -Zsanitizer is nightly-only: RUSTC_BOOTSTRAP=1
+# lets the stable compiler take it. A panic, crash, hang (-timeout, seconds) or allocation above
+# -malloc_limit_mb fails the target; the others still run. The input is left in
+# fuzz/artifacts/<target>/: keep it in fuzz/regressions/<target>/ for tests/fuzz_regressions.rs.
+# "target:max_len" pairs; a list line may be 4096 bytes, a tar seed is 10 KiB.
+FUZZ_TARGETS := list_parser:8192 reference:1024 decoders:16384 answer_stream:4096
+FUZZ_SECONDS ?= 45
+FUZZ_RUN := RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --fuzz-dir fuzz --debug-assertions
+
+fuzz-smoke:
+	@$(CARGO) fuzz --version >/dev/null 2>&1 || $(CARGO) install --locked cargo-fuzz
+	@failed=; \
+	for pair in $(FUZZ_TARGETS); do \
+		t=$${pair%%:*}; \
+		mkdir -p fuzz/run-corpus/$$t; \
+		seeds=fuzz/corpus/$$t; \
+		if [ -d fuzz/regressions/$$t ]; then seeds="$$seeds fuzz/regressions/$$t"; fi; \
+		echo "== fuzz $$t for $(FUZZ_SECONDS) s"; \
+		$(FUZZ_RUN) $$t fuzz/run-corpus/$$t $$seeds -- -max_total_time=$(FUZZ_SECONDS) \
+			-max_len=$${pair#*:} -rss_limit_mb=2048 -malloc_limit_mb=256 -timeout=10 \
+			-print_final_stats=1 || failed="$$failed $$t"; \
+		echo "== $$t: run corpus $$(ls fuzz/run-corpus/$$t | wc -l) inputs"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz-smoke: failed:$$failed (inputs in fuzz/artifacts/)" >&2; exit 1; fi
 
 clean:
 	$(CARGO) clean
