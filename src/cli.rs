@@ -36,7 +36,7 @@ options:
                            may repeat
   -d, --images-dir DIR     archives directory (default: images/ beside each list)
   -e, --engine auto|docker|podman
-                           default auto: detect from the engine's GET /version
+                           default auto: detect from the engine's GET /_ping
   -H, --host URL           unix:///path.sock or a path; default $CONTAINER_HOST, then
                            $DOCKER_HOST, then /run/docker.sock or /run/podman/podman.sock
       --delete-after-load  remove an archive only after its image is verified present

@@ -1,6 +1,6 @@
 //! The engine client: docker's and podman's HTTP API over their unix socket.
 //!
-//! Three questions are asked of an engine: which engine is it (`GET /version`), does it have
+//! Three questions are asked of an engine: which engine is it (`GET /_ping`), does it have
 //! an image (`GET /images/{ref}/json` on docker, `GET /libpod/images/{ref}/exists` on podman),
 //! and will it load this tar (`POST /images/load`, `POST /libpod/images/load`). An expected
 //! answer is not an error: "no such image" is `Ok(false)`. Requests share one kept-alive
@@ -27,7 +27,7 @@ pub const DOCKER_SOCKET: &str = "/run/docker.sock";
 pub const PODMAN_SOCKET: &str = "/run/podman/podman.sock";
 /// Host part of every URL; ignored by the unix connector, but HTTP/1.1 needs one.
 const BASE: &str = "http://localhost";
-/// libpod API version used when `/version` does not say; every podman 4 and 5 serves it.
+/// libpod API version used when `--engine podman` talks to an engine that does not say.
 const LIBPOD_FALLBACK_VERSION: &str = "4.0.0";
 /// How often to knock while waiting for the engine to come up.
 const WAIT_STEP: Duration = Duration::from_millis(200);
@@ -145,7 +145,7 @@ impl Engine {
             let mut error = None;
             for (i, candidate) in candidates.iter().enumerate() {
                 match candidate.ping() {
-                    Ok(()) => return candidates.swap_remove(i).identify(kind),
+                    Ok(libpod) => return Ok(candidates.swap_remove(i).identify(kind, libpod)),
                     Err(e) => error = Some(e),
                 }
             }
@@ -188,49 +188,31 @@ impl Engine {
         }
     }
 
-    fn ping(&self) -> Result<(), ureq::Error> {
+    /// `GET /_ping`; on success, podman's libpod API version if the engine is podman, which
+    /// says so in a `Libpod-Api-Version` header (docker sends none). Telling the engines apart
+    /// here saves a `GET /version`, which podman answers only after asking conmon and the OCI
+    /// runtime for theirs (half a second on every boot).
+    fn ping(&self) -> Result<Option<String>, ureq::Error> {
         let r = self.agent.get(format!("{BASE}/_ping")).call()?;
         match r.status().as_u16() {
-            200 => Ok(()),
+            200 => Ok(r
+                .headers()
+                .get("Libpod-Api-Version")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)),
             status => Err(ureq::Error::StatusCode(status)),
         }
     }
 
-    /// Asks `GET /version` which engine this is, and podman for its API version.
-    fn identify(mut self, kind: Option<Kind>) -> Result<Engine, EngineError> {
-        let version = self.get_json("/version", "GET /version")?;
-        let podman = version["Components"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|c| c["Name"].as_str().is_some_and(|n| n.contains("Podman")));
-        if let Some(api) = podman.and_then(|c| c["Details"]["APIVersion"].as_str()) {
+    fn identify(mut self, kind: Option<Kind>, libpod: Option<String>) -> Engine {
+        if let Some(api) = &libpod {
             self.libpod = format!("/v{api}/libpod");
         }
-        self.kind = kind.unwrap_or(if podman.is_some() {
-            Kind::Podman
-        } else {
-            Kind::Docker
+        self.kind = kind.unwrap_or(match libpod {
+            Some(_) => Kind::Podman,
+            None => Kind::Docker,
         });
-        Ok(self)
-    }
-
-    fn get_json(&self, path: &str, what: &str) -> Result<Value, EngineError> {
-        let mut r = self
-            .agent
-            .get(format!("{BASE}{path}"))
-            .call()
-            .map_err(|source| request(what, source))?;
-        let status = r.status().as_u16();
-        let body = read_small(r.body_mut()).map_err(|source| request(what, source))?;
-        if status != 200 {
-            return Err(answer::unexpected(what, status, &body));
-        }
-        serde_json::from_slice(&body).map_err(|e| EngineError::Answer {
-            what: what.to_owned(),
-            status,
-            message: format!("not JSON: {e}"),
-        })
+        self
     }
 
     /// Whether the engine has `image`. 404 with the engine's error object means no; a 404
