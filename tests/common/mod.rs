@@ -1416,14 +1416,28 @@ impl Engine {
         child.wait().expect("reap the engine");
     }
 
-    /// Starts the engine again on the same data, socket and temp directories. What the
-    /// killed engine left running is stopped first: the containerd a killed dockerd had
-    /// started stays alive but stops answering, and a new dockerd then gives up waiting for
-    /// it ("timeout waiting for containerd to start"). On a device, docker.service uses the
-    /// separate containerd.service instead.
+    /// Starts the engine again on the same data, socket and temp directories, after what the
+    /// killed engine left running is gone. The containerd that dockerd starts dies with it
+    /// (parent-death signal), but not at once: a dockerd started while that containerd's pid
+    /// still exists believes it is running, waits for its socket and gives up ("timeout
+    /// waiting for containerd to start"). On a device, docker.service uses the separate
+    /// containerd.service instead, which survives a dockerd crash.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "engine still running");
         kill_processes_mentioning(self.dir.path());
+        let pidfile = self.dir.join("x/containerd/containerd.pid");
+        if let Ok(pid) = fs::read_to_string(&pidfile) {
+            let proc_dir = PathBuf::from(format!("/proc/{}", pid.trim()));
+            let deadline = Instant::now() + ENGINE_STOP_TIMEOUT;
+            while proc_dir.exists() && Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(20));
+            }
+            assert!(
+                !proc_dir.exists(),
+                "the killed dockerd's containerd (pid {}) did not exit",
+                pid.trim()
+            );
+        }
         self.launch();
     }
 }
