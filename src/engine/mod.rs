@@ -279,6 +279,10 @@ impl Engine {
                 let late = self.late.lock().ok().and_then(|mut slot| slot.take());
                 return Err(match late.as_deref().and_then(answer::late_message) {
                     Some(message) => EngineError::Refused { message },
+                    None if closed(&source) => request(
+                        "uploading: the engine closed the connection (did it stop or crash?)",
+                        source,
+                    ),
                     None => request(what, source),
                 });
             }
@@ -297,6 +301,16 @@ fn request(what: &str, source: ureq::Error) -> EngineError {
         what: what.to_owned(),
         source,
     }
+}
+
+/// Whether `e` says the engine hung up: a write into a closed socket, or an answer cut off.
+fn closed(e: &ureq::Error) -> bool {
+    matches!(e, ureq::Error::Io(io) if matches!(
+        io.kind(),
+        std::io::ErrorKind::BrokenPipe
+            | std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::UnexpectedEof
+    ))
 }
 
 fn read_small(body: &mut Body) -> Result<Vec<u8>, ureq::Error> {
