@@ -1,9 +1,9 @@
 //! Image reference grammar: `name[:tag][@digest]`, as docker's distribution/reference defines it.
 //!
 //! A reference from image.list ends up inside request paths, and the loader runs as root, so
-//! nothing reaches a URL before it has passed this grammar. The grammar admits no `..`, `?`,
-//! `#`, `%` or blank, so a validated reference cannot name another endpoint; the engine client
-//! still percent-encodes it as a second line of defence.
+//! nothing reaches a URL before it has passed this grammar. The grammar admits no `..` path
+//! segment and no `?`, `#`, `%` or blank, so a validated reference cannot name another
+//! endpoint; the engine client still percent-encodes it as a second line of defence.
 
 use std::fmt;
 
@@ -133,11 +133,7 @@ fn check_domain(d: &str) -> Result<(), RefError> {
         let (addr, after) = v6
             .split_once(']')
             .ok_or(RefError("unclosed '[' in registry"))?;
-        if addr.is_empty()
-            || !addr
-                .bytes()
-                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
-        {
+        if addr.is_empty() || !addr.bytes().all(|b| b.is_ascii_hexdigit() || b == b':') {
             return Err(RefError("invalid IPv6 registry address"));
         }
         match after {
@@ -288,6 +284,7 @@ mod tests {
             "debian@:0123456789abcdef0123456789abcdef",
             "debian@sha256",
             "localhost:port/app",
+            "[..]:5000/app",
         ] {
             assert!(Reference::parse(bad).is_err(), "{bad:?} should be refused");
         }

@@ -20,12 +20,16 @@ pub enum Failure {
 
 /// The message in an engine error object: docker's `message`/`error`, podman's `cause` too.
 fn message(v: &Value) -> Option<String> {
-    let m = v["errorDetail"]["message"]
-        .as_str()
-        .or_else(|| v["error"].as_str())
-        .or_else(|| v["message"].as_str())
-        .or_else(|| v["cause"].as_str())?;
-    Some(quote(m))
+    [
+        &v["errorDetail"]["message"],
+        &v["error"],
+        &v["message"],
+        &v["cause"],
+    ]
+    .into_iter()
+    .filter_map(Value::as_str)
+    .map(quote)
+    .find(|m| !m.is_empty())
 }
 
 /// Engine text on one line (podman's messages span several), cut to a readable length.
@@ -41,11 +45,16 @@ fn quote(text: &str) -> String {
 /// Whether `body` is one of the engine's own error objects (as opposed to, say, a plain-text
 /// 404 from a route the engine does not have).
 pub fn is_engine_error(body: &[u8]) -> bool {
-    serde_json::from_slice::<Value>(body)
-        .ok()
-        .as_ref()
-        .and_then(message)
-        .is_some()
+    serde_json::from_slice::<Value>(body).is_ok_and(|v| {
+        [
+            &v["errorDetail"]["message"],
+            &v["error"],
+            &v["message"],
+            &v["cause"],
+        ]
+        .into_iter()
+        .any(Value::is_string)
+    })
 }
 
 pub fn unexpected(what: &str, status: u16, body: &[u8]) -> EngineError {
@@ -77,7 +86,7 @@ pub fn load_result(status: u16, reader: impl Read) -> Result<Vec<String>, Failur
             }
         };
         if v.get("error").is_some() || v.get("errorDetail").is_some() || status != 200 {
-            failure.get_or_insert_with(|| message(&v).unwrap_or_else(|| v.to_string()));
+            failure.get_or_insert_with(|| message(&v).unwrap_or_else(|| quote(&v.to_string())));
         }
         if let Some(list) = v["Names"].as_array() {
             names.extend(list.iter().filter_map(Value::as_str).map(str::to_owned));
@@ -145,6 +154,18 @@ mod tests {
     }
 
     #[test]
+    fn never_reports_an_empty_message() {
+        assert_eq!(
+            result(500, r#"{"cause":"","message":" ","response":500}"#),
+            Err(r#"{"cause":"","message":" ","response":500}"#.to_owned())
+        );
+        assert_eq!(
+            result(200, r#"{"errorDetail":{"message":""},"error":"disk full"}"#),
+            Err("disk full".to_owned())
+        );
+    }
+
+    #[test]
     fn reports_podmans_500_message() {
         let body = r#"{"cause":"payload does not match any of the supported image formats","message":"payload does not match any of the supported image formats: oci-archive","response":500}"#;
         let e = result(500, body).unwrap_err();
@@ -161,6 +182,9 @@ mod tests {
     #[test]
     fn tells_an_engine_404_from_an_unknown_route() {
         assert!(is_engine_error(br#"{"message":"No such image: x:latest"}"#));
+        assert!(is_engine_error(
+            br#"{"cause":"","message":"","response":404}"#
+        ));
         assert!(!is_engine_error(b"Not Found"));
     }
 }

@@ -1,0 +1,328 @@
+//! One check per fuzz target: drive a parser with arbitrary bytes and assert what must hold
+//! for every input. A panic, here or in the library, is a finding.
+//!
+//! This file is shared: `fuzz/src/lib.rs` exposes it to the fuzz targets, and the root
+//! package's `tests/fuzz_regressions.rs` includes it with `#[path]` to replay the seed corpus
+//! and the saved crash inputs. It may use only `std`, `container_loader` and `serde_json`
+//! (a dependency of the library, so the root tests have it too).
+
+use std::io::{self, Read};
+use std::path::Path;
+
+use container_loader::decode::{self, Format, HoldBack};
+use container_loader::engine::answer::{self, Failure};
+use container_loader::list;
+use container_loader::reference::Reference;
+use serde_json::Value;
+
+/// The `--memory-limit` the decoders run with: small, so that a header asking for a large
+/// zstd window or xz dictionary is refused rather than allocated.
+pub const MEMORY_LIMIT: u64 = 8 << 20;
+/// Decoded bytes read per input at most, so a decompression bomb costs milliseconds, not the
+/// run's budget. Larger than `MEMORY_LIMIT`, so a zstd window does wrap around within it.
+pub const OUTPUT_CAP: usize = 16 << 20;
+/// `decode::HoldBack` keeps this many bytes back until the stream has ended cleanly (a copy of
+/// the private `decode::tail::HOLD`).
+const HOLD: usize = 64 << 10;
+
+/// `list::parse`: every line is an entry, a refused line or skipped, in order, with its own
+/// line number.
+pub fn list_parser(data: &[u8]) {
+    let (path, images) = (Path::new("/fuzz/image.list"), Path::new("/fuzz/images"));
+    let parsed = list::parse(path, images, data);
+    let lines: Vec<&[u8]> = data.split(|&b| b == b'\n').collect();
+    assert!(
+        parsed.entries.len() + parsed.invalid.len() <= lines.len(),
+        "{} entries and {} refused lines out of {} lines",
+        parsed.entries.len(),
+        parsed.invalid.len(),
+        lines.len()
+    );
+    let mut last = 0;
+    for e in &parsed.entries {
+        assert!(
+            e.line > last && e.line <= lines.len(),
+            "entry line {}",
+            e.line
+        );
+        last = e.line;
+        assert_eq!((e.list.as_path(), e.images_dir.as_path()), (path, images));
+        let raw = lines[e.line - 1];
+        let archive = &e.archive;
+        assert!(
+            !archive.is_empty() && !archive.starts_with('#'),
+            "{archive:?}"
+        );
+        assert!(!archive.contains([' ', '\t', '\n', '\0']), "{archive:?}");
+        assert!(
+            contains(raw, archive.as_bytes()),
+            "{archive:?} not on its line"
+        );
+        let text = e.reference.as_str();
+        assert!(contains(raw, text.as_bytes()), "{text:?} not on its line");
+        accepted_reference(text, &e.reference);
+        assert_eq!(e.place(), format!("{}:{}", path.display(), e.line));
+    }
+    let mut last = 0;
+    for bad in &parsed.invalid {
+        assert!(
+            bad.line > last && bad.line <= lines.len(),
+            "bad line {}",
+            bad.line
+        );
+        last = bad.line;
+        assert!(parsed.entries.iter().all(|e| e.line != bad.line));
+        let prefix = format!("{}:{}: ", path.display(), bad.line);
+        assert!(bad.to_string().starts_with(&prefix));
+    }
+}
+
+/// `Reference::parse` on UTF-8 input.
+pub fn reference(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(r) = Reference::parse(text) {
+        accepted_reference(text, &r);
+    }
+}
+
+/// What every accepted reference satisfies: it ends up in request paths of the engine API.
+fn accepted_reference(text: &str, r: &Reference) {
+    let s = r.as_str();
+    assert_eq!(s, text, "a reference keeps its text");
+    assert_eq!(r.to_string(), text);
+    // The grammar's whole alphabet: no '?', '#', '%', blank, control or non-ASCII character.
+    assert!(
+        s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-:/@[]+".contains(&b)),
+        "{s:?}: character outside the reference grammar"
+    );
+    assert!(
+        !s.starts_with('/') && !s.ends_with('/') && !s.contains("//"),
+        "{s:?}"
+    );
+    // No path segment a URL resolver would collapse.
+    assert!(s.split('/').all(|seg| seg != "." && seg != ".."), "{s:?}");
+    assert!(s.matches('@').count() <= 1, "{s:?}");
+    // The name (registry and path) never holds "..": docker's grammar has no empty label or
+    // component, nor dots in an IPv6 registry. (A tag may: docker's is [\w][\w.-]{0,127}.)
+    let before_digest = s.split('@').next().unwrap_or_default();
+    let last_slash = before_digest.rfind('/').map_or(0, |i| i + 1);
+    let (name, tag) = match before_digest[last_slash..].rfind(':') {
+        Some(i) => (
+            &before_digest[..last_slash + i],
+            &before_digest[last_slash + i + 1..],
+        ),
+        None => (before_digest, ""),
+    };
+    assert!(!name.contains(".."), "{s:?}: \"..\" in the name {name:?}");
+    assert!(!name.is_empty() && name.len() <= 255, "{s:?}: name length");
+    assert!(tag.len() <= 128, "{s:?}: tag length");
+}
+
+/// `decode::peek` and `decode::decoder` on arbitrary bytes, plain and under `HoldBack`.
+pub fn decoders(data: &[u8]) {
+    let Some(plain) = decode_all(data, false) else {
+        return;
+    };
+    if plain.format == Format::Tar {
+        // Plain tar passes through untouched.
+        assert!(
+            plain.result.is_ok(),
+            "tar passthrough failed: {:?}",
+            plain.result
+        );
+        assert!(plain.out == data, "tar passthrough changed the bytes");
+    }
+    if plain.capped {
+        return;
+    }
+    let held = decode_all(data, true).expect("the same input sniffs the same");
+    match &plain.result {
+        Ok(()) => {
+            assert!(held.result.is_ok(), "HoldBack failed: {:?}", held.result);
+            assert!(held.out == plain.out, "HoldBack changed the bytes");
+        }
+        Err(_) => {
+            assert!(held.result.is_err(), "HoldBack hid a decoder error");
+            // How much comes out before the error depends on the read sizes (a decoder drops
+            // what it decoded in the read that fails), but the bytes agree as far as both go.
+            let common = plain.out.len().min(held.out.len());
+            assert!(
+                plain.out[..common] == held.out[..common],
+                "HoldBack changed the bytes"
+            );
+            // The last HOLD bytes the decoder gave before its error never come out.
+            assert!(
+                held.out.len() <= held.decoded.saturating_sub(HOLD as u64) as usize,
+                "HoldBack released {} of {} bytes before the error",
+                held.out.len(),
+                held.decoded
+            );
+        }
+    }
+}
+
+struct Decoded {
+    format: Format,
+    out: Vec<u8>,
+    result: io::Result<()>,
+    /// Stopped at `OUTPUT_CAP` before the stream ended.
+    capped: bool,
+    /// What the decoder gave, counted below `HoldBack` if there is one.
+    decoded: u64,
+}
+
+/// Sniffs `data` and reads its decoded stream to the end or to `OUTPUT_CAP`; `None` when the
+/// format is none of ours.
+fn decode_all(data: &[u8], hold_back: bool) -> Option<Decoded> {
+    let mut file = io::Cursor::new(data.to_vec());
+    let (head, format) = decode::peek(&mut file).expect("reading memory cannot fail");
+    assert!(head.len() <= 512 && data.starts_with(&head));
+    assert_eq!(head.len(), data.len().min(512), "peek reads all it can");
+    let format = format?;
+    assert_eq!(decode::sniff(&head), Some(format));
+    let decoder = decode::decoder(format, head, file, MEMORY_LIMIT);
+    let progress = decoder.progress.clone();
+    // Odd read sizes too, chosen by the length so the input bytes keep their meaning.
+    let mut chunk = vec![0; [64 << 10, 4096, 511, 8191][data.len() % 4]];
+    let mut reader: Box<dyn Read> = if hold_back {
+        Box::new(HoldBack::new(decoder))
+    } else {
+        Box::new(decoder)
+    };
+    let mut out = Vec::new();
+    let result = loop {
+        if out.len() >= OUTPUT_CAP {
+            break Ok(());
+        }
+        match reader.read(&mut chunk) {
+            Ok(0) => break Ok(()),
+            Ok(n) => {
+                assert!(n <= chunk.len());
+                out.extend_from_slice(&chunk[..n]);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => break Err(e),
+        }
+    };
+    let capped = out.len() >= OUTPUT_CAP;
+    if let Err(e) = &result {
+        // A decoder error names its format, and reading memory never fails.
+        let d = decode::DecodeError::find(e).unwrap_or_else(|| panic!("unlabelled error: {e}"));
+        assert_eq!(d.format, format);
+        assert!(!e.to_string().is_empty());
+    }
+    assert!(progress.compressed() <= data.len() as u64);
+    if result.is_ok() && !capped {
+        // A clean end means all of the file was read: nothing after the last frame, member or
+        // stream is silently ignored.
+        assert_eq!(
+            progress.compressed(),
+            data.len() as u64,
+            "trailing bytes ignored"
+        );
+    }
+    if !hold_back {
+        assert_eq!(
+            progress.decoded(),
+            out.len() as u64,
+            "decoded bytes miscounted"
+        );
+    }
+    Some(Decoded {
+        format,
+        out,
+        result,
+        capped,
+        decoded: progress.decoded(),
+    })
+}
+
+/// The engine's answer to a load: the first byte picks the HTTP status (200 or 500), the rest
+/// is the body, read by `load_result`, `late_message` and `is_engine_error`.
+pub fn answer_stream(data: &[u8]) {
+    let (status, body) = match data.split_first() {
+        Some((&b, rest)) => (if b & 1 == 0 { 200 } else { 500 }, rest),
+        None => (200, data),
+    };
+    let (strings, clean) = strings_in_stream(body);
+    match answer::load_result(status, body) {
+        Ok(names) => {
+            assert_eq!(status, 200, "a 500 answer cannot be a success");
+            assert!(
+                clean,
+                "an error object or unreadable answer was taken as success"
+            );
+            for name in &names {
+                assert!(
+                    strings.iter().any(|s| s.contains(name.as_str())),
+                    "{name:?} is not a string of the answer"
+                );
+                if !body.contains(&b'\\') {
+                    assert!(
+                        contains(body, name.as_bytes()),
+                        "{name:?} not in the answer"
+                    );
+                }
+            }
+        }
+        // The loader prints "engine refused the archive: MESSAGE": it must say something.
+        Err(Failure::Engine(message)) => assert!(!message.is_empty(), "empty failure message"),
+        Err(Failure::Read(e)) => panic!("reading memory failed: {e}"),
+    }
+    let raw_http = [b"HTTP/1.1 200 OK\r\n\r\n".as_slice(), body].concat();
+    for raw in [body, raw_http.as_slice()] {
+        if let Some(m) = answer::late_message(raw) {
+            quoted(&m);
+        }
+    }
+    let _ = answer::is_engine_error(body);
+}
+
+/// An engine message as the loader quotes it: one line, at most 300 characters and an ellipsis.
+fn quoted(m: &str) {
+    assert!(!m.is_empty(), "empty engine message");
+    assert!(
+        m.chars().count() <= 301,
+        "quote of {} chars",
+        m.chars().count()
+    );
+    assert!(!m.starts_with(' ') && !m.ends_with(' '), "{m:?}");
+    assert!(
+        !m.chars().any(|c| c.is_whitespace() && c != ' '),
+        "{m:?} spans lines"
+    );
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Every string (keys too) in the stream's JSON values, and whether the stream is clean: it
+/// all parses and no top-level object has an `error` or `errorDetail` member.
+fn strings_in_stream(body: &[u8]) -> (Vec<String>, bool) {
+    fn collect(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::String(s) => out.push(s.clone()),
+            Value::Array(a) => a.iter().for_each(|v| collect(v, out)),
+            Value::Object(m) => m.iter().for_each(|(k, v)| {
+                out.push(k.clone());
+                collect(v, out);
+            }),
+            _ => {}
+        }
+    }
+    let mut strings = Vec::new();
+    let mut clean = true;
+    for item in serde_json::Deserializer::from_slice(body).into_iter::<Value>() {
+        let Ok(v) = item else {
+            clean = false;
+            break;
+        };
+        clean &= v.get("error").is_none() && v.get("errorDetail").is_none();
+        collect(&v, &mut strings);
+    }
+    (strings, clean)
+}
