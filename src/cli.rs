@@ -9,11 +9,14 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
 use lexopt::prelude::*;
 
 use crate::engine::{Kind, DOCKER_SOCKET, PODMAN_SOCKET};
 use crate::list::DEFAULT_LIST;
 use crate::lock::LOCK_DIR;
+use crate::scan::Scan;
 use crate::units::Size;
 
 /// How long to wait for the engine by default: at boot, docker can take tens of seconds.
@@ -30,6 +33,12 @@ usage:
   container-loader [load] [OPTIONS]           load what is missing (the default command)
   container-loader status [--json] [OPTIONS]  per entry: archive present?, format, size,
                                               image present?, image id
+  container-loader scan DIR [--ref ARCHIVE=REF]... [-o LIST]
+                                              write an image.list for the archives in DIR
+                                              from the references inside them
+  container-loader inspect [--json] ARCHIVE...
+                                              the images inside archives: references, id,
+                                              layers, platform, sizes (reads, never unpacks)
 
 options:
   -l, --list PATH          image list (default /usr/share/container-loader/image.list);
@@ -47,7 +56,7 @@ options:
       --dry-run            say what would be loaded, load nothing
       --lock-dir DIR       one loader per engine: a lock file per socket here
                            (default /run/container-loader)
-      --json               (status) print a JSON array instead of a table
+      --json               (status, inspect) print JSON instead of text
   -q, --quiet              errors and warnings only
   -v, --verbose            also say what is asked of the engine
   -h, --help               this text
@@ -62,7 +71,16 @@ exit status: 0 every entry's image is present at the end; 1 some entry failed;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     Load(Options),
-    Status { options: Options, json: bool },
+    Status {
+        options: Options,
+        json: bool,
+    },
+    Inspect {
+        archives: Vec<PathBuf>,
+        json: bool,
+        memory_limit: u64,
+    },
+    Scan(Scan),
     Help,
     Version,
 }
@@ -110,6 +128,11 @@ pub fn parse(
 ) -> Result<Command, UsageError> {
     let mut p = lexopt::Parser::from_args(args);
     let mut status = false;
+    let mut inspect = false;
+    let mut scan_dir: Option<Option<PathBuf>> = None;
+    let mut refs = BTreeMap::new();
+    let mut output = None;
+    let mut archives = Vec::new();
     let mut json = false;
     let mut seen_command = false;
     let mut lists = Vec::new();
@@ -172,14 +195,47 @@ pub fn parse(
                 match v.string()?.as_str() {
                     "load" => {}
                     "status" => status = true,
+                    "inspect" => inspect = true,
+                    "scan" => scan_dir = Some(None),
                     other => return Err(UsageError(format!("unknown command \"{other}\""))),
                 }
+            }
+            Value(v) if inspect => archives.push(PathBuf::from(v)),
+            Value(v) if scan_dir == Some(None) => scan_dir = Some(Some(PathBuf::from(v))),
+            Long("ref") if scan_dir.is_some() => {
+                let pair = p.value()?.string()?;
+                let (archive, reference) = pair.split_once('=').ok_or_else(|| {
+                    UsageError(format!("--ref takes ARCHIVE=REF, not \"{pair}\""))
+                })?;
+                refs.insert(archive.to_owned(), reference.to_owned());
+            }
+            Short('o') | Long("output") if scan_dir.is_some() => {
+                output = Some(PathBuf::from(p.value()?))
             }
             other => return Err(other.unexpected().into()),
         }
     }
+    if let Some(dir) = scan_dir {
+        let dir = dir.ok_or_else(|| UsageError("scan needs a DIR".into()))?;
+        return Ok(Command::Scan(Scan {
+            dir,
+            refs,
+            output,
+            memory_limit: o.memory_limit,
+        }));
+    }
+    if inspect {
+        if archives.is_empty() {
+            return Err(UsageError("inspect needs at least one ARCHIVE".into()));
+        }
+        return Ok(Command::Inspect {
+            archives,
+            json,
+            memory_limit: o.memory_limit,
+        });
+    }
     if json && !status {
-        return Err(UsageError("--json goes with the status command".into()));
+        return Err(UsageError("--json goes with status and inspect".into()));
     }
     if lists.is_empty() {
         lists.push(PathBuf::from(DEFAULT_LIST));
@@ -368,6 +424,15 @@ mod tests {
             Ok(Command::Status { json: true, .. })
         ));
         assert_eq!(parse_with(&["-h"], &[]), Ok(Command::Help));
+        assert_eq!(
+            parse_with(&["inspect", "--json", "a.zst", "b.tar"], &[]),
+            Ok(Command::Inspect {
+                archives: vec!["a.zst".into(), "b.tar".into()],
+                json: true,
+                memory_limit: 128 << 20,
+            })
+        );
+        assert!(parse_with(&["inspect"], &[]).is_err());
         assert_eq!(
             parse_with(&["status", "--version"], &[]),
             Ok(Command::Version)

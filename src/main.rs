@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use container_loader::cli::{self, Command};
 use container_loader::load::{self, Exit};
 use container_loader::log::Log;
-use container_loader::status;
+use container_loader::{inspect, scan, status};
 
 fn main() -> ExitCode {
     let command = cli::parse(std::env::args_os().skip(1), |k| std::env::var(k).ok());
@@ -27,6 +27,12 @@ fn main() -> ExitCode {
         Ok(Command::Status { options: o, json }) => {
             status::run(&o, json, &Log::from_env(o.verbosity))
         }
+        Ok(Command::Inspect {
+            archives,
+            json,
+            memory_limit,
+        }) => inspect::run(&archives, json, memory_limit, &Log::from_env(0)),
+        Ok(Command::Scan(s)) => scan::run(&s, &Log::from_env(0)),
     };
     ExitCode::from(exit as u8)
 }

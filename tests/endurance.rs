@@ -6,7 +6,7 @@
 //! each must exit 0, and the engine's open file descriptors and resident memory (from
 //! /proc/<engine pid>) must not grow beyond a margin. Inside one run, the loader's own file
 //! descriptors and memory must not grow with the number of entries: one run over a list of
-//! 4,000 entries is sampled from /proc/<loader pid> while it works.
+//! 20,000 entries is sampled from /proc/<loader pid> while it works.
 //!
 //! A run costs ~20 ms on either engine, so 1,000 runs each take ~20 s. (That relies on the
 //! loader telling podman by the `Libpod-Api-Version` header of `GET /_ping`: podman answers
@@ -111,10 +111,10 @@ fn runs_with_everything_present(kind: Kind, runs: usize) {
 }
 
 #[test]
-fn one_run_over_4000_entries_keeps_its_fds_and_memory_flat() {
+fn one_run_over_20000_entries_keeps_its_fds_and_memory_flat() {
     let engine = Engine::podman();
     let (pkg, fixtures) = present_images(&engine);
-    let entries = 4_000;
+    let entries = 20_000;
     let lines: Vec<String> = (0..entries)
         .map(|i| format!("img{}.tar.zst {}", i % 2, fixtures[i % 2].reference))
         .collect();
@@ -131,7 +131,7 @@ fn one_run_over_4000_entries_keeps_its_fds_and_memory_flat() {
 
     let running = spawn_loader(&args, &[]);
     let pid = running.pid();
-    // (fds, VmRSS KiB, VmHWM KiB) every 20 ms while the loader works.
+    // (fds, VmRSS KiB, VmHWM KiB) every millisecond while the loader works.
     let sampler = thread::spawn(move || {
         let mut samples = Vec::new();
         loop {
@@ -144,7 +144,7 @@ fn one_run_over_4000_entries_keeps_its_fds_and_memory_flat() {
                 (Some(fds), Some(rss), Some(hwm)) => samples.push((fds, rss, hwm)),
                 _ => break,
             }
-            thread::sleep(Duration::from_millis(20));
+            thread::sleep(Duration::from_millis(1));
         }
         samples
     });
@@ -153,15 +153,19 @@ fn one_run_over_4000_entries_keeps_its_fds_and_memory_flat() {
 
     out.assert_code(0)
         .assert_summary(&format!("0 loaded, {entries} present, 0 failed"));
-    // Samples after the engine connection is up: skip the first and last fifth (start-up
-    // and exit).
+    // The steady phase: from the first sample with the engine connection and the lock open
+    // (the most fds the run holds) to the last fifth (exit). Before it the list is parsed.
+    let most = samples.iter().map(|s| s.0).max().unwrap_or(0);
+    let start = samples.iter().position(|s| s.0 == most).unwrap_or(0);
+    let end = samples.len() * 4 / 5;
     assert!(
-        samples.len() >= 10,
-        "too few samples ({}) in {:?}",
+        end > start + 5,
+        "too few samples ({} of {}, from {start}) in {:?}",
+        end.saturating_sub(start),
         samples.len(),
         out.elapsed
     );
-    let steady = &samples[samples.len() / 5..samples.len() * 4 / 5];
+    let steady = &samples[start..end];
     let fds: Vec<usize> = steady.iter().map(|s| s.0).collect();
     let (first_rss, last_rss) = (steady[0].1, steady[steady.len() - 1].1);
     let peak = samples.iter().map(|s| s.2).max().unwrap();

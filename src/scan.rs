@@ -1,0 +1,104 @@
+//! `scan`: writes an image.list for the archives in a directory, from the references inside
+//! them. A build-time helper: what a recipe would otherwise script, with the loader's own
+//! reading of archives, so the list and the loader never disagree.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use crate::inspect::inspect_file;
+use crate::load::Exit;
+use crate::log::Log;
+use crate::reference::Reference;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scan {
+    pub dir: PathBuf,
+    /// `ARCHIVE=REF`: the reference for an archive that carries none (or another one).
+    pub refs: BTreeMap<String, String>,
+    /// Where to write the list; standard output when `None`.
+    pub output: Option<PathBuf>,
+    pub memory_limit: u64,
+}
+
+pub fn run(scan: &Scan, log: &Log) -> Exit {
+    let mut names: Vec<String> = match fs::read_dir(&scan.dir) {
+        Ok(dir) => dir
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(e) => {
+            log.error(format_args!("{}: {e}", scan.dir.display()));
+            return Exit::Usage;
+        }
+    };
+    names.sort();
+    let mut failed = false;
+    let mut list = String::new();
+    for name in &names {
+        match line_for(scan, name) {
+            Ok(line) => list.push_str(&line),
+            Err(why) => {
+                log.error(format_args!("{}: {why}", scan.dir.join(name).display()));
+                failed = true;
+            }
+        }
+    }
+    for name in scan.refs.keys().filter(|k| !names.contains(k)) {
+        log.error(format_args!(
+            "--ref {name}=...: no such archive in {}",
+            scan.dir.display()
+        ));
+        failed = true;
+    }
+    if let Err(e) = write(scan.output.as_deref(), &list) {
+        log.error(format_args!("writing the list: {e}"));
+        return Exit::Usage;
+    }
+    if failed {
+        Exit::Failed
+    } else {
+        Exit::Done
+    }
+}
+
+fn line_for(scan: &Scan, name: &str) -> Result<String, String> {
+    if name.contains(char::is_whitespace) || name.starts_with('#') {
+        return Err("an archive name in image.list cannot hold blanks or start with '#'".into());
+    }
+    let inspected = inspect_file(&scan.dir.join(name), scan.memory_limit).map_err(|e| {
+        // The error names the path already; keep only what follows it.
+        let text = e.to_string();
+        text.split_once(": ")
+            .map_or(text.clone(), |(_, rest)| rest.to_owned())
+    })?;
+    let inside = inspected
+        .images
+        .first()
+        .and_then(|i| i.references.first())
+        .cloned();
+    let reference = match (scan.refs.get(name), inside) {
+        (Some(given), _) => given.clone(),
+        (None, Some(inside)) => inside,
+        (None, None) => {
+            return Err(format!(
+                "the archive names no image; give it one with --ref {name}=NAME:TAG"
+            ))
+        }
+    };
+    Reference::parse(&reference)
+        .map_err(|e| format!("invalid image reference \"{reference}\": {e}"))?;
+    Ok(format!("{name} {reference}\n"))
+}
+
+/// Writes next to the target and renames, so a reader never sees half a list.
+fn write(output: Option<&Path>, list: &str) -> io::Result<()> {
+    let Some(path) = output else {
+        return io::stdout().lock().write_all(list.as_bytes());
+    };
+    let tmp = path.with_extension("tmp");
+    fs::write(&tmp, list)?;
+    fs::rename(&tmp, path)
+}
