@@ -5,6 +5,7 @@
 #   make dist-armhf  adds dist/container-loader-armv7-linux-gnueabihf (32-bit ARM boards)
 #   make test     fmt, clippy, all tests (real dockerd and podman), then the static build
 #   make demo     end to end against a throwaway podman service (tests/scripts/demo.sh)
+#   make bench    the static binary vs the seed script on real engines (benches/bench.rs): a table
 #   make deps     only install the test dependencies
 #   make install  DESTDIR=... PREFIX=/usr: binary, systemd units, initramfs hooks, man page, docs
 #   make clean
@@ -42,6 +43,10 @@ TEST_TOOLS  := dockerd:docker.io podman:podman zstd:zstd xz:xz-utils
 # tests/initramfs.rs: a real mkinitramfs build with the hook, busybox init running the loader.
 TEST_TOOLS  += systemd-analyze:systemd mkinitramfs:initramfs-tools-core busybox:busybox-static
 DEMO_TOOLS  := podman:podman zstd:zstd xz:xz-utils gzip:gzip
+# The bench builds a Debian rootfs with mmdebstrap; the seed script needs the docker CLI and pzstd;
+# GNU time measures peak RSS; curl feeds podman's load endpoint for comparison.
+BENCH_TOOLS := mmdebstrap:mmdebstrap dockerd:docker.io podman:podman zstd:zstd pzstd:zstd xz:xz-utils \
+	gzip:gzip /usr/bin/time:time curl:curl
 
 # $(call ensure_tools,PAIRS): apt-get install the packages of the missing commands, all at once;
 # apt-get update runs only when something must be installed.
@@ -58,7 +63,7 @@ if [ -n "$$missing" ]; then \
 fi
 endef
 
-.PHONY: all dist-armhf deps toolchain test demo clean install fuzz-smoke
+.PHONY: all dist-armhf deps toolchain test demo bench clean install fuzz-smoke
 
 all: $(DIST_x86_64) $(DIST_aarch64)
 
@@ -122,6 +127,11 @@ demo:
 	@$(call ensure_tools,$(DEMO_TOOLS))
 	$(CARGO) build --release
 	bash tests/scripts/demo.sh target/release/$(BIN)
+
+# Not a test: prints a table of medians (README, "Performance"); archives are cached in target/bench/.
+bench: $(DIST_x86_64)
+	@$(call ensure_tools,$(BENCH_TOOLS))
+	CONTAINER_LOADER_BIN=$(DIST_x86_64) $(CARGO) bench --bench bench
 
 # `make install DESTDIR=/tmp/root PREFIX=/usr` lays out a device's files under DESTDIR. The binary
 # is the static x86_64 build unless INSTALL_BIN names another one (INSTALL_BIN=$(DIST_aarch64)

@@ -7,6 +7,7 @@
 //! dictionary, is capped by `--memory-limit`. Decoder failures come out as `io::Error`s that
 //! carry a [`DecodeError`], so the caller can tell a corrupt archive from a broken socket.
 
+mod pipe;
 mod tail;
 mod zstd;
 
@@ -15,6 +16,7 @@ use std::io::{self, BufReader, Read};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
+pub use pipe::Pipelined;
 pub use tail::HoldBack;
 
 /// Enough to see the tar magic at offset 257 as well as every compression magic.

@@ -9,6 +9,7 @@
 pub mod answer;
 mod unix;
 
+use std::collections::HashSet;
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -237,6 +238,31 @@ impl Engine {
         }
     }
 
+    /// Every name the engine lists, from one request: docker's `RepoTags` (`GET /images/json`),
+    /// podman's `Names` (`GET /libpod/images/json`). `None` if the listing fails or cannot be
+    /// read; the caller then asks per image, as it does for every name not listed here.
+    pub fn image_names(&self) -> Option<HashSet<String>> {
+        let path = match self.kind {
+            Kind::Docker => "/images/json".to_owned(),
+            Kind::Podman => format!("{}/images/json", self.libpod),
+        };
+        let mut r = self.agent.get(format!("{BASE}{path}")).call().ok()?;
+        if r.status().as_u16() != 200 {
+            return None;
+        }
+        let body = read_small(r.body_mut()).ok()?;
+        let images: Vec<Value> = serde_json::from_slice(&body).ok()?;
+        let names = images
+            .iter()
+            .flat_map(|i| [&i["RepoTags"], &i["Names"]])
+            .filter_map(Value::as_array)
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect();
+        Some(names)
+    }
+
     /// The engine's id for `image` (`sha256:…`), `None` when it has no such image.
     pub fn image_id(&self, image: &Reference) -> Result<Option<String>, EngineError> {
         let what = format!("inspecting {image}");
@@ -317,6 +343,29 @@ fn read_small(body: &mut Body) -> Result<Vec<u8>, ureq::Error> {
     body.with_config().limit(ANSWER_MAX).read_to_vec()
 }
 
+/// Whether an image listing (`Engine::image_names`) shows `image` under exactly its name: a
+/// tagless reference means `:latest`, and docker lists Docker Hub names in their short form
+/// (`debian:12` for `docker.io/library/debian:12`). Digest references are never matched. Only
+/// "present" can be concluded: a name not matched here is asked about on its own.
+pub fn listed(names: &HashSet<String>, image: &Reference) -> bool {
+    let text = image.as_str();
+    if text.contains('@') {
+        return false;
+    }
+    let tagged = text
+        .rsplit('/')
+        .next()
+        .is_some_and(|last| last.contains(':'));
+    let full = match tagged {
+        true => text.to_owned(),
+        false => format!("{text}:latest"),
+    };
+    let short = full
+        .strip_prefix("docker.io/library/")
+        .or_else(|| full.strip_prefix("docker.io/"));
+    names.contains(&full) || short.is_some_and(|s| names.contains(s))
+}
+
 /// A validated reference, percent-encoded for a URL path.
 fn encode(image: &Reference) -> String {
     utf8_percent_encode(image.as_str(), REF_ENCODE).to_string()
@@ -325,6 +374,26 @@ fn encode(image: &Reference) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_listing_shows_a_reference_only_under_its_exact_or_docker_short_name() {
+        let names: HashSet<String> = ["debian:12", "quay.io/a/b:1", "u/app:latest"]
+            .map(str::to_owned)
+            .into();
+        let listed = |r: &str| listed(&names, &Reference::parse(r).unwrap());
+        assert!(listed("debian:12"));
+        assert!(listed("docker.io/library/debian:12"));
+        assert!(listed("quay.io/a/b:1"));
+        assert!(listed("u/app"));
+        assert!(listed("docker.io/u/app:latest"));
+        assert!(!listed("debian"));
+        assert!(!listed("debian:11"));
+        assert!(!listed("quay.io/a/b"));
+        assert!(!listed("localhost:5000/debian:12"));
+        assert!(!listed(
+            "quay.io/a/b:1@sha256:0123456789abcdef0123456789abcdef"
+        ));
+    }
 
     #[test]
     fn keeps_reference_characters_a_path_carries_and_encodes_the_rest() {

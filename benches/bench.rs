@@ -1,0 +1,1282 @@
+//! `make bench`: container-loader against the seed script (`container-loader.sh`: `pzstd -c -d
+//! ARCHIVE | docker load`, `docker images -q REF`) on the same real engines, and the loader's
+//! own cost. Not a test: it prints a table of medians and checks nothing but that every run
+//! succeeded.
+//!
+//! It starts its own dockerd and podman service (the test harness, vfs storage) on a tmpfs each,
+//! builds a real Debian rootfs with `mmdebstrap --variant=minbase` from the machine's apt mirror
+//! and turns it into docker-archives (one layer, two layers, and a ~1 GB one), compressed with
+//! the real zstd, gzip and xz. Archives are cached in target/bench/ (delete it to rebuild).
+//! Decoder throughput and start-up are measured against a null-sink engine served here, which
+//! answers like dockerd and throws the upload away.
+//!
+//! Environment: CONTAINER_LOADER_BIN (the binary measured; `make bench` sets the static one),
+//! BENCH_RUNS (runs per quick figure, default 7), BENCH_LOAD_RUNS (runs per load, default 3),
+//! BENCH_ONLY (a comma list of startup, decoders, docker, podman: run only those parts).
+
+#[path = "../tests/common/mod.rs"]
+#[allow(unused_macros, unused_imports)]
+mod common;
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use common::{Engine, Fixture, Kind, TempDir};
+
+/// Longest any single measured command may run before it is killed (and the bench fails).
+const RUN_LIMIT: Duration = Duration::from_secs(300);
+const MIB: f64 = 1024.0 * 1024.0;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(default)
+}
+
+// ---------------------------------------------------------------------------------------
+// Running a command and measuring it: wall time, CPU (user + sys) and peak RSS from wait4,
+// which covers the process and every descendant it reaped (a shell pipeline as a whole).
+// ---------------------------------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug)]
+struct Run {
+    wall: Duration,
+    cpu: Duration,
+    /// Largest peak RSS of the process and the descendants it waited for, KiB.
+    rss_kib: u64,
+}
+
+fn tv(t: libc::timeval) -> Duration {
+    Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+}
+
+fn measure(cmd: &mut Command, what: &str, log: &Path) -> Run {
+    measure_as(cmd, what, log)
+}
+
+/// Like `measure`, with the peak RSS taken by GNU time, which forks the command from its own
+/// small process. (wait4's ru_maxrss is no good here: a child spawned by this process starts
+/// with this process's own high-water mark, the archives it built.) Costs time's fork and
+/// exec, so the quick figures use `measure`.
+fn measure_rss(cmd: &mut Command, what: &str, log: &Path) -> Run {
+    let rss_file = log.with_extension("rss");
+    let mut timed = Command::new("/usr/bin/time");
+    timed
+        .args(["-f", "%M", "-o"])
+        .arg(&rss_file)
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => timed.env(k, v),
+            None => timed.env_remove(k),
+        };
+    }
+    let mut run = measure_as(&mut timed, what, log);
+    let text = fs::read_to_string(&rss_file).unwrap_or_default();
+    run.rss_kib = text
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{what}: no RSS from /usr/bin/time: {text:?}"));
+    run
+}
+
+fn measure_as(cmd: &mut Command, what: &str, log: &Path) -> Run {
+    let err = fs::File::create(log).expect("create run log");
+    cmd.stdin(Stdio::null())
+        .stdout(err.try_clone().expect("clone log"))
+        .stderr(err);
+    let start = Instant::now();
+    let child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
+    let pid = child.id() as libc::pid_t;
+    let (done, watch) = mpsc::channel::<()>();
+    let watchdog = thread::spawn(move || {
+        if let Err(mpsc::RecvTimeoutError::Timeout) = watch.recv_timeout(RUN_LIMIT) {
+            // Still running (not yet reaped, so the pid is still ours): stop it.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    });
+    let mut status = 0;
+    // SAFETY: plain syscall on our own child; rusage is a C struct, zeroed is valid.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+    let wall = start.elapsed();
+    let _ = done.send(());
+    watchdog.join().unwrap();
+    drop(child);
+    assert_eq!(r, pid, "{what}: wait4 failed");
+    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    if !ok {
+        panic!(
+            "{what}: failed (wait status {status:#x}); output:\n{}",
+            fs::read_to_string(log).unwrap_or_default()
+        );
+    }
+    Run {
+        wall,
+        cpu: tv(ru.ru_utime) + tv(ru.ru_stime),
+        rss_kib: ru.ru_maxrss as u64,
+    }
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// Medians of wall and CPU, and the largest RSS, over `runs`.
+fn summarize(runs: &[Run]) -> Run {
+    Run {
+        wall: median(runs.iter().map(|r| r.wall).collect()),
+        cpu: median(runs.iter().map(|r| r.cpu).collect()),
+        rss_kib: runs.iter().map(|r| r.rss_kib).max().unwrap_or(0),
+    }
+}
+
+fn sh(script: &str) -> Command {
+    let mut c = Command::new("sh");
+    c.arg("-c").arg(script);
+    c
+}
+
+fn output(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------------------
+// Plain HTTP/1.0 to an engine (setup only: tagging and deleting images)
+// ---------------------------------------------------------------------------------------
+
+fn http(socket: &Path, method: &str, path: &str) -> (u16, String) {
+    let mut s = UnixStream::connect(socket).expect("connect to engine");
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.0\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).expect("engine answer");
+    let status = raw
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, raw)
+}
+
+// ---------------------------------------------------------------------------------------
+// Engines on tmpfs
+// ---------------------------------------------------------------------------------------
+
+/// A harness engine whose directory (data root, temp files, socket) is a tmpfs. The harness
+/// stops the engine by its PID and then unmounts and removes the directory.
+fn engine_on_tmpfs(kind: Kind) -> Engine {
+    let mut engine = Engine::unstarted(kind);
+    let dir = engine.dir().to_owned();
+    let ok = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "mode=0700", "tmpfs"])
+        .arg(&dir)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(ok, "mount a tmpfs on {}", dir.display());
+    engine.launch();
+    engine
+}
+
+/// The engine CLI the seed script calls, with the options that make it use this engine:
+/// the Debian docker CLI against the socket; podman locally on the service's own storage, as
+/// the seed runs it on a device (the podman CLI does not go through the service there).
+fn engine_cli(engine: &Engine) -> String {
+    let d = engine.dir().display();
+    match engine.kind() {
+        Kind::Docker => format!(
+            "{} -H unix://{}",
+            docker_cli(),
+            engine.socket_path().display()
+        ),
+        Kind::Podman => format!(
+            "env TMPDIR={d}/tmp podman --root {d}/root --runroot {d}/run --tmpdir {d}/libpod \
+             --storage-driver vfs --cgroup-manager=cgroupfs --events-backend=file"
+        ),
+    }
+}
+
+/// Debian's docker.io CLI (a device's), even if another docker is earlier on PATH.
+fn docker_cli() -> &'static str {
+    if Path::new("/usr/bin/docker").exists() {
+        "/usr/bin/docker"
+    } else {
+        "docker"
+    }
+}
+
+fn delete_image(engine: &Engine, reference: &str) {
+    let path = match engine.kind() {
+        Kind::Docker => format!("/images/{reference}?force=1"),
+        Kind::Podman => format!("/v4.0.0/libpod/images/{reference}?force=true"),
+    };
+    let (status, body) = http(engine.socket_path(), "DELETE", &path);
+    assert!(status == 200, "DELETE {path}: {body}");
+}
+
+// ---------------------------------------------------------------------------------------
+// The seed script, as in the ISAR patch, with its template variables filled in
+// ---------------------------------------------------------------------------------------
+
+fn seed_script(dir: &Path, engine_cmd: &str) -> PathBuf {
+    let images = dir.join("images");
+    let list = dir.join("image.list");
+    let text = format!(
+        r#"#!/bin/sh
+#
+# Copyright (c) Siemens AG, 2024
+#
+# SPDX-License-Identifier: MIT
+
+set -eu
+
+while read -r image ref; do
+    if [ -e {images}/"$image" ] && \
+       [ -z "$({engine} images -q "$ref")" ]; then
+        pzstd -c -d {images}/"$image" | \
+            {engine} load
+        if [ "0" = "1" ]; then
+            rm -f {images}/"$image"
+        fi
+    fi
+done < {list}
+"#,
+        images = images.display(),
+        list = list.display(),
+        engine = engine_cmd
+    );
+    let path = dir.join("container-loader.sh");
+    fs::write(&path, text).unwrap();
+    path
+}
+
+/// A package directory: images/ and image.list, as the loader and the seed script read them.
+fn package(dir: &Path, entries: &[(String, String)]) -> PathBuf {
+    fs::create_dir_all(dir.join("images")).unwrap();
+    let mut list = String::new();
+    for (archive, reference) in entries {
+        writeln!(list, "{archive} {reference}").unwrap();
+    }
+    fs::write(dir.join("image.list"), list).unwrap();
+    dir.join("image.list")
+}
+
+fn loader(engine_socket: &Path, list: &Path) -> Command {
+    let mut c = common::loader_command();
+    c.arg("-H")
+        .arg(engine_socket)
+        .arg("-l")
+        .arg(list)
+        .env_remove("CONTAINER_HOST")
+        .env_remove("DOCKER_HOST")
+        .env_remove("JOURNAL_STREAM");
+    c
+}
+
+// ---------------------------------------------------------------------------------------
+// A null-sink engine: answers /_ping and presence like dockerd 20.10, swallows loads
+// ---------------------------------------------------------------------------------------
+
+struct Sink {
+    socket: PathBuf,
+    first_request: Arc<Mutex<Option<Instant>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    _dir: TempDir,
+}
+
+impl Sink {
+    fn start() -> Sink {
+        let dir = TempDir::new("sink");
+        let socket = dir.join("sink.sock");
+        let listener = UnixListener::bind(&socket).expect("bind sink socket");
+        let first_request = Arc::new(Mutex::new(None));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (first, stopping) = (first_request.clone(), stop.clone());
+        let thread = thread::spawn(move || {
+            let loaded = Arc::new(AtomicBool::new(false));
+            let mut handlers = Vec::new();
+            for conn in listener.incoming() {
+                if stopping.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let (first, loaded) = (first.clone(), loaded.clone());
+                handlers.push(thread::spawn(move || {
+                    let _ = serve_sink(conn, &first, &loaded);
+                }));
+            }
+            for h in handlers {
+                let _ = h.join();
+            }
+        });
+        Sink {
+            socket,
+            first_request,
+            stop,
+            thread: Some(thread),
+            _dir: dir,
+        }
+    }
+
+    fn first_request(&self) -> Option<Instant> {
+        *self.first_request.lock().unwrap()
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = UnixStream::connect(&self.socket);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn serve_sink(
+    conn: UnixStream,
+    first: &Mutex<Option<Instant>>,
+    loaded: &AtomicBool,
+) -> std::io::Result<()> {
+    conn.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let mut writer = conn.try_clone()?;
+    let mut reader = BufReader::with_capacity(1 << 20, conn);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        first.lock().unwrap().get_or_insert_with(Instant::now);
+        let mut parts = line.split_whitespace();
+        let method = parts.next().unwrap_or("").to_owned();
+        let target = parts.next().unwrap_or("").to_owned();
+        let (mut chunked, mut length) = (false, 0usize);
+        loop {
+            line.clear();
+            if reader.read_line(&mut line)? == 0 {
+                return Ok(());
+            }
+            let h = line.trim_end().to_ascii_lowercase();
+            if h.is_empty() {
+                break;
+            }
+            if h.starts_with("transfer-encoding:") && h.contains("chunked") {
+                chunked = true;
+            } else if let Some(v) = h.strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap_or(0);
+            }
+        }
+        if chunked {
+            loop {
+                line.clear();
+                reader.read_line(&mut line)?;
+                let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16)
+                    .map_err(|_| std::io::Error::other("bad chunk size"))?;
+                if size == 0 {
+                    // Trailers, then the empty line.
+                    loop {
+                        line.clear();
+                        if reader.read_line(&mut line)? == 0 || line.trim().is_empty() {
+                            break;
+                        }
+                    }
+                    break;
+                }
+                discard(&mut reader, size)?;
+                line.clear();
+                reader.read_line(&mut line)?;
+            }
+        } else {
+            discard(&mut reader, length)?;
+        }
+        let path = target.split('?').next().unwrap_or("");
+        let (status, body) = if path.ends_with("/_ping") {
+            (200, "OK".to_owned())
+        } else if method == "POST" && path.ends_with("/images/load") {
+            loaded.store(true, Ordering::SeqCst);
+            (200, "{\"stream\":\"Loaded image: sink\\n\"}\n".to_owned())
+        } else if method == "GET" && path.contains("/images/") && path.ends_with("/json") {
+            if loaded.load(Ordering::SeqCst) || path.contains("present") {
+                (200, format!("{{\"Id\":\"sha256:{}\"}}", "0".repeat(64)))
+            } else {
+                (404, "{\"message\":\"No such image\"}".to_owned())
+            }
+        } else {
+            (404, "{\"message\":\"page not found\"}".to_owned())
+        };
+        let reason = if status == 200 { "OK" } else { "Not Found" };
+        write!(
+            writer,
+            "HTTP/1.1 {status} {reason}\r\nApi-Version: 1.41\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        )?;
+    }
+}
+
+fn discard(reader: &mut BufReader<UnixStream>, mut n: usize) -> std::io::Result<()> {
+    while n > 0 {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        let k = buf.len().min(n);
+        reader.consume(k);
+        n -= k;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Archives: a real Debian rootfs as docker-archives, cached in target/bench/
+// ---------------------------------------------------------------------------------------
+
+struct Archives {
+    /// Two layers (the rootfs split in two), uncompressed docker-archive.
+    two: PathBuf,
+    one: PathBuf,
+    big: PathBuf,
+}
+
+const REF_TWO: &str = "bench.example/debian/minbase:two-layers";
+const REF_ONE: &str = "bench.example/debian/minbase:one-layer";
+const REF_BIG: &str = "bench.example/debian/big:1g";
+
+fn mirror() -> String {
+    // deb822 sources first, then the one-line format; the first http(s) URI that serves debian.
+    let mut text = fs::read_to_string("/etc/apt/sources.list.d/debian.sources").unwrap_or_default();
+    text.push('\n');
+    text.push_str(&fs::read_to_string("/etc/apt/sources.list").unwrap_or_default());
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .flat_map(|l| l.split_whitespace())
+        .find(|w| w.starts_with("http") && !w.contains("security"))
+        .unwrap_or("http://deb.debian.org/debian")
+        .to_owned()
+}
+
+fn cache_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    target.join("bench")
+}
+
+fn rootfs(cache: &Path) -> Vec<u8> {
+    let tar = cache.join("rootfs.tar");
+    if !tar.exists() {
+        let mirror = mirror();
+        eprintln!("bench: mmdebstrap --variant=minbase bookworm from {mirror} ...");
+        let tmp = cache.join("rootfs.tar.part");
+        let t = Instant::now();
+        let status = Command::new("mmdebstrap")
+            .args([
+                "--quiet",
+                "--variant=minbase",
+                "--mode=root",
+                "--format=tar",
+            ])
+            .arg("bookworm")
+            .arg(&tmp)
+            .arg(&mirror)
+            .status()
+            .expect("run mmdebstrap (apt-get install mmdebstrap)");
+        assert!(status.success(), "mmdebstrap failed");
+        fs::rename(&tmp, &tar).unwrap();
+        eprintln!("bench: rootfs in {:.1} s", t.elapsed().as_secs_f64());
+    }
+    fs::read(&tar).unwrap()
+}
+
+/// Offsets where a tar member (with any extension headers before it) starts.
+fn member_starts(tar: &[u8]) -> Vec<usize> {
+    let mut starts = Vec::new();
+    let mut at = 0;
+    let mut member_start = None;
+    while at + 512 <= tar.len() {
+        let block = &tar[at..at + 512];
+        if block.iter().all(|&b| b == 0) {
+            break;
+        }
+        let header = tar::Header::from_byte_slice(block);
+        let size = header.entry_size().expect("tar size") as usize;
+        let kind = block[156];
+        member_start.get_or_insert(at);
+        // Extension headers (pax x/g, GNU long names L/K) belong to the member after them.
+        if !matches!(kind, b'x' | b'g' | b'L' | b'K') {
+            starts.push(member_start.take().unwrap());
+        }
+        at += 512 + size.div_ceil(512) * 512;
+    }
+    starts.push(at);
+    starts
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    common::sha256_hex(data)
+}
+
+/// A docker-archive (docker save layout) of `layers`, tagged `reference`, written to `out`.
+fn docker_archive(out: &Path, reference: &str, layers: &[&[u8]]) {
+    let diff_ids: Vec<String> = layers.iter().map(|l| sha256_hex(l)).collect();
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","config":{{"Cmd":["/bin/sh"]}},"rootfs":{{"type":"layers","diff_ids":[{}]}}}}"#,
+        diff_ids
+            .iter()
+            .map(|d| format!("\"sha256:{d}\""))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let id = sha256_hex(config.as_bytes());
+    let manifest = format!(
+        r#"[{{"Config":"{id}.json","RepoTags":["{reference}"],"Layers":[{}]}}]"#,
+        diff_ids
+            .iter()
+            .map(|d| format!("\"{d}/layer.tar\""))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let part = out.with_extension("part");
+    let mut b = tar::Builder::new(std::io::BufWriter::new(fs::File::create(&part).unwrap()));
+    let file = |b: &mut tar::Builder<_>, path: &str, data: &[u8]| {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, path, data).unwrap();
+    };
+    for (d, l) in diff_ids.iter().zip(layers) {
+        file(&mut b, &format!("{d}/layer.tar"), l);
+    }
+    file(&mut b, &format!("{id}.json"), config.as_bytes());
+    file(&mut b, "manifest.json", manifest.as_bytes());
+    b.into_inner().unwrap().flush().unwrap();
+    fs::rename(&part, out).unwrap();
+}
+
+fn compress(src: &Path, ext: &str, cmd: &str) -> PathBuf {
+    let out = PathBuf::from(format!("{}.{ext}", src.display()));
+    if !out.exists() {
+        let t = Instant::now();
+        let part = PathBuf::from(format!("{}.part", out.display()));
+        let ok = sh(&format!(
+            "{cmd} < '{}' > '{}'",
+            src.display(),
+            part.display()
+        ))
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+        assert!(ok, "{cmd} {}", src.display());
+        fs::rename(&part, &out).unwrap();
+        eprintln!(
+            "bench: {} ({cmd}) in {:.1} s",
+            out.display(),
+            t.elapsed().as_secs_f64()
+        );
+    }
+    out
+}
+
+/// ISAR's compression settings: `zstd -3 --threads=N`, `gzip -9 -n --rsyncable`, `xz -T0`.
+const ZSTD: &str = "zstd -q -3 -T0 -c";
+const GZIP: &str = "gzip -9 -n --rsyncable -c";
+const XZ: &str = "xz -T0 -c";
+
+fn archives() -> Archives {
+    let cache = cache_dir();
+    fs::create_dir_all(&cache).unwrap();
+    let two = cache.join("debian-two-layers.tar");
+    let one = cache.join("debian-one-layer.tar");
+    let big = cache.join("debian-1g.tar");
+    if !(two.exists() && one.exists() && big.exists()) {
+        let rootfs = rootfs(&cache);
+        let starts = member_starts(&rootfs);
+        let end = *starts.last().unwrap();
+        let split = *starts.iter().find(|&&s| s >= end / 2).unwrap();
+        let mut first = rootfs[..split].to_vec();
+        first.extend_from_slice(&[0; 1024]);
+        docker_archive(&two, REF_TWO, &[&first, &rootfs[split..]]);
+        docker_archive(&one, REF_ONE, &[&rootfs]);
+        // ~1 GB: one layer of six files, each the rootfs tar's bytes (real data to compress).
+        let mut layer = tar::Builder::new(Vec::with_capacity(rootfs.len() * 6 + (1 << 20)));
+        for i in 0..6 {
+            let mut h = tar::Header::new_ustar();
+            h.set_size(rootfs.len() as u64);
+            h.set_mode(0o644);
+            h.set_mtime(0);
+            h.set_entry_type(tar::EntryType::Regular);
+            layer
+                .append_data(&mut h, format!("blob/rootfs-{i}.tar"), &rootfs[..])
+                .unwrap();
+        }
+        let layer = layer.into_inner().unwrap();
+        docker_archive(&big, REF_BIG, &[&layer]);
+    }
+    for f in [&two, &one, &big] {
+        compress(f, "zst", ZSTD);
+    }
+    compress(&two, "gz", GZIP);
+    compress(&two, "xz", XZ);
+    Archives { two, one, big }
+}
+
+fn zst(p: &Path) -> PathBuf {
+    PathBuf::from(format!("{}.zst", p.display()))
+}
+
+fn with_ext(p: &Path, ext: &str) -> PathBuf {
+    PathBuf::from(format!("{}.{ext}", p.display()))
+}
+
+fn size_mib(p: &Path) -> f64 {
+    fs::metadata(p).map(|m| m.len()).unwrap_or(0) as f64 / MIB
+}
+
+// ---------------------------------------------------------------------------------------
+// The table
+// ---------------------------------------------------------------------------------------
+
+struct Table {
+    rows: Vec<[String; 6]>,
+}
+
+impl Table {
+    fn row(
+        &mut self,
+        what: &str,
+        loader: String,
+        other: String,
+        ratio: String,
+        goal: &str,
+        met: Option<bool>,
+    ) {
+        let met = match met {
+            Some(true) => "yes",
+            Some(false) => "**no**",
+            None => "",
+        };
+        self.rows.push([
+            what.to_owned(),
+            loader,
+            other,
+            ratio,
+            goal.to_owned(),
+            met.to_owned(),
+        ]);
+        let r = self.rows.last().unwrap();
+        eprintln!(
+            "bench: {} | {} | {} | {} | {} | {}",
+            r[0], r[1], r[2], r[3], r[4], r[5]
+        );
+    }
+
+    fn print(&self) -> String {
+        let mut s = String::new();
+        s.push_str("| measure | container-loader | compared with | ratio | goal | met |\n");
+        s.push_str("|---|---|---|---|---|---|\n");
+        for r in &self.rows {
+            writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} |",
+                r[0], r[1], r[2], r[3], r[4], r[5]
+            )
+            .unwrap();
+        }
+        s
+    }
+}
+
+fn ms(d: Duration) -> String {
+    let ms = d.as_secs_f64() * 1000.0;
+    if ms < 100.0 {
+        format!("{ms:.1} ms")
+    } else {
+        format!("{:.2} s", d.as_secs_f64())
+    }
+}
+
+fn mibs(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+fn machine() -> String {
+    let cpu = fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_default();
+    let mem_kib: u64 = fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    let debian = fs::read_to_string("/etc/debian_version").unwrap_or_default();
+    format!(
+        "{cpu}, {} cores, {:.0} GiB RAM, Linux {}, Debian {}; {}, podman {}, zstd {}, {}, {}",
+        thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        mem_kib as f64 / 1024.0 / 1024.0,
+        output("uname", &["-r"]),
+        debian.trim(),
+        output(docker_cli(), &["--version"]).replace(", build", " build"),
+        output("podman", &["--version"]).trim_start_matches("podman version "),
+        output("zstd", &["-V"])
+            .split_whitespace()
+            .find(|w| w.starts_with('v'))
+            .unwrap_or("")
+            .trim_start_matches('v')
+            .trim_end_matches(','),
+        output("gzip", &["--version"]).lines().next().unwrap_or(""),
+        output("xz", &["--version"]).lines().next().unwrap_or(""),
+    )
+}
+
+// ---------------------------------------------------------------------------------------
+// The measurements
+// ---------------------------------------------------------------------------------------
+
+/// N images present: whole run of the loader vs the seed script.
+fn noop_boot(table: &mut Table, engine: &Engine, work: &Path, runs: usize) {
+    let kind = engine.kind().name();
+    let base = Fixture::new("bench.example/noop/base:1.0");
+    engine.preload(&base);
+    let mut tagged = 0;
+    for n in [50usize, 200] {
+        while tagged < n {
+            let path = format!(
+                "/images/bench.example/noop/base:1.0/tag?repo=bench.example/noop/img{tagged}&tag=1.0"
+            );
+            let (status, body) = http(engine.socket_path(), "POST", &path);
+            assert!(status == 201 || status == 200, "tag: {body}");
+            tagged += 1;
+        }
+        let dir = work.join(format!("noop-{kind}-{n}"));
+        let entries: Vec<(String, String)> = (0..n)
+            .map(|i| {
+                (
+                    format!("bench.example.noop.img{i}.tar.zst"),
+                    format!("bench.example/noop/img{i}:1.0"),
+                )
+            })
+            .collect();
+        let list = package(&dir, &entries);
+        for (archive, _) in &entries {
+            fs::write(dir.join("images").join(archive), b"").unwrap();
+        }
+        let script = seed_script(&dir, &engine_cli(engine));
+        let log = dir.join("run.log");
+        let mut ours = Vec::new();
+        let mut seed = Vec::new();
+        // One untimed run each first (page cache, engine caches).
+        measure(&mut loader(engine.socket_path(), &list), "loader", &log);
+        measure(Command::new("sh").arg(&script), "seed script", &log);
+        for _ in 0..runs {
+            ours.push(measure(
+                &mut loader(engine.socket_path(), &list),
+                "loader no-op",
+                &log,
+            ));
+        }
+        assert!(fs::read_to_string(&log)
+            .unwrap()
+            .contains(&format!("0 loaded, {n} present, 0 failed")));
+        for _ in 0..runs.min(5) {
+            seed.push(measure(
+                Command::new("sh").arg(&script),
+                "seed script no-op",
+                &log,
+            ));
+        }
+        let (o, s) = (summarize(&ours), summarize(&seed));
+        let speedup = s.wall.as_secs_f64() / o.wall.as_secs_f64();
+        let (goal, met) = if n == 50 && kind == "docker" {
+            (
+                ">= 20x and < 20 ms",
+                speedup >= 20.0 && o.wall < Duration::from_millis(20),
+            )
+        } else {
+            (">= 20x", speedup >= 20.0)
+        };
+        table.row(
+            &format!("no-op boot, {n} images present, {kind}"),
+            ms(o.wall),
+            format!("seed script ({kind} images -q): {}", ms(s.wall)),
+            format!("{speedup:.0}x faster"),
+            goal,
+            Some(met),
+        );
+    }
+    // Four packages' lists of 50 (the 200 images above): one run with four `-l`, which finds
+    // the engine once, against one run per list.
+    let lists: Vec<PathBuf> = (0..4)
+        .map(|p| {
+            let dir = work.join(format!("multi-{kind}-{p}"));
+            let entries: Vec<(String, String)> = (p * 50..p * 50 + 50)
+                .map(|i| {
+                    (
+                        format!("img{i}.tar.zst"),
+                        format!("bench.example/noop/img{i}:1.0"),
+                    )
+                })
+                .collect();
+            let list = package(&dir, &entries);
+            for (archive, _) in &entries {
+                fs::write(dir.join("images").join(archive), b"").unwrap();
+            }
+            list
+        })
+        .collect();
+    let log = work.join(format!("multi-{kind}.log"));
+    let (mut one, mut each) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let mut all = loader(engine.socket_path(), &lists[0]);
+        for l in &lists[1..] {
+            all.arg("-l").arg(l);
+        }
+        one.push(measure(&mut all, "loader, four lists", &log).wall);
+        let t = Instant::now();
+        for l in &lists {
+            measure(
+                &mut loader(engine.socket_path(), l),
+                "loader, one list",
+                &log,
+            );
+        }
+        each.push(t.elapsed());
+    }
+    let (one, each) = (median(one), median(each));
+    table.row(
+        &format!("no-op boot, 4 packages' lists of 50 in one run, {kind}"),
+        ms(one),
+        format!("one run per list: {}", ms(each)),
+        format!("{:.1}x faster", each.as_secs_f64() / one.as_secs_f64()),
+        "(report)",
+        None,
+    );
+}
+
+struct LoadResult {
+    ours: Run,
+    seed: Run,
+}
+
+/// Loads `archive` (zstd) with the loader and with the seed script, `runs` times each.
+fn load_vs_seed(
+    engine: &Engine,
+    work: &Path,
+    archive: &Path,
+    reference: &str,
+    runs: usize,
+) -> LoadResult {
+    let kind = engine.kind().name();
+    let dir = work.join(format!(
+        "load-{kind}-{}",
+        archive.file_name().unwrap().to_string_lossy()
+    ));
+    let name = archive.file_name().unwrap().to_string_lossy().into_owned();
+    let list = package(&dir, &[(name.clone(), reference.to_owned())]);
+    let link = dir.join("images").join(&name);
+    if !link.exists() {
+        fs::hard_link(archive, &link)
+            .or_else(|_| fs::copy(archive, &link).map(|_| ()))
+            .unwrap();
+    }
+    let script = seed_script(&dir, &engine_cli(engine));
+    let log = dir.join("run.log");
+    let mut ours = Vec::new();
+    let mut seed = Vec::new();
+    for i in 0..runs {
+        // Alternate who goes first, so neither always meets a freshly emptied store.
+        let order: [bool; 2] = if i % 2 == 0 {
+            [true, false]
+        } else {
+            [false, true]
+        };
+        for loader_turn in order {
+            engine.assert_has_not(reference);
+            if loader_turn {
+                ours.push(measure_rss(
+                    &mut loader(engine.socket_path(), &list),
+                    "loader load",
+                    &log,
+                ));
+                assert!(fs::read_to_string(&log)
+                    .unwrap()
+                    .contains("1 loaded, 0 present, 0 failed"));
+            } else {
+                seed.push(measure_rss(
+                    Command::new("sh").arg(&script),
+                    "seed script load",
+                    &log,
+                ));
+            }
+            engine.assert_has(reference);
+            delete_image(engine, reference);
+        }
+    }
+    LoadResult {
+        ours: summarize(&ours),
+        seed: summarize(&seed),
+    }
+}
+
+/// `zstd -dc ARCHIVE | curl` into podman's load endpoint: the service's own speed.
+fn curl_runs(engine: &Engine, work: &Path, archive: &Path, reference: &str, runs: usize) -> Run {
+    let log = work.join("curl.log");
+    let script = format!(
+        "zstd -q -dc '{}' | curl -sS --fail --unix-socket '{}' -X POST \
+         -H 'Content-Type: application/x-tar' -T - http://d/v4.0.0/libpod/images/load",
+        archive.display(),
+        engine.socket_path().display()
+    );
+    let mut v = Vec::new();
+    for _ in 0..runs {
+        engine.assert_has_not(reference);
+        v.push(measure(&mut sh(&script), "zstd -dc | curl", &log));
+        engine.assert_has(reference);
+        delete_image(engine, reference);
+    }
+    summarize(&v)
+}
+
+fn tool_runs(script: &str, runs: usize, log: &Path) -> Run {
+    let mut v = Vec::new();
+    measure(&mut sh(script), script, log);
+    for _ in 0..runs {
+        v.push(measure_rss(&mut sh(script), script, log));
+    }
+    summarize(&v)
+}
+
+/// The loader decoding `archive` into the null-sink engine.
+fn into_sink(work: &Path, archive: &Path, runs: usize) -> Run {
+    let dir = work.join(format!(
+        "sink-{}",
+        archive.file_name().unwrap().to_string_lossy()
+    ));
+    let name = archive.file_name().unwrap().to_string_lossy().into_owned();
+    let list = package(&dir, &[(name.clone(), "bench.example/sink:1".to_owned())]);
+    let link = dir.join("images").join(&name);
+    if !link.exists() {
+        fs::hard_link(archive, &link)
+            .or_else(|_| fs::copy(archive, &link).map(|_| ()))
+            .unwrap();
+    }
+    let log = dir.join("run.log");
+    let mut v = Vec::new();
+    for i in 0..=runs {
+        let sink = Sink::start();
+        let r = measure(&mut loader(&sink.socket, &list), "loader into sink", &log);
+        assert!(fs::read_to_string(&log).unwrap().contains("1 loaded"));
+        if i > 0 {
+            v.push(r);
+        }
+    }
+    summarize(&v)
+}
+
+fn startup(table: &mut Table, work: &Path, runs: usize) {
+    let dir = work.join("startup");
+    let list = package(
+        &dir,
+        &[("x.tar.zst".into(), "bench.example/present:1".into())],
+    );
+    let log = dir.join("run.log");
+    let mut ours = Vec::new();
+    let mut cli = Vec::new();
+    for _ in 0..runs {
+        let sink = Sink::start();
+        let start = Instant::now();
+        measure(&mut loader(&sink.socket, &list), "loader start-up", &log);
+        ours.push(sink.first_request().expect("a request") - start);
+        let sink = Sink::start();
+        let start = Instant::now();
+        let mut c = Command::new(docker_cli());
+        c.arg("-H")
+            .arg(format!("unix://{}", sink.socket.display()))
+            .args(["images", "-q", "bench.example/present:1"]);
+        let _ = c.stdout(Stdio::null()).stderr(Stdio::null()).status();
+        cli.push(sink.first_request().expect("a request") - start);
+    }
+    let (o, c) = (median(ours), median(cli));
+    table.row(
+        "start-up: exec to first request on the socket",
+        ms(o),
+        format!("docker CLI (`docker images -q`): {}", ms(c)),
+        format!("{:.0}x sooner", c.as_secs_f64() / o.as_secs_f64()),
+        "(report)",
+        None,
+    );
+}
+
+/// Archive extension, format, reference tool, goal, least ratio meeting the goal.
+type Decoder = (&'static str, &'static str, &'static str, &'static str, f64);
+const DECODERS: [Decoder; 4] = [
+    ("zst", "zstd", "zstd -q -dc", ">= 0.9x zstd -dc", 0.9),
+    ("gz", "gzip", "gzip -dc", ">= 1.0x gzip -dc", 1.0),
+    ("xz", "xz", "xz -dc", ">= 0.5x xz -dc", 0.5),
+    ("", "tar", "cat", "(report)", 0.0),
+];
+
+/// Whether the part `name` runs (BENCH_ONLY unset: every part).
+fn part(name: &str) -> bool {
+    match std::env::var("BENCH_ONLY") {
+        Ok(only) if !only.is_empty() => only.split(',').any(|p| p.trim() == name),
+        _ => true,
+    }
+}
+
+fn main() {
+    common::require_root();
+    let runs = env_usize("BENCH_RUNS", 7);
+    let load_runs = env_usize("BENCH_LOAD_RUNS", 3);
+    let started = Instant::now();
+    let bin = common::loader_bin();
+    let bin_size = fs::metadata(&bin).map(|m| m.len()).unwrap_or(0);
+    eprintln!(
+        "bench: measuring {} ({} KiB)",
+        bin.display(),
+        bin_size.div_ceil(1024)
+    );
+    let archives = archives();
+    let work = TempDir::new("bench");
+    let mut table = Table { rows: Vec::new() };
+    let two_zst = zst(&archives.two);
+    let decoded_two = size_mib(&archives.two);
+
+    // Start-up and decoders first: they need no engine.
+    if part("startup") {
+        startup(&mut table, work.path(), runs * 3);
+    }
+
+    let log = work.join("tool.log");
+    let zstd_ref = tool_runs(
+        &format!("zstd -q -dc '{}' > /dev/null", two_zst.display()),
+        runs,
+        &log,
+    );
+    let decoders = if part("decoders") { &DECODERS[..] } else { &[] };
+    for &(ext, format, tool, goal, min_ratio) in decoders {
+        let archive = if ext.is_empty() {
+            archives.two.clone()
+        } else {
+            with_ext(&archives.two, ext)
+        };
+        let r = if format == "xz" { load_runs } else { runs };
+        let theirs = if format == "zstd" {
+            zstd_ref
+        } else {
+            tool_runs(
+                &format!("{tool} '{}' > /dev/null", archive.display()),
+                r,
+                &log,
+            )
+        };
+        let ours = into_sink(work.path(), &archive, r);
+        let (a, b) = (
+            decoded_two / ours.wall.as_secs_f64(),
+            decoded_two / theirs.wall.as_secs_f64(),
+        );
+        table.row(
+            &format!("decoder {format}: {decoded_two:.0} MiB tar ({:.0} MiB {format}) into a null-sink engine", size_mib(&archive)),
+            format!("{a:.0} MiB/s, CPU {:.2} s", ours.cpu.as_secs_f64()),
+            format!("`{tool} > /dev/null`: {b:.0} MiB/s, CPU {:.2} s", theirs.cpu.as_secs_f64()),
+            format!("{:.2}x", a / b),
+            goal,
+            (min_ratio > 0.0).then_some(a / b >= min_ratio),
+        );
+        if format == "zstd" {
+            let pz = tool_runs(
+                &format!("pzstd -q -dc '{}' > /dev/null", archive.display()),
+                runs,
+                &log,
+            );
+            let c = decoded_two / pz.wall.as_secs_f64();
+            table.row(
+                "decoder zstd, same archive",
+                format!("{a:.0} MiB/s"),
+                format!(
+                    "`pzstd -dc > /dev/null` (the seed's): {c:.0} MiB/s, CPU {:.2} s",
+                    pz.cpu.as_secs_f64()
+                ),
+                format!("{:.2}x", a / c),
+                "(report)",
+                None,
+            );
+        }
+    }
+
+    // Real engines on tmpfs.
+    for kind in [Kind::Docker, Kind::Podman] {
+        if !part(kind.name()) {
+            continue;
+        }
+        let engine = engine_on_tmpfs(kind);
+        let name = kind.name();
+        noop_boot(&mut table, &engine, work.path(), runs);
+        let r = load_vs_seed(&engine, work.path(), &two_zst, REF_TWO, load_runs);
+        let ratio = r.ours.wall.as_secs_f64() / r.seed.wall.as_secs_f64();
+        table.row(
+            &format!("load {decoded_two:.0} MiB two-layer image (.zst), {name}"),
+            ms(r.ours.wall),
+            format!(
+                "seed script (`pzstd -c -d \\| {name} load`): {}",
+                ms(r.seed.wall)
+            ),
+            format!("{ratio:.2}"),
+            "<= 1.0",
+            Some(ratio <= 1.0),
+        );
+        if kind == Kind::Podman {
+            // The seed's `podman load` does not use the service; this is the service's own
+            // load path, fed by the fastest client there is.
+            let c = curl_runs(&engine, work.path(), &two_zst, REF_TWO, load_runs);
+            table.row(
+                "the same, podman service fed by `zstd -dc \\| curl`",
+                ms(r.ours.wall),
+                format!("`zstd -dc \\| curl` to the same endpoint: {}", ms(c.wall)),
+                format!("{:.2}", r.ours.wall.as_secs_f64() / c.wall.as_secs_f64()),
+                "(report)",
+                None,
+            );
+        }
+        if kind == Kind::Docker {
+            let cpu_ratio = r.ours.cpu.as_secs_f64() / zstd_ref.cpu.as_secs_f64();
+            table.row(
+                "loader CPU while loading it (docker)",
+                format!("{:.2} s", r.ours.cpu.as_secs_f64()),
+                format!(
+                    "`zstd -dc > /dev/null`: {:.2} s",
+                    zstd_ref.cpu.as_secs_f64()
+                ),
+                format!("{cpu_ratio:.2}"),
+                "<= 1.1",
+                Some(cpu_ratio <= 1.1),
+            );
+            table.row(
+                "loader CPU vs the seed's processes together (docker)",
+                format!("{:.2} s", r.ours.cpu.as_secs_f64()),
+                format!(
+                    "sh + `docker images -q` + pzstd + `docker load`: {:.2} s",
+                    r.seed.cpu.as_secs_f64()
+                ),
+                format!("{:.2}", r.ours.cpu.as_secs_f64() / r.seed.cpu.as_secs_f64()),
+                "(report)",
+                None,
+            );
+            table.row(
+                "peak RSS while loading it (docker)",
+                mibs(r.ours.rss_kib),
+                format!(
+                    "largest seed process: {}; `zstd -dc`: {}",
+                    mibs(r.seed.rss_kib),
+                    mibs(zstd_ref.rss_kib)
+                ),
+                String::new(),
+                "<= 16 MiB",
+                Some(r.ours.rss_kib <= 16 * 1024),
+            );
+            let one = load_vs_seed(
+                &engine,
+                work.path(),
+                &zst(&archives.one),
+                REF_ONE,
+                load_runs,
+            );
+            let ratio = one.ours.wall.as_secs_f64() / one.seed.wall.as_secs_f64();
+            table.row(
+                &format!("load the same rootfs as one layer (.zst), {name}"),
+                ms(one.ours.wall),
+                format!("seed script: {}", ms(one.seed.wall)),
+                format!("{ratio:.2}"),
+                "<= 1.0",
+                Some(ratio <= 1.0),
+            );
+            let big = load_vs_seed(&engine, work.path(), &zst(&archives.big), REF_BIG, 1);
+            let ratio = big.ours.wall.as_secs_f64() / big.seed.wall.as_secs_f64();
+            table.row(
+                &format!(
+                    "load {:.0} MiB one-layer image (.zst), {name}, 1 run",
+                    size_mib(&archives.big)
+                ),
+                format!(
+                    "{}, CPU {:.2} s",
+                    ms(big.ours.wall),
+                    big.ours.cpu.as_secs_f64()
+                ),
+                format!(
+                    "seed script: {}, CPU {:.2} s",
+                    ms(big.seed.wall),
+                    big.seed.cpu.as_secs_f64()
+                ),
+                format!("{ratio:.2}"),
+                "<= 1.0",
+                Some(ratio <= 1.0),
+            );
+            table.row(
+                &format!(
+                    "peak RSS loading the {:.0} MiB image (docker)",
+                    size_mib(&archives.big)
+                ),
+                mibs(big.ours.rss_kib),
+                format!("largest seed process: {}", mibs(big.seed.rss_kib)),
+                String::new(),
+                "<= 16 MiB, as for the small one",
+                Some(big.ours.rss_kib <= 16 * 1024),
+            );
+        }
+        // The harness stops the engine by its PID, then unmounts the tmpfs and removes it.
+        drop(engine);
+    }
+
+    let text = table.print();
+    println!();
+    println!(
+        "container-loader bench, {}",
+        output("date", &["-u", "+%Y-%m-%d %H:%M UTC"])
+    );
+    println!("machine: {}", machine());
+    println!(
+        "binary: {} ({} KiB); engines: vfs storage on tmpfs; medians of {runs} runs ({load_runs} per load, xz, 5 for the seed script's no-op)",
+        bin.display(),
+        bin_size.div_ceil(1024)
+    );
+    println!();
+    print!("{text}");
+    println!();
+    println!("bench took {:.0} s", started.elapsed().as_secs_f64());
+}
