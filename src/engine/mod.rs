@@ -216,6 +216,18 @@ impl Engine {
         self
     }
 
+    /// `GET path`: the status and the (small) answer; `what` names the request in errors.
+    fn get(&self, path: &str, what: &str) -> Result<(u16, Vec<u8>), EngineError> {
+        let mut r = self
+            .agent
+            .get(format!("{BASE}{path}"))
+            .call()
+            .map_err(|source| request(what, source))?;
+        let status = r.status().as_u16();
+        let body = read_small(r.body_mut()).map_err(|source| request(what, source))?;
+        Ok((status, body))
+    }
+
     /// Whether the engine has `image`. 404 with the engine's error object means no; a 404
     /// without one means the route is unknown, which is an error, not an absent image.
     pub fn has_image(&self, image: &Reference) -> Result<bool, EngineError> {
@@ -224,13 +236,7 @@ impl Engine {
             Kind::Podman => format!("{}/images/{}/exists", self.libpod, encode(image)),
         };
         let what = format!("checking {image}");
-        let mut r = self
-            .agent
-            .get(format!("{BASE}{path}"))
-            .call()
-            .map_err(|source| request(&what, source))?;
-        let status = r.status().as_u16();
-        let body = read_small(r.body_mut()).map_err(|source| request(&what, source))?;
+        let (status, body) = self.get(&path, &what)?;
         match status {
             200 | 204 => Ok(true),
             404 if answer::is_engine_error(&body) => Ok(false),
@@ -246,11 +252,10 @@ impl Engine {
             Kind::Docker => "/images/json".to_owned(),
             Kind::Podman => format!("{}/images/json", self.libpod),
         };
-        let mut r = self.agent.get(format!("{BASE}{path}")).call().ok()?;
-        if r.status().as_u16() != 200 {
+        let (status, body) = self.get(&path, "listing images").ok()?;
+        if status != 200 {
             return None;
         }
-        let body = read_small(r.body_mut()).ok()?;
         let images: Vec<Value> = serde_json::from_slice(&body).ok()?;
         let names = images
             .iter()
@@ -266,13 +271,7 @@ impl Engine {
     /// The engine's id for `image` (`sha256:…`), `None` when it has no such image.
     pub fn image_id(&self, image: &Reference) -> Result<Option<String>, EngineError> {
         let what = format!("inspecting {image}");
-        let mut r = self
-            .agent
-            .get(format!("{BASE}/images/{}/json", encode(image)))
-            .call()
-            .map_err(|source| request(&what, source))?;
-        let status = r.status().as_u16();
-        let body = read_small(r.body_mut()).map_err(|source| request(&what, source))?;
+        let (status, body) = self.get(&format!("/images/{}/json", encode(image)), &what)?;
         match status {
             200 => {
                 let v: Value = serde_json::from_slice(&body).unwrap_or_default();
