@@ -15,6 +15,7 @@ pub mod list;
 pub mod load;
 pub mod lock;
 pub mod log;
+pub mod manifest;
 pub mod notify;
 pub mod reference;
 pub mod scan;

@@ -1,0 +1,651 @@
+//! What an archive says about itself: the images it holds, read from its tar as it streams by.
+//!
+//! A load sends the decoded stream to the engine once. [`Watching`] looks at every byte on the
+//! way: tar headers, and the small JSON files that describe images; layers are only counted,
+//! never copied. After the load the loader knows which references and which image id the
+//! archive promised and checks the engine against them; `inspect` reads archives the same way.
+//! Both layouts are read: docker-archive (`manifest.json` with `RepoTags`, which `docker save`
+//! writes last) and OCI (`index.json` with the `ref.name` annotation). The image id is the
+//! sha256 of the image config, as the engines compute it. The tar crate parses each header;
+//! this module only steps from one header to the next.
+
+use std::collections::HashMap;
+use std::io::{self, Read};
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::reference::Reference;
+
+/// tar's block: headers are one block, data is padded to whole blocks.
+const BLOCK: usize = 512;
+/// Descriptions are small; a larger entry is a layer and only its size is kept.
+const SMALL_MAX: u64 = 1 << 20;
+/// Bound on what is kept in memory, whatever the archive holds.
+const KEEP_MAX: u64 = 32 << 20;
+/// Longest PAX extended header or GNU long name accepted.
+const EXTENSION_MAX: u64 = 64 << 10;
+/// The OCI annotation that names an image in an OCI archive.
+const OCI_REF_NAME: &str = "org.opencontainers.image.ref.name";
+/// Where the checksum field sits in a tar header.
+const CKSUM: std::ops::Range<usize> = 148..156;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Image {
+    /// What the archive calls the image: RepoTags, or the OCI ref name. May be empty.
+    pub references: Vec<String>,
+    /// `sha256:<hex>` of the image config, which is the id the engine will give the image.
+    pub id: Option<String>,
+    pub layer_sizes: Vec<u64>,
+    pub architecture: Option<String>,
+    pub os: Option<String>,
+}
+
+/// The images of one archive and how they are laid out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Images {
+    pub layout: &'static str,
+    pub images: Vec<Image>,
+}
+
+/// Which of an archive's images a list entry's reference stands for.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Match<'a> {
+    /// The archive carries the reference.
+    Named(&'a Image),
+    /// The archive holds one image and does not carry the reference.
+    Only(&'a Image),
+    /// Several images, none of them under the reference.
+    Ambiguous(usize),
+    /// No image at all.
+    Empty,
+}
+
+impl Images {
+    /// The image `reference` stands for. Names compare as the engines read them: a name without
+    /// registry is on docker.io, one without a path under `library/`, and no tag means `latest`.
+    pub fn find(&self, reference: &Reference) -> Match<'_> {
+        let wanted = canonical(reference.as_str());
+        let named = self
+            .images
+            .iter()
+            .find(|i| i.references.iter().any(|r| canonical(r) == wanted));
+        match (named, self.images.as_slice()) {
+            (Some(image), _) => Match::Named(image),
+            (None, [only]) => Match::Only(only),
+            (None, []) => Match::Empty,
+            (None, all) => Match::Ambiguous(all.len()),
+        }
+    }
+}
+
+/// `debian` -> `docker.io/library/debian:latest`; `quay.io/a/b:1` stays.
+pub fn canonical(name: &str) -> String {
+    let (first, rest) = name.split_once('/').unwrap_or(("", name));
+    let is_registry = first.contains('.') || first.contains(':') || first == "localhost";
+    let mut full = match (first, is_registry) {
+        ("", _) => format!("docker.io/library/{rest}"),
+        (_, true) => name.to_owned(),
+        (_, false) => format!("docker.io/{name}"),
+    };
+    let last = full.rsplit('/').next().unwrap_or_default();
+    if !last.contains(':') && !last.contains('@') {
+        full.push_str(":latest");
+    }
+    full
+}
+
+/// Reads through `R`, letting a [`Watcher`] see every byte that passes.
+pub struct Watching<R> {
+    inner: R,
+    pub watcher: Watcher,
+}
+
+impl<R> Watching<R> {
+    pub fn new(inner: R) -> Self {
+        Watching {
+            inner,
+            watcher: Watcher::default(),
+        }
+    }
+}
+
+impl<R: Read> Read for Watching<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.watcher.feed(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// Steps through a tar fed to it in pieces of any size, noting entry sizes and links and
+/// keeping the small description files.
+#[derive(Default)]
+pub struct Watcher {
+    header: Vec<u8>,
+    data: Option<Data>,
+    /// Path and link name for the next entry, from a PAX header or a GNU long name.
+    next_path: Option<String>,
+    next_link: Option<String>,
+    offset: u64,
+    ended: bool,
+    broken: Option<String>,
+    contents: Contents,
+    kept_bytes: u64,
+}
+
+/// The entry whose data is passing.
+struct Data {
+    left: u64,
+    padding: u64,
+    sink: Sink,
+}
+
+enum Sink {
+    Skip,
+    Keep(String, Vec<u8>),
+    Pax(Vec<u8>),
+    LongName(Vec<u8>),
+    LongLink(Vec<u8>),
+}
+
+impl Watcher {
+    pub fn feed(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() && !self.ended && self.broken.is_none() {
+            let taken = match &mut self.data {
+                None => {
+                    let n = (BLOCK - self.header.len()).min(bytes.len());
+                    self.header.extend_from_slice(&bytes[..n]);
+                    if self.header.len() == BLOCK {
+                        self.on_header(self.offset + n as u64 - BLOCK as u64);
+                        self.header.clear();
+                    }
+                    n
+                }
+                Some(data) if data.left > 0 => {
+                    let n = data.left.min(bytes.len() as u64) as usize;
+                    match &mut data.sink {
+                        Sink::Skip => {}
+                        Sink::Keep(_, v) | Sink::Pax(v) | Sink::LongName(v) | Sink::LongLink(v) => {
+                            v.extend_from_slice(&bytes[..n])
+                        }
+                    }
+                    data.left -= n as u64;
+                    n
+                }
+                Some(data) => {
+                    let n = data.padding.min(bytes.len() as u64) as usize;
+                    data.padding -= n as u64;
+                    n
+                }
+            };
+            bytes = &bytes[taken..];
+            self.offset += taken as u64;
+            if self
+                .data
+                .as_ref()
+                .is_some_and(|d| d.left == 0 && d.padding == 0)
+            {
+                let data = self.data.take().expect("checked above");
+                self.on_data(data.sink);
+            }
+        }
+    }
+
+    /// What the tar held, or why it could not be read.
+    pub fn finish(self) -> Result<Contents, String> {
+        if let Some(reason) = self.broken {
+            return Err(reason);
+        }
+        if !self.ended && (self.data.is_some() || !self.header.is_empty()) {
+            return Err(format!(
+                "the tar ends inside an entry, at byte {}",
+                self.offset
+            ));
+        }
+        Ok(self.contents)
+    }
+
+    /// A whole header block is in `self.header`; `at` is its offset in the tar.
+    fn on_header(&mut self, at: u64) {
+        if self.header.iter().all(|&b| b == 0) {
+            self.ended = true;
+            return;
+        }
+        let header = tar::Header::from_byte_slice(&self.header);
+        let sum: u32 = self
+            .header
+            .iter()
+            .enumerate()
+            .map(|(i, &b)| if CKSUM.contains(&i) { b' ' } else { b } as u32)
+            .sum();
+        if header.cksum().ok() != Some(sum) {
+            self.broken = Some(format!("not a tar, or a damaged tar header at byte {at}"));
+            return;
+        }
+        let Ok(size) = header.entry_size() else {
+            self.broken = Some(format!("damaged tar header at byte {at}"));
+            return;
+        };
+        let kind = header.entry_type();
+        let path = self
+            .next_path
+            .take()
+            .unwrap_or_else(|| String::from_utf8_lossy(&header.path_bytes()).into_owned());
+        let path = normalize(&path);
+        let link = self.next_link.take().or_else(|| {
+            header
+                .link_name_bytes()
+                .map(|l| String::from_utf8_lossy(&l).into_owned())
+        });
+        let extension =
+            kind.is_pax_local_extensions() || kind.is_gnu_longname() || kind.is_gnu_longlink();
+        if extension && size > EXTENSION_MAX {
+            self.broken = Some(format!("oversized tar extension header at byte {at}"));
+            return;
+        }
+        let sink = if kind.is_pax_local_extensions() {
+            Sink::Pax(Vec::new())
+        } else if kind.is_gnu_longname() {
+            Sink::LongName(Vec::new())
+        } else if kind.is_gnu_longlink() {
+            Sink::LongLink(Vec::new())
+        } else if kind.is_symlink() || kind.is_hard_link() {
+            if let Some(target) = link {
+                // A symlink is relative to its own directory, a hard link to the archive root.
+                let base = match kind.is_symlink() {
+                    true => path.rsplit_once('/').map_or("", |(dir, _)| dir),
+                    false => "",
+                };
+                let resolved = join(base, &target);
+                self.contents.links.insert(path, resolved);
+            }
+            Sink::Skip
+        } else if kind.is_file() {
+            self.contents.sizes.insert(path.clone(), size);
+            let describes = path.ends_with(".json") || path.starts_with("blobs/") || path == "json";
+            if describes && size <= SMALL_MAX && self.kept_bytes + size <= KEEP_MAX {
+                self.kept_bytes += size;
+                Sink::Keep(path, Vec::with_capacity(size as usize))
+            } else {
+                Sink::Skip
+            }
+        } else {
+            Sink::Skip
+        };
+        let padding = (BLOCK as u64 - size % BLOCK as u64) % BLOCK as u64;
+        if size == 0 {
+            self.on_data(sink);
+        } else {
+            self.data = Some(Data {
+                left: size,
+                padding,
+                sink,
+            });
+        }
+    }
+
+    fn on_data(&mut self, sink: Sink) {
+        let text = |v: &[u8]| {
+            let end = v.iter().position(|&b| b == 0).unwrap_or(v.len());
+            String::from_utf8_lossy(&v[..end]).into_owned()
+        };
+        match sink {
+            Sink::Skip => {}
+            Sink::Keep(path, bytes) => {
+                self.contents.kept.insert(path, bytes);
+            }
+            Sink::LongName(v) => self.next_path = Some(text(&v)),
+            Sink::LongLink(v) => self.next_link = Some(text(&v)),
+            Sink::Pax(v) => {
+                for record in tar::PaxExtensions::new(&v).flatten() {
+                    match (record.key(), record.value()) {
+                        (Ok("path"), Ok(p)) => self.next_path = Some(p.to_owned()),
+                        (Ok("linkpath"), Ok(l)) => self.next_link = Some(l.to_owned()),
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What one pass over the tar noted.
+#[derive(Default, Debug)]
+pub struct Contents {
+    sizes: HashMap<String, u64>,
+    links: HashMap<String, String>,
+    kept: HashMap<String, Vec<u8>>,
+}
+
+impl Contents {
+    /// The images described, `None` when the tar is neither a docker-archive nor OCI.
+    pub fn images(&self) -> Option<Images> {
+        if let Some(manifest) = self.json("manifest.json") {
+            return Some(Images {
+                layout: "docker-archive",
+                images: self.docker_images(&manifest),
+            });
+        }
+        let index = self.json("index.json")?;
+        Some(Images {
+            layout: "oci-archive",
+            images: self.oci_images(&index),
+        })
+    }
+
+    fn resolve<'a>(&'a self, path: &'a str) -> &'a str {
+        let mut path = path;
+        for _ in 0..8 {
+            match self.links.get(path) {
+                Some(target) => path = target,
+                None => break,
+            }
+        }
+        path
+    }
+
+    fn json(&self, path: &str) -> Option<Value> {
+        serde_json::from_slice(self.kept.get(self.resolve(&normalize(path)))?).ok()
+    }
+
+    fn size(&self, path: &str) -> Option<u64> {
+        self.sizes.get(self.resolve(&normalize(path))).copied()
+    }
+
+    fn config(&self, path: &str) -> (Option<String>, Option<String>, Option<String>) {
+        let bytes = self.kept.get(self.resolve(&normalize(path)));
+        let id = bytes.map(|b| format!("sha256:{}", sha256_hex(b)));
+        let config: Value = bytes
+            .and_then(|b| serde_json::from_slice(b).ok())
+            .unwrap_or_default();
+        let text = |key: &str| config[key].as_str().map(str::to_owned);
+        (id, text("architecture"), text("os"))
+    }
+
+    fn docker_images(&self, manifest: &Value) -> Vec<Image> {
+        let strings = |v: &Value| -> Vec<String> {
+            v.as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        };
+        manifest
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|item| {
+                let (id, architecture, os) = self.config(item["Config"].as_str().unwrap_or(""));
+                Image {
+                    references: strings(&item["RepoTags"]),
+                    id,
+                    layer_sizes: strings(&item["Layers"])
+                        .iter()
+                        .map(|l| self.size(l).unwrap_or(0))
+                        .collect(),
+                    architecture,
+                    os,
+                }
+            })
+            .collect()
+    }
+
+    fn oci_images(&self, index: &Value) -> Vec<Image> {
+        index["manifests"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|descriptor| {
+                let name = descriptor["annotations"][OCI_REF_NAME].as_str();
+                // The OCI spec lets ref.name be a bare tag; only a full name is a reference.
+                let references = name
+                    .filter(|n| n.contains('/') || n.contains(':'))
+                    .map(|n| vec![n.to_owned()])
+                    .unwrap_or_default();
+                let manifest = blob(descriptor["digest"].as_str())
+                    .and_then(|p| self.json(&p))
+                    .unwrap_or_default();
+                let (id, architecture, os) = match blob(manifest["config"]["digest"].as_str()) {
+                    Some(p) => self.config(&p),
+                    None => (None, None, None),
+                };
+                Image {
+                    references,
+                    id,
+                    layer_sizes: manifest["layers"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|l| l["size"].as_u64().unwrap_or(0))
+                        .collect(),
+                    architecture,
+                    os,
+                }
+            })
+            .collect()
+    }
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// `sha256:<hex>` -> `blobs/sha256/<hex>`.
+fn blob(digest: Option<&str>) -> Option<String> {
+    let (alg, hex) = digest?.split_once(':')?;
+    Some(format!("blobs/{alg}/{hex}"))
+}
+
+fn normalize(path: &str) -> String {
+    path.trim_start_matches("./")
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+/// `dir` + a relative link target, with `..` folded.
+fn join(dir: &str, target: &str) -> String {
+    let mut parts: Vec<&str> = dir.split('/').filter(|p| !p.is_empty()).collect();
+    for part in target.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    parts.join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (path, data) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, path, *data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    /// Feeds `tar` in pieces of `step` bytes, as reads of any size would.
+    fn watch(tar: &[u8], step: usize) -> Result<Contents, String> {
+        let mut w = Watcher::default();
+        for piece in tar.chunks(step) {
+            w.feed(piece);
+        }
+        w.finish()
+    }
+
+    fn docker_archive(tags: &str) -> (Vec<u8>, String) {
+        let config =
+            br#"{"architecture":"arm64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+        let id = sha256_hex(config);
+        let manifest =
+            format!(r#"[{{"Config":"{id}.json","RepoTags":[{tags}],"Layers":["l1/layer.tar"]}}]"#);
+        let tar = tar_of(&[
+            ("l1/layer.tar", &[7u8; 3000]),
+            (&format!("{id}.json"), config),
+            ("manifest.json", manifest.as_bytes()),
+        ]);
+        (tar, id)
+    }
+
+    #[test]
+    fn reads_a_docker_archive_whose_manifest_comes_last_in_pieces_of_any_size() {
+        let (tar, id) = docker_archive(r#""debian:bookworm""#);
+        for step in [1, 7, 511, 512, 513, 4096, tar.len()] {
+            let images = watch(&tar, step).unwrap().images().unwrap();
+            assert_eq!(images.layout, "docker-archive");
+            assert_eq!(
+                images.images,
+                [Image {
+                    references: vec!["debian:bookworm".into()],
+                    id: Some(format!("sha256:{id}")),
+                    layer_sizes: vec![3000],
+                    architecture: Some("arm64".into()),
+                    os: Some("linux".into()),
+                }],
+                "fed {step} bytes at a time"
+            );
+        }
+    }
+
+    #[test]
+    fn reads_an_oci_archive_and_ignores_a_bare_tag_as_name() {
+        let config = br#"{"architecture":"amd64","os":"linux"}"#;
+        let cfg = sha256_hex(config);
+        let manifest = format!(
+            r#"{{"config":{{"digest":"sha256:{cfg}"}},"layers":[{{"size":123}},{{"size":456}}]}}"#
+        );
+        let man = sha256_hex(manifest.as_bytes());
+        let index = format!(
+            r#"{{"manifests":[{{"digest":"sha256:{man}","annotations":{{"{OCI_REF_NAME}":"localhost/a/b:1"}}}},{{"digest":"sha256:{man}","annotations":{{"{OCI_REF_NAME}":"1.0"}}}}]}}"#
+        );
+        let tar = tar_of(&[
+            ("index.json", index.as_bytes()),
+            (&format!("blobs/sha256/{man}"), manifest.as_bytes()),
+            (&format!("blobs/sha256/{cfg}"), config),
+        ]);
+        let images = watch(&tar, 100).unwrap().images().unwrap();
+        assert_eq!(images.layout, "oci-archive");
+        assert_eq!(images.images[0].references, ["localhost/a/b:1"]);
+        assert!(images.images[1].references.is_empty());
+        assert_eq!(images.images[0].id, Some(format!("sha256:{cfg}")));
+        assert_eq!(images.images[0].layer_sizes, [123, 456]);
+    }
+
+    #[test]
+    fn reads_long_names_from_gnu_and_pax_headers() {
+        let long = format!("{}/manifest.json", "d".repeat(120));
+        let mut gnu = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(2);
+        gnu.append_data(&mut h, &long, &b"[]"[..]).unwrap();
+        let gnu = gnu.into_inner().unwrap();
+        let contents = watch(&gnu, 64).unwrap();
+        assert_eq!(
+            contents.kept.get(&long).map(Vec::as_slice),
+            Some(&b"[]"[..])
+        );
+
+        let body = format!(" path={long}\n");
+        let record = format!("{}{body}", body.len() + 3);
+        let mut pax = tar::Builder::new(Vec::new());
+        let mut x = tar::Header::new_ustar();
+        x.set_entry_type(tar::EntryType::XHeader);
+        x.set_size(record.len() as u64);
+        x.set_path("PaxHeaders/short.json").unwrap();
+        x.set_cksum();
+        pax.append(&x, record.as_bytes()).unwrap();
+        let mut h = tar::Header::new_ustar();
+        h.set_size(2);
+        h.set_path("short.json").unwrap();
+        h.set_cksum();
+        pax.append(&h, &b"[]"[..]).unwrap();
+        let pax = pax.into_inner().unwrap();
+        let contents = watch(&pax, 64).unwrap();
+        assert_eq!(
+            contents.kept.get(&long).map(Vec::as_slice),
+            Some(&b"[]"[..])
+        );
+        assert!(!contents.kept.contains_key("short.json"));
+    }
+
+    #[test]
+    fn follows_relative_symlinks_to_layers() {
+        assert_eq!(join("abc", "../def.tar"), "def.tar");
+        assert_eq!(join("a/b", "./c"), "a/b/c");
+    }
+
+    #[test]
+    fn says_when_a_tar_holds_no_image() {
+        let tar = tar_of(&[("etc/hostname", b"x")]);
+        assert!(watch(&tar, 512).unwrap().images().is_none());
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_tar_and_a_tar_cut_inside_an_entry() {
+        let noise: Vec<u8> = (0..2048u32).map(|i| (i * 7 % 251) as u8 + 1).collect();
+        assert!(watch(&noise, 300).unwrap_err().contains("not a tar"));
+        let (tar, _) = docker_archive("");
+        let cut = &tar[..BLOCK + 1000];
+        assert!(watch(cut, 300)
+            .unwrap_err()
+            .contains("ends inside an entry"));
+    }
+
+    #[test]
+    fn finds_the_image_a_reference_stands_for() {
+        let image = |refs: &[&str]| Image {
+            references: refs.iter().map(|r| r.to_string()).collect(),
+            id: None,
+            layer_sizes: vec![],
+            architecture: None,
+            os: None,
+        };
+        let r = |s: &str| Reference::parse(s).unwrap();
+        let one = Images {
+            layout: "docker-archive",
+            images: vec![image(&["debian:bookworm"])],
+        };
+        assert_eq!(
+            one.find(&r("docker.io/library/debian:bookworm")),
+            Match::Named(&one.images[0])
+        );
+        assert_eq!(one.find(&r("debian:trixie")), Match::Only(&one.images[0]));
+        let two = Images {
+            layout: "docker-archive",
+            images: vec![image(&["a:1"]), image(&["quay.io/b/c"])],
+        };
+        assert_eq!(
+            two.find(&r("quay.io/b/c:latest")),
+            Match::Named(&two.images[1])
+        );
+        assert_eq!(two.find(&r("d:1")), Match::Ambiguous(2));
+        let none = Images {
+            layout: "oci-archive",
+            images: vec![],
+        };
+        assert_eq!(none.find(&r("d:1")), Match::Empty);
+    }
+
+    #[test]
+    fn spells_names_out_as_the_engines_read_them() {
+        assert_eq!(canonical("debian"), "docker.io/library/debian:latest");
+        assert_eq!(canonical("u/app:1"), "docker.io/u/app:1");
+        assert_eq!(canonical("localhost/app"), "localhost/app:latest");
+        assert_eq!(canonical("localhost:5000/a:2"), "localhost:5000/a:2");
+        assert_eq!(canonical("quay.io/a/b:c"), "quay.io/a/b:c");
+    }
+}
