@@ -15,7 +15,7 @@ use lexopt::prelude::*;
 
 use crate::engine::{Kind, DOCKER_SOCKET, PODMAN_SOCKET};
 use crate::list::DEFAULT_LIST;
-use crate::lock::LOCK_DIR;
+use crate::lock::RUN_DIR;
 use crate::scan::Scan;
 use crate::units::Size;
 
@@ -98,8 +98,12 @@ pub struct Options {
     pub timeout: Duration,
     pub memory_limit: u64,
     pub dry_run: bool,
-    /// Where the per-engine lock files go.
-    pub lock_dir: PathBuf,
+    /// Lock files, status.json and the image markers.
+    pub run_dir: PathBuf,
+    /// An image is present only if it is the archive's (same id).
+    pub verify: bool,
+    /// With `verify`: load the archive over an image that differs.
+    pub replace_differing: bool,
     /// -1 quiet, 0 normal, 1 verbose.
     pub verbosity: i8,
 }
@@ -149,7 +153,9 @@ pub fn parse(
         timeout: Duration::from_secs(DEFAULT_TIMEOUT_SECS),
         memory_limit: DEFAULT_MEMORY_LIMIT,
         dry_run: false,
-        lock_dir: PathBuf::from(LOCK_DIR),
+        run_dir: PathBuf::from(RUN_DIR),
+        verify: false,
+        replace_differing: false,
         verbosity: 0,
     };
     while let Some(arg) = p.next()? {
@@ -186,7 +192,9 @@ pub fn parse(
                     .0;
             }
             Long("dry-run") => o.dry_run = true,
-            Long("lock-dir") => o.lock_dir = PathBuf::from(p.value()?),
+            Long("run-dir") => o.run_dir = PathBuf::from(p.value()?),
+            Long("verify") => o.verify = true,
+            Long("replace-differing") => o.replace_differing = true,
             Long("json") => json = true,
             Short('q') | Long("quiet") => o.verbosity = -1,
             Short('v') | Long("verbose") => o.verbosity = 1,
@@ -233,6 +241,9 @@ pub fn parse(
             json,
             memory_limit: o.memory_limit,
         });
+    }
+    if o.replace_differing && !o.verify {
+        return Err(UsageError("--replace-differing needs --verify".into()));
     }
     if json && !status {
         return Err(UsageError("--json goes with status and inspect".into()));

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use crate::decode::{self, DecodeError, Format};
 use crate::load::Exit;
-use crate::manifest::{Image, Watching};
+use crate::manifest::{self, Image};
 use crate::units::Size;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,20 +80,14 @@ pub fn inspect_file(path: &Path, memory_limit: u64) -> Result<Inspected, Inspect
     })?;
     let decoder = decode::decoder(format, head, file, memory_limit);
     let progress = decoder.progress.clone();
-    let read = |source| InspectError::Read {
-        path: path.to_owned(),
-        source,
-    };
-    let mut watching = Watching::new(decoder);
-    // To the end, past the tar's end blocks: the decoder checks its checksum only there.
-    io::copy(&mut watching, &mut io::sink()).map_err(read)?;
-    let contents = watching
-        .watcher
-        .finish()
-        .map_err(|reason| read(io::Error::new(io::ErrorKind::InvalidData, reason)))?;
-    let found = contents.images().ok_or_else(|| InspectError::NotAnImage {
-        path: path.to_owned(),
-    })?;
+    let found = manifest::read(decoder)
+        .map_err(|source| InspectError::Read {
+            path: path.to_owned(),
+            source,
+        })?
+        .ok_or_else(|| InspectError::NotAnImage {
+            path: path.to_owned(),
+        })?;
     Ok(Inspected {
         format,
         layout: found.layout,

@@ -4,7 +4,6 @@
 //! one still runs. An entry counts as loaded only when the engine has its reference after the
 //! upload, and only then is its archive deleted (with `--delete-after-load`).
 
-use std::collections::HashSet;
 use std::fmt;
 use std::io::{self, Read};
 use std::time::Instant;
@@ -12,11 +11,14 @@ use std::time::Instant;
 use crate::archive::{self, Archive, ArchiveError};
 use crate::cli::Options;
 use crate::decode::{DecodeError, Format, HoldBack, Pipelined};
-use crate::engine::{self, Engine, EngineError};
+use crate::engine::{short_id, Engine, EngineError, Listing};
 use crate::list::{self, Entry};
 use crate::lock;
 use crate::log::Log;
+use crate::manifest::{Images, Match, Watching};
 use crate::notify::Notifier;
+use crate::ready;
+use crate::status::{self, Row, State};
 use crate::units::Size;
 
 /// How a run ended, as the exit status tells it.
@@ -37,6 +39,7 @@ pub struct Summary {
     pub loaded: usize,
     pub present: usize,
     pub would_load: usize,
+    pub differ: usize,
     pub failed: usize,
 }
 
@@ -104,7 +107,7 @@ pub fn run(options: &Options, log: &Log) -> Exit {
         };
         // Held until the run ends. Without /run (a very early hook), running unlocked beats
         // not running: the engines refuse nothing when two loads overlap, they only slow down.
-        let lock_path = lock::path_for(&options.lock_dir, &engine.socket);
+        let lock_path = lock::path_for(&options.run_dir, &engine.socket);
         let _lock = lock::acquire(&lock_path, || {
             log.info(format_args!(
                 "another container-loader is using this engine; waiting for {}",
@@ -121,21 +124,48 @@ pub fn run(options: &Options, log: &Log) -> Exit {
         // One listing answers "present" for every entry it names (measured: 50 entries cost
         // one request instead of 50); the rest are asked one by one. Loads add images only,
         // so what was listed at the start stays present.
-        let listed = (total > 1).then(|| engine.image_names()).flatten();
+        let listing = (total > 1).then(|| engine.listing()).flatten();
+        let mut rows = Vec::with_capacity(total);
         for (index, entry) in lists.entries.iter().enumerate() {
             notifier.status(&format!("{}/{total}: {}", index + 1, entry.reference));
-            match load_entry(&engine, listed.as_ref(), entry, options, log) {
-                Ok(Outcome::Present) => summary.present += 1,
-                Ok(Outcome::Loaded) => summary.loaded += 1,
+            let mut row = (!options.dry_run).then(|| Row::new(entry.clone()));
+            let result = load_entry(&engine, listing.as_ref(), entry, options, log);
+            let (state, id) = match &result {
+                Ok(Outcome::Present(id)) | Ok(Outcome::Loaded(id)) => (State::Present, id.clone()),
+                Ok(Outcome::Differs(id)) => (State::Differs, Some(id.clone())),
+                Ok(Outcome::WouldLoad) => (State::Missing, None),
+                Err(EntryError::Presence(_)) => (State::Unknown, None),
+                Err(_) => (State::Missing, None),
+            };
+            match result {
+                Ok(Outcome::Present(_)) => summary.present += 1,
+                Ok(Outcome::Loaded(_)) => summary.loaded += 1,
                 Ok(Outcome::WouldLoad) => summary.would_load += 1,
+                Ok(Outcome::Differs(_)) => summary.differ += 1,
                 Err(reason) => {
                     log.error(format_args!(
                         "{}: {}: failed: {reason}",
                         entry.place(),
                         entry.reference
                     ));
+                    if let Some(row) = &mut row {
+                        row.errors.push(reason.to_string());
+                    }
                     summary.failed += 1;
                 }
+            }
+            if let Some(mut row) = row {
+                row.state = state;
+                row.image_id = id;
+                rows.push(row);
+            }
+        }
+        if !options.dry_run {
+            if let Err(e) = ready::record(&options.run_dir, &rows) {
+                log.warn(format_args!(
+                    "cannot record the result in {}: {e}",
+                    options.run_dir.display()
+                ));
             }
         }
     }
@@ -144,8 +174,12 @@ pub fn run(options: &Options, log: &Log) -> Exit {
     } else {
         format!("{} loaded", summary.loaded)
     };
+    let differ = match options.verify {
+        true => format!(", {} differ", summary.differ),
+        false => String::new(),
+    };
     let line = format!(
-        "{first}, {} present, {} failed",
+        "{first}, {} present{differ}, {} failed",
         summary.present, summary.failed
     );
     notifier.status(&line);
@@ -156,17 +190,20 @@ pub fn run(options: &Options, log: &Log) -> Exit {
     }
     if lists.unreadable_lists > 0 {
         Exit::Usage
-    } else if summary.failed > 0 {
+    } else if summary.failed > 0 || summary.differ > 0 {
         Exit::Failed
     } else {
         Exit::Done
     }
 }
 
+/// How an entry ended, with the engine's id for its reference where known.
 enum Outcome {
-    Present,
-    Loaded,
+    Present(Option<String>),
+    Loaded(Option<String>),
     WouldLoad,
+    /// `--verify` without `--replace-differing`: the engine's image is not the archive's.
+    Differs(String),
 }
 
 /// Why an entry failed: everything its log line needs, the archive named where it matters.
@@ -191,6 +228,20 @@ pub enum EntryError {
         image: String,
         carried: Vec<String>,
     },
+    /// The upload succeeded, but the reference names another image than the archive's.
+    NotTheArchives {
+        archive: String,
+        image: String,
+        engine_id: String,
+        archive_id: String,
+    },
+    /// The archive does not carry the reference, and giving the loaded image that name failed.
+    Tag {
+        archive: String,
+        source: EngineError,
+    },
+    /// `--verify`: which image the archive holds for the reference cannot be told.
+    Unverifiable(String),
 }
 
 impl fmt::Display for EntryError {
@@ -230,6 +281,19 @@ impl fmt::Display for EntryError {
                     "loaded {archive} but the engine has no {image} (the archive carries {carried}); fix the list or retag the archive"
                 )
             }
+            EntryError::NotTheArchives {
+                archive,
+                image,
+                engine_id,
+                archive_id,
+            } => write!(
+                f,
+                "loaded {archive}, but the engine's {image} is {engine_id}, not the archive's {archive_id}; check the archive's names (container-loader inspect)"
+            ),
+            EntryError::Tag { archive, source } => {
+                write!(f, "loaded {archive}, but could not name it: {source}")
+            }
+            EntryError::Unverifiable(reason) => f.write_str(reason),
         }
     }
 }
@@ -237,17 +301,21 @@ impl fmt::Display for EntryError {
 impl std::error::Error for EntryError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            EntryError::Presence(e) | EntryError::Load { source: e, .. } => Some(e),
+            EntryError::Presence(e)
+            | EntryError::Load { source: e, .. }
+            | EntryError::Tag { source: e, .. } => Some(e),
             EntryError::Archive(e) => Some(e),
             EntryError::Decode { source, .. } | EntryError::Read { source, .. } => Some(source),
-            EntryError::NotPresentAfterLoad { .. } => None,
+            EntryError::NotPresentAfterLoad { .. }
+            | EntryError::NotTheArchives { .. }
+            | EntryError::Unverifiable(_) => None,
         }
     }
 }
 
 fn load_entry(
     engine: &Engine,
-    listed: Option<&HashSet<String>>,
+    listing: Option<&Listing>,
     entry: &Entry,
     options: &Options,
     log: &Log,
@@ -255,13 +323,31 @@ fn load_entry(
     let image = &entry.reference;
     let place = entry.place();
     // Presence first: with --delete-after-load a present image's archive is gone by design.
-    let present = match listed {
-        Some(names) if engine::listed(names, image) => true,
-        _ => engine.has_image(image).map_err(EntryError::Presence)?,
+    let listed = listing.and_then(|l| l.id_of(image)).map(str::to_owned);
+    let present = match (&listed, options.verify) {
+        (Some(id), _) => Some(Some(id.clone())),
+        // --verify compares ids, so it asks for the id; podman answers `exists` faster.
+        (None, true) => engine
+            .image_id(image)
+            .map_err(EntryError::Presence)?
+            .map(Some),
+        (None, false) => engine
+            .has_image(image)
+            .map_err(EntryError::Presence)?
+            .then_some(None),
     };
-    if present {
-        log.info(format_args!("{place}: {image}: present, skipped"));
-        return Ok(Outcome::Present);
+    match (present, options.verify) {
+        (Some(Some(id)), true) => {
+            // `None`: it differs, and --replace-differing loads the archive below.
+            if let Some(outcome) = verify(entry, &id, options, log)? {
+                return Ok(outcome);
+            }
+        }
+        (Some(id), _) => {
+            log.info(format_args!("{place}: {image}: present, skipped"));
+            return Ok(Outcome::Present(id));
+        }
+        (None, _) => {}
     }
     let archive = Archive::open(&entry.images_dir, &entry.archive).map_err(EntryError::Archive)?;
     if options.dry_run {
@@ -280,10 +366,12 @@ fn load_entry(
     // Decoding on its own thread, overlapping the socket writes; a plain tar has nothing to
     // decode, and the thread's copy would only slow it (README, "Performance").
     let held = HoldBack::new(decoder);
-    let mut body: Guarded<Box<dyn Read>> = Guarded::new(match format {
+    let stream: Box<dyn Read> = match format {
         Format::Tar => Box::new(held),
         _ => Box::new(Pipelined::new(held)),
-    });
+    };
+    // The tar walk notes what the archive promises as it streams by: no second read.
+    let mut body = Guarded::new(Watching::new(stream));
     let result = engine.load(&mut body);
     let name = || entry.archive.clone();
     if let Some(source) = body.error {
@@ -307,14 +395,8 @@ fn load_entry(
         "{place}: engine reports loaded: {}",
         carried.join(", ")
     ));
-    // The engine's own word is what counts: the name it has now, not the one it printed.
-    if !engine.has_image(image).map_err(EntryError::Presence)? {
-        return Err(EntryError::NotPresentAfterLoad {
-            archive: name(),
-            image: image.to_string(),
-            carried,
-        });
-    }
+    let promised = body.inner.watcher.finish().ok().and_then(|c| c.images());
+    let id = confirm(engine, entry, promised.as_ref(), carried, log)?;
     log.info(format_args!(
         "{place}: {image}: loaded from {} ({format}, {} -> {}, {:.2} s)",
         entry.archive,
@@ -331,7 +413,139 @@ fn load_entry(
             )),
         }
     }
-    Ok(Outcome::Loaded)
+    Ok(Outcome::Loaded(id))
+}
+
+/// `--verify` for a present image whose engine id is `id`: `Some` outcome when the entry is
+/// done (the same image, or differs and stays), `None` when the archive is to be loaded.
+fn verify(
+    entry: &Entry,
+    id: &str,
+    options: &Options,
+    log: &Log,
+) -> Result<Option<Outcome>, EntryError> {
+    let (place, image) = (entry.place(), &entry.reference);
+    if archive::locate(&entry.images_dir, &entry.archive).is_err() {
+        // Deleted after an earlier load: nothing to compare with, and the name is there.
+        log.info(format_args!(
+            "{place}: {image}: present, skipped (not verified: {} is gone)",
+            entry.archive
+        ));
+        return Ok(Some(Outcome::Present(Some(id.to_owned()))));
+    }
+    let archive_id =
+        status::archive_id(entry, options.memory_limit).map_err(EntryError::Unverifiable)?;
+    if archive_id == id {
+        log.info(format_args!(
+            "{place}: {image}: present, skipped (verified: {} as in {})",
+            short_id(id),
+            entry.archive
+        ));
+        return Ok(Some(Outcome::Present(Some(archive_id))));
+    }
+    let differs = format!(
+        "{place}: {image}: differs: the engine has {}, {} holds {}",
+        short_id(id),
+        entry.archive,
+        short_id(&archive_id)
+    );
+    if options.replace_differing {
+        log.info(format_args!("{differs}; loading the archive"));
+        return Ok(None);
+    }
+    log.warn(format_args!(
+        "{differs}; kept (--replace-differing loads the archive)"
+    ));
+    Ok(Some(Outcome::Differs(id.to_owned())))
+}
+
+/// After a load: the engine must have the entry's reference, and as the archive's image. When
+/// the archive holds one image that it does not call by the reference, the image gets that
+/// name, so the next boot finds it. Returns the engine's id for the reference.
+fn confirm(
+    engine: &Engine,
+    entry: &Entry,
+    promised: Option<&Images>,
+    carried: Vec<String>,
+    log: &Log,
+) -> Result<Option<String>, EntryError> {
+    let image = &entry.reference;
+    let archive = || entry.archive.clone();
+    let has = engine.image_id(image).map_err(EntryError::Presence)?;
+    let found = promised.map(|p| p.find(image));
+    let (wanted, named) = match found {
+        Some(Match::Named(i)) => (i.id.as_deref(), true),
+        Some(Match::Only(i)) => (i.id.as_deref(), false),
+        _ => (None, false),
+    };
+    let Some(wanted) = wanted else {
+        // What the archive holds could not be told; the engine's word is all there is.
+        return match has {
+            Some(id) => Ok(Some(id)),
+            None => Err(EntryError::NotPresentAfterLoad {
+                archive: archive(),
+                image: image.to_string(),
+                carried,
+            }),
+        };
+    };
+    match has {
+        Some(id) if id == wanted => return Ok(Some(id)),
+        Some(id) if named => {
+            return Err(EntryError::NotTheArchives {
+                archive: archive(),
+                image: image.to_string(),
+                engine_id: short_id(&id),
+                archive_id: short_id(wanted),
+            })
+        }
+        None if named => {
+            return Err(EntryError::NotPresentAfterLoad {
+                archive: archive(),
+                image: image.to_string(),
+                carried,
+            })
+        }
+        _ => {}
+    }
+    engine
+        .tag(wanted, image)
+        .map_err(|source| EntryError::Tag {
+            archive: archive(),
+            source,
+        })?;
+    let names = promised
+        .map(|p| {
+            p.images
+                .iter()
+                .flat_map(|i| i.references.clone())
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    let carries = match names.is_empty() {
+        true => "no name".to_owned(),
+        false => names.join(", "),
+    };
+    log.info(format_args!(
+        "{}: {image}: tagged {} as {image} ({} carries {carries})",
+        entry.place(),
+        short_id(wanted),
+        entry.archive
+    ));
+    match engine.image_id(image).map_err(EntryError::Presence)? {
+        Some(id) if id == wanted => Ok(Some(id)),
+        Some(id) => Err(EntryError::NotTheArchives {
+            archive: archive(),
+            image: image.to_string(),
+            engine_id: short_id(&id),
+            archive_id: short_id(wanted),
+        }),
+        None => Err(EntryError::NotPresentAfterLoad {
+            archive: archive(),
+            image: image.to_string(),
+            carried,
+        }),
+    }
 }
 
 /// Keeps the first error the body reader returned: ureq only reports that the upload failed,

@@ -10,8 +10,9 @@ use std::fs::{self, File, TryLockError};
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// Where the locks live: a tmpfs that starts empty at every boot.
-pub const LOCK_DIR: &str = "/run/container-loader";
+/// The loader's run directory (locks, status.json, image markers): a tmpfs that starts empty
+/// at every boot. `RuntimeDirectory=container-loader` in the units.
+pub const RUN_DIR: &str = "/run/container-loader";
 
 /// The lock file for the engine at `socket`: one per socket, so loaders for different engines
 /// never wait for each other.

@@ -95,6 +95,18 @@ pub fn canonical(name: &str) -> String {
     full
 }
 
+/// Reads a whole decoded archive (to its end, where the decoder checks its checksum) and says
+/// which images it holds: `Ok(None)` for a tar that describes none.
+pub fn read(decoded: impl Read) -> io::Result<Option<Images>> {
+    let mut watching = Watching::new(decoded);
+    io::copy(&mut watching, &mut io::sink())?;
+    let contents = watching
+        .watcher
+        .finish()
+        .map_err(|reason| io::Error::new(io::ErrorKind::InvalidData, reason))?;
+    Ok(contents.images())
+}
+
 /// Reads through `R`, letting a [`Watcher`] see every byte that passes.
 pub struct Watching<R> {
     inner: R,

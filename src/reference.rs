@@ -62,6 +62,22 @@ impl Reference {
     pub fn as_str(&self) -> &str {
         &self.text
     }
+
+    /// The name and the tag (`latest` when none is written), as `docker tag` takes them;
+    /// `None` for a digest reference, which names content, not a tag.
+    pub fn repository_and_tag(&self) -> Option<(&str, &str)> {
+        if self.text.contains('@') {
+            return None;
+        }
+        let last_slash = self.text.rfind('/').map_or(0, |i| i + 1);
+        Some(match self.text[last_slash..].rfind(':') {
+            Some(i) => (
+                &self.text[..last_slash + i],
+                &self.text[last_slash + i + 1..],
+            ),
+            None => (&self.text, "latest"),
+        })
+    }
 }
 
 impl fmt::Display for Reference {
@@ -290,5 +306,23 @@ mod tests {
         }
         assert!(Reference::parse(&format!("debian:{}", "t".repeat(129))).is_err());
         assert!(Reference::parse(&"a".repeat(256)).is_err());
+    }
+
+    #[test]
+    fn splits_into_repository_and_tag_as_docker_tag_takes_them() {
+        let split = |r: &str| {
+            Reference::parse(r)
+                .unwrap()
+                .repository_and_tag()
+                .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        };
+        let pair = |a: &str, b: &str| Some((a.to_owned(), b.to_owned()));
+        assert_eq!(split("debian:bookworm"), pair("debian", "bookworm"));
+        assert_eq!(
+            split("localhost:5000/app"),
+            pair("localhost:5000/app", "latest")
+        );
+        assert_eq!(split("quay.io/a/b:1.0"), pair("quay.io/a/b", "1.0"));
+        assert_eq!(split("app@sha256:0123456789abcdef0123456789abcdef"), None);
     }
 }

@@ -3,24 +3,112 @@
 //! Meant for the operator at a device's console after a bad boot, and for tools (`--json`).
 //! When the engine does not answer, the archive columns are still shown and the run exits 3.
 
+use std::fmt;
+
 use serde_json::{json, Value};
 
-use crate::archive::{self, Archive};
+use crate::archive::{self, Archive, ArchiveError};
 use crate::cli::Options;
-use crate::engine::Engine;
+use crate::engine::{Engine, Listing};
 use crate::list::Entry;
 use crate::load::{self, Exit};
 use crate::log::Log;
+use crate::manifest::{self, Match};
 use crate::units::Size;
 
-struct Row {
-    entry: Entry,
-    archive_present: bool,
-    format: Option<&'static str>,
-    size: Option<u64>,
-    image_present: Option<bool>,
-    image_id: Option<String>,
-    error: Option<String>,
+/// Where an entry's image stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// The engine has an image under the entry's reference (with `--verify`: the archive's).
+    Present,
+    Missing,
+    /// `--verify`: the engine has the reference, but as another image than the archive's.
+    Differs,
+    /// The engine could not be asked.
+    Unknown,
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            State::Present => "present",
+            State::Missing => "missing",
+            State::Differs => "differs",
+            State::Unknown => "unknown",
+        })
+    }
+}
+
+/// One entry as `status` shows it, and as `/run/container-loader/status.json` records it.
+pub struct Row {
+    pub entry: Entry,
+    pub archive_present: bool,
+    pub format: Option<&'static str>,
+    pub size: Option<u64>,
+    pub state: State,
+    pub image_id: Option<String>,
+    /// `--verify`: the id of the archive's image for this entry.
+    pub archive_id: Option<String>,
+    pub errors: Vec<String>,
+}
+
+impl Row {
+    /// The archive columns, from the file as it is now; the image columns still unknown.
+    pub fn new(entry: Entry) -> Row {
+        let mut row = Row {
+            archive_present: false,
+            format: None,
+            size: None,
+            state: State::Unknown,
+            image_id: None,
+            archive_id: None,
+            errors: Vec::new(),
+            entry,
+        };
+        match Archive::open(&row.entry.images_dir, &row.entry.archive) {
+            Ok(a) => {
+                row.archive_present = true;
+                row.format = Some(a.format.name());
+                row.size = Some(a.size);
+            }
+            Err(e) => {
+                // A missing archive is normal once it was loaded and deleted.
+                row.archive_present =
+                    archive::locate(&row.entry.images_dir, &row.entry.archive).is_ok();
+                if row.archive_present || !matches!(e, ArchiveError::NotFound { .. }) {
+                    row.errors.push(e.to_string());
+                }
+            }
+        }
+        row
+    }
+
+    pub fn failed(&self) -> bool {
+        !self.errors.is_empty() || self.state != State::Present
+    }
+
+    pub fn to_json(&self) -> Value {
+        let error = (!self.errors.is_empty()).then(|| self.errors.join("; "));
+        let image_present = match self.state {
+            State::Present | State::Differs => Some(true),
+            State::Missing => Some(false),
+            State::Unknown => None,
+        };
+        json!({
+            "list": self.entry.list.display().to_string(),
+            "line": self.entry.line,
+            "archive": self.entry.archive,
+            "archive_present": self.archive_present,
+            "format": self.format,
+            "size": self.size,
+            "ref": self.entry.reference.as_str(),
+            "state": self.state.to_string(),
+            "image_present": image_present,
+            "image_id": self.image_id,
+            "archive_id": self.archive_id,
+            "error": error,
+        })
+    }
 }
 
 pub fn run(options: &Options, json: bool, log: &Log) -> Exit {
@@ -31,86 +119,91 @@ pub fn run(options: &Options, json: bool, log: &Log) -> Exit {
             .inspect_err(|e| log.error(e))
             .ok(),
     };
+    let listing = engine.as_ref().and_then(Engine::listing);
     let rows: Vec<Row> = lists
         .entries
         .into_iter()
-        .map(|entry| row(entry, engine.as_ref()))
+        .map(|entry| {
+            let mut row = Row::new(entry);
+            if let Some(engine) = &engine {
+                ask(&mut row, engine, listing.as_ref(), options);
+            }
+            row
+        })
         .collect();
     if json {
-        let array: Vec<Value> = rows.iter().map(to_json).collect();
+        let array: Vec<Value> = rows.iter().map(Row::to_json).collect();
         println!("{}", Value::Array(array));
     } else {
         print_table(&rows);
     }
-    let failed = lists.invalid_lines > 0
-        || rows
-            .iter()
-            .any(|r| r.error.is_some() || r.image_present == Some(false));
     if lists.unreadable_lists > 0 {
         Exit::Usage
     } else if engine.is_none() && !rows.is_empty() {
         Exit::Unreachable
-    } else if failed {
+    } else if lists.invalid_lines > 0 || rows.iter().any(Row::failed) {
         Exit::Failed
     } else {
         Exit::Done
     }
 }
 
-fn row(entry: Entry, engine: Option<&Engine>) -> Row {
-    let mut row = Row {
-        archive_present: false,
-        format: None,
-        size: None,
-        image_present: None,
-        image_id: None,
-        error: None,
-        entry,
+/// The image columns: the engine's id for the reference, and with `--verify` the archive's.
+fn ask(row: &mut Row, engine: &Engine, listing: Option<&Listing>, options: &Options) {
+    let image = &row.entry.reference;
+    let id = match listing.and_then(|l| l.id_of(image)) {
+        Some(id) => Ok(Some(id.to_owned())),
+        None => engine.image_id(image),
     };
-    let mut errors = Vec::new();
-    match Archive::open(&row.entry.images_dir, &row.entry.archive) {
-        Ok(a) => {
-            row.archive_present = true;
-            row.format = Some(a.format.name());
-            row.size = Some(a.size);
+    match id {
+        Ok(id) => {
+            row.state = match id {
+                Some(_) => State::Present,
+                None => State::Missing,
+            };
+            row.image_id = id;
         }
-        Err(e) => {
-            // A missing archive is normal once it was loaded and deleted.
-            row.archive_present =
-                archive::locate(&row.entry.images_dir, &row.entry.archive).is_ok();
-            if row.archive_present || !matches!(e, archive::ArchiveError::NotFound { .. }) {
-                errors.push(e.to_string());
+        Err(e) => row.errors.push(e.to_string()),
+    }
+    if !options.verify || !row.archive_present {
+        return;
+    }
+    match archive_id(&row.entry, options.memory_limit) {
+        Ok(id) => {
+            if row.state == State::Present && row.image_id.as_ref() != Some(&id) {
+                row.state = State::Differs;
             }
+            row.archive_id = Some(id);
         }
+        Err(reason) => row.errors.push(reason),
     }
-    if let Some(engine) = engine {
-        match engine.image_id(&row.entry.reference) {
-            Ok(id) => {
-                row.image_present = Some(id.is_some());
-                row.image_id = id;
-            }
-            Err(e) => errors.push(e.to_string()),
-        }
-    }
-    if !errors.is_empty() {
-        row.error = Some(errors.join("; "));
-    }
-    row
 }
 
-fn to_json(r: &Row) -> Value {
-    json!({
-        "list": r.entry.list.display().to_string(),
-        "line": r.entry.line,
-        "archive": r.entry.archive,
-        "archive_present": r.archive_present,
-        "format": r.format,
-        "size": r.size,
-        "ref": r.entry.reference.as_str(),
-        "image_present": r.image_present,
-        "image_id": r.image_id,
-        "error": r.error,
-    })
+/// The id of the image that `entry`'s archive holds for its reference, read from the whole
+/// archive; why not, as a message that names the archive.
+pub fn archive_id(entry: &Entry, memory_limit: u64) -> Result<String, String> {
+    let name = &entry.archive;
+    let archive = Archive::open(&entry.images_dir, name).map_err(|e| e.to_string())?;
+    let images = manifest::read(archive.decoder(memory_limit))
+        .map_err(|e| match crate::decode::DecodeError::find(&e) {
+            Some(d) => format!("cannot verify against {name}: {d}"),
+            None => format!("cannot verify against {name}: {e}"),
+        })?
+        .ok_or_else(|| format!("cannot verify against {name}: it describes no image"))?;
+    let image = match images.find(&entry.reference) {
+        Match::Named(image) | Match::Only(image) => image,
+        Match::Ambiguous(n) => {
+            return Err(format!(
+                "cannot verify against {name}: it holds {n} images, none named {}",
+                entry.reference
+            ))
+        }
+        Match::Empty => return Err(format!("cannot verify against {name}: it holds no image")),
+    };
+    image
+        .id
+        .clone()
+        .ok_or_else(|| format!("cannot verify against {name}: its image config is missing"))
 }
 
 fn print_table(rows: &[Row]) {
@@ -124,11 +217,7 @@ fn print_table(rows: &[Row]) {
         "SIZE".to_owned(),
     ]];
     for r in rows {
-        let image = match r.image_present {
-            Some(true) => "present",
-            Some(false) => "missing",
-            None => "unknown",
-        };
+        let image = r.state.to_string();
         let id = r
             .image_id
             .as_deref()
@@ -142,7 +231,7 @@ fn print_table(rows: &[Row]) {
         lines.push([
             r.entry.place(),
             r.entry.reference.to_string(),
-            image.to_owned(),
+            image,
             id,
             archive,
             r.format.unwrap_or("-").to_owned(),
@@ -166,11 +255,17 @@ fn print_table(rows: &[Row]) {
             .collect();
         println!("{}", cells.join("  ").trim_end());
     }
-    for r in rows.iter().filter(|r| r.error.is_some()) {
+    for r in rows.iter().filter(|r| !r.errors.is_empty()) {
+        println!("{}: {}", r.entry.place(), r.errors.join("; "));
+    }
+    for r in rows.iter().filter(|r| r.state == State::Differs) {
         println!(
-            "{}: {}",
+            "{}: {}: the engine has {}, {} holds {}",
             r.entry.place(),
-            r.error.as_deref().unwrap_or_default()
+            r.entry.reference,
+            r.image_id.as_deref().unwrap_or("?"),
+            r.entry.archive,
+            r.archive_id.as_deref().unwrap_or("?")
         );
     }
 }

@@ -64,7 +64,7 @@ fn runs_with_everything_present(kind: Kind, runs: usize) {
     let list = pkg.list_arg();
     let lock_dir = locks.path().display().to_string();
     let mut args = engine.host_args();
-    args.extend(["-l".into(), list, "--lock-dir".into(), lock_dir]);
+    args.extend(["-l".into(), list, "--run-dir".into(), lock_dir]);
     let pid = engine.pid();
     let warm_up = runs / 20;
     let mut before = None;
@@ -125,7 +125,7 @@ fn one_run_over_20000_entries_keeps_its_fds_and_memory_flat() {
     args.extend([
         "-l".into(),
         pkg.list_arg(),
-        "--lock-dir".into(),
+        "--run-dir".into(),
         locks.path().display().to_string(),
     ]);
 

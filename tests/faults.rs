@@ -126,7 +126,7 @@ fn run_on(host: &[String], pkg: &Package, locks: &TempDir, extra: &[&str]) -> Ou
 fn args_on(host: &[String], pkg: &Package, locks: &TempDir, extra: &[&str]) -> Vec<String> {
     let mut args = host.to_vec();
     args.extend(["-l".into(), pkg.list_arg()]);
-    args.extend(["--lock-dir".into(), locks.path().display().to_string()]);
+    args.extend(["--run-dir".into(), locks.path().display().to_string()]);
     args.extend(extra.iter().map(|s| s.to_string()));
     args
 }

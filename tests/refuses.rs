@@ -623,14 +623,17 @@ fn archive_that_is_a_fifo_is_not_a_regular_file(kind: Kind) {
 }
 
 fn archive_without_the_listed_tag_has_no_ref(kind: Kind) {
-    // The engine loads the archive fine, but under another name: REF is still missing,
-    // so the entry fails and the archive is kept despite --delete-after-load.
+    // The archive holds two images, neither under the listed name: which one the list means
+    // cannot be told, so nothing is tagged, the entry fails and the archive is kept despite
+    // --delete-after-load. (One image under another name is tagged: verify.rs.)
     let engine = Engine::start(kind);
     let s = Sandwich::new("wrongtag");
-    let other = Fixture::new("example.org/wrongtag/actual:1");
-    let path = s
-        .pkg
-        .add_archive("wrong.tar.zst", &other.compressed(Codec::Zstd));
+    let a = Fixture::new("example.org/wrongtag/actual:1");
+    let b = Fixture::new("example.org/wrongtag/other:1");
+    let path = s.pkg.add_archive(
+        "wrong.tar.zst",
+        &Codec::Zstd.compress(&two_image_archive(&a, &b)),
+    );
     s.write(b"wrong.tar.zst example.org/wrongtag/listed:1");
 
     let out = load_package(&engine, &s.pkg, &["--delete-after-load"]);
@@ -639,9 +642,14 @@ fn archive_without_the_listed_tag_has_no_ref(kind: Kind) {
         .assert_entry(
             &s.pkg.list,
             2,
-            &["example.org/wrongtag/listed:1: failed: ", "has no"],
+            &[
+                "example.org/wrongtag/listed:1: failed: ",
+                "has no",
+                "carries example.org/wrongtag/actual:1, example.org/wrongtag/other:1",
+            ],
         )
         .assert_entry_lacks(&s.pkg.list, 2, "deleted")
+        .assert_entry_lacks(&s.pkg.list, 2, "tagged")
         .assert_summary("2 loaded, 0 present, 1 failed");
     engine.assert_has_not("example.org/wrongtag/listed:1");
     assert!(path.exists(), "archive kept");

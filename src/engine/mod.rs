@@ -9,7 +9,7 @@
 pub mod answer;
 mod unix;
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -244,10 +244,11 @@ impl Engine {
         }
     }
 
-    /// Every name the engine lists, from one request: docker's `RepoTags` (`GET /images/json`),
-    /// podman's `Names` (`GET /libpod/images/json`). `None` if the listing fails or cannot be
-    /// read; the caller then asks per image, as it does for every name not listed here.
-    pub fn image_names(&self) -> Option<HashSet<String>> {
+    /// Every name the engine lists with its image id, from one request: docker's `RepoTags`
+    /// (`GET /images/json`), podman's `Names` (`GET /libpod/images/json`). `None` if the
+    /// listing fails or cannot be read; the caller then asks per image, as it does for every
+    /// name not listed here.
+    pub fn listing(&self) -> Option<Listing> {
         let path = match self.kind {
             Kind::Docker => "/images/json".to_owned(),
             Kind::Podman => format!("{}/images/json", self.libpod),
@@ -257,15 +258,19 @@ impl Engine {
             return None;
         }
         let images: Vec<Value> = serde_json::from_slice(&body).ok()?;
-        let names = images
-            .iter()
-            .flat_map(|i| [&i["RepoTags"], &i["Names"]])
-            .filter_map(Value::as_array)
-            .flatten()
-            .filter_map(Value::as_str)
-            .map(str::to_owned)
-            .collect();
-        Some(names)
+        let mut names = HashMap::new();
+        for image in &images {
+            let Some(id) = image["Id"].as_str() else {
+                continue;
+            };
+            let tags = [&image["RepoTags"], &image["Names"]];
+            for name in tags.iter().filter_map(|t| t.as_array()).flatten() {
+                if let Some(name) = name.as_str() {
+                    names.insert(name.to_owned(), full_id(id));
+                }
+            }
+        }
+        Some(Listing { names })
     }
 
     /// The engine's id for `image` (`sha256:…`), `None` when it has no such image.
@@ -275,9 +280,44 @@ impl Engine {
         match status {
             200 => {
                 let v: Value = serde_json::from_slice(&body).unwrap_or_default();
-                Ok(v["Id"].as_str().map(str::to_owned))
+                Ok(v["Id"].as_str().map(full_id))
             }
             404 if answer::is_engine_error(&body) => Ok(None),
+            _ => Err(answer::unexpected(&what, status, &body)),
+        }
+    }
+
+    /// Gives the image `id` the name `image` (`POST /images/{id}/tag`), moving the name off
+    /// any image that had it, as `docker tag` does.
+    pub fn tag(&self, id: &str, image: &Reference) -> Result<(), EngineError> {
+        let what = format!("tagging {} as {image}", short_id(id));
+        let (repo, tag) = image
+            .repository_and_tag()
+            .ok_or_else(|| EngineError::Answer {
+                what: what.clone(),
+                status: 0,
+                message: "a digest reference cannot be a tag".to_owned(),
+            })?;
+        let query = |v: &str| utf8_percent_encode(v, NON_ALPHANUMERIC).to_string();
+        let route = match self.kind {
+            Kind::Docker => String::new(),
+            Kind::Podman => self.libpod.clone(),
+        };
+        let path = format!(
+            "{route}/images/{}/tag?repo={}&tag={}",
+            query(id),
+            query(repo),
+            query(tag)
+        );
+        let mut r = self
+            .agent
+            .post(format!("{BASE}{path}"))
+            .send_empty()
+            .map_err(|source| request(&what, source))?;
+        let status = r.status().as_u16();
+        let body = read_small(r.body_mut()).map_err(|source| request(&what, source))?;
+        match status {
+            200 | 201 => Ok(()),
             _ => Err(answer::unexpected(&what, status, &body)),
         }
     }
@@ -342,27 +382,52 @@ fn read_small(body: &mut Body) -> Result<Vec<u8>, ureq::Error> {
     body.with_config().limit(ANSWER_MAX).read_to_vec()
 }
 
-/// Whether an image listing (`Engine::image_names`) shows `image` under exactly its name: a
-/// tagless reference means `:latest`, and docker lists Docker Hub names in their short form
-/// (`debian:12` for `docker.io/library/debian:12`). Digest references are never matched. Only
-/// "present" can be concluded: a name not matched here is asked about on its own.
-pub fn listed(names: &HashSet<String>, image: &Reference) -> bool {
-    let text = image.as_str();
-    if text.contains('@') {
-        return false;
+/// The names an engine listed, each with its image id.
+pub struct Listing {
+    names: HashMap<String, String>,
+}
+
+impl Listing {
+    /// The id of `image` if the listing shows it under exactly its name: a tagless reference
+    /// means `:latest`, and docker lists Docker Hub names in their short form (`debian:12` for
+    /// `docker.io/library/debian:12`). Digest references are never matched. Only "present" can
+    /// be concluded: a name not matched here is asked about on its own.
+    pub fn id_of(&self, image: &Reference) -> Option<&str> {
+        let text = image.as_str();
+        if text.contains('@') {
+            return None;
+        }
+        let tagged = text
+            .rsplit('/')
+            .next()
+            .is_some_and(|last| last.contains(':'));
+        let full = match tagged {
+            true => text.to_owned(),
+            false => format!("{text}:latest"),
+        };
+        let short = full
+            .strip_prefix("docker.io/library/")
+            .or_else(|| full.strip_prefix("docker.io/"));
+        self.names
+            .get(&full)
+            .or_else(|| short.and_then(|s| self.names.get(s)))
+            .map(String::as_str)
     }
-    let tagged = text
-        .rsplit('/')
-        .next()
-        .is_some_and(|last| last.contains(':'));
-    let full = match tagged {
-        true => text.to_owned(),
-        false => format!("{text}:latest"),
-    };
-    let short = full
-        .strip_prefix("docker.io/library/")
-        .or_else(|| full.strip_prefix("docker.io/"));
-    names.contains(&full) || short.is_some_and(|s| names.contains(s))
+}
+
+/// `sha256:<hex>`, whether the engine said it so (docker) or gave the bare hex (podman).
+pub fn full_id(id: &str) -> String {
+    match id.contains(':') {
+        true => id.to_owned(),
+        false => format!("sha256:{id}"),
+    }
+}
+
+/// `sha256:0123456789ab`: as much of an id as a log line needs, like `docker images` shows.
+pub fn short_id(id: &str) -> String {
+    let full = full_id(id);
+    let end = full.find(':').map_or(0, |i| i + 1) + 12;
+    full.chars().take(end).collect()
 }
 
 /// A validated reference, percent-encoded for a URL path.
@@ -376,10 +441,11 @@ mod tests {
 
     #[test]
     fn a_listing_shows_a_reference_only_under_its_exact_or_docker_short_name() {
-        let names: HashSet<String> = ["debian:12", "quay.io/a/b:1", "u/app:latest"]
-            .map(str::to_owned)
+        let names = ["debian:12", "quay.io/a/b:1", "u/app:latest"]
+            .map(|n| (n.to_owned(), "sha256:1".to_owned()))
             .into();
-        let listed = |r: &str| listed(&names, &Reference::parse(r).unwrap());
+        let listing = Listing { names };
+        let listed = |r: &str| listing.id_of(&Reference::parse(r).unwrap()).is_some();
         assert!(listed("debian:12"));
         assert!(listed("docker.io/library/debian:12"));
         assert!(listed("quay.io/a/b:1"));

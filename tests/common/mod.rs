@@ -212,6 +212,16 @@ pub fn http_post(socket: &Path, path: &str, body: &[u8]) -> Option<(u16, String)
     read_response(stream)
 }
 
+/// Sends `DELETE path` and returns (status, body).
+pub fn http_delete(socket: &Path, path: &str) -> Option<(u16, String)> {
+    let mut stream = UnixStream::connect(socket).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .ok()?;
+    write!(stream, "DELETE {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    read_response(stream)
+}
+
 fn read_response(mut stream: UnixStream) -> Option<(u16, String)> {
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).ok()?;
@@ -493,6 +503,15 @@ impl Engine {
             self.kind.name()
         );
         self.assert_has(&fixture.reference);
+    }
+
+    /// Removes the image `reference` (forced, as `docker rmi -f`) through the engine's API.
+    pub fn remove(&self, reference: &str) {
+        let path = format!("/images/{reference}?force=1");
+        let (status, body) = http_delete(&self.socket, &path)
+            .unwrap_or_else(|| panic!("{} did not answer DELETE {path}", self.kind.name()));
+        assert_eq!(status, 200, "removing {reference}: {body}");
+        self.assert_has_not(reference);
     }
 
     /// Asserts that `reference` is present and returns the engine's ID for it.
@@ -847,6 +866,32 @@ impl Fixture {
     }
 }
 
+/// One docker-archive holding both fixtures' images, each under its own RepoTags.
+pub fn two_image_archive(a: &Fixture, b: &Fixture) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut manifest: Vec<serde_json::Value> = Vec::new();
+    for fixture in [a, b] {
+        let mut archive = tar::Archive::new(&fixture.tar[..]);
+        for entry in archive.entries().expect("read fixture tar") {
+            let mut entry = entry.expect("fixture entry");
+            let path = entry.path().unwrap().to_string_lossy().into_owned();
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
+            if path == "manifest.json" {
+                let items: Vec<serde_json::Value> = serde_json::from_slice(&data).unwrap();
+                manifest.extend(items);
+            } else if entry.header().entry_type().is_dir() {
+                append_dir(&mut builder, &path);
+            } else {
+                append_file(&mut builder, &path, &data, 0o644);
+            }
+        }
+    }
+    let manifest = serde_json::to_vec(&manifest).unwrap();
+    append_file(&mut builder, "manifest.json", &manifest, 0o644);
+    builder.into_inner().expect("finish two-image tar")
+}
+
 /// How a fixture archive is compressed, always by the real command-line tool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Codec {
@@ -1016,6 +1061,12 @@ pub fn xz_last_block_check_offset(xz: &[u8]) -> usize {
 /// oci-archive) of `fixture`, loaded into a scratch podman storage first.
 /// `fixture.reference` should be fully qualified so that the saved name is the same.
 pub fn podman_saved(fixture: &Fixture, format: &str) -> Vec<u8> {
+    podman_saved_as(fixture, format, &fixture.reference)
+}
+
+/// `podman save` of `fixture` named as `what`: a reference, or the image id, which OCI
+/// archives then record without a name.
+pub fn podman_saved_as(fixture: &Fixture, format: &str, what: &str) -> Vec<u8> {
     require_root();
     require_program("podman");
     let dir = TempDir::new("save");
@@ -1054,7 +1105,7 @@ pub fn podman_saved(fixture: &Fixture, format: &str) -> Vec<u8> {
         format,
         "-o",
         output.to_str().unwrap(),
-        &fixture.reference,
+        what,
     ]);
     fs::read(&output).expect("read saved archive")
 }
@@ -1248,6 +1299,7 @@ pub struct Running {
     args: Vec<String>,
     out: JoinHandle<Vec<u8>>,
     err: JoinHandle<Vec<u8>>,
+    _run_dir: Option<TempDir>,
 }
 
 impl Running {
@@ -1310,6 +1362,12 @@ pub fn spawn_loader_in<S: AsRef<str>>(
     if let Some(dir) = cwd {
         cmd.current_dir(dir);
     }
+    // Locks, status.json and image markers go to a directory of this run unless the test
+    // names one: tests must not write into the host's /run/container-loader.
+    let run_dir = (!args.iter().any(|a| a == "--run-dir")).then(|| TempDir::new("run"));
+    if let Some(dir) = &run_dir {
+        cmd.arg("--run-dir").arg(dir.path());
+    }
     cmd.args(&args)
         .env_remove("CONTAINER_HOST")
         .env_remove("DOCKER_HOST")
@@ -1342,6 +1400,7 @@ pub fn spawn_loader_in<S: AsRef<str>>(
         args,
         out,
         err,
+        _run_dir: run_dir,
     }
 }
 

@@ -1,0 +1,323 @@
+//! What the loader checks and fixes beyond "the engine has a name": `--verify` compares the
+//! engine's image with the archive's, `--replace-differing` reloads it, and a load whose
+//! archive does not carry the listed reference gets that name through the engine API.
+//! All on real engines.
+
+#[macro_use]
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+on_both_engines! {
+    verify_skips_an_image_that_is_the_archives:
+        docker_verify_skips_an_image_that_is_the_archives,
+        podman_verify_skips_an_image_that_is_the_archives;
+    verify_reports_an_image_that_differs_and_keeps_it:
+        docker_verify_reports_an_image_that_differs_and_keeps_it,
+        podman_verify_reports_an_image_that_differs_and_keeps_it;
+    replace_differing_loads_the_archive_over_the_engines_image:
+        docker_replace_differing_loads_the_archive_over_the_engines_image,
+        podman_replace_differing_loads_the_archive_over_the_engines_image;
+    verify_without_the_archive_keeps_a_present_image:
+        docker_verify_without_the_archive_keeps_a_present_image,
+        podman_verify_without_the_archive_keeps_a_present_image;
+    verify_fails_an_entry_whose_archive_is_corrupt:
+        docker_verify_fails_an_entry_whose_archive_is_corrupt,
+        podman_verify_fails_an_entry_whose_archive_is_corrupt;
+    status_verify_shows_differs_with_both_ids:
+        docker_status_verify_shows_differs_with_both_ids,
+        podman_status_verify_shows_differs_with_both_ids;
+    archive_tagged_otherwise_is_tagged_as_listed:
+        docker_archive_tagged_otherwise_is_tagged_as_listed,
+        podman_archive_tagged_otherwise_is_tagged_as_listed;
+    untagged_archive_is_tagged_as_listed:
+        docker_untagged_archive_is_tagged_as_listed,
+        podman_untagged_archive_is_tagged_as_listed;
+    tagless_reference_is_tagged_latest:
+        docker_tagless_reference_is_tagged_latest,
+        podman_tagless_reference_is_tagged_latest;
+    load_checks_the_listed_name_is_the_archives_image:
+        docker_load_checks_the_listed_name_is_the_archives_image,
+        podman_load_checks_the_listed_name_is_the_archives_image;
+}
+
+/// `fixture`'s archive in `pkg` as `name`, listed as `reference`.
+fn listed(pkg: &Package, name: &str, fixture: &Fixture, reference: &str) {
+    pkg.add_archive(name, &fixture.compressed(Codec::Zstd));
+    pkg.write_list(&[&format!("{name} {reference}")]);
+}
+
+/// An image the engine has under `reference` that is not `fixture`'s.
+fn other_image_as(engine: &Engine, reference: &str) -> String {
+    let other = Fixture::new(reference);
+    engine.preload(&other);
+    engine.assert_has(reference)
+}
+
+fn verify_skips_an_image_that_is_the_archives(kind: Kind) {
+    let engine = Engine::start(kind);
+    let pkg = Package::new();
+    let fixture = Fixture::new("example.org/verify/same:1");
+    listed(&pkg, "same.tar.zst", &fixture, &fixture.reference);
+    engine.preload(&fixture);
+
+    let out = load_package(&engine, &pkg, &["--verify"]);
+
+    out.assert_code(0)
+        .assert_entry(
+            &pkg.list,
+            1,
+            &[
+                "example.org/verify/same:1: present, skipped (verified: sha256:",
+                &fixture.id[..12],
+                "as in same.tar.zst",
+            ],
+        )
+        .assert_summary("0 loaded, 1 present, 0 differ, 0 failed");
+}
+
+fn verify_reports_an_image_that_differs_and_keeps_it(kind: Kind) {
+    let engine = Engine::start(kind);
+    let pkg = Package::new();
+    let fixture = Fixture::new("example.org/verify/differs:1");
+    listed(&pkg, "d.tar.zst", &fixture, &fixture.reference);
+    let runtime_id = other_image_as(&engine, &fixture.reference);
+
+    let out = load_package(&engine, &pkg, &["--verify"]);
+
+    out.assert_code(1)
+        .assert_entry(
+            &pkg.list,
+            1,
+            &[
+                "example.org/verify/differs:1: differs: the engine has sha256:",
+                &bare_id(&runtime_id)[..12],
+                "d.tar.zst holds sha256:",
+                &fixture.id[..12],
+                "kept (--replace-differing loads the archive)",
+            ],
+        )
+        .assert_summary("0 loaded, 0 present, 1 differ, 0 failed");
+    assert_eq!(engine.assert_has(&fixture.reference), runtime_id);
+}
+
+fn replace_differing_loads_the_archive_over_the_engines_image(kind: Kind) {
+    let engine = Engine::start(kind);
+    let pkg = Package::new();
+    let fixture = Fixture::new("example.org/verify/replace:1");
+    listed(&pkg, "r.tar.zst", &fixture, &fixture.reference);
+    other_image_as(&engine, &fixture.reference);
+
+    let out = load_package(&engine, &pkg, &["--verify", "--replace-differing"]);
+
+    out.assert_code(0)
+        .assert_entry(&pkg.list, 1, &["differs", "; loading the archive"])
+        .assert_entry(&pkg.list, 1, &["example.org/verify/replace:1: loaded from"])
+        .assert_summary("1 loaded, 0 present, 0 differ, 0 failed");
+    assert_eq!(bare_id(&engine.assert_has(&fixture.reference)), fixture.id);
+    load_package(&engine, &pkg, &["--verify"])
+        .assert_code(0)
+        .assert_summary("0 loaded, 1 present, 0 differ, 0 failed");
+}
+
+fn verify_without_the_archive_keeps_a_present_image(kind: Kind) {
+    // With --delete-after-load the archive is gone once loaded: nothing to compare with.
+    let engine = Engine::start(kind);
+    let pkg = Package::new();
+    let fixture = Fixture::new("example.org/verify/gone:1");
+    pkg.write_list(&["gone.tar.zst example.org/verify/gone:1"]);
+    engine.preload(&fixture);
+
+    let out = load_package(&engine, &pkg, &["--verify"]);
+
+    out.assert_code(0)
+        .assert_entry(
+            &pkg.list,
+            1,
+            &["present, skipped (not verified: gone.tar.zst is gone)"],
+        )
+        .assert_summary("0 loaded, 1 present, 0 differ, 0 failed");
+}
+
+fn verify_fails_an_entry_whose_archive_is_corrupt(kind: Kind) {
+    let engine = Engine::start(kind);
+    let pkg = Package::new();
+    let fixture = Fixture::new("example.org/verify/corrupt:1");
+    let mut data = fixture.compressed(Codec::Zstd);
+    let n = data.len();
+    data.truncate(n / 2);
+    pkg.add_archive("c.tar.zst", &data);
+    pkg.write_list(&["c.tar.zst example.org/verify/corrupt:1"]);
+    engine.preload(&fixture);
+
+    let out = load_package(&engine, &pkg, &["--verify"]);
+
+    out.assert_code(1)
+        .assert_entry(
+            &pkg.list,
+            1,
+            &["failed: cannot verify against c.tar.zst", "corrupt"],
+        )
+        .assert_summary("0 loaded, 0 present, 0 differ, 1 failed");
+    assert_eq!(bare_id(&engine.assert_has(&fixture.reference)), fixture.id);
+}
+
+fn status_verify_shows_differs_with_both_ids(kind: Kind) {
+    let engine = Engine::start(kind);
+    let pkg = Package::new();
+    let same = Fixture::new("example.org/verify/st-same:1");
+    let other = Fixture::new("example.org/verify/st-other:1");
+    let ls = pkg.add("s.tar.zst", &same, Codec::Zstd);
+    let lo = pkg.add("o.tar.gz", &other, Codec::Gzip);
+    pkg.write_list(&[&ls, &lo]);
+    engine.preload(&same);
+    let runtime_id = other_image_as(&engine, &other.reference);
+    let sock = engine.socket_path().display().to_string();
+    let list = pkg.list_arg();
+
+    let json = run_loader(
+        &["status", "--verify", "--json", "-H", &sock, "-l", &list],
+        &[],
+    );
+    let table = run_loader(&["status", "--verify", "-H", &sock, "-l", &list], &[]);
+
+    json.assert_code(1);
+    let rows: Vec<Value> = serde_json::from_str(&json.stdout).expect("status JSON");
+    assert_eq!(rows[0]["state"], "present", "{}", json.stdout);
+    assert_eq!(rows[0]["archive_id"], format!("sha256:{}", same.id));
+    assert_eq!(rows[1]["state"], "differs", "{}", json.stdout);
+    assert_eq!(rows[1]["image_present"], true);
+    let runtime_id = format!("sha256:{}", bare_id(&runtime_id));
+    assert_eq!(rows[1]["image_id"], runtime_id.as_str());
+    assert_eq!(rows[1]["archive_id"], format!("sha256:{}", other.id));
+    table.assert_code(1);
+    let line = table
+        .stdout
+        .lines()
+        .find(|l| l.contains("example.org/verify/st-other:1") && l.contains("differs"))
+        .unwrap_or_else(|| panic!("no differs row\n{table:?}"));
+    assert!(line.contains("o.tar.gz"), "{line}");
+    assert!(
+        table.stdout.contains(&format!(
+            "the engine has {runtime_id}, o.tar.gz holds sha256:{}",
+            other.id
+        )),
+        "{table:?}"
+    );
+}
+
+fn archive_tagged_otherwise_is_tagged_as_listed(kind: Kind) {
+    let engine = Engine::start(kind);
+    let pkg = Package::new();
+    let fixture = Fixture::new("example.org/tag/actual:1");
+    listed(&pkg, "t.tar.zst", &fixture, "example.org/tag/listed:2");
+
+    let out = load_package(&engine, &pkg, &[]);
+
+    out.assert_code(0)
+        .assert_entry(
+            &pkg.list,
+            1,
+            &[
+                "example.org/tag/listed:2: tagged sha256:",
+                &fixture.id[..12],
+                "as example.org/tag/listed:2 (t.tar.zst carries example.org/tag/actual:1)",
+            ],
+        )
+        .assert_entry(
+            &pkg.list,
+            1,
+            &["example.org/tag/listed:2: loaded from t.tar.zst"],
+        )
+        .assert_summary("1 loaded, 0 present, 0 failed");
+    assert_eq!(
+        bare_id(&engine.assert_has("example.org/tag/listed:2")),
+        fixture.id
+    );
+    load_package(&engine, &pkg, &[])
+        .assert_code(0)
+        .assert_summary("0 loaded, 1 present, 0 failed");
+}
+
+fn untagged_archive_is_tagged_as_listed(kind: Kind) {
+    let engine = Engine::start(kind);
+    let pkg = Package::new();
+    let fixture = Fixture::build(&[], 1);
+    listed(&pkg, "u.tar.zst", &fixture, "example.org/tag/untagged:1");
+
+    let out = load_package(&engine, &pkg, &["--delete-after-load"]);
+
+    out.assert_code(0)
+        .assert_entry(
+            &pkg.list,
+            1,
+            &["tagged sha256:", "(u.tar.zst carries no name)"],
+        )
+        .assert_entry(&pkg.list, 1, &["deleted u.tar.zst"])
+        .assert_summary("1 loaded, 0 present, 0 failed");
+    assert_eq!(
+        bare_id(&engine.assert_has("example.org/tag/untagged:1")),
+        fixture.id
+    );
+}
+
+fn tagless_reference_is_tagged_latest(kind: Kind) {
+    let engine = Engine::start(kind);
+    let pkg = Package::new();
+    let fixture = Fixture::new("example.org/tag/versioned:3");
+    listed(&pkg, "v.tar.zst", &fixture, "example.org/tag/plain");
+
+    load_package(&engine, &pkg, &[])
+        .assert_code(0)
+        .assert_entry(&pkg.list, 1, &["as example.org/tag/plain ("]);
+
+    assert_eq!(
+        bare_id(&engine.assert_has("example.org/tag/plain:latest")),
+        fixture.id
+    );
+}
+
+fn load_checks_the_listed_name_is_the_archives_image(kind: Kind) {
+    // The listed name is in the archive: after the load it must be that image, and no tag
+    // is added. An image that had the name before is replaced by the load itself.
+    let engine = Engine::start(kind);
+    let pkg = Package::new();
+    let fixture = Fixture::build(&["example.org/tag/both:1", "example.org/tag/both:2"], 1);
+    listed(&pkg, "b.tar.zst", &fixture, "example.org/tag/both:2");
+
+    load_package(&engine, &pkg, &[])
+        .assert_code(0)
+        .assert_entry_lacks(&pkg.list, 1, "tagged")
+        .assert_summary("1 loaded, 0 present, 0 failed");
+
+    assert_eq!(
+        bare_id(&engine.assert_has("example.org/tag/both:2")),
+        fixture.id
+    );
+}
+
+#[test]
+fn podman_tags_an_oci_archive_saved_without_a_name() {
+    // dockerd 20.10 cannot load OCI archives (refuses.rs).
+    let engine = Engine::podman();
+    let pkg = Package::new();
+    let fixture = Fixture::new("example.org/tag/oci-unnamed:1");
+    let archive = podman_saved_as(&fixture, "oci-archive", &fixture.id);
+    pkg.add_archive("oci.tar.zst", &Codec::Zstd.compress(&archive));
+    pkg.write_list(&["oci.tar.zst example.org/tag/oci-named:1"]);
+
+    let out = load_package(&engine, &pkg, &[]);
+
+    out.assert_code(0)
+        .assert_entry(
+            &pkg.list,
+            1,
+            &["tagged sha256:", "(oci.tar.zst carries no name)"],
+        )
+        .assert_summary("1 loaded, 0 present, 0 failed");
+    assert_eq!(
+        bare_id(&engine.assert_has("example.org/tag/oci-named:1")),
+        fixture.id
+    );
+}
