@@ -16,6 +16,7 @@ pub mod load;
 pub mod lock;
 pub mod log;
 pub mod notify;
+pub mod progress;
 pub mod reference;
 pub mod scan;
 pub mod status;

@@ -17,6 +17,7 @@ use crate::list::{self, Entry};
 use crate::lock;
 use crate::log::Log;
 use crate::notify::Notifier;
+use crate::progress::{EntryReport, Reporter};
 use crate::units::Size;
 
 /// How a run ended, as the exit status tells it.
@@ -89,6 +90,7 @@ pub fn connect(options: &Options, log: &Log) -> Result<Engine, EngineError> {
 
 pub fn run(options: &Options, log: &Log) -> Exit {
     let notifier = Notifier::from_env();
+    let reporter = Reporter::for_run(options, log, &notifier);
     let lists = read_lists(options, log);
     let mut summary = Summary {
         failed: lists.invalid_lines,
@@ -123,8 +125,8 @@ pub fn run(options: &Options, log: &Log) -> Exit {
         // so what was listed at the start stays present.
         let listed = (total > 1).then(|| engine.image_names()).flatten();
         for (index, entry) in lists.entries.iter().enumerate() {
-            notifier.status(&format!("{}/{total}: {}", index + 1, entry.reference));
-            match load_entry(&engine, listed.as_ref(), entry, options, log) {
+            let report = reporter.entry(index + 1, total, entry);
+            match load_entry(&engine, listed.as_ref(), entry, options, log, &report) {
                 Ok(Outcome::Present) => summary.present += 1,
                 Ok(Outcome::Loaded) => summary.loaded += 1,
                 Ok(Outcome::WouldLoad) => summary.would_load += 1,
@@ -251,6 +253,7 @@ fn load_entry(
     entry: &Entry,
     options: &Options,
     log: &Log,
+    report: &EntryReport,
 ) -> Result<Outcome, EntryError> {
     let image = &entry.reference;
     let place = entry.place();
@@ -274,7 +277,7 @@ fn load_entry(
         return Ok(Outcome::WouldLoad);
     }
     let started = Instant::now();
-    let format = archive.format;
+    let (format, size) = (archive.format, archive.size);
     let decoder = archive.decoder(options.memory_limit);
     let progress = decoder.progress.clone();
     // Decoding on its own thread, overlapping the socket writes; a plain tar has nothing to
@@ -284,7 +287,7 @@ fn load_entry(
         Format::Tar => Box::new(held),
         _ => Box::new(Pipelined::new(held)),
     });
-    let result = engine.load(&mut body);
+    let result = report.during(&progress, size, || engine.load(&mut body));
     let name = || entry.archive.clone();
     if let Some(source) = body.error {
         // The decoder or the disk failed: the request was aborted, the engine loaded nothing.
