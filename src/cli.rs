@@ -25,6 +25,9 @@ const DEFAULT_WAIT_SECS: u64 = 60;
 const DEFAULT_TIMEOUT_SECS: u64 = 600;
 /// zstd's own default window limit, which plain `zstd -19` archives stay within.
 const DEFAULT_MEMORY_LIMIT: u64 = 128 << 20;
+/// How often a long load says how far it is when stderr is not a terminal (the journal): often
+/// enough to tell a slow load from a hung one, rarely enough not to flood the boot log.
+const DEFAULT_PROGRESS_INTERVAL_SECS: u64 = 10;
 
 pub const USAGE: &str = "\
 container-loader: load the container images a root filesystem ships into docker or podman
@@ -54,8 +57,11 @@ options:
       --memory-limit SIZE  cap on zstd window / xz dictionary memory, e.g. 512M
                            (default 128M)
       --dry-run            say what would be loaded, load nothing
-      --lock-dir DIR       one loader per engine: a lock file per socket here
+      --run-dir DIR       one loader per engine: a lock file per socket here
                            (default /run/container-loader)
+      --progress-interval SECONDS
+                           without a terminal, a progress line this often during
+                           a long load; 0: none (default 10)
       --json               (status, inspect) print JSON instead of text
   -q, --quiet              errors and warnings only
   -v, --verbose            also say what is asked of the engine
@@ -106,6 +112,8 @@ pub struct Options {
     pub replace_differing: bool,
     /// -1 quiet, 0 normal, 1 verbose.
     pub verbosity: i8,
+    /// How often a load reports progress in the journal; zero: never.
+    pub progress_interval: Duration,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -157,6 +165,7 @@ pub fn parse(
         verify: false,
         replace_differing: false,
         verbosity: 0,
+        progress_interval: Duration::from_secs(DEFAULT_PROGRESS_INTERVAL_SECS),
     };
     while let Some(arg) = p.next()? {
         match arg {
@@ -195,6 +204,9 @@ pub fn parse(
             Long("run-dir") => o.run_dir = PathBuf::from(p.value()?),
             Long("verify") => o.verify = true,
             Long("replace-differing") => o.replace_differing = true,
+            Long("progress-interval") => {
+                o.progress_interval = seconds("--progress-interval", &p.value()?.string()?)?
+            }
             Long("json") => json = true,
             Short('q') | Long("quiet") => o.verbosity = -1,
             Short('v') | Long("verbose") => o.verbosity = 1,
@@ -448,5 +460,18 @@ mod tests {
             parse_with(&["status", "--version"], &[]),
             Ok(Command::Version)
         );
+    }
+
+    #[test]
+    fn reads_the_progress_interval_in_seconds_and_zero_turns_it_off() {
+        assert_eq!(options(&[]).progress_interval, Duration::from_secs(10));
+        assert_eq!(
+            options(&["--progress-interval", "1"]).progress_interval,
+            Duration::from_secs(1)
+        );
+        assert!(options(&["--progress-interval", "0"])
+            .progress_interval
+            .is_zero());
+        assert!(parse_with(&["--progress-interval", "soon"], &[]).is_err());
     }
 }

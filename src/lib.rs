@@ -17,6 +17,7 @@ pub mod lock;
 pub mod log;
 pub mod manifest;
 pub mod notify;
+pub mod progress;
 pub mod ready;
 pub mod reference;
 pub mod scan;

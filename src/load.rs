@@ -17,6 +17,7 @@ use crate::lock;
 use crate::log::Log;
 use crate::manifest::{Images, Match, Watching};
 use crate::notify::Notifier;
+use crate::progress::{EntryReport, Reporter};
 use crate::ready;
 use crate::status::{self, Row, State};
 use crate::units::Size;
@@ -92,6 +93,7 @@ pub fn connect(options: &Options, log: &Log) -> Result<Engine, EngineError> {
 
 pub fn run(options: &Options, log: &Log) -> Exit {
     let notifier = Notifier::from_env();
+    let reporter = Reporter::for_run(options, log, &notifier);
     let lists = read_lists(options, log);
     let mut summary = Summary {
         failed: lists.invalid_lines,
@@ -127,9 +129,9 @@ pub fn run(options: &Options, log: &Log) -> Exit {
         let listing = (total > 1).then(|| engine.listing()).flatten();
         let mut rows = Vec::with_capacity(total);
         for (index, entry) in lists.entries.iter().enumerate() {
-            notifier.status(&format!("{}/{total}: {}", index + 1, entry.reference));
+            let report = reporter.entry(index + 1, total, entry);
             let mut row = (!options.dry_run).then(|| Row::new(entry.clone()));
-            let result = load_entry(&engine, listing.as_ref(), entry, options, log);
+            let result = load_entry(&engine, listing.as_ref(), entry, options, log, &report);
             let (state, id) = match &result {
                 Ok(Outcome::Present(id)) | Ok(Outcome::Loaded(id)) => (State::Present, id.clone()),
                 Ok(Outcome::Differs(id)) => (State::Differs, Some(id.clone())),
@@ -319,6 +321,7 @@ fn load_entry(
     entry: &Entry,
     options: &Options,
     log: &Log,
+    report: &EntryReport,
 ) -> Result<Outcome, EntryError> {
     let image = &entry.reference;
     let place = entry.place();
@@ -360,7 +363,7 @@ fn load_entry(
         return Ok(Outcome::WouldLoad);
     }
     let started = Instant::now();
-    let format = archive.format;
+    let (format, size) = (archive.format, archive.size);
     let decoder = archive.decoder(options.memory_limit);
     let progress = decoder.progress.clone();
     // Decoding on its own thread, overlapping the socket writes; a plain tar has nothing to
@@ -372,7 +375,7 @@ fn load_entry(
     };
     // The tar walk notes what the archive promises as it streams by: no second read.
     let mut body = Guarded::new(Watching::new(stream));
-    let result = engine.load(&mut body);
+    let result = report.during(&progress, size, || engine.load(&mut body));
     let name = || entry.archive.clone();
     if let Some(source) = body.error {
         // The decoder or the disk failed: the request was aborted, the engine loaded nothing.

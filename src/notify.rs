@@ -17,10 +17,19 @@ impl Notifier {
     }
 
     pub fn new(path: Option<&str>) -> Notifier {
-        let socket = path
-            .filter(|p| !p.is_empty())
-            .and_then(|p| Some((UnixDatagram::unbound().ok()?, p.to_owned())));
+        // Non-blocking: with a manager that does not read, a full queue drops an update
+        // instead of stalling a load.
+        let socket = path.filter(|p| !p.is_empty()).and_then(|p| {
+            let socket = UnixDatagram::unbound().ok()?;
+            socket.set_nonblocking(true).ok()?;
+            Some((socket, p.to_owned()))
+        });
         Notifier { socket }
+    }
+
+    /// Whether anyone listens: without `NOTIFY_SOCKET` there is nothing to keep up to date.
+    pub fn is_active(&self) -> bool {
+        self.socket.is_some()
     }
 
     /// Sends `STATUS=text` (one line: a newline would end the assignment).

@@ -114,7 +114,7 @@ fn big_fixture(reference: &str, len: usize) -> Fixture {
 }
 
 /// A private directory for the loaders' lock files, so tests never share a lock.
-fn lock_dir() -> TempDir {
+fn run_dir() -> TempDir {
     TempDir::new("lock")
 }
 
@@ -196,7 +196,7 @@ fn assert_lock_free(locks: &TempDir) {
 fn engine_killed_mid_load_then_restarted_loads_on_rerun(kind: Kind) {
     let mut engine = Engine::start(kind);
     let pkg = Package::new();
-    let locks = lock_dir();
+    let locks = run_dir();
     let big = big_fixture("example.org/fault/engine-killed:1", 24 << 20);
     let data = big.compressed(Codec::Zstd);
     let archive = pkg.add_archive("big.tar.zst", &data);
@@ -247,7 +247,7 @@ fn engine_killed_mid_load_then_restarted_loads_on_rerun(kind: Kind) {
 fn loader_killed_mid_load_leaves_no_image_and_no_lock(kind: Kind) {
     let engine = Engine::start(kind);
     let pkg = Package::new();
-    let locks = lock_dir();
+    let locks = run_dir();
     let big = big_fixture("example.org/fault/loader-killed:1", 24 << 20);
     let data = big.compressed(Codec::Zstd);
     let archive = pkg.add_archive("big.tar.zst", &data);
@@ -375,7 +375,7 @@ fn connection_cut_at_any_offset_fails_the_entry_and_keeps_the_archive(kind: Kind
     drop(probe);
     for (i, after) in offsets.into_iter().enumerate() {
         let f = Faulted::new(&format!("cut{i}"));
-        let locks = lock_dir();
+        let locks = run_dir();
         let proxy = Proxy::start(
             &f.pkg.dir().join("p.sock"),
             engine.socket_path(),
@@ -398,7 +398,7 @@ fn engine_stalled_mid_upload_fails_after_timeout(kind: Kind) {
         .enumerate()
     {
         let f = Faulted::new(&format!("stall{i}"));
-        let locks = lock_dir();
+        let locks = run_dir();
         let proxy = Proxy::start(
             &f.pkg.dir().join("p.sock"),
             engine.socket_path(),
@@ -425,7 +425,7 @@ fn engine_stalled_mid_upload_fails_after_timeout(kind: Kind) {
 fn engine_refusing_mid_upload_is_quoted_not_a_broken_pipe(kind: Kind) {
     let engine = Engine::start(kind);
     let f = Faulted::new("refuse");
-    let locks = lock_dir();
+    let locks = run_dir();
     let message = "write /var/lib/x/tmp/upload: no space left on device";
     let answer = match kind {
         Kind::Docker => docker_refusal(message),
@@ -469,7 +469,7 @@ fn full_engine_storage_fails_the_entry_and_later_entries_still_load(kind: Kind) 
     assert!(status.success(), "mount tmpfs on {}", dir.display());
     engine.launch();
     let pkg = Package::new();
-    let locks = lock_dir();
+    let locks = run_dir();
     let big = big_fixture("example.org/full/big:1", 64 << 20);
     let data = big.compressed(Codec::Zstd);
     let archive = pkg.add_archive("big.tar.zst", &data);
@@ -509,7 +509,7 @@ fn full_engine_storage_fails_the_entry_and_later_entries_still_load(kind: Kind) 
 fn second_loader_waits_for_the_lock_and_loads_nothing_twice(kind: Kind) {
     let engine = Engine::start(kind);
     let pkg = Package::new();
-    let locks = lock_dir();
+    let locks = run_dir();
     let big = big_fixture("example.org/twice/big:1", 4 << 20);
     let line1 = pkg.add("big.tar.zst", &big, Codec::Zstd);
     let small = Fixture::new("example.org/twice/small:1");
@@ -566,7 +566,7 @@ fn second_loader_waits_for_the_lock_and_loads_nothing_twice(kind: Kind) {
 fn killed_between_load_and_recheck_keeps_the_archive(kind: Kind) {
     let engine = Engine::start(kind);
     let pkg = Package::new();
-    let locks = lock_dir();
+    let locks = run_dir();
     let fixture = Fixture::new("example.org/recheck/killed:1");
     let data = fixture.compressed(Codec::Zstd);
     let archive = pkg.add_archive("img.tar.zst", &data);
@@ -791,7 +791,7 @@ fn unreadable_archive_is_reported_kept_and_the_next_still_loads() {
     // Without CAP_DAC_OVERRIDE, opening the mode-000 archive fails with EACCES.
     let engine = Engine::podman();
     let (pkg, locked, path, data, after) = mode_000_package("unreadable");
-    let locks = lock_dir();
+    let locks = run_dir();
 
     let out = run_without_dac_override(&args_on(
         &engine.host_args(),
@@ -874,7 +874,7 @@ fn decompression_bomb_streams_in_bounded_memory_and_fails_cleanly_on_docker() {
     // upload to a temporary file first (4 GiB on disk); see the podman case below.
     let engine = Engine::docker();
     let pkg = Package::new();
-    let locks = lock_dir();
+    let locks = run_dir();
     let (path, data) = zero_bomb(&pkg, "bomb.tar.zst", 4);
     let after = Fixture::new("example.org/bomb/after:1");
     let line2 = pkg.add("after.tar.gz", &after, Codec::Gzip);
@@ -924,7 +924,7 @@ fn decompression_bomb_fills_podmans_temp_space_and_fails_cleanly() {
     assert!(status.success(), "mount tmpfs on {}", dir.display());
     engine.launch();
     let pkg = Package::new();
-    let locks = lock_dir();
+    let locks = run_dir();
     // 1 GiB is plenty: podman gives up after the first 128 MiB.
     let (path, data) = zero_bomb(&pkg, "bomb.tar.zst", 1);
     let after = Fixture::new("example.org/bomb/after:1");

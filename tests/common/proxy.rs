@@ -38,6 +38,9 @@ pub enum Fault {
     /// connection) unforwarded until [`Proxy::release`] or drop: the loader is then between
     /// its load and its presence re-check.
     StallAfterUpload,
+    /// Forward the first upload at about `per_second` bytes a second: a slow engine or disk,
+    /// so the load lasts long enough to be watched.
+    Throttle { per_second: u64 },
 }
 
 #[derive(Default)]
@@ -263,6 +266,12 @@ fn client_to_engine(
                     offset = 0;
                 }
             }
+        }
+        if let (true, Fault::Throttle { per_second }) = (in_first_upload, fault) {
+            state.fired.store(true, Ordering::SeqCst);
+            thread::sleep(Duration::from_secs_f64(
+                data.len() as f64 / *per_second as f64,
+            ));
         }
         if in_first_upload {
             let limit = match fault {
