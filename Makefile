@@ -165,8 +165,9 @@ install: $(INSTALL_BIN)
 	$(call install_file,0755,initramfs/dracut/90$(BIN)/module-setup.sh,$(DRACUT_MODULE_DIR)/module-setup.sh)
 	install -D -m 0644 man/$(BIN).8 $(DESTDIR)$(MANDIR)/man8/$(BIN).8
 	install -D -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
-	@# The inittab and rcS for images without systemd, the initramfs-tools and dracut settings.
-	for f in initramfs/examples/*; do \
+	@# The inittab and rcS for images without systemd, the initramfs-tools and dracut settings,
+	@# and an application unit that waits for its image.
+	for f in initramfs/examples/* systemd/examples/*; do \
 		$(call install_file,0644,"$$f","$(DOCDIR)/examples/$${f##*/}"); \
 	done
 

@@ -34,8 +34,9 @@ container-loader: load the container images a root filesystem ships into docker 
 
 usage:
   container-loader [load] [OPTIONS]           load what is missing (the default command)
-  container-loader status [--json] [OPTIONS]  per entry: archive present?, format, size,
-                                              image present?, image id
+  container-loader status [--json] [--verify] [OPTIONS]
+                                              per entry: archive present?, format, size,
+                                              image present / missing / differs, image id
   container-loader scan DIR [--ref ARCHIVE=REF]... [-o LIST]
                                               write an image.list for the archives in DIR
                                               from the references inside them
@@ -57,7 +58,12 @@ options:
       --memory-limit SIZE  cap on zstd window / xz dictionary memory, e.g. 512M
                            (default 128M)
       --dry-run            say what would be loaded, load nothing
-      --run-dir DIR       one loader per engine: a lock file per socket here
+      --verify             present only if the engine's image for REF is the
+                           archive's (same id); else \"differs\", image kept, exit 1.
+                           Decodes the archive of each image present by name
+      --replace-differing  with --verify, load the archive over an image that differs
+      --run-dir DIR        lock file per engine socket; after a load, status.json
+                           and a marker images/REF per image present
                            (default /run/container-loader)
       --progress-interval SECONDS
                            without a terminal, a progress line this often during
@@ -69,8 +75,10 @@ options:
   -V, --version            version, target and formats
 
 image.list: one \"ARCHIVE REF\" per line; blank lines and # comments are skipped.
+An archive that does not carry REF but holds one image: that image is tagged REF.
 
-exit status: 0 every entry's image is present at the end; 1 some entry failed;
+exit status: 0 every entry's image is present at the end; 1 some entry failed
+             (or, with --verify, differs);
              2 usage error or unreadable list; 3 engine unreachable after --wait
 ";
 

@@ -104,6 +104,19 @@ pub fn run(options: &Options, log: &Log) -> Exit {
             Ok(engine) => engine,
             Err(e) => {
                 log.error(&e);
+                if !options.dry_run {
+                    // What status.json said from an earlier run is no longer known.
+                    let rows: Vec<Row> = lists
+                        .entries
+                        .iter()
+                        .map(|entry| {
+                            let mut row = Row::new(entry.clone());
+                            row.errors.push(e.to_string());
+                            row
+                        })
+                        .collect();
+                    record(&rows, options, log);
+                }
                 return Exit::Unreachable;
             }
         };
@@ -163,12 +176,7 @@ pub fn run(options: &Options, log: &Log) -> Exit {
             }
         }
         if !options.dry_run {
-            if let Err(e) = ready::record(&options.run_dir, &rows) {
-                log.warn(format_args!(
-                    "cannot record the result in {}: {e}",
-                    options.run_dir.display()
-                ));
-            }
+            record(&rows, options, log);
         }
     }
     let first = if options.dry_run {
@@ -196,6 +204,16 @@ pub fn run(options: &Options, log: &Log) -> Exit {
         Exit::Failed
     } else {
         Exit::Done
+    }
+}
+
+/// status.json and the image markers; failing to write them costs the images nothing.
+fn record(rows: &[Row], options: &Options, log: &Log) {
+    if let Err(e) = ready::record(&options.run_dir, rows) {
+        log.warn(format_args!(
+            "cannot record the result in {}: {e}",
+            options.run_dir.display()
+        ));
     }
 }
 

@@ -137,3 +137,39 @@ fn a_dry_run_records_nothing() {
     assert!(!run.join("status.json").exists());
     assert!(!run.join("images").exists());
 }
+
+#[test]
+fn an_unreachable_engine_is_recorded_as_unknown_and_keeps_markers() {
+    let run = TempDir::new("run");
+    let pkg = Package::new();
+    let fixture = Fixture::new("example.org/ready/unknown:1");
+    let line = pkg.add("u.tar.zst", &fixture, Codec::Zstd);
+    pkg.write_list(&[&line]);
+    let marker = run.join("images/example.org/ready/unknown:1");
+    fs::create_dir_all(marker.parent().unwrap()).unwrap();
+    fs::write(&marker, "sha256:earlier\n").unwrap();
+    let nobody = run.join("nobody.sock").display().to_string();
+    let run_arg = run.path().display().to_string();
+
+    let out = run_loader(
+        &[
+            "-H",
+            &nobody,
+            "--wait",
+            "0",
+            "--run-dir",
+            &run_arg,
+            "-l",
+            &pkg.list_arg(),
+        ],
+        &[],
+    );
+
+    out.assert_code(3);
+    let recorded = status_file(run.path());
+    assert_eq!(recorded[0]["state"], "unknown", "{recorded:?}");
+    assert_eq!(recorded[0]["image_present"], Value::Null);
+    let error = recorded[0]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("not reachable"), "{error}");
+    assert_eq!(fs::read_to_string(&marker).unwrap(), "sha256:earlier\n");
+}

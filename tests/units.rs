@@ -59,7 +59,14 @@ fn make_install_lays_out_binary_units_hooks_man_page_and_docs() {
     let man = r("usr/share/man/man8/container-loader.8");
     assert!(read(&man).starts_with(".TH CONTAINER-LOADER 8"));
     assert!(r("usr/share/doc/container-loader/README.md").is_file());
-    for example in ["inittab", "rcS", "initramfs-tools.conf", "dracut.conf"] {
+    for example in [
+        "inittab",
+        "rcS",
+        "initramfs-tools.conf",
+        "dracut.conf",
+        "example-app.service",
+        "example-app.path",
+    ] {
         let path = r(&format!(
             "usr/share/doc/container-loader/examples/{example}"
         ));
@@ -214,6 +221,18 @@ fn systemd_analyze_verify_accepts_the_installed_units_and_drop_ins() {
     copy_drop_in(r, "container-loader.service", "podman.conf");
     verify(r, &["container-loader.service"])
         .unwrap_or_else(|e| panic!("verify of container-loader.service + podman.conf: {e}"));
+
+    // The application example, installed as the README says, on a device that has docker.
+    fs::copy("/bin/true", r.join("usr/bin/docker")).unwrap();
+    for example in ["example-app.service", "example-app.path"] {
+        fs::copy(
+            r.join(format!("usr/share/doc/container-loader/examples/{example}")),
+            r.join(UNIT_DIR).join(example),
+        )
+        .unwrap();
+    }
+    verify(r, &["example-app.service", "example-app.path"])
+        .unwrap_or_else(|e| panic!("verify of the application example: {e}"));
 
     // The check is real: a misspelt setting is reported, and so is the engine unit that the
     // drop-in requires once it is missing.
@@ -617,6 +636,31 @@ fn units_load_images_under_a_real_systemd_with_their_hardening() {
         "[Service]\nExecStart=\nExecStart=/bin/busybox sh /usr/share/probe/probe.sh\n",
     );
 
+    // The shipped application example, waiting for demo's image (and a twin for an image
+    // that is never loaded); the command only records that it ran.
+    for (unit, image) in [
+        ("app-demo.service", "localhost/units/demo:1"),
+        ("app-never.service", "localhost/units/never:1"),
+    ] {
+        let example = read(&s.join("usr/share/doc/container-loader/examples/example-app.service"));
+        fs::write(
+            s.join(UNIT_DIR).join(unit),
+            example
+                .replace("container-loader@example", "container-loader@demo")
+                .replace("debian:bookworm", image),
+        )
+        .unwrap();
+        write_drop_in(
+            s,
+            unit,
+            "run.conf",
+            &format!(
+                "[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=\nExecStop=\n\
+                 ExecStart=/bin/busybox cp /run/container-loader/images/{image} /run/{unit}.ran\n"
+            ),
+        );
+    }
+
     let ns = NsSystemd::boot(
         s,
         work.path(),
@@ -679,6 +723,16 @@ fn units_load_images_under_a_real_systemd_with_their_hardening() {
         ns.property("container-loader@demo.service", "StatusText"),
         "0 loaded, 1 present, 0 failed"
     );
+
+    // What the run leaves for the units that need the images: status.json and the marker,
+    // which lets the application example start; the one whose image is missing is skipped.
+    assert!(ns.exists("/run/container-loader/status.json"));
+    let (code, text) = ns.systemctl(&["start", "app-demo.service", "app-never.service"]);
+    assert_eq!(code, 0, "{text}\n{}", ns.log());
+    assert_eq!(ns.property("app-demo.service", "ActiveState"), "active");
+    assert!(ns.exists("/run/app-demo.service.ran"), "{}", ns.log());
+    assert_eq!(ns.property("app-never.service", "ConditionResult"), "no");
+    assert!(!ns.exists("/run/app-never.service.ran"));
 
     // dk: docker, and the archive deleted through ReadWritePaths=.
     let journal = start("container-loader@dk.service", " failed");
