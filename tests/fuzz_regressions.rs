@@ -14,11 +14,12 @@ mod checks;
 type Check = fn(&[u8]);
 
 /// Each fuzz target and its check.
-const TARGETS: [(&str, Check); 4] = [
+const TARGETS: [(&str, Check); 5] = [
     ("list_parser", checks::list_parser),
     ("reference", checks::reference),
     ("decoders", checks::decoders),
     ("answer_stream", checks::answer_stream),
+    ("manifest_walk", checks::manifest_walk),
 ];
 
 fn inputs(kind: &str, target: &str) -> Vec<PathBuf> {

@@ -12,6 +12,7 @@ use std::path::Path;
 use container_loader::decode::{self, Format, HoldBack};
 use container_loader::engine::answer::{self, Failure};
 use container_loader::list;
+use container_loader::manifest;
 use container_loader::reference::Reference;
 use serde_json::Value;
 
@@ -325,4 +326,36 @@ fn strings_in_stream(body: &[u8]) -> (Vec<String>, bool) {
         collect(&v, &mut strings);
     }
     (strings, clean)
+}
+
+/// `manifest::Watcher`, the tar walk a load runs as the archive streams by: the first byte
+/// picks the size of the pieces the rest is fed in. Whatever the pieces, the walk must come to
+/// the same result as one fed the whole input at once, and every image id it reports is a
+/// sha256 digest.
+pub fn manifest_walk(data: &[u8]) {
+    let (step, tar) = match data.split_first() {
+        Some((&b, rest)) => (usize::from(b) * 7 + 1, rest),
+        None => (1, data),
+    };
+    let walk = |piece: usize| {
+        let mut w = manifest::Watcher::default();
+        for chunk in tar.chunks(piece.max(1)) {
+            w.feed(chunk);
+        }
+        w.finish().map(|c| c.images())
+    };
+    let whole = walk(tar.len());
+    let pieces = walk(step);
+    assert_eq!(
+        whole.as_ref().ok(),
+        pieces.as_ref().ok(),
+        "fed in {step}-byte pieces, the walk found something else"
+    );
+    assert_eq!(whole.is_err(), pieces.is_err());
+    if let Ok(Some(images)) = whole {
+        for id in images.images.iter().filter_map(|i| i.id.as_deref()) {
+            let hex = id.strip_prefix("sha256:").expect("an id is a sha256 digest");
+            assert!(hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()));
+        }
+    }
 }
