@@ -354,7 +354,9 @@ pub fn manifest_walk(data: &[u8]) {
     assert_eq!(whole.is_err(), pieces.is_err());
     if let Ok(Some(images)) = whole {
         for id in images.images.iter().filter_map(|i| i.id.as_deref()) {
-            let hex = id.strip_prefix("sha256:").expect("an id is a sha256 digest");
+            let hex = id
+                .strip_prefix("sha256:")
+                .expect("an id is a sha256 digest");
             assert!(hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()));
         }
     }
