@@ -292,6 +292,10 @@ fn loader(engine_socket: &Path, list: &Path) -> Command {
         .arg(engine_socket)
         .arg("-l")
         .arg(list)
+        // status.json and the markers are part of every run's cost; beside the list, not in
+        // the host's /run.
+        .arg("--run-dir")
+        .arg(list.with_file_name("run"))
         .env_remove("CONTAINER_HOST")
         .env_remove("DOCKER_HOST")
         .env_remove("JOURNAL_STREAM");

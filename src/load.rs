@@ -143,15 +143,10 @@ pub fn run(options: &Options, log: &Log) -> Exit {
         let mut rows = Vec::with_capacity(total);
         for (index, entry) in lists.entries.iter().enumerate() {
             let report = reporter.entry(index + 1, total, entry);
-            let mut row = (!options.dry_run).then(|| Row::new(entry.clone()));
             let result = load_entry(&engine, listing.as_ref(), entry, options, log, &report);
-            let (state, id) = match &result {
-                Ok(Outcome::Present(id)) | Ok(Outcome::Loaded(id)) => (State::Present, id.clone()),
-                Ok(Outcome::Differs(id)) => (State::Differs, Some(id.clone())),
-                Ok(Outcome::WouldLoad) => (State::Missing, None),
-                Err(EntryError::Presence(_)) => (State::Unknown, None),
-                Err(_) => (State::Missing, None),
-            };
+            if !options.dry_run {
+                rows.push(row_after(entry, &result));
+            }
             match result {
                 Ok(Outcome::Present(_)) => summary.present += 1,
                 Ok(Outcome::Loaded(_)) => summary.loaded += 1,
@@ -163,16 +158,8 @@ pub fn run(options: &Options, log: &Log) -> Exit {
                         entry.place(),
                         entry.reference
                     ));
-                    if let Some(row) = &mut row {
-                        row.errors.push(reason.to_string());
-                    }
                     summary.failed += 1;
                 }
-            }
-            if let Some(mut row) = row {
-                row.state = state;
-                row.image_id = id;
-                rows.push(row);
             }
         }
         if !options.dry_run {
@@ -205,6 +192,23 @@ pub fn run(options: &Options, log: &Log) -> Exit {
     } else {
         Exit::Done
     }
+}
+
+/// The entry as status.json records it after its turn: the archive as it is now (deleted, maybe),
+/// the image as the run left it.
+fn row_after(entry: &Entry, result: &Result<Outcome, EntryError>) -> Row {
+    let mut row = Row::new(entry.clone());
+    (row.state, row.image_id) = match result {
+        Ok(Outcome::Present(id)) | Ok(Outcome::Loaded(id)) => (State::Present, id.clone()),
+        Ok(Outcome::Differs(id)) => (State::Differs, Some(id.clone())),
+        Ok(Outcome::WouldLoad) => (State::Missing, None),
+        Err(EntryError::Presence(_)) => (State::Unknown, None),
+        Err(_) => (State::Missing, None),
+    };
+    if let Err(reason) = result {
+        row.errors.push(reason.to_string());
+    }
+    row
 }
 
 /// status.json and the image markers; failing to write them costs the images nothing.
