@@ -533,8 +533,16 @@ fn confirm(
         }
         _ => {}
     }
+    // A digest reference names content, not a tag: it cannot be given to an image.
+    let Some((repo, tag)) = image.repository_and_tag() else {
+        return Err(EntryError::NotPresentAfterLoad {
+            archive: archive(),
+            image: image.to_string(),
+            carried,
+        });
+    };
     engine
-        .tag(wanted, image)
+        .tag(wanted, repo, tag)
         .map_err(|source| EntryError::Tag {
             archive: archive(),
             source,

@@ -321,3 +321,24 @@ fn podman_tags_an_oci_archive_saved_without_a_name() {
         fixture.id
     );
 }
+
+#[test]
+fn docker_digest_reference_is_never_tagged() {
+    // A digest names content, not a tag; a loaded archive has no registry digest to match.
+    let engine = Engine::docker();
+    let pkg = Package::new();
+    let fixture = Fixture::new("example.org/tag/digest:1");
+    let reference = format!("example.org/tag/digest@sha256:{}", fixture.id);
+    listed(&pkg, "g.tar.zst", &fixture, &reference);
+
+    let out = load_package(&engine, &pkg, &[]);
+
+    out.assert_code(1)
+        .assert_entry(
+            &pkg.list,
+            1,
+            &["failed: loaded g.tar.zst but the engine has no"],
+        )
+        .assert_entry_lacks(&pkg.list, 1, "tagged");
+    assert_eq!(bare_id(&engine.assert_has(&fixture.reference)), fixture.id);
+}

@@ -287,17 +287,11 @@ impl Engine {
         }
     }
 
-    /// Gives the image `id` the name `image` (`POST /images/{id}/tag`), moving the name off
-    /// any image that had it, as `docker tag` does.
-    pub fn tag(&self, id: &str, image: &Reference) -> Result<(), EngineError> {
-        let what = format!("tagging {} as {image}", short_id(id));
-        let (repo, tag) = image
-            .repository_and_tag()
-            .ok_or_else(|| EngineError::Answer {
-                what: what.clone(),
-                status: 0,
-                message: "a digest reference cannot be a tag".to_owned(),
-            })?;
+    /// Gives the image `id` the name `repo:tag` (`POST /images/{id}/tag`), moving the name off
+    /// any image that had it, as `docker tag` does. `repo` and `tag` come from a validated
+    /// reference ([`Reference::repository_and_tag`]) and are percent-encoded in the query.
+    pub fn tag(&self, id: &str, repo: &str, tag: &str) -> Result<(), EngineError> {
+        let what = format!("tagging {} as {repo}:{tag}", short_id(id));
         let query = |v: &str| utf8_percent_encode(v, NON_ALPHANUMERIC).to_string();
         let route = match self.kind {
             Kind::Docker => String::new(),
