@@ -37,6 +37,9 @@ on_both_engines! {
     tagless_reference_is_tagged_latest:
         docker_tagless_reference_is_tagged_latest,
         podman_tagless_reference_is_tagged_latest;
+    short_name_given_by_tag_is_found_on_the_next_run:
+        docker_short_name_given_by_tag_is_found_on_the_next_run,
+        podman_short_name_given_by_tag_is_found_on_the_next_run;
     load_checks_the_listed_name_is_the_archives_image:
         docker_load_checks_the_listed_name_is_the_archives_image,
         podman_load_checks_the_listed_name_is_the_archives_image;
@@ -276,6 +279,24 @@ fn tagless_reference_is_tagged_latest(kind: Kind) {
         bare_id(&engine.assert_has("example.org/tag/plain:latest")),
         fixture.id
     );
+}
+
+fn short_name_given_by_tag_is_found_on_the_next_run(kind: Kind) {
+    // podman files a short name under localhost/, docker under docker.io/library/: either way
+    // the next boot must find it under the name the list writes.
+    let engine = Engine::start(kind);
+    let pkg = Package::new();
+    let fixture = Fixture::new("example.org/tag/long-name:1");
+    listed(&pkg, "s.tar.zst", &fixture, "tagshort:1");
+    load_package(&engine, &pkg, &[])
+        .assert_code(0)
+        .assert_entry(&pkg.list, 1, &["tagged sha256:", "as tagshort:1"]);
+
+    let out = load_package(&engine, &pkg, &["--verify"]);
+
+    out.assert_code(0)
+        .assert_entry(&pkg.list, 1, &["tagshort:1: present, skipped (verified"])
+        .assert_summary("0 loaded, 1 present, 0 differ, 0 failed");
 }
 
 fn load_checks_the_listed_name_is_the_archives_image(kind: Kind) {
