@@ -54,6 +54,8 @@ options:
       --memory-limit SIZE  cap on zstd window / xz dictionary memory, e.g. 512M
                            (default 128M)
       --dry-run            say what would be loaded, load nothing
+      --no-space-check     load even when the archive's unpacked size is more than
+                           the free space where the engine copies it
       --lock-dir DIR       one loader per engine: a lock file per socket here
                            (default /run/container-loader)
       --json               (status, inspect) print JSON instead of text
@@ -98,6 +100,8 @@ pub struct Options {
     pub timeout: Duration,
     pub memory_limit: u64,
     pub dry_run: bool,
+    /// Skip an archive that cannot fit where the engine copies it (`--no-space-check`: false).
+    pub space_check: bool,
     /// Where the per-engine lock files go.
     pub lock_dir: PathBuf,
     /// -1 quiet, 0 normal, 1 verbose.
@@ -149,6 +153,7 @@ pub fn parse(
         timeout: Duration::from_secs(DEFAULT_TIMEOUT_SECS),
         memory_limit: DEFAULT_MEMORY_LIMIT,
         dry_run: false,
+        space_check: true,
         lock_dir: PathBuf::from(LOCK_DIR),
         verbosity: 0,
     };
@@ -186,6 +191,7 @@ pub fn parse(
                     .0;
             }
             Long("dry-run") => o.dry_run = true,
+            Long("no-space-check") => o.space_check = false,
             Long("lock-dir") => o.lock_dir = PathBuf::from(p.value()?),
             Long("json") => json = true,
             Short('q') | Long("quiet") => o.verbosity = -1,
@@ -336,6 +342,7 @@ mod tests {
         assert_eq!(o.memory_limit, 128 << 20);
         assert_eq!(o.wait, Duration::from_secs(60));
         assert!(!o.delete_after_load && !o.dry_run);
+        assert!(o.space_check);
     }
 
     #[test]
@@ -360,6 +367,7 @@ mod tests {
             "--memory-limit",
             "1G",
             "--dry-run",
+            "--no-space-check",
             "-q",
         ]);
         assert_eq!(
@@ -372,7 +380,7 @@ mod tests {
         assert_eq!(o.images_dir, Some(PathBuf::from("/imgs")));
         assert_eq!(o.engine, Some(Kind::Podman));
         assert_eq!(o.sockets, [PathBuf::from("/tmp/p.sock")]);
-        assert!(o.delete_after_load && o.dry_run);
+        assert!(o.delete_after_load && o.dry_run && !o.space_check);
         assert_eq!(
             (o.wait, o.timeout),
             (Duration::from_secs(5), Duration::from_secs(9))
