@@ -132,6 +132,11 @@ impl Archive {
         })
     }
 
+    /// The opened file, for reads that leave its position alone (`FileExt::read_at`).
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
     pub fn decoder(self, memory_limit: u64) -> Decoder {
         decode::decoder(self.format, self.head, self.file, memory_limit)
     }

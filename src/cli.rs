@@ -65,6 +65,8 @@ options:
       --run-dir DIR        lock file per engine socket; after a load, status.json
                            and a marker images/REF per image present
                            (default /run/container-loader)
+      --no-space-check     load even when the archive's unpacked size is more than
+                           the free space where the engine copies it
       --progress-interval SECONDS
                            without a terminal, a progress line this often during
                            a long load; 0: none (default 10)
@@ -118,6 +120,8 @@ pub struct Options {
     pub verify: bool,
     /// With `verify`: load the archive over an image that differs.
     pub replace_differing: bool,
+    /// Skip an archive that cannot fit where the engine copies it (`--no-space-check`: false).
+    pub space_check: bool,
     /// -1 quiet, 0 normal, 1 verbose.
     pub verbosity: i8,
     /// How often a load reports progress in the journal; zero: never.
@@ -172,6 +176,7 @@ pub fn parse(
         run_dir: PathBuf::from(RUN_DIR),
         verify: false,
         replace_differing: false,
+        space_check: true,
         verbosity: 0,
         progress_interval: Duration::from_secs(DEFAULT_PROGRESS_INTERVAL_SECS),
     };
@@ -215,6 +220,7 @@ pub fn parse(
             Long("progress-interval") => {
                 o.progress_interval = seconds("--progress-interval", &p.value()?.string()?)?
             }
+            Long("no-space-check") => o.space_check = false,
             Long("json") => json = true,
             Short('q') | Long("quiet") => o.verbosity = -1,
             Short('v') | Long("verbose") => o.verbosity = 1,
@@ -367,6 +373,7 @@ mod tests {
         assert_eq!(o.memory_limit, 128 << 20);
         assert_eq!(o.wait, Duration::from_secs(60));
         assert!(!o.delete_after_load && !o.dry_run);
+        assert!(o.space_check);
     }
 
     #[test]
@@ -391,6 +398,7 @@ mod tests {
             "--memory-limit",
             "1G",
             "--dry-run",
+            "--no-space-check",
             "-q",
         ]);
         assert_eq!(
@@ -403,7 +411,7 @@ mod tests {
         assert_eq!(o.images_dir, Some(PathBuf::from("/imgs")));
         assert_eq!(o.engine, Some(Kind::Podman));
         assert_eq!(o.sockets, [PathBuf::from("/tmp/p.sock")]);
-        assert!(o.delete_after_load && o.dry_run);
+        assert!(o.delete_after_load && o.dry_run && !o.space_check);
         assert_eq!(
             (o.wait, o.timeout),
             (Duration::from_secs(5), Duration::from_secs(9))

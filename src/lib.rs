@@ -2,8 +2,9 @@
 //! podman at boot. The binary (`main.rs`) parses the command line and runs one of the commands
 //! here; the modules are public so that the fuzz targets can drive the parsers.
 //!
-//! Data flows one way: [`list`] -> [`reference`] -> [`engine`] (present?) -> [`archive`] and
-//! [`decode`] -> [`engine`] (load) -> [`engine`] (present!), driven by [`load`].
+//! Data flows one way: [`list`] -> [`reference`] -> [`engine`] (present?) -> [`archive`] ->
+//! [`space`] (fits?) -> [`decode`] -> [`engine`] (load) -> [`engine`] (present!), driven by
+//! [`load`].
 #![forbid(unsafe_code)]
 
 pub mod archive;
@@ -21,5 +22,6 @@ pub mod progress;
 pub mod ready;
 pub mod reference;
 pub mod scan;
+pub mod space;
 pub mod status;
 pub mod units;

@@ -19,6 +19,7 @@ use crate::manifest::{Images, Match, Watching};
 use crate::notify::Notifier;
 use crate::progress::{EntryReport, Reporter};
 use crate::ready;
+use crate::space::{self, Shortfall};
 use crate::status::{self, Row, State};
 use crate::units::Size;
 
@@ -237,6 +238,8 @@ pub enum EntryError {
     Presence(EngineError),
     /// The archive cannot be used: missing, outside the images dir, not a file, unknown format.
     Archive(ArchiveError),
+    /// The archive would not fit where the engine copies it; nothing was sent.
+    Space(Shortfall),
     /// The decoder found the archive corrupt (or too large for --memory-limit) mid-upload.
     Decode { archive: String, source: io::Error },
     /// Reading the archive file failed mid-upload.
@@ -273,6 +276,7 @@ impl fmt::Display for EntryError {
         match self {
             EntryError::Presence(e) => e.fmt(f),
             EntryError::Archive(e) => e.fmt(f),
+            EntryError::Space(e) => e.fmt(f),
             EntryError::Decode { archive, source } => {
                 let what = DecodeError::find(source).map_or(source.to_string(), |d| d.to_string());
                 write!(
@@ -329,6 +333,7 @@ impl std::error::Error for EntryError {
             | EntryError::Load { source: e, .. }
             | EntryError::Tag { source: e, .. } => Some(e),
             EntryError::Archive(e) => Some(e),
+            EntryError::Space(e) => Some(e),
             EntryError::Decode { source, .. } | EntryError::Read { source, .. } => Some(source),
             EntryError::NotPresentAfterLoad { .. }
             | EntryError::NotTheArchives { .. }
@@ -375,6 +380,9 @@ fn load_entry(
         (None, _) => {}
     }
     let archive = Archive::open(&entry.images_dir, &entry.archive).map_err(EntryError::Archive)?;
+    if options.space_check {
+        space::check(engine, &archive, &place, log).map_err(EntryError::Space)?;
+    }
     if options.dry_run {
         log.info(format_args!(
             "{place}: {image}: would load from {} ({}, {})",

@@ -458,7 +458,8 @@ fn engine_refusing_mid_upload_is_quoted_not_a_broken_pipe(kind: Kind) {
 fn full_engine_storage_fails_the_entry_and_later_entries_still_load(kind: Kind) {
     // The engine's whole directory (docker: data-root and exec-root; podman: root, runroot,
     // and TMPDIR, where it first copies every upload) on a 48 MiB tmpfs; a 64 MiB archive.
-    // The TempDir behind the engine unmounts it when the test ends.
+    // The TempDir behind the engine unmounts it when the test ends. --no-space-check: this is
+    // the engine's own error (the check's is in tests/space.rs).
     let mut engine = Engine::unstarted(kind);
     let dir = engine.dir().to_owned();
     let status = Command::new("mount")
@@ -477,7 +478,12 @@ fn full_engine_storage_fails_the_entry_and_later_entries_still_load(kind: Kind) 
     let line2 = pkg.add("after.tar.gz", &after, Codec::Gzip);
     pkg.write_list(&[&format!("big.tar.zst {}", big.reference), &line2]);
 
-    let out = run_on(&engine.host_args(), &pkg, &locks, &["--delete-after-load"]);
+    let out = run_on(
+        &engine.host_args(),
+        &pkg,
+        &locks,
+        &["--delete-after-load", "--no-space-check"],
+    );
 
     out.assert_code(1)
         .assert_entry(
@@ -871,7 +877,9 @@ fn decompression_bomb_streams_in_bounded_memory_and_fails_cleanly_on_docker() {
     // 4 GiB of zeros in ~130 KiB. For docker's tar reader the first two zero blocks are the
     // end of the archive: no manifest, so it refuses the load, but it reads the body to its
     // end first, so all 4 GiB are decoded and streamed. Docker only: podman copies every
-    // upload to a temporary file first (4 GiB on disk); see the podman case below.
+    // upload to a temporary file first (4 GiB on disk); see the podman case below. The zstd
+    // frames say 4 GiB, which docker reads but never writes: --no-space-check, so the test
+    // does not depend on the free space of the machine.
     let engine = Engine::docker();
     let pkg = Package::new();
     let locks = run_dir();
@@ -881,7 +889,12 @@ fn decompression_bomb_streams_in_bounded_memory_and_fails_cleanly_on_docker() {
     pkg.write_list(&["bomb.tar.zst example.org/bomb/bomb:1", &line2]);
 
     let running = spawn_loader(
-        &args_on(&engine.host_args(), &pkg, &locks, &["--delete-after-load"]),
+        &args_on(
+            &engine.host_args(),
+            &pkg,
+            &locks,
+            &["--delete-after-load", "--no-space-check"],
+        ),
         &[],
     );
     let (out, peak) = wait_sampling_peak_rss(running);
@@ -914,6 +927,7 @@ fn decompression_bomb_fills_podmans_temp_space_and_fails_cleanly() {
     // podman copies an upload to its TMPDIR before looking at it; with that (and its store)
     // on a 128 MiB tmpfs, a bomb ends in "no space left on device" after ~128 MiB,
     // through the late-answer path (podman answers while the loader is still sending).
+    // --no-space-check: the space check would skip the bomb before it is sent.
     let mut engine = Engine::unstarted(Kind::Podman);
     let dir = engine.dir().to_owned();
     let status = Command::new("mount")
@@ -932,7 +946,12 @@ fn decompression_bomb_fills_podmans_temp_space_and_fails_cleanly() {
     pkg.write_list(&["bomb.tar.zst example.org/bomb/bomb:1", &line2]);
 
     let running = spawn_loader(
-        &args_on(&engine.host_args(), &pkg, &locks, &["--delete-after-load"]),
+        &args_on(
+            &engine.host_args(),
+            &pkg,
+            &locks,
+            &["--delete-after-load", "--no-space-check"],
+        ),
         &[],
     );
     let (out, peak) = wait_sampling_peak_rss(running);
@@ -1112,6 +1131,8 @@ fn references_with_queries_or_escapes_never_reach_the_engine() {
         "/_ping".to_owned(),
         "/version".to_owned(),
         format!("/images/{}/json", fixture.reference),
+        // The space check asks where the engine stores images.
+        "/info".to_owned(),
         "/images/load?quiet=1".to_owned(),
     ];
     let requests = fake.requests();

@@ -91,7 +91,10 @@ fn a_marker_goes_away_when_its_image_is_missing_again() {
     let marker = run.join("images/example.org/ready/reset:1");
     assert!(marker.exists());
     let recorded = status_file(run.path());
-    assert_eq!(recorded[0]["archive_present"], false, "deleted after the load");
+    assert_eq!(
+        recorded[0]["archive_present"], false,
+        "deleted after the load"
+    );
     assert_eq!(recorded[0]["state"], "present");
     // A factory reset empties the engine; the archive was deleted after the first load.
     engine.remove(&fixture.reference);

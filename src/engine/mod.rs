@@ -2,9 +2,10 @@
 //!
 //! Three questions are asked of an engine: which engine is it (`GET /_ping`), does it have
 //! an image (`GET /images/{ref}/json` on docker, `GET /libpod/images/{ref}/exists` on podman),
-//! and will it load this tar (`POST /images/load`, `POST /libpod/images/load`). An expected
-//! answer is not an error: "no such image" is `Ok(false)`. Requests share one kept-alive
-//! connection, so presence checks for many images cost one connect.
+//! and will it load this tar (`POST /images/load`, `POST /libpod/images/load`); before a load,
+//! also where it will write it (`GET /info`, `GET /libpod/info`). An expected answer is not an
+//! error: "no such image" is `Ok(false)`. Requests share one kept-alive connection, so presence
+//! checks for many images cost one connect.
 
 pub mod answer;
 mod unix;
@@ -13,6 +14,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
@@ -124,6 +126,21 @@ pub struct Engine {
     /// Path prefix of podman's own API, `/v4.3.1/libpod`.
     libpod: String,
     late: LateAnswer,
+    /// Asked once, when the first load needs it: an engine's directories do not move while it
+    /// runs, and podman takes ~0.2 s to answer.
+    storage: OnceLock<Result<Storage, EngineError>>,
+}
+
+/// Where an engine writes what it loads, as the engine names the directories (its view of the
+/// filesystem, which need not be the loader's).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Storage {
+    /// docker's `DockerRootDir`, podman's `store.graphRoot`: images and layers.
+    pub data_root: Option<PathBuf>,
+    /// podman's `store.imageCopyTmpDir` (its `TMPDIR`), where the API service copies an upload
+    /// before importing it; older podman does not say. docker has none of its own: it unpacks
+    /// an upload under `DockerRootDir/tmp`.
+    pub upload_dir: Option<PathBuf>,
 }
 
 impl Engine {
@@ -186,6 +203,7 @@ impl Engine {
             socket: socket.to_owned(),
             libpod: format!("/v{LIBPOD_FALLBACK_VERSION}/libpod"),
             late,
+            storage: OnceLock::new(),
         }
     }
 
@@ -314,6 +332,40 @@ impl Engine {
             200 | 201 => Ok(()),
             _ => Err(answer::unexpected(&what, status, &body)),
         }
+    }
+
+    /// Where the engine writes what it loads: docker's `GET /info`, podman's
+    /// `GET /libpod/info`. Asked once per run; an answer without a directory leaves it `None`.
+    pub fn storage(&self) -> Result<&Storage, &EngineError> {
+        self.storage.get_or_init(|| self.ask_storage()).as_ref()
+    }
+
+    fn ask_storage(&self) -> Result<Storage, EngineError> {
+        let path = match self.kind {
+            Kind::Docker => "/info".to_owned(),
+            Kind::Podman => format!("{}/info", self.libpod),
+        };
+        let what = "asking where the engine stores images";
+        let (status, body) = self.get(&path, what)?;
+        let info: Value = match status {
+            200 => serde_json::from_slice(&body).map_err(|e| EngineError::Answer {
+                what: what.to_owned(),
+                status,
+                message: format!("not JSON: {e}"),
+            })?,
+            _ => return Err(answer::unexpected(what, status, &body)),
+        };
+        let dir = |v: &Value| v.as_str().filter(|p| p.starts_with('/')).map(PathBuf::from);
+        Ok(match self.kind {
+            Kind::Docker => Storage {
+                data_root: dir(&info["DockerRootDir"]),
+                upload_dir: None,
+            },
+            Kind::Podman => Storage {
+                data_root: dir(&info["store"]["graphRoot"]),
+                upload_dir: dir(&info["store"]["imageCopyTmpDir"]),
+            },
+        })
     }
 
     /// Streams a tar into the engine. Returns what the engine says it loaded. If `tar` fails,
