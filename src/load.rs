@@ -20,7 +20,7 @@ use crate::notify::Notifier;
 use crate::progress::{EntryReport, Reporter};
 use crate::ready;
 use crate::space::{self, Shortfall};
-use crate::status::{self, Row, State};
+use crate::status::{self, State};
 use crate::units::Size;
 
 /// How a run ended, as the exit status tells it.
@@ -107,16 +107,13 @@ pub fn run(options: &Options, log: &Log) -> Exit {
                 log.error(&e);
                 if !options.dry_run {
                     // What status.json said from an earlier run is no longer known.
-                    let rows: Vec<Row> = lists
-                        .entries
-                        .iter()
-                        .map(|entry| {
-                            let mut row = Row::new(entry.clone());
-                            row.errors.push(e.to_string());
-                            row
-                        })
-                        .collect();
-                    record(&rows, options, log);
+                    let unknown = ready::Outcome {
+                        state: State::Unknown,
+                        image_id: None,
+                        error: Some(e.to_string()),
+                    };
+                    let outcomes = vec![unknown; lists.entries.len()];
+                    record(&lists.entries, &outcomes, options, log);
                 }
                 return Exit::Unreachable;
             }
@@ -141,12 +138,12 @@ pub fn run(options: &Options, log: &Log) -> Exit {
         // one request instead of 50); the rest are asked one by one. Loads add images only,
         // so what was listed at the start stays present.
         let listing = (total > 1).then(|| engine.listing()).flatten();
-        let mut rows = Vec::with_capacity(total);
+        let mut outcomes = Vec::with_capacity(total);
         for (index, entry) in lists.entries.iter().enumerate() {
             let report = reporter.entry(index + 1, total, entry);
             let result = load_entry(&engine, listing.as_ref(), entry, options, log, &report);
             if !options.dry_run {
-                rows.push(row_after(entry, &result));
+                outcomes.push(recorded(&result));
             }
             match result {
                 Ok(Outcome::Present(_)) => summary.present += 1,
@@ -164,7 +161,7 @@ pub fn run(options: &Options, log: &Log) -> Exit {
             }
         }
         if !options.dry_run {
-            record(&rows, options, log);
+            record(&lists.entries, &outcomes, options, log);
         }
     }
     let first = if options.dry_run {
@@ -195,26 +192,27 @@ pub fn run(options: &Options, log: &Log) -> Exit {
     }
 }
 
-/// The entry as status.json records it after its turn: the archive as it is now (deleted, maybe),
-/// the image as the run left it.
-fn row_after(entry: &Entry, result: &Result<Outcome, EntryError>) -> Row {
-    let mut row = Row::new(entry.clone());
-    (row.state, row.image_id) = match result {
+/// What status.json records of an entry's turn.
+fn recorded(result: &Result<Outcome, EntryError>) -> ready::Outcome {
+    let (state, image_id) = match result {
         Ok(Outcome::Present(id)) | Ok(Outcome::Loaded(id)) => (State::Present, id.clone()),
         Ok(Outcome::Differs(id)) => (State::Differs, Some(id.clone())),
         Ok(Outcome::WouldLoad) => (State::Missing, None),
         Err(EntryError::Presence(_)) => (State::Unknown, None),
         Err(_) => (State::Missing, None),
     };
-    if let Err(reason) = result {
-        row.errors.push(reason.to_string());
+    let error = result.as_ref().err().map(ToString::to_string);
+    ready::Outcome {
+        state,
+        image_id,
+        error,
     }
-    row
 }
 
 /// status.json and the image markers; failing to write them costs the images nothing.
-fn record(rows: &[Row], options: &Options, log: &Log) {
-    if let Err(e) = ready::record(&options.run_dir, rows) {
+fn record(entries: &[Entry], outcomes: &[ready::Outcome], options: &Options, log: &Log) {
+    let pairs = entries.iter().zip(outcomes);
+    if let Err(e) = ready::record(&options.run_dir, &options.lists, pairs) {
         log.warn(format_args!(
             "cannot record the result in {}: {e}",
             options.run_dir.display()

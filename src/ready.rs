@@ -10,11 +10,13 @@
 
 use std::collections::HashSet;
 use std::fs;
-use std::io::{self, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::{Component, Path, PathBuf};
 
+use serde_json::value::RawValue;
 use serde_json::Value;
 
+use crate::list::Entry;
 use crate::lock;
 use crate::status::{Row, State};
 
@@ -35,59 +37,88 @@ pub fn marker(run_dir: &Path, reference: &str) -> Option<PathBuf> {
         .then(|| run_dir.join(MARKER_DIR).join(relative))
 }
 
-/// Writes `status.json` and the markers for `rows`.
-pub fn record(run_dir: &Path, rows: &[Row]) -> io::Result<()> {
+/// How an entry ended, as much as status.json needs beyond the list and the archive.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub state: State,
+    pub image_id: Option<String>,
+    pub error: Option<String>,
+}
+
+/// Writes `status.json` and the markers for the entries of `lists`: each entry's row is built
+/// (its archive looked at as it is now), written and dropped in turn, so a long list costs
+/// memory for its outcomes only. Entries of other lists stay as an earlier run wrote them,
+/// unless their list is gone (a package removed since).
+pub fn record<'a>(
+    run_dir: &Path,
+    lists: &[PathBuf],
+    entries: impl Iterator<Item = (&'a Entry, &'a Outcome)>,
+) -> io::Result<()> {
     fs::create_dir_all(run_dir)?;
     let _lock = lock::acquire(&run_dir.join(STATUS_LOCK), || {})?;
     let path = run_dir.join(STATUS_FILE);
-    let ours: HashSet<String> = rows
-        .iter()
-        .map(|r| r.entry.list.display().to_string())
-        .collect();
-    // Entries of other lists stay, unless their list is gone (a package removed since).
-    let earlier: Vec<Value> = fs::read(&path)
-        .ok()
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-        .unwrap_or_default();
-    let mut merged: Vec<Value> = earlier
-        .into_iter()
-        .filter(|v| {
-            v["list"]
-                .as_str()
-                .is_some_and(|l| !ours.contains(l) && Path::new(l).exists())
-        })
-        .collect();
-    merged.extend(rows.iter().map(Row::to_json));
-    merged.sort_by_key(|v| (v["list"].to_string(), v["line"].as_u64()));
-    // A reader never sees half a file: write beside it, then rename over it.
-    let partial = run_dir.join(format!("{STATUS_FILE}.partial"));
-    let mut file = fs::File::create(&partial)?;
-    serde_json::to_writer_pretty(&mut file, &merged)?;
-    file.write_all(b"\n")?;
-    file.sync_all()?;
-    fs::rename(&partial, &path)?;
+    let ours: HashSet<String> = lists.iter().map(|l| l.display().to_string()).collect();
+    let earlier = fs::read(&path).unwrap_or_default();
+    let earlier: Vec<&RawValue> = serde_json::from_slice(&earlier).unwrap_or_default();
+    let others = earlier.into_iter().filter(|raw| {
+        let entry: Value = serde_json::from_str(raw.get()).unwrap_or_default();
+        entry["list"]
+            .as_str()
+            .is_some_and(|l| !ours.contains(l) && Path::new(l).exists())
+    });
 
-    for row in rows {
-        let Some(marker) = marker(run_dir, row.entry.reference.as_str()) else {
-            continue;
-        };
-        match row.state {
-            State::Present | State::Differs => {
-                if let Some(dir) = marker.parent() {
-                    fs::create_dir_all(dir)?;
-                }
-                let id = row.image_id.as_deref().unwrap_or_default();
-                fs::write(&marker, format!("{id}\n"))?;
-            }
-            State::Missing => match fs::remove_file(&marker) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-                _ => {}
-            },
-            // Not asked: what an earlier run recorded stays.
-            State::Unknown => {}
+    // A reader never sees half a file: written beside it, then renamed over it. One entry
+    // per line, so that grep shows an image's whole entry.
+    let partial = run_dir.join(format!("{STATUS_FILE}.partial"));
+    let mut out = BufWriter::new(fs::File::create(&partial)?);
+    let mut separator = "[\n";
+    for raw in others {
+        write!(out, "{separator}{}", raw.get())?;
+        separator = ",\n";
+    }
+    let mut marked = HashSet::new();
+    for (entry, outcome) in entries {
+        let mut row = Row::new(entry.clone());
+        row.state = outcome.state;
+        row.image_id.clone_from(&outcome.image_id);
+        row.errors.extend(outcome.error.clone());
+        write!(out, "{separator}")?;
+        serde_json::to_writer(&mut out, &row.to_json())?;
+        separator = ",\n";
+        // A reference listed twice is marked once.
+        if marked.insert(entry.reference.as_str()) {
+            mark(run_dir, &row)?;
         }
     }
-    Ok(())
+    if separator == "[\n" {
+        out.write_all(b"[")?;
+    }
+    out.write_all(b"\n]\n")?;
+    let file = out.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    fs::rename(&partial, &path)
+}
+
+/// Puts down or takes away the marker for `row`'s image.
+fn mark(run_dir: &Path, row: &Row) -> io::Result<()> {
+    let Some(marker) = marker(run_dir, row.entry.reference.as_str()) else {
+        return Ok(());
+    };
+    match row.state {
+        State::Present | State::Differs => {
+            if let Some(dir) = marker.parent() {
+                fs::create_dir_all(dir)?;
+            }
+            let id = row.image_id.as_deref().unwrap_or_default();
+            fs::write(&marker, format!("{id}\n"))
+        }
+        State::Missing => match fs::remove_file(&marker) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        },
+        // Not asked: what an earlier run recorded stays.
+        State::Unknown => Ok(()),
+    }
 }
 
 #[cfg(test)]

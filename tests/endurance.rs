@@ -153,11 +153,12 @@ fn one_run_over_20000_entries_keeps_its_fds_and_memory_flat() {
 
     out.assert_code(0)
         .assert_summary(&format!("0 loaded, {entries} present, 0 failed"));
-    // The steady phase: from the first sample with the engine connection and the lock open
-    // (the most fds the run holds) to the last fifth (exit). Before it the list is parsed.
+    // The entries are checked from one image listing, then recorded in status.json: each
+    // row built, written and dropped in turn. The steady phase: from the first sample that
+    // holds the most fds (recording, an archive open) to the last twentieth (exit).
     let most = samples.iter().map(|s| s.0).max().unwrap_or(0);
     let start = samples.iter().position(|s| s.0 == most).unwrap_or(0);
-    let end = samples.len() * 4 / 5;
+    let end = samples.len() - samples.len() / 20 - 1;
     assert!(
         end > start + 5,
         "too few samples ({} of {}, from {start}) in {:?}",
@@ -177,14 +178,13 @@ fn one_run_over_20000_entries_keeps_its_fds_and_memory_flat() {
         fds.iter().min().unwrap(),
         fds.iter().max().unwrap()
     );
+    // What the loader opens itself: the engine connection and its lock while it checks the
+    // entries, then status.json's lock and file and, one at a time, the archive whose state
+    // it records. A descriptor kept per entry would pass that bound within a few entries.
+    let inherited = samples.iter().map(|s| s.0).min().unwrap();
     assert!(
-        fds.iter().all(|&n| n == fds[0]),
-        "the loader's fd count changed while it checked entries: {fds:?}"
-    );
-    assert!(
-        fds[0] <= 8,
-        "stdin/out/err, the engine connection and the lock file: {} fds",
-        fds[0]
+        most <= inherited + 5,
+        "the loader held {most} fds, {inherited} of them from its start: {fds:?}"
     );
     assert!(
         last_rss <= first_rss + 512,
