@@ -399,6 +399,10 @@ mod tests {
             "1G",
             "--dry-run",
             "--no-space-check",
+            "--verify",
+            "--replace-differing",
+            "--run-dir",
+            "/tmp/run",
             "-q",
         ]);
         assert_eq!(
@@ -417,6 +421,8 @@ mod tests {
             (Duration::from_secs(5), Duration::from_secs(9))
         );
         assert_eq!(o.memory_limit, 1 << 30);
+        assert!(o.verify && o.replace_differing);
+        assert_eq!(o.run_dir, PathBuf::from("/tmp/run"));
         assert_eq!(o.verbosity, -1);
     }
 
@@ -451,6 +457,7 @@ mod tests {
             &["unload"],
             &["load", "--json"],
             &["load", "extra"],
+            &["--replace-differing"],
         ] {
             assert!(parse_with(args, &[]).is_err(), "{args:?} should be refused");
         }
