@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::io::{self, Read};
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use crate::archive::{self, Archive, ArchiveError};
@@ -378,10 +379,10 @@ fn load_entry(
         (None, _) => {}
     }
     let archive = Archive::open(&entry.images_dir, &entry.archive).map_err(EntryError::Archive)?;
-    if options.space_check {
-        space::check(engine, &archive, &place, log).map_err(EntryError::Space)?;
-    }
     if options.dry_run {
+        if options.space_check {
+            space::check(engine, &archive, &place, log).map_err(EntryError::Space)?;
+        }
         log.info(format_args!(
             "{place}: {image}: would load from {} ({}, {})",
             entry.archive,
@@ -391,6 +392,11 @@ fn load_entry(
         return Ok(Outcome::WouldLoad);
     }
     let started = Instant::now();
+    // The archive's unpacked size is read here (a few reads); where the engine copies it,
+    // and how much room is there, is asked beside the upload (see `space::Gate`).
+    let estimate = options
+        .space_check
+        .then(|| space::estimate(archive.format, archive.file(), archive.size));
     let (format, size) = (archive.format, archive.size);
     let decoder = archive.decoder(options.memory_limit);
     let progress = decoder.progress.clone();
@@ -401,10 +407,29 @@ fn load_entry(
         Format::Tar => Box::new(held),
         _ => Box::new(Pipelined::new(held)),
     };
-    // The tar walk notes what the archive promises as it streams by: no second read.
-    let mut body = Guarded::new(Watching::new(stream));
-    let result = report.during(&progress, size, || engine.load(&mut body));
+    let verdict = OnceLock::new();
+    let (result, body) = std::thread::scope(|scope| {
+        match estimate {
+            Some(estimate) => {
+                let (verdict, place) = (&verdict, &place);
+                scope.spawn(move || {
+                    // The upload waits for a verdict at its end: there is one even if the
+                    // check could not finish.
+                    let _unblock = Unblock(verdict);
+                    let _ = verdict.set(space::judge(engine, estimate, place, log));
+                });
+            }
+            None => drop(verdict.set(Ok(()))),
+        }
+        // The tar walk notes what the archive promises as it streams by: no second read.
+        let mut body = Guarded::new(Watching::new(space::Gate::new(stream, &verdict)));
+        let result = report.during(&progress, size, || engine.load(&mut body));
+        (result, body)
+    });
     let name = || entry.archive.clone();
+    if let Some(shortfall) = body.error.as_ref().and_then(space::shortfall_in) {
+        return Err(EntryError::Space(shortfall.clone()));
+    }
     if let Some(source) = body.error {
         // The decoder or the disk failed: the request was aborted, the engine loaded nothing.
         return Err(match DecodeError::find(&source) {
@@ -584,6 +609,15 @@ fn confirm(
             image: image.to_string(),
             carried,
         }),
+    }
+}
+
+/// Lets an upload that waits for the space check's verdict end, should the check not finish.
+struct Unblock<'a>(&'a OnceLock<Result<(), space::Shortfall>>);
+
+impl Drop for Unblock<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.set(Ok(()));
     }
 }
 

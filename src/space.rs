@@ -17,6 +17,7 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use crate::archive::Archive;
 use crate::decode::Format;
@@ -330,6 +331,13 @@ fn upload_dir(engine: &Engine) -> Result<PathBuf, String> {
 /// skips the check with a note in the verbose log: the check never fails an entry for itself.
 pub fn check(engine: &Engine, archive: &Archive, place: &str, log: &Log) -> Result<(), Shortfall> {
     let estimate = estimate(archive.format, archive.file(), archive.size);
+    judge(engine, estimate, place, log)
+}
+
+/// The half of [`check`] that asks the engine: where it copies an upload, and how much room
+/// is there. Slow on podman (its `GET /libpod/info` takes ~0.2 s), so a load runs it beside
+/// the upload and cuts the upload short through a [`Gate`].
+pub fn judge(engine: &Engine, estimate: Estimate, place: &str, log: &Log) -> Result<(), Shortfall> {
     let dir = match upload_dir(engine) {
         Ok(dir) => dir,
         Err(why) => {
@@ -363,6 +371,41 @@ pub fn check(engine: &Engine, archive: &Archive, place: &str, log: &Log) -> Resu
         }),
         false => Ok(()),
     }
+}
+
+/// The upload's stream, held to the space check's verdict: once the verdict is a shortfall
+/// every read fails, and the stream does not end before the verdict is in. A failed read
+/// makes the engine client abort the request before its last chunk, so the engine loads
+/// nothing (as for a corrupt archive), and it has written at most what passed meanwhile.
+pub struct Gate<'a, R> {
+    inner: R,
+    verdict: &'a OnceLock<Result<(), Shortfall>>,
+}
+
+impl<'a, R> Gate<'a, R> {
+    pub fn new(inner: R, verdict: &'a OnceLock<Result<(), Shortfall>>) -> Self {
+        Gate { inner, verdict }
+    }
+}
+
+impl<R: Read> Read for Gate<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(Err(shortfall)) = self.verdict.get() {
+            return Err(io::Error::other(shortfall.clone()));
+        }
+        let n = self.inner.read(buf)?;
+        if n == 0 {
+            if let Err(shortfall) = self.verdict.wait() {
+                return Err(io::Error::other(shortfall.clone()));
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// The shortfall that stopped an upload, if that is what `e` is.
+pub fn shortfall_in(e: &io::Error) -> Option<&Shortfall> {
+    e.get_ref()?.downcast_ref::<Shortfall>()
 }
 
 #[cfg(test)]
@@ -717,5 +760,45 @@ mod tests {
     fn free_space_is_read_where_the_loader_can_see_and_an_error_elsewhere() {
         assert!(free_space(&std::env::temp_dir()).unwrap() > 0);
         assert!(free_space(Path::new("/nonexistent/engine/root")).is_err());
+    }
+
+    fn shortfall() -> Shortfall {
+        Shortfall {
+            need: 2 << 30,
+            dir: PathBuf::from("/var/lib/docker/tmp"),
+            free: 300 << 20,
+        }
+    }
+
+    #[test]
+    fn a_gate_fails_the_stream_once_the_verdict_is_a_shortfall() {
+        let verdict = OnceLock::new();
+        let mut gate = Gate::new(&[7u8; 100][..], &verdict);
+        let mut buf = [0u8; 10];
+        assert_eq!(gate.read(&mut buf).unwrap(), 10);
+        verdict.set(Err(shortfall())).unwrap();
+        let e = gate.read(&mut buf).unwrap_err();
+        assert_eq!(shortfall_in(&e), Some(&shortfall()));
+    }
+
+    #[test]
+    fn a_gate_ends_the_stream_only_once_the_verdict_is_in() {
+        let verdict = OnceLock::new();
+        let mut gate = Gate::new(&b"tar"[..], &verdict);
+        let mut all = Vec::new();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                verdict.set(Ok(())).unwrap();
+            });
+            let started = std::time::Instant::now();
+            gate.read_to_end(&mut all).unwrap();
+            assert!(started.elapsed() >= std::time::Duration::from_millis(150));
+        });
+        assert_eq!(all, b"tar");
+        let late = OnceLock::new();
+        let mut gate = Gate::new(&b"tar"[..], &late);
+        late.set(Err(shortfall())).unwrap();
+        assert!(gate.read_to_end(&mut Vec::new()).is_err());
     }
 }
