@@ -286,16 +286,26 @@ fn package(dir: &Path, entries: &[(String, String)]) -> PathBuf {
     dir.join("image.list")
 }
 
+/// A run directory on /dev/shm for the list at `list` (its path, flattened, names it).
+fn run_dir(list: &Path) -> PathBuf {
+    let name: String = list
+        .to_string_lossy()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    Path::new("/dev/shm").join(format!("container-loader-bench{name}"))
+}
+
 fn loader(engine_socket: &Path, list: &Path) -> Command {
     let mut c = common::loader_command();
     c.arg("-H")
         .arg(engine_socket)
         .arg("-l")
         .arg(list)
-        // status.json and the markers are part of every run's cost; beside the list, not in
-        // the host's /run.
+        // status.json and the markers are part of every run's cost: on a tmpfs, as /run is
+        // on a device, and not the host's /run/container-loader.
         .arg("--run-dir")
-        .arg(list.with_file_name("run"))
+        .arg(run_dir(list))
         .env_remove("CONTAINER_HOST")
         .env_remove("DOCKER_HOST")
         .env_remove("JOURNAL_STREAM");
@@ -303,7 +313,9 @@ fn loader(engine_socket: &Path, list: &Path) -> Command {
 }
 
 // ---------------------------------------------------------------------------------------
-// A null-sink engine: answers /_ping and presence like dockerd 20.10, swallows loads
+// A null-sink engine: answers /_ping and presence like dockerd 20.10, swallows loads; after a
+// load it names the image it was told the archive holds, as a real engine would
+
 // ---------------------------------------------------------------------------------------
 
 struct Sink {
@@ -316,6 +328,11 @@ struct Sink {
 
 impl Sink {
     fn start() -> Sink {
+        Sink::start_for(format!("sha256:{}", "0".repeat(64)))
+    }
+
+    /// A sink whose image, once loaded, has the id `id` (the loader checks it after a load).
+    fn start_for(id: String) -> Sink {
         let dir = TempDir::new("sink");
         let socket = dir.join("sink.sock");
         let listener = UnixListener::bind(&socket).expect("bind sink socket");
@@ -330,9 +347,9 @@ impl Sink {
                     break;
                 }
                 let Ok(conn) = conn else { continue };
-                let (first, loaded) = (first.clone(), loaded.clone());
+                let (first, loaded, id) = (first.clone(), loaded.clone(), id.clone());
                 handlers.push(thread::spawn(move || {
-                    let _ = serve_sink(conn, &first, &loaded);
+                    let _ = serve_sink(conn, &first, &loaded, &id);
                 }));
             }
             for h in handlers {
@@ -367,6 +384,7 @@ fn serve_sink(
     conn: UnixStream,
     first: &Mutex<Option<Instant>>,
     loaded: &AtomicBool,
+    id: &str,
 ) -> std::io::Result<()> {
     conn.set_read_timeout(Some(Duration::from_secs(60)))?;
     let mut writer = conn.try_clone()?;
@@ -428,7 +446,7 @@ fn serve_sink(
             (200, "{\"stream\":\"Loaded image: sink\\n\"}\n".to_owned())
         } else if method == "GET" && path.contains("/images/") && path.ends_with("/json") {
             if loaded.load(Ordering::SeqCst) || path.contains("present") {
-                (200, format!("{{\"Id\":\"sha256:{}\"}}", "0".repeat(64)))
+                (200, format!("{{\"Id\":\"{id}\"}}"))
             } else {
                 (404, "{\"message\":\"No such image\"}".to_owned())
             }
@@ -1001,9 +1019,15 @@ fn into_sink(work: &Path, archive: &Path, runs: usize) -> Run {
             .unwrap();
     }
     let log = dir.join("run.log");
+    let id = container_loader::inspect::inspect_file(archive, 128 << 20)
+        .expect("inspect the bench archive")
+        .images[0]
+        .id
+        .clone()
+        .expect("an image id");
     let mut v = Vec::new();
     for i in 0..=runs {
-        let sink = Sink::start();
+        let sink = Sink::start_for(id.clone());
         let r = measure(&mut loader(&sink.socket, &list), "loader into sink", &log);
         assert!(fs::read_to_string(&log).unwrap().contains("1 loaded"));
         if i > 0 {
@@ -1282,5 +1306,15 @@ fn main() {
     println!();
     print!("{text}");
     println!();
+    // The loaders' run directories (see `run_dir`).
+    for entry in fs::read_dir("/dev/shm").into_iter().flatten().flatten() {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with("container-loader-bench")
+        {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
     println!("bench took {:.0} s", started.elapsed().as_secs_f64());
 }

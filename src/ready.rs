@@ -94,8 +94,9 @@ pub fn record<'a>(
         out.write_all(b"[")?;
     }
     out.write_all(b"\n]\n")?;
-    let file = out.into_inner().map_err(|e| e.into_error())?;
-    file.sync_all()?;
+    // No fsync: /run is a tmpfs, gone at power-off anyway; the rename is what readers need.
+    out.flush()?;
+    drop(out);
     fs::rename(&partial, &path)
 }
 
