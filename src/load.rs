@@ -111,6 +111,7 @@ pub fn run(options: &Options, log: &Log) -> Exit {
                     let unknown = ready::Outcome {
                         state: State::Unknown,
                         image_id: None,
+                        archive_id: None,
                         error: Some(e.to_string()),
                     };
                     let outcomes = vec![unknown; lists.entries.len()];
@@ -147,10 +148,10 @@ pub fn run(options: &Options, log: &Log) -> Exit {
                 outcomes.push(recorded(&result));
             }
             match result {
-                Ok(Outcome::Present(_)) => summary.present += 1,
+                Ok(Outcome::Present(_) | Outcome::Verified(_)) => summary.present += 1,
                 Ok(Outcome::Loaded(_)) => summary.loaded += 1,
                 Ok(Outcome::WouldLoad) => summary.would_load += 1,
-                Ok(Outcome::Differs(_)) => summary.differ += 1,
+                Ok(Outcome::Differs { .. }) => summary.differ += 1,
                 Err(reason) => {
                     log.error(format_args!(
                         "{}: {}: failed: {reason}",
@@ -195,17 +196,21 @@ pub fn run(options: &Options, log: &Log) -> Exit {
 
 /// What status.json records of an entry's turn.
 fn recorded(result: &Result<Outcome, EntryError>) -> ready::Outcome {
-    let (state, image_id) = match result {
-        Ok(Outcome::Present(id)) | Ok(Outcome::Loaded(id)) => (State::Present, id.clone()),
-        Ok(Outcome::Differs(id)) => (State::Differs, Some(id.clone())),
-        Ok(Outcome::WouldLoad) => (State::Missing, None),
-        Err(EntryError::Presence(_)) => (State::Unknown, None),
-        Err(_) => (State::Missing, None),
+    let (state, image_id, archive_id) = match result {
+        Ok(Outcome::Present(id)) | Ok(Outcome::Loaded(id)) => (State::Present, id.clone(), None),
+        Ok(Outcome::Verified(id)) => (State::Present, Some(id.clone()), Some(id.clone())),
+        Ok(Outcome::Differs { id, archive_id }) => {
+            (State::Differs, Some(id.clone()), Some(archive_id.clone()))
+        }
+        Ok(Outcome::WouldLoad) => (State::Missing, None, None),
+        Err(EntryError::Presence(_)) => (State::Unknown, None, None),
+        Err(_) => (State::Missing, None, None),
     };
     let error = result.as_ref().err().map(ToString::to_string);
     ready::Outcome {
         state,
         image_id,
+        archive_id,
         error,
     }
 }
@@ -224,10 +229,15 @@ fn record(entries: &[Entry], outcomes: &[ready::Outcome], options: &Options, log
 /// How an entry ended, with the engine's id for its reference where known.
 enum Outcome {
     Present(Option<String>),
+    /// `--verify`: present, and the archive's image.
+    Verified(String),
     Loaded(Option<String>),
     WouldLoad,
     /// `--verify` without `--replace-differing`: the engine's image is not the archive's.
-    Differs(String),
+    Differs {
+        id: String,
+        archive_id: String,
+    },
 }
 
 /// Why an entry failed: everything its log line needs, the archive named where it matters.
@@ -497,7 +507,7 @@ fn verify(
             short_id(id),
             entry.archive
         ));
-        return Ok(Some(Outcome::Present(Some(archive_id))));
+        return Ok(Some(Outcome::Verified(archive_id)));
     }
     let differs = format!(
         "{place}: {image}: differs: the engine has {}, {} holds {}",
@@ -512,7 +522,10 @@ fn verify(
     log.warn(format_args!(
         "{differs}; kept (--replace-differing loads the archive)"
     ));
-    Ok(Some(Outcome::Differs(id.to_owned())))
+    Ok(Some(Outcome::Differs {
+        id: id.to_owned(),
+        archive_id,
+    }))
 }
 
 /// After a load: the engine must have the entry's reference, and as the archive's image. When

@@ -42,6 +42,8 @@ pub fn marker(run_dir: &Path, reference: &str) -> Option<PathBuf> {
 pub struct Outcome {
     pub state: State,
     pub image_id: Option<String>,
+    /// `--verify`: the id of the archive's image, when the run read it.
+    pub archive_id: Option<String>,
     pub error: Option<String>,
 }
 
@@ -81,6 +83,7 @@ pub fn record<'a>(
         let mut row = Row::new(entry.clone());
         row.state = outcome.state;
         row.image_id.clone_from(&outcome.image_id);
+        row.archive_id.clone_from(&outcome.archive_id);
         row.errors.extend(outcome.error.clone());
         write!(out, "{separator}")?;
         serde_json::to_writer(&mut out, &row.to_json())?;

@@ -179,3 +179,28 @@ fn an_unreachable_engine_is_recorded_as_unknown_and_keeps_markers() {
     assert!(error.contains("not reachable"), "{error}");
     assert_eq!(fs::read_to_string(&marker).unwrap(), "sha256:earlier\n");
 }
+
+#[test]
+fn a_differing_image_is_recorded_with_both_ids_and_keeps_its_marker() {
+    let engine = Engine::podman();
+    let run = TempDir::new("run");
+    let pkg = Package::new();
+    let fixture = Fixture::new("example.org/ready/differs:1");
+    let line = pkg.add("d.tar.zst", &fixture, Codec::Zstd);
+    pkg.write_list(&[&line]);
+    let runtime = Fixture::new("example.org/ready/differs:1");
+    engine.preload(&runtime);
+
+    load_into(&engine, &pkg, run.path(), &["--verify"]).assert_code(1);
+
+    let recorded = status_file(run.path());
+    assert_eq!(recorded[0]["state"], "differs", "{recorded:?}");
+    assert_eq!(recorded[0]["image_id"], format!("sha256:{}", runtime.id));
+    assert_eq!(recorded[0]["archive_id"], format!("sha256:{}", fixture.id));
+    let marker = run.join("images/example.org/ready/differs:1");
+    assert_eq!(
+        fs::read_to_string(marker).unwrap(),
+        format!("sha256:{}\n", runtime.id),
+        "the name is there, as the engine's image"
+    );
+}

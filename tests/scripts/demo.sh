@@ -110,11 +110,18 @@ run_loader() { # EXPECTED_SUMMARY ARGS...
     [[ $(tail -n 1 "$D/out") == "$expected" ]] || { echo "demo: expected summary \"$expected\"" >&2; exit 1; }
 }
 
-section "first run: loads the four images"
-run_loader "4 loaded, 0 present, 0 failed" -l "$list" -H "unix://$sock"
+# The demo's own run directory instead of the host's /run/container-loader.
+run="$D/run"
 
-section "second run: all present, skips them"
-run_loader "0 loaded, 4 present, 0 failed" -l "$list" -H "unix://$sock"
+section "first run: loads the four images"
+run_loader "4 loaded, 0 present, 0 failed" -l "$list" -H "unix://$sock" --run-dir "$run"
+
+section "second run: all present, skips them (--verify: each is the archive's image)"
+run_loader "0 loaded, 4 present, 0 differ, 0 failed" -l "$list" -H "unix://$sock" --run-dir "$run" --verify
+
+section "what units that need the images see: a marker per image, status.json"
+(cd "$run" && find images -type f | sort)
+head -n 2 "$run/status.json"
 
 section "status"
 echo "\$ container-loader status -l $list -H unix://$sock"
