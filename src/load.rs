@@ -437,8 +437,12 @@ fn load_entry(
         (result, body)
     });
     let name = || entry.archive.clone();
-    if let Some(shortfall) = body.error.as_ref().and_then(space::shortfall_in) {
-        return Err(EntryError::Space(shortfall.clone()));
+    // A shortfall is the cause, whatever the upload ended with: the engine may have found its
+    // disk full before the check answered.
+    if let Some(Err(shortfall)) = verdict.get() {
+        if result.is_err() || body.error.is_some() {
+            return Err(EntryError::Space(shortfall.clone()));
+        }
     }
     if let Some(source) = body.error {
         // The decoder or the disk failed: the request was aborted, the engine loaded nothing.
