@@ -55,62 +55,15 @@ const BOUNDED: Duration = Duration::from_secs(30);
 // Helpers
 // ---------------------------------------------------------------------------------------
 
-/// `len` bytes that do not compress (xorshift64), so the upload is as big as the archive.
-fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
-fn tar_file(b: &mut tar::Builder<Vec<u8>>, path: &str, data: &[u8]) {
-    let mut h = tar::Header::new_ustar();
-    h.set_size(data.len() as u64);
-    h.set_mode(0o644);
-    h.set_mtime(0);
-    h.set_entry_type(tar::EntryType::Regular);
-    b.append_data(&mut h, path, data).expect("append to tar");
-}
-
 /// A one-layer docker-archive whose layer holds `len` random bytes: big enough that a load
 /// takes a while and can be interrupted halfway.
 fn big_fixture(reference: &str, len: usize) -> Fixture {
-    let seed = (std::process::id() as u64) << 32 | unique() as u64;
-    let mut layer = tar::Builder::new(Vec::new());
-    tar_file(
-        &mut layer,
+    let seed = fresh_seed();
+    Fixture::one_file_layer(
+        reference,
         &format!("big-{seed:x}.bin"),
         &random_bytes(seed, len),
-    );
-    let layer = layer.into_inner().unwrap();
-    let diff_id = sha256_hex(&layer);
-    let arch = match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
-    };
-    let config = format!(
-        r#"{{"architecture":"{arch}","os":"linux","config":{{}},"rootfs":{{"type":"layers","diff_ids":["sha256:{diff_id}"]}}}}"#
-    );
-    let id = sha256_hex(config.as_bytes());
-    let manifest = format!(
-        r#"[{{"Config":"{id}.json","RepoTags":["{reference}"],"Layers":["{diff_id}/layer.tar"]}}]"#
-    );
-    let mut b = tar::Builder::new(Vec::new());
-    tar_file(&mut b, &format!("{diff_id}/layer.tar"), &layer);
-    tar_file(&mut b, &format!("{id}.json"), config.as_bytes());
-    tar_file(&mut b, "manifest.json", manifest.as_bytes());
-    Fixture {
-        reference: reference.to_owned(),
-        tar: b.into_inner().unwrap(),
-        id,
-    }
+    )
 }
 
 /// A private directory for the loaders' lock files, so tests never share a lock.

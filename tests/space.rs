@@ -68,7 +68,7 @@ fn upload_dir(engine: &Engine) -> PathBuf {
 
 /// A one-layer docker-archive whose layer is `len` bytes of text: it compresses ~100:1.
 fn compressible_image(reference: &str, len: usize) -> Fixture {
-    let seed = (std::process::id() as u64) << 32 | unique() as u64;
+    let seed = fresh_seed();
     let mut text = Vec::with_capacity(len + 64);
     let mut i = 0u64;
     while text.len() < len {
@@ -76,42 +76,7 @@ fn compressible_image(reference: &str, len: usize) -> Fixture {
         i += 1;
     }
     text.truncate(len);
-    let layer = tar_of(&[(&format!("big-{seed:x}.txt"), &text)]);
-    let diff_id = sha256_hex(&layer);
-    let arch = match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
-    };
-    let config = format!(
-        r#"{{"architecture":"{arch}","os":"linux","config":{{}},"rootfs":{{"type":"layers","diff_ids":["sha256:{diff_id}"]}}}}"#
-    );
-    let id = sha256_hex(config.as_bytes());
-    let manifest = format!(
-        r#"[{{"Config":"{id}.json","RepoTags":["{reference}"],"Layers":["{diff_id}/layer.tar"]}}]"#
-    );
-    Fixture {
-        reference: reference.to_owned(),
-        tar: tar_of(&[
-            (&format!("{diff_id}/layer.tar"), &layer),
-            (&format!("{id}.json"), config.as_bytes()),
-            ("manifest.json", manifest.as_bytes()),
-        ]),
-        id,
-    }
-}
-
-fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    for (path, data) in files {
-        let mut h = tar::Header::new_ustar();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_mtime(0);
-        h.set_entry_type(tar::EntryType::Regular);
-        b.append_data(&mut h, path, *data).expect("append to tar");
-    }
-    b.into_inner().unwrap()
+    Fixture::one_file_layer(reference, &format!("big-{seed:x}.txt"), &text)
 }
 
 /// `zstd FILE`: unlike a pipe, a file gives zstd the size to record in the frame header.

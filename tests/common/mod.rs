@@ -36,6 +36,11 @@ pub fn unique() -> usize {
     COUNTER.fetch_add(1, Ordering::SeqCst)
 }
 
+/// A seed no other fixture of this test process uses, and no other process's.
+pub fn fresh_seed() -> u64 {
+    (std::process::id() as u64) << 32 | unique() as u64
+}
+
 // ---------------------------------------------------------------------------------------
 // Preconditions
 // ---------------------------------------------------------------------------------------
@@ -730,6 +735,37 @@ fn oci_arch() -> &'static str {
     }
 }
 
+/// xorshift64 from `seed`: reproducible test data, no crate needed.
+fn xorshift(seed: u64) -> impl Iterator<Item = u64> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    std::iter::repeat_with(move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    })
+}
+
+/// `len` bytes that do not compress, so an upload is as big as its archive.
+pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + 8);
+    for x in xorshift(seed) {
+        if out.len() >= len {
+            break;
+        }
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// A layer tar holding one file.
+fn layer_of(name: &str, content: &[u8]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    append_file(&mut b, name, content, 0o644);
+    b.into_inner().expect("finish layer tar")
+}
+
 /// Deterministic, compressible filler: words from a small vocabulary picked by an
 /// xorshift generator seeded with `seed`.
 fn filler(seed: u64, len: usize) -> Vec<u8> {
@@ -755,12 +791,11 @@ fn filler(seed: u64, len: usize) -> Vec<u8> {
         "bookworm",
         "rootfs",
     ];
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut out = Vec::with_capacity(len + 16);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
+    for x in xorshift(seed) {
+        if out.len() >= len {
+            break;
+        }
         out.extend_from_slice(WORDS[(x % WORDS.len() as u64) as usize].as_bytes());
         out.push(if x.is_multiple_of(11) { b'\n' } else { b' ' });
     }
@@ -812,17 +847,27 @@ impl Fixture {
     /// An image with `layers` layers, each holding a file unique to this fixture, tagged
     /// with every entry of `repo_tags` (none: an untagged archive).
     pub fn build(repo_tags: &[&str], layers: usize) -> Fixture {
-        let seed = (std::process::id() as u64) << 32 | unique() as u64;
-        let mut layer_tars = Vec::new();
-        for i in 0..layers {
-            let mut b = tar::Builder::new(Vec::new());
-            let name = format!("fixture-{seed:x}-{i}.txt");
-            let mut content =
-                format!("fixture {seed:x} layer {i} for {repo_tags:?}\n").into_bytes();
-            content.extend(filler(seed.wrapping_add(i as u64), 6000));
-            append_file(&mut b, &name, &content, 0o644);
-            layer_tars.push(b.into_inner().expect("finish layer tar"));
-        }
+        let seed = fresh_seed();
+        let layer_tars = (0..layers)
+            .map(|i| {
+                let name = format!("fixture-{seed:x}-{i}.txt");
+                let mut content =
+                    format!("fixture {seed:x} layer {i} for {repo_tags:?}\n").into_bytes();
+                content.extend(filler(seed.wrapping_add(i as u64), 6000));
+                layer_of(&name, &content)
+            })
+            .collect();
+        Fixture::from_layers(repo_tags, layer_tars)
+    }
+
+    /// A one-layer image tagged `reference` whose layer holds one file, `name`: sized and
+    /// shaped as a test needs it (random bytes that do not compress, text that does).
+    pub fn one_file_layer(reference: &str, name: &str, content: &[u8]) -> Fixture {
+        Fixture::from_layers(&[reference], vec![layer_of(name, content)])
+    }
+
+    /// The docker-archive (`docker save` layout) of an image made of `layer_tars`.
+    fn from_layers(repo_tags: &[&str], layer_tars: Vec<Vec<u8>>) -> Fixture {
         let diff_ids: Vec<String> = layer_tars.iter().map(|l| sha256_hex(l)).collect();
         let config = format!(
             r#"{{"architecture":"{}","os":"linux","config":{{}},"rootfs":{{"type":"layers","diff_ids":[{}]}}}}"#,
