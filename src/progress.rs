@@ -236,40 +236,36 @@ impl Snapshot {
 
     /// `45%  120.0 MiB of 260.0 MiB, 52.0 MiB/s, 3 s left`, after `REF: `.
     pub fn terminal(&self) -> String {
-        let mut line = format!(
-            "{}%  {} of {}",
+        format!(
+            "{}%  {} of {}{}",
             self.percent(),
             Size(self.read),
-            Size(self.size)
-        );
-        if self.all_read() {
-            line.push_str(", waiting for the engine");
-        } else {
-            line.push_str(&format!(", {}/s", Size(self.rate())));
-            if let Some(left) = self.left() {
-                line.push_str(&format!(", {} left", Span(left)));
-            }
-        }
-        line
+            Size(self.size),
+            self.pace("")
+        )
     }
 
     /// `loading, 45% (120.0 MiB of 260.0 MiB), 52.0 MiB/s, ~3 s left`, after `LIST:LINE: REF: `.
     pub fn journal(&self) -> String {
-        let mut line = format!(
-            "loading, {}% ({} of {})",
+        format!(
+            "loading, {}% ({} of {}){}",
             self.percent(),
             Size(self.read),
-            Size(self.size)
-        );
+            Size(self.size),
+            self.pace("~")
+        )
+    }
+
+    /// `, 52.0 MiB/s, 3 s left` (`about` before the time left), or that the engine is busy.
+    fn pace(&self, about: &str) -> String {
         if self.all_read() {
-            line.push_str(", waiting for the engine");
-        } else {
-            line.push_str(&format!(", {}/s", Size(self.rate())));
-            if let Some(left) = self.left() {
-                line.push_str(&format!(", ~{} left", Span(left)));
-            }
+            return ", waiting for the engine".to_owned();
         }
-        line
+        let mut pace = format!(", {}/s", Size(self.rate()));
+        if let Some(left) = self.left() {
+            pace.push_str(&format!(", {about}{} left", Span(left)));
+        }
+        pace
     }
 }
 
