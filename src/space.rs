@@ -428,8 +428,8 @@ impl<R: Read> Read for Gate<'_, R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
-    use std::process::{Command, Stdio};
+    use crate::decode::compress;
+    use std::process::Command;
 
     /// A payload that compresses about 3:1, like an image's tar.
     fn payload(len: usize) -> Vec<u8> {
@@ -466,23 +466,6 @@ mod tests {
         fn drop(&mut self) {
             let _ = std::fs::remove_file(&self.0);
         }
-    }
-
-    /// `tool` with `data` on stdin (the tools record no size then, unless told).
-    fn piped(tool: &[&str], data: &[u8]) -> Vec<u8> {
-        let mut child = Command::new(tool[0])
-            .args(&tool[1..])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{} is needed for this test: {e}", tool[0]));
-        let mut stdin = child.stdin.take().unwrap();
-        let data = data.to_vec();
-        let writer = std::thread::spawn(move || stdin.write_all(&data));
-        let out = child.wait_with_output().unwrap();
-        writer.join().unwrap().unwrap();
-        assert!(out.status.success(), "{tool:?}");
-        out.stdout
     }
 
     /// `tool ... FILE` on `data` written to a file (zstd records the size then).
@@ -553,7 +536,7 @@ mod tests {
     #[test]
     fn zstd_without_a_content_size_counts_its_compressed_size() {
         let data = payload(3 << 20);
-        let zst = piped(&["zstd", "-q", "-c"], &data);
+        let zst = compress(&["zstd", "-q", "-c"], &data);
         let e = estimate_of("zpipe", Format::Zstd, &zst);
         assert_eq!(
             e,
@@ -592,7 +575,7 @@ mod tests {
         // zstd stores runs of one byte as RLE blocks, whose size the walk reads; its first
         // block here is a compressed one, counted at its few compressed bytes.
         let zeros = vec![0u8; 8 << 20];
-        let zst = piped(&["zstd", "-q", "-c"], &zeros);
+        let zst = compress(&["zstd", "-q", "-c"], &zeros);
         assert!(zst.len() < 64 << 10);
         let e = estimate_of("zrle", Format::Zstd, &zst);
         assert_eq!(e.basis, Basis::Compressed);
@@ -643,7 +626,7 @@ mod tests {
                 "{tool:?}"
             );
         }
-        let piped = piped(&["zstd", "-q", "-c"], &data);
+        let piped = compress(&["zstd", "-q", "-c"], &data);
         assert_eq!(FrameHeader::parse(&piped[4..]).unwrap().content_size, None);
         // Two-byte field: the value plus 256.
         let h = FrameHeader::parse(&[0x40, 0x58, 0x10, 0x00]).unwrap();
@@ -654,7 +637,7 @@ mod tests {
     #[test]
     fn gzip_counts_its_trailer_size() {
         let data = payload(2 << 20);
-        let gz = piped(&["gzip", "-c", "-n"], &data);
+        let gz = compress(&["gzip", "-c", "-n"], &data);
         let e = estimate_of("gz", Format::Gzip, &gz);
         assert_eq!(
             e,
@@ -669,8 +652,8 @@ mod tests {
     fn gzip_with_several_members_counts_no_more_than_it_holds() {
         let (a, b) = (payload(2 << 20), payload(1 << 20));
         let gz = [
-            piped(&["gzip", "-c", "-n"], &a),
-            piped(&["gzip", "-c", "-n"], &b),
+            compress(&["gzip", "-c", "-n"], &a),
+            compress(&["gzip", "-c", "-n"], &b),
         ]
         .concat();
         let e = estimate_of("gzm", Format::Gzip, &gz);
@@ -690,7 +673,7 @@ mod tests {
                 x as u8
             })
             .collect();
-        let gz = piped(&["gzip", "-c", "-n"], &noise);
+        let gz = compress(&["gzip", "-c", "-n"], &noise);
         let e = estimate_of("gzn", Format::Gzip, &gz);
         assert_eq!(
             e,
@@ -700,7 +683,7 @@ mod tests {
             }
         );
         // A trailer claiming more than deflate can hold.
-        let mut bogus = piped(&["gzip", "-c", "-n"], &payload(1000));
+        let mut bogus = compress(&["gzip", "-c", "-n"], &payload(1000));
         let n = bogus.len();
         bogus[n - 4..].copy_from_slice(&u32::MAX.to_le_bytes());
         let e = estimate_of("gzb", Format::Gzip, &bogus);
@@ -717,8 +700,8 @@ mod tests {
     fn xz_counts_its_index_across_streams() {
         let (a, b) = (payload(2 << 20), payload(300_000));
         let xz = [
-            piped(&["xz", "-c", "-T1", "--block-size=500000"], &a),
-            piped(&["xz", "-c"], &b),
+            compress(&["xz", "-c", "-T1", "--block-size=500000"], &a),
+            compress(&["xz", "-c"], &b),
         ]
         .concat();
         let e = estimate_of("xz", Format::Xz, &xz);
@@ -748,8 +731,8 @@ mod tests {
                 Format::Zstd,
                 from_file("pos-z", &["zstd", "-q", "-c"], &data),
             ),
-            (Format::Xz, piped(&["xz", "-c"], &data)),
-            (Format::Gzip, piped(&["gzip", "-c"], &data)),
+            (Format::Xz, compress(&["xz", "-c"], &data)),
+            (Format::Gzip, compress(&["gzip", "-c"], &data)),
         ] {
             let s = Scratch::new("pos", &archive);
             let mut file = s.open();

@@ -262,11 +262,30 @@ impl<R: Read> Read for XzLimited<R> {
     }
 }
 
+/// Unit tests only: `tool` (a compressor command) with `data` on stdin, its output. Piped,
+/// so the tools record no content size unless told to.
+#[cfg(test)]
+pub(crate) fn compress(tool: &[&str], data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(tool[0])
+        .args(&tool[1..])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{} is needed for this test: {e}", tool[0]));
+    let mut stdin = child.stdin.take().unwrap();
+    let data = data.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&data));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert!(out.status.success(), "{tool:?}");
+    out.stdout
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
-    use std::process::{Command, Stdio};
 
     /// A payload that compresses but is not trivial, with a recognisable end.
     fn payload(len: usize) -> Vec<u8> {
@@ -275,22 +294,6 @@ mod tests {
             .collect();
         v.extend_from_slice(b"THE-END");
         v
-    }
-
-    fn compress(tool: &[&str], data: &[u8]) -> Vec<u8> {
-        let mut child = Command::new(tool[0])
-            .args(&tool[1..])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{} is needed for this test: {e}", tool[0]));
-        let mut stdin = child.stdin.take().unwrap();
-        let data = data.to_vec();
-        let writer = std::thread::spawn(move || stdin.write_all(&data));
-        let out = child.wait_with_output().unwrap();
-        writer.join().unwrap().unwrap();
-        assert!(out.status.success());
-        out.stdout
     }
 
     fn decode(bytes: Vec<u8>, limit: u64) -> io::Result<Vec<u8>> {
