@@ -368,6 +368,12 @@ impl Engine {
         })
     }
 
+    /// Whether the engine loads only docker-archives and needs a `manifest.json` written into
+    /// an OCI archive on its way (classic docker's image store: it reads nothing else).
+    pub fn needs_docker_manifest(&self) -> bool {
+        self.kind == Kind::Docker
+    }
+
     /// Streams a tar into the engine. Returns what the engine says it loaded. If `tar` fails,
     /// the request is aborted before its last chunk, so the engine loads nothing.
     pub fn load(&self, tar: &mut dyn Read) -> Result<Vec<String>, EngineError> {
