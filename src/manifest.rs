@@ -5,9 +5,11 @@
 //! never copied. After the load the loader knows which references and which image id the
 //! archive promised and checks the engine against them; `inspect` reads archives the same way.
 //! Both layouts are read: docker-archive (`manifest.json` with `RepoTags`, which `docker save`
-//! writes last) and OCI (`index.json` with the `ref.name` annotation). The image id is the
-//! sha256 of the image config, as the engines compute it. The tar crate parses each header;
-//! this module only steps from one header to the next.
+//! writes last) and OCI (`index.json` with the `ref.name` annotation). An image has two
+//! content digests, and which one an engine calls its id depends on its image store: the
+//! sha256 of the image config (classic docker, podman) and the digest of its manifest (docker's
+//! containerd image store; see [`Image::target`]). The tar crate parses each header; this
+//! module only steps from one header to the next.
 
 use std::collections::HashMap;
 use std::io::{self, Read};
@@ -26,7 +28,18 @@ const KEEP_MAX: u64 = 32 << 20;
 /// Longest PAX extended header or GNU long name accepted.
 const EXTENSION_MAX: u64 = 64 << 10;
 /// The OCI annotation that names an image in an OCI archive.
-const OCI_REF_NAME: &str = "org.opencontainers.image.ref.name";
+pub(crate) const OCI_REF_NAME: &str = "org.opencontainers.image.ref.name";
+/// containerd's annotation with the full name, beside a bare tag as ref.name (`docker save`
+/// from docker >= 25 writes both).
+const CONTAINERD_NAME: &str = "io.containerd.image.name";
+/// The manifest containerd makes up for a docker-archive, and the media types it gives.
+const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar";
+/// Any compressed layer: containerd 1.7 labels zstd layers gzip too (measured).
+const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+/// Magic bytes of the layer compressions containerd recognises: gzip, zstd.
+const COMPRESSED_MAGIC: [&[u8]; 2] = [&[0x1f, 0x8b], &[0x28, 0xb5, 0x2f, 0xfd]];
 /// Where the checksum field sits in a tar header.
 const CKSUM: std::ops::Range<usize> = 148..156;
 
@@ -34,8 +47,14 @@ const CKSUM: std::ops::Range<usize> = 148..156;
 pub struct Image {
     /// What the archive calls the image: RepoTags, or the OCI ref name. May be empty.
     pub references: Vec<String>,
-    /// `sha256:<hex>` of the image config, which is the id the engine will give the image.
+    /// `sha256:<hex>` of the image config: the id classic docker and podman give the image.
     pub id: Option<String>,
+    /// `sha256:<hex>` of the manifest (or index) the image is known by in a content store,
+    /// the id docker's containerd image store gives it: the archive's own descriptor in
+    /// index.json where it has an OCI layout (containerd prefers that over manifest.json),
+    /// else the docker manifest containerd makes up for a docker-archive, computed here the
+    /// same way (config and layer digests and sizes, in the JSON that Go's encoder writes).
+    pub target: Option<String>,
     pub layer_sizes: Vec<u64>,
     pub architecture: Option<String>,
     pub os: Option<String>,
@@ -156,6 +175,8 @@ struct Data {
 enum Sink {
     Skip,
     Keep(String, Vec<u8>),
+    /// A file too large to keep (a layer, most likely): hashed only if it is compressed.
+    Layer(String, Sniff),
     Pax(Vec<u8>),
     LongName(Vec<u8>),
     LongLink(Vec<u8>),
@@ -178,6 +199,7 @@ impl Watcher {
                     let n = data.left.min(bytes.len() as u64) as usize;
                     match &mut data.sink {
                         Sink::Skip => {}
+                        Sink::Layer(_, sniff) => sniff.feed(&bytes[..n]),
                         Sink::Keep(_, v) | Sink::Pax(v) | Sink::LongName(v) | Sink::LongLink(v) => {
                             v.extend_from_slice(&bytes[..n])
                         }
@@ -202,6 +224,20 @@ impl Watcher {
                 self.on_data(data.sink);
             }
         }
+    }
+
+    /// Bytes before the next header block begins (0 at or inside a header); `None` once the
+    /// walk has stopped, at the end-of-archive block or at a tar it cannot read.
+    pub(crate) fn to_next_header(&self) -> Option<u64> {
+        if self.ended || self.broken.is_some() {
+            return None;
+        }
+        Some(self.data.as_ref().map_or(0, |d| d.left + d.padding))
+    }
+
+    /// What the walk has noted so far.
+    pub(crate) fn contents(&self) -> &Contents {
+        &self.contents
     }
 
     /// What the tar held, or why it could not be read.
@@ -275,12 +311,15 @@ impl Watcher {
             Sink::Skip
         } else if kind.is_file() {
             self.contents.sizes.insert(path.clone(), size);
-            let describes = path.ends_with(".json") || path.starts_with("blobs/") || path == "json";
+            let describes = path.ends_with(".json")
+                || path.starts_with("blobs/")
+                || path == "json"
+                || path == "oci-layout";
             if describes && size <= SMALL_MAX && self.kept_bytes + size <= KEEP_MAX {
                 self.kept_bytes += size;
                 Sink::Keep(path, Vec::with_capacity(size as usize))
             } else {
-                Sink::Skip
+                Sink::Layer(path, Sniff::Undecided(Vec::new()))
             }
         } else {
             Sink::Skip
@@ -304,6 +343,11 @@ impl Watcher {
         };
         match sink {
             Sink::Skip => {}
+            Sink::Layer(path, Sniff::Hashing(hash)) => {
+                let digest = format!("sha256:{}", hex(&hash.finalize()));
+                self.contents.digests.insert(path, digest);
+            }
+            Sink::Layer(..) => {}
             Sink::Keep(path, bytes) => {
                 self.contents.kept.insert(path, bytes);
             }
@@ -322,27 +366,68 @@ impl Watcher {
     }
 }
 
+/// Whether a large file is compressed, and its digest if so. A docker-archive's layers are
+/// plain tars as a rule, whose digest is the config's diffID; a compressed one's digest is
+/// known only by hashing it, which costs nothing for the plain ones.
+enum Sniff {
+    Undecided(Vec<u8>),
+    Hashing(Sha256),
+    Plain,
+}
+
+impl Sniff {
+    fn feed(&mut self, bytes: &[u8]) {
+        match self {
+            Sniff::Hashing(hash) => hash.update(bytes),
+            Sniff::Plain => {}
+            Sniff::Undecided(head) => {
+                let want = 4 - head.len();
+                head.extend_from_slice(&bytes[..want.min(bytes.len())]);
+                if head.len() < 4 {
+                    return;
+                }
+                *self = match COMPRESSED_MAGIC.iter().any(|m| head.starts_with(m)) {
+                    true => {
+                        let mut hash = Sha256::new();
+                        hash.update(&head[..]);
+                        hash.update(&bytes[want..]);
+                        Sniff::Hashing(hash)
+                    }
+                    false => Sniff::Plain,
+                };
+            }
+        }
+    }
+}
+
 /// What one pass over the tar noted.
 #[derive(Default, Debug)]
 pub struct Contents {
     sizes: HashMap<String, u64>,
     links: HashMap<String, String>,
     kept: HashMap<String, Vec<u8>>,
+    /// `sha256:<hex>` of each large compressed file.
+    digests: HashMap<String, String>,
 }
 
 impl Contents {
     /// The images described, `None` when the tar is neither a docker-archive nor OCI.
     pub fn images(&self) -> Option<Images> {
+        // containerd reads index.json only with an `oci-layout` file beside it, and then
+        // ignores manifest.json; docker and podman read manifest.json first.
+        let oci_layout = self
+            .json("oci-layout")
+            .is_some_and(|l| l["imageLayoutVersion"].is_string());
+        let index = self.json("index.json");
         if let Some(manifest) = self.json("manifest.json") {
             return Some(Images {
                 layout: "docker-archive",
-                images: self.docker_images(&manifest),
+                images: self.docker_images(&manifest, index.as_ref().filter(|_| oci_layout)),
             });
         }
-        let index = self.json("index.json")?;
         Some(Images {
             layout: "oci-archive",
-            images: self.oci_images(&index),
+            images: self.oci_images(&index?),
         })
     }
 
@@ -357,11 +442,11 @@ impl Contents {
         path
     }
 
-    fn json(&self, path: &str) -> Option<Value> {
+    pub(crate) fn json(&self, path: &str) -> Option<Value> {
         serde_json::from_slice(self.kept.get(self.resolve(&normalize(path)))?).ok()
     }
 
-    fn size(&self, path: &str) -> Option<u64> {
+    pub(crate) fn size(&self, path: &str) -> Option<u64> {
         self.sizes.get(self.resolve(&normalize(path))).copied()
     }
 
@@ -375,33 +460,88 @@ impl Contents {
         (id, text("architecture"), text("os"))
     }
 
-    fn docker_images(&self, manifest: &Value) -> Vec<Image> {
-        let strings = |v: &Value| -> Vec<String> {
-            v.as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        };
+    /// The images of a docker-archive; `index` is its index.json when it also has an OCI
+    /// layout (`docker save` from docker >= 25), which names the manifests.
+    fn docker_images(&self, manifest: &Value, index: Option<&Value>) -> Vec<Image> {
         manifest
             .as_array()
             .into_iter()
             .flatten()
             .map(|item| {
-                let (id, architecture, os) = self.config(item["Config"].as_str().unwrap_or(""));
+                let config = item["Config"].as_str().unwrap_or("");
+                let (id, architecture, os) = self.config(config);
+                let references = strings(&item["RepoTags"]);
+                let layers = strings(&item["Layers"]);
+                let target = match index {
+                    Some(index) => self.described_by(index, &references, id.as_deref()),
+                    None => self.docker_manifest_digest(config, &layers),
+                };
                 Image {
-                    references: strings(&item["RepoTags"]),
+                    references,
                     id,
-                    layer_sizes: strings(&item["Layers"])
-                        .iter()
-                        .map(|l| self.size(l).unwrap_or(0))
-                        .collect(),
+                    target,
+                    layer_sizes: layers.iter().map(|l| self.size(l).unwrap_or(0)).collect(),
                     architecture,
                     os,
                 }
             })
             .collect()
+    }
+
+    /// The digest of the index.json descriptor for an image of manifest.json: the one that
+    /// carries one of its names, else the one whose manifest has its config.
+    fn described_by(&self, index: &Value, names: &[String], id: Option<&str>) -> Option<String> {
+        let descriptors = index["manifests"].as_array()?;
+        let wanted: Vec<String> = names.iter().map(|n| canonical(n)).collect();
+        let named = descriptors.iter().find(|d| {
+            descriptor_names(d)
+                .iter()
+                .any(|n| wanted.contains(&canonical(n)))
+        });
+        let by_config = || {
+            descriptors.iter().find(|d| {
+                let manifest = blob(d["digest"].as_str()).and_then(|p| self.json(&p));
+                id.is_some() && manifest.is_some_and(|m| m["config"]["digest"].as_str() == id)
+            })
+        };
+        named
+            .or_else(by_config)
+            .and_then(|d| sha256_digest(d["digest"].as_str()?))
+    }
+
+    /// The digest of the manifest containerd writes for a docker-archive image, which has
+    /// none of its own (`ImportIndex` in containerd's images/archive): Go's JSON of
+    /// `{schemaVersion, mediaType, config, layers}`, each descriptor `{mediaType, digest,
+    /// size}`. A plain layer's digest is its diffID, which the engine checks on load; a
+    /// compressed one's was hashed as it passed. `None` when a part is missing or odd.
+    fn docker_manifest_digest(&self, config_path: &str, layers: &[String]) -> Option<String> {
+        let config = self.kept.get(self.resolve(&normalize(config_path)))?;
+        let parsed: Value = serde_json::from_slice(config).ok()?;
+        let diff_ids = parsed["rootfs"]["diff_ids"].as_array()?;
+        let mut descriptors = Vec::with_capacity(layers.len());
+        for (i, layer) in layers.iter().enumerate() {
+            let normalized = normalize(layer);
+            let path = self.resolve(&normalized);
+            let size = self.sizes.get(path)?;
+            let kept = self.kept.get(path);
+            let (media_type, digest) = match (self.digests.get(path), kept) {
+                (Some(digest), _) => (DOCKER_LAYER_GZIP, digest.clone()),
+                (None, Some(b)) if COMPRESSED_MAGIC.iter().any(|m| b.starts_with(m)) => {
+                    (DOCKER_LAYER_GZIP, format!("sha256:{}", sha256_hex(b)))
+                }
+                _ => (DOCKER_LAYER, sha256_digest(diff_ids.get(i)?.as_str()?)?),
+            };
+            descriptors.push(format!(
+                r#"{{"mediaType":"{media_type}","digest":"{digest}","size":{size}}}"#
+            ));
+        }
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{DOCKER_MANIFEST}","config":{{"mediaType":"{DOCKER_CONFIG}","digest":"sha256:{}","size":{}}},"layers":[{}]}}"#,
+            sha256_hex(config),
+            config.len(),
+            descriptors.join(",")
+        );
+        Some(format!("sha256:{}", sha256_hex(manifest.as_bytes())))
     }
 
     fn oci_images(&self, index: &Value) -> Vec<Image> {
@@ -410,12 +550,8 @@ impl Contents {
             .into_iter()
             .flatten()
             .map(|descriptor| {
-                let name = descriptor["annotations"][OCI_REF_NAME].as_str();
-                // The OCI spec lets ref.name be a bare tag; only a full name is a reference.
-                let references = name
-                    .filter(|n| n.contains('/') || n.contains(':'))
-                    .map(|n| vec![n.to_owned()])
-                    .unwrap_or_default();
+                let references = descriptor_names(descriptor);
+                let target = descriptor["digest"].as_str().and_then(sha256_digest);
                 let manifest = blob(descriptor["digest"].as_str())
                     .and_then(|p| self.json(&p))
                     .unwrap_or_default();
@@ -426,6 +562,7 @@ impl Contents {
                 Image {
                     references,
                     id,
+                    target,
                     layer_sizes: manifest["layers"]
                         .as_array()
                         .into_iter()
@@ -440,15 +577,49 @@ impl Contents {
     }
 }
 
-fn sha256_hex(data: &[u8]) -> String {
-    Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
+/// The names an index.json descriptor gives its image: containerd's full name, and the OCI
+/// ref.name where it is a full name too (the spec lets it be a bare tag, which is no reference).
+fn descriptor_names(descriptor: &Value) -> Vec<String> {
+    let annotations = &descriptor["annotations"];
+    let mut names: Vec<String> = Vec::new();
+    for key in [CONTAINERD_NAME, OCI_REF_NAME] {
+        let Some(name) = annotations[key].as_str() else {
+            continue;
+        };
+        let full = name.contains('/') || name.contains(':');
+        if full && !names.iter().any(|n| canonical(n) == canonical(name)) {
+            names.push(name.to_owned());
+        }
+    }
+    names
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
         .collect()
 }
 
+/// `sha256:` and 64 lower-case hex digits, the only digests an engine gives as ids.
+fn sha256_digest(text: &str) -> Option<String> {
+    let hex = text.strip_prefix("sha256:")?;
+    let valid = hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    valid.then(|| text.to_owned())
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    hex(&Sha256::digest(data))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// `sha256:<hex>` -> `blobs/sha256/<hex>`.
-fn blob(digest: Option<&str>) -> Option<String> {
+pub(crate) fn blob(digest: Option<&str>) -> Option<String> {
     let (alg, hex) = digest?.split_once(':')?;
     Some(format!("blobs/{alg}/{hex}"))
 }
@@ -524,6 +695,7 @@ mod tests {
                 [Image {
                     references: vec!["debian:bookworm".into()],
                     id: Some(format!("sha256:{id}")),
+                    target: None,
                     layer_sizes: vec![3000],
                     architecture: Some("arm64".into()),
                     os: Some("linux".into()),
@@ -555,6 +727,93 @@ mod tests {
         assert!(images.images[1].references.is_empty());
         assert_eq!(images.images[0].id, Some(format!("sha256:{cfg}")));
         assert_eq!(images.images[0].layer_sizes, [123, 456]);
+        assert_eq!(images.images[0].target, Some(format!("sha256:{man}")));
+    }
+
+    /// An archive whose config has one layer, an empty tar (1024 zero bytes), sent as `layer`.
+    fn one_empty_layer(name: &str, layer: &[u8]) -> Vec<u8> {
+        let diff_id = format!("sha256:{}", sha256_hex(&[0u8; 1024]));
+        let config = format!(
+            r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{diff_id}"]}}}}"#
+        );
+        let cfg = sha256_hex(config.as_bytes());
+        let manifest = format!(
+            r#"[{{"Config":"{cfg}.json","RepoTags":["{name}"],"Layers":["l/layer.tar"]}}]"#
+        );
+        tar_of(&[
+            ("l/layer.tar", layer),
+            (&format!("{cfg}.json"), config.as_bytes()),
+            ("manifest.json", manifest.as_bytes()),
+        ])
+    }
+
+    // The expected digests are what dockerd 26.1.5 with the containerd image store
+    // (containerd 1.7.24) answered as `Id` after loading these very archives.
+    #[test]
+    fn computes_the_manifest_digest_containerd_gives_a_docker_archive() {
+        let tar = one_empty_layer("example.org/kat/plain:1", &[0u8; 1024]);
+        for step in [1, 100, 512, tar.len()] {
+            let images = watch(&tar, step).unwrap().images().unwrap();
+            assert_eq!(
+                images.images[0].target.as_deref(),
+                Some("sha256:88cffdde6bcf3a0868488d5fc1846a04e33672edbfc6383cfc56e0df6dbecef4"),
+                "fed {step} bytes at a time"
+            );
+        }
+    }
+
+    #[test]
+    fn hashes_a_compressed_layer_for_the_manifest_digest() {
+        // gzip of the same empty tar (python's gzip.compress(mtime=0)).
+        let gzip = [
+            0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x03, 0x63, 0x60, 0x18, 0x05,
+            0xa3, 0x60, 0x14, 0x8c, 0x54, 0x00, 0x00, 0x2e, 0xaf, 0xb5, 0xef, 0x00, 0x04, 0x00,
+            0x00,
+        ];
+        let tar = one_empty_layer("example.org/kat/gz:1", &gzip);
+        for step in [1, 3, tar.len()] {
+            let images = watch(&tar, step).unwrap().images().unwrap();
+            assert_eq!(
+                images.images[0].target.as_deref(),
+                Some("sha256:f449af74e4d610f9d89d6014820f50cf3758c3f27646f5ce23dff155c2df2c14"),
+                "fed {step} bytes at a time"
+            );
+        }
+    }
+
+    #[test]
+    fn takes_the_index_descriptor_as_target_where_an_oci_layout_sits_beside_manifest_json() {
+        let (docker, id) = docker_archive(r#""example.org/both:1""#);
+        let index = format!(
+            r#"{{"manifests":[{{"digest":"sha256:{}","annotations":{{"{CONTAINERD_NAME}":"example.org/both:1","{OCI_REF_NAME}":"1"}}}}]}}"#,
+            "e".repeat(64)
+        );
+        let mut entries = tar::Archive::new(&docker[..]);
+        let mut files: Vec<(String, Vec<u8>)> = entries
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let mut e = e.unwrap();
+                let path = e.path().unwrap().to_string_lossy().into_owned();
+                let mut data = Vec::new();
+                e.read_to_end(&mut data).unwrap();
+                (path, data)
+            })
+            .collect();
+        files.push(("index.json".into(), index.into_bytes()));
+        files.push((
+            "oci-layout".into(),
+            br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec(),
+        ));
+        let borrowed: Vec<(&str, &[u8])> = files
+            .iter()
+            .map(|(p, d)| (p.as_str(), d.as_slice()))
+            .collect();
+        let images = watch(&tar_of(&borrowed), 512).unwrap().images().unwrap();
+        assert_eq!(images.layout, "docker-archive");
+        let image = &images.images[0];
+        assert_eq!(image.id, Some(format!("sha256:{id}")));
+        assert_eq!(image.target, Some(format!("sha256:{}", "e".repeat(64))));
     }
 
     #[test]
@@ -622,6 +881,7 @@ mod tests {
         let image = |refs: &[&str]| Image {
             references: refs.iter().map(|r| r.to_string()).collect(),
             id: None,
+            target: None,
             layer_sizes: vec![],
             architecture: None,
             os: None,
