@@ -85,11 +85,14 @@ pub fn connect(options: &Options, log: &Log) -> Result<Engine, EngineError> {
         options.wait,
         options.timeout,
     )?;
-    log.debug(format_args!(
-        "engine: {} at {}",
-        engine.kind,
-        engine.socket.display()
-    ));
+    // Telling the store costs a request (GET /info), worth it only when someone reads it.
+    if log.verbose() {
+        log.debug(format_args!(
+            "engine: {} at {}",
+            engine.describe(),
+            engine.socket.display()
+        ));
+    }
     Ok(engine)
 }
 
@@ -378,7 +381,7 @@ fn load_entry(
     match (present, options.verify) {
         (Some(Some(id)), true) => {
             // `None`: it differs, and --replace-differing loads the archive below.
-            if let Some(outcome) = verify(entry, &id, options, log)? {
+            if let Some(outcome) = verify(engine, entry, &id, options, log)? {
                 return Ok(outcome);
             }
         }
@@ -489,6 +492,7 @@ fn load_entry(
 /// `--verify` for a present image whose engine id is `id`: `Some` outcome when the entry is
 /// done (the same image, or differs and stays), `None` when the archive is to be loaded.
 fn verify(
+    engine: &Engine,
     entry: &Entry,
     id: &str,
     options: &Options,
@@ -503,8 +507,8 @@ fn verify(
         ));
         return Ok(Some(Outcome::Present(Some(id.to_owned()))));
     }
-    let archive_id =
-        status::archive_id(entry, options.memory_limit).map_err(EntryError::Unverifiable)?;
+    let archive_id = status::archive_id(entry, engine, options.memory_limit)
+        .map_err(EntryError::Unverifiable)?;
     if archive_id == id {
         log.info(format_args!(
             "{place}: {image}: present, skipped (verified: {} as in {})",
@@ -546,9 +550,12 @@ fn confirm(
     let archive = || entry.archive.clone();
     let has = engine.image_id(image).map_err(EntryError::Presence)?;
     let found = promised.map(|p| p.find(image));
+    // The archive's image as this engine's store names it; if the store cannot be told,
+    // nothing to compare with, and the engine's word is taken below.
+    let id_of = |i| engine.id_for(i).ok().flatten();
     let (wanted, named) = match found {
-        Some(Match::Named(i)) => (i.id.as_deref(), true),
-        Some(Match::Only(i)) => (i.id.as_deref(), false),
+        Some(Match::Named(i)) => (id_of(i), true),
+        Some(Match::Only(i)) => (id_of(i), false),
         _ => (None, false),
     };
     let Some(wanted) = wanted else {

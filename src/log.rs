@@ -63,4 +63,9 @@ impl Log {
     pub fn debug(&self, text: impl Display) {
         self.line(Level::Debug, text)
     }
+
+    /// Whether debug lines are shown: for details that cost a request to learn.
+    pub fn verbose(&self) -> bool {
+        self.max >= Level::Debug
+    }
 }

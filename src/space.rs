@@ -21,16 +21,10 @@ use std::sync::OnceLock;
 
 use crate::archive::Archive;
 use crate::decode::Format;
-use crate::engine::{Engine, Kind};
+use crate::engine::Engine;
 use crate::log::Log;
 use crate::units::Size;
 
-/// Where podman's API service copies an upload when the engine does not say: podman sets its
-/// `TMPDIR` to this unless containers.conf's `image_copy_tmp_dir` or the environment says else.
-const PODMAN_UPLOAD_DIR: &str = "/var/tmp";
-/// docker unpacks an upload into a directory here, under its data root, unless `DOCKER_TMPDIR`
-/// moves it.
-const DOCKER_UPLOAD_SUBDIR: &str = "tmp";
 /// Unpacked bytes assumed per archive byte when the archive does not record its size: 1, the
 /// least any of these formats unpacks to (incompressible data is stored nearly as is, so the
 /// real size is this or more).
@@ -307,26 +301,6 @@ impl fmt::Display for Shortfall {
 
 impl std::error::Error for Shortfall {}
 
-/// The directory (in the engine's view) where the engine copies a whole upload, or why there
-/// is none to check.
-fn upload_dir(engine: &Engine) -> Result<PathBuf, String> {
-    let storage = engine.storage().map_err(|e| e.to_string())?;
-    match engine.kind {
-        Kind::Docker => {
-            let root = storage
-                .data_root
-                .as_ref()
-                .ok_or("docker's GET /info names no DockerRootDir")?;
-            let tmp = root.join(DOCKER_UPLOAD_SUBDIR);
-            Ok(if tmp.is_dir() { tmp } else { root.clone() })
-        }
-        Kind::Podman => Ok(storage
-            .upload_dir
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(PODMAN_UPLOAD_DIR))),
-    }
-}
-
 /// Whether `archive` fits where the engine will copy it. Anything that cannot be found out
 /// skips the check with a note in the verbose log: the check never fails an entry for itself.
 pub fn check(engine: &Engine, archive: &Archive, place: &str, log: &Log) -> Result<(), Shortfall> {
@@ -338,7 +312,7 @@ pub fn check(engine: &Engine, archive: &Archive, place: &str, log: &Log) -> Resu
 /// is there. Slow on podman (its `GET /libpod/info` takes ~0.2 s), so a load runs it beside
 /// the upload and cuts the upload short through a [`Gate`].
 pub fn judge(engine: &Engine, estimate: Estimate, place: &str, log: &Log) -> Result<(), Shortfall> {
-    let dir = match upload_dir(engine) {
+    let dir = match engine.upload_dir() {
         Ok(dir) => dir,
         Err(why) => {
             log.debug(format_args!("{place}: space check skipped: {why}"));

@@ -119,6 +119,14 @@ pub fn run(options: &Options, json: bool, log: &Log) -> Exit {
             .inspect_err(|e| log.error(e))
             .ok(),
     };
+    if let Some(engine) = &engine {
+        // On stderr, so that the table and --json on stdout stay as tools read them.
+        log.info(format_args!(
+            "engine: {} at {}",
+            engine.describe(),
+            engine.socket.display()
+        ));
+    }
     let listing = engine.as_ref().and_then(Engine::listing);
     let rows: Vec<Row> = lists
         .entries
@@ -168,7 +176,7 @@ fn ask(row: &mut Row, engine: &Engine, listing: Option<&Listing>, options: &Opti
     if !options.verify || !row.archive_present {
         return;
     }
-    match archive_id(&row.entry, options.memory_limit) {
+    match archive_id(&row.entry, engine, options.memory_limit) {
         Ok(id) => {
             if row.state == State::Present && row.image_id.as_ref() != Some(&id) {
                 row.state = State::Differs;
@@ -179,9 +187,10 @@ fn ask(row: &mut Row, engine: &Engine, listing: Option<&Listing>, options: &Opti
     }
 }
 
-/// The id of the image that `entry`'s archive holds for its reference, read from the whole
+/// The id `engine` gives the image that `entry`'s archive holds for its reference (the config
+/// digest, or the manifest digest on docker's containerd image store), read from the whole
 /// archive; why not, as a message that names the archive.
-pub fn archive_id(entry: &Entry, memory_limit: u64) -> Result<String, String> {
+pub fn archive_id(entry: &Entry, engine: &Engine, memory_limit: u64) -> Result<String, String> {
     let name = &entry.archive;
     let archive = Archive::open(&entry.images_dir, name).map_err(|e| e.to_string())?;
     let images = manifest::read(archive.decoder(memory_limit))
@@ -200,10 +209,13 @@ pub fn archive_id(entry: &Entry, memory_limit: u64) -> Result<String, String> {
         }
         Match::Empty => return Err(format!("cannot verify against {name}: it holds no image")),
     };
-    image
-        .id
-        .clone()
-        .ok_or_else(|| format!("cannot verify against {name}: its image config is missing"))
+    match engine.id_for(image) {
+        Ok(Some(id)) => Ok(id.to_owned()),
+        Ok(None) => Err(format!(
+            "cannot verify against {name}: its image config or manifest is missing"
+        )),
+        Err(e) => Err(format!("cannot verify against {name}: {e}")),
+    }
 }
 
 fn print_table(rows: &[Row]) {

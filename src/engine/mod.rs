@@ -5,9 +5,11 @@
 //! and will it load this tar (`POST /images/load`, `POST /libpod/images/load`); before a load,
 //! also where it will write it (`GET /info`, `GET /libpod/info`). An expected answer is not an
 //! error: "no such image" is `Ok(false)`. Requests share one kept-alive connection, so presence
-//! checks for many images cost one connect.
+//! checks for many images cost one connect. The routes follow the engine's API; what its image
+//! store decides (ids, accepted layouts, where uploads go) is in [`store`].
 
 pub mod answer;
+pub mod store;
 mod unix;
 
 use std::collections::HashMap;
@@ -21,7 +23,9 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::Value;
 use ureq::{Agent, Body, SendBody};
 
+use crate::manifest::Image;
 use crate::reference::Reference;
+use store::Store;
 use unix::{LateAnswer, NoResolver, UnixConnector};
 
 /// docker's socket when it runs as a system service.
@@ -123,24 +127,23 @@ pub struct Engine {
     agent: Agent,
     pub kind: Kind,
     pub socket: PathBuf,
+    /// The engine's version as its `Server` header says it (`26.1.5+dfsg1`).
+    pub version: Option<String>,
     /// Path prefix of podman's own API, `/v4.3.1/libpod`.
     libpod: String,
     late: LateAnswer,
-    /// Asked once, when the first load needs it: an engine's directories do not move while it
-    /// runs, and podman takes ~0.2 s to answer.
-    storage: OnceLock<Result<Storage, EngineError>>,
+    /// `GET /info` (`/libpod/info`), asked once when first needed: podman takes ~0.2 s to
+    /// answer, docker 26 ~15 ms, and a boot that finds every image present needs neither.
+    info: OnceLock<Result<Value, EngineError>>,
+    store: OnceLock<Box<dyn Store>>,
 }
 
-/// Where an engine writes what it loads, as the engine names the directories (its view of the
-/// filesystem, which need not be the loader's).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Storage {
-    /// docker's `DockerRootDir`, podman's `store.graphRoot`: images and layers.
-    pub data_root: Option<PathBuf>,
-    /// podman's `store.imageCopyTmpDir` (its `TMPDIR`), where the API service copies an upload
-    /// before importing it; older podman does not say. docker has none of its own: it unpacks
-    /// an upload under `DockerRootDir/tmp`.
-    pub upload_dir: Option<PathBuf>,
+/// What `GET /_ping` told.
+struct Pong {
+    /// podman's libpod API version (`Libpod-Api-Version`); docker sends none.
+    libpod: Option<String>,
+    /// `Server: Docker/26.1.5+dfsg1 (linux)`, `Server: Libpod/5.4.2 (linux)`.
+    server: Option<String>,
 }
 
 impl Engine {
@@ -163,7 +166,7 @@ impl Engine {
             let mut error = None;
             for (i, candidate) in candidates.iter().enumerate() {
                 match candidate.ping() {
-                    Ok(libpod) => return Ok(candidates.swap_remove(i).identify(kind, libpod)),
+                    Ok(pong) => return Ok(candidates.swap_remove(i).identify(kind, pong)),
                     Err(e) => error = Some(e),
                 }
             }
@@ -201,9 +204,11 @@ impl Engine {
             agent: Agent::with_parts(config, connector, NoResolver),
             kind: kind.unwrap_or(Kind::Docker),
             socket: socket.to_owned(),
+            version: None,
             libpod: format!("/v{LIBPOD_FALLBACK_VERSION}/libpod"),
             late,
-            storage: OnceLock::new(),
+            info: OnceLock::new(),
+            store: OnceLock::new(),
         }
     }
 
@@ -211,27 +216,95 @@ impl Engine {
     /// says so in a `Libpod-Api-Version` header (docker sends none). Telling the engines apart
     /// here saves a `GET /version`, which podman answers only after asking conmon and the OCI
     /// runtime for theirs (half a second on every boot).
-    fn ping(&self) -> Result<Option<String>, ureq::Error> {
+    fn ping(&self) -> Result<Pong, ureq::Error> {
         let r = self.agent.get(format!("{BASE}/_ping")).call()?;
-        match r.status().as_u16() {
-            200 => Ok(r
-                .headers()
-                .get("Libpod-Api-Version")
+        let header = |name: &str| {
+            r.headers()
+                .get(name)
                 .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)),
+                .map(str::to_owned)
+        };
+        match r.status().as_u16() {
+            200 => Ok(Pong {
+                libpod: header("Libpod-Api-Version"),
+                server: header("Server"),
+            }),
             status => Err(ureq::Error::StatusCode(status)),
         }
     }
 
-    fn identify(mut self, kind: Option<Kind>, libpod: Option<String>) -> Engine {
-        if let Some(api) = &libpod {
+    fn identify(mut self, kind: Option<Kind>, pong: Pong) -> Engine {
+        if let Some(api) = &pong.libpod {
             self.libpod = format!("/v{api}/libpod");
         }
-        self.kind = kind.unwrap_or(match libpod {
+        self.kind = kind.unwrap_or(match pong.libpod {
             Some(_) => Kind::Podman,
             None => Kind::Docker,
         });
+        self.version = pong.server.as_deref().and_then(server_version);
         self
+    }
+
+    /// The engine's image store, told from `GET /info` the first time it is asked.
+    pub fn store(&self) -> Result<&dyn Store, &EngineError> {
+        if let Some(store) = self.store.get() {
+            return Ok(store.as_ref());
+        }
+        let detected = store::detect(self.kind, || self.info())?;
+        Ok(self.store.get_or_init(|| detected).as_ref())
+    }
+
+    /// `docker 26.1.5+dfsg1, containerd image store`: what `status` and `--verbose` say.
+    pub fn describe(&self) -> String {
+        let version = self.version.as_deref().unwrap_or("(version unknown)");
+        let store = match self.store() {
+            Ok(store) => store.name().to_owned(),
+            Err(e) => format!("store unknown: {e}"),
+        };
+        format!("{} {version}, {store}", self.kind)
+    }
+
+    /// The id the engine gives `image` when it loads it from an archive: the config digest, or
+    /// on docker's containerd image store the manifest digest.
+    pub fn id_for<'a>(&self, image: &'a Image) -> Result<Option<&'a str>, &EngineError> {
+        Ok(self.store()?.image_id(image))
+    }
+
+    /// Whether an OCI archive needs a docker `manifest.json` on its way in. When the store
+    /// cannot be told, yes: the manifest.json is harmless where an OCI layout is read.
+    pub fn needs_docker_manifest(&self) -> bool {
+        self.store()
+            .map_or(self.kind == Kind::Docker, |s| s.needs_docker_manifest())
+    }
+
+    /// Where the engine copies a whole upload (its view of the filesystem), or why that
+    /// cannot be told.
+    pub fn upload_dir(&self) -> Result<PathBuf, String> {
+        let store = self.store().map_err(|e| e.to_string())?;
+        let info = self.info().map_err(|e| e.to_string())?;
+        store.upload_dir(info)
+    }
+
+    /// `GET /info` or `GET /libpod/info`, asked once.
+    fn info(&self) -> Result<&Value, &EngineError> {
+        self.info.get_or_init(|| self.ask_info()).as_ref()
+    }
+
+    fn ask_info(&self) -> Result<Value, EngineError> {
+        let path = match self.kind {
+            Kind::Docker => "/info".to_owned(),
+            Kind::Podman => format!("{}/info", self.libpod),
+        };
+        let what = "asking the engine about its storage";
+        let (status, body) = self.get(&path, what)?;
+        match status {
+            200 => serde_json::from_slice(&body).map_err(|e| EngineError::Answer {
+                what: what.to_owned(),
+                status,
+                message: format!("not JSON: {e}"),
+            }),
+            _ => Err(answer::unexpected(what, status, &body)),
+        }
     }
 
     /// `GET path`: the status and the (small) answer; `what` names the request in errors.
@@ -334,46 +407,6 @@ impl Engine {
         }
     }
 
-    /// Where the engine writes what it loads: docker's `GET /info`, podman's
-    /// `GET /libpod/info`. Asked once per run; an answer without a directory leaves it `None`.
-    pub fn storage(&self) -> Result<&Storage, &EngineError> {
-        self.storage.get_or_init(|| self.ask_storage()).as_ref()
-    }
-
-    fn ask_storage(&self) -> Result<Storage, EngineError> {
-        let path = match self.kind {
-            Kind::Docker => "/info".to_owned(),
-            Kind::Podman => format!("{}/info", self.libpod),
-        };
-        let what = "asking where the engine stores images";
-        let (status, body) = self.get(&path, what)?;
-        let info: Value = match status {
-            200 => serde_json::from_slice(&body).map_err(|e| EngineError::Answer {
-                what: what.to_owned(),
-                status,
-                message: format!("not JSON: {e}"),
-            })?,
-            _ => return Err(answer::unexpected(what, status, &body)),
-        };
-        let dir = |v: &Value| v.as_str().filter(|p| p.starts_with('/')).map(PathBuf::from);
-        Ok(match self.kind {
-            Kind::Docker => Storage {
-                data_root: dir(&info["DockerRootDir"]),
-                upload_dir: None,
-            },
-            Kind::Podman => Storage {
-                data_root: dir(&info["store"]["graphRoot"]),
-                upload_dir: dir(&info["store"]["imageCopyTmpDir"]),
-            },
-        })
-    }
-
-    /// Whether the engine loads only docker-archives and needs a `manifest.json` written into
-    /// an OCI archive on its way (classic docker's image store: it reads nothing else).
-    pub fn needs_docker_manifest(&self) -> bool {
-        self.kind == Kind::Docker
-    }
-
     /// Streams a tar into the engine. Returns what the engine says it loaded. If `tar` fails,
     /// the request is aborted before its last chunk, so the engine loads nothing.
     pub fn load(&self, tar: &mut dyn Read) -> Result<Vec<String>, EngineError> {
@@ -411,6 +444,14 @@ impl Engine {
             answer::Failure::Read(source) => request("reading the load answer", source),
         })
     }
+}
+
+/// `26.1.5+dfsg1` from `Docker/26.1.5+dfsg1 (linux)`.
+fn server_version(server: &str) -> Option<String> {
+    let (_, rest) = server.split_once('/')?;
+    let version = rest.split_whitespace().next()?;
+    let printable = version.len() <= 64 && version.bytes().all(|b| b.is_ascii_graphic());
+    printable.then(|| version.to_owned())
 }
 
 fn request(what: &str, source: ureq::Error) -> EngineError {

@@ -1,0 +1,72 @@
+//! docker with the containerd image store (opt-in in docker 24-28, the default of fresh docker
+//! 29 installs). Images live in containerd's content store, and an image's id is the digest of
+//! its target descriptor, the manifest or index: for an OCI archive the descriptor in its
+//! index.json, for a docker-archive the manifest containerd makes up (see
+//! [`Image::target`]). `GET /images/<config digest>/json` and tagging by it answer 404 here.
+//! An upload streams into containerd's content store, not under docker's data root.
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use super::Store;
+use crate::manifest::Image;
+
+/// What `GET /info` says in `DriverStatus` when images are kept by a containerd snapshotter.
+const DRIVER_TYPE: &str = "io.containerd.snapshotter.v1";
+/// Where a containerd that dockerd starts itself keeps its content, under docker's data root.
+const MANAGED_CONTAINERD_SUBDIR: &str = "containerd/daemon";
+/// containerd's own root as Debian's containerd.service runs it (`root` in config.toml), which
+/// dockerd uses when one runs; docker's API does not name it.
+const CONTAINERD_ROOT: &str = "/var/lib/containerd";
+
+pub struct ContainerdStore;
+
+impl ContainerdStore {
+    /// Whether a docker `GET /info` answer shows the containerd image store.
+    pub fn runs(info: &Value) -> bool {
+        info["DriverStatus"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|pair| pair[0] == "driver-type" && pair[1] == DRIVER_TYPE)
+    }
+}
+
+impl Store for ContainerdStore {
+    fn name(&self) -> &'static str {
+        "containerd image store"
+    }
+
+    fn image_id<'a>(&self, image: &'a Image) -> Option<&'a str> {
+        image.target.as_deref()
+    }
+
+    fn upload_dir(&self, info: &Value) -> Result<PathBuf, String> {
+        let managed = super::docker_root(info)?.join(MANAGED_CONTAINERD_SUBDIR);
+        Ok(match managed.is_dir() {
+            true => managed,
+            false => PathBuf::from(CONTAINERD_ROOT),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tells_the_containerd_store_from_a_graph_driver_by_driver_status() {
+        let containerd = serde_json::json!({
+            "Driver": "overlayfs",
+            "DriverStatus": [["driver-type", "io.containerd.snapshotter.v1"]]
+        });
+        let classic = serde_json::json!({
+            "Driver": "overlay2",
+            "DriverStatus": [["Backing Filesystem", "extfs"], ["Supports d_type", "true"]]
+        });
+        assert!(ContainerdStore::runs(&containerd));
+        assert!(!ContainerdStore::runs(&classic));
+        assert!(!ContainerdStore::runs(&serde_json::json!({})));
+    }
+}
