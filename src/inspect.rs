@@ -130,6 +130,8 @@ impl Inspected {
                 json!({
                     "references": i.references,
                     "id": i.id,
+                    // The id on docker's containerd image store (manifest or index digest).
+                    "manifest_digest": i.target,
                     "layers": i.layer_sizes.len(),
                     "layer_sizes": i.layer_sizes,
                     "architecture": i.architecture,
@@ -172,6 +174,9 @@ impl Inspected {
                 if layers == 1 { "" } else { "s" },
                 Size(i.layer_sizes.iter().sum())
             ));
+            if let Some(target) = &i.target {
+                out.push_str(&format!("    manifest {target}\n"));
+            }
         }
         out
     }
