@@ -3,13 +3,14 @@
 //! here; the modules are public so that the fuzz targets can drive the parsers.
 //!
 //! Data flows one way: [`list`] -> [`reference`] -> [`engine`] (present?) -> [`archive`] ->
-//! [`space`] (fits?) -> [`decode`] -> [`engine`] (load) -> [`engine`] (present!), driven by
-//! [`load`].
+//! [`space`] (fits?) -> [`decode`] -> [`docker_manifest`] (classic docker) -> [`engine`] (load)
+//! -> [`engine`] (present!), driven by [`load`].
 #![forbid(unsafe_code)]
 
 pub mod archive;
 pub mod cli;
 pub mod decode;
+pub mod docker_manifest;
 pub mod engine;
 pub mod inspect;
 pub mod list;

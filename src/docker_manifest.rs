@@ -1,0 +1,896 @@
+//! A `manifest.json` for OCI archives on their way to classic docker, which loads nothing else.
+//!
+//! Classic docker's image store reads only the docker-archive layout, but it unpacks the whole
+//! upload before it reads `manifest.json`, so the file may come last. [`DockerManifest`] passes
+//! the decoded tar through untouched and, when the tar has an `index.json` and no
+//! `manifest.json`, writes one just before the end-of-archive blocks, as `docker save` from
+//! docker >= 25 writes it beside its OCI layout: one item per image, with its config and layer
+//! blobs and its names. Only the small description files are kept on the way (the tar walk of
+//! [`crate::manifest`]); blobs pass as they are. Where the index offers one image for several
+//! platforms (a nested image index, or one name on several manifests), the device's is chosen;
+//! without one, the upload fails before its end, so the engine loads nothing.
+
+use std::fmt;
+use std::io::{self, Read};
+
+use serde_json::Value;
+
+use crate::manifest::{self, canonical, Contents, Watcher, OCI_REF_NAME};
+use crate::reference::Reference;
+
+/// tar's block: headers are one block, data is padded to whole blocks.
+const BLOCK: usize = 512;
+/// containerd's annotation with an image's full name (ref.name is then a bare tag).
+const CONTAINERD_NAME: &str = "io.containerd.image.name";
+/// BuildKit's annotation on the attestation manifests it puts in an index beside the images.
+const REFERENCE_TYPE: &str = "vnd.docker.reference.type";
+/// How deep image indexes may nest inside each other.
+const NESTING_MAX: usize = 4;
+
+/// An OS, architecture and variant, as OCI descriptors and image configs spell them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Platform {
+    pub os: String,
+    pub architecture: String,
+    pub variant: Option<String>,
+}
+
+impl Platform {
+    /// The platform this binary runs on, in Go's names (the engines' and registries').
+    pub fn device() -> Platform {
+        let architecture = go_arch(std::env::consts::ARCH);
+        // 32-bit ARM boards run ARMv7 images; `arm` alone means v7 to the engines as well.
+        let variant = (architecture == "arm").then(|| "v7".to_owned());
+        Platform {
+            os: "linux".to_owned(),
+            architecture: architecture.to_owned(),
+            variant,
+        }
+    }
+
+    /// The platform a descriptor's `platform`, or an image config, names.
+    fn of(value: &Value) -> Option<Platform> {
+        let text = |key: &str| value[key].as_str().filter(|s| !s.is_empty());
+        Some(Platform {
+            os: text("os")?.to_owned(),
+            architecture: go_arch(text("architecture")?).to_owned(),
+            variant: text("variant").map(str::to_owned),
+        })
+    }
+
+    /// How well an image for `self` runs on `device`: 0 is exact, higher is worse, `None`
+    /// not at all. A missing variant is the architecture's usual one; an ARMv7 device also
+    /// runs v6 and v5 images.
+    fn rank(&self, device: &Platform) -> Option<u8> {
+        if self.os != device.os || self.architecture != device.architecture {
+            return None;
+        }
+        let usual = |p: &Platform| -> String {
+            match (p.architecture.as_str(), p.variant.as_deref()) {
+                ("arm64", None) => "v8".to_owned(),
+                ("arm", None) => "v7".to_owned(),
+                ("amd64", Some("v1")) => String::new(),
+                (_, v) => v.unwrap_or_default().to_owned(),
+            }
+        };
+        let (mine, theirs) = (usual(self), usual(device));
+        match (mine.as_str(), theirs.as_str()) {
+            (a, b) if a == b => Some(0),
+            ("v6", "v7") => Some(1),
+            ("v5", "v7" | "v6") => Some(2),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        match &self.variant {
+            Some(v) => write!(f, "/{v}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Rust's and uname's architecture names -> Go's.
+fn go_arch(name: &str) -> &str {
+    match name {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" | "i386" | "i686" => "386",
+        "powerpc64" if cfg!(target_endian = "little") => "ppc64le",
+        "loongarch64" => "loong64",
+        other => other,
+    }
+}
+
+/// Why an OCI archive cannot be made loadable for docker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unloadable {
+    /// The index offers an image for several platforms, none of them the device's.
+    NoPlatform {
+        name: Option<String>,
+        device: Platform,
+        offered: Vec<String>,
+    },
+    /// The index names a manifest or config the archive does not hold.
+    Missing { digest: String },
+    /// The tar stops before its end-of-archive blocks.
+    CutShort { at: u64 },
+}
+
+impl fmt::Display for Unloadable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unloadable::NoPlatform {
+                name,
+                device,
+                offered,
+            } => {
+                let which = name.as_deref().map_or(String::new(), |n| format!(" of {n}"));
+                write!(
+                    f,
+                    "no image{which} for this device's platform {device}, only for {}; ship an archive that holds the {device} image",
+                    offered.join(", ")
+                )
+            }
+            Unloadable::Missing { digest } => write!(
+                f,
+                "its index.json names {digest}, which the archive does not hold; save the image again"
+            ),
+            Unloadable::CutShort { at } => write!(
+                f,
+                "the tar stops at byte {at}, before its end: the archive is cut short; copy it again"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Unloadable {}
+
+impl Unloadable {
+    /// The `Unloadable` inside `e`, if it is one.
+    pub fn find(e: &io::Error) -> Option<&Unloadable> {
+        e.get_ref().and_then(|inner| inner.downcast_ref())
+    }
+
+    fn into_io(self) -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidData, self)
+    }
+}
+
+/// Reads a decoded tar through, adding the `manifest.json` docker needs to an OCI archive.
+pub struct DockerManifest<R> {
+    inner: R,
+    device: Platform,
+    watcher: Watcher,
+    /// The header block being gathered: the end of the tar is known only from a whole one.
+    header: Vec<u8>,
+    /// Bytes to hand out before reading on: a header passed on, or the written entry.
+    out: Vec<u8>,
+    out_at: usize,
+    /// Bytes read from `inner`.
+    offset: u64,
+    /// Once the tar's end is past, or the tar cannot be walked: the rest passes as it is.
+    through: bool,
+}
+
+impl<R: Read> DockerManifest<R> {
+    pub fn new(inner: R, device: Platform) -> Self {
+        DockerManifest {
+            inner,
+            device,
+            watcher: Watcher::default(),
+            header: Vec::with_capacity(BLOCK),
+            out: Vec::new(),
+            out_at: 0,
+            offset: 0,
+            through: false,
+        }
+    }
+
+    fn read_inner(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.offset += n as u64;
+        Ok(n)
+    }
+
+    /// A whole header block is in `self.header`: the end of the archive, or one to pass on.
+    fn on_header(&mut self) -> io::Result<()> {
+        if self.header.iter().all(|&b| b == 0) {
+            // The end-of-archive block: the entry goes in front of it.
+            self.out = written(self.watcher.contents(), &self.device)
+                .map_err(Unloadable::into_io)?
+                .unwrap_or_default();
+            self.out.append(&mut self.header);
+            self.through = true;
+        } else {
+            self.watcher.feed(&self.header);
+            // The two buffers trade places: no allocation per entry.
+            std::mem::swap(&mut self.out, &mut self.header);
+            self.header.clear();
+        }
+        self.out_at = 0;
+        Ok(())
+    }
+
+    /// `inner` ended before the end-of-archive block: fine for a tar that needs nothing
+    /// written (docker judges it), an error for one that does.
+    fn on_early_end(&mut self) -> io::Result<()> {
+        self.through = true;
+        if needs_manifest(self.watcher.contents()) {
+            let at = self.offset;
+            return Err(Unloadable::CutShort { at }.into_io());
+        }
+        self.out = std::mem::take(&mut self.header);
+        self.out_at = 0;
+        Ok(())
+    }
+}
+
+impl<R: Read> Read for DockerManifest<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            if self.out_at < self.out.len() {
+                let n = (self.out.len() - self.out_at).min(buf.len());
+                buf[..n].copy_from_slice(&self.out[self.out_at..self.out_at + n]);
+                self.out_at += n;
+                return Ok(n);
+            }
+            if self.through {
+                return self.read_inner(buf);
+            }
+            match self.watcher.to_next_header() {
+                // A tar the walk cannot read: docker says what is wrong with it.
+                None => self.through = true,
+                // Entry data (a layer, mostly) goes straight into the caller's buffer.
+                Some(left) if left > 0 => {
+                    let room = left.min(buf.len() as u64) as usize;
+                    let n = self.read_inner(&mut buf[..room])?;
+                    if n == 0 {
+                        self.on_early_end()?;
+                        continue;
+                    }
+                    self.watcher.feed(&buf[..n]);
+                    return Ok(n);
+                }
+                Some(_) => {
+                    let have = self.header.len();
+                    self.header.resize(BLOCK, 0);
+                    let got = self.inner.read(&mut self.header[have..]);
+                    self.header.truncate(have + *got.as_ref().unwrap_or(&0));
+                    match got? {
+                        0 => self.on_early_end()?,
+                        n => {
+                            self.offset += n as u64;
+                            if self.header.len() == BLOCK {
+                                self.on_header()?;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Whether the tar is an OCI archive without the file classic docker reads.
+fn needs_manifest(contents: &Contents) -> bool {
+    contents.size("manifest.json").is_none() && contents.size("index.json").is_some()
+}
+
+/// The tar entry to write before the end of the archive, `None` when nothing is to be written.
+fn written(contents: &Contents, device: &Platform) -> Result<Option<Vec<u8>>, Unloadable> {
+    if !needs_manifest(contents) {
+        return Ok(None);
+    }
+    let Some(index) = contents.json("index.json") else {
+        return Ok(None);
+    };
+    let items = items(contents, &index, device)?;
+    if items.is_empty() {
+        // Nothing to describe: docker refuses the archive in its own words.
+        return Ok(None);
+    }
+    let json = manifest_json(&items);
+    let mut header = tar::Header::new_ustar();
+    // Written as is: the tar crate's path setter weighs 4 KiB of binary for one fixed name.
+    header.as_old_mut().name[..13].copy_from_slice(b"manifest.json");
+    header.set_size(json.len() as u64);
+    header.set_mode(0o644);
+    header.set_mtime(0);
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_cksum();
+    let mut entry = header.as_bytes().to_vec();
+    entry.extend_from_slice(json.as_bytes());
+    entry.resize(entry.len().div_ceil(BLOCK) * BLOCK, 0);
+    Ok(Some(entry))
+}
+
+/// One image of the index that could be loaded: a manifest, the names it is given, and the
+/// platform it is for where known.
+struct Candidate {
+    names: Vec<String>,
+    manifest: Value,
+    platform: Option<Platform>,
+}
+
+/// One item of manifest.json.
+struct Item {
+    config: String,
+    repo_tags: Vec<String>,
+    layers: Vec<String>,
+}
+
+/// The manifest.json items for the images the index names, the device's platform chosen
+/// wherever one image comes for several.
+fn items(contents: &Contents, index: &Value, device: &Platform) -> Result<Vec<Item>, Unloadable> {
+    let mut candidates = Vec::new();
+    for descriptor in index["manifests"].as_array().into_iter().flatten() {
+        let names = repo_tags(descriptor);
+        collect(contents, descriptor, &names, 0, &mut candidates)?;
+    }
+    // Images with the same names are one image for several platforms (and so are the ones
+    // without a name), unless they all are for one platform.
+    let mut groups: Vec<(Vec<String>, Vec<Candidate>)> = Vec::new();
+    for candidate in candidates {
+        let mut key: Vec<String> = candidate.names.iter().map(|n| canonical(n)).collect();
+        key.sort();
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, group)) => group.push(candidate),
+            None => groups.push((key, vec![candidate])),
+        }
+    }
+    let mut items: Vec<Item> = Vec::new();
+    for (_, group) in groups {
+        for chosen in choose(group, device)? {
+            let config = chosen.manifest["config"]["digest"].as_str();
+            let config = blob_in(contents, config)?;
+            let layers = chosen.manifest["layers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|l| blob_in(contents, l["digest"].as_str()))
+                .collect::<Result<_, _>>()?;
+            let taken = |t: &String| items.iter().any(|i| i.repo_tags.contains(t));
+            let tags: Vec<String> = chosen.names.into_iter().filter(|t| !taken(t)).collect();
+            match items.iter_mut().find(|i| i.config == config) {
+                Some(item) => item.repo_tags.extend(tags),
+                None => items.push(Item {
+                    config,
+                    repo_tags: tags,
+                    layers,
+                }),
+            }
+        }
+    }
+    Ok(items)
+}
+
+/// The images a descriptor stands for: its manifest, or those of the image index it names.
+fn collect(
+    contents: &Contents,
+    descriptor: &Value,
+    names: &[String],
+    depth: usize,
+    into: &mut Vec<Candidate>,
+) -> Result<(), Unloadable> {
+    let annotations = &descriptor["annotations"];
+    let platform = Platform::of(&descriptor["platform"]);
+    // Build attestations ride in an index beside the images, for platform unknown/unknown.
+    let attestation = annotations[REFERENCE_TYPE].is_string()
+        || platform
+            .as_ref()
+            .is_some_and(|p| p.architecture == "unknown");
+    if attestation {
+        return Ok(());
+    }
+    let digest = descriptor["digest"].as_str();
+    let Some(manifest) = manifest::blob(digest).and_then(|p| contents.json(&p)) else {
+        // An export for some platforms keeps the whole image index but only their manifests.
+        if depth > 0 {
+            return Ok(());
+        }
+        return Err(Unloadable::Missing {
+            digest: digest.unwrap_or("a manifest without digest").to_owned(),
+        });
+    };
+    if let Some(children) = manifest["manifests"].as_array() {
+        if depth < NESTING_MAX {
+            for child in children {
+                collect(contents, child, names, depth + 1, into)?;
+            }
+        }
+        return Ok(());
+    }
+    let platform = platform.or_else(|| {
+        let config = manifest::blob(manifest["config"]["digest"].as_str())?;
+        Platform::of(&contents.json(&config)?)
+    });
+    into.push(Candidate {
+        names: names.to_vec(),
+        manifest,
+        platform,
+    });
+    Ok(())
+}
+
+/// The images of a group to load: all of them when they are for one platform, else the one
+/// that suits the device best.
+fn choose(group: Vec<Candidate>, device: &Platform) -> Result<Vec<Candidate>, Unloadable> {
+    let mut offered: Vec<String> = Vec::new();
+    for c in &group {
+        let p = c
+            .platform
+            .as_ref()
+            .map_or("unknown".to_owned(), |p| p.to_string());
+        if !offered.contains(&p) {
+            offered.push(p);
+        }
+    }
+    if offered.len() <= 1 {
+        return Ok(group);
+    }
+    let best = group
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| Some((c.platform.as_ref()?.rank(device)?, i)))
+        .min();
+    match best {
+        Some((_, i)) => Ok(group.into_iter().skip(i).take(1).collect()),
+        None => Err(Unloadable::NoPlatform {
+            name: group[0].names.first().cloned(),
+            device: device.clone(),
+            offered,
+        }),
+    }
+}
+
+/// The names a descriptor gives its image, as docker's RepoTags take them (`name:tag`). The
+/// OCI ref.name may be a bare tag, which is no name; a digest cannot be a RepoTag.
+fn repo_tags(descriptor: &Value) -> Vec<String> {
+    let annotations = &descriptor["annotations"];
+    let mut tags: Vec<String> = Vec::new();
+    for key in [OCI_REF_NAME, CONTAINERD_NAME] {
+        let Some(name) = annotations[key].as_str() else {
+            continue;
+        };
+        if !name.contains('/') && !name.contains(':') {
+            continue;
+        }
+        let Ok(reference) = Reference::parse(name) else {
+            continue;
+        };
+        let Some((repo, tag)) = reference.repository_and_tag() else {
+            continue;
+        };
+        let tag = format!("{repo}:{tag}");
+        if !tags.iter().any(|t| canonical(t) == canonical(&tag)) {
+            tags.push(tag);
+        }
+    }
+    tags
+}
+
+/// The path of the blob `digest` names, if the archive holds it.
+fn blob_in(contents: &Contents, digest: Option<&str>) -> Result<String, Unloadable> {
+    manifest::blob(digest)
+        .filter(|p| contents.size(p).is_some())
+        .ok_or_else(|| Unloadable::Missing {
+            digest: digest.unwrap_or("a config without digest").to_owned(),
+        })
+}
+
+/// manifest.json as docker writes it: `Config`, `RepoTags`, `Layers`, in that order.
+fn manifest_json(items: &[Item]) -> String {
+    let items: Vec<String> = items
+        .iter()
+        .map(|i| {
+            format!(
+                r#"{{"Config":{},"RepoTags":{},"Layers":{}}}"#,
+                Value::from(i.config.as_str()),
+                Value::from(i.repo_tags.clone()),
+                Value::from(i.layers.clone())
+            )
+        })
+        .collect();
+    format!("[{}]", items.join(","))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use sha2::{Digest, Sha256};
+
+    fn hex(data: &[u8]) -> String {
+        Sha256::digest(data)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    fn platform(text: &str) -> Platform {
+        let mut parts = text.split('/');
+        Platform {
+            os: parts.next().unwrap().to_owned(),
+            architecture: parts.next().unwrap().to_owned(),
+            variant: parts.next().map(str::to_owned),
+        }
+    }
+
+    /// An OCI layout being built: its blobs, then index.json (and more) at the end.
+    #[derive(Default)]
+    struct Oci {
+        blobs: Vec<(String, Vec<u8>)>,
+    }
+
+    impl Oci {
+        fn blob(&mut self, data: Vec<u8>) -> String {
+            let digest = hex(&data);
+            self.blobs.push((format!("blobs/sha256/{digest}"), data));
+            digest
+        }
+
+        /// An image for `platform` (`os/arch[/variant]`) with one layer of `layer_len` bytes;
+        /// its manifest descriptor, and its config digest.
+        fn image(&mut self, platform: &str, layer_len: usize) -> (Value, String) {
+            let p = super::tests::platform(platform);
+            let layer = self.blob(vec![platform.len() as u8; layer_len]);
+            let config = json!({"architecture": p.architecture, "os": p.os,
+                "variant": p.variant,
+                "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{layer}")]}});
+            let config = self.blob(config.to_string().into_bytes());
+            let manifest = json!({"schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {"digest": format!("sha256:{config}"), "size": 1},
+                "layers": [{"digest": format!("sha256:{layer}"), "size": layer_len}]});
+            let manifest = self.blob(manifest.to_string().into_bytes());
+            let descriptor = json!({"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": format!("sha256:{manifest}"), "size": 1});
+            (descriptor, config)
+        }
+
+        /// A nested image index of `manifests`; its descriptor.
+        fn index(&mut self, manifests: Vec<Value>) -> Value {
+            let index = json!({"schemaVersion": 2, "manifests": manifests});
+            let digest = self.blob(index.to_string().into_bytes());
+            json!({"mediaType": "application/vnd.oci.image.index.v1+json",
+                "digest": format!("sha256:{digest}"), "size": 1})
+        }
+
+        /// The tar: blobs, `oci-layout`, `index.json` of `manifests`, then `more` files.
+        fn tar(&self, manifests: Vec<Value>, more: &[(&str, &[u8])]) -> Vec<u8> {
+            let index = json!({"schemaVersion": 2, "manifests": manifests}).to_string();
+            let layout: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
+            let mut files: Vec<(&str, &[u8])> = self
+                .blobs
+                .iter()
+                .map(|(p, d)| (p.as_str(), d.as_slice()))
+                .collect();
+            files.push(("oci-layout", layout));
+            files.push(("index.json", index.as_bytes()));
+            files.extend_from_slice(more);
+            tar_of(&files)
+        }
+    }
+
+    fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (path, data) in files {
+            let mut h = tar::Header::new_ustar();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, path, *data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    /// With a platform in a descriptor, as image indexes give it.
+    fn on(mut descriptor: Value, platform: &str) -> Value {
+        let p = super::tests::platform(platform);
+        descriptor["platform"] =
+            json!({"os": p.os, "architecture": p.architecture, "variant": p.variant});
+        descriptor
+    }
+
+    fn named(mut descriptor: Value, name: &str) -> Value {
+        descriptor["annotations"] = json!({ OCI_REF_NAME: name });
+        descriptor
+    }
+
+    /// Gives at most `step` bytes a read, as decoders and pipes do.
+    struct Pieces<'a> {
+        data: &'a [u8],
+        step: usize,
+    }
+
+    impl Read for Pieces<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.data.len().min(buf.len()).min(self.step);
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    /// `tar` through the adapter for `device`, fed `step` bytes at a time and read into
+    /// buffers of another size.
+    fn through(tar: &[u8], step: usize, device: &str) -> io::Result<Vec<u8>> {
+        let inner = Pieces { data: tar, step };
+        let mut adapter = DockerManifest::new(inner, platform(device));
+        let mut out = Vec::new();
+        let mut buf = vec![0; step * 3 / 2 + 1];
+        loop {
+            match adapter.read(&mut buf)? {
+                0 => return Ok(out),
+                n => out.extend_from_slice(&buf[..n]),
+            }
+        }
+    }
+
+    /// The manifest.json a tar holds.
+    fn manifest_of(tar: &[u8]) -> Value {
+        let mut archive = tar::Archive::new(tar);
+        let mut entries = archive.entries().unwrap();
+        let entry = entries
+            .find(|e| e.as_ref().unwrap().path().unwrap().to_str() == Some("manifest.json"))
+            .expect("a manifest.json")
+            .unwrap();
+        serde_json::from_reader(entry).unwrap()
+    }
+
+    fn unloadable(e: io::Error) -> Unloadable {
+        Unloadable::find(&e)
+            .unwrap_or_else(|| panic!("not Unloadable: {e}"))
+            .clone()
+    }
+
+    #[test]
+    fn writes_manifest_json_just_before_the_end_of_an_oci_archive_fed_in_pieces_of_any_size() {
+        let mut oci = Oci::default();
+        let (image, config) = oci.image("linux/amd64", 3000);
+        let tar = oci.tar(vec![named(image, "example.org/app:1")], &[]);
+        let layer = &oci.blobs[0].0;
+        let want = format!(
+            r#"[{{"Config":"blobs/sha256/{config}","RepoTags":["example.org/app:1"],"Layers":["{layer}"]}}]"#
+        );
+        let end = tar.len() - 2 * BLOCK;
+        let first = through(&tar, tar.len(), "linux/amd64").unwrap();
+        assert_eq!(
+            &first[..end],
+            &tar[..end],
+            "everything before the end as it was"
+        );
+        assert_eq!(
+            &first[first.len() - 2 * BLOCK..],
+            &tar[end..],
+            "the end as it was"
+        );
+        let entry = &first[end..first.len() - 2 * BLOCK];
+        assert_eq!(&entry[..13], b"manifest.json");
+        assert_eq!(&entry[BLOCK..BLOCK + want.len()], want.as_bytes());
+        for step in [1, 7, 511, 512, 513, 4096] {
+            assert!(
+                through(&tar, step, "linux/amd64").unwrap() == first,
+                "fed {step} bytes at a time"
+            );
+        }
+    }
+
+    #[test]
+    fn leaves_a_tar_that_has_a_manifest_json_byte_for_byte() {
+        let mut oci = Oci::default();
+        let (image, _) = oci.image("linux/amd64", 3000);
+        let docker_25 = oci.tar(vec![image], &[("manifest.json", b"[]")]);
+        let docker_archive = tar_of(&[("abc/layer.tar", &[1; 2000]), ("manifest.json", b"[]")]);
+        let no_image = tar_of(&[("etc/hostname", b"x")]);
+        for tar in [docker_25, docker_archive, no_image] {
+            for step in [100, 512, tar.len()] {
+                assert!(through(&tar, step, "linux/amd64").unwrap() == tar);
+            }
+        }
+    }
+
+    #[test]
+    fn leaves_what_is_not_a_tar_as_it_is() {
+        let noise: Vec<u8> = (0..5000u32).map(|i| (i * 7 % 251) as u8 + 1).collect();
+        assert!(through(&noise, 300, "linux/amd64").unwrap() == noise);
+    }
+
+    #[test]
+    fn picks_the_devices_platform_from_a_nested_image_index() {
+        let mut oci = Oci::default();
+        let (amd64, amd64_config) = oci.image("linux/amd64", 100);
+        let (arm64, arm64_config) = oci.image("linux/arm64/v8", 200);
+        let (arm, arm_config) = oci.image("linux/arm/v7", 300);
+        let mut attestation = oci.image("unknown/unknown", 10).0;
+        attestation["annotations"] = json!({REFERENCE_TYPE: "attestation-manifest"});
+        let list = oci.index(vec![
+            on(amd64, "linux/amd64"),
+            on(arm64, "linux/arm64/v8"),
+            on(arm, "linux/arm/v7"),
+            on(attestation, "unknown/unknown"),
+        ]);
+        let tar = oci.tar(vec![named(list, "example.org/multi:1")], &[]);
+        for (device, config) in [
+            ("linux/amd64", amd64_config),
+            ("linux/arm64", arm64_config),
+            ("linux/arm/v7", arm_config),
+        ] {
+            let out = through(&tar, 4096, device).unwrap();
+            let manifest = manifest_of(&out);
+            assert_eq!(manifest.as_array().unwrap().len(), 1, "{device}");
+            assert_eq!(manifest[0]["Config"], format!("blobs/sha256/{config}"));
+            assert_eq!(manifest[0]["RepoTags"], json!(["example.org/multi:1"]));
+        }
+    }
+
+    #[test]
+    fn picks_the_devices_platform_among_manifests_of_one_name_by_their_configs() {
+        let mut oci = Oci::default();
+        let (amd64, amd64_config) = oci.image("linux/amd64", 100);
+        let (arm64, _) = oci.image("linux/arm64", 200);
+        let tar = oci.tar(
+            vec![
+                named(arm64, "example.org/two:1"),
+                named(amd64, "example.org/two:1"),
+            ],
+            &[],
+        );
+        let manifest = manifest_of(&through(&tar, 1000, "linux/amd64").unwrap());
+        assert_eq!(manifest.as_array().unwrap().len(), 1);
+        assert_eq!(
+            manifest[0]["Config"],
+            format!("blobs/sha256/{amd64_config}")
+        );
+    }
+
+    #[test]
+    fn writes_one_item_per_image_of_a_multi_image_archive() {
+        let mut oci = Oci::default();
+        let (a, a_config) = oci.image("linux/arm64", 100);
+        let (b, b_config) = oci.image("linux/arm64", 200);
+        let tar = oci.tar(
+            vec![named(a, "example.org/a:1"), named(b, "example.org/b:2")],
+            &[],
+        );
+        // One platform only, and not the device's: loaded as it is, as a docker-archive is.
+        let manifest = manifest_of(&through(&tar, 1000, "linux/amd64").unwrap());
+        assert_eq!(manifest[0]["Config"], format!("blobs/sha256/{a_config}"));
+        assert_eq!(manifest[0]["RepoTags"], json!(["example.org/a:1"]));
+        assert_eq!(manifest[1]["Config"], format!("blobs/sha256/{b_config}"));
+        assert_eq!(manifest[1]["RepoTags"], json!(["example.org/b:2"]));
+    }
+
+    #[test]
+    fn fails_before_the_end_without_an_image_for_the_devices_platform() {
+        let mut oci = Oci::default();
+        let (arm64, _) = oci.image("linux/arm64", 100);
+        let (arm, _) = oci.image("linux/arm/v7", 100);
+        let list = oci.index(vec![on(arm64, "linux/arm64"), on(arm, "linux/arm/v7")]);
+        let tar = oci.tar(vec![named(list, "example.org/foreign:1")], &[]);
+        let mut adapter = DockerManifest::new(
+            Pieces {
+                data: &tar,
+                step: 512,
+            },
+            platform("linux/amd64"),
+        );
+        let mut passed = 0;
+        let mut buf = [0; 700];
+        let err = loop {
+            match adapter.read(&mut buf) {
+                Ok(0) => panic!("must fail"),
+                Ok(n) => passed += n,
+                Err(e) => break e,
+            }
+        };
+        assert!(
+            passed <= tar.len() - 2 * BLOCK,
+            "the end-of-archive blocks stayed back"
+        );
+        assert_eq!(
+            unloadable(err).to_string(),
+            "no image of example.org/foreign:1 for this device's platform linux/amd64, only for \
+             linux/arm64, linux/arm/v7; ship an archive that holds the linux/amd64 image"
+        );
+    }
+
+    #[test]
+    fn fails_on_an_oci_tar_cut_short_and_leaves_a_cut_docker_archive_to_docker() {
+        let mut oci = Oci::default();
+        let (image, _) = oci.image("linux/amd64", 3000);
+        let tar = oci.tar(vec![image], &[("late.txt", &[5; 2000])]);
+        let end = tar.len() - 2 * BLOCK;
+        // Inside the last entry's data, inside its header, and right before the end blocks.
+        for cut in [end - 1000, end - 2048 - 100, end] {
+            let err = through(&tar[..cut], 512, "linux/amd64").unwrap_err();
+            assert_eq!(unloadable(err), Unloadable::CutShort { at: cut as u64 });
+        }
+        let docker_archive = tar_of(&[("manifest.json", b"[]"), ("abc/layer.tar", &[1; 2000])]);
+        let cut = &docker_archive[..docker_archive.len() - 1500];
+        assert!(through(cut, 512, "linux/amd64").unwrap() == cut);
+    }
+
+    #[test]
+    fn passes_an_error_of_the_inner_reader_on_unchanged() {
+        struct FailsAtEnd<'a>(&'a [u8]);
+        impl Read for FailsAtEnd<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                if self.0.is_empty() {
+                    return Err(io::Error::other("checksum mismatch"));
+                }
+                let n = self.0.len().min(buf.len()).min(1000);
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let mut oci = Oci::default();
+        let (image, _) = oci.image("linux/amd64", 3000);
+        let tar = oci.tar(vec![image], &[]);
+        // The decoder fails after the end-of-archive blocks, and in the middle.
+        for data in [&tar[..], &tar[..tar.len() / 2]] {
+            let mut adapter = DockerManifest::new(FailsAtEnd(data), platform("linux/amd64"));
+            let err = io::copy(&mut adapter, &mut io::sink()).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::Other);
+            assert_eq!(err.to_string(), "checksum mismatch");
+        }
+    }
+
+    #[test]
+    fn names_images_as_docker_reads_repo_tags() {
+        let names = |annotations: Value| repo_tags(&json!({ "annotations": annotations }));
+        assert_eq!(names(json!({OCI_REF_NAME: "1.0"})), Vec::<String>::new());
+        assert_eq!(
+            names(json!({OCI_REF_NAME: "example.org/a"})),
+            ["example.org/a:latest"]
+        );
+        assert_eq!(
+            names(json!({OCI_REF_NAME: "1.0", CONTAINERD_NAME: "docker.io/library/a:1.0"})),
+            ["docker.io/library/a:1.0"]
+        );
+        assert_eq!(
+            names(json!({OCI_REF_NAME: "a:1.0", CONTAINERD_NAME: "docker.io/library/a:1.0"})),
+            ["a:1.0"]
+        );
+        let digest = format!("example.org/a@sha256:{}", "0".repeat(64));
+        assert_eq!(names(json!({ OCI_REF_NAME: digest })), Vec::<String>::new());
+        assert_eq!(
+            names(json!({OCI_REF_NAME: "Upper/Case:1"})),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn ranks_platforms_as_the_engines_match_them() {
+        let rank = |image: &str, device: &str| platform(image).rank(&platform(device));
+        assert_eq!(rank("linux/amd64", "linux/amd64"), Some(0));
+        assert_eq!(rank("linux/arm64/v8", "linux/arm64"), Some(0));
+        assert_eq!(rank("linux/arm", "linux/arm/v7"), Some(0));
+        assert_eq!(rank("linux/arm/v6", "linux/arm/v7"), Some(1));
+        assert_eq!(rank("linux/arm/v7", "linux/arm/v6"), None);
+        assert_eq!(rank("linux/arm64", "linux/amd64"), None);
+        assert_eq!(rank("windows/amd64", "linux/amd64"), None);
+        let aarch64 = Platform::of(&json!({"os": "linux", "architecture": "aarch64"}));
+        assert_eq!(aarch64, Some(platform("linux/arm64")));
+    }
+
+    #[test]
+    fn knows_the_device_by_its_go_name() {
+        let device = Platform::device().to_string();
+        let want = match std::env::consts::ARCH {
+            "x86_64" => "linux/amd64",
+            "aarch64" => "linux/arm64",
+            "arm" => "linux/arm/v7",
+            other => panic!("add {other} here"),
+        };
+        assert_eq!(device, want);
+    }
+}
