@@ -1,0 +1,314 @@
+//! OCI archives into classic docker (dockerd 20.10), which reads only docker-archives: the
+//! loader writes the manifest.json docker needs on the way, for the device's platform where
+//! the archive offers several. And what podman 4.3 makes of a multi-platform OCI archive.
+
+mod common;
+
+use serde_json::{json, Value};
+
+use common::*;
+
+/// The platform the loader runs on, in the engines' names.
+fn device_platform() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "linux/amd64",
+        "aarch64" => "linux/arm64",
+        "arm" => "linux/arm/v7",
+        other => panic!("no OCI platform name known for {other}"),
+    }
+}
+
+/// The config digest (`<hex>`) of the one image an OCI archive's index.json names.
+fn config_digest(oci: &[u8]) -> String {
+    let file = |path: &str| -> Vec<u8> {
+        let mut archive = tar::Archive::new(oci);
+        let mut entry = archive
+            .entries()
+            .unwrap()
+            .map(Result::unwrap)
+            .find(|e| e.path().unwrap().to_str() == Some(path))
+            .unwrap_or_else(|| panic!("{path} in the archive"));
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
+        data
+    };
+    let blob = |digest: &Value| -> Value {
+        let hex = digest.as_str().unwrap().strip_prefix("sha256:").unwrap();
+        serde_json::from_slice(&file(&format!("blobs/sha256/{hex}"))).unwrap()
+    };
+    let index: Value = serde_json::from_slice(&file("index.json")).unwrap();
+    let manifest = blob(&index["manifests"][0]["digest"]);
+    let config = manifest["config"]["digest"].as_str().unwrap();
+    config.strip_prefix("sha256:").unwrap().to_owned()
+}
+
+/// A hand-built OCI archive holding `name` for each of `platforms` (`os/arch[/variant]`)
+/// behind one image index, as `docker buildx` and skopeo `--all` write them: the archive,
+/// and each platform's config digest (`<hex>`, the id classic docker gives the image).
+fn multi_platform_archive(name: &str, platforms: &[&str]) -> (Vec<u8>, Vec<(String, String)>) {
+    let mut blobs: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut add = |data: Vec<u8>| {
+        let hex = sha256_hex(&data);
+        blobs.push((format!("blobs/sha256/{hex}"), data.clone()));
+        (format!("sha256:{hex}"), data.len())
+    };
+    let mut manifests = Vec::new();
+    let mut configs = Vec::new();
+    for platform in platforms {
+        let mut parts = platform.split('/');
+        let (os, arch, variant) = (parts.next().unwrap(), parts.next().unwrap(), parts.next());
+        let mut layer = tar::Builder::new(Vec::new());
+        let content = format!("{name} for {platform} ({})\n", fresh_seed());
+        let mut header = tar::Header::new_ustar();
+        header.set_size(content.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        layer
+            .append_data(&mut header, "platform.txt", content.as_bytes())
+            .unwrap();
+        let (layer, layer_size) = add(layer.into_inner().unwrap());
+        let config = json!({"architecture": arch, "os": os, "variant": variant, "config": {},
+            "rootfs": {"type": "layers", "diff_ids": [layer]}});
+        let (config, config_size) = add(config.to_string().into_bytes());
+        configs.push((platform.to_string(), config[7..].to_owned()));
+        let manifest = json!({"schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": config, "size": config_size},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                "digest": layer, "size": layer_size}]});
+        let (digest, size) = add(manifest.to_string().into_bytes());
+        manifests.push(
+            json!({"mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": digest, "size": size,
+            "platform": {"architecture": arch, "os": os, "variant": variant}}),
+        );
+    }
+    let list = json!({"schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests});
+    let (list, list_size) = add(list.to_string().into_bytes());
+    let index = json!({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.index.v1+json", "digest": list, "size": list_size,
+        "annotations": {"org.opencontainers.image.ref.name": name}}]});
+    let mut tar = tar::Builder::new(Vec::new());
+    let layout = br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec();
+    blobs.push(("oci-layout".into(), layout));
+    blobs.push(("index.json".into(), index.to_string().into_bytes()));
+    for (path, data) in &blobs {
+        let mut header = tar::Header::new_ustar();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, path, &data[..]).unwrap();
+    }
+    (tar.into_inner().unwrap(), configs)
+}
+
+/// The architecture (and variant) the engine records for `reference`.
+fn engine_platform(engine: &Engine, reference: &str) -> String {
+    let path = match engine.kind() {
+        Kind::Docker => format!("/images/{reference}/json"),
+        Kind::Podman => format!("/v4.0.0/libpod/images/{reference}/json"),
+    };
+    let (status, body) = http_get(engine.socket_path(), &path).expect("engine answers");
+    assert_eq!(status, 200, "GET {path}: {body}");
+    let image: Value = serde_json::from_str(&body).unwrap();
+    let mut platform = format!("{}/{}", image["Os"], image["Architecture"]).replace('"', "");
+    if let Some(variant) = image["Variant"].as_str().filter(|v| !v.is_empty()) {
+        platform = format!("{platform}/{variant}");
+    }
+    platform
+}
+
+#[test]
+fn podman_saved_oci_archive_loads_into_docker_as_its_image_and_is_skipped_next_time() {
+    let engine = Engine::docker();
+    let pkg = Package::new();
+    let fixture = Fixture::new("example.org/oci/docker:1");
+    let oci = podman_saved(&fixture, "oci-archive");
+    pkg.add_archive("oci.tar.zst", &Codec::Zstd.compress(&oci));
+    pkg.write_list(&["oci.tar.zst example.org/oci/docker:1"]);
+
+    let out = load_package(&engine, &pkg, &[]);
+
+    out.assert_code(0)
+        .assert_entry(
+            &pkg.list,
+            1,
+            &["example.org/oci/docker:1: loaded from oci.tar.zst (zstd, "],
+        )
+        .assert_summary("1 loaded, 0 present, 0 failed");
+    let id = engine.assert_has("example.org/oci/docker:1");
+    assert_eq!(
+        bare_id(&id),
+        config_digest(&oci),
+        "the archive's config digest"
+    );
+
+    let again = load_package(&engine, &pkg, &[]);
+
+    again
+        .assert_code(0)
+        .assert_entry(
+            &pkg.list,
+            1,
+            &["example.org/oci/docker:1: present, skipped"],
+        )
+        .assert_summary("0 loaded, 1 present, 0 failed");
+}
+
+#[test]
+fn podman_saved_oci_archive_is_deleted_after_loading_into_docker() {
+    let engine = Engine::docker();
+    let pkg = Package::new();
+    let fixture = Fixture::new("example.org/oci/deleted:1");
+    let oci = podman_saved(&fixture, "oci-archive");
+    let path = pkg.add_archive("oci.tar.zst", &Codec::Zstd.compress(&oci));
+    pkg.write_list(&["oci.tar.zst example.org/oci/deleted:1"]);
+
+    let out = load_package(&engine, &pkg, &["--delete-after-load"]);
+
+    out.assert_code(0).assert_entry(
+        &pkg.list,
+        1,
+        &["example.org/oci/deleted:1: deleted oci.tar.zst"],
+    );
+    engine.assert_has("example.org/oci/deleted:1");
+    assert!(!path.exists(), "archive deleted");
+}
+
+#[test]
+fn docker_loads_the_devices_platform_of_a_multi_platform_oci_archive() {
+    let engine = Engine::docker();
+    let pkg = Package::new();
+    let name = "example.org/oci/multi:1";
+    let (oci, configs) = multi_platform_archive(
+        name,
+        &[
+            "linux/amd64",
+            "linux/arm64/v8",
+            "linux/arm/v7",
+            "linux/s390x",
+        ],
+    );
+    pkg.add_archive("multi.tar.gz", &Codec::Gzip.compress(&oci));
+    pkg.write_list(&[&format!("multi.tar.gz {name}")]);
+
+    let out = load_package(&engine, &pkg, &[]);
+
+    out.assert_code(0).assert_entry(
+        &pkg.list,
+        1,
+        &[&format!("{name}: loaded from multi.tar.gz")],
+    );
+    let device = device_platform();
+    let (_, wanted) = configs
+        .iter()
+        .find(|(p, _)| p.starts_with(device))
+        .expect("the archive has the device's platform");
+    assert_eq!(bare_id(&engine.assert_has(name)), wanted);
+    // docker 20.10 keeps no variant; the architecture is what tells.
+    let arch = device.split('/').nth(1).unwrap();
+    assert_eq!(engine_platform(&engine, name), format!("linux/{arch}"));
+    assert_eq!(engine.image_count(), 1, "only the device's image");
+}
+
+#[test]
+fn oci_archive_without_the_devices_platform_fails_and_the_other_entries_still_load() {
+    let engine = Engine::docker();
+    let pkg = Package::new();
+    let before = Fixture::new("example.org/oci/before:1");
+    let after = Fixture::new("example.org/oci/after:1");
+    let name = "example.org/oci/foreign:1";
+    let (oci, _) = multi_platform_archive(name, &["linux/s390x", "linux/ppc64le"]);
+    let path = pkg.add_archive("foreign.tar.zst", &Codec::Zstd.compress(&oci));
+    let lines = [
+        pkg.add("before.tar.zst", &before, Codec::Zstd),
+        format!("foreign.tar.zst {name}"),
+        pkg.add("after.tar", &after, Codec::Tar),
+    ];
+    pkg.write_list(&lines.iter().map(String::as_str).collect::<Vec<_>>());
+
+    let out = load_package(&engine, &pkg, &["--delete-after-load"]);
+
+    let device = device_platform();
+    out.assert_code(1)
+        .assert_entry(
+            &pkg.list,
+            2,
+            &[&format!(
+                "{name}: failed: foreign.tar.zst: no image of {name} for this device's platform \
+                 {device}, only for linux/s390x, linux/ppc64le; ship an archive that holds the \
+                 {device} image; nothing was loaded, the archive is kept"
+            )],
+        )
+        .assert_summary("2 loaded, 0 present, 1 failed");
+    engine.assert_has(&before.reference);
+    engine.assert_has(&after.reference);
+    engine.assert_has_not(name);
+    assert_eq!(
+        engine.image_count(),
+        2,
+        "nothing of the foreign archive\n{out:?}"
+    );
+    assert!(path.exists(), "archive kept");
+}
+
+// Podman 4.3 as it is: the loader leaves uploads to podman untouched, and podman reads an
+// image index itself.
+
+#[test]
+fn podman_loads_the_hosts_platform_of_a_multi_platform_oci_archive() {
+    let engine = Engine::podman();
+    let pkg = Package::new();
+    let name = "example.org/oci/podman-multi:1";
+    // The host's platform is not the first: podman chooses, it does not take the first.
+    let mut platforms = vec![
+        "linux/s390x",
+        "linux/arm64/v8",
+        "linux/arm/v7",
+        "linux/amd64",
+    ];
+    platforms.retain(|p| !p.starts_with(device_platform()));
+    platforms.insert(2, device_platform());
+    let (oci, configs) = multi_platform_archive(name, &platforms);
+    pkg.add_archive("multi.tar.zst", &Codec::Zstd.compress(&oci));
+    pkg.write_list(&[&format!("multi.tar.zst {name}")]);
+
+    let out = load_package(&engine, &pkg, &[]);
+
+    out.assert_code(0).assert_entry(
+        &pkg.list,
+        1,
+        &[&format!("{name}: loaded from multi.tar.zst")],
+    );
+    let (_, wanted) = &configs[2];
+    assert_eq!(bare_id(&engine.assert_has(name)), wanted);
+    assert_eq!(engine.image_count(), 1, "only the host's image");
+}
+
+#[test]
+fn podman_refuses_an_oci_archive_without_the_hosts_platform_in_its_own_words() {
+    let engine = Engine::podman();
+    let pkg = Package::new();
+    let name = "example.org/oci/podman-foreign:1";
+    let (oci, _) = multi_platform_archive(name, &["linux/s390x", "linux/ppc64le"]);
+    let path = pkg.add_archive("foreign.tar.zst", &Codec::Zstd.compress(&oci));
+    pkg.write_list(&[&format!("foreign.tar.zst {name}")]);
+
+    let out = load_package(&engine, &pkg, &[]);
+
+    // podman lists why each of its formats failed ("oci-archive: choosing an image from
+    // manifest list ...: no image found in image index for architecture amd64"); the reason
+    // that matters comes second and is cut from the line.
+    out.assert_code(1).assert_entry(
+        &pkg.list,
+        1,
+        &[&format!(
+            "{name}: failed: engine refused foreign.tar.zst: unable to load image: payload does \
+             not match any of the supported image formats"
+        )],
+    );
+    engine.assert_has_not(name);
+    assert!(path.exists(), "archive kept");
+}
