@@ -12,6 +12,7 @@ use std::time::Instant;
 use crate::archive::{self, Archive, ArchiveError};
 use crate::cli::Options;
 use crate::decode::{DecodeError, Format, HoldBack, Pipelined};
+use crate::docker_manifest::{DockerManifest, Platform, Unloadable};
 use crate::engine::{short_id, Engine, EngineError, Listing};
 use crate::list::{self, Entry};
 use crate::lock;
@@ -252,7 +253,8 @@ pub enum EntryError {
     Archive(ArchiveError),
     /// The archive would not fit where the engine copies it; nothing was sent.
     Space(Shortfall),
-    /// The decoder found the archive corrupt (or too large for --memory-limit) mid-upload.
+    /// The decoder found the archive corrupt (or too large for --memory-limit) mid-upload, or
+    /// its OCI layout cannot be given the manifest.json classic docker reads.
     Decode { archive: String, source: io::Error },
     /// Reading the archive file failed mid-upload.
     Read { archive: String, source: io::Error },
@@ -420,6 +422,10 @@ fn load_entry(
         Format::Tar => Box::new(held),
         _ => Box::new(Pipelined::new(held)),
     };
+    let stream: Box<dyn Read> = match engine.needs_docker_manifest() {
+        true => Box::new(DockerManifest::new(stream, Platform::device())),
+        false => stream,
+    };
     let verdict = OnceLock::new();
     let (result, body) = std::thread::scope(|scope| {
         match estimate {
@@ -449,12 +455,13 @@ fn load_entry(
     }
     if let Some(source) = body.error {
         // The decoder or the disk failed: the request was aborted, the engine loaded nothing.
-        return Err(match DecodeError::find(&source) {
-            Some(_) => EntryError::Decode {
+        let unusable = DecodeError::find(&source).is_some() || Unloadable::find(&source).is_some();
+        return Err(match unusable {
+            true => EntryError::Decode {
                 archive: name(),
                 source,
             },
-            None => EntryError::Read {
+            false => EntryError::Read {
                 archive: name(),
                 source,
             },
