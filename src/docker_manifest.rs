@@ -15,95 +15,14 @@ use std::io::{self, Read};
 
 use serde_json::Value;
 
-use crate::manifest::{self, canonical, Contents, Watcher, OCI_REF_NAME};
+use crate::manifest::{
+    self, attestation, canonical, Contents, Watcher, CONTAINERD_NAME, NESTING_MAX, OCI_REF_NAME,
+};
+use crate::platform::Platform;
 use crate::reference::Reference;
 
 /// tar's block: headers are one block, data is padded to whole blocks.
 const BLOCK: usize = 512;
-/// containerd's annotation with an image's full name (ref.name is then a bare tag).
-const CONTAINERD_NAME: &str = "io.containerd.image.name";
-/// BuildKit's annotation on the attestation manifests it puts in an index beside the images.
-const REFERENCE_TYPE: &str = "vnd.docker.reference.type";
-/// How deep image indexes may nest inside each other.
-const NESTING_MAX: usize = 4;
-
-/// An OS, architecture and variant, as OCI descriptors and image configs spell them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Platform {
-    pub os: String,
-    pub architecture: String,
-    pub variant: Option<String>,
-}
-
-impl Platform {
-    /// The platform this binary runs on, in Go's names (the engines' and registries').
-    pub fn device() -> Platform {
-        let architecture = go_arch(std::env::consts::ARCH);
-        // 32-bit ARM boards run ARMv7 images; `arm` alone means v7 to the engines as well.
-        let variant = (architecture == "arm").then(|| "v7".to_owned());
-        Platform {
-            os: "linux".to_owned(),
-            architecture: architecture.to_owned(),
-            variant,
-        }
-    }
-
-    /// The platform a descriptor's `platform`, or an image config, names.
-    fn of(value: &Value) -> Option<Platform> {
-        let text = |key: &str| value[key].as_str().filter(|s| !s.is_empty());
-        Some(Platform {
-            os: text("os")?.to_owned(),
-            architecture: go_arch(text("architecture")?).to_owned(),
-            variant: text("variant").map(str::to_owned),
-        })
-    }
-
-    /// How well an image for `self` runs on `device`: 0 is exact, higher is worse, `None`
-    /// not at all. A missing variant is the architecture's usual one; an ARMv7 device also
-    /// runs v6 and v5 images.
-    fn rank(&self, device: &Platform) -> Option<u8> {
-        if self.os != device.os || self.architecture != device.architecture {
-            return None;
-        }
-        let usual = |p: &Platform| -> String {
-            match (p.architecture.as_str(), p.variant.as_deref()) {
-                ("arm64", None) => "v8".to_owned(),
-                ("arm", None) => "v7".to_owned(),
-                ("amd64", Some("v1")) => String::new(),
-                (_, v) => v.unwrap_or_default().to_owned(),
-            }
-        };
-        let (mine, theirs) = (usual(self), usual(device));
-        match (mine.as_str(), theirs.as_str()) {
-            (a, b) if a == b => Some(0),
-            ("v6", "v7") => Some(1),
-            ("v5", "v7" | "v6") => Some(2),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for Platform {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.os, self.architecture)?;
-        match &self.variant {
-            Some(v) => write!(f, "/{v}"),
-            None => Ok(()),
-        }
-    }
-}
-
-/// Rust's and uname's architecture names -> Go's.
-fn go_arch(name: &str) -> &str {
-    match name {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" | "i386" | "i686" => "386",
-        "powerpc64" if cfg!(target_endian = "little") => "ppc64le",
-        "loongarch64" => "loong64",
-        other => other,
-    }
-}
 
 /// Why an OCI archive cannot be made loadable for docker.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -379,14 +298,8 @@ fn collect(
     depth: usize,
     into: &mut Vec<Candidate>,
 ) -> Result<(), Unloadable> {
-    let annotations = &descriptor["annotations"];
     let platform = Platform::of(&descriptor["platform"]);
-    // Build attestations ride in an index beside the images, for platform unknown/unknown.
-    let attestation = annotations[REFERENCE_TYPE].is_string()
-        || platform
-            .as_ref()
-            .is_some_and(|p| p.architecture == "unknown");
-    if attestation {
+    if attestation(descriptor) {
         return Ok(());
     }
     let digest = descriptor["digest"].as_str();
@@ -515,12 +428,7 @@ mod tests {
     }
 
     fn platform(text: &str) -> Platform {
-        let mut parts = text.split('/');
-        Platform {
-            os: parts.next().unwrap().to_owned(),
-            architecture: parts.next().unwrap().to_owned(),
-            variant: parts.next().map(str::to_owned),
-        }
+        Platform::parse(text).unwrap()
     }
 
     /// An OCI layout being built: its blobs, then index.json (and more) at the end.
@@ -710,7 +618,7 @@ mod tests {
         let (arm64, arm64_config) = oci.image("linux/arm64/v8", 200);
         let (arm, arm_config) = oci.image("linux/arm/v7", 300);
         let mut attestation = oci.image("unknown/unknown", 10).0;
-        attestation["annotations"] = json!({REFERENCE_TYPE: "attestation-manifest"});
+        attestation["annotations"] = json!({"vnd.docker.reference.type": "attestation-manifest"});
         let list = oci.index(vec![
             on(amd64, "linux/amd64"),
             on(arm64, "linux/arm64/v8"),
@@ -866,31 +774,5 @@ mod tests {
             names(json!({OCI_REF_NAME: "Upper/Case:1"})),
             Vec::<String>::new()
         );
-    }
-
-    #[test]
-    fn ranks_platforms_as_the_engines_match_them() {
-        let rank = |image: &str, device: &str| platform(image).rank(&platform(device));
-        assert_eq!(rank("linux/amd64", "linux/amd64"), Some(0));
-        assert_eq!(rank("linux/arm64/v8", "linux/arm64"), Some(0));
-        assert_eq!(rank("linux/arm", "linux/arm/v7"), Some(0));
-        assert_eq!(rank("linux/arm/v6", "linux/arm/v7"), Some(1));
-        assert_eq!(rank("linux/arm/v7", "linux/arm/v6"), None);
-        assert_eq!(rank("linux/arm64", "linux/amd64"), None);
-        assert_eq!(rank("windows/amd64", "linux/amd64"), None);
-        let aarch64 = Platform::of(&json!({"os": "linux", "architecture": "aarch64"}));
-        assert_eq!(aarch64, Some(platform("linux/arm64")));
-    }
-
-    #[test]
-    fn knows_the_device_by_its_go_name() {
-        let device = Platform::device().to_string();
-        let want = match std::env::consts::ARCH {
-            "x86_64" => "linux/amd64",
-            "aarch64" => "linux/arm64",
-            "arm" => "linux/arm/v7",
-            other => panic!("add {other} here"),
-        };
-        assert_eq!(device, want);
     }
 }

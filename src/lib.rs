@@ -19,6 +19,7 @@ pub mod lock;
 pub mod log;
 pub mod manifest;
 pub mod notify;
+pub mod platform;
 pub mod progress;
 pub mod ready;
 pub mod reference;

@@ -17,6 +17,7 @@ use std::io::{self, Read};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::platform::Platform;
 use crate::reference::Reference;
 
 /// tar's block: headers are one block, data is padded to whole blocks.
@@ -31,13 +32,17 @@ const EXTENSION_MAX: u64 = 64 << 10;
 pub(crate) const OCI_REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// containerd's annotation with the full name, beside a bare tag as ref.name (`docker save`
 /// from docker >= 25 writes both).
-const CONTAINERD_NAME: &str = "io.containerd.image.name";
+pub(crate) const CONTAINERD_NAME: &str = "io.containerd.image.name";
 /// The manifest containerd makes up for a docker-archive, and the media types it gives.
 const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar";
 /// Any compressed layer: containerd 1.7 labels zstd layers gzip too (measured).
 const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+/// BuildKit's annotation on the attestation manifests it puts in an index beside the images.
+const REFERENCE_TYPE: &str = "vnd.docker.reference.type";
+/// How deep image indexes may nest inside each other.
+pub(crate) const NESTING_MAX: usize = 4;
 /// Magic bytes of the layer compressions containerd recognises: gzip, zstd.
 const COMPRESSED_MAGIC: [&[u8]; 2] = [&[0x1f, 0x8b], &[0x28, 0xb5, 0x2f, 0xfd]];
 /// Where the checksum field sits in a tar header.
@@ -58,6 +63,18 @@ pub struct Image {
     pub layer_sizes: Vec<u64>,
     pub architecture: Option<String>,
     pub os: Option<String>,
+    pub variant: Option<String>,
+}
+
+impl Image {
+    /// The platform its config names.
+    pub fn platform(&self) -> Option<Platform> {
+        Some(Platform {
+            os: self.os.clone()?,
+            architecture: self.architecture.clone()?,
+            variant: self.variant.clone(),
+        })
+    }
 }
 
 /// The images of one archive and how they are laid out.
@@ -83,12 +100,18 @@ pub enum Match<'a> {
 impl Images {
     /// The image `reference` stands for. Names compare as the engines read them: a name without
     /// registry is on docker.io, one without a path under `library/`, and no tag means `latest`.
+    /// Where several images carry the reference (one per platform), the one for the device.
     pub fn find(&self, reference: &Reference) -> Match<'_> {
         let wanted = canonical(reference.as_str());
+        let device = Platform::device();
         let named = self
             .images
             .iter()
-            .find(|i| i.references.iter().any(|r| canonical(r) == wanted));
+            .filter(|i| i.references.iter().any(|r| canonical(r) == wanted))
+            .min_by_key(|i| {
+                let rank = i.platform().and_then(|p| p.rank(&device));
+                rank.unwrap_or(u8::MAX)
+            });
         match (named, self.images.as_slice()) {
             (Some(image), _) => Match::Named(image),
             (None, [only]) => Match::Only(only),
@@ -319,7 +342,9 @@ impl Watcher {
                 self.kept_bytes += size;
                 Sink::Keep(path, Vec::with_capacity(size as usize))
             } else {
-                Sink::Layer(path, Sniff::Undecided(Vec::new()))
+                // An OCI blob is named by its digest: no need to hash it.
+                let named = blob_digest(&path).is_some();
+                Sink::Layer(path, Sniff::Undecided(Vec::new(), named))
             }
         } else {
             Sink::Skip
@@ -347,6 +372,11 @@ impl Watcher {
                 let digest = format!("sha256:{}", hex(&hash.finalize()));
                 self.contents.digests.insert(path, digest);
             }
+            Sink::Layer(path, Sniff::Compressed) => {
+                if let Some(digest) = blob_digest(&path) {
+                    self.contents.digests.insert(path, digest);
+                }
+            }
             Sink::Layer(..) => {}
             Sink::Keep(path, bytes) => {
                 self.contents.kept.insert(path, bytes);
@@ -368,10 +398,14 @@ impl Watcher {
 
 /// Whether a large file is compressed, and its digest if so. A docker-archive's layers are
 /// plain tars as a rule, whose digest is the config's diffID; a compressed one's digest is
-/// known only by hashing it, which costs nothing for the plain ones.
+/// known by hashing it, which costs nothing for the plain ones, or from its name where that
+/// is `blobs/sha256/<digest>` (an OCI blob: trusted, as a wrong one can only make the engine's
+/// id differ from the one expected, never match it).
 enum Sniff {
-    Undecided(Vec<u8>),
+    /// The first bytes, and whether the name holds the digest.
+    Undecided(Vec<u8>, bool),
     Hashing(Sha256),
+    Compressed,
     Plain,
 }
 
@@ -379,14 +413,16 @@ impl Sniff {
     fn feed(&mut self, bytes: &[u8]) {
         match self {
             Sniff::Hashing(hash) => hash.update(bytes),
-            Sniff::Plain => {}
-            Sniff::Undecided(head) => {
+            Sniff::Plain | Sniff::Compressed => {}
+            Sniff::Undecided(head, named) => {
                 let want = 4 - head.len();
                 head.extend_from_slice(&bytes[..want.min(bytes.len())]);
                 if head.len() < 4 {
                     return;
                 }
-                *self = match COMPRESSED_MAGIC.iter().any(|m| head.starts_with(m)) {
+                let compressed = COMPRESSED_MAGIC.iter().any(|m| head.starts_with(m));
+                *self = match compressed {
+                    true if *named => Sniff::Compressed,
                     true => {
                         let mut hash = Sha256::new();
                         hash.update(&head[..]);
@@ -450,14 +486,52 @@ impl Contents {
         self.sizes.get(self.resolve(&normalize(path))).copied()
     }
 
-    fn config(&self, path: &str) -> (Option<String>, Option<String>, Option<String>) {
+    /// An image with what its config at `path` says: its id and platform.
+    fn image_of_config(&self, path: &str) -> Image {
         let bytes = self.kept.get(self.resolve(&normalize(path)));
-        let id = bytes.map(|b| format!("sha256:{}", sha256_hex(b)));
         let config: Value = bytes
             .and_then(|b| serde_json::from_slice(b).ok())
             .unwrap_or_default();
         let text = |key: &str| config[key].as_str().map(str::to_owned);
-        (id, text("architecture"), text("os"))
+        Image {
+            references: Vec::new(),
+            id: bytes.map(|b| format!("sha256:{}", sha256_hex(b))),
+            target: None,
+            layer_sizes: Vec::new(),
+            architecture: text("architecture"),
+            os: text("os"),
+            variant: text("variant"),
+        }
+    }
+
+    /// The image manifest a descriptor stands for: its blob, or where that is an image index
+    /// (one image for several platforms), the manifest for the device's platform, as the
+    /// engines pick it. Null when the archive lacks it or no platform fits.
+    fn image_manifest(&self, descriptor: &Value, depth: usize) -> Value {
+        let manifest = blob(descriptor["digest"].as_str())
+            .and_then(|p| self.json(&p))
+            .unwrap_or_default();
+        let Some(children) = manifest["manifests"].as_array() else {
+            return manifest;
+        };
+        let device = Platform::device();
+        let best = children
+            .iter()
+            .filter(|c| depth < NESTING_MAX && !attestation(c))
+            .filter_map(|c| Some((self.descriptor_platform(c)?.rank(&device)?, c)))
+            .min_by_key(|(rank, _)| *rank);
+        match best {
+            Some((_, child)) => self.image_manifest(child, depth + 1),
+            None => Value::Null,
+        }
+    }
+
+    /// The platform a descriptor names, else the one its manifest's config names.
+    pub(crate) fn descriptor_platform(&self, descriptor: &Value) -> Option<Platform> {
+        Platform::of(&descriptor["platform"]).or_else(|| {
+            let manifest = self.json(&blob(descriptor["digest"].as_str())?)?;
+            Platform::of(&self.json(&blob(manifest["config"]["digest"].as_str())?)?)
+        })
     }
 
     /// The images of a docker-archive; `index` is its index.json when it also has an OCI
@@ -469,21 +543,15 @@ impl Contents {
             .flatten()
             .map(|item| {
                 let config = item["Config"].as_str().unwrap_or("");
-                let (id, architecture, os) = self.config(config);
-                let references = strings(&item["RepoTags"]);
+                let mut image = self.image_of_config(config);
+                image.references = strings(&item["RepoTags"]);
                 let layers = strings(&item["Layers"]);
-                let target = match index {
-                    Some(index) => self.described_by(index, &references, id.as_deref()),
+                image.target = match index {
+                    Some(index) => self.described_by(index, &image.references, image.id.as_deref()),
                     None => self.docker_manifest_digest(config, &layers),
                 };
-                Image {
-                    references,
-                    id,
-                    target,
-                    layer_sizes: layers.iter().map(|l| self.size(l).unwrap_or(0)).collect(),
-                    architecture,
-                    os,
-                }
+                image.layer_sizes = layers.iter().map(|l| self.size(l).unwrap_or(0)).collect();
+                image
             })
             .collect()
     }
@@ -549,32 +617,34 @@ impl Contents {
             .as_array()
             .into_iter()
             .flatten()
+            .filter(|descriptor| !attestation(descriptor))
             .map(|descriptor| {
-                let references = descriptor_names(descriptor);
-                let target = descriptor["digest"].as_str().and_then(sha256_digest);
-                let manifest = blob(descriptor["digest"].as_str())
-                    .and_then(|p| self.json(&p))
-                    .unwrap_or_default();
-                let (id, architecture, os) = match blob(manifest["config"]["digest"].as_str()) {
-                    Some(p) => self.config(&p),
-                    None => (None, None, None),
+                let manifest = self.image_manifest(descriptor, 0);
+                let mut image = match blob(manifest["config"]["digest"].as_str()) {
+                    Some(p) => self.image_of_config(&p),
+                    None => self.image_of_config(""),
                 };
-                Image {
-                    references,
-                    id,
-                    target,
-                    layer_sizes: manifest["layers"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(|l| l["size"].as_u64().unwrap_or(0))
-                        .collect(),
-                    architecture,
-                    os,
-                }
+                image.references = descriptor_names(descriptor);
+                // The descriptor itself, an index for several platforms included: what
+                // containerd files the image under.
+                image.target = descriptor["digest"].as_str().and_then(sha256_digest);
+                image.layer_sizes = manifest["layers"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|l| l["size"].as_u64().unwrap_or(0))
+                    .collect();
+                image
             })
             .collect()
     }
+}
+
+/// Whether an index entry is a build attestation (BuildKit puts them beside the images, for
+/// platform unknown/unknown), not an image.
+pub(crate) fn attestation(descriptor: &Value) -> bool {
+    descriptor["annotations"][REFERENCE_TYPE].is_string()
+        || descriptor["platform"]["architecture"] == "unknown"
 }
 
 /// The names an index.json descriptor gives its image: containerd's full name, and the OCI
@@ -601,6 +671,11 @@ fn strings(v: &Value) -> Vec<String> {
         .filter_map(Value::as_str)
         .map(str::to_owned)
         .collect()
+}
+
+/// `sha256:<hex>` from a blob path `blobs/sha256/<hex>`.
+fn blob_digest(path: &str) -> Option<String> {
+    sha256_digest(&path.strip_prefix("blobs/")?.replacen('/', ":", 1))
 }
 
 /// `sha256:` and 64 lower-case hex digits, the only digests an engine gives as ids.
@@ -699,6 +774,7 @@ mod tests {
                     layer_sizes: vec![3000],
                     architecture: Some("arm64".into()),
                     os: Some("linux".into()),
+                    variant: None,
                 }],
                 "fed {step} bytes at a time"
             );
@@ -816,6 +892,78 @@ mod tests {
         assert_eq!(image.target, Some(format!("sha256:{}", "e".repeat(64))));
     }
 
+    /// An OCI layout offering `name` for the device's platform and for one no device has,
+    /// either as one nested image index or as two manifests side by side in index.json.
+    /// Returns the tar, the device's config digest and the top descriptor's digest.
+    fn two_platforms(name: &str, nested: bool) -> (Vec<u8>, String, String) {
+        let device = Platform::device();
+        let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut descriptors = Vec::new();
+        let mut device_config = String::new();
+        for (os, arch) in [
+            ("plan9", "mips"),
+            (device.os.as_str(), device.architecture.as_str()),
+        ] {
+            let config = format!(r#"{{"architecture":"{arch}","os":"{os}"}}"#);
+            let cfg = sha256_hex(config.as_bytes());
+            if os == device.os {
+                device_config = format!("sha256:{cfg}");
+            }
+            let manifest = format!(r#"{{"config":{{"digest":"sha256:{cfg}"}},"layers":[]}}"#);
+            let man = sha256_hex(manifest.as_bytes());
+            files.push((format!("blobs/sha256/{cfg}"), config.into_bytes()));
+            files.push((format!("blobs/sha256/{man}"), manifest.into_bytes()));
+            descriptors.push(format!(
+                r#"{{"digest":"sha256:{man}","platform":{{"os":"{os}","architecture":"{arch}"}},"annotations":{{"{OCI_REF_NAME}":"{name}"}}}}"#
+            ));
+        }
+        let top = if nested {
+            let inner = format!(r#"{{"manifests":[{}]}}"#, descriptors.join(","));
+            let digest = sha256_hex(inner.as_bytes());
+            files.push((format!("blobs/sha256/{digest}"), inner.into_bytes()));
+            format!(r#"{{"digest":"sha256:{digest}","annotations":{{"{OCI_REF_NAME}":"{name}"}}}}"#)
+        } else {
+            descriptors.join(",")
+        };
+        let index = format!(r#"{{"manifests":[{top}]}}"#);
+        let target = serde_json::from_str::<Value>(&index).unwrap()["manifests"][0]["digest"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        files.push(("index.json".into(), index.into_bytes()));
+        let borrowed: Vec<(&str, &[u8])> = files
+            .iter()
+            .map(|(p, d)| (p.as_str(), d.as_slice()))
+            .collect();
+        (tar_of(&borrowed), device_config, target)
+    }
+
+    #[test]
+    fn takes_the_devices_image_from_an_index_for_several_platforms() {
+        let (tar, device_config, index) = two_platforms("example.org/multi:1", true);
+        let images = watch(&tar, 512).unwrap().images().unwrap();
+        let image = &images.images[0];
+        assert_eq!(image.id.as_deref(), Some(device_config.as_str()));
+        assert_eq!(
+            image.target.as_deref(),
+            Some(index.as_str()),
+            "the index itself"
+        );
+        assert_eq!(image.platform(), Some(Platform::device()));
+    }
+
+    #[test]
+    fn finds_the_devices_image_among_one_name_for_several_platforms() {
+        let (tar, device_config, _) = two_platforms("example.org/multi:1", false);
+        let images = watch(&tar, 512).unwrap().images().unwrap();
+        assert_eq!(images.images.len(), 2);
+        let wanted = Reference::parse("example.org/multi:1").unwrap();
+        match images.find(&wanted) {
+            Match::Named(image) => assert_eq!(image.id.as_deref(), Some(device_config.as_str())),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn reads_long_names_from_gnu_and_pax_headers() {
         let long = format!("{}/manifest.json", "d".repeat(120));
@@ -885,6 +1033,7 @@ mod tests {
             layer_sizes: vec![],
             architecture: None,
             os: None,
+            variant: None,
         };
         let r = |s: &str| Reference::parse(s).unwrap();
         let one = Images {
