@@ -6,7 +6,9 @@
 #   make test     fmt, clippy, all tests (real dockerd and podman), then the static build
 #   make demo     end to end against a throwaway podman service (tests/scripts/demo.sh)
 #   make bench    the static binary vs the seed script on real engines (benches/bench.rs): a table
-#   make deps     only install the test dependencies
+#   make deps     only install the test dependencies (and build the engines root below)
+#   make engines-root  target/engines/trixie: a Debian 13 root filesystem whose dockerd 26 and
+#                 podman 5.4 the tests run chrooted, besides the host's; built once, then reused
 #   make install  DESTDIR=... PREFIX=/usr: binary, systemd units, initramfs hooks, man page, docs
 #   make clean
 
@@ -48,6 +50,15 @@ DEMO_TOOLS  := podman:podman zstd:zstd xz:xz-utils gzip:gzip
 BENCH_TOOLS := mmdebstrap:mmdebstrap dockerd:docker.io podman:podman zstd:zstd pzstd:zstd xz:xz-utils \
 	gzip:gzip /usr/bin/time:time curl:curl
 
+# The newer engines come from Debian 13 packages, unpacked into a root filesystem that the test
+# harness chroots into (tests/common/mod.rs, `engines_root`; CONTAINER_LOADER_ENGINES_ROOT points
+# it elsewhere). mmdebstrap writes into a temporary directory that is renamed when complete and
+# then stamped, so an interrupted build is never reused. `make clean` removes it with target/.
+ENGINES_ROOT  := target/engines/trixie
+ENGINES_STAMP := $(ENGINES_ROOT).stamp
+ENGINES_PACKAGES := docker.io,containerd,podman,ca-certificates
+ENGINES_TOOLS := mmdebstrap:mmdebstrap unshare:util-linux
+
 # $(call ensure_tools,PAIRS): apt-get install the packages of the missing commands, all at once;
 # apt-get update runs only when something must be installed.
 define ensure_tools
@@ -63,7 +74,7 @@ if [ -n "$$missing" ]; then \
 fi
 endef
 
-.PHONY: all dist-armhf deps toolchain test demo bench clean install fuzz-smoke
+.PHONY: all dist-armhf deps engines-root toolchain test demo bench clean install fuzz-smoke
 
 all: $(DIST_x86_64) $(DIST_aarch64)
 
@@ -96,8 +107,26 @@ $(DIST_armhf): toolchain
 	@rustup target list --installed | grep -qx '$(TARGET_armhf)' || rustup target add $(TARGET_armhf)
 	$(call static_binary,armhf)
 
-deps:
+deps: engines-root
 	@$(call ensure_tools,$(TEST_TOOLS))
+
+engines-root: $(ENGINES_STAMP)
+
+# The mirror is the machine's own (the first http(s) URI of its apt sources that is not the
+# security archive, as benches/bench.rs picks it): CI reaches only that one.
+$(ENGINES_STAMP):
+	@$(call ensure_tools,$(ENGINES_TOOLS))
+	@# --one-file-system: never into a mount someone left inside an old root (its /dev, /sys).
+	rm -rf --one-file-system $(ENGINES_ROOT).tmp $(ENGINES_ROOT)
+	mkdir -p $(dir $(ENGINES_ROOT))
+	mirror=$$(cat /etc/apt/sources.list.d/debian.sources /etc/apt/sources.list 2>/dev/null \
+		| sed -e 's/#.*//' | tr -s ' \t' '\n\n' | awk '/^https?:/ && !/security/ { print; exit }' \
+		|| true); \
+	mirror=$${mirror:-http://deb.debian.org/debian}; \
+	echo "engines root: Debian 13 from $$mirror"; \
+	mmdebstrap --variant=apt --include=$(ENGINES_PACKAGES) trixie $(ENGINES_ROOT).tmp "$$mirror"
+	mv $(ENGINES_ROOT).tmp $(ENGINES_ROOT)
+	touch $@
 
 # Everything `all` needs besides cargo: the C tools and the rustup musl target.
 toolchain:
