@@ -10,25 +10,17 @@ use std::time::Duration;
 
 use common::*;
 
-on_both_engines! {
-    explicit_engine_kind_loads: docker_explicit_engine_kind_loads, podman_explicit_engine_kind_loads;
-    engine_kind_is_detected_automatically:
-        docker_engine_kind_is_detected_automatically, podman_engine_kind_is_detected_automatically;
-    explicit_auto_engine_loads: docker_explicit_auto_engine_loads, podman_explicit_auto_engine_loads;
-    host_as_unix_url_is_accepted: docker_host_as_unix_url_is_accepted, podman_host_as_unix_url_is_accepted;
-    host_as_plain_path_is_accepted:
-        docker_host_as_plain_path_is_accepted, podman_host_as_plain_path_is_accepted;
-    container_host_is_used_without_host_option:
-        docker_container_host_is_used_without_host_option,
-        podman_container_host_is_used_without_host_option;
-    docker_host_is_used_without_host_option:
-        docker_docker_host_is_used_without_host_option,
-        podman_docker_host_is_used_without_host_option;
-    container_host_wins_over_docker_host:
-        docker_container_host_wins_over_docker_host, podman_container_host_wins_over_docker_host;
-    host_option_wins_over_environment:
-        docker_host_option_wins_over_environment, podman_host_option_wins_over_environment;
-    late_socket_is_waited_for: docker_late_socket_is_waited_for, podman_late_socket_is_waited_for;
+on_every_engine! {
+    explicit_engine_kind_loads;
+    engine_kind_is_detected_automatically;
+    explicit_auto_engine_loads;
+    host_as_unix_url_is_accepted;
+    host_as_plain_path_is_accepted;
+    container_host_is_used_without_host_option;
+    docker_host_is_used_without_host_option;
+    container_host_wins_over_docker_host;
+    host_option_wins_over_environment;
+    late_socket_is_waited_for;
 }
 
 /// A package with one zstd image that the engine does not have yet.
@@ -59,17 +51,17 @@ fn nowhere() -> (TempDir, String) {
     (dir, path)
 }
 
-fn explicit_engine_kind_loads(kind: Kind) {
-    let engine = Engine::start(kind);
+fn explicit_engine_kind_loads(flavor: Flavor) {
+    let engine = Engine::start(flavor);
     let (pkg, fixture) = one_image("explicit");
 
-    let out = load_package(&engine, &pkg, &["--engine", kind.name()]);
+    let out = load_package(&engine, &pkg, &["--engine", flavor.family().name()]);
 
     assert_loaded(&engine, &pkg, &fixture, &out);
 }
 
-fn engine_kind_is_detected_automatically(kind: Kind) {
-    let engine = Engine::start(kind);
+fn engine_kind_is_detected_automatically(flavor: Flavor) {
+    let engine = Engine::start(flavor);
     let (pkg, fixture) = one_image("detected");
 
     let out = load_package(&engine, &pkg, &[]);
@@ -77,8 +69,8 @@ fn engine_kind_is_detected_automatically(kind: Kind) {
     assert_loaded(&engine, &pkg, &fixture, &out);
 }
 
-fn explicit_auto_engine_loads(kind: Kind) {
-    let engine = Engine::start(kind);
+fn explicit_auto_engine_loads(flavor: Flavor) {
+    let engine = Engine::start(flavor);
     let (pkg, fixture) = one_image("auto");
 
     let out = load_package(&engine, &pkg, &["-e", "auto"]);
@@ -86,8 +78,8 @@ fn explicit_auto_engine_loads(kind: Kind) {
     assert_loaded(&engine, &pkg, &fixture, &out);
 }
 
-fn host_as_unix_url_is_accepted(kind: Kind) {
-    let engine = Engine::start(kind);
+fn host_as_unix_url_is_accepted(flavor: Flavor) {
+    let engine = Engine::start(flavor);
     let (pkg, fixture) = one_image("url");
     let host = format!("unix://{}", engine.socket_path().display());
 
@@ -96,8 +88,8 @@ fn host_as_unix_url_is_accepted(kind: Kind) {
     assert_loaded(&engine, &pkg, &fixture, &out);
 }
 
-fn host_as_plain_path_is_accepted(kind: Kind) {
-    let engine = Engine::start(kind);
+fn host_as_plain_path_is_accepted(flavor: Flavor) {
+    let engine = Engine::start(flavor);
     let (pkg, fixture) = one_image("path");
     let host = engine.socket_path().display().to_string();
 
@@ -106,8 +98,8 @@ fn host_as_plain_path_is_accepted(kind: Kind) {
     assert_loaded(&engine, &pkg, &fixture, &out);
 }
 
-fn container_host_is_used_without_host_option(kind: Kind) {
-    let engine = Engine::start(kind);
+fn container_host_is_used_without_host_option(flavor: Flavor) {
+    let engine = Engine::start(flavor);
     let (pkg, fixture) = one_image("containerhost");
     let host = format!("unix://{}", engine.socket_path().display());
 
@@ -116,8 +108,8 @@ fn container_host_is_used_without_host_option(kind: Kind) {
     assert_loaded(&engine, &pkg, &fixture, &out);
 }
 
-fn docker_host_is_used_without_host_option(kind: Kind) {
-    let engine = Engine::start(kind);
+fn docker_host_is_used_without_host_option(flavor: Flavor) {
+    let engine = Engine::start(flavor);
     let (pkg, fixture) = one_image("dockerhost");
     let host = format!("unix://{}", engine.socket_path().display());
 
@@ -126,8 +118,8 @@ fn docker_host_is_used_without_host_option(kind: Kind) {
     assert_loaded(&engine, &pkg, &fixture, &out);
 }
 
-fn container_host_wins_over_docker_host(kind: Kind) {
-    let engine = Engine::start(kind);
+fn container_host_wins_over_docker_host(flavor: Flavor) {
+    let engine = Engine::start(flavor);
     let (pkg, fixture) = one_image("precedence");
     let host = format!("unix://{}", engine.socket_path().display());
     let (_dir, wrong) = nowhere();
@@ -141,8 +133,8 @@ fn container_host_wins_over_docker_host(kind: Kind) {
     assert_loaded(&engine, &pkg, &fixture, &out);
 }
 
-fn host_option_wins_over_environment(kind: Kind) {
-    let engine = Engine::start(kind);
+fn host_option_wins_over_environment(flavor: Flavor) {
+    let engine = Engine::start(flavor);
     let (pkg, fixture) = one_image("optionwins");
     let host = engine.socket_path().display().to_string();
     let (_dir, wrong) = nowhere();
@@ -156,10 +148,10 @@ fn host_option_wins_over_environment(kind: Kind) {
     assert_loaded(&engine, &pkg, &fixture, &out);
 }
 
-fn late_socket_is_waited_for(kind: Kind) {
+fn late_socket_is_waited_for(flavor: Flavor) {
     // The loader starts first (as at boot, racing the engine's own start); the engine
     // comes up 2 s later on the socket the loader was told to use.
-    let mut engine = Engine::unstarted(kind);
+    let mut engine = Engine::unstarted(flavor);
     let (pkg, fixture) = one_image("late");
     let host = engine.socket_path().display().to_string();
     let running = spawn_loader(&["-H", &host, "-l", &pkg.list_arg(), "--wait", "30"], &[]);

@@ -21,31 +21,15 @@ use std::time::{Duration, Instant};
 use common::proxy::{docker_refusal, podman_refusal, Fault, Proxy};
 use common::*;
 
-on_both_engines! {
-    engine_killed_mid_load_then_restarted_loads_on_rerun:
-        docker_engine_killed_mid_load_then_restarted_loads_on_rerun,
-        podman_engine_killed_mid_load_then_restarted_loads_on_rerun;
-    loader_killed_mid_load_leaves_no_image_and_no_lock:
-        docker_loader_killed_mid_load_leaves_no_image_and_no_lock,
-        podman_loader_killed_mid_load_leaves_no_image_and_no_lock;
-    connection_cut_at_any_offset_fails_the_entry_and_keeps_the_archive:
-        docker_connection_cut_at_any_offset_fails_the_entry_and_keeps_the_archive,
-        podman_connection_cut_at_any_offset_fails_the_entry_and_keeps_the_archive;
-    engine_stalled_mid_upload_fails_after_timeout:
-        docker_engine_stalled_mid_upload_fails_after_timeout,
-        podman_engine_stalled_mid_upload_fails_after_timeout;
-    engine_refusing_mid_upload_is_quoted_not_a_broken_pipe:
-        docker_engine_refusing_mid_upload_is_quoted_not_a_broken_pipe,
-        podman_engine_refusing_mid_upload_is_quoted_not_a_broken_pipe;
-    full_engine_storage_fails_the_entry_and_later_entries_still_load:
-        docker_full_engine_storage_fails_the_entry_and_later_entries_still_load,
-        podman_full_engine_storage_fails_the_entry_and_later_entries_still_load;
-    second_loader_waits_for_the_lock_and_loads_nothing_twice:
-        docker_second_loader_waits_for_the_lock_and_loads_nothing_twice,
-        podman_second_loader_waits_for_the_lock_and_loads_nothing_twice;
-    killed_between_load_and_recheck_keeps_the_archive:
-        docker_killed_between_load_and_recheck_keeps_the_archive,
-        podman_killed_between_load_and_recheck_keeps_the_archive;
+on_every_engine! {
+    engine_killed_mid_load_then_restarted_loads_on_rerun;
+    loader_killed_mid_load_leaves_no_image_and_no_lock;
+    connection_cut_at_any_offset_fails_the_entry_and_keeps_the_archive;
+    engine_stalled_mid_upload_fails_after_timeout;
+    engine_refusing_mid_upload_is_quoted_not_a_broken_pipe;
+    full_engine_storage_fails_the_entry_and_later_entries_still_load;
+    second_loader_waits_for_the_lock_and_loads_nothing_twice;
+    killed_between_load_and_recheck_keeps_the_archive;
 }
 
 /// Longest any faulted run may take: the faults below must never hang a boot.
@@ -146,8 +130,8 @@ fn assert_lock_free(locks: &TempDir) {
 // Engine killed, loader killed
 // ---------------------------------------------------------------------------------------
 
-fn engine_killed_mid_load_then_restarted_loads_on_rerun(kind: Kind) {
-    let mut engine = Engine::start(kind);
+fn engine_killed_mid_load_then_restarted_loads_on_rerun(flavor: Flavor) {
+    let mut engine = Engine::start(flavor);
     let pkg = Package::new();
     let locks = run_dir();
     let big = big_fixture("example.org/fault/engine-killed:1", 24 << 20);
@@ -197,8 +181,8 @@ fn engine_killed_mid_load_then_restarted_loads_on_rerun(kind: Kind) {
     assert_archive_kept(&archive, &data);
 }
 
-fn loader_killed_mid_load_leaves_no_image_and_no_lock(kind: Kind) {
-    let engine = Engine::start(kind);
+fn loader_killed_mid_load_leaves_no_image_and_no_lock(flavor: Flavor) {
+    let engine = Engine::start(flavor);
     let pkg = Package::new();
     let locks = run_dir();
     let big = big_fixture("example.org/fault/loader-killed:1", 24 << 20);
@@ -310,8 +294,8 @@ impl Faulted {
     }
 }
 
-fn connection_cut_at_any_offset_fails_the_entry_and_keeps_the_archive(kind: Kind) {
-    let engine = Engine::start(kind);
+fn connection_cut_at_any_offset_fails_the_entry_and_keeps_the_archive(flavor: Flavor) {
+    let engine = Engine::start(flavor);
     let probe = Faulted::new("cut-probe");
     let upload_len = probe.big.tar.len() as u64;
     // In the request line, in the headers, at the first body byte, inside the first
@@ -342,8 +326,8 @@ fn connection_cut_at_any_offset_fails_the_entry_and_keeps_the_archive(kind: Kind
     }
 }
 
-fn engine_stalled_mid_upload_fails_after_timeout(kind: Kind) {
-    let engine = Engine::start(kind);
+fn engine_stalled_mid_upload_fails_after_timeout(flavor: Flavor) {
+    let engine = Engine::start(flavor);
     // Early: the loader's writes block on full socket buffers. Late: the whole body fits in
     // the buffers and the loader waits for an answer that never comes.
     for (i, after) in [64u64 << 10, (1 << 20) - (100 << 10)]
@@ -375,12 +359,12 @@ fn engine_stalled_mid_upload_fails_after_timeout(kind: Kind) {
     }
 }
 
-fn engine_refusing_mid_upload_is_quoted_not_a_broken_pipe(kind: Kind) {
-    let engine = Engine::start(kind);
+fn engine_refusing_mid_upload_is_quoted_not_a_broken_pipe(flavor: Flavor) {
+    let engine = Engine::start(flavor);
     let f = Faulted::new("refuse");
     let locks = run_dir();
     let message = "write /var/lib/x/tmp/upload: no space left on device";
-    let answer = match kind {
+    let answer = match flavor.family() {
         Kind::Docker => docker_refusal(message),
         Kind::Podman => podman_refusal(message),
     };
@@ -408,12 +392,12 @@ fn engine_refusing_mid_upload_is_quoted_not_a_broken_pipe(kind: Kind) {
 // Storage full
 // ---------------------------------------------------------------------------------------
 
-fn full_engine_storage_fails_the_entry_and_later_entries_still_load(kind: Kind) {
+fn full_engine_storage_fails_the_entry_and_later_entries_still_load(flavor: Flavor) {
     // The engine's whole directory (docker: data-root and exec-root; podman: root, runroot,
     // and TMPDIR, where it first copies every upload) on a 48 MiB tmpfs; a 64 MiB archive.
     // The TempDir behind the engine unmounts it when the test ends. --no-space-check: this is
     // the engine's own error (the check's is in tests/space.rs).
-    let mut engine = Engine::unstarted(kind);
+    let mut engine = Engine::unstarted(flavor);
     let dir = engine.dir().to_owned();
     let status = Command::new("mount")
         .args(["-t", "tmpfs", "-o", "size=48m", "tmpfs"])
@@ -465,8 +449,8 @@ fn full_engine_storage_fails_the_entry_and_later_entries_still_load(kind: Kind) 
 // Two loaders at once
 // ---------------------------------------------------------------------------------------
 
-fn second_loader_waits_for_the_lock_and_loads_nothing_twice(kind: Kind) {
-    let engine = Engine::start(kind);
+fn second_loader_waits_for_the_lock_and_loads_nothing_twice(flavor: Flavor) {
+    let engine = Engine::start(flavor);
     let pkg = Package::new();
     let locks = run_dir();
     let big = big_fixture("example.org/twice/big:1", 4 << 20);
@@ -522,8 +506,8 @@ fn second_loader_waits_for_the_lock_and_loads_nothing_twice(kind: Kind) {
 // --delete-after-load and a kill right after the load
 // ---------------------------------------------------------------------------------------
 
-fn killed_between_load_and_recheck_keeps_the_archive(kind: Kind) {
-    let engine = Engine::start(kind);
+fn killed_between_load_and_recheck_keeps_the_archive(flavor: Flavor) {
+    let engine = Engine::start(flavor);
     let pkg = Package::new();
     let locks = run_dir();
     let fixture = Fixture::new("example.org/recheck/killed:1");
@@ -565,10 +549,8 @@ fn killed_between_load_and_recheck_keeps_the_archive(kind: Kind) {
 // Damaged archives: every region, several truncation points, empty, unreadable
 // ---------------------------------------------------------------------------------------
 
-on_both_engines! {
-    damage_in_any_region_is_reported_and_nothing_is_loaded:
-        docker_damage_in_any_region_is_reported_and_nothing_is_loaded,
-        podman_damage_in_any_region_is_reported_and_nothing_is_loaded;
+on_every_engine! {
+    damage_in_any_region_is_reported_and_nothing_is_loaded;
 }
 
 /// One damaged copy of an archive: its file name, and what was done to it.
@@ -617,8 +599,8 @@ fn damaged_copies(fixture: &Fixture) -> Vec<Damaged> {
     out
 }
 
-fn damage_in_any_region_is_reported_and_nothing_is_loaded(kind: Kind) {
-    let engine = Engine::start(kind);
+fn damage_in_any_region_is_reported_and_nothing_is_loaded(flavor: Flavor) {
+    let engine = Engine::start(flavor);
     let pkg = Package::new();
     let fixture = Fixture::new("example.org/damaged/img:1");
     let copies = damaged_copies(&fixture);
@@ -961,14 +943,13 @@ fn list_of_100000_lines_reports_each_and_keeps_line_numbers() {
     assert_loaded_intact(&engine, &fixture);
 }
 
-on_both_engines! {
-    list_with_crlf_line_ends_loads:
-        docker_list_with_crlf_line_ends_loads, podman_list_with_crlf_line_ends_loads;
+on_every_engine! {
+    list_with_crlf_line_ends_loads;
 }
 
-fn list_with_crlf_line_ends_loads(kind: Kind) {
+fn list_with_crlf_line_ends_loads(flavor: Flavor) {
     // A list edited on Windows: every line ends in CR LF, including comments and blanks.
-    let engine = Engine::start(kind);
+    let engine = Engine::start(flavor);
     let pkg = Package::new();
     let a = Fixture::new("example.org/crlf/a:1");
     // Line 4's REF has no tag: the CR must not end up in it as a tag or name.

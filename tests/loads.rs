@@ -9,61 +9,37 @@ use std::os::unix::fs::symlink;
 
 use common::*;
 
-on_both_engines! {
-    harness_tells_present_from_absent_images:
-        docker_harness_tells_present_from_absent_images,
-        podman_harness_tells_present_from_absent_images;
-    loads_zstd_archive: docker_loads_zstd_archive, podman_loads_zstd_archive;
-    loads_gzip_archive: docker_loads_gzip_archive, podman_loads_gzip_archive;
-    loads_multi_member_gzip_archive:
-        docker_loads_multi_member_gzip_archive, podman_loads_multi_member_gzip_archive;
-    loads_xz_archive: docker_loads_xz_archive, podman_loads_xz_archive;
-    loads_multi_block_xz_archive:
-        docker_loads_multi_block_xz_archive, podman_loads_multi_block_xz_archive;
-    loads_plain_tar_archive: docker_loads_plain_tar_archive, podman_loads_plain_tar_archive;
-    loads_multi_layer_archive: docker_loads_multi_layer_archive, podman_loads_multi_layer_archive;
-    loads_docker_archive_from_podman_save:
-        docker_loads_docker_archive_from_podman_save, podman_loads_docker_archive_from_podman_save;
-    loads_listed_tag_of_archive_with_several_tags:
-        docker_loads_listed_tag_of_archive_with_several_tags,
-        podman_loads_listed_tag_of_archive_with_several_tags;
-    reports_sizes_and_time_of_a_load:
-        docker_reports_sizes_and_time_of_a_load, podman_reports_sizes_and_time_of_a_load;
-    load_writes_nothing_to_stdout: docker_load_writes_nothing_to_stdout, podman_load_writes_nothing_to_stdout;
-    explicit_load_command_loads: docker_explicit_load_command_loads, podman_explicit_load_command_loads;
-    long_option_names_work: docker_long_option_names_work, podman_long_option_names_work;
-    short_name_is_found_again_after_loading:
-        docker_short_name_is_found_again_after_loading, podman_short_name_is_found_again_after_loading;
-    docker_io_repotag_is_found_by_short_name:
-        docker_docker_io_repotag_is_found_by_short_name, podman_docker_io_repotag_is_found_by_short_name;
-    second_run_skips_present_images:
-        docker_second_run_skips_present_images, podman_second_run_skips_present_images;
-    present_image_needs_no_archive:
-        docker_present_image_needs_no_archive, podman_present_image_needs_no_archive;
-    several_lists_load_in_one_run:
-        docker_several_lists_load_in_one_run, podman_several_lists_load_in_one_run;
-    list_path_is_reported_as_given:
-        docker_list_path_is_reported_as_given, podman_list_path_is_reported_as_given;
-    default_images_dir_is_beside_the_list:
-        docker_default_images_dir_is_beside_the_list, podman_default_images_dir_is_beside_the_list;
-    images_dir_option_overrides_the_default:
-        docker_images_dir_option_overrides_the_default, podman_images_dir_option_overrides_the_default;
-    archive_name_with_colon_loads:
-        docker_archive_name_with_colon_loads, podman_archive_name_with_colon_loads;
-    symlink_inside_images_dir_is_followed:
-        docker_symlink_inside_images_dir_is_followed, podman_symlink_inside_images_dir_is_followed;
-    delete_after_load_deletes_only_loaded_archives:
-        docker_delete_after_load_deletes_only_loaded_archives,
-        podman_delete_after_load_deletes_only_loaded_archives;
-    dry_run_loads_nothing: docker_dry_run_loads_nothing, podman_dry_run_loads_nothing;
-    dry_run_reports_archive_size: docker_dry_run_reports_archive_size, podman_dry_run_reports_archive_size;
-    status_json_reports_every_field:
-        docker_status_json_reports_every_field, podman_status_json_reports_every_field;
-    status_prints_entries_on_stdout_and_loads_nothing:
-        docker_status_prints_entries_on_stdout_and_loads_nothing,
-        podman_status_prints_entries_on_stdout_and_loads_nothing;
-    journal_stream_marks_loaded_lines_as_info:
-        docker_journal_stream_marks_loaded_lines_as_info, podman_journal_stream_marks_loaded_lines_as_info;
+on_every_engine! {
+    harness_tells_present_from_absent_images;
+    loads_zstd_archive;
+    loads_gzip_archive;
+    loads_multi_member_gzip_archive;
+    loads_xz_archive;
+    loads_multi_block_xz_archive;
+    loads_plain_tar_archive;
+    loads_multi_layer_archive;
+    loads_docker_archive_from_podman_save;
+    loads_listed_tag_of_archive_with_several_tags;
+    reports_sizes_and_time_of_a_load;
+    load_writes_nothing_to_stdout;
+    explicit_load_command_loads;
+    long_option_names_work;
+    short_name_is_found_again_after_loading;
+    docker_io_repotag_is_found_by_short_name;
+    second_run_skips_present_images;
+    present_image_needs_no_archive;
+    several_lists_load_in_one_run;
+    list_path_is_reported_as_given;
+    default_images_dir_is_beside_the_list;
+    images_dir_option_overrides_the_default;
+    archive_name_with_colon_loads;
+    symlink_inside_images_dir_is_followed;
+    delete_after_load_deletes_only_loaded_archives;
+    dry_run_loads_nothing;
+    dry_run_reports_archive_size;
+    status_json_reports_every_field;
+    status_prints_entries_on_stdout_and_loads_nothing;
+    journal_stream_marks_loaded_lines_as_info;
 }
 
 #[test]
@@ -90,8 +66,8 @@ fn podman_loads_oci_archive_from_podman_save() {
 
 /// The harness itself: an image loaded through the engine API is seen as present, with
 /// its ID and name, and another one as absent (so `assert_has_not` can fail).
-fn harness_tells_present_from_absent_images(kind: Kind) {
-    let engine = Engine::start(kind);
+fn harness_tells_present_from_absent_images(flavor: Flavor) {
+    let engine = Engine::start(flavor);
     let present = Fixture::new("example.org/harness/present:1");
     let absent = Fixture::new("example.org/harness/absent:1");
     assert!(!engine.has_image(&present.reference));
@@ -111,8 +87,8 @@ fn harness_tells_present_from_absent_images(kind: Kind) {
 }
 
 /// Loads one fixture compressed with `codec` and checks the entry line and the engine.
-fn loads_with(kind: Kind, codec: Codec) {
-    let engine = Engine::start(kind);
+fn loads_with(flavor: Flavor, codec: Codec) {
+    let engine = Engine::start(flavor);
     let pkg = Package::new();
     let fixture = Fixture::new("example.org/loads/app:1.0");
     let name = format!("app.{}", codec.extension());
@@ -140,32 +116,32 @@ fn loads_with(kind: Kind, codec: Codec) {
     );
 }
 
-fn loads_zstd_archive(kind: Kind) {
-    loads_with(kind, Codec::Zstd);
+fn loads_zstd_archive(flavor: Flavor) {
+    loads_with(flavor, Codec::Zstd);
 }
 
-fn loads_gzip_archive(kind: Kind) {
-    loads_with(kind, Codec::Gzip);
+fn loads_gzip_archive(flavor: Flavor) {
+    loads_with(flavor, Codec::Gzip);
 }
 
-fn loads_multi_member_gzip_archive(kind: Kind) {
-    loads_with(kind, Codec::GzipMultiMember);
+fn loads_multi_member_gzip_archive(flavor: Flavor) {
+    loads_with(flavor, Codec::GzipMultiMember);
 }
 
-fn loads_xz_archive(kind: Kind) {
-    loads_with(kind, Codec::Xz);
+fn loads_xz_archive(flavor: Flavor) {
+    loads_with(flavor, Codec::Xz);
 }
 
-fn loads_multi_block_xz_archive(kind: Kind) {
-    loads_with(kind, Codec::XzMultiBlock);
+fn loads_multi_block_xz_archive(flavor: Flavor) {
+    loads_with(flavor, Codec::XzMultiBlock);
 }
 
-fn loads_plain_tar_archive(kind: Kind) {
-    loads_with(kind, Codec::Tar);
+fn loads_plain_tar_archive(flavor: Flavor) {
+    loads_with(flavor, Codec::Tar);
 }
 
-fn loads_multi_layer_archive(kind: Kind) {
-    let engine = Engine::start(kind);
+fn loads_multi_layer_archive(flavor: Flavor) {
+    let engine = Engine::start(flavor);
     let pkg = Package::new();
     let fixture = Fixture::build(&["example.org/loads/layered:3"], 3);
     let line = pkg.add("layered.tar.zst", &fixture, Codec::Zstd);
@@ -179,8 +155,8 @@ fn loads_multi_layer_archive(kind: Kind) {
     assert_eq!(bare_id(&id), fixture.id);
 }
 
-fn loads_docker_archive_from_podman_save(kind: Kind) {
-    let engine = Engine::start(kind);
+fn loads_docker_archive_from_podman_save(flavor: Flavor) {
+    let engine = Engine::start(flavor);
     let pkg = Package::new();
     let fixture = Fixture::new("example.org/saved/docker:1.0");
     let archive = podman_saved(&fixture, "docker-archive");
@@ -199,8 +175,8 @@ fn loads_docker_archive_from_podman_save(kind: Kind) {
     engine.assert_has("example.org/saved/docker:1.0");
 }
 
-fn loads_listed_tag_of_archive_with_several_tags(kind: Kind) {
-    let engine = Engine::start(kind);
+fn loads_listed_tag_of_archive_with_several_tags(flavor: Flavor) {
+    let engine = Engine::start(flavor);
     let pkg = Package::new();
     let fixture = Fixture::build(
         &["example.org/tags/first:1", "example.org/tags/second:2"],
@@ -254,9 +230,9 @@ fn assert_size(printed: &str, actual: u64, context: &str) {
     );
 }
 
-fn reports_sizes_and_time_of_a_load(kind: Kind) {
+fn reports_sizes_and_time_of_a_load(flavor: Flavor) {
     // `LIST:LINE: REF: loaded from ARCHIVE (FORMAT, SIZE -> SIZE, T s)`
-    let engine = Engine::start(kind);
+    let engine = Engine::start(flavor);
     let pkg = Package::new();
     let fixture = Fixture::new("example.org/loads/sizes:1");
     let line = pkg.add("sizes.tar.xz", &fixture, Codec::Xz);
@@ -293,9 +269,9 @@ fn reports_sizes_and_time_of_a_load(kind: Kind) {
     );
 }
 
-fn dry_run_reports_archive_size(kind: Kind) {
+fn dry_run_reports_archive_size(flavor: Flavor) {
     // `LIST:LINE: REF: would load from ARCHIVE (FORMAT, SIZE)`
-    let engine = Engine::start(kind);
+    let engine = Engine::start(flavor);
     let pkg = Package::new();
     let fixture = Fixture::new("example.org/dry/size:1");
     let line = pkg.add("size.tar.gz", &fixture, Codec::Gzip);
@@ -317,8 +293,8 @@ fn dry_run_reports_archive_size(kind: Kind) {
     engine.assert_has_not(&fixture.reference);
 }
 
-fn load_writes_nothing_to_stdout(kind: Kind) {
-    let engine = Engine::start(kind);
+fn load_writes_nothing_to_stdout(flavor: Flavor) {
+    let engine = Engine::start(flavor);
     let pkg = Package::new();
     let fixture = Fixture::new("example.org/loads/quiet-stdout:1");
     let line = pkg.add("a.tar.zst", &fixture, Codec::Zstd);
@@ -330,8 +306,8 @@ fn load_writes_nothing_to_stdout(kind: Kind) {
     assert_eq!(out.stdout, "", "load reports on stderr only\n{out:?}");
 }
 
-fn explicit_load_command_loads(kind: Kind) {
-    let engine = Engine::start(kind);
+fn explicit_load_command_loads(flavor: Flavor) {
+    let engine = Engine::start(flavor);
     let pkg = Package::new();
     let fixture = Fixture::new("example.org/loads/explicit:1");
     let line = pkg.add("explicit.tar.zst", &fixture, Codec::Zstd);
@@ -345,8 +321,8 @@ fn explicit_load_command_loads(kind: Kind) {
     engine.assert_has("example.org/loads/explicit:1");
 }
 
-fn long_option_names_work(kind: Kind) {
-    let engine = Engine::start(kind);
+fn long_option_names_work(flavor: Flavor) {
+    let engine = Engine::start(flavor);
     let pkg = Package::new();
     let elsewhere = Package::new();
     let fixture = Fixture::new("example.org/loads/long-options:1");
@@ -364,7 +340,7 @@ fn long_option_names_work(kind: Kind) {
             "--images-dir",
             &images,
             "--engine",
-            kind.name(),
+            flavor.family().name(),
             "--wait",
             "30",
             "--timeout",
@@ -380,10 +356,10 @@ fn long_option_names_work(kind: Kind) {
     engine.assert_has("example.org/loads/long-options:1");
 }
 
-fn short_name_is_found_again_after_loading(kind: Kind) {
+fn short_name_is_found_again_after_loading(flavor: Flavor) {
     // RepoTags "debian:bookworm": docker keeps it as is, podman stores it as
     // localhost/debian:bookworm; either way the short name must be found again.
-    let engine = Engine::start(kind);
+    let engine = Engine::start(flavor);
     let pkg = Package::new();
     let fixture = Fixture::new("debian:bookworm");
     let line = pkg.add("debian.tar.zst", &fixture, Codec::Zstd);
@@ -404,10 +380,10 @@ fn short_name_is_found_again_after_loading(kind: Kind) {
         .assert_summary("0 loaded, 1 present, 0 failed");
 }
 
-fn docker_io_repotag_is_found_by_short_name(kind: Kind) {
+fn docker_io_repotag_is_found_by_short_name(flavor: Flavor) {
     // Archives written with a normalized name (docker.io/library/...) and listed by the
     // short name: both engines resolve the short name to the docker.io image.
-    let engine = Engine::start(kind);
+    let engine = Engine::start(flavor);
     let pkg = Package::new();
     let fixture = Fixture::new("docker.io/library/busybox:1.36");
     pkg.add_archive("busybox.tar.zst", &fixture.compressed(Codec::Zstd));
@@ -423,8 +399,8 @@ fn docker_io_repotag_is_found_by_short_name(kind: Kind) {
         .assert_entry(&pkg.list, 1, &["busybox:1.36: present, skipped"]);
 }
 
-fn second_run_skips_present_images(kind: Kind) {
-    let engine = Engine::start(kind);
+fn second_run_skips_present_images(flavor: Flavor) {
+    let engine = Engine::start(flavor);
     let pkg = Package::new();
     let a = Fixture::new("example.org/again/a:1");
     let b = Fixture::new("example.org/again/b:1");
@@ -457,9 +433,9 @@ fn second_run_skips_present_images(kind: Kind) {
     );
 }
 
-fn present_image_needs_no_archive(kind: Kind) {
+fn present_image_needs_no_archive(flavor: Flavor) {
     // The boot after a --delete-after-load run: the archive is gone, the image is there.
-    let engine = Engine::start(kind);
+    let engine = Engine::start(flavor);
     let pkg = Package::new();
     let fixture = Fixture::new("example.org/again/deleted:1");
     let line = pkg.add("deleted.tar.zst", &fixture, Codec::Zstd);
@@ -481,8 +457,8 @@ fn present_image_needs_no_archive(kind: Kind) {
         .assert_summary("0 loaded, 1 present, 0 failed");
 }
 
-fn several_lists_load_in_one_run(kind: Kind) {
-    let engine = Engine::start(kind);
+fn several_lists_load_in_one_run(flavor: Flavor) {
+    let engine = Engine::start(flavor);
     let first = Package::new();
     let second = Package::new();
     let a = Fixture::new("example.org/lists/a:1");
@@ -513,10 +489,10 @@ fn several_lists_load_in_one_run(kind: Kind) {
     engine.assert_has(&b.reference);
 }
 
-fn default_images_dir_is_beside_the_list(kind: Kind) {
+fn default_images_dir_is_beside_the_list(flavor: Flavor) {
     // The working directory has its own images/ with a broken archive of the same name:
     // only images/ beside the list may be used.
-    let engine = Engine::start(kind);
+    let engine = Engine::start(flavor);
     let pkg = Package::new();
     let decoy = Package::new();
     let fixture = Fixture::new("example.org/dirs/beside:1");
@@ -536,10 +512,10 @@ fn default_images_dir_is_beside_the_list(kind: Kind) {
     engine.assert_has(&fixture.reference);
 }
 
-fn list_path_is_reported_as_given(kind: Kind) {
+fn list_path_is_reported_as_given(flavor: Flavor) {
     // A relative list path: entry lines start with it verbatim, and images/ is found
     // beside it.
-    let engine = Engine::start(kind);
+    let engine = Engine::start(flavor);
     let pkg = Package::new();
     let fixture = Fixture::new("example.org/dirs/relative:1");
     let line = pkg.add("relative.tar.zst", &fixture, Codec::Zstd);
@@ -557,8 +533,8 @@ fn list_path_is_reported_as_given(kind: Kind) {
     engine.assert_has(&fixture.reference);
 }
 
-fn images_dir_option_overrides_the_default(kind: Kind) {
-    let engine = Engine::start(kind);
+fn images_dir_option_overrides_the_default(flavor: Flavor) {
+    let engine = Engine::start(flavor);
     let pkg = Package::new();
     let other = Package::new();
     let fixture = Fixture::new("example.org/dirs/override:1");
@@ -580,9 +556,9 @@ fn images_dir_option_overrides_the_default(kind: Kind) {
     engine.assert_has(&fixture.reference);
 }
 
-fn archive_name_with_colon_loads(kind: Kind) {
+fn archive_name_with_colon_loads(flavor: Flavor) {
     // What the ISAR recipe produces for docker://quay.io/libpod/alpine;tag=3.10.2.
-    let engine = Engine::start(kind);
+    let engine = Engine::start(flavor);
     let pkg = Package::new();
     let fixture = Fixture::new("quay.io/libpod/alpine:3.10.2");
     let line = pkg.add("quay.io.libpod.alpine:3.10.2.zst", &fixture, Codec::Zstd);
@@ -598,8 +574,8 @@ fn archive_name_with_colon_loads(kind: Kind) {
     engine.assert_has("quay.io/libpod/alpine:3.10.2");
 }
 
-fn symlink_inside_images_dir_is_followed(kind: Kind) {
-    let engine = Engine::start(kind);
+fn symlink_inside_images_dir_is_followed(flavor: Flavor) {
+    let engine = Engine::start(flavor);
     let pkg = Package::new();
     let fixture = Fixture::new("example.org/links/inside:1");
     pkg.add_archive("real.tar.zst", &fixture.compressed(Codec::Zstd));
@@ -613,8 +589,8 @@ fn symlink_inside_images_dir_is_followed(kind: Kind) {
     engine.assert_has(&fixture.reference);
 }
 
-fn delete_after_load_deletes_only_loaded_archives(kind: Kind) {
-    let engine = Engine::start(kind);
+fn delete_after_load_deletes_only_loaded_archives(flavor: Flavor) {
+    let engine = Engine::start(flavor);
     let pkg = Package::new();
     let present = Fixture::new("example.org/delete/present:1");
     let missing = Fixture::new("example.org/delete/missing:1");
@@ -654,8 +630,8 @@ fn delete_after_load_deletes_only_loaded_archives(kind: Kind) {
     );
 }
 
-fn dry_run_loads_nothing(kind: Kind) {
-    let engine = Engine::start(kind);
+fn dry_run_loads_nothing(flavor: Flavor) {
+    let engine = Engine::start(flavor);
     let pkg = Package::new();
     let present = Fixture::new("example.org/dry/present:1");
     let absent = Fixture::new("example.org/dry/absent:1");
@@ -689,8 +665,8 @@ fn dry_run_loads_nothing(kind: Kind) {
     );
 }
 
-fn status_json_reports_every_field(kind: Kind) {
-    let engine = Engine::start(kind);
+fn status_json_reports_every_field(flavor: Flavor) {
+    let engine = Engine::start(flavor);
     let pkg = Package::new();
     let loaded = Fixture::new("example.org/status/loaded:1");
     let absent = Fixture::new("example.org/status/absent:1");
@@ -787,8 +763,8 @@ fn status_json_reports_every_field(kind: Kind) {
     engine.assert_has_not(&absent.reference);
 }
 
-fn status_prints_entries_on_stdout_and_loads_nothing(kind: Kind) {
-    let engine = Engine::start(kind);
+fn status_prints_entries_on_stdout_and_loads_nothing(flavor: Flavor) {
+    let engine = Engine::start(flavor);
     let pkg = Package::new();
     let a = Fixture::new("example.org/status/text-a:1");
     let b = Fixture::new("example.org/status/text-b:1");
@@ -809,8 +785,8 @@ fn status_prints_entries_on_stdout_and_loads_nothing(kind: Kind) {
     assert_eq!(engine.image_count(), 0);
 }
 
-fn journal_stream_marks_loaded_lines_as_info(kind: Kind) {
-    let engine = Engine::start(kind);
+fn journal_stream_marks_loaded_lines_as_info(flavor: Flavor) {
+    let engine = Engine::start(flavor);
     let pkg = Package::new();
     let fixture = Fixture::new("example.org/journal/ok:1");
     let line = pkg.add("ok.tar.zst", &fixture, Codec::Zstd);

@@ -17,13 +17,9 @@ use std::time::Duration;
 use common::proxy::{Fault, Proxy};
 use common::*;
 
-on_both_engines! {
-    a_long_load_logs_its_progress_every_interval:
-        docker_a_long_load_logs_its_progress_every_interval,
-        podman_a_long_load_logs_its_progress_every_interval;
-    a_short_load_logs_no_progress_with_the_default_interval:
-        docker_a_short_load_logs_no_progress_with_the_default_interval,
-        podman_a_short_load_logs_no_progress_with_the_default_interval;
+on_every_engine! {
+    a_long_load_logs_its_progress_every_interval;
+    a_short_load_logs_no_progress_with_the_default_interval;
 }
 
 /// The slow archive: incompressible, so the bytes read from it keep pace with the upload.
@@ -55,8 +51,8 @@ struct SlowLoad {
 }
 
 impl SlowLoad {
-    fn new(kind: Kind, reference: &str) -> SlowLoad {
-        let engine = Engine::start(kind);
+    fn new(flavor: impl Into<Flavor>, reference: &str) -> SlowLoad {
+        let engine = Engine::start(flavor);
         let pkg = Package::new();
         let fixture = random_fixture(reference, SLOW_LEN);
         let line = pkg.add("slow.tar.zst", &fixture, Codec::Zstd);
@@ -165,8 +161,8 @@ fn on_a_terminal(args: &[String]) -> (i32, String) {
 // Without a terminal: a line every --progress-interval
 // ---------------------------------------------------------------------------------------
 
-fn a_long_load_logs_its_progress_every_interval(kind: Kind) {
-    let slow = SlowLoad::new(kind, "example.org/progress/journal:1");
+fn a_long_load_logs_its_progress_every_interval(flavor: Flavor) {
+    let slow = SlowLoad::new(flavor, "example.org/progress/journal:1");
 
     let out = slow.run(&["--progress-interval", "1"], &[]);
 
@@ -199,8 +195,8 @@ fn a_long_load_logs_its_progress_every_interval(kind: Kind) {
     );
 }
 
-fn a_short_load_logs_no_progress_with_the_default_interval(kind: Kind) {
-    let engine = Engine::start(kind);
+fn a_short_load_logs_no_progress_with_the_default_interval(flavor: Flavor) {
+    let engine = Engine::start(flavor);
     let pkg = Package::new();
     let fixture = Fixture::new("example.org/progress/short:1");
     let line = pkg.add("short.tar.gz", &fixture, Codec::Gzip);

@@ -10,13 +10,9 @@ use std::path::Path;
 use common::*;
 use serde_json::Value;
 
-on_both_engines! {
-    load_records_every_entry_in_status_json:
-        docker_load_records_every_entry_in_status_json,
-        podman_load_records_every_entry_in_status_json;
-    markers_name_each_present_image_and_hold_its_id:
-        docker_markers_name_each_present_image_and_hold_its_id,
-        podman_markers_name_each_present_image_and_hold_its_id;
+on_every_engine! {
+    load_records_every_entry_in_status_json;
+    markers_name_each_present_image_and_hold_its_id;
 }
 
 /// Loads `pkg` into `engine` with the run directory `run`.
@@ -32,8 +28,8 @@ fn status_file(run: &Path) -> Vec<Value> {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("status.json is not JSON ({e}): {text}"))
 }
 
-fn load_records_every_entry_in_status_json(kind: Kind) {
-    let engine = Engine::start(kind);
+fn load_records_every_entry_in_status_json(flavor: Flavor) {
+    let engine = Engine::start(flavor);
     let run = TempDir::new("run");
     let pkg = Package::new();
     let loaded = Fixture::new("example.org/ready/loaded:1");
@@ -63,8 +59,8 @@ fn load_records_every_entry_in_status_json(kind: Kind) {
     assert!(error.contains("gone.tar.zst not found in"), "{error}");
 }
 
-fn markers_name_each_present_image_and_hold_its_id(kind: Kind) {
-    let engine = Engine::start(kind);
+fn markers_name_each_present_image_and_hold_its_id(flavor: Flavor) {
+    let engine = Engine::start(flavor);
     let run = TempDir::new("run");
     let pkg = Package::new();
     let fixture = Fixture::new("example.org/ready/marked:1");

@@ -11,81 +11,41 @@ use std::process::Command;
 
 use common::*;
 
-on_both_engines! {
-    missing_archive_is_reported_and_others_still_load:
-        docker_missing_archive_is_reported_and_others_still_load,
-        podman_missing_archive_is_reported_and_others_still_load;
-    zstd_with_flipped_bytes_is_corrupt:
-        docker_zstd_with_flipped_bytes_is_corrupt, podman_zstd_with_flipped_bytes_is_corrupt;
-    gzip_with_flipped_bytes_is_corrupt:
-        docker_gzip_with_flipped_bytes_is_corrupt, podman_gzip_with_flipped_bytes_is_corrupt;
-    truncated_zstd_is_corrupt: docker_truncated_zstd_is_corrupt, podman_truncated_zstd_is_corrupt;
-    truncated_gzip_is_corrupt: docker_truncated_gzip_is_corrupt, podman_truncated_gzip_is_corrupt;
-    truncated_xz_is_corrupt: docker_truncated_xz_is_corrupt, podman_truncated_xz_is_corrupt;
-    zstd_with_bad_checksum_is_corrupt:
-        docker_zstd_with_bad_checksum_is_corrupt, podman_zstd_with_bad_checksum_is_corrupt;
-    gzip_with_bad_crc_is_corrupt: docker_gzip_with_bad_crc_is_corrupt, podman_gzip_with_bad_crc_is_corrupt;
-    gzip_second_member_with_bad_crc_is_corrupt:
-        docker_gzip_second_member_with_bad_crc_is_corrupt,
-        podman_gzip_second_member_with_bad_crc_is_corrupt;
-    xz_with_bad_block_check_is_corrupt:
-        docker_xz_with_bad_block_check_is_corrupt, podman_xz_with_bad_block_check_is_corrupt;
-    zstd_window_above_memory_limit_is_refused:
-        docker_zstd_window_above_memory_limit_is_refused,
-        podman_zstd_window_above_memory_limit_is_refused;
-    zstd_window_loads_with_raised_memory_limit:
-        docker_zstd_window_loads_with_raised_memory_limit,
-        podman_zstd_window_loads_with_raised_memory_limit;
-    xz_dictionary_above_memory_limit_is_refused:
-        docker_xz_dictionary_above_memory_limit_is_refused,
-        podman_xz_dictionary_above_memory_limit_is_refused;
-    xz_dictionary_loads_with_raised_memory_limit:
-        docker_xz_dictionary_loads_with_raised_memory_limit,
-        podman_xz_dictionary_loads_with_raised_memory_limit;
-    absolute_archive_path_is_refused:
-        docker_absolute_archive_path_is_refused, podman_absolute_archive_path_is_refused;
-    parent_dir_archive_path_is_refused:
-        docker_parent_dir_archive_path_is_refused, podman_parent_dir_archive_path_is_refused;
-    archive_in_subdirectory_is_refused:
-        docker_archive_in_subdirectory_is_refused, podman_archive_in_subdirectory_is_refused;
-    symlink_out_of_images_dir_is_refused:
-        docker_symlink_out_of_images_dir_is_refused, podman_symlink_out_of_images_dir_is_refused;
-    line_with_one_field_is_invalid:
-        docker_line_with_one_field_is_invalid, podman_line_with_one_field_is_invalid;
-    line_with_three_fields_is_invalid:
-        docker_line_with_three_fields_is_invalid, podman_line_with_three_fields_is_invalid;
-    line_with_nul_byte_is_refused:
-        docker_line_with_nul_byte_is_refused, podman_line_with_nul_byte_is_refused;
-    non_utf8_line_is_refused: docker_non_utf8_line_is_refused, podman_non_utf8_line_is_refused;
-    ten_megabyte_line_is_refused:
-        docker_ten_megabyte_line_is_refused, podman_ten_megabyte_line_is_refused;
-    uppercase_reference_is_invalid:
-        docker_uppercase_reference_is_invalid, podman_uppercase_reference_is_invalid;
-    path_traversal_reference_is_invalid:
-        docker_path_traversal_reference_is_invalid, podman_path_traversal_reference_is_invalid;
-    reference_with_space_is_refused:
-        docker_reference_with_space_is_refused, podman_reference_with_space_is_refused;
-    reference_with_empty_tag_is_invalid:
-        docker_reference_with_empty_tag_is_invalid, podman_reference_with_empty_tag_is_invalid;
-    list_that_is_a_directory_exits_2:
-        docker_list_that_is_a_directory_exits_2, podman_list_that_is_a_directory_exits_2;
-    missing_list_exits_2_naming_it:
-        docker_missing_list_exits_2_naming_it, podman_missing_list_exits_2_naming_it;
-    archive_that_is_a_directory_is_not_a_regular_file:
-        docker_archive_that_is_a_directory_is_not_a_regular_file,
-        podman_archive_that_is_a_directory_is_not_a_regular_file;
-    archive_that_is_a_fifo_is_not_a_regular_file:
-        docker_archive_that_is_a_fifo_is_not_a_regular_file,
-        podman_archive_that_is_a_fifo_is_not_a_regular_file;
-    archive_without_the_listed_tag_has_no_ref:
-        docker_archive_without_the_listed_tag_has_no_ref,
-        podman_archive_without_the_listed_tag_has_no_ref;
-    tar_that_is_not_an_image_is_refused_by_the_engine:
-        docker_tar_that_is_not_an_image_is_refused_by_the_engine,
-        podman_tar_that_is_not_an_image_is_refused_by_the_engine;
-    layer_not_matching_its_diff_id_is_refused_by_the_engine:
-        docker_layer_not_matching_its_diff_id_is_refused_by_the_engine,
-        podman_layer_not_matching_its_diff_id_is_refused_by_the_engine;
+on_every_engine! {
+    missing_archive_is_reported_and_others_still_load;
+    zstd_with_flipped_bytes_is_corrupt;
+    gzip_with_flipped_bytes_is_corrupt;
+    truncated_zstd_is_corrupt;
+    truncated_gzip_is_corrupt;
+    truncated_xz_is_corrupt;
+    zstd_with_bad_checksum_is_corrupt;
+    gzip_with_bad_crc_is_corrupt;
+    gzip_second_member_with_bad_crc_is_corrupt;
+    xz_with_bad_block_check_is_corrupt;
+    zstd_window_above_memory_limit_is_refused;
+    zstd_window_loads_with_raised_memory_limit;
+    xz_dictionary_above_memory_limit_is_refused;
+    xz_dictionary_loads_with_raised_memory_limit;
+    absolute_archive_path_is_refused;
+    parent_dir_archive_path_is_refused;
+    archive_in_subdirectory_is_refused;
+    symlink_out_of_images_dir_is_refused;
+    line_with_one_field_is_invalid;
+    line_with_three_fields_is_invalid;
+    line_with_nul_byte_is_refused;
+    non_utf8_line_is_refused;
+    ten_megabyte_line_is_refused;
+    uppercase_reference_is_invalid;
+    path_traversal_reference_is_invalid;
+    reference_with_space_is_refused;
+    reference_with_empty_tag_is_invalid;
+    list_that_is_a_directory_exits_2;
+    missing_list_exits_2_naming_it;
+    archive_that_is_a_directory_is_not_a_regular_file;
+    archive_that_is_a_fifo_is_not_a_regular_file;
+    archive_without_the_listed_tag_has_no_ref;
+    tar_that_is_not_an_image_is_refused_by_the_engine;
+    layer_not_matching_its_diff_id_is_refused_by_the_engine;
 }
 
 /// A list of three entries: a valid image on line 1, `bad_line` (whatever it is) on
@@ -150,8 +110,8 @@ impl Sandwich {
     }
 }
 
-fn missing_archive_is_reported_and_others_still_load(kind: Kind) {
-    let engine = Engine::start(kind);
+fn missing_archive_is_reported_and_others_still_load(flavor: Flavor) {
+    let engine = Engine::start(flavor);
     let s = Sandwich::new("missing");
     s.write(b"nowhere.tar.zst example.org/missing/nowhere:1");
 
@@ -167,8 +127,8 @@ fn missing_archive_is_reported_and_others_still_load(kind: Kind) {
 
 /// A corrupted archive on line 2 (with --delete-after-load): reported "corrupt", its
 /// image absent, the archive byte-for-byte kept; lines 1 and 3 load and are deleted.
-fn assert_corrupt(kind: Kind, codec: Codec, damage: impl FnOnce(&mut Vec<u8>)) {
-    let engine = Engine::start(kind);
+fn assert_corrupt(flavor: Flavor, codec: Codec, damage: impl FnOnce(&mut Vec<u8>)) {
+    let engine = Engine::start(flavor);
     let s = Sandwich::new("corrupt");
     let broken = Fixture::new("example.org/corrupt/broken:1");
     let mut data = broken.compressed(codec);
@@ -202,8 +162,8 @@ fn assert_corrupt(kind: Kind, codec: Codec, damage: impl FnOnce(&mut Vec<u8>)) {
     );
 }
 
-fn zstd_with_flipped_bytes_is_corrupt(kind: Kind) {
-    assert_corrupt(kind, Codec::Zstd, |d| {
+fn zstd_with_flipped_bytes_is_corrupt(flavor: Flavor) {
+    assert_corrupt(flavor, Codec::Zstd, |d| {
         let mid = d.len() / 2;
         for i in mid..mid + 8 {
             flip(d, i);
@@ -211,8 +171,8 @@ fn zstd_with_flipped_bytes_is_corrupt(kind: Kind) {
     });
 }
 
-fn gzip_with_flipped_bytes_is_corrupt(kind: Kind) {
-    assert_corrupt(kind, Codec::Gzip, |d| {
+fn gzip_with_flipped_bytes_is_corrupt(flavor: Flavor) {
+    assert_corrupt(flavor, Codec::Gzip, |d| {
         let mid = d.len() / 2;
         for i in mid..mid + 8 {
             flip(d, i);
@@ -220,53 +180,53 @@ fn gzip_with_flipped_bytes_is_corrupt(kind: Kind) {
     });
 }
 
-fn truncated_zstd_is_corrupt(kind: Kind) {
-    assert_corrupt(kind, Codec::Zstd, |d| d.truncate(d.len() * 6 / 10));
+fn truncated_zstd_is_corrupt(flavor: Flavor) {
+    assert_corrupt(flavor, Codec::Zstd, |d| d.truncate(d.len() * 6 / 10));
 }
 
-fn truncated_gzip_is_corrupt(kind: Kind) {
-    assert_corrupt(kind, Codec::Gzip, |d| d.truncate(d.len() * 6 / 10));
+fn truncated_gzip_is_corrupt(flavor: Flavor) {
+    assert_corrupt(flavor, Codec::Gzip, |d| d.truncate(d.len() * 6 / 10));
 }
 
-fn truncated_xz_is_corrupt(kind: Kind) {
-    assert_corrupt(kind, Codec::Xz, |d| d.truncate(d.len() * 6 / 10));
+fn truncated_xz_is_corrupt(flavor: Flavor) {
+    assert_corrupt(flavor, Codec::Xz, |d| d.truncate(d.len() * 6 / 10));
 }
 
-fn zstd_with_bad_checksum_is_corrupt(kind: Kind) {
+fn zstd_with_bad_checksum_is_corrupt(flavor: Flavor) {
     // The zstd CLI ends each frame with a 4-byte XXH64 content checksum: every byte of
     // the tar decodes fine, only the very end disagrees.
-    assert_corrupt(kind, Codec::Zstd, |d| {
+    assert_corrupt(flavor, Codec::Zstd, |d| {
         let last = d.len() - 1;
         flip(d, last);
     });
 }
 
-fn gzip_with_bad_crc_is_corrupt(kind: Kind) {
+fn gzip_with_bad_crc_is_corrupt(flavor: Flavor) {
     // gzip trailer: CRC32 (4 bytes) then ISIZE (4 bytes).
-    assert_corrupt(kind, Codec::Gzip, |d| {
+    assert_corrupt(flavor, Codec::Gzip, |d| {
         let crc = d.len() - 8;
         flip(d, crc);
     });
 }
 
-fn gzip_second_member_with_bad_crc_is_corrupt(kind: Kind) {
-    assert_corrupt(kind, Codec::GzipMultiMember, |d| {
+fn gzip_second_member_with_bad_crc_is_corrupt(flavor: Flavor) {
+    assert_corrupt(flavor, Codec::GzipMultiMember, |d| {
         let crc = d.len() - 8;
         flip(d, crc);
     });
 }
 
-fn xz_with_bad_block_check_is_corrupt(kind: Kind) {
+fn xz_with_bad_block_check_is_corrupt(flavor: Flavor) {
     // The block's CRC64 sits between the compressed data and the index at the end.
-    assert_corrupt(kind, Codec::Xz, |d| {
+    assert_corrupt(flavor, Codec::Xz, |d| {
         let check = xz_last_block_check_offset(d);
         flip(d, check);
     });
 }
 
 /// `codec`'s archive needs more decoder memory than the default 128M limit.
-fn assert_above_memory_limit(kind: Kind, codec: Codec) {
-    let engine = Engine::start(kind);
+fn assert_above_memory_limit(flavor: Flavor, codec: Codec) {
+    let engine = Engine::start(flavor);
     let s = Sandwich::new("memory");
     let big = Fixture::new("example.org/memory/big-window:1");
     let name = format!("big.{}", codec.extension());
@@ -289,8 +249,8 @@ fn assert_above_memory_limit(kind: Kind, codec: Codec) {
 }
 
 /// The same archive loads once the limit is raised.
-fn assert_loads_with_memory_limit(kind: Kind, codec: Codec, limit: &str) {
-    let engine = Engine::start(kind);
+fn assert_loads_with_memory_limit(flavor: Flavor, codec: Codec, limit: &str) {
+    let engine = Engine::start(flavor);
     let pkg = Package::new();
     let big = Fixture::new("example.org/memory/raised:1");
     let line = pkg.add(&format!("big.{}", codec.extension()), &big, codec);
@@ -308,22 +268,22 @@ fn assert_loads_with_memory_limit(kind: Kind, codec: Codec, limit: &str) {
     engine.assert_has(&big.reference);
 }
 
-fn zstd_window_above_memory_limit_is_refused(kind: Kind) {
+fn zstd_window_above_memory_limit_is_refused(flavor: Flavor) {
     // `zstd --long=30` from a pipe: the frame header asks for a 1 GiB window.
-    assert_above_memory_limit(kind, Codec::ZstdLong30);
+    assert_above_memory_limit(flavor, Codec::ZstdLong30);
 }
 
-fn zstd_window_loads_with_raised_memory_limit(kind: Kind) {
-    assert_loads_with_memory_limit(kind, Codec::ZstdLong30, "2G");
+fn zstd_window_loads_with_raised_memory_limit(flavor: Flavor) {
+    assert_loads_with_memory_limit(flavor, Codec::ZstdLong30, "2G");
 }
 
-fn xz_dictionary_above_memory_limit_is_refused(kind: Kind) {
+fn xz_dictionary_above_memory_limit_is_refused(flavor: Flavor) {
     // `xz --lzma2=dict=256MiB` keeps the 256 MiB dictionary even for a small input.
-    assert_above_memory_limit(kind, Codec::XzBigDictionary);
+    assert_above_memory_limit(flavor, Codec::XzBigDictionary);
 }
 
-fn xz_dictionary_loads_with_raised_memory_limit(kind: Kind) {
-    assert_loads_with_memory_limit(kind, Codec::XzBigDictionary, "512M");
+fn xz_dictionary_loads_with_raised_memory_limit(flavor: Flavor) {
+    assert_loads_with_memory_limit(flavor, Codec::XzBigDictionary, "512M");
 }
 
 /// A valid archive stored outside the images dir (beside the list), and its fixture.
@@ -334,8 +294,8 @@ fn outside_archive(pkg: &Package, tag: &str) -> (Fixture, std::path::PathBuf) {
     (outside, path)
 }
 
-fn absolute_archive_path_is_refused(kind: Kind) {
-    let engine = Engine::start(kind);
+fn absolute_archive_path_is_refused(flavor: Flavor) {
+    let engine = Engine::start(flavor);
     let s = Sandwich::new("absolute");
     let (outside, path) = outside_archive(&s.pkg, "absolute");
     s.write(format!("{} {}", path.display(), outside.reference).as_bytes());
@@ -347,8 +307,8 @@ fn absolute_archive_path_is_refused(kind: Kind) {
     s.assert_valid_lines_loaded(&engine, &out);
 }
 
-fn parent_dir_archive_path_is_refused(kind: Kind) {
-    let engine = Engine::start(kind);
+fn parent_dir_archive_path_is_refused(flavor: Flavor) {
+    let engine = Engine::start(flavor);
     let s = Sandwich::new("parent");
     let (outside, _) = outside_archive(&s.pkg, "parent");
     s.write(format!("../outside.tar.zst {}", outside.reference).as_bytes());
@@ -360,8 +320,8 @@ fn parent_dir_archive_path_is_refused(kind: Kind) {
     s.assert_valid_lines_loaded(&engine, &out);
 }
 
-fn archive_in_subdirectory_is_refused(kind: Kind) {
-    let engine = Engine::start(kind);
+fn archive_in_subdirectory_is_refused(flavor: Flavor) {
+    let engine = Engine::start(flavor);
     let s = Sandwich::new("subdir");
     let nested = Fixture::new("example.org/subdir/nested:1");
     fs::create_dir(s.pkg.images.join("sub")).unwrap();
@@ -376,8 +336,8 @@ fn archive_in_subdirectory_is_refused(kind: Kind) {
     s.assert_valid_lines_loaded(&engine, &out);
 }
 
-fn symlink_out_of_images_dir_is_refused(kind: Kind) {
-    let engine = Engine::start(kind);
+fn symlink_out_of_images_dir_is_refused(flavor: Flavor) {
+    let engine = Engine::start(flavor);
     let s = Sandwich::new("symlink");
     let (outside, path) = outside_archive(&s.pkg, "symlink");
     symlink(&path, s.pkg.archive("link.tar.zst")).unwrap();
@@ -397,8 +357,8 @@ fn symlink_out_of_images_dir_is_refused(kind: Kind) {
     s.assert_valid_lines_loaded(&engine, &out);
 }
 
-fn line_with_one_field_is_invalid(kind: Kind) {
-    let engine = Engine::start(kind);
+fn line_with_one_field_is_invalid(flavor: Flavor) {
+    let engine = Engine::start(flavor);
     let s = Sandwich::new("onefield");
     s.write(b"before.tar.zst");
 
@@ -412,8 +372,8 @@ fn line_with_one_field_is_invalid(kind: Kind) {
     s.assert_valid_lines_loaded(&engine, &out);
 }
 
-fn line_with_three_fields_is_invalid(kind: Kind) {
-    let engine = Engine::start(kind);
+fn line_with_three_fields_is_invalid(flavor: Flavor) {
+    let engine = Engine::start(flavor);
     let s = Sandwich::new("threefields");
     let third = Fixture::new("example.org/threefields/third:1");
     s.pkg
@@ -433,8 +393,8 @@ fn line_with_three_fields_is_invalid(kind: Kind) {
 
 /// Line 2 is hostile bytes: whatever the reason given, it must be reported against
 /// `LIST:2:` as invalid or failed, and lines 1 and 3 must load.
-fn assert_hostile_line(kind: Kind, tag: &str, line: &[u8]) -> Output {
-    let engine = Engine::start(kind);
+fn assert_hostile_line(flavor: Flavor, tag: &str, line: &[u8]) -> Output {
+    let engine = Engine::start(flavor);
     let s = Sandwich::new(tag);
     s.write(line);
 
@@ -451,25 +411,25 @@ fn assert_hostile_line(kind: Kind, tag: &str, line: &[u8]) -> Output {
     out
 }
 
-fn line_with_nul_byte_is_refused(kind: Kind) {
+fn line_with_nul_byte_is_refused(flavor: Flavor) {
     let fixture_name = b"before.tar.zst\0.tar.zst example.org/nul/x:1";
-    assert_hostile_line(kind, "nul", fixture_name);
+    assert_hostile_line(flavor, "nul", fixture_name);
 }
 
-fn non_utf8_line_is_refused(kind: Kind) {
-    assert_hostile_line(kind, "utf8", b"caf\xe9\xff.tar.zst example.org/utf8/x:1");
+fn non_utf8_line_is_refused(flavor: Flavor) {
+    assert_hostile_line(flavor, "utf8", b"caf\xe9\xff.tar.zst example.org/utf8/x:1");
 }
 
-fn ten_megabyte_line_is_refused(kind: Kind) {
+fn ten_megabyte_line_is_refused(flavor: Flavor) {
     let mut line = vec![b'a'; 10 * 1024 * 1024];
     line.extend_from_slice(b".tar.zst example.org/huge/x:1");
-    assert_hostile_line(kind, "huge", &line);
+    assert_hostile_line(flavor, "huge", &line);
 }
 
 /// Line 2 names a valid archive but an invalid REF: refused as an invalid image
 /// reference (echoing REF) before the engine is asked about it.
-fn assert_invalid_reference(kind: Kind, tag: &str, reference: &str) {
-    let engine = Engine::start(kind);
+fn assert_invalid_reference(flavor: Flavor, tag: &str, reference: &str) {
+    let engine = Engine::start(flavor);
     let s = Sandwich::new(tag);
     let other = Fixture::new(&format!("example.org/{tag}/other:1"));
     s.pkg
@@ -487,22 +447,22 @@ fn assert_invalid_reference(kind: Kind, tag: &str, reference: &str) {
     s.assert_valid_lines_loaded(&engine, &out);
 }
 
-fn uppercase_reference_is_invalid(kind: Kind) {
-    assert_invalid_reference(kind, "upper", "UPPER/case:tag");
+fn uppercase_reference_is_invalid(flavor: Flavor) {
+    assert_invalid_reference(flavor, "upper", "UPPER/case:tag");
 }
 
-fn path_traversal_reference_is_invalid(kind: Kind) {
-    assert_invalid_reference(kind, "traversal", "../../containers/json?all=1");
+fn path_traversal_reference_is_invalid(flavor: Flavor) {
+    assert_invalid_reference(flavor, "traversal", "../../containers/json?all=1");
 }
 
-fn reference_with_empty_tag_is_invalid(kind: Kind) {
-    assert_invalid_reference(kind, "emptytag", "example.org/emptytag/name:");
+fn reference_with_empty_tag_is_invalid(flavor: Flavor) {
+    assert_invalid_reference(flavor, "emptytag", "example.org/emptytag/name:");
 }
 
-fn reference_with_space_is_refused(kind: Kind) {
+fn reference_with_space_is_refused(flavor: Flavor) {
     // A space splits the line into more than two fields, so "invalid line" is as right
     // as "invalid image reference"; either way nothing from line 2 is loaded.
-    let engine = Engine::start(kind);
+    let engine = Engine::start(flavor);
     let s = Sandwich::new("space");
     let other = Fixture::new("example.org/space/other:1");
     s.pkg
@@ -561,8 +521,8 @@ fn bad_references_are_never_sent_to_the_engine() {
     }
 }
 
-fn list_that_is_a_directory_exits_2(kind: Kind) {
-    let engine = Engine::start(kind);
+fn list_that_is_a_directory_exits_2(flavor: Flavor) {
+    let engine = Engine::start(flavor);
     let pkg = Package::new();
     let dir = pkg.images.display().to_string();
 
@@ -572,9 +532,9 @@ fn list_that_is_a_directory_exits_2(kind: Kind) {
         .assert_stderr_contains(&format!("{dir}: cannot read image list"));
 }
 
-fn missing_list_exits_2_naming_it(kind: Kind) {
+fn missing_list_exits_2_naming_it(flavor: Flavor) {
     // The unreadable list is reported; the other list still runs first.
-    let engine = Engine::start(kind);
+    let engine = Engine::start(flavor);
     let pkg = Package::new();
     let fixture = Fixture::new("example.org/lists/readable:1");
     let line = pkg.add("readable.tar.zst", &fixture, Codec::Zstd);
@@ -593,8 +553,8 @@ fn missing_list_exits_2_naming_it(kind: Kind) {
     engine.assert_has(&fixture.reference);
 }
 
-fn assert_not_regular_file(kind: Kind, make: impl FnOnce(&Path)) {
-    let engine = Engine::start(kind);
+fn assert_not_regular_file(flavor: Flavor, make: impl FnOnce(&Path)) {
+    let engine = Engine::start(flavor);
     let s = Sandwich::new("notfile");
     make(&s.pkg.archive("odd.tar.zst"));
     s.write(b"odd.tar.zst example.org/notfile/odd:1");
@@ -609,24 +569,24 @@ fn assert_not_regular_file(kind: Kind, make: impl FnOnce(&Path)) {
     s.assert_valid_lines_loaded(&engine, &out);
 }
 
-fn archive_that_is_a_directory_is_not_a_regular_file(kind: Kind) {
-    assert_not_regular_file(kind, |p| fs::create_dir(p).unwrap());
+fn archive_that_is_a_directory_is_not_a_regular_file(flavor: Flavor) {
+    assert_not_regular_file(flavor, |p| fs::create_dir(p).unwrap());
 }
 
-fn archive_that_is_a_fifo_is_not_a_regular_file(kind: Kind) {
+fn archive_that_is_a_fifo_is_not_a_regular_file(flavor: Flavor) {
     // Opening a fifo for reading blocks until a writer appears: the loader must check the
     // file type first (the harness kills it after 120 s otherwise).
-    assert_not_regular_file(kind, |p| {
+    assert_not_regular_file(flavor, |p| {
         let status = Command::new("mkfifo").arg(p).status().expect("mkfifo");
         assert!(status.success());
     });
 }
 
-fn archive_without_the_listed_tag_has_no_ref(kind: Kind) {
+fn archive_without_the_listed_tag_has_no_ref(flavor: Flavor) {
     // The archive holds two images, neither under the listed name: which one the list means
     // cannot be told, so nothing is tagged, the entry fails and the archive is kept despite
     // --delete-after-load. (One image under another name is tagged: verify.rs.)
-    let engine = Engine::start(kind);
+    let engine = Engine::start(flavor);
     let s = Sandwich::new("wrongtag");
     let a = Fixture::new("example.org/wrongtag/actual:1");
     let b = Fixture::new("example.org/wrongtag/other:1");
@@ -655,8 +615,8 @@ fn archive_without_the_listed_tag_has_no_ref(kind: Kind) {
     assert!(path.exists(), "archive kept");
 }
 
-fn tar_that_is_not_an_image_is_refused_by_the_engine(kind: Kind) {
-    let engine = Engine::start(kind);
+fn tar_that_is_not_an_image_is_refused_by_the_engine(flavor: Flavor) {
+    let engine = Engine::start(flavor);
     let s = Sandwich::new("notimage");
     let mut b = tar::Builder::new(Vec::new());
     let mut h = tar::Header::new_ustar();
@@ -682,10 +642,10 @@ fn tar_that_is_not_an_image_is_refused_by_the_engine(kind: Kind) {
     s.assert_valid_lines_loaded(&engine, &out);
 }
 
-fn layer_not_matching_its_diff_id_is_refused_by_the_engine(kind: Kind) {
+fn layer_not_matching_its_diff_id_is_refused_by_the_engine(flavor: Flavor) {
     // A flipped byte inside a layer's file content (uncompressed tar, so no decoder can
     // notice): the engines compare each layer with the config's diff_ids.
-    let engine = Engine::start(kind);
+    let engine = Engine::start(flavor);
     let s = Sandwich::new("diffid");
     let broken = Fixture::new("example.org/diffid/broken:1");
     let mut data = broken.tar.clone();

@@ -14,22 +14,12 @@ use std::process::{Command, Stdio};
 use common::proxy::{Fault, Proxy};
 use common::*;
 
-on_both_engines! {
-    archive_that_cannot_fit_is_skipped_and_later_entries_still_load:
-        docker_archive_that_cannot_fit_is_skipped_and_later_entries_still_load,
-        podman_archive_that_cannot_fit_is_skipped_and_later_entries_still_load;
-    no_space_check_sends_it_and_the_engine_reports_the_full_disk:
-        docker_no_space_check_sends_it_and_the_engine_reports_the_full_disk,
-        podman_no_space_check_sends_it_and_the_engine_reports_the_full_disk;
-    archive_that_fits_loads_as_before:
-        docker_archive_that_fits_loads_as_before,
-        podman_archive_that_fits_loads_as_before;
-    dry_run_reports_the_shortfall:
-        docker_dry_run_reports_the_shortfall,
-        podman_dry_run_reports_the_shortfall;
-    engine_directory_the_loader_cannot_see_skips_the_check:
-        docker_engine_directory_the_loader_cannot_see_skips_the_check,
-        podman_engine_directory_the_loader_cannot_see_skips_the_check;
+on_every_engine! {
+    archive_that_cannot_fit_is_skipped_and_later_entries_still_load;
+    no_space_check_sends_it_and_the_engine_reports_the_full_disk;
+    archive_that_fits_loads_as_before;
+    dry_run_reports_the_shortfall;
+    engine_directory_the_loader_cannot_see_skips_the_check;
 }
 
 /// The tmpfs under the engine: room for the engine's own files and a few MiB of images.
@@ -50,19 +40,24 @@ fn small_disk(dir: &Path) {
 
 /// An engine whose whole directory (docker: data root; podman: store and TMPDIR) is on a
 /// small tmpfs.
-fn engine_on_small_disk(kind: Kind) -> Engine {
-    let mut engine = Engine::unstarted(kind);
+fn engine_on_small_disk(flavor: Flavor) -> Engine {
+    let mut engine = Engine::unstarted(flavor);
     small_disk(engine.dir());
     engine.launch();
     engine
 }
 
-/// Where the engine copies an upload: docker under its data root, podman in its TMPDIR (the
-/// harness starts docker with `--data-root DIR/root`, podman with `TMPDIR=DIR/tmp`).
+/// Where the engine copies an upload: classic docker under its data root, podman in its
+/// TMPDIR (the harness starts docker with `--data-root DIR/root`, podman with
+/// `TMPDIR=DIR/tmp`), docker's containerd image store in containerd's content store (the one
+/// dockerd starts keeps its root in the data root).
 fn upload_dir(engine: &Engine) -> PathBuf {
-    match engine.kind() {
-        Kind::Docker => engine.dir().join("root/tmp"),
-        Kind::Podman => engine.dir().join("tmp"),
+    match engine.flavor() {
+        Flavor::Docker20 | Flavor::Docker26 => engine.dir().join("root/tmp"),
+        Flavor::Docker26Containerd => engine
+            .dir()
+            .join("root/containerd/daemon/io.containerd.content.v1.content/ingest"),
+        Flavor::Podman43 | Flavor::Podman54 => engine.dir().join("tmp"),
     }
 }
 
@@ -145,8 +140,8 @@ fn assert_kept(path: &Path, data: &[u8]) {
     assert!(now == data, "{} changed on disk", path.display());
 }
 
-fn archive_that_cannot_fit_is_skipped_and_later_entries_still_load(kind: Kind) {
-    let engine = engine_on_small_disk(kind);
+fn archive_that_cannot_fit_is_skipped_and_later_entries_still_load(flavor: Flavor) {
+    let engine = engine_on_small_disk(flavor);
     let t = big_then_small("skip");
     assert!(t.big_data.len() < 4 << 20, "the archive itself would fit");
 
@@ -181,8 +176,8 @@ fn archive_that_cannot_fit_is_skipped_and_later_entries_still_load(kind: Kind) {
     assert_kept(&t.pkg.archive("big.tar.zst"), &t.big_data);
 }
 
-fn no_space_check_sends_it_and_the_engine_reports_the_full_disk(kind: Kind) {
-    let engine = engine_on_small_disk(kind);
+fn no_space_check_sends_it_and_the_engine_reports_the_full_disk(flavor: Flavor) {
+    let engine = engine_on_small_disk(flavor);
     let t = big_then_small("nocheck");
 
     let out = load_package(&engine, &t.pkg, &["--no-space-check"]);
@@ -207,9 +202,9 @@ fn no_space_check_sends_it_and_the_engine_reports_the_full_disk(kind: Kind) {
     engine.assert_has(&t.small.reference);
 }
 
-fn archive_that_fits_loads_as_before(kind: Kind) {
+fn archive_that_fits_loads_as_before(flavor: Flavor) {
     // 8 MiB: room for podman's copy, its layer blobs and the layer itself (3x) on 48 MiB.
-    let engine = engine_on_small_disk(kind);
+    let engine = engine_on_small_disk(flavor);
     let pkg = Package::new();
     let image = compressible_image("example.org/space/fits:1", 8 << 20);
     pkg.add_archive("fits.tar.zst", &zstd_with_size(&image.tar));
@@ -244,8 +239,8 @@ fn archive_that_fits_loads_as_before(kind: Kind) {
     engine.assert_has(&image.reference);
 }
 
-fn dry_run_reports_the_shortfall(kind: Kind) {
-    let engine = engine_on_small_disk(kind);
+fn dry_run_reports_the_shortfall(flavor: Flavor) {
+    let engine = engine_on_small_disk(flavor);
     let t = big_then_small("dry");
 
     let out = load_package(&engine, &t.pkg, &["--dry-run"]);
@@ -289,11 +284,11 @@ fn podman_temp_directory_is_checked_apart_from_its_store() {
     engine.assert_has_not(&t.big.reference);
 }
 
-fn engine_directory_the_loader_cannot_see_skips_the_check(kind: Kind) {
+fn engine_directory_the_loader_cannot_see_skips_the_check(flavor: Flavor) {
     // The loader runs in a mount namespace where an empty tmpfs hides the engine's directory
     // (reached through a proxy socket outside it), as in a sandbox: the check is skipped, the
     // entry loads.
-    let engine = Engine::start(kind);
+    let engine = Engine::start(flavor);
     let pkg = Package::new();
     let image = compressible_image("example.org/space/unseen:1", 1 << 20);
     pkg.add_archive("unseen.tar.zst", &zstd_with_size(&image.tar));

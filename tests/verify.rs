@@ -9,40 +9,18 @@ mod common;
 use common::*;
 use serde_json::Value;
 
-on_both_engines! {
-    verify_skips_an_image_that_is_the_archives:
-        docker_verify_skips_an_image_that_is_the_archives,
-        podman_verify_skips_an_image_that_is_the_archives;
-    verify_reports_an_image_that_differs_and_keeps_it:
-        docker_verify_reports_an_image_that_differs_and_keeps_it,
-        podman_verify_reports_an_image_that_differs_and_keeps_it;
-    replace_differing_loads_the_archive_over_the_engines_image:
-        docker_replace_differing_loads_the_archive_over_the_engines_image,
-        podman_replace_differing_loads_the_archive_over_the_engines_image;
-    verify_without_the_archive_keeps_a_present_image:
-        docker_verify_without_the_archive_keeps_a_present_image,
-        podman_verify_without_the_archive_keeps_a_present_image;
-    verify_fails_an_entry_whose_archive_is_corrupt:
-        docker_verify_fails_an_entry_whose_archive_is_corrupt,
-        podman_verify_fails_an_entry_whose_archive_is_corrupt;
-    status_verify_shows_differs_with_both_ids:
-        docker_status_verify_shows_differs_with_both_ids,
-        podman_status_verify_shows_differs_with_both_ids;
-    archive_tagged_otherwise_is_tagged_as_listed:
-        docker_archive_tagged_otherwise_is_tagged_as_listed,
-        podman_archive_tagged_otherwise_is_tagged_as_listed;
-    untagged_archive_is_tagged_as_listed:
-        docker_untagged_archive_is_tagged_as_listed,
-        podman_untagged_archive_is_tagged_as_listed;
-    tagless_reference_is_tagged_latest:
-        docker_tagless_reference_is_tagged_latest,
-        podman_tagless_reference_is_tagged_latest;
-    short_name_given_by_tag_is_found_on_the_next_run:
-        docker_short_name_given_by_tag_is_found_on_the_next_run,
-        podman_short_name_given_by_tag_is_found_on_the_next_run;
-    load_checks_the_listed_name_is_the_archives_image:
-        docker_load_checks_the_listed_name_is_the_archives_image,
-        podman_load_checks_the_listed_name_is_the_archives_image;
+on_every_engine! {
+    verify_skips_an_image_that_is_the_archives;
+    verify_reports_an_image_that_differs_and_keeps_it;
+    replace_differing_loads_the_archive_over_the_engines_image;
+    verify_without_the_archive_keeps_a_present_image;
+    verify_fails_an_entry_whose_archive_is_corrupt;
+    status_verify_shows_differs_with_both_ids;
+    archive_tagged_otherwise_is_tagged_as_listed;
+    untagged_archive_is_tagged_as_listed;
+    tagless_reference_is_tagged_latest;
+    short_name_given_by_tag_is_found_on_the_next_run;
+    load_checks_the_listed_name_is_the_archives_image;
 }
 
 /// `fixture`'s archive in `pkg` as `name`, listed as `reference`.
@@ -58,8 +36,8 @@ fn other_image_as(engine: &Engine, reference: &str) -> String {
     engine.assert_has(reference)
 }
 
-fn verify_skips_an_image_that_is_the_archives(kind: Kind) {
-    let engine = Engine::start(kind);
+fn verify_skips_an_image_that_is_the_archives(flavor: Flavor) {
+    let engine = Engine::start(flavor);
     let pkg = Package::new();
     let fixture = Fixture::new("example.org/verify/same:1");
     listed(&pkg, "same.tar.zst", &fixture, &fixture.reference);
@@ -80,8 +58,8 @@ fn verify_skips_an_image_that_is_the_archives(kind: Kind) {
         .assert_summary("0 loaded, 1 present, 0 differ, 0 failed");
 }
 
-fn verify_reports_an_image_that_differs_and_keeps_it(kind: Kind) {
-    let engine = Engine::start(kind);
+fn verify_reports_an_image_that_differs_and_keeps_it(flavor: Flavor) {
+    let engine = Engine::start(flavor);
     let pkg = Package::new();
     let fixture = Fixture::new("example.org/verify/differs:1");
     listed(&pkg, "d.tar.zst", &fixture, &fixture.reference);
@@ -105,8 +83,8 @@ fn verify_reports_an_image_that_differs_and_keeps_it(kind: Kind) {
     assert_eq!(engine.assert_has(&fixture.reference), runtime_id);
 }
 
-fn replace_differing_loads_the_archive_over_the_engines_image(kind: Kind) {
-    let engine = Engine::start(kind);
+fn replace_differing_loads_the_archive_over_the_engines_image(flavor: Flavor) {
+    let engine = Engine::start(flavor);
     let pkg = Package::new();
     let fixture = Fixture::new("example.org/verify/replace:1");
     listed(&pkg, "r.tar.zst", &fixture, &fixture.reference);
@@ -124,9 +102,9 @@ fn replace_differing_loads_the_archive_over_the_engines_image(kind: Kind) {
         .assert_summary("0 loaded, 1 present, 0 differ, 0 failed");
 }
 
-fn verify_without_the_archive_keeps_a_present_image(kind: Kind) {
+fn verify_without_the_archive_keeps_a_present_image(flavor: Flavor) {
     // With --delete-after-load the archive is gone once loaded: nothing to compare with.
-    let engine = Engine::start(kind);
+    let engine = Engine::start(flavor);
     let pkg = Package::new();
     let fixture = Fixture::new("example.org/verify/gone:1");
     pkg.write_list(&["gone.tar.zst example.org/verify/gone:1"]);
@@ -143,8 +121,8 @@ fn verify_without_the_archive_keeps_a_present_image(kind: Kind) {
         .assert_summary("0 loaded, 1 present, 0 differ, 0 failed");
 }
 
-fn verify_fails_an_entry_whose_archive_is_corrupt(kind: Kind) {
-    let engine = Engine::start(kind);
+fn verify_fails_an_entry_whose_archive_is_corrupt(flavor: Flavor) {
+    let engine = Engine::start(flavor);
     let pkg = Package::new();
     let fixture = Fixture::new("example.org/verify/corrupt:1");
     let mut data = fixture.compressed(Codec::Zstd);
@@ -166,8 +144,8 @@ fn verify_fails_an_entry_whose_archive_is_corrupt(kind: Kind) {
     assert_eq!(bare_id(&engine.assert_has(&fixture.reference)), fixture.id);
 }
 
-fn status_verify_shows_differs_with_both_ids(kind: Kind) {
-    let engine = Engine::start(kind);
+fn status_verify_shows_differs_with_both_ids(flavor: Flavor) {
+    let engine = Engine::start(flavor);
     let pkg = Package::new();
     let same = Fixture::new("example.org/verify/st-same:1");
     let other = Fixture::new("example.org/verify/st-other:1");
@@ -210,8 +188,8 @@ fn status_verify_shows_differs_with_both_ids(kind: Kind) {
     );
 }
 
-fn archive_tagged_otherwise_is_tagged_as_listed(kind: Kind) {
-    let engine = Engine::start(kind);
+fn archive_tagged_otherwise_is_tagged_as_listed(flavor: Flavor) {
+    let engine = Engine::start(flavor);
     let pkg = Package::new();
     let fixture = Fixture::new("example.org/tag/actual:1");
     listed(&pkg, "t.tar.zst", &fixture, "example.org/tag/listed:2");
@@ -243,8 +221,8 @@ fn archive_tagged_otherwise_is_tagged_as_listed(kind: Kind) {
         .assert_summary("0 loaded, 1 present, 0 failed");
 }
 
-fn untagged_archive_is_tagged_as_listed(kind: Kind) {
-    let engine = Engine::start(kind);
+fn untagged_archive_is_tagged_as_listed(flavor: Flavor) {
+    let engine = Engine::start(flavor);
     let pkg = Package::new();
     let fixture = Fixture::build(&[], 1);
     listed(&pkg, "u.tar.zst", &fixture, "example.org/tag/untagged:1");
@@ -265,8 +243,8 @@ fn untagged_archive_is_tagged_as_listed(kind: Kind) {
     );
 }
 
-fn tagless_reference_is_tagged_latest(kind: Kind) {
-    let engine = Engine::start(kind);
+fn tagless_reference_is_tagged_latest(flavor: Flavor) {
+    let engine = Engine::start(flavor);
     let pkg = Package::new();
     let fixture = Fixture::new("example.org/tag/versioned:3");
     listed(&pkg, "v.tar.zst", &fixture, "example.org/tag/plain");
@@ -281,10 +259,10 @@ fn tagless_reference_is_tagged_latest(kind: Kind) {
     );
 }
 
-fn short_name_given_by_tag_is_found_on_the_next_run(kind: Kind) {
+fn short_name_given_by_tag_is_found_on_the_next_run(flavor: Flavor) {
     // podman files a short name under localhost/, docker under docker.io/library/: either way
     // the next boot must find it under the name the list writes.
-    let engine = Engine::start(kind);
+    let engine = Engine::start(flavor);
     let pkg = Package::new();
     let fixture = Fixture::new("example.org/tag/long-name:1");
     listed(&pkg, "s.tar.zst", &fixture, "tagshort:1");
@@ -299,10 +277,10 @@ fn short_name_given_by_tag_is_found_on_the_next_run(kind: Kind) {
         .assert_summary("0 loaded, 1 present, 0 differ, 0 failed");
 }
 
-fn load_checks_the_listed_name_is_the_archives_image(kind: Kind) {
+fn load_checks_the_listed_name_is_the_archives_image(flavor: Flavor) {
     // The listed name is in the archive: after the load it must be that image, and no tag
     // is added. An image that had the name before is replaced by the load itself.
-    let engine = Engine::start(kind);
+    let engine = Engine::start(flavor);
     let pkg = Package::new();
     let fixture = Fixture::build(&["example.org/tag/both:1", "example.org/tag/both:2"], 1);
     listed(&pkg, "b.tar.zst", &fixture, "example.org/tag/both:2");

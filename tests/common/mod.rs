@@ -263,6 +263,7 @@ fn dechunk(mut body: &str) -> String {
 // Engines
 // ---------------------------------------------------------------------------------------
 
+/// An engine family: what the loader's `--engine` names, and how its API is asked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     Docker,
@@ -278,10 +279,140 @@ impl Kind {
     }
 }
 
-/// A real docker or podman engine on a private socket with vfs storage in a temporary
-/// directory. Stopped by PID (SIGTERM, then SIGKILL after 10 s) on drop.
+/// One real engine build the tests run on. Debian 12's come from the host; the others from the
+/// Debian 13 root filesystem `make engines-root` builds (see `engines_root`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavor {
+    /// dockerd 20.10 (Debian 12), vfs.
+    Docker20,
+    /// podman 4.3 (Debian 12), vfs.
+    Podman43,
+    /// dockerd 26 (Debian 13) with its classic image store, vfs.
+    Docker26,
+    /// dockerd 26 (Debian 13) with the containerd image store (the default from docker 29 on
+    /// fresh installs), overlayfs snapshotter, the containerd dockerd starts itself.
+    Docker26Containerd,
+    /// podman 5.4 (Debian 13), vfs.
+    Podman54,
+}
+
+impl Flavor {
+    pub const ALL: [Flavor; 5] = [
+        Flavor::Docker20,
+        Flavor::Podman43,
+        Flavor::Docker26,
+        Flavor::Docker26Containerd,
+        Flavor::Podman54,
+    ];
+
+    pub fn family(self) -> Kind {
+        match self {
+            Flavor::Docker20 | Flavor::Docker26 | Flavor::Docker26Containerd => Kind::Docker,
+            Flavor::Podman43 | Flavor::Podman54 => Kind::Podman,
+        }
+    }
+
+    /// The test name `on_every_engine!` gives this engine.
+    pub fn name(self) -> &'static str {
+        match self {
+            Flavor::Docker20 => "docker20",
+            Flavor::Podman43 => "podman43",
+            Flavor::Docker26 => "docker26",
+            Flavor::Docker26Containerd => "docker26_containerd",
+            Flavor::Podman54 => "podman54",
+        }
+    }
+
+    /// Whether it runs from the Debian 13 root filesystem rather than the host.
+    pub fn chrooted(self) -> bool {
+        matches!(
+            self,
+            Flavor::Docker26 | Flavor::Docker26Containerd | Flavor::Podman54
+        )
+    }
+
+    /// Whether images are kept by containerd (docker's containerd image store), where an
+    /// image's `Id` is its manifest's digest rather than its config's.
+    pub fn containerd_store(self) -> bool {
+        self == Flavor::Docker26Containerd
+    }
+
+    // Short: it names the engine's TempDir, and containerd's sockets sit a few levels
+    // below it (unix socket paths must stay below 108 bytes).
+    fn dir_tag(self) -> &'static str {
+        match self {
+            Flavor::Docker20 => "docker",
+            Flavor::Podman43 => "podman",
+            Flavor::Docker26 => "d26",
+            Flavor::Docker26Containerd => "d26c",
+            Flavor::Podman54 => "p54",
+        }
+    }
+}
+
+/// The engines of Debian 12 (the host's packages) stand for their family.
+impl From<Kind> for Flavor {
+    fn from(kind: Kind) -> Flavor {
+        match kind {
+            Kind::Docker => Flavor::Docker20,
+            Kind::Podman => Flavor::Podman43,
+        }
+    }
+}
+
+impl fmt::Display for Flavor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The Debian 13 root filesystem the newer engines run from: $CONTAINER_LOADER_ENGINES_ROOT
+/// (relative to the project) or `target/engines/trixie`, as `make engines-root` builds it.
+/// Panics when it is missing: tests on those engines must not pass without running.
+pub fn engines_root() -> PathBuf {
+    let root = match std::env::var_os("CONTAINER_LOADER_ENGINES_ROOT") {
+        Some(p) if !p.is_empty() => Path::new(env!("CARGO_MANIFEST_DIR")).join(p),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("target/engines/trixie"),
+    };
+    for program in ["usr/sbin/dockerd", "usr/bin/containerd", "usr/bin/podman"] {
+        assert!(
+            root.join(program).is_file(),
+            "{} has no /{program}: the dockerd 26 and podman 5 tests need the Debian 13 root \
+             filesystem (`make engines-root`, or CONTAINER_LOADER_ENGINES_ROOT=DIR)",
+            root.display()
+        );
+    }
+    root.canonicalize()
+        .unwrap_or_else(|e| panic!("{}: {e}", root.display()))
+}
+
+/// Runs the rest of its arguments chrooted into ROOT ($1) in a private mount namespace, with the
+/// test's directory DIR ($2) at its own path inside, so that sockets and the directories the
+/// engine reports are the same for the host and the engine. `exec` all the way: the harness's
+/// child is the engine, and every mount goes away with the namespace when it exits. ROOT is
+/// bound on itself (podman needs `/` to be a mount point) read-only, so no test changes the
+/// shared root; what the engines write outside DIR lands on tmpfs: /run, /tmp, /var/tmp,
+/// /var/cache (podman's short-name alias cache), /opt (the opt plugin of dockerd's containerd).
+const CHROOT_SCRIPT: &str = r#"set -e
+root=$1 dir=$2
+shift 2
+mount --bind "$root" "$root"
+mount -o remount,bind,ro "$root"
+mount -t proc proc "$root/proc"
+mount --rbind /sys "$root/sys"
+mount --rbind /dev "$root/dev"
+for d in run tmp var/tmp var/cache opt; do mount -t tmpfs -o mode=0755 tmpfs "$root/$d"; done
+chmod 1777 "$root/tmp" "$root/var/tmp"
+mkdir -p "$root$dir"
+mount --rbind "$dir" "$root$dir"
+exec chroot "$root" "$@"
+"#;
+
+/// A real engine on a private socket with its storage in a temporary directory: dockerd
+/// (data root, exec root, pid file) or `podman system service` (root, runroot, TMPDIR).
+/// Stopped by PID (SIGTERM, then SIGKILL after 10 s) on drop.
 pub struct Engine {
-    kind: Kind,
+    flavor: Flavor,
     child: Option<Child>,
     socket: PathBuf,
     log: PathBuf,
@@ -298,26 +429,51 @@ impl Engine {
         Engine::start(Kind::Podman)
     }
 
-    /// Starts an engine of `kind` and waits until it answers `GET /_ping`.
-    pub fn start(kind: Kind) -> Engine {
-        let mut engine = Engine::unstarted(kind);
+    /// Starts an engine (a `Flavor`, or a `Kind` for Debian 12's) and waits until it answers
+    /// `GET /_ping`.
+    pub fn start(flavor: impl Into<Flavor>) -> Engine {
+        let mut engine = Engine::unstarted(flavor);
         engine.launch();
         engine
     }
 
     /// Prepares the directory and socket path of an engine without starting it (for
     /// tests where the socket must appear late); call `launch` to start it.
-    pub fn unstarted(kind: Kind) -> Engine {
+    pub fn unstarted(flavor: impl Into<Flavor>) -> Engine {
+        let flavor = flavor.into();
         require_root();
-        require_program(match kind {
-            Kind::Docker => "dockerd",
-            Kind::Podman => "podman",
-        });
-        let dir = TempDir::new(kind.name());
-        let socket = dir.join(format!("{}.sock", kind.name()));
+        if flavor.chrooted() {
+            require_program("unshare");
+            engines_root();
+        } else {
+            require_program(match flavor.family() {
+                Kind::Docker => "dockerd",
+                Kind::Podman => "podman",
+            });
+        }
+        let dir = TempDir::new(flavor.dir_tag());
+        if flavor.chrooted() {
+            // CHROOT_SCRIPT creates the directory's mount point on one of its tmpfs mounts.
+            let under_tmpfs = ["/tmp", "/var/tmp", "/run"]
+                .iter()
+                .any(|t| dir.path().parent() == Some(Path::new(t)));
+            assert!(
+                under_tmpfs,
+                "{}: the chrooted engines need the test directories directly in /tmp, /var/tmp \
+                 or /run (TMPDIR)",
+                dir.path().display()
+            );
+        }
+        let socket = dir.join(format!("{}.sock", flavor.family().name()));
+        let longest = dir.join("x/containerd/containerd-debug.sock");
+        assert!(
+            longest.as_os_str().len() < 108,
+            "{}: unix socket paths must stay below 108 bytes",
+            longest.display()
+        );
         let log = dir.join("engine.log");
         Engine {
-            kind,
+            flavor,
             child: None,
             socket,
             log,
@@ -325,29 +481,71 @@ impl Engine {
         }
     }
 
+    /// The command that runs `program` from the Debian 13 root (see CHROOT_SCRIPT).
+    fn chrooted(&self, program: &str) -> Command {
+        let mut c = Command::new("unshare");
+        c.args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg(CHROOT_SCRIPT)
+            .arg("sh")
+            .arg(engines_root())
+            .arg(self.dir.path())
+            .arg(program)
+            // The host's PATH may name directories the root does not have.
+            .env(
+                "PATH",
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            );
+        c
+    }
+
     /// Starts the engine process and waits until it answers `GET /_ping` with OK.
     pub fn launch(&mut self) {
         assert!(self.child.is_none(), "engine already started");
         let d = self.dir.path();
         let log = fs::File::create(&self.log).expect("create engine log");
-        let mut cmd = match self.kind {
+        let mut cmd = match self.flavor.family() {
             Kind::Docker => {
-                let mut c = Command::new("dockerd");
-                c.args(["--iptables=false", "--ip6tables=false", "--bridge=none"])
-                    .args(["--storage-driver=vfs", "-H"])
-                    .arg(format!("unix://{}", self.socket.display()))
-                    .arg("--data-root")
-                    .arg(d.join("root"))
-                    .arg("--exec-root")
-                    .arg(d.join("x"))
-                    .arg("--pidfile")
-                    .arg(d.join("pid"));
+                let mut c = if self.flavor.chrooted() {
+                    // The daemon's own config file, not the root's /etc/docker/daemon.json.
+                    let config = d.join("daemon.json");
+                    let settings = if self.flavor.containerd_store() {
+                        r#"{"features":{"containerd-snapshotter":true}}"#
+                    } else {
+                        "{}"
+                    };
+                    fs::write(&config, settings).expect("write daemon.json");
+                    let mut c = self.chrooted("dockerd");
+                    c.arg("--config-file").arg(config);
+                    c
+                } else {
+                    Command::new("dockerd")
+                };
+                if !self.flavor.containerd_store() {
+                    c.arg("--storage-driver=vfs");
+                }
+                c.args([
+                    "--iptables=false",
+                    "--ip6tables=false",
+                    "--bridge=none",
+                    "-H",
+                ])
+                .arg(format!("unix://{}", self.socket.display()))
+                .arg("--data-root")
+                .arg(d.join("root"))
+                .arg("--exec-root")
+                .arg(d.join("x"))
+                .arg("--pidfile")
+                .arg(d.join("pid"));
                 c
             }
             Kind::Podman => {
                 let tmp = d.join("tmp");
                 fs::create_dir_all(&tmp).expect("create podman tmp dir");
-                let mut c = Command::new("podman");
+                let mut c = if self.flavor.chrooted() {
+                    self.chrooted("podman")
+                } else {
+                    Command::new("podman")
+                };
                 c.env("TMPDIR", &tmp)
                     .arg("--root")
                     .arg(d.join("root"))
@@ -367,29 +565,38 @@ impl Engine {
             .stderr(log)
             .env_remove("CONTAINER_HOST")
             .env_remove("DOCKER_HOST");
+        let started = Instant::now();
         let child = cmd
             .spawn()
-            .unwrap_or_else(|e| panic!("start {}: {e}", self.kind.name()));
+            .unwrap_or_else(|e| panic!("start {}: {e}", self.flavor));
         self.child = Some(child);
 
-        let deadline = Instant::now() + ENGINE_START_TIMEOUT;
+        let deadline = started + ENGINE_START_TIMEOUT;
         loop {
             if let Some((200, body)) = http_get(&self.socket, "/_ping") {
                 if body.trim() == "OK" {
+                    if std::env::var_os("CLT_SHOW_ENGINE_START").is_some() {
+                        // For measuring what an engine per test costs (`--nocapture`).
+                        eprintln!(
+                            "{} answered /_ping after {:.2?}",
+                            self.flavor,
+                            started.elapsed()
+                        );
+                    }
                     return;
                 }
             }
             if let Ok(Some(status)) = self.child.as_mut().unwrap().try_wait() {
                 panic!(
                     "{} exited with {status} before answering /_ping; log:\n{}",
-                    self.kind.name(),
+                    self.flavor,
                     self.log_text()
                 );
             }
             if Instant::now() > deadline {
                 panic!(
                     "{} did not answer /_ping within {ENGINE_START_TIMEOUT:?}; log:\n{}",
-                    self.kind.name(),
+                    self.flavor,
                     self.log_text()
                 );
             }
@@ -397,8 +604,13 @@ impl Engine {
         }
     }
 
+    /// The engine's family.
     pub fn kind(&self) -> Kind {
-        self.kind
+        self.flavor.family()
+    }
+
+    pub fn flavor(&self) -> Flavor {
+        self.flavor
     }
 
     pub fn socket_path(&self) -> &Path {
@@ -416,12 +628,12 @@ impl Engine {
 
     fn get(&self, path: &str) -> (u16, String) {
         http_get(&self.socket, path)
-            .unwrap_or_else(|| panic!("{} did not answer GET {path}", self.kind.name()))
+            .unwrap_or_else(|| panic!("{} did not answer GET {path}", self.flavor))
     }
 
     /// Whether the engine has an image `reference`, asked through its API.
     pub fn has_image(&self, reference: &str) -> bool {
-        match self.kind {
+        match self.flavor.family() {
             Kind::Docker => {
                 let (status, body) = self.get(&format!("/images/{reference}/json"));
                 match status {
@@ -432,7 +644,7 @@ impl Engine {
             }
             Kind::Podman => {
                 // Podman 4.3 answers 404 to every unversioned /libpod/ path except
-                // /_ping: the version prefix is required.
+                // /_ping: the version prefix is required. Podman 5.4 takes v4.0.0 too.
                 let (status, body) = self.get(&format!("/v4.0.0/libpod/images/{reference}/exists"));
                 match status {
                     204 => true,
@@ -444,9 +656,10 @@ impl Engine {
     }
 
     /// The image ID of `reference` as the engine reports it (docker: `sha256:<hex>`,
-    /// podman: `<hex>`), or None if absent.
+    /// podman: `<hex>`), or None if absent. That is the config's digest, except on docker's
+    /// containerd image store, where it is the manifest's (or index's).
     pub fn image_id(&self, reference: &str) -> Option<String> {
-        let path = match self.kind {
+        let path = match self.flavor.family() {
             Kind::Docker => format!("/images/{reference}/json"),
             Kind::Podman => format!("/v4.0.0/libpod/images/{reference}/json"),
         };
@@ -461,7 +674,7 @@ impl Engine {
 
     /// Every name:tag the engine knows.
     pub fn list_images(&self) -> Vec<String> {
-        let (path, field) = match self.kind {
+        let (path, field) = match self.flavor.family() {
             Kind::Docker => ("/images/json", "RepoTags"),
             Kind::Podman => ("/v4.0.0/libpod/images/json", "Names"),
         };
@@ -482,7 +695,7 @@ impl Engine {
 
     /// Number of images (by ID) in the engine.
     pub fn image_count(&self) -> usize {
-        let path = match self.kind {
+        let path = match self.flavor.family() {
             Kind::Docker => "/images/json?all=1",
             Kind::Podman => "/v4.0.0/libpod/images/json?all=true",
         };
@@ -495,17 +708,17 @@ impl Engine {
     /// Loads an uncompressed docker-archive directly through the engine's API (not through
     /// the loader), for images that must already be present before a test runs.
     pub fn preload(&self, fixture: &Fixture) {
-        let path = match self.kind {
+        let path = match self.flavor.family() {
             Kind::Docker => "/images/load?quiet=1",
             Kind::Podman => "/v4.0.0/libpod/images/load",
         };
         let (status, body) = http_post(&self.socket, path, &fixture.tar)
-            .unwrap_or_else(|| panic!("{} did not answer POST {path}", self.kind.name()));
+            .unwrap_or_else(|| panic!("{} did not answer POST {path}", self.flavor));
         assert!(
             status == 200 && !body.contains("\"error"),
             "preloading {} into {}: {status} {body}",
             fixture.reference,
-            self.kind.name()
+            self.flavor
         );
         self.assert_has(&fixture.reference);
     }
@@ -514,7 +727,7 @@ impl Engine {
     pub fn remove(&self, reference: &str) {
         let path = format!("/images/{reference}?force=1");
         let (status, body) = http_delete(&self.socket, &path)
-            .unwrap_or_else(|| panic!("{} did not answer DELETE {path}", self.kind.name()));
+            .unwrap_or_else(|| panic!("{} did not answer DELETE {path}", self.flavor));
         assert_eq!(status, 200, "removing {reference}: {body}");
         self.assert_has_not(reference);
     }
@@ -524,7 +737,7 @@ impl Engine {
         assert!(
             self.has_image(reference),
             "{} should have {reference}; it has {:?}",
-            self.kind.name(),
+            self.flavor,
             self.list_images()
         );
         self.image_id(reference).expect("image id")
@@ -534,7 +747,7 @@ impl Engine {
         assert!(
             !self.has_image(reference),
             "{} should not have {reference}; it has {:?}",
-            self.kind.name(),
+            self.flavor,
             self.list_images()
         );
     }
@@ -1479,20 +1692,35 @@ pub fn set<S: AsRef<str>>(items: &[S]) -> HashSet<String> {
     items.iter().map(|s| s.as_ref().to_string()).collect()
 }
 
-/// Declares one `#[test]` per engine for a behaviour `fn(Kind)`:
-/// `on_both_engines! { behaviour: docker_test_name, podman_test_name; ... }`
-/// (test files use `#[macro_use] mod common;`).
+/// Declares, for each behaviour `fn(Flavor)`, a module of the same name with one `#[test]` per
+/// engine: `docker20`, `podman43`, `docker26`, `docker26_containerd`, `podman54` (so
+/// `cargo test docker26_containerd` picks an engine, `cargo test behaviour::` a behaviour).
+/// `on_every_engine! { behaviour; ... }` (test files use `#[macro_use] mod common;`).
 #[allow(unused_macros)]
-macro_rules! on_both_engines {
-    ($($behaviour:ident: $docker:ident, $podman:ident;)*) => {
+macro_rules! on_every_engine {
+    ($($behaviour:ident;)*) => {
         $(
-            #[test]
-            fn $docker() {
-                $behaviour($crate::common::Kind::Docker)
-            }
-            #[test]
-            fn $podman() {
-                $behaviour($crate::common::Kind::Podman)
+            mod $behaviour {
+                #[test]
+                fn docker20() {
+                    super::$behaviour($crate::common::Flavor::Docker20)
+                }
+                #[test]
+                fn podman43() {
+                    super::$behaviour($crate::common::Flavor::Podman43)
+                }
+                #[test]
+                fn docker26() {
+                    super::$behaviour($crate::common::Flavor::Docker26)
+                }
+                #[test]
+                fn docker26_containerd() {
+                    super::$behaviour($crate::common::Flavor::Docker26Containerd)
+                }
+                #[test]
+                fn podman54() {
+                    super::$behaviour($crate::common::Flavor::Podman54)
+                }
             }
         )*
     };
