@@ -3,14 +3,14 @@
 //! here; the modules are public so that the fuzz targets can drive the parsers.
 //!
 //! Data flows one way: [`list`] -> [`reference`] -> [`engine`] (present?) -> [`archive`] ->
-//! [`space`] (fits?) -> [`decode`] -> [`docker_manifest`] (classic docker) -> [`engine`] (load)
-//! -> [`engine`] (present!), driven by [`load`].
+//! [`space`] (fits?) -> [`decode`] -> [`oci`] (the device's platform; manifest.json for
+//! classic docker) -> [`engine`] (load) -> [`engine`] (present!), driven by [`load`]. What
+//! differs between engines and their image stores is in [`engine::store`].
 #![forbid(unsafe_code)]
 
 pub mod archive;
 pub mod cli;
 pub mod decode;
-pub mod docker_manifest;
 pub mod engine;
 pub mod inspect;
 pub mod list;
@@ -19,6 +19,7 @@ pub mod lock;
 pub mod log;
 pub mod manifest;
 pub mod notify;
+pub mod oci;
 pub mod platform;
 pub mod progress;
 pub mod ready;

@@ -12,13 +12,13 @@ use std::time::Instant;
 use crate::archive::{self, Archive, ArchiveError};
 use crate::cli::Options;
 use crate::decode::{DecodeError, Format, HoldBack, Pipelined};
-use crate::docker_manifest::{DockerManifest, Unloadable};
 use crate::engine::{short_id, Engine, EngineError, Listing};
 use crate::list::{self, Entry};
 use crate::lock;
 use crate::log::Log;
 use crate::manifest::{Images, Match, Watching};
 use crate::notify::Notifier;
+use crate::oci::{Loadable, Unloadable};
 use crate::platform::Platform;
 use crate::progress::{EntryReport, Reporter};
 use crate::ready;
@@ -423,10 +423,10 @@ fn load_entry(
         Format::Tar => Box::new(held),
         _ => Box::new(Pipelined::new(held)),
     };
-    let stream: Box<dyn Read> = match engine.needs_docker_manifest() {
-        true => Box::new(DockerManifest::new(stream, Platform::device())),
-        false => stream,
-    };
+    // OCI archives: the device's platform chosen and checked for every engine, and the
+    // manifest.json classic docker reads written; any other tar passes as it is.
+    let docker = engine.needs_docker_manifest();
+    let stream = Loadable::new(stream, Platform::device(), docker);
     let verdict = OnceLock::new();
     let (result, body) = std::thread::scope(|scope| {
         match estimate {

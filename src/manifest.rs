@@ -23,7 +23,7 @@ use crate::reference::Reference;
 /// tar's block: headers are one block, data is padded to whole blocks.
 const BLOCK: usize = 512;
 /// Descriptions are small; a larger entry is a layer and only its size is kept.
-const SMALL_MAX: u64 = 1 << 20;
+pub(crate) const SMALL_MAX: u64 = 1 << 20;
 /// Bound on what is kept in memory, whatever the archive holds.
 const KEEP_MAX: u64 = 32 << 20;
 /// Longest PAX extended header or GNU long name accepted.

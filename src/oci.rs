@@ -1,15 +1,23 @@
-//! A `manifest.json` for OCI archives on their way to classic docker, which loads nothing else.
+//! OCI archives made loadable by the engine at hand, on their way to it.
+//!
+//! An OCI archive may offer an image for several platforms: a nested image index, or one name
+//! on several manifests side by side in index.json. The engines differ in what they do with
+//! that (podman picks the host's from an index but refuses several manifests side by side;
+//! docker's containerd store loads each and leaves the name on the last; classic docker reads
+//! none of it), so [`Loadable`] chooses the device's platform for all of them: index.json
+//! keeps only the device's entry where it offers one name for several platforms, and an
+//! archive with no image for the device fails before its end, so no engine loads a wrong one.
 //!
 //! Classic docker's image store reads only the docker-archive layout, but it unpacks the whole
-//! upload before it reads `manifest.json`, so the file may come last. [`DockerManifest`] passes
-//! the decoded tar through untouched and, when the tar has an `index.json` and no
-//! `manifest.json`, writes one just before the end-of-archive blocks, as `docker save` from
-//! docker >= 25 writes it beside its OCI layout: one item per image, with its config and layer
-//! blobs and its names. Only the small description files are kept on the way (the tar walk of
-//! [`crate::manifest`]); blobs pass as they are. Where the index offers one image for several
-//! platforms (a nested image index, or one name on several manifests), the device's is chosen;
-//! without one, the upload fails before its end, so the engine loads nothing.
+//! upload before it reads `manifest.json`, so the file may come last: for classic docker, when
+//! the tar has an `index.json` and no `manifest.json`, one is written just before the
+//! end-of-archive blocks, as `docker save` from docker >= 25 writes it beside its OCI layout:
+//! one item per image, with its config and layer blobs and its names.
+//!
+//! Only the small description files are kept on the way (the tar walk of [`crate::manifest`]);
+//! blobs pass as they are, and any other tar passes byte for byte.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, Read};
 
@@ -79,10 +87,13 @@ impl Unloadable {
     }
 }
 
-/// Reads a decoded tar through, adding the `manifest.json` docker needs to an OCI archive.
-pub struct DockerManifest<R> {
+/// Reads a decoded tar through, choosing the device's platform in an OCI archive and adding
+/// the `manifest.json` classic docker needs.
+pub struct Loadable<R> {
     inner: R,
     device: Platform,
+    /// Classic docker: write manifest.json. Else the platforms are only chosen and checked.
+    write_manifest: bool,
     watcher: Watcher,
     /// The header block being gathered: the end of the tar is known only from a whole one.
     header: Vec<u8>,
@@ -95,11 +106,13 @@ pub struct DockerManifest<R> {
     through: bool,
 }
 
-impl<R: Read> DockerManifest<R> {
-    pub fn new(inner: R, device: Platform) -> Self {
-        DockerManifest {
+impl<R: Read> Loadable<R> {
+    /// `write_manifest`: for classic docker, which reads nothing but manifest.json.
+    pub fn new(inner: R, device: Platform, write_manifest: bool) -> Self {
+        Loadable {
             inner,
             device,
+            write_manifest,
             watcher: Watcher::default(),
             header: Vec::with_capacity(BLOCK),
             out: Vec::new(),
@@ -119,11 +132,13 @@ impl<R: Read> DockerManifest<R> {
     fn on_header(&mut self) -> io::Result<()> {
         if self.header.iter().all(|&b| b == 0) {
             // The end-of-archive block: the entry goes in front of it.
-            self.out = written(self.watcher.contents(), &self.device)
+            self.out = written(self.watcher.contents(), &self.device, self.write_manifest)
                 .map_err(Unloadable::into_io)?
                 .unwrap_or_default();
             self.out.append(&mut self.header);
             self.through = true;
+        } else if let Some(size) = index_json(&self.header) {
+            self.on_index(size)?;
         } else {
             self.watcher.feed(&self.header);
             // The two buffers trade places: no allocation per entry.
@@ -131,6 +146,41 @@ impl<R: Read> DockerManifest<R> {
             self.header.clear();
         }
         self.out_at = 0;
+        Ok(())
+    }
+
+    /// index.json, whose header is in `self.header`: read whole (it is small), and passed on
+    /// with only the device's entry where it offers one name for several platforms side by
+    /// side (podman refuses such an index; docker's containerd store loads each and leaves
+    /// the name on the last).
+    fn on_index(&mut self, size: usize) -> io::Result<()> {
+        let mut data = vec![0; size.div_ceil(BLOCK) * BLOCK];
+        if let Err(e) = self.inner.read_exact(&mut data) {
+            return Err(match e.kind() {
+                io::ErrorKind::UnexpectedEof => Unloadable::CutShort { at: self.offset }.into_io(),
+                _ => e,
+            });
+        }
+        self.offset += data.len() as u64;
+        self.watcher.feed(&self.header);
+        self.watcher.feed(&data);
+        let chosen = for_device(self.watcher.contents(), &data[..size], &self.device);
+        match chosen {
+            Some(json) => {
+                let mut header = tar::Header::new_old();
+                header.as_mut_bytes().copy_from_slice(&self.header);
+                header.set_size(json.len() as u64);
+                header.set_cksum();
+                self.out = header.as_bytes().to_vec();
+                self.out.extend_from_slice(&json);
+                self.out.resize(self.out.len().div_ceil(BLOCK) * BLOCK, 0);
+            }
+            None => {
+                self.out = std::mem::take(&mut self.header);
+                self.out.append(&mut data);
+            }
+        }
+        self.header = Vec::with_capacity(BLOCK);
         Ok(())
     }
 
@@ -148,7 +198,7 @@ impl<R: Read> DockerManifest<R> {
     }
 }
 
-impl<R: Read> Read for DockerManifest<R> {
+impl<R: Read> Read for Loadable<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);
@@ -202,8 +252,70 @@ fn needs_manifest(contents: &Contents) -> bool {
     contents.size("manifest.json").is_none() && contents.size("index.json").is_some()
 }
 
-/// The tar entry to write before the end of the archive, `None` when nothing is to be written.
-fn written(contents: &Contents, device: &Platform) -> Result<Option<Vec<u8>>, Unloadable> {
+/// The size of the entry whose header `block` is, if it is a top-level `index.json` small
+/// enough to be kept.
+fn index_json(block: &[u8]) -> Option<usize> {
+    let header = tar::Header::from_byte_slice(block);
+    let path = header.path_bytes();
+    let named = matches!(&path[..], b"index.json" | b"./index.json");
+    let size = header.entry_size().ok()?;
+    (named && header.entry_type().is_file() && size <= manifest::SMALL_MAX).then_some(size as usize)
+}
+
+/// index.json with only the device's entry where it offers one name (or no name) for several
+/// platforms side by side; `None` when nothing is left out, or when no entry suits the device
+/// (the end of the tar says so then).
+fn for_device(contents: &Contents, index: &[u8], device: &Platform) -> Option<Vec<u8>> {
+    let mut index: Value = serde_json::from_slice(index).ok()?;
+    let manifests = index["manifests"].as_array()?;
+    let mut groups: HashMap<Vec<String>, Vec<usize>> = HashMap::new();
+    for (i, d) in manifests.iter().enumerate() {
+        if !attestation(d) {
+            let mut key: Vec<String> = repo_tags(d).iter().map(|n| canonical(n)).collect();
+            key.sort();
+            groups.entry(key).or_default().push(i);
+        }
+    }
+    let mut dropped = vec![false; manifests.len()];
+    for group in groups.values().filter(|g| g.len() > 1) {
+        let platforms: Vec<Option<Platform>> = group
+            .iter()
+            .map(|&i| contents.descriptor_platform(&manifests[i]))
+            .collect();
+        let first = &platforms[0];
+        if platforms.iter().all(|p| p == first) {
+            continue;
+        }
+        let (_, best) = group
+            .iter()
+            .zip(&platforms)
+            .filter_map(|(&i, p)| Some((p.as_ref()?.rank(device)?, i)))
+            .min()?;
+        for &i in group.iter().filter(|&&i| i != best) {
+            dropped[i] = true;
+        }
+    }
+    if !dropped.contains(&true) {
+        return None;
+    }
+    let kept: Vec<Value> = manifests
+        .iter()
+        .zip(&dropped)
+        .filter(|(_, &d)| !d)
+        .map(|(m, _)| m.clone())
+        .collect();
+    index["manifests"] = Value::Array(kept);
+    serde_json::to_vec(&index).ok()
+}
+
+/// The tar entry to write before the end of the archive, `None` when nothing is to be written
+/// (always, unless `write_manifest`). An OCI archive's platforms are checked either way: one
+/// with no image for the device fails here, before the engine could load a wrong one.
+fn written(
+    contents: &Contents,
+    device: &Platform,
+    write_manifest: bool,
+) -> Result<Option<Vec<u8>>, Unloadable> {
     if !needs_manifest(contents) {
         return Ok(None);
     }
@@ -211,7 +323,7 @@ fn written(contents: &Contents, device: &Platform) -> Result<Option<Vec<u8>>, Un
         return Ok(None);
     };
     let items = items(contents, &index, device)?;
-    if items.is_empty() {
+    if items.is_empty() || !write_manifest {
         // Nothing to describe: docker refuses the archive in its own words.
         return Ok(None);
     }
@@ -530,8 +642,13 @@ mod tests {
     /// `tar` through the adapter for `device`, fed `step` bytes at a time and read into
     /// buffers of another size.
     fn through(tar: &[u8], step: usize, device: &str) -> io::Result<Vec<u8>> {
+        through_to(tar, step, device, true)
+    }
+
+    /// `through`, for classic docker (`write_manifest`) or another engine.
+    fn through_to(tar: &[u8], step: usize, device: &str, docker: bool) -> io::Result<Vec<u8>> {
         let inner = Pieces { data: tar, step };
-        let mut adapter = DockerManifest::new(inner, platform(device));
+        let mut adapter = Loadable::new(inner, platform(device), docker);
         let mut out = Vec::new();
         let mut buf = vec![0; step * 3 / 2 + 1];
         loop {
@@ -544,13 +661,15 @@ mod tests {
 
     /// The manifest.json a tar holds.
     fn manifest_of(tar: &[u8]) -> Value {
+        json_in(tar, "manifest.json").expect("a manifest.json")
+    }
+
+    /// The JSON file `name` of a tar.
+    fn json_in(tar: &[u8], name: &str) -> Option<Value> {
         let mut archive = tar::Archive::new(tar);
         let mut entries = archive.entries().unwrap();
-        let entry = entries
-            .find(|e| e.as_ref().unwrap().path().unwrap().to_str() == Some("manifest.json"))
-            .expect("a manifest.json")
-            .unwrap();
-        serde_json::from_reader(entry).unwrap()
+        let entry = entries.find(|e| e.as_ref().unwrap().path().unwrap().to_str() == Some(name))?;
+        Some(serde_json::from_reader(entry.unwrap()).unwrap())
     }
 
     fn unloadable(e: io::Error) -> Unloadable {
@@ -660,6 +779,55 @@ mod tests {
     }
 
     #[test]
+    fn keeps_only_the_devices_entry_where_index_json_offers_one_name_for_several_platforms() {
+        let mut oci = Oci::default();
+        let (amd64, _) = oci.image("linux/amd64", 100);
+        let (arm64, _) = oci.image("linux/arm64", 200);
+        let tar = oci.tar(
+            vec![
+                named(amd64.clone(), "example.org/two:1"),
+                named(arm64, "example.org/two:1"),
+            ],
+            &[],
+        );
+        for step in [1, 300, 512, 4096] {
+            let out = through_to(&tar, step, "linux/amd64", false).unwrap();
+            let index = json_in(&out, "index.json").expect("index.json");
+            assert_eq!(
+                index["manifests"],
+                json!([named(amd64.clone(), "example.org/two:1")])
+            );
+            assert!(
+                json_in(&out, "manifest.json").is_none(),
+                "only for classic docker"
+            );
+            assert_eq!(out.len() % BLOCK, 0);
+        }
+    }
+
+    #[test]
+    fn leaves_an_oci_archive_for_one_platform_byte_for_byte_for_other_engines() {
+        let mut oci = Oci::default();
+        let (a, _) = oci.image("linux/arm64", 100);
+        let tar = oci.tar(vec![named(a, "example.org/one:1")], &[]);
+        assert!(through_to(&tar, 700, "linux/amd64", false).unwrap() == tar);
+    }
+
+    #[test]
+    fn fails_before_the_end_without_an_image_for_the_devices_platform_on_other_engines_too() {
+        let mut oci = Oci::default();
+        let (arm64, _) = oci.image("linux/arm64", 100);
+        let (arm, _) = oci.image("linux/arm/v7", 100);
+        let index = oci.index(vec![arm64, arm]);
+        let tar = oci.tar(vec![named(index, "example.org/foreign:1")], &[]);
+        let e = through_to(&tar, 512, "linux/amd64", false).unwrap_err();
+        assert!(
+            matches!(Unloadable::find(&e), Some(Unloadable::NoPlatform { .. })),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn writes_one_item_per_image_of_a_multi_image_archive() {
         let mut oci = Oci::default();
         let (a, a_config) = oci.image("linux/arm64", 100);
@@ -683,12 +851,13 @@ mod tests {
         let (arm, _) = oci.image("linux/arm/v7", 100);
         let list = oci.index(vec![on(arm64, "linux/arm64"), on(arm, "linux/arm/v7")]);
         let tar = oci.tar(vec![named(list, "example.org/foreign:1")], &[]);
-        let mut adapter = DockerManifest::new(
+        let mut adapter = Loadable::new(
             Pieces {
                 data: &tar,
                 step: 512,
             },
             platform("linux/amd64"),
+            true,
         );
         let mut passed = 0;
         let mut buf = [0; 700];
@@ -745,7 +914,7 @@ mod tests {
         let tar = oci.tar(vec![image], &[]);
         // The decoder fails after the end-of-archive blocks, and in the middle.
         for data in [&tar[..], &tar[..tar.len() / 2]] {
-            let mut adapter = DockerManifest::new(FailsAtEnd(data), platform("linux/amd64"));
+            let mut adapter = Loadable::new(FailsAtEnd(data), platform("linux/amd64"), true);
             let err = io::copy(&mut adapter, &mut io::sink()).unwrap_err();
             assert_eq!(err.kind(), io::ErrorKind::Other);
             assert_eq!(err.to_string(), "checksum mismatch");
