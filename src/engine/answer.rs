@@ -10,8 +10,12 @@ use serde_json::{Deserializer, Value};
 
 use super::EngineError;
 
-/// Longest engine text quoted in a message.
+/// Longest engine text quoted in a message: its start and its end.
 const QUOTE_MAX: usize = 300;
+/// How much of a longer text's start is kept. The engines' texts are Go error chains
+/// (`failed to ingest X: failed to copy: ...: no space left on device`): the start says what
+/// failed, the end why.
+const QUOTE_HEAD: usize = 120;
 
 pub enum Failure {
     Engine(String),
@@ -32,14 +36,20 @@ fn message(v: &Value) -> Option<String> {
     .find(|m| !m.is_empty())
 }
 
-/// Engine text on one line (podman's messages span several), cut to a readable length.
+/// Engine text on one line (podman's messages span several), cut to a readable length in
+/// its middle.
 fn quote(text: &str) -> String {
     let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    let text = text.as_str();
-    match text.char_indices().nth(QUOTE_MAX) {
-        Some((at, _)) => format!("{}…", &text[..at]),
-        None => text.to_owned(),
+    let chars = text.chars().count();
+    if chars <= QUOTE_MAX {
+        return text;
     }
+    let head: String = text.chars().take(QUOTE_HEAD).collect();
+    let tail: String = text
+        .chars()
+        .skip(chars - (QUOTE_MAX - QUOTE_HEAD))
+        .collect();
+    format!("{head} … {tail}")
 }
 
 /// Whether `body` is one of the engine's own error objects (as opposed to, say, a plain-text
@@ -130,6 +140,23 @@ mod tests {
             Failure::Engine(m) => m,
             Failure::Read(e) => format!("read: {e}"),
         })
+    }
+
+    #[test]
+    fn quotes_the_start_and_the_end_of_a_long_engine_message() {
+        let cause = "no space left on device";
+        let long = format!(
+            "failed to ingest \"l/layer.tar\": {}: {cause}",
+            "x".repeat(400)
+        );
+        let quoted = quote(&long);
+        assert!(
+            quoted.starts_with("failed to ingest \"l/layer.tar\": xxx"),
+            "{quoted}"
+        );
+        assert!(quoted.ends_with(cause), "{quoted}");
+        assert_eq!(quoted.chars().count(), QUOTE_MAX + " … ".chars().count());
+        assert_eq!(quote("short\n  and\tplain"), "short and plain");
     }
 
     #[test]
