@@ -381,6 +381,8 @@ fn load_entry(
             .map_err(EntryError::Presence)?
             .then_some(None),
     };
+    // Only --replace-differing loads over an image the engine has under the name.
+    let replacing = present.is_some();
     match (present, options.verify) {
         (Some(Some(id)), true) => {
             // `None`: it differs, and --replace-differing loads the archive below.
@@ -423,10 +425,9 @@ fn load_entry(
         Format::Tar => Box::new(held),
         _ => Box::new(Pipelined::new(held)),
     };
-    // OCI archives: the device's platform chosen and checked for every engine, and the
-    // manifest.json classic docker reads written; any other tar passes as it is.
-    let docker = engine.needs_docker_manifest();
-    let stream = Loadable::new(stream, Platform::device(), docker);
+    // OCI archives: the device's platform chosen and checked for every engine; what the
+    // engine's store reads written in (src/oci.rs); any other tar passes as it is.
+    let stream = Loadable::new(stream, Platform::device(), engine.reads());
     let verdict = OnceLock::new();
     let (result, body) = std::thread::scope(|scope| {
         match estimate {
@@ -468,15 +469,23 @@ fn load_entry(
             },
         });
     }
-    let carried = result.map_err(|source| EntryError::Load {
-        archive: name(),
-        source,
-    })?;
+    let promised = body.inner.watcher.finish().ok().and_then(|c| c.images());
+    let carried = match result {
+        Ok(carried) => carried,
+        Err(source) => {
+            if !replacing {
+                drop_broken_name(engine, entry, promised.as_ref(), log);
+            }
+            return Err(EntryError::Load {
+                archive: name(),
+                source,
+            });
+        }
+    };
     log.debug(format_args!(
         "{place}: engine reports loaded: {}",
         carried.join(", ")
     ));
-    let promised = body.inner.watcher.finish().ok().and_then(|c| c.images());
     let id = confirm(engine, entry, promised.as_ref(), carried, log)?;
     log.info(format_args!(
         "{place}: {image}: loaded from {} ({format}, {} -> {}, {:.2} s)",
@@ -641,6 +650,36 @@ fn confirm(
             image: image.to_string(),
             carried,
         }),
+    }
+}
+
+/// After a refused load of an image the engine did not have: if the engine has the name now,
+/// on an image that is not the archive's, it is what the failed import left behind (docker's
+/// containerd store names the image before it finds a layer that does not match its diffID,
+/// and keeps the name). Removed, or every later boot would find the name and skip the entry.
+fn drop_broken_name(engine: &Engine, entry: &Entry, promised: Option<&Images>, log: &Log) {
+    let image = &entry.reference;
+    let wanted = match promised.map(|p| p.find(image)) {
+        Some(Match::Named(i) | Match::Only(i)) => engine.id_for(i).ok().flatten(),
+        _ => None,
+    };
+    let Ok(Some(left)) = engine.image_id(image) else {
+        return;
+    };
+    // What the archive's image is cannot be told, or it is that: the name is kept.
+    if wanted.is_none_or(|w| w == left) {
+        return;
+    }
+    let place = entry.place();
+    match engine.remove(image) {
+        Ok(()) => log.warn(format_args!(
+            "{place}: {image}: removed the name the failed load left on {}, so that the next run loads it again",
+            short_id(&left)
+        )),
+        Err(e) => log.warn(format_args!(
+            "{place}: {image}: the failed load left the name on {}, and removing it failed: {e}; remove it by hand (docker rmi {image})",
+            short_id(&left)
+        )),
     }
 }
 

@@ -24,6 +24,7 @@ use serde_json::Value;
 use ureq::{Agent, Body, SendBody};
 
 use crate::manifest::Image;
+use crate::oci::Reads;
 use crate::reference::Reference;
 use store::Store;
 use unix::{LateAnswer, NoResolver, UnixConnector};
@@ -270,11 +271,14 @@ impl Engine {
         Ok(self.store()?.image_id(image))
     }
 
-    /// Whether an OCI archive needs a docker `manifest.json` on its way in. When the store
-    /// cannot be told, yes: the manifest.json is harmless where an OCI layout is read.
-    pub fn needs_docker_manifest(&self) -> bool {
-        self.store()
-            .map_or(self.kind == Kind::Docker, |s| s.needs_docker_manifest())
+    /// Which archive layout the engine's store reads. When the store cannot be told, docker
+    /// gets a manifest.json into an OCI archive: harmless where an OCI layout is read.
+    pub fn reads(&self) -> Reads {
+        let fallback = match self.kind {
+            Kind::Docker => Reads::DockerArchive,
+            Kind::Podman => Reads::Either,
+        };
+        self.store().map_or(fallback, |s| s.reads())
     }
 
     /// Where the engine copies a whole upload (its view of the filesystem), or why that
@@ -374,6 +378,27 @@ impl Engine {
                 Ok(v["Id"].as_str().map(full_id))
             }
             404 if answer::is_engine_error(&body) => Ok(None),
+            _ => Err(answer::unexpected(&what, status, &body)),
+        }
+    }
+
+    /// Removes the name `image` (`DELETE /images/{ref}`), and the image if no other name
+    /// keeps it, as `docker rmi` does without `--force`.
+    pub fn remove(&self, image: &Reference) -> Result<(), EngineError> {
+        let what = format!("removing {image}");
+        let route = match self.kind {
+            Kind::Docker => String::new(),
+            Kind::Podman => self.libpod.clone(),
+        };
+        let mut r = self
+            .agent
+            .delete(format!("{BASE}{route}/images/{}", encode(image)))
+            .call()
+            .map_err(|source| request(&what, source))?;
+        let status = r.status().as_u16();
+        let body = read_small(r.body_mut()).map_err(|source| request(&what, source))?;
+        match status {
+            200 => Ok(()),
             _ => Err(answer::unexpected(&what, status, &body)),
         }
     }
