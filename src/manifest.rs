@@ -34,7 +34,7 @@ pub(crate) const OCI_REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// from docker >= 25 writes both).
 pub(crate) const CONTAINERD_NAME: &str = "io.containerd.image.name";
 /// The manifest containerd makes up for a docker-archive, and the media types it gives.
-const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub(crate) const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar";
 /// Any compressed layer: containerd 1.7 labels zstd layers gzip too (measured).
@@ -583,6 +583,12 @@ impl Contents {
     /// size}`. A plain layer's digest is its diffID, which the engine checks on load; a
     /// compressed one's was hashed as it passed. `None` when a part is missing or odd.
     fn docker_manifest_digest(&self, config_path: &str, layers: &[String]) -> Option<String> {
+        let manifest = self.docker_manifest(config_path, layers)?;
+        Some(format!("sha256:{}", sha256_hex(manifest.as_bytes())))
+    }
+
+    /// That manifest's JSON text; the OCI layout written for the containerd store holds it.
+    pub(crate) fn docker_manifest(&self, config_path: &str, layers: &[String]) -> Option<String> {
         let config = self.kept.get(self.resolve(&normalize(config_path)))?;
         let parsed: Value = serde_json::from_slice(config).ok()?;
         let diff_ids = parsed["rootfs"]["diff_ids"].as_array()?;
@@ -609,7 +615,7 @@ impl Contents {
             config.len(),
             descriptors.join(",")
         );
-        Some(format!("sha256:{}", sha256_hex(manifest.as_bytes())))
+        Some(manifest)
     }
 
     fn oci_images(&self, index: &Value) -> Vec<Image> {
@@ -664,7 +670,7 @@ fn descriptor_names(descriptor: &Value) -> Vec<String> {
     names
 }
 
-fn strings(v: &Value) -> Vec<String> {
+pub(crate) fn strings(v: &Value) -> Vec<String> {
     v.as_array()
         .into_iter()
         .flatten()
@@ -685,7 +691,7 @@ fn sha256_digest(text: &str) -> Option<String> {
     valid.then(|| text.to_owned())
 }
 
-fn sha256_hex(data: &[u8]) -> String {
+pub(crate) fn sha256_hex(data: &[u8]) -> String {
     hex(&Sha256::digest(data))
 }
 

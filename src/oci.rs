@@ -87,13 +87,28 @@ impl Unloadable {
     }
 }
 
+/// Which archive layout an image store reads, and so what is written into an archive for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reads {
+    /// Classic docker: `manifest.json` only; an OCI archive gets one.
+    DockerArchive,
+    /// docker's containerd image store: an OCI layout as it is, while for a docker-archive it
+    /// makes a manifest up, describing a plain layer by a compressed copy it may already hold
+    /// (measured: after an OCI archive with the same layers gzipped), so the image's id cannot
+    /// be told beforehand. A docker-archive gets the OCI layout instead (`oci-layout`, the
+    /// manifest the loader computes as [`crate::manifest::Image::target`], `index.json`), which
+    /// containerd then reads as it is: the id is that manifest's digest.
+    OciLayout,
+    /// podman: either.
+    Either,
+}
+
 /// Reads a decoded tar through, choosing the device's platform in an OCI archive and adding
-/// the `manifest.json` classic docker needs.
+/// what the engine's store reads (see [`Reads`]).
 pub struct Loadable<R> {
     inner: R,
     device: Platform,
-    /// Classic docker: write manifest.json. Else the platforms are only chosen and checked.
-    write_manifest: bool,
+    reads: Reads,
     watcher: Watcher,
     /// The header block being gathered: the end of the tar is known only from a whole one.
     header: Vec<u8>,
@@ -107,12 +122,11 @@ pub struct Loadable<R> {
 }
 
 impl<R: Read> Loadable<R> {
-    /// `write_manifest`: for classic docker, which reads nothing but manifest.json.
-    pub fn new(inner: R, device: Platform, write_manifest: bool) -> Self {
+    pub fn new(inner: R, device: Platform, reads: Reads) -> Self {
         Loadable {
             inner,
             device,
-            write_manifest,
+            reads,
             watcher: Watcher::default(),
             header: Vec::with_capacity(BLOCK),
             out: Vec::new(),
@@ -132,7 +146,7 @@ impl<R: Read> Loadable<R> {
     fn on_header(&mut self) -> io::Result<()> {
         if self.header.iter().all(|&b| b == 0) {
             // The end-of-archive block: the entry goes in front of it.
-            self.out = written(self.watcher.contents(), &self.device, self.write_manifest)
+            self.out = written(self.watcher.contents(), &self.device, self.reads)
                 .map_err(Unloadable::into_io)?
                 .unwrap_or_default();
             self.out.append(&mut self.header);
@@ -308,14 +322,18 @@ fn for_device(contents: &Contents, index: &[u8], device: &Platform) -> Option<Ve
     serde_json::to_vec(&index).ok()
 }
 
-/// The tar entry to write before the end of the archive, `None` when nothing is to be written
-/// (always, unless `write_manifest`). An OCI archive's platforms are checked either way: one
-/// with no image for the device fails here, before the engine could load a wrong one.
+/// The tar entries to write before the end of the archive, `None` when nothing is to be
+/// written: manifest.json into an OCI archive for classic docker, the OCI layout into a
+/// docker-archive for the containerd store. An OCI archive's platforms are checked whatever the
+/// engine: one with no image for the device fails here, before the engine could load a wrong one.
 fn written(
     contents: &Contents,
     device: &Platform,
-    write_manifest: bool,
+    reads: Reads,
 ) -> Result<Option<Vec<u8>>, Unloadable> {
+    if reads == Reads::OciLayout && is_docker_archive(contents) {
+        return Ok(oci_layout(contents));
+    }
     if !needs_manifest(contents) {
         return Ok(None);
     }
@@ -323,23 +341,82 @@ fn written(
         return Ok(None);
     };
     let items = items(contents, &index, device)?;
-    if items.is_empty() || !write_manifest {
+    if items.is_empty() || reads != Reads::DockerArchive {
         // Nothing to describe: docker refuses the archive in its own words.
         return Ok(None);
     }
-    let json = manifest_json(&items);
+    Ok(Some(entry(
+        "manifest.json",
+        manifest_json(&items).as_bytes(),
+    )))
+}
+
+/// Whether the tar is a docker-archive without an OCI layout beside it.
+fn is_docker_archive(contents: &Contents) -> bool {
+    contents.size("manifest.json").is_some() && contents.size("index.json").is_none()
+}
+
+/// The OCI layout of a docker-archive, as containerd's importer would describe it if it could
+/// not find compressed copies of its layers: per image the manifest the loader computes
+/// ([`Contents::docker_manifest`]), and in index.json a descriptor per name, annotated as
+/// containerd annotates the ones it makes. `None` when an image cannot be described (a file
+/// it names is missing): containerd then does as it would have done.
+fn oci_layout(contents: &Contents) -> Option<Vec<u8>> {
+    let manifest = contents.json("manifest.json")?;
+    let mut blobs: Vec<(String, String)> = Vec::new();
+    let mut descriptors: Vec<Value> = Vec::new();
+    for item in manifest.as_array()? {
+        let config = item["Config"].as_str()?;
+        let layers = manifest::strings(&item["Layers"]);
+        let json = contents.docker_manifest(config, &layers)?;
+        let digest = format!("sha256:{}", manifest::sha256_hex(json.as_bytes()));
+        let descriptor = serde_json::json!({
+            "mediaType": manifest::DOCKER_MANIFEST,
+            "digest": digest,
+            "size": json.len(),
+        });
+        let names = manifest::strings(&item["RepoTags"]);
+        if names.is_empty() {
+            descriptors.push(descriptor.clone());
+        }
+        for name in names {
+            let full = canonical(&name);
+            let tag = full.rsplit_once(':').map_or("", |(_, t)| t).to_owned();
+            let mut named = descriptor.clone();
+            named["annotations"] = serde_json::json!({CONTAINERD_NAME: full, OCI_REF_NAME: tag});
+            descriptors.push(named);
+        }
+        blobs.push((digest, json));
+    }
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": descriptors,
+    });
+    let mut out = Vec::new();
+    for (digest, json) in &blobs {
+        let path = format!("blobs/sha256/{}", &digest["sha256:".len()..]);
+        out.extend(entry(&path, json.as_bytes()));
+    }
+    out.extend(entry("index.json", index.to_string().as_bytes()));
+    out.extend(entry("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#));
+    Some(out)
+}
+
+/// A tar entry (header and padded data) for a regular file of `name` (at most 100 bytes).
+fn entry(name: &str, data: &[u8]) -> Vec<u8> {
     let mut header = tar::Header::new_ustar();
-    // Written as is: the tar crate's path setter weighs 4 KiB of binary for one fixed name.
-    header.as_old_mut().name[..13].copy_from_slice(b"manifest.json");
-    header.set_size(json.len() as u64);
+    // Written as is: the tar crate's path setter weighs 4 KiB of binary for a few fixed names.
+    header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+    header.set_size(data.len() as u64);
     header.set_mode(0o644);
     header.set_mtime(0);
     header.set_entry_type(tar::EntryType::Regular);
     header.set_cksum();
     let mut entry = header.as_bytes().to_vec();
-    entry.extend_from_slice(json.as_bytes());
+    entry.extend_from_slice(data);
     entry.resize(entry.len().div_ceil(BLOCK) * BLOCK, 0);
-    Ok(Some(entry))
+    entry
 }
 
 /// One image of the index that could be loaded: a manifest, the names it is given, and the
@@ -642,13 +719,13 @@ mod tests {
     /// `tar` through the adapter for `device`, fed `step` bytes at a time and read into
     /// buffers of another size.
     fn through(tar: &[u8], step: usize, device: &str) -> io::Result<Vec<u8>> {
-        through_to(tar, step, device, true)
+        through_to(tar, step, device, Reads::DockerArchive)
     }
 
-    /// `through`, for classic docker (`write_manifest`) or another engine.
-    fn through_to(tar: &[u8], step: usize, device: &str, docker: bool) -> io::Result<Vec<u8>> {
+    /// `through`, for a store that `reads` what it does.
+    fn through_to(tar: &[u8], step: usize, device: &str, reads: Reads) -> io::Result<Vec<u8>> {
         let inner = Pieces { data: tar, step };
-        let mut adapter = Loadable::new(inner, platform(device), docker);
+        let mut adapter = Loadable::new(inner, platform(device), reads);
         let mut out = Vec::new();
         let mut buf = vec![0; step * 3 / 2 + 1];
         loop {
@@ -791,7 +868,7 @@ mod tests {
             &[],
         );
         for step in [1, 300, 512, 4096] {
-            let out = through_to(&tar, step, "linux/amd64", false).unwrap();
+            let out = through_to(&tar, step, "linux/amd64", Reads::Either).unwrap();
             let index = json_in(&out, "index.json").expect("index.json");
             assert_eq!(
                 index["manifests"],
@@ -810,7 +887,7 @@ mod tests {
         let mut oci = Oci::default();
         let (a, _) = oci.image("linux/arm64", 100);
         let tar = oci.tar(vec![named(a, "example.org/one:1")], &[]);
-        assert!(through_to(&tar, 700, "linux/amd64", false).unwrap() == tar);
+        assert!(through_to(&tar, 700, "linux/amd64", Reads::Either).unwrap() == tar);
     }
 
     #[test]
@@ -820,11 +897,57 @@ mod tests {
         let (arm, _) = oci.image("linux/arm/v7", 100);
         let index = oci.index(vec![arm64, arm]);
         let tar = oci.tar(vec![named(index, "example.org/foreign:1")], &[]);
-        let e = through_to(&tar, 512, "linux/amd64", false).unwrap_err();
+        let e = through_to(&tar, 512, "linux/amd64", Reads::Either).unwrap_err();
         assert!(
             matches!(Unloadable::find(&e), Some(Unloadable::NoPlatform { .. })),
             "{e}"
         );
+    }
+
+    #[test]
+    fn gives_a_docker_archive_the_oci_layout_of_the_manifest_the_loader_computes() {
+        let layer = vec![0u8; 1024];
+        let config = json!({"architecture": "amd64", "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{}", hex(&layer))]}})
+        .to_string();
+        let cfg = hex(config.as_bytes());
+        let manifest = json!([{"Config": format!("{cfg}.json"), "RepoTags": ["debian:12"],
+            "Layers": ["l/layer.tar"]}])
+        .to_string();
+        let tar = tar_of(&[
+            ("l/layer.tar", &layer),
+            (&format!("{cfg}.json"), config.as_bytes()),
+            ("manifest.json", manifest.as_bytes()),
+        ]);
+        let computed = manifest::read(&tar[..]).unwrap().unwrap().images[0]
+            .target
+            .clone()
+            .expect("a computed manifest digest");
+        for step in [1, 512, 4096] {
+            let out = through_to(&tar, step, "linux/amd64", Reads::OciLayout).unwrap();
+            let end = tar.len() - 2 * BLOCK;
+            assert!(
+                out[..end] == tar[..end],
+                "the archive itself passes as it is"
+            );
+            let index = json_in(&out, "index.json").expect("index.json");
+            let descriptor = &index["manifests"][0];
+            assert_eq!(descriptor["digest"], computed.as_str());
+            assert_eq!(
+                descriptor["annotations"],
+                json!({CONTAINERD_NAME: "docker.io/library/debian:12", OCI_REF_NAME: "12"})
+            );
+            let written = json_in(&out, &format!("blobs/sha256/{}", &computed[7..]));
+            assert_eq!(
+                written.unwrap()["config"]["digest"],
+                format!("sha256:{cfg}")
+            );
+            assert!(json_in(&out, "oci-layout").is_some());
+            let read = manifest::read(&out[..]).unwrap().unwrap();
+            assert_eq!(read.images[0].target.as_deref(), Some(computed.as_str()));
+        }
+        assert!(through_to(&tar, 512, "linux/amd64", Reads::Either).unwrap() == tar);
+        assert!(through_to(&tar, 512, "linux/amd64", Reads::DockerArchive).unwrap() == tar);
     }
 
     #[test]
@@ -857,7 +980,7 @@ mod tests {
                 step: 512,
             },
             platform("linux/amd64"),
-            true,
+            Reads::DockerArchive,
         );
         let mut passed = 0;
         let mut buf = [0; 700];
@@ -914,7 +1037,11 @@ mod tests {
         let tar = oci.tar(vec![image], &[]);
         // The decoder fails after the end-of-archive blocks, and in the middle.
         for data in [&tar[..], &tar[..tar.len() / 2]] {
-            let mut adapter = Loadable::new(FailsAtEnd(data), platform("linux/amd64"), true);
+            let mut adapter = Loadable::new(
+                FailsAtEnd(data),
+                platform("linux/amd64"),
+                Reads::DockerArchive,
+            );
             let err = io::copy(&mut adapter, &mut io::sink()).unwrap_err();
             assert_eq!(err.kind(), io::ErrorKind::Other);
             assert_eq!(err.to_string(), "checksum mismatch");

@@ -2,7 +2,8 @@
 //! 29 installs). Images live in containerd's content store, and an image's id is the digest of
 //! its target descriptor, the manifest or index: for an OCI archive the descriptor in its
 //! index.json, for a docker-archive the manifest containerd makes up (see
-//! [`Image::target`]). `GET /images/<config digest>/json` and tagging by it answer 404 here.
+//! [`Image::target`], which the loader writes into a docker-archive as an OCI layout on its
+//! way). `GET /images/<config digest>/json` and tagging by it answer 404 here.
 //! An upload streams into containerd's content store, not under docker's data root.
 
 use std::path::PathBuf;
@@ -11,6 +12,7 @@ use serde_json::Value;
 
 use super::Store;
 use crate::manifest::Image;
+use crate::oci::Reads;
 
 /// What `GET /info` says in `DriverStatus` when images are kept by a containerd snapshotter.
 const DRIVER_TYPE: &str = "io.containerd.snapshotter.v1";
@@ -40,6 +42,12 @@ impl Store for ContainerdStore {
 
     fn image_id<'a>(&self, image: &'a Image) -> Option<&'a str> {
         image.target.as_deref()
+    }
+
+    /// An OCI layout as it is; a docker-archive is given one, since the manifest containerd
+    /// would make up for it depends on what else its content store holds (see [`Reads`]).
+    fn reads(&self) -> Reads {
+        Reads::OciLayout
     }
 
     fn upload_dir(&self, info: &Value) -> Result<PathBuf, String> {

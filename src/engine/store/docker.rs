@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::Store;
 use crate::manifest::Image;
+use crate::oci::Reads;
 
 /// docker unpacks an upload into a directory here, under its data root, unless
 /// `DOCKER_TMPDIR` moves it.
@@ -26,8 +27,8 @@ impl Store for ClassicStore {
 
     /// It reads manifest.json and nothing else: `open .../blobs/json: no such file` for an
     /// OCI archive (docker 20.10 and 26, measured).
-    fn needs_docker_manifest(&self) -> bool {
-        true
+    fn reads(&self) -> Reads {
+        Reads::DockerArchive
     }
 
     fn upload_dir(&self, info: &Value) -> Result<PathBuf, String> {

@@ -1,6 +1,6 @@
 //! What differs between engines and their image stores, behind one interface: which of an
-//! archive's digests becomes the image's id, whether OCI archives load, and where an upload
-//! is copied before it is imported. One file per store; [`detect`] picks one from the
+//! archive's digests becomes the image's id, which archive layout it reads, and where an
+//! upload is copied before it is imported. One file per store; [`detect`] picks one from the
 //! engine's own answers, so supporting the next store is one new file and one line there.
 //!
 //! The HTTP routes are not here: they follow the engine's API (docker's or podman's), which
@@ -16,6 +16,7 @@ use serde_json::Value;
 
 use super::Kind;
 use crate::manifest::Image;
+use crate::oci::Reads;
 
 pub use containerd::ContainerdStore;
 pub use docker::ClassicStore;
@@ -29,10 +30,8 @@ pub trait Store: Send + Sync {
     /// engine's `Id` and tags by.
     fn image_id<'a>(&self, image: &'a Image) -> Option<&'a str>;
 
-    /// Whether an OCI archive needs a docker `manifest.json` written into it on its way.
-    fn needs_docker_manifest(&self) -> bool {
-        false
-    }
+    /// Which archive layout it reads, so what is written into an archive on its way.
+    fn reads(&self) -> Reads;
 
     /// The directory (in the engine's view) that holds the whole upload while it is
     /// imported, from the engine's `info` answer; why not, when it cannot be told.

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::Store;
 use crate::manifest::Image;
+use crate::oci::Reads;
 
 /// Where podman's API service copies an upload when the engine does not say: podman sets its
 /// `TMPDIR` to this unless containers.conf's `image_copy_tmp_dir` or the environment says else.
@@ -22,6 +23,10 @@ impl Store for PodmanStore {
 
     fn image_id<'a>(&self, image: &'a Image) -> Option<&'a str> {
         image.id.as_deref()
+    }
+
+    fn reads(&self) -> Reads {
+        Reads::Either
     }
 
     /// `store.imageCopyTmpDir` of `GET /libpod/info` (podman >= 4.4 says; older does not).
