@@ -51,8 +51,14 @@ fn load_records_every_entry_in_status_json(flavor: Flavor) {
     assert_eq!(recorded.len(), 3, "{recorded:?}");
     assert_eq!(recorded[..2], printed[..2], "as status --json prints them");
     assert_eq!(recorded[0]["state"], "present");
-    assert_eq!(recorded[0]["image_id"], format!("sha256:{}", loaded.id));
-    assert_eq!(recorded[1]["image_id"], format!("sha256:{}", present.id));
+    assert_eq!(
+        recorded[0]["image_id"],
+        format!("sha256:{}", loaded.id_on(flavor))
+    );
+    assert_eq!(
+        recorded[1]["image_id"],
+        format!("sha256:{}", present.id_on(flavor))
+    );
     assert_eq!(recorded[2]["state"], "missing");
     assert_eq!(recorded[2]["line"], 3);
     let error = recorded[2]["error"].as_str().unwrap_or_default();
@@ -71,7 +77,7 @@ fn markers_name_each_present_image_and_hold_its_id(flavor: Flavor) {
 
     let marker = run.join("images/example.org/ready/marked:1");
     let id = fs::read_to_string(&marker).expect("marker for the loaded image");
-    assert_eq!(id, format!("sha256:{}\n", fixture.id));
+    assert_eq!(id, format!("sha256:{}\n", fixture.id_on(flavor)));
     assert!(!run.join("images/example.org/ready/unmarked:1").exists());
 }
 

@@ -669,27 +669,3 @@ fn layer_not_matching_its_diff_id_is_refused_by_the_engine(flavor: Flavor) {
     assert!(path.exists(), "archive kept");
     s.assert_valid_lines_loaded(&engine, &out);
 }
-
-#[test]
-fn docker_refuses_oci_archive_from_podman_save() {
-    // dockerd 20.10 only loads docker-archive layouts ("open .../blobs/json: no such file
-    // or directory" for an OCI archive); the loader passes the refusal on and keeps it.
-    let engine = Engine::docker();
-    let s = Sandwich::new("oci");
-    let fixture = Fixture::new("example.org/oci/saved:1");
-    let archive = podman_saved(&fixture, "oci-archive");
-    let path = s
-        .pkg
-        .add_archive("oci.tar.zst", &Codec::Zstd.compress(&archive));
-    s.write(b"oci.tar.zst example.org/oci/saved:1");
-
-    let out = load_package(&engine, &s.pkg, &["--delete-after-load"]);
-
-    out.assert_entry(
-        &s.pkg.list,
-        2,
-        &["example.org/oci/saved:1: failed: ", "engine refused"],
-    );
-    assert!(path.exists(), "archive kept");
-    s.assert_valid_lines_loaded(&engine, &out);
-}

@@ -54,9 +54,7 @@ fn engine_on_small_disk(flavor: Flavor) -> Engine {
 fn upload_dir(engine: &Engine) -> PathBuf {
     match engine.flavor() {
         Flavor::Docker20 | Flavor::Docker26 => engine.dir().join("root/tmp"),
-        Flavor::Docker26Containerd => engine
-            .dir()
-            .join("root/containerd/daemon/io.containerd.content.v1.content/ingest"),
+        Flavor::Docker26Containerd => engine.dir().join("root/containerd/daemon"),
         Flavor::Podman43 | Flavor::Podman54 => engine.dir().join("tmp"),
     }
 }
@@ -191,14 +189,19 @@ fn no_space_check_sends_it_and_the_engine_reports_the_full_disk(flavor: Flavor) 
                 "no space left on device",
             ],
         )
-        .assert_entry_lacks(&t.pkg.list, 1, "not enough space")
-        .assert_entry(
-            &t.pkg.list,
-            2,
-            &[&format!("{}: loaded from small.tar.gz", t.small.reference)],
-        )
-        .assert_summary("1 loaded, 0 present, 1 failed");
+        .assert_entry_lacks(&t.pkg.list, 1, "not enough space");
     engine.assert_has_not(&t.big.reference);
+    if flavor.containerd_store() {
+        // The failed upload stays in containerd's content store: the disk is still full for
+        // the next entry (tests/faults.rs, full_engine_storage_...).
+        return;
+    }
+    out.assert_entry(
+        &t.pkg.list,
+        2,
+        &[&format!("{}: loaded from small.tar.gz", t.small.reference)],
+    )
+    .assert_summary("1 loaded, 0 present, 1 failed");
     engine.assert_has(&t.small.reference);
 }
 

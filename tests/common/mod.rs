@@ -1049,6 +1049,9 @@ pub struct Fixture {
     pub tar: Vec<u8>,
     /// The image ID (`<hex>` of the config's sha256).
     pub id: String,
+    /// The ID on docker's containerd image store (`<hex>`): the digest of the manifest
+    /// containerd writes for a docker-archive (containerd's images/archive `ImportIndex`).
+    pub manifest_id: String,
 }
 
 impl Fixture {
@@ -1112,10 +1115,35 @@ impl Fixture {
         }
         append_file(&mut b, &format!("{id}.json"), config.as_bytes(), 0o644);
         append_file(&mut b, "manifest.json", manifest.as_bytes(), 0o644);
+        let layers: Vec<String> = diff_ids
+            .iter()
+            .zip(&layer_tars)
+            .map(|(d, l)| {
+                format!(
+                    r#"{{"mediaType":"application/vnd.docker.image.rootfs.diff.tar","digest":"sha256:{d}","size":{}}}"#,
+                    l.len()
+                )
+            })
+            .collect();
+        let made_up = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{{"mediaType":"application/vnd.docker.container.image.v1+json","digest":"sha256:{id}","size":{}}},"layers":[{}]}}"#,
+            config.len(),
+            layers.join(",")
+        );
         Fixture {
             reference: repo_tags.first().copied().unwrap_or("").to_string(),
             tar: b.into_inner().expect("finish image tar"),
             id,
+            manifest_id: sha256_hex(made_up.as_bytes()),
+        }
+    }
+
+    /// The ID `flavor` gives this image (`<hex>`): the config's digest, or the manifest's on
+    /// docker's containerd image store.
+    pub fn id_on(&self, flavor: Flavor) -> &str {
+        match flavor.containerd_store() {
+            true => &self.manifest_id,
+            false => &self.id,
         }
     }
 
@@ -1680,6 +1708,21 @@ pub fn load_package(engine: &Engine, pkg: &Package, extra: &[&str]) -> Output {
     let mut args = vec!["-l", list.as_str()];
     args.extend_from_slice(extra);
     load(engine, &args)
+}
+
+/// The ID `flavor` gives the image of the archive at `path` (`<hex>`), as `container-loader
+/// inspect --json` reads it: the config digest, or the manifest digest on docker's containerd
+/// image store.
+pub fn archive_id_on(flavor: Flavor, path: &Path) -> String {
+    let out = run_loader(&["inspect", "--json", &path.display().to_string()], &[]);
+    out.assert_code(0);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("inspect --json");
+    let key = match flavor.containerd_store() {
+        true => "manifest_digest",
+        false => "id",
+    };
+    let id = v[0]["images"][0][key].as_str();
+    bare_id(id.unwrap_or_else(|| panic!("no {key} in {v}"))).to_owned()
 }
 
 /// Strips a `sha256:` prefix so engine and loader IDs compare equal.
