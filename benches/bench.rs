@@ -12,7 +12,9 @@
 //!
 //! Environment: CONTAINER_LOADER_BIN (the binary measured; `make bench` sets the static one),
 //! BENCH_RUNS (runs per quick figure, default 7), BENCH_LOAD_RUNS (runs per load, default 3),
-//! BENCH_ONLY (a comma list of startup, decoders, docker, podman: run only those parts).
+//! BENCH_ONLY (a comma list of startup, decoders, docker, podman, containerd: run only those
+//! parts). `containerd` is dockerd 26 with the containerd image store, from the Debian 13 root
+//! filesystem of `make engines-root`.
 
 #[path = "../tests/common/mod.rs"]
 #[allow(unused_macros, unused_imports)]
@@ -30,7 +32,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use common::{Engine, Fixture, Kind, TempDir};
+use common::{Engine, Fixture, Flavor, Kind, TempDir};
 
 /// Longest any single measured command may run before it is killed (and the bench fails).
 const RUN_LIMIT: Duration = Duration::from_secs(300);
@@ -189,7 +191,7 @@ fn http(socket: &Path, method: &str, path: &str) -> (u16, String) {
 
 /// A harness engine whose directory (data root, temp files, socket) is a tmpfs. The harness
 /// stops the engine by its PID and then unmounts and removes the directory.
-fn engine_on_tmpfs(kind: Kind) -> Engine {
+fn engine_on_tmpfs(kind: impl Into<Flavor>) -> Engine {
     let mut engine = Engine::unstarted(kind);
     let dir = engine.dir().to_owned();
     let ok = Command::new("mount")
@@ -924,7 +926,7 @@ fn load_vs_seed(
     reference: &str,
     runs: usize,
 ) -> LoadResult {
-    let kind = engine.kind().name();
+    let kind = engine.flavor().name();
     let dir = work.join(format!(
         "load-{kind}-{}",
         archive.file_name().unwrap().to_string_lossy()
@@ -974,6 +976,22 @@ fn load_vs_seed(
         ours: summarize(&ours),
         seed: summarize(&seed),
     }
+}
+
+/// The row of a load against the seed script's `pzstd -c -d | CLI load` on the same engine.
+fn load_row(table: &mut Table, what: &str, cli: &str, r: &LoadResult) {
+    let ratio = r.ours.wall.as_secs_f64() / r.seed.wall.as_secs_f64();
+    table.row(
+        what,
+        ms(r.ours.wall),
+        format!(
+            "seed script (`pzstd -c -d \\| {cli} load`): {}",
+            ms(r.seed.wall)
+        ),
+        format!("{ratio:.2}"),
+        "<= 1.0",
+        Some(ratio <= 1.0),
+    );
 }
 
 /// `zstd -dc ARCHIVE | curl` into podman's load endpoint: the service's own speed.
@@ -1177,18 +1195,8 @@ fn main() {
         let name = kind.name();
         noop_boot(&mut table, &engine, work.path(), runs);
         let r = load_vs_seed(&engine, work.path(), &two_zst, REF_TWO, load_runs);
-        let ratio = r.ours.wall.as_secs_f64() / r.seed.wall.as_secs_f64();
-        table.row(
-            &format!("load {decoded_two:.0} MiB two-layer image (.zst), {name}"),
-            ms(r.ours.wall),
-            format!(
-                "seed script (`pzstd -c -d \\| {name} load`): {}",
-                ms(r.seed.wall)
-            ),
-            format!("{ratio:.2}"),
-            "<= 1.0",
-            Some(ratio <= 1.0),
-        );
+        let what = format!("load {decoded_two:.0} MiB two-layer image (.zst), {name}");
+        load_row(&mut table, &what, name, &r);
         if kind == Kind::Podman {
             // The seed's `podman load` does not use the service; this is the service's own
             // load path, fed by the fastest client there is.
@@ -1288,6 +1296,18 @@ fn main() {
             );
         }
         // The harness stops the engine by its PID, then unmounts the tmpfs and removes it.
+        drop(engine);
+    }
+
+    // docker's containerd image store imports into containerd's content store and unpacks
+    // with a snapshotter (overlayfs on the tmpfs here): another import path than the classic
+    // store's, measured against `docker load` on the same engine.
+    if part("containerd") {
+        let engine = engine_on_tmpfs(Flavor::Docker26Containerd);
+        let r = load_vs_seed(&engine, work.path(), &two_zst, REF_TWO, load_runs);
+        let what =
+            format!("load {decoded_two:.0} MiB two-layer image (.zst), docker 26 containerd store");
+        load_row(&mut table, &what, "docker", &r);
         drop(engine);
     }
 
