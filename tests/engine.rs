@@ -21,6 +21,40 @@ on_every_engine! {
     container_host_wins_over_docker_host;
     host_option_wins_over_environment;
     late_socket_is_waited_for;
+    status_and_verbose_name_the_engine_its_version_and_its_store;
+}
+
+/// `engine: docker 26.1.5+dfsg1, containerd image store at SOCKET`, and the like.
+fn status_and_verbose_name_the_engine_its_version_and_its_store(flavor: Flavor) {
+    let engine = Engine::start(flavor);
+    let (pkg, _) = one_image("named");
+    let (family, version, store) = match flavor {
+        Flavor::Docker20 => ("docker", "20.10.", "classic image store"),
+        Flavor::Docker26 => ("docker", "26.1.", "classic image store"),
+        Flavor::Docker26Containerd => ("docker", "26.1.", "containerd image store"),
+        Flavor::Podman43 => ("podman", "4.3.", "containers-storage"),
+        Flavor::Podman54 => ("podman", "5.4.", "containers-storage"),
+    };
+    let host = engine.socket_path().display().to_string();
+    let named = |out: &Output| {
+        let line = out
+            .stderr_lines()
+            .into_iter()
+            .find(|l| l.starts_with("engine: "))
+            .unwrap_or_else(|| panic!("no engine line\n{out:?}"))
+            .to_owned();
+        assert!(
+            line.starts_with(&format!("engine: {family} {version}"))
+                && line.ends_with(&format!(", {store} at {host}")),
+            "{line}"
+        );
+    };
+
+    named(&run_loader(
+        &["status", "-H", &host, "-l", &pkg.list_arg()],
+        &[],
+    ));
+    named(&load_package(&engine, &pkg, &["--verbose"]));
 }
 
 /// A package with one zstd image that the engine does not have yet.
