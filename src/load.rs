@@ -474,7 +474,7 @@ fn load_entry(
         Ok(carried) => carried,
         Err(source) => {
             if !replacing {
-                drop_broken_name(engine, entry, promised.as_ref(), log);
+                drop_broken_name(engine, entry, log);
             }
             return Err(EntryError::Load {
                 archive: name(),
@@ -653,23 +653,16 @@ fn confirm(
     }
 }
 
-/// After a refused load of an image the engine did not have: if the engine has the name now,
-/// on an image that is not the archive's, it is what the failed import left behind (docker's
-/// containerd store names the image before it finds a layer that does not match its diffID,
-/// and keeps the name). Removed, or every later boot would find the name and skip the entry.
-fn drop_broken_name(engine: &Engine, entry: &Entry, promised: Option<&Images>, log: &Log) {
+/// After a refused load of an image the engine did not have: a name the engine has now is what
+/// the failed import left behind. docker's containerd store names the image before it unpacks
+/// it, and keeps the name when a layer then does not match its diffID; it shows the image by
+/// name though it leaves it out of its listing. Removed, or every later boot would find the
+/// name and skip the entry: a failed entry leaves its name missing, as on the other engines.
+fn drop_broken_name(engine: &Engine, entry: &Entry, log: &Log) {
     let image = &entry.reference;
-    let wanted = match promised.map(|p| p.find(image)) {
-        Some(Match::Named(i) | Match::Only(i)) => engine.id_for(i).ok().flatten(),
-        _ => None,
-    };
     let Ok(Some(left)) = engine.image_id(image) else {
         return;
     };
-    // What the archive's image is cannot be told, or it is that: the name is kept.
-    if wanted.is_none_or(|w| w == left) {
-        return;
-    }
     let place = entry.place();
     match engine.remove(image) {
         Ok(()) => log.warn(format_args!(
