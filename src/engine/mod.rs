@@ -299,7 +299,7 @@ impl Engine {
             Kind::Docker => "/info".to_owned(),
             Kind::Podman => format!("{}/info", self.libpod),
         };
-        let what = "asking the engine about its storage";
+        let what = "asking where the engine stores images";
         let (status, body) = self.get(&path, what)?;
         match status {
             200 => serde_json::from_slice(&body).map_err(|e| EngineError::Answer {
