@@ -1,14 +1,25 @@
 //! Finding an entry's archive inside its images directory, and nowhere else.
 //!
 //! The loader runs as root and may delete what it loaded, so an archive name from the list is
-//! only ever a plain file name inside the images directory: no absolute path, no `/`, no `..`,
-//! and no symlink that resolves outside the directory. The check is made on the resolved path
-//! right before the file is opened and again right before it is deleted.
+//! only ever a plain file name inside the images directory: no absolute path, no `/`, no `..`.
+//! The directory is opened once per use, and everything after that goes through its handle,
+//! never through a path again: the archive is opened by name with `O_NOFOLLOW | O_NONBLOCK`
+//! and the opened file itself must be a regular file, so neither a symlink nor a FIFO swapped in
+//! after a check (nor the directory itself replaced by a symlink) can redirect the read or block
+//! it; a deletion unlinks the name in that same directory, and only while it still names the
+//! file that was loaded. A symlink is followed one level, and only to a plain name in the same
+//! directory (`link.tar.zst -> real.tar.zst`), which is then opened with `O_NOFOLLOW` too; a
+//! deletion removes such a link, never its target.
 
+use std::ffi::CString;
 use std::fmt;
-use std::fs::{self, File};
+use std::fs::File;
 use std::io;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
+use rustix::io::Errno;
 
 use crate::decode::{self, Decoder, Format};
 
@@ -18,6 +29,8 @@ pub enum ArchiveError {
     NotFound { name: String, dir: PathBuf },
     Outside { name: String, dir: PathBuf },
     NotRegular { name: String },
+    /// The name stood for another file when it was used than when it was checked.
+    Changed { name: String, dir: PathBuf },
     UnknownFormat { name: String },
     Io { name: String, source: io::Error },
 }
@@ -38,10 +51,15 @@ impl fmt::Display for ArchiveError {
             ),
             ArchiveError::Outside { name, dir } => write!(
                 f,
-                "archive {name} resolves outside {}; refusing to read it",
+                "archive {name} resolves outside {} (a symlink may only name a file beside it); refusing to read it",
                 dir.display()
             ),
             ArchiveError::NotRegular { name } => write!(f, "archive {name} is not a regular file"),
+            ArchiveError::Changed { name, dir } => write!(
+                f,
+                "archive {name} in {} changed while it was used (replaced by a symlink or another file?); left alone, check who writes there",
+                dir.display()
+            ),
             ArchiveError::UnknownFormat { name } => write!(
                 f,
                 "archive {name} is not zstd, gzip, xz or tar (by its first bytes)"
@@ -60,41 +78,112 @@ impl std::error::Error for ArchiveError {
     }
 }
 
-/// The checked path of archive `name` in `dir`: the name as the list gives it (a symlink stays
-/// a symlink) after making sure it resolves to a regular file inside `dir`.
+/// A plain file name: no `/`, not empty, not `.` or `..`.
+fn plain(name: &[u8]) -> bool {
+    !name.is_empty() && name != b"." && name != b".." && !name.contains(&b'/')
+}
+
+/// The images directory, opened once; every name below is looked up through this handle.
+struct Dir<'a> {
+    fd: OwnedFd,
+    path: &'a Path,
+}
+
+impl<'a> Dir<'a> {
+    fn open(path: &'a Path, name: &str) -> Result<Dir<'a>, ArchiveError> {
+        if !plain(name.as_bytes()) {
+            return Err(ArchiveError::NotPlainName {
+                name: name.to_owned(),
+                dir: path.to_owned(),
+            });
+        }
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let fd = rustix::fs::open(path, flags, Mode::empty()).map_err(|e| match e {
+            Errno::NOENT => ArchiveError::NotFound {
+                name: name.to_owned(),
+                dir: path.to_owned(),
+            },
+            e => ArchiveError::Io {
+                name: name.to_owned(),
+                source: io::Error::new(
+                    io::Error::from(e).kind(),
+                    format!("opening {}: {e}", path.display()),
+                ),
+            },
+        })?;
+        Ok(Dir { fd, path })
+    }
+
+    fn io_err(&self, name: &str, e: Errno) -> ArchiveError {
+        match e {
+            Errno::NOENT => ArchiveError::NotFound {
+                name: name.to_owned(),
+                dir: self.path.to_owned(),
+            },
+            e => ArchiveError::Io {
+                name: name.to_owned(),
+                source: e.into(),
+            },
+        }
+    }
+
+    fn stat(&self, name: &str, entry: &CString) -> Result<Stat, ArchiveError> {
+        rustix::fs::statat(&self.fd, entry.as_c_str(), AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| self.io_err(name, e))
+    }
+
+    /// The entry that `name` stands for: itself, or the plain name its symlink points to;
+    /// and that entry's status, which must be a regular file's.
+    fn resolve(&self, name: &str) -> Result<(CString, Stat), ArchiveError> {
+        let own = CString::new(name).map_err(|_| ArchiveError::NotPlainName {
+            name: name.to_owned(),
+            dir: self.path.to_owned(),
+        })?;
+        let stat = self.stat(name, &own)?;
+        let (entry, stat) = match kind(&stat) {
+            FileType::Symlink => {
+                let target = rustix::fs::readlinkat(&self.fd, own.as_c_str(), Vec::new())
+                    .map_err(|e| self.io_err(name, e))?;
+                if !plain(target.as_bytes()) {
+                    return Err(ArchiveError::Outside {
+                        name: name.to_owned(),
+                        dir: self.path.to_owned(),
+                    });
+                }
+                let stat = self.stat(name, &target)?;
+                (target, stat)
+            }
+            _ => (own, stat),
+        };
+        match kind(&stat) {
+            FileType::RegularFile => Ok((entry, stat)),
+            // A link to a link: only one level is followed.
+            FileType::Symlink => Err(ArchiveError::Outside {
+                name: name.to_owned(),
+                dir: self.path.to_owned(),
+            }),
+            _ => Err(ArchiveError::NotRegular {
+                name: name.to_owned(),
+            }),
+        }
+    }
+}
+
+fn kind(stat: &Stat) -> FileType {
+    FileType::from_raw_mode(stat.st_mode)
+}
+
+/// Which file it is: device and inode.
+#[allow(clippy::unnecessary_cast)] // the field types differ between architectures
+fn identity(stat: &Stat) -> (u64, u64) {
+    (stat.st_dev as u64, stat.st_ino as u64)
+}
+
+/// Checks that archive `name` in `dir` is a regular file there (itself, or through a symlink
+/// to a plain name beside it) and returns its path, for messages only: it is not opened.
 pub fn locate(dir: &Path, name: &str) -> Result<PathBuf, ArchiveError> {
-    let plain = !name.is_empty() && name != "." && name != ".." && !name.contains('/');
-    if !plain {
-        return Err(ArchiveError::NotPlainName {
-            name: name.to_owned(),
-            dir: dir.to_owned(),
-        });
-    }
-    let path = dir.join(name);
-    let io_err = |source: io::Error| match source.kind() {
-        io::ErrorKind::NotFound => ArchiveError::NotFound {
-            name: name.to_owned(),
-            dir: dir.to_owned(),
-        },
-        _ => ArchiveError::Io {
-            name: name.to_owned(),
-            source,
-        },
-    };
-    let real = fs::canonicalize(&path).map_err(io_err)?;
-    let real_dir = fs::canonicalize(dir).map_err(io_err)?;
-    if !real.starts_with(&real_dir) {
-        return Err(ArchiveError::Outside {
-            name: name.to_owned(),
-            dir: dir.to_owned(),
-        });
-    }
-    if real == real_dir || !fs::metadata(&real).map_err(io_err)?.is_file() {
-        return Err(ArchiveError::NotRegular {
-            name: name.to_owned(),
-        });
-    }
-    Ok(path)
+    Dir::open(dir, name)?.resolve(name)?;
+    Ok(dir.join(name))
 }
 
 /// An archive opened for reading, its format known.
@@ -103,32 +192,68 @@ pub struct Archive {
     pub format: Format,
     head: Vec<u8>,
     file: File,
+    origin: Origin,
+}
+
+/// Where an opened archive came from: enough to delete exactly it later, and nothing else.
+pub struct Origin {
+    dir: OwnedFd,
+    dir_path: PathBuf,
+    name: String,
+    identity: (u64, u64),
+    /// Held open so that its inode number cannot be reused by another file before `delete`.
+    _file: Option<File>,
 }
 
 impl Archive {
     pub fn open(dir: &Path, name: &str) -> Result<Archive, ArchiveError> {
-        let path = locate(dir, name)?;
-        let io_err = |source| ArchiveError::Io {
+        let images = Dir::open(dir, name)?;
+        let (entry, _) = images.resolve(name)?;
+        let io_err = |source: io::Error| ArchiveError::Io {
             name: name.to_owned(),
             source,
         };
-        let mut file = File::open(&path).map_err(io_err)?;
-        // The opened file, not the path, decides: the path could have changed since `locate`.
-        let meta = file.metadata().map_err(io_err)?;
-        if !meta.is_file() {
+        // O_NONBLOCK: a FIFO swapped in after `resolve` must not block the open (it would,
+        // forever, while the engine lock is held); O_NOFOLLOW: nor may a symlink redirect it.
+        let flags = OFlags::RDONLY
+            | OFlags::NOFOLLOW
+            | OFlags::NONBLOCK
+            | OFlags::NOCTTY
+            | OFlags::CLOEXEC;
+        let fd = rustix::fs::openat(&images.fd, entry.as_c_str(), flags, Mode::empty()).map_err(
+            |e| match e {
+                Errno::LOOP | Errno::NOENT => ArchiveError::Changed {
+                    name: name.to_owned(),
+                    dir: dir.to_owned(),
+                },
+                e => io_err(e.into()),
+            },
+        )?;
+        // The opened file decides, not what `resolve` saw.
+        let stat = rustix::fs::fstat(&fd).map_err(|e| io_err(e.into()))?;
+        if kind(&stat) != FileType::RegularFile {
             return Err(ArchiveError::NotRegular {
                 name: name.to_owned(),
             });
         }
+        rustix::fs::fcntl_setfl(&fd, OFlags::empty()).map_err(|e| io_err(e.into()))?;
+        let mut file = File::from(fd);
         let (head, format) = decode::peek(&mut file).map_err(io_err)?;
         let format = format.ok_or_else(|| ArchiveError::UnknownFormat {
             name: name.to_owned(),
         })?;
         Ok(Archive {
-            size: meta.len(),
+            size: stat.st_size as u64,
             format,
             head,
             file,
+            origin: Origin {
+                dir: images.fd,
+                dir_path: dir.to_owned(),
+                name: name.to_owned(),
+                identity: identity(&stat),
+                _file: None,
+            },
         })
     }
 
@@ -140,21 +265,57 @@ impl Archive {
     pub fn decoder(self, memory_limit: u64) -> Decoder {
         decode::decoder(self.format, self.head, self.file, memory_limit)
     }
+
+    /// Where the archive came from, kept past `decoder` for a deletion after the load.
+    pub fn origin(&self) -> Result<Origin, ArchiveError> {
+        let dir = self.origin.dir.try_clone().map_err(|source| ArchiveError::Io {
+            name: self.origin.name.clone(),
+            source,
+        })?;
+        let file = self.file.try_clone().map_err(|source| ArchiveError::Io {
+            name: self.origin.name.clone(),
+            source,
+        })?;
+        Ok(Origin {
+            dir,
+            dir_path: self.origin.dir_path.clone(),
+            name: self.origin.name.clone(),
+            identity: self.origin.identity,
+            _file: Some(file),
+        })
+    }
 }
 
-/// Deletes archive `name` from `dir` after checking, once more, that it is ours to delete.
-pub fn delete(dir: &Path, name: &str) -> Result<(), ArchiveError> {
-    let path = locate(dir, name)?;
-    fs::remove_file(&path).map_err(|source| ArchiveError::Io {
-        name: name.to_owned(),
-        source,
-    })
+impl Origin {
+    /// Deletes the archive's name from the directory it was opened in, if that name still
+    /// stands for the file that was opened. A symlink entry is deleted as the link; its target
+    /// stays.
+    pub fn delete(&self) -> Result<(), ArchiveError> {
+        let images = Dir {
+            fd: self.dir.try_clone().map_err(|source| ArchiveError::Io {
+                name: self.name.clone(),
+                source,
+            })?,
+            path: &self.dir_path,
+        };
+        let (_, stat) = images.resolve(&self.name)?;
+        if identity(&stat) != self.identity {
+            return Err(ArchiveError::Changed {
+                name: self.name.clone(),
+                dir: self.dir_path.clone(),
+            });
+        }
+        rustix::fs::unlinkat(&images.fd, self.name.as_str(), AtFlags::empty())
+            .map_err(|e| images.io_err(&self.name, e))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
     use std::os::unix::fs::symlink;
+    use std::time::{Duration, Instant};
 
     struct Scratch(PathBuf);
 
@@ -167,6 +328,14 @@ mod tests {
         }
         fn images(&self) -> PathBuf {
             self.0.join("images")
+        }
+        /// A tar (its format is told by `ustar` at offset 257), so that it opens.
+        fn tar(&self, name: &str) -> PathBuf {
+            let mut data = vec![0u8; 1024];
+            data[257..262].copy_from_slice(b"ustar");
+            let p = self.images().join(name);
+            fs::write(&p, data).unwrap();
+            p
         }
     }
 
@@ -195,19 +364,36 @@ mod tests {
         symlink(s.0.join("secret"), s.images().join("a.zst")).unwrap();
         let err = locate(&s.images(), "a.zst").unwrap_err();
         assert!(err.to_string().contains("resolves outside"), "{err}");
-        assert!(delete(&s.images(), "a.zst").is_err());
+        assert!(Archive::open(&s.images(), "a.zst").is_err());
         assert!(s.0.join("secret").exists());
     }
 
     #[test]
-    fn follows_a_symlink_that_stays_inside_the_images_dir() {
+    fn follows_a_symlink_to_a_plain_name_beside_it() {
         let s = Scratch::new("inside");
-        fs::write(s.images().join("real.zst"), b"x").unwrap();
-        symlink("real.zst", s.images().join("link.zst")).unwrap();
+        s.tar("real.tar");
+        symlink("real.tar", s.images().join("link.tar")).unwrap();
         assert_eq!(
-            locate(&s.images(), "link.zst").unwrap(),
-            s.images().join("link.zst")
+            locate(&s.images(), "link.tar").unwrap(),
+            s.images().join("link.tar")
         );
+        assert_eq!(
+            Archive::open(&s.images(), "link.tar").ok().unwrap().format,
+            Format::Tar
+        );
+    }
+
+    #[test]
+    fn refuses_a_symlink_to_a_symlink_or_through_the_directory() {
+        let s = Scratch::new("chain");
+        s.tar("real.tar");
+        symlink("real.tar", s.images().join("one.tar")).unwrap();
+        symlink("one.tar", s.images().join("two.tar")).unwrap();
+        symlink("./real.tar", s.images().join("dotted.tar")).unwrap();
+        for name in ["two.tar", "dotted.tar"] {
+            let err = locate(&s.images(), name).unwrap_err().to_string();
+            assert!(err.contains("resolves outside"), "{name}: {err}");
+        }
     }
 
     #[test]
@@ -221,6 +407,24 @@ mod tests {
     }
 
     #[test]
+    fn a_fifo_is_refused_without_blocking() {
+        let s = Scratch::new("fifo");
+        let fifo = s.images().join("f.tar");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            FileType::Fifo,
+            Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        let started = Instant::now();
+        let err = Archive::open(&s.images(), "f.tar").err().unwrap().to_string();
+        assert!(err.contains("not a regular file"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
     fn refuses_a_file_of_unknown_format() {
         let s = Scratch::new("format");
         fs::write(s.images().join("x.zip"), b"PK\x03\x04 not an image").unwrap();
@@ -229,5 +433,59 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(err.contains("not zstd, gzip, xz or tar"), "{err}");
+    }
+
+    #[test]
+    fn deleting_a_symlink_entry_removes_the_link_and_keeps_its_target() {
+        let s = Scratch::new("delete-link");
+        let real = s.tar("real.tar");
+        symlink("real.tar", s.images().join("link.tar")).unwrap();
+        let origin = Archive::open(&s.images(), "link.tar")
+            .ok()
+            .unwrap()
+            .origin()
+            .ok()
+            .unwrap();
+        origin.delete().unwrap();
+        assert!(fs::symlink_metadata(s.images().join("link.tar")).is_err());
+        assert!(real.exists());
+    }
+
+    #[test]
+    fn deletes_nothing_once_the_name_stands_for_another_file() {
+        let s = Scratch::new("delete-swapped");
+        let path = s.tar("a.tar");
+        let origin = Archive::open(&s.images(), "a.tar")
+            .ok()
+            .unwrap()
+            .origin()
+            .ok()
+            .unwrap();
+        fs::remove_file(&path).unwrap();
+        s.tar("other.tar");
+        symlink("other.tar", &path).unwrap();
+        let err = origin.delete().unwrap_err().to_string();
+        assert!(err.contains("changed while it was used"), "{err}");
+        assert!(fs::symlink_metadata(&path).is_ok());
+    }
+
+    #[test]
+    fn deletes_in_the_directory_it_opened_even_if_the_path_now_leads_elsewhere() {
+        let s = Scratch::new("delete-moved");
+        s.tar("a.tar");
+        let origin = Archive::open(&s.images(), "a.tar")
+            .ok()
+            .unwrap()
+            .origin()
+            .ok()
+            .unwrap();
+        // images/ swapped for a symlink to a directory holding a file of the same name.
+        fs::rename(s.images(), s.0.join("moved")).unwrap();
+        fs::create_dir(s.0.join("victim")).unwrap();
+        fs::write(s.0.join("victim/a.tar"), b"keep").unwrap();
+        symlink("victim", s.images()).unwrap();
+        origin.delete().unwrap();
+        assert!(!s.0.join("moved/a.tar").exists());
+        assert_eq!(fs::read(s.0.join("victim/a.tar")).unwrap(), b"keep");
     }
 }

@@ -416,6 +416,8 @@ fn load_entry(
         .space_check
         .then(|| space::estimate(archive.format, archive.file(), archive.size));
     let (format, size) = (archive.format, archive.size);
+    // Deletion later goes through the directory handle the archive was opened from.
+    let origin = archive.origin();
     let decoder = archive.decoder(options.memory_limit);
     let progress = decoder.progress.clone();
     // Decoding on its own thread, overlapping the socket writes; a plain tar has nothing to
@@ -495,7 +497,7 @@ fn load_entry(
         started.elapsed().as_secs_f64()
     ));
     if options.delete_after_load {
-        match archive::delete(&entry.images_dir, &entry.archive) {
+        match origin.and_then(|o| o.delete()) {
             Ok(()) => log.info(format_args!("{place}: {image}: deleted {}", entry.archive)),
             // The image is there, which is what the run is for; a kept archive costs only space.
             Err(e) => log.warn(format_args!(
