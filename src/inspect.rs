@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use crate::decode::{self, DecodeError, Format};
 use crate::load::Exit;
 use crate::manifest::{self, Image};
+use crate::stdout::Stdout;
 use crate::units::Size;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,10 +102,11 @@ pub fn inspect_file(path: &Path, memory_limit: u64) -> Result<Inspected, Inspect
 pub fn run(archives: &[PathBuf], json: bool, memory_limit: u64, log: &crate::log::Log) -> Exit {
     let mut results = Vec::new();
     let mut failed = false;
+    let mut out = Stdout::default();
     for path in archives {
         match inspect_file(path, memory_limit) {
             Ok(i) if json => results.push(i.to_json(path)),
-            Ok(i) => print!("{}", i.to_text(path)),
+            Ok(i) => out.write(&i.to_text(path)),
             Err(e) => {
                 log.error(&e);
                 failed = true;
@@ -112,13 +114,10 @@ pub fn run(archives: &[PathBuf], json: bool, memory_limit: u64, log: &crate::log
         }
     }
     if json {
-        println!("{}", Value::Array(results));
+        out.write(&format!("{}\n", Value::Array(results)));
     }
-    if failed {
-        Exit::Failed
-    } else {
-        Exit::Done
-    }
+    let exit = if failed { Exit::Failed } else { Exit::Done };
+    out.finish(exit, log)
 }
 
 impl Inspected {

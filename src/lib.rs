@@ -27,4 +27,5 @@ pub mod reference;
 pub mod scan;
 pub mod space;
 pub mod status;
+pub mod stdout;
 pub mod units;

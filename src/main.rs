@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use container_loader::cli::{self, Command};
 use container_loader::load::{self, Exit};
 use container_loader::log::Log;
+use container_loader::stdout::Stdout;
 use container_loader::{inspect, scan, status};
 
 fn main() -> ExitCode {
@@ -16,12 +17,14 @@ fn main() -> ExitCode {
             Exit::Usage
         }
         Ok(Command::Help) => {
-            print!("{}", cli::USAGE);
-            Exit::Done
+            let mut out = Stdout::default();
+            out.write(cli::USAGE);
+            out.finish(Exit::Done, &Log::from_env(0))
         }
         Ok(Command::Version) => {
-            println!("{}", cli::version());
-            Exit::Done
+            let mut out = Stdout::default();
+            out.write(&format!("{}\n", cli::version()));
+            out.finish(Exit::Done, &Log::from_env(0))
         }
         Ok(Command::Load(o)) => load::run(&o, &Log::from_env(o.verbosity)),
         Ok(Command::Status { options: o, json }) => {

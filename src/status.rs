@@ -3,7 +3,7 @@
 //! Meant for the operator at a device's console after a bad boot, and for tools (`--json`).
 //! When the engine does not answer, the archive columns are still shown and the run exits 3.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 use serde_json::{json, Value};
 
@@ -14,6 +14,7 @@ use crate::list::Entry;
 use crate::load::{self, Exit};
 use crate::log::Log;
 use crate::manifest::{self, Match};
+use crate::stdout::Stdout;
 use crate::units::Size;
 
 /// Where an entry's image stands.
@@ -139,13 +140,14 @@ pub fn run(options: &Options, json: bool, log: &Log) -> Exit {
             row
         })
         .collect();
+    let mut out = Stdout::default();
     if json {
         let array: Vec<Value> = rows.iter().map(Row::to_json).collect();
-        println!("{}", Value::Array(array));
+        out.write(&format!("{}\n", Value::Array(array)));
     } else {
-        print_table(&rows);
+        out.write(&table(&rows));
     }
-    if lists.unreadable_lists > 0 {
+    let exit = if lists.unreadable_lists > 0 {
         Exit::Usage
     } else if engine.is_none() && !rows.is_empty() {
         Exit::Unreachable
@@ -153,7 +155,8 @@ pub fn run(options: &Options, json: bool, log: &Log) -> Exit {
         Exit::Failed
     } else {
         Exit::Done
-    }
+    };
+    out.finish(exit, log)
 }
 
 /// The image columns: the engine's id for the reference, and with `--verify` the archive's.
@@ -218,7 +221,9 @@ pub fn archive_id(entry: &Entry, engine: &Engine, memory_limit: u64) -> Result<S
     }
 }
 
-fn print_table(rows: &[Row]) {
+/// The table `status` prints, with a line per error and per image that differs.
+fn table(rows: &[Row]) -> String {
+    let mut out = String::new();
     let mut lines = vec![[
         "PLACE".to_owned(),
         "REF".to_owned(),
@@ -265,13 +270,14 @@ fn print_table(rows: &[Row]) {
             .zip(&widths)
             .map(|(cell, w)| format!("{cell:w$}"))
             .collect();
-        println!("{}", cells.join("  ").trim_end());
+        let _ = writeln!(out, "{}", cells.join("  ").trim_end());
     }
     for r in rows.iter().filter(|r| !r.errors.is_empty()) {
-        println!("{}: {}", r.entry.place(), r.errors.join("; "));
+        let _ = writeln!(out, "{}: {}", r.entry.place(), r.errors.join("; "));
     }
     for r in rows.iter().filter(|r| r.state == State::Differs) {
-        println!(
+        let _ = writeln!(
+            out,
             "{}: {}: the engine has {}, {} holds {}",
             r.entry.place(),
             r.entry.reference,
@@ -280,4 +286,5 @@ fn print_table(rows: &[Row]) {
             r.archive_id.as_deref().unwrap_or("?")
         );
     }
+    out
 }
