@@ -1,4 +1,8 @@
-//! Image reference grammar: `name[:tag][@digest]`, as docker's distribution/reference defines it.
+//! Image reference grammar: `name[:tag][@digest]`, as docker's distribution/reference defines it
+//! (regexp.go, reference.go `Parse`, normalize.go `ParseNormalizedNamed`) and the engines apply
+//! it: a reference they would refuse is refused here, before its archive is uploaded on every
+//! boot to fail each time. That includes the length of the name as the engine spells it
+//! (`debian` is `docker.io/library/debian`) and go-digest's rules for the digest.
 //!
 //! A reference from image.list ends up inside request paths, and the loader runs as root, so
 //! nothing reaches a URL before it has passed this grammar. The grammar admits no `..` path
@@ -7,8 +11,12 @@
 
 use std::fmt;
 
-/// docker's `NameTotalLengthMax`: the name part (domain and path) may not be longer.
+/// docker's `NameTotalLengthMax`: the name as the engine spells it (domain and path, with
+/// `docker.io/` and `library/` added where the name leaves them out) may not be longer.
 const NAME_MAX: usize = 255;
+/// The digest algorithms go-digest has registered, and the hex digits of each one's digest;
+/// docker and podman refuse any other algorithm (`unsupported digest algorithm`).
+const DIGESTS: [(&str, usize); 3] = [("sha256", 64), ("sha384", 96), ("sha512", 128)];
 /// A tag is one word character followed by at most 127 of `[\w.-]`.
 const TAG_MAX: usize = 128;
 
@@ -54,6 +62,16 @@ impl Reference {
             check_tag(tag)?;
         }
         check_name(name)?;
+        if digest.is_none() && tag.is_none() && is_hex(name, 64) {
+            return Err(RefError(
+                "64 hex digits are an image id, not a name (ParseNormalizedNamed refuses them)",
+            ));
+        }
+        if normalized_len(name) > NAME_MAX {
+            return Err(RefError(
+                "repository name longer than 255 characters as the engine spells it (docker.io/library/ included)",
+            ));
+        }
         Ok(Reference {
             text: text.to_owned(),
         })
@@ -84,6 +102,24 @@ impl fmt::Display for Reference {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)
     }
+}
+
+/// The length of `name` as the engine spells it (normalize.go `splitDockerDomain`): a name
+/// without a registry is on `docker.io`, and one without a path there is under `library/`.
+fn normalized_len(name: &str) -> usize {
+    let (domain, rest) = match name.split_once('/') {
+        Some((first, rest)) if first.contains(['.', ':']) || first == "localhost" => (first, rest),
+        _ => ("docker.io", name),
+    };
+    let domain = match domain {
+        "index.docker.io" => "docker.io",
+        d => d,
+    };
+    let library = match domain == "docker.io" && !rest.contains('/') {
+        true => "library/".len(),
+        false => 0,
+    };
+    domain.len() + 1 + library + rest.len()
 }
 
 fn check_name(name: &str) -> Result<(), RefError> {
@@ -207,7 +243,10 @@ fn check_tag(tag: &str) -> Result<(), RefError> {
     Ok(())
 }
 
-/// `algorithm:hex`, algorithm components `[A-Za-z][A-Za-z0-9]*` joined by `+.-_`, hex at least 32.
+/// `algorithm:hex` as the reference grammar writes it (algorithm components
+/// `[A-Za-z][A-Za-z0-9]*` joined by `+.-_`, at least 32 hex digits), and then as go-digest
+/// validates it: an algorithm it has registered, with exactly as many lower-case hex digits as
+/// that algorithm's digest has.
 fn check_digest(digest: &str) -> Result<(), RefError> {
     let (alg, hex) = digest
         .split_once(':')
@@ -223,7 +262,25 @@ fn check_digest(digest: &str) -> Result<(), RefError> {
     if hex.len() < 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(RefError("digest must have at least 32 hex digits"));
     }
+    let Some(&(_, digits)) = DIGESTS.iter().find(|(name, _)| *name == alg) else {
+        return Err(RefError(
+            "unsupported digest algorithm (the engines know sha256, sha384 and sha512)",
+        ));
+    };
+    if hex.len() != digits {
+        return Err(RefError(
+            "digest has the wrong length for its algorithm (sha256: 64 hex digits, sha384: 96, sha512: 128)",
+        ));
+    }
+    if !is_hex(hex, digits) {
+        return Err(RefError("digest hex digits must be lower case"));
+    }
     Ok(())
+}
+
+/// `len` lower-case hex digits.
+fn is_hex(text: &str, len: usize) -> bool {
+    text.len() == len && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 fn is_lower_alnum(b: u8) -> bool {
@@ -257,6 +314,7 @@ mod tests {
             assert!(Reference::parse(ok).is_ok(), "{ok} should parse");
         }
         assert!(Reference::parse(&format!("debian@{SHA}")).is_ok());
+        assert!(Reference::parse(&format!("a/b@{SHA}")).is_ok());
         assert!(Reference::parse(&format!("debian:12@{SHA}")).is_ok());
     }
 
@@ -323,6 +381,79 @@ mod tests {
             pair("localhost:5000/app", "latest")
         );
         assert_eq!(split("quay.io/a/b:1.0"), pair("quay.io/a/b", "1.0"));
-        assert_eq!(split("app@sha256:0123456789abcdef0123456789abcdef"), None);
+        assert_eq!(split(&format!("app@{SHA}")), None);
+    }
+
+    fn refused(text: &str) -> &'static str {
+        match Reference::parse(text) {
+            Ok(_) => panic!("{text:?} should be refused"),
+            Err(RefError(why)) => why,
+        }
+    }
+
+    #[test]
+    fn refuses_a_sha256_digest_of_other_than_64_hex_digits() {
+        let hex = &SHA["sha256:".len()..];
+        assert!(refused(&format!("app@sha256:{}", &hex[..32])).contains("wrong length"));
+        assert!(refused(&format!("app@sha256:{hex}0")).contains("wrong length"));
+    }
+
+    #[test]
+    fn refuses_upper_case_hex_in_a_digest() {
+        let upper = SHA.to_uppercase().replace("SHA256", "sha256");
+        assert!(refused(&format!("app@{upper}")).contains("lower case"));
+    }
+
+    #[test]
+    fn accepts_sha384_and_sha512_digests_of_their_own_lengths() {
+        assert!(Reference::parse(&format!("app@sha384:{}", "a".repeat(96))).is_ok());
+        assert!(Reference::parse(&format!("app@sha512:{}", "b".repeat(128))).is_ok());
+        assert!(refused(&format!("app@sha512:{}", "b".repeat(64))).contains("wrong length"));
+        assert!(refused(&format!("app@sha384:{}", "a".repeat(64))).contains("wrong length"));
+    }
+
+    #[test]
+    fn refuses_digest_algorithms_the_engines_do_not_know() {
+        for alg in ["md5", "sha1", "blake3", "sha256+b64", "SHA256"] {
+            let why = refused(&format!("app@{alg}:{}", "a".repeat(64)));
+            assert!(why.contains("unsupported digest algorithm"), "{alg}: {why}");
+        }
+    }
+
+    #[test]
+    fn limits_the_name_as_the_engine_spells_it_to_255_characters() {
+        // `docker.io/library/` (18 characters) is added to a name without registry or path.
+        let fits = "a".repeat(255 - 18);
+        assert!(Reference::parse(&fits).is_ok());
+        assert!(Reference::parse(&format!("{fits}:tag")).is_ok());
+        let why = refused(&"a".repeat(250));
+        assert!(why.contains("as the engine spells it"), "{why}");
+        // `docker.io/` (10) for a name with a path; nothing for one with a registry.
+        assert!(Reference::parse(&format!("u/{}", "b".repeat(255 - 12))).is_ok());
+        assert!(Reference::parse(&format!("u/{}", "b".repeat(255 - 11))).is_err());
+        let registry = format!("example.org/{}", "c".repeat(255 - 12));
+        assert!(Reference::parse(&registry).is_ok());
+        assert!(Reference::parse(&format!("{registry}c")).is_err());
+        // The tag and digest do not count.
+        assert!(Reference::parse(&format!("{fits}:{}@{SHA}", "t".repeat(128))).is_ok());
+    }
+
+    #[test]
+    fn spells_index_docker_io_as_docker_io_when_measuring_a_name() {
+        assert_eq!(
+            normalized_len("index.docker.io/debian"),
+            "docker.io/library/debian".len()
+        );
+        assert_eq!(normalized_len("debian"), "docker.io/library/debian".len());
+        assert_eq!(normalized_len("u/app"), "docker.io/u/app".len());
+        assert_eq!(normalized_len("localhost/app"), "localhost/app".len());
+    }
+
+    #[test]
+    fn refuses_64_hex_digits_as_a_name_since_they_are_an_image_id() {
+        let id = &SHA["sha256:".len()..];
+        assert!(refused(id).contains("image id"));
+        assert!(Reference::parse(&format!("{id}:1")).is_ok());
+        assert!(Reference::parse(&id[..63]).is_ok());
     }
 }

@@ -120,6 +120,21 @@ fn accepted_reference(text: &str, r: &Reference) {
     assert!(!name.contains(".."), "{s:?}: \"..\" in the name {name:?}");
     assert!(!name.is_empty() && name.len() <= 255, "{s:?}: name length");
     assert!(tag.len() <= 128, "{s:?}: tag length");
+    // go-digest's rules: a registered algorithm, and its exact number of lower-case hex digits.
+    if let Some((_, digest)) = s.split_once('@') {
+        let (alg, hex) = digest.split_once(':').expect("a digest has ':'");
+        let digits = match alg {
+            "sha256" => 64,
+            "sha384" => 96,
+            "sha512" => 128,
+            _ => panic!("{s:?}: digest algorithm {alg:?}"),
+        };
+        assert_eq!(hex.len(), digits, "{s:?}: digest length");
+        assert!(
+            hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')),
+            "{s:?}"
+        );
+    }
 }
 
 /// `decode::peek` and `decode::decoder` on arbitrary bytes, plain and under `HoldBack`.

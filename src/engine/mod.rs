@@ -573,19 +573,17 @@ mod tests {
         assert!(!listed("debian:11"));
         assert!(!listed("quay.io/a/b"));
         assert!(!listed("localhost:5000/debian:12"));
-        assert!(!listed(
-            "quay.io/a/b:1@sha256:0123456789abcdef0123456789abcdef"
-        ));
+        assert!(!listed(&format!("quay.io/a/b:1@sha256:{}", "0".repeat(64))));
     }
 
     #[test]
     fn keeps_reference_characters_a_path_carries_and_encodes_the_rest() {
         let r = Reference::parse("localhost:5000/a_b/c-d.e:1.0").unwrap();
         assert_eq!(encode(&r), "localhost:5000/a_b/c-d.e:1.0");
-        let d = Reference::parse("x@sha256+b64:0123456789abcdef0123456789abcdef").unwrap();
-        assert_eq!(
-            encode(&d),
-            "x@sha256%2Bb64:0123456789abcdef0123456789abcdef"
-        );
+        // The grammar lets no '+' through (go-digest knows no such algorithm); the encoder
+        // would still escape one.
+        let digest = format!("x@sha256:{}", "0".repeat(64));
+        let d = Reference::parse(&digest).unwrap();
+        assert_eq!(encode(&d), digest);
     }
 }
