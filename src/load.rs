@@ -87,6 +87,12 @@ pub fn connect(options: &Options, log: &Log) -> Result<Engine, EngineError> {
         options.wait,
         options.timeout,
     )?;
+    if let Some(api) = &engine.ignored_api_version {
+        log.debug(format_args!(
+            "ignored the engine's Libpod-Api-Version \"{api}\" (not digits and dots); using its API as version {}",
+            crate::engine::LIBPOD_FALLBACK_VERSION
+        ));
+    }
     // Telling the store costs a request (GET /info), worth it only when someone reads it.
     if log.verbose() {
         log.debug(format_args!(
@@ -145,6 +151,12 @@ pub fn run(options: &Options, log: &Log) -> Exit {
         // one request instead of 50); the rest are asked one by one. Loads add images only,
         // so what was listed at the start stays present.
         let listing = (total > 1).then(|| engine.listing()).flatten();
+        if let Some(dropped) = listing.as_ref().map(|l| l.dropped).filter(|&n| n > 0) {
+            log.debug(format_args!(
+                "the engine's listing: {dropped} names not kept (over {} names, too long, or of an id that is not a sha256 digest); entries under them are asked one by one",
+                crate::engine::LISTING_NAMES_MAX
+            ));
+        }
         let mut outcomes = Vec::with_capacity(total);
         for (index, entry) in lists.entries.iter().enumerate() {
             let report = reporter.entry(index + 1, total, entry);

@@ -3,15 +3,28 @@
 //! docker answers a load with HTTP 200 at once and then a stream of JSON objects; a failure is
 //! an object with `error`/`errorDetail` inside that 200 stream. podman answers once, at the
 //! end: `{"Names": [...]}` on success, or HTTP 500 with `{"cause", "message", "response"}`.
+//!
+//! An engine's answer is not trusted to be small: it is parsed within a budget of values
+//! ([`VALUES_MAX`]), never into an unbounded tree (8 MiB of `[0,0,...]` would be 4 million
+//! values, 128 MiB), and any of its text that reaches a log line or status.json is quoted
+//! ([`quote`]), cut to [`QUOTE_MAX`] characters.
 
+use std::fmt;
 use std::io::Read;
 
-use serde_json::{Deserializer, Value};
+use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
+use serde_json::{Deserializer, Map, Value};
 
-use super::EngineError;
+use super::{EngineError, LOADED_NAMES_MAX, NAME_MAX};
 
 /// Longest engine text quoted in a message: its start and its end.
-const QUOTE_MAX: usize = 300;
+pub const QUOTE_MAX: usize = 300;
+/// Most JSON values (each number, string, array, object) parsed from one answer: docker's
+/// and podman's `info` and image inspect answers hold a few hundred. At most a few MiB.
+pub const VALUES_MAX: usize = 50_000;
+/// How much of a long text's start and of its end are looked at when quoting it.
+const QUOTE_SCAN: usize = 4 * QUOTE_MAX;
 /// How much of a longer text's start is kept. The engines' texts are Go error chains
 /// (`failed to ingest X: failed to copy: ...: no space left on device`): the start says what
 /// failed, the end why.
@@ -37,25 +50,124 @@ fn message(v: &Value) -> Option<String> {
 }
 
 /// Engine text on one line (podman's messages span several), cut to a readable length in
-/// its middle.
-fn quote(text: &str) -> String {
-    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    let chars = text.chars().count();
-    if chars <= QUOTE_MAX {
-        return text;
-    }
-    let head: String = text.chars().take(QUOTE_HEAD).collect();
-    let tail: String = text
-        .chars()
-        .skip(chars - (QUOTE_MAX - QUOTE_HEAD))
-        .collect();
+/// its middle. Only its first and last [`QUOTE_SCAN`] bytes are looked at, so a text of
+/// megabytes costs no more than a short one.
+pub fn quote(text: &str) -> String {
+    let one_line = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
+    let (head, tail) = match text.len() <= 2 * QUOTE_SCAN {
+        true => {
+            let all = one_line(text);
+            if all.chars().count() <= QUOTE_MAX {
+                return all;
+            }
+            (all.clone(), all)
+        }
+        false => {
+            let start = (0..=QUOTE_SCAN)
+                .rev()
+                .find(|&i| text.is_char_boundary(i))
+                .unwrap_or(0);
+            let end = (text.len() - QUOTE_SCAN..=text.len())
+                .find(|&i| text.is_char_boundary(i))
+                .unwrap_or(text.len());
+            (one_line(&text[..start]), one_line(&text[end..]))
+        }
+    };
+    let tail_chars = QUOTE_MAX - QUOTE_HEAD;
+    let head: String = head.chars().take(QUOTE_HEAD).collect();
+    let skip = tail.chars().count().saturating_sub(tail_chars);
+    let tail: String = tail.chars().skip(skip).collect();
     format!("{head} … {tail}")
+}
+
+/// Parses one JSON value of an engine answer, within [`VALUES_MAX`] values.
+pub fn parse(bytes: &[u8]) -> Result<Value, serde_json::Error> {
+    let mut budget = VALUES_MAX;
+    let mut de = Deserializer::from_slice(bytes);
+    let value = Bounded(&mut budget).deserialize(&mut de)?;
+    de.end()?;
+    Ok(value)
+}
+
+/// Builds a [`Value`] while counting its values down from a budget.
+struct Bounded<'a>(&'a mut usize);
+
+impl Bounded<'_> {
+    fn take<E: serde::de::Error>(&mut self) -> Result<(), E> {
+        match self.0.checked_sub(1) {
+            Some(left) => {
+                *self.0 = left;
+                Ok(())
+            }
+            None => Err(E::custom(format_args!(
+                "more than {VALUES_MAX} values in one answer"
+            ))),
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Bounded<'_> {
+    type Value = Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Bounded<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E: serde::de::Error>(mut self, v: bool) -> Result<Value, E> {
+        self.take()?;
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E: serde::de::Error>(mut self, v: i64) -> Result<Value, E> {
+        self.take()?;
+        Ok(v.into())
+    }
+    fn visit_u64<E: serde::de::Error>(mut self, v: u64) -> Result<Value, E> {
+        self.take()?;
+        Ok(v.into())
+    }
+    fn visit_f64<E: serde::de::Error>(mut self, v: f64) -> Result<Value, E> {
+        self.take()?;
+        Ok(v.into())
+    }
+    fn visit_str<E: serde::de::Error>(mut self, v: &str) -> Result<Value, E> {
+        self.take()?;
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_unit<E: serde::de::Error>(mut self) -> Result<Value, E> {
+        self.take()?;
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<Value, A::Error> {
+        self.take()?;
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(Bounded(&mut *self.0))? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<Value, A::Error> {
+        self.take()?;
+        let mut object = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            self.take()?;
+            let value = map.next_value_seed(Bounded(&mut *self.0))?;
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
+    }
 }
 
 /// Whether `body` is one of the engine's own error objects (as opposed to, say, a plain-text
 /// 404 from a route the engine does not have).
 pub fn is_engine_error(body: &[u8]) -> bool {
-    serde_json::from_slice::<Value>(body).is_ok_and(|v| {
+    parse(body).is_ok_and(|v| {
         [
             &v["errorDetail"]["message"],
             &v["error"],
@@ -68,7 +180,7 @@ pub fn is_engine_error(body: &[u8]) -> bool {
 }
 
 pub fn unexpected(what: &str, status: u16, body: &[u8]) -> EngineError {
-    let message = serde_json::from_slice::<Value>(body)
+    let message = parse(body)
         .ok()
         .as_ref()
         .and_then(message)
@@ -80,13 +192,22 @@ pub fn unexpected(what: &str, status: u16, body: &[u8]) -> EngineError {
     }
 }
 
-/// Reads a load answer to its end. Returns the names the engine reports as loaded.
+/// Reads a load answer to its end. Returns the names the engine reports as loaded: at most
+/// [`LOADED_NAMES_MAX`], each a plain word of at most [`NAME_MAX`] bytes (any other could not
+/// be a reference the loader asked for).
 pub fn load_result(status: u16, reader: impl Read) -> Result<Vec<String>, Failure> {
     let mut names = Vec::new();
     let mut failure = None;
-    for item in Deserializer::from_reader(reader).into_iter::<Value>() {
-        let v = match item {
-            Ok(v) => v,
+    let mut keep = |name: &str| {
+        let plain = name.len() <= NAME_MAX && name.bytes().all(|b| b.is_ascii_graphic());
+        if plain && names.len() < LOADED_NAMES_MAX {
+            names.push(name.to_owned());
+        }
+    };
+    // Each object is held as its text, then parsed within the budget of values.
+    for item in Deserializer::from_reader(reader).into_iter::<Box<RawValue>>() {
+        let raw = match item {
+            Ok(raw) => raw,
             Err(e) if e.is_io() => {
                 return Err(Failure::Read(ureq::Error::Io(e.into())));
             }
@@ -95,15 +216,22 @@ pub fn load_result(status: u16, reader: impl Read) -> Result<Vec<String>, Failur
                 break;
             }
         };
+        let v = match parse(raw.get().as_bytes()) {
+            Ok(v) => v,
+            Err(e) => {
+                failure.get_or_insert_with(|| format!("unreadable answer: {e}"));
+                break;
+            }
+        };
         if v.get("error").is_some() || v.get("errorDetail").is_some() || status != 200 {
-            failure.get_or_insert_with(|| message(&v).unwrap_or_else(|| quote(&v.to_string())));
+            failure.get_or_insert_with(|| message(&v).unwrap_or_else(|| quote(raw.get())));
         }
         if let Some(list) = v["Names"].as_array() {
-            names.extend(list.iter().filter_map(Value::as_str).map(str::to_owned));
+            list.iter().filter_map(Value::as_str).for_each(&mut keep);
         }
         if let Some(line) = v["stream"].as_str() {
             if let Some(name) = line.trim().strip_prefix("Loaded image: ") {
-                names.push(name.to_owned());
+                keep(name);
             }
         }
     }

@@ -7,25 +7,37 @@
 //! error: "no such image" is `Ok(false)`. Requests share one kept-alive connection, so presence
 //! checks for many images cost one connect. The routes follow the engine's API; what its image
 //! store decides (ids, accepted layouts, where uploads go) is in [`store`].
+//!
+//! Every request is bounded in time, so a hung or hostile engine cannot hold the boot:
+//! `GET /_ping` gets what is left of `--wait` (connect, headers and body together), asked of
+//! every candidate socket at once, so a silent one does not hold up the others; the other
+//! small requests (presence, listing, inspect, tag, delete, info) get
+//! min(`--timeout`, [`SMALL_REQUEST_MAX`]) in total; only the upload and its answer, which
+//! podman sends only after the whole import, are bounded per read and per write
+//! (`--timeout`). And in memory: an answer is read up to [`ANSWER_MAX`] bytes and parsed
+//! within a budget of values ([`answer`]); a listing keeps only what can match an entry
+//! (ids as `sha256:` + 64 hex, shared between their names, at most [`LISTING_NAMES_MAX`]
+//! names of at most [`NAME_MAX`] bytes).
 
 pub mod answer;
+mod listing;
 pub mod store;
 mod unix;
 
-use std::collections::HashMap;
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{mpsc, OnceLock};
 use std::time::{Duration, Instant};
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::Value;
-use ureq::{Agent, Body, SendBody};
+use ureq::{Agent, Body, RequestBuilder, SendBody};
 
 use crate::manifest::Image;
 use crate::oci::Reads;
 use crate::reference::Reference;
+pub use listing::Listing;
 use store::Store;
 use unix::{LateAnswer, NoResolver, UnixConnector};
 
@@ -36,11 +48,26 @@ pub const PODMAN_SOCKET: &str = "/run/podman/podman.sock";
 /// Host part of every URL; ignored by the unix connector, but HTTP/1.1 needs one.
 const BASE: &str = "http://localhost";
 /// libpod API version used when `--engine podman` talks to an engine that does not say.
-const LIBPOD_FALLBACK_VERSION: &str = "4.0.0";
+pub const LIBPOD_FALLBACK_VERSION: &str = "4.0.0";
 /// How often to knock while waiting for the engine to come up.
 const WAIT_STEP: Duration = Duration::from_millis(200);
 /// Largest answer read for presence, version and load results (load answers are a few lines).
-const ANSWER_MAX: u64 = 8 << 20;
+pub const ANSWER_MAX: u64 = 8 << 20;
+/// Longest a request other than the upload may take in all (connect, headers, body), when
+/// `--timeout` is longer: the slowest seen is podman 4.3 listing its images or answering
+/// `GET /libpod/info` (~0.2 s), so 30 s means a hung engine, not a busy one.
+pub const SMALL_REQUEST_MAX: Duration = Duration::from_secs(30);
+/// Least time one `GET /_ping` is given, so `--wait 0` (or a knock at the very end of
+/// `--wait`) still asks once instead of timing out before it starts.
+const PING_MIN: Duration = Duration::from_secs(1);
+/// Most names kept from one listing. A device has tens of images; names beyond this are not
+/// lost, only asked about one by one, as every name the listing does not show is.
+pub const LISTING_NAMES_MAX: usize = 10_000;
+/// Longest name kept from a listing or a load answer: longer than any reference the list
+/// accepts (255 for the name, 128 for the tag), so such a name could never match an entry.
+pub const NAME_MAX: usize = 512;
+/// Most names kept from one load answer (an archive names a few images).
+const LOADED_NAMES_MAX: usize = 1_000;
 
 /// Everything but what a validated reference may hold and HTTP paths carry as is.
 const REF_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
@@ -68,11 +95,11 @@ impl fmt::Display for Kind {
 
 #[derive(Debug)]
 pub enum EngineError {
-    /// No answer to `GET /_ping` within `--wait`.
+    /// No answer to `GET /_ping` within `--wait`: each socket with its last failure, and
+    /// how long the loader really waited.
     Unreachable {
-        sockets: Vec<PathBuf>,
+        sockets: Vec<(PathBuf, ureq::Error)>,
         waited: Duration,
-        source: ureq::Error,
     },
     /// The request did not complete: socket error, timeout, or a broken answer.
     Request { what: String, source: ureq::Error },
@@ -89,17 +116,16 @@ pub enum EngineError {
 impl fmt::Display for EngineError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            EngineError::Unreachable {
-                sockets,
-                waited,
-                source,
-            } => {
-                let at: Vec<_> = sockets.iter().map(|s| s.display().to_string()).collect();
+            EngineError::Unreachable { sockets, waited } => {
+                let at: Vec<_> = sockets
+                    .iter()
+                    .map(|(socket, e)| format!("{} ({})", socket.display(), unanswered(e)))
+                    .collect();
                 write!(
                     f,
-                    "engine not reachable at {} after waiting {} s: {source}; is docker or podman running? (see --host, --wait)",
+                    "engine not reachable at {} after waiting {:.1} s; is docker or podman running? (see --host, --wait)",
                     at.join(" or "),
-                    waited.as_secs()
+                    waited.as_secs_f64()
                 )
             }
             EngineError::Request { what, source } => write!(f, "{what}: {source}"),
@@ -116,9 +142,10 @@ impl fmt::Display for EngineError {
 impl std::error::Error for EngineError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            EngineError::Unreachable { source, .. } | EngineError::Request { source, .. } => {
-                Some(source)
-            }
+            EngineError::Unreachable { sockets, .. } => sockets
+                .first()
+                .map(|(_, e)| e as &(dyn std::error::Error + 'static)),
+            EngineError::Request { source, .. } => Some(source),
             _ => None,
         }
     }
@@ -132,6 +159,11 @@ pub struct Engine {
     pub version: Option<String>,
     /// Path prefix of podman's own API, `/v4.3.1/libpod`.
     libpod: String,
+    /// A `Libpod-Api-Version` header that was not a version (digits and dots), quoted, and
+    /// so not used in URLs: for the caller to log.
+    pub ignored_api_version: Option<String>,
+    /// Total time for a request other than the upload.
+    small: Duration,
     late: LateAnswer,
     /// `GET /info` (`/libpod/info`), asked once when first needed: podman takes ~0.2 s to
     /// answer, docker 26 ~15 ms, and a boot that finds every image present needs neither.
@@ -149,8 +181,12 @@ struct Pong {
 
 impl Engine {
     /// Waits up to `wait` for an engine to answer on one of `sockets`, then learns which
-    /// engine it is unless `kind` says. `timeout` bounds how long the engine may stay silent
-    /// in a request.
+    /// engine it is unless `kind` says. Every socket is asked at once, each on a thread of its
+    /// own, and asked again [`WAIT_STEP`] after each failure until `wait` is over; the first
+    /// to answer is the engine. A knock's answer may take until the end of `wait` (at least
+    /// [`PING_MIN`]): a socket that accepts and stays silent costs no more than that, and
+    /// does not hold up the others. `timeout` bounds how long the engine may stay silent in
+    /// a request.
     pub fn connect(
         sockets: &[PathBuf],
         kind: Option<Kind>,
@@ -158,29 +194,60 @@ impl Engine {
         timeout: Duration,
     ) -> Result<Engine, EngineError> {
         let start = Instant::now();
+        let deadline = start + wait;
         let mut candidates: Vec<Engine> = sockets
             .iter()
             .map(|s| Engine::new(s, kind, timeout))
             .collect();
-        let deadline = start + wait;
-        let error = loop {
-            let mut error = None;
-            for (i, candidate) in candidates.iter().enumerate() {
-                match candidate.ping() {
-                    Ok(pong) => return Ok(candidates.swap_remove(i).identify(kind, pong)),
-                    Err(e) => error = Some(e),
+        let (answers, answered) = mpsc::channel();
+        // When each socket is to be knocked on next; None while a knock is out or after
+        // `wait`.
+        let mut due: Vec<Option<Instant>> = vec![Some(start); candidates.len()];
+        let mut errors: Vec<Option<ureq::Error>> = sockets.iter().map(|_| None).collect();
+        let mut out = 0;
+        loop {
+            let now = Instant::now();
+            for (i, when) in due.iter_mut().enumerate() {
+                if when.is_some_and(|t| t <= now) {
+                    *when = None;
+                    out += 1;
+                    let agent = candidates[i].agent.clone();
+                    let within = deadline.saturating_duration_since(now).max(PING_MIN);
+                    let answers = answers.clone();
+                    // Left to finish on its own if another socket answers first: its
+                    // request ends by `within` anyway.
+                    std::thread::spawn(move || {
+                        let _ = answers.send((i, ping(&agent, within)));
+                    });
                 }
             }
-            let now = Instant::now();
-            if now >= deadline {
-                break error;
+            let next = due.iter().flatten().min().copied();
+            let got = match next {
+                Some(t) => answered.recv_timeout(t.saturating_duration_since(now)).ok(),
+                None if out > 0 => answered.recv().ok(),
+                None => break,
+            };
+            let Some((i, result)) = got else { continue };
+            out -= 1;
+            match result {
+                Ok(pong) => return Ok(candidates.swap_remove(i).identify(kind, pong)),
+                Err(e) => {
+                    errors[i] = Some(e);
+                    let now = Instant::now();
+                    if now < deadline {
+                        due[i] = Some((now + WAIT_STEP).min(deadline));
+                    }
+                }
             }
-            std::thread::sleep(WAIT_STEP.min(deadline - now));
-        };
+        }
         Err(EngineError::Unreachable {
-            sockets: sockets.to_vec(),
-            waited: wait,
-            source: error.unwrap_or(ureq::Error::ConnectionFailed),
+            sockets: sockets
+                .iter()
+                .cloned()
+                .zip(errors)
+                .map(|(s, e)| (s, e.unwrap_or(ureq::Error::ConnectionFailed)))
+                .collect(),
+            waited: start.elapsed(),
         })
     }
 
@@ -190,8 +257,9 @@ impl Engine {
             .http_status_as_error(false)
             // Proxy variables in the environment would bypass the unix connector.
             .proxy(None)
-            // A stalled engine is caught per read and per write; no total limit, since podman
-            // answers a load only after the whole import.
+            // A stalled engine is caught per read and per write; no total limit here, since
+            // podman answers a load only after the whole import. Every other request sets
+            // its own total (`Engine::small`, `ping`).
             .timeout_per_read(Some(timeout))
             .timeout_per_write(Some(timeout))
             .user_agent(concat!("container-loader/", env!("CARGO_PKG_VERSION")))
@@ -207,36 +275,20 @@ impl Engine {
             socket: socket.to_owned(),
             version: None,
             libpod: format!("/v{LIBPOD_FALLBACK_VERSION}/libpod"),
+            ignored_api_version: None,
+            small: timeout.min(SMALL_REQUEST_MAX),
             late,
             info: OnceLock::new(),
             store: OnceLock::new(),
         }
     }
 
-    /// `GET /_ping`; on success, podman's libpod API version if the engine is podman, which
-    /// says so in a `Libpod-Api-Version` header (docker sends none). Telling the engines apart
-    /// here saves a `GET /version`, which podman answers only after asking conmon and the OCI
-    /// runtime for theirs (half a second on every boot).
-    fn ping(&self) -> Result<Pong, ureq::Error> {
-        let r = self.agent.get(format!("{BASE}/_ping")).call()?;
-        let header = |name: &str| {
-            r.headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
-        match r.status().as_u16() {
-            200 => Ok(Pong {
-                libpod: header("Libpod-Api-Version"),
-                server: header("Server"),
-            }),
-            status => Err(ureq::Error::StatusCode(status)),
-        }
-    }
-
     fn identify(mut self, kind: Option<Kind>, pong: Pong) -> Engine {
-        if let Some(api) = &pong.libpod {
-            self.libpod = format!("/v{api}/libpod");
+        match pong.libpod.as_deref() {
+            Some(api) if is_api_version(api) => self.libpod = format!("/v{api}/libpod"),
+            // It goes into every URL: `4#frag` would make each request `GET /v4`.
+            Some(api) => self.ignored_api_version = Some(answer::quote(api)),
+            None => {}
         }
         self.kind = kind.unwrap_or(match pong.libpod {
             Some(_) => Kind::Podman,
@@ -302,7 +354,7 @@ impl Engine {
         let what = "asking where the engine stores images";
         let (status, body) = self.get(&path, what)?;
         match status {
-            200 => serde_json::from_slice(&body).map_err(|e| EngineError::Answer {
+            200 => answer::parse(&body).map_err(|e| EngineError::Answer {
                 what: what.to_owned(),
                 status,
                 message: format!("not JSON: {e}"),
@@ -311,11 +363,15 @@ impl Engine {
         }
     }
 
+    /// `request` with the total time a request other than the upload may take.
+    fn small<B>(&self, request: RequestBuilder<B>) -> RequestBuilder<B> {
+        request.config().timeout_global(Some(self.small)).build()
+    }
+
     /// `GET path`: the status and the (small) answer; `what` names the request in errors.
     fn get(&self, path: &str, what: &str) -> Result<(u16, Vec<u8>), EngineError> {
         let mut r = self
-            .agent
-            .get(format!("{BASE}{path}"))
+            .small(self.agent.get(format!("{BASE}{path}")))
             .call()
             .map_err(|source| request(what, source))?;
         let status = r.status().as_u16();
@@ -340,32 +396,23 @@ impl Engine {
     }
 
     /// Every name the engine lists with its image id, from one request: docker's `RepoTags`
-    /// (`GET /images/json`), podman's `Names` (`GET /libpod/images/json`). `None` if the
-    /// listing fails or cannot be read; the caller then asks per image, as it does for every
-    /// name not listed here.
+    /// (`GET /images/json`), podman's `Names` (`GET /libpod/images/json`), read as it streams
+    /// in ([`Listing`]). `None` if the listing fails or cannot be read; the caller then asks
+    /// per image, as it does for every name not listed here.
     pub fn listing(&self) -> Option<Listing> {
         let path = match self.kind {
             Kind::Docker => "/images/json".to_owned(),
             Kind::Podman => format!("{}/images/json", self.libpod),
         };
-        let (status, body) = self.get(&path, "listing images").ok()?;
-        if status != 200 {
+        let mut r = self
+            .small(self.agent.get(format!("{BASE}{path}")))
+            .call()
+            .ok()?;
+        if r.status().as_u16() != 200 {
             return None;
         }
-        let images: Vec<Value> = serde_json::from_slice(&body).ok()?;
-        let mut names = HashMap::new();
-        for image in &images {
-            let Some(id) = image["Id"].as_str() else {
-                continue;
-            };
-            let tags = [&image["RepoTags"], &image["Names"]];
-            for name in tags.iter().filter_map(|t| t.as_array()).flatten() {
-                if let Some(name) = name.as_str() {
-                    names.insert(name.to_owned(), full_id(id));
-                }
-            }
-        }
-        Some(Listing { names })
+        let answer = r.body_mut().with_config().limit(ANSWER_MAX).reader();
+        Listing::read(answer).ok()
     }
 
     /// The engine's id for `image` (`sha256:…`), `None` when it has no such image.
@@ -374,8 +421,20 @@ impl Engine {
         let (status, body) = self.get(&format!("/images/{}/json", encode(image)), &what)?;
         match status {
             200 => {
-                let v: Value = serde_json::from_slice(&body).unwrap_or_default();
-                Ok(v["Id"].as_str().map(full_id))
+                let v = answer::parse(&body).unwrap_or_default();
+                match v["Id"].as_str() {
+                    None => Ok(None),
+                    Some(id) => canonical_id(id)
+                        .map(Some)
+                        .ok_or_else(|| EngineError::Answer {
+                            what,
+                            status,
+                            message: format!(
+                                "an image id that is not sha256: and 64 hex digits: {}",
+                                answer::quote(id)
+                            ),
+                        }),
+                }
             }
             404 if answer::is_engine_error(&body) => Ok(None),
             _ => Err(answer::unexpected(&what, status, &body)),
@@ -391,8 +450,10 @@ impl Engine {
             Kind::Podman => self.libpod.clone(),
         };
         let mut r = self
-            .agent
-            .delete(format!("{BASE}{route}/images/{}", encode(image)))
+            .small(
+                self.agent
+                    .delete(format!("{BASE}{route}/images/{}", encode(image))),
+            )
             .call()
             .map_err(|source| request(&what, source))?;
         let status = r.status().as_u16();
@@ -420,8 +481,7 @@ impl Engine {
             query(tag)
         );
         let mut r = self
-            .agent
-            .post(format!("{BASE}{path}"))
+            .small(self.agent.post(format!("{BASE}{path}")))
             .send_empty()
             .map_err(|source| request(&what, source))?;
         let status = r.status().as_u16();
@@ -471,6 +531,50 @@ impl Engine {
     }
 }
 
+/// `GET /_ping` within `within` in all (connect, headers and body); on success, podman's
+/// libpod API version if the engine is podman, which says so in a `Libpod-Api-Version`
+/// header (docker sends none). Telling the engines apart here saves a `GET /version`, which
+/// podman answers only after asking conmon and the OCI runtime for theirs (half a second on
+/// every boot).
+fn ping(agent: &Agent, within: Duration) -> Result<Pong, ureq::Error> {
+    let r = agent
+        .get(format!("{BASE}/_ping"))
+        .config()
+        .timeout_global(Some(within))
+        .build()
+        .call()?;
+    let header = |name: &str| {
+        r.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.chars().take(NAME_MAX).collect::<String>())
+    };
+    match r.status().as_u16() {
+        200 => Ok(Pong {
+            libpod: header("Libpod-Api-Version"),
+            server: header("Server"),
+        }),
+        status => Err(ureq::Error::StatusCode(status)),
+    }
+}
+
+/// Why a socket did not count as an engine, for the unreachable message.
+fn unanswered(e: &ureq::Error) -> String {
+    match e {
+        ureq::Error::Timeout(_) => "no answer to GET /_ping in time".to_owned(),
+        ureq::Error::StatusCode(status) => format!("GET /_ping answered {status}"),
+        e => e.to_string(),
+    }
+}
+
+/// A libpod API version as it may go into a URL path: digits and dots (`5.4.2`).
+fn is_api_version(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 32
+        && text.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && text.bytes().next().is_some_and(|b| b.is_ascii_digit())
+}
+
 /// `26.1.5+dfsg1` from `Docker/26.1.5+dfsg1 (linux)`.
 fn server_version(server: &str) -> Option<String> {
     let (_, rest) = server.split_once('/')?;
@@ -500,50 +604,21 @@ fn read_small(body: &mut Body) -> Result<Vec<u8>, ureq::Error> {
     body.with_config().limit(ANSWER_MAX).read_to_vec()
 }
 
-/// The names an engine listed, each with its image id.
-pub struct Listing {
-    names: HashMap<String, String>,
-}
-
-impl Listing {
-    /// The id of `image` if the listing shows it under exactly its name: a tagless reference
-    /// means `:latest`, and docker lists Docker Hub names in their short form (`debian:12` for
-    /// `docker.io/library/debian:12`). Digest references are never matched. Only "present" can
-    /// be concluded: a name not matched here is asked about on its own.
-    pub fn id_of(&self, image: &Reference) -> Option<&str> {
-        let text = image.as_str();
-        if text.contains('@') {
-            return None;
-        }
-        let tagged = text
-            .rsplit('/')
-            .next()
-            .is_some_and(|last| last.contains(':'));
-        let full = match tagged {
-            true => text.to_owned(),
-            false => format!("{text}:latest"),
-        };
-        let short = full
-            .strip_prefix("docker.io/library/")
-            .or_else(|| full.strip_prefix("docker.io/"));
-        self.names
-            .get(&full)
-            .or_else(|| short.and_then(|s| self.names.get(s)))
-            .map(String::as_str)
-    }
-}
-
-/// `sha256:<hex>`, whether the engine said it so (docker) or gave the bare hex (podman).
-pub fn full_id(id: &str) -> String {
-    match id.contains(':') {
-        true => id.to_owned(),
-        false => format!("sha256:{id}"),
-    }
+/// `sha256:` + 64 lower-case hex, whether the engine said it so (docker) or gave the bare hex
+/// (podman); `None` for anything else, which no engine gives an image: such an id is never
+/// kept, logged or put in a URL.
+pub fn canonical_id(id: &str) -> Option<String> {
+    let hex = id.strip_prefix("sha256:").unwrap_or(id);
+    let digest = hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    digest.then(|| format!("sha256:{hex}"))
 }
 
 /// `sha256:0123456789ab`: as much of an id as a log line needs, like `docker images` shows.
 pub fn short_id(id: &str) -> String {
-    let full = full_id(id);
+    let full = match id.contains(':') {
+        true => id.to_owned(),
+        false => format!("sha256:{id}"),
+    };
     let end = full.find(':').map_or(0, |i| i + 1) + 12;
     full.chars().take(end).collect()
 }
@@ -558,22 +633,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_listing_shows_a_reference_only_under_its_exact_or_docker_short_name() {
-        let names = ["debian:12", "quay.io/a/b:1", "u/app:latest"]
-            .map(|n| (n.to_owned(), "sha256:1".to_owned()))
-            .into();
-        let listing = Listing { names };
-        let listed = |r: &str| listing.id_of(&Reference::parse(r).unwrap()).is_some();
-        assert!(listed("debian:12"));
-        assert!(listed("docker.io/library/debian:12"));
-        assert!(listed("quay.io/a/b:1"));
-        assert!(listed("u/app"));
-        assert!(listed("docker.io/u/app:latest"));
-        assert!(!listed("debian"));
-        assert!(!listed("debian:11"));
-        assert!(!listed("quay.io/a/b"));
-        assert!(!listed("localhost:5000/debian:12"));
-        assert!(!listed(&format!("quay.io/a/b:1@sha256:{}", "0".repeat(64))));
+    fn accepts_only_sha256_ids_and_gives_podmans_bare_hex_the_prefix() {
+        let hex = "0123456789abcdef".repeat(4);
+        assert_eq!(canonical_id(&hex), Some(format!("sha256:{hex}")));
+        assert_eq!(
+            canonical_id(&format!("sha256:{hex}")),
+            Some(format!("sha256:{hex}"))
+        );
+        for bad in [
+            &hex[1..],
+            &format!("{hex}0"),
+            &hex.to_uppercase(),
+            &format!("sha512:{hex}"),
+            &format!("sha256:{}", &hex[..63]),
+            "",
+        ] {
+            assert_eq!(canonical_id(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn takes_a_libpod_api_version_only_as_digits_and_dots() {
+        for good in ["4", "4.0.0", "5.4.2"] {
+            assert!(is_api_version(good), "{good}");
+        }
+        for bad in [
+            "",
+            "4#frag",
+            "4/../../x",
+            "v4",
+            ".4",
+            "4 ",
+            "4?x=1",
+            &"1".repeat(33),
+        ] {
+            assert!(!is_api_version(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -4,6 +4,10 @@
 //! returns a fixed address without asking DNS or /etc/nsswitch.conf, which may not be usable
 //! that early in boot: the connector ignores addresses anyway.
 //!
+//! Connecting is bounded too: a unix socket whose listener stopped accepting (a hung engine
+//! with a full backlog) blocks `connect` until the listener accepts, so the connect waits at
+//! most the request's time left (`SO_SNDTIMEO`, which Linux applies to a unix `connect`).
+//!
 //! When a write fails because the engine has answered and closed (it refused the upload
 //! early), the transport reads what the engine had sent before closing and keeps it as the
 //! [`LateAnswer`], so the caller can report the engine's own words instead of a broken pipe.
@@ -11,7 +15,7 @@
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -45,16 +49,33 @@ impl Connector<()> for UnixConnector {
         details: &ConnectionDetails,
         _chained: Option<()>,
     ) -> Result<Option<Self::Out>, Error> {
-        let stream = UnixStream::connect(&self.path)?;
+        let within = remaining(details.timeout)?;
+        let stream =
+            connect_within(&self.path, within).map_err(|e| io_error(e, details.timeout))?;
         let config = details.config;
         Ok(Some(UnixTransport {
             stream,
             buffers: LazyBuffers::new(config.input_buffer_size(), config.output_buffer_size()),
             read_timeout: None,
-            write_timeout: None,
+            // The connect's limit is still set; the first write replaces it.
+            write_timeout: within,
             late: self.late.clone(),
         }))
     }
+}
+
+/// `connect(2)` to `path`, waiting at most `within` for a listener that does not accept.
+fn connect_within(path: &Path, within: Option<Duration>) -> io::Result<UnixStream> {
+    use rustix::net::{sockopt, AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+    let fd = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )?;
+    sockopt::set_socket_timeout(&fd, sockopt::Timeout::Send, within)?;
+    rustix::net::connect(&fd, &SocketAddrUnix::new(path)?)?;
+    Ok(UnixStream::from(fd))
 }
 
 #[derive(Debug)]
