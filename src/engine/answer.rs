@@ -77,7 +77,7 @@ pub fn quote(text: &str) -> String {
     let head: String = head.chars().take(QUOTE_HEAD).collect();
     let skip = tail.chars().count().saturating_sub(tail_chars);
     let tail: String = tail.chars().skip(skip).collect();
-    format!("{head} … {tail}")
+    format!("{} … {}", head.trim_end(), tail.trim_start())
 }
 
 /// Parses one JSON value of an engine answer, within [`VALUES_MAX`] values.
@@ -285,6 +285,36 @@ mod tests {
         assert!(quoted.ends_with(cause), "{quoted}");
         assert_eq!(quoted.chars().count(), QUOTE_MAX + " … ".chars().count());
         assert_eq!(quote("short\n  and\tplain"), "short and plain");
+    }
+
+    #[test]
+    fn quotes_a_text_of_megabytes_from_its_two_ends() {
+        let long = format!("failed to ingest: {}: disk full", "x y ".repeat(1 << 20));
+        let quoted = quote(&long);
+        assert!(quoted.starts_with("failed to ingest: x y"), "{quoted}");
+        assert!(quoted.ends_with("x y : disk full"), "{quoted}");
+        assert!(quoted.chars().count() <= QUOTE_MAX + " … ".chars().count());
+    }
+
+    #[test]
+    fn parses_an_answer_within_its_budget_of_values_only() {
+        let within = format!("[{}0]", "0,".repeat(VALUES_MAX - 2));
+        assert!(parse(within.as_bytes()).is_ok());
+        let over = format!("[{}0]", "0,".repeat(VALUES_MAX));
+        let e = parse(over.as_bytes()).unwrap_err().to_string();
+        assert!(e.contains("more than 50000 values"), "{e}");
+    }
+
+    #[test]
+    fn keeps_only_names_that_could_be_references_from_a_load_answer() {
+        let long = "a".repeat(NAME_MAX + 1);
+        let body = format!(r#"{{"Names":["ok:1","{long}","two words",1]}}"#);
+        assert_eq!(result(200, &body), Ok(vec!["ok:1".to_owned()]));
+        let many: Vec<String> = (0..LOADED_NAMES_MAX + 1)
+            .map(|i| format!("\"n{i}\""))
+            .collect();
+        let body = format!(r#"{{"Names":[{}]}}"#, many.join(","));
+        assert_eq!(result(200, &body).unwrap().len(), LOADED_NAMES_MAX);
     }
 
     #[test]
