@@ -54,7 +54,8 @@ options:
                            $DOCKER_HOST, then /run/docker.sock or /run/podman/podman.sock
       --delete-after-load  remove an archive only after its image is verified present
       --wait SECONDS       wait up to this long for the engine to answer (default 60)
-      --timeout SECONDS    longest the engine may stay silent in a request (default 600)
+      --timeout SECONDS    longest the engine may stay silent during an upload (default
+                           600); any other request gets at most this or 30 s in all
       --memory-limit SIZE  cap on zstd window / xz dictionary memory, e.g. 512M
                            (default 128M)
       --dry-run            say what would be loaded, load nothing
