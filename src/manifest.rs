@@ -10,9 +10,19 @@
 //! sha256 of the image config (classic docker, podman) and the digest of its manifest (docker's
 //! containerd image store; see [`Image::target`]). The tar crate parses each header; this
 //! module only steps from one header to the next.
+//!
+//! An archive is input from whoever built the image, so what is kept of it is bounded, and so
+//! is the work of describing it: description files are kept only when they hold JSON, each is
+//! parsed and hashed once however often it is named, and past the limits below (images, names,
+//! layers, files tracked, JSON kept) the archive is refused as [`Invalid`], naming the limit,
+//! rather than read in memory or time without end. So is an archive holding one description
+//! file twice, which the engines and the loader could read differently.
 
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::fmt;
 use std::io::{self, Read};
+use std::rc::Rc;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -24,10 +34,32 @@ use crate::reference::Reference;
 const BLOCK: usize = 512;
 /// Descriptions are small; a larger entry is a layer and only its size is kept.
 pub(crate) const SMALL_MAX: u64 = 1 << 20;
-/// Bound on what is kept in memory, whatever the archive holds.
-const KEEP_MAX: u64 = 32 << 20;
+/// Bound on the description files kept in memory, whatever the archive holds (4 MiB; `docker
+/// save` of 100 images writes well under 1 MiB of them).
+const KEEP_MAX: u64 = 4 << 20;
+/// Most JSON values in the kept files together: each one costs about 50 bytes once parsed.
+const VALUES_MAX: usize = 65_536;
 /// Longest PAX extended header or GNU long name accepted.
 const EXTENSION_MAX: u64 = 64 << 10;
+/// Most files and links whose size, target or digest the walk notes (a docker-archive has
+/// about three per layer), and the longest path it notes: no tool names a layer or a
+/// description file longer (`blobs/sha512/<128 hex>` is 141 bytes).
+const ENTRIES_MAX: usize = 16_384;
+const PATH_MAX: usize = 256;
+/// Most images one archive may describe, names one image may carry, and layers all its
+/// images may list together.
+pub(crate) const IMAGES_MAX: usize = 1_000;
+const NAMES_MAX: usize = 64;
+const LAYERS_MAX: usize = 16_384;
+/// Longest name kept (a valid reference is at most 255 + 1 + 128 + 1 + 135 bytes), and the
+/// longest os, architecture or variant.
+const NAME_LEN_MAX: usize = 600;
+const PLATFORM_LEN_MAX: usize = 64;
+/// Most lookups of a description file while describing the archive: image indexes may name
+/// each other and the same files many times over.
+const LOOKUPS_MAX: usize = 1_000_000;
+/// The description files an archive has one of at its top.
+const SINGLE_FILES: [&str; 3] = ["manifest.json", "index.json", "oci-layout"];
 /// The OCI annotation that names an image in an OCI archive.
 pub(crate) const OCI_REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// containerd's annotation with the full name, beside a bare tag as ref.name (`docker save`
@@ -121,6 +153,40 @@ impl Images {
     }
 }
 
+/// Why an archive that is a readable tar is refused: it holds a description file twice, or
+/// more than the loader reads. The text completes "ARCHIVE: ...".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Invalid {
+    /// A description file the tar holds twice: podman reads the first, docker and the loader
+    /// the last.
+    Twice(String),
+    /// More of `what` than `max`.
+    TooMany { what: &'static str, max: usize },
+    /// A `what` longer than `max` bytes.
+    TooLong { what: &'static str, max: usize },
+}
+
+impl fmt::Display for Invalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Invalid::Twice(path) => write!(
+                f,
+                "holds {path} twice, and engines differ in which one they read: an invalid archive; save the image again"
+            ),
+            Invalid::TooMany { what, max } => write!(
+                f,
+                "describes more than {max} {what}, more than the loader reads: not an archive it loads; save fewer images into one archive"
+            ),
+            Invalid::TooLong { what, max } => write!(
+                f,
+                "has a {what} longer than {max} bytes, more than the loader reads: not an archive it loads"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Invalid {}
+
 /// `debian` -> `docker.io/library/debian:latest`; `quay.io/a/b:1` stays.
 pub fn canonical(name: &str) -> String {
     let (first, rest) = name.split_once('/').unwrap_or(("", name));
@@ -139,14 +205,20 @@ pub fn canonical(name: &str) -> String {
 
 /// Reads a whole decoded archive (to its end, where the decoder checks its checksum) and says
 /// which images it holds: `Ok(None)` for a tar that describes none.
+/// An archive found [`Invalid`] stops the reading there.
 pub fn read(decoded: impl Read) -> io::Result<Option<Images>> {
     let mut watching = Watching::new(decoded);
-    io::copy(&mut watching, &mut io::sink())?;
-    let contents = watching
-        .watcher
-        .finish()
-        .map_err(|reason| io::Error::new(io::ErrorKind::InvalidData, reason))?;
-    Ok(contents.images())
+    let mut buf = vec![0; 64 << 10];
+    while watching.read(&mut buf)? > 0 {
+        if let Some(invalid) = watching.watcher.invalid() {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, invalid.clone()));
+        }
+    }
+    let invalid = |reason| io::Error::new(io::ErrorKind::InvalidData, reason);
+    let contents = watching.watcher.finish().map_err(invalid)?;
+    contents
+        .describe()
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
 /// Reads through `R`, letting a [`Watcher`] see every byte that passes.
@@ -184,12 +256,17 @@ pub struct Watcher {
     offset: u64,
     ended: bool,
     broken: Option<String>,
+    /// Set when the tar holds what the loader refuses: the walk stops there.
+    invalid: Option<Invalid>,
     contents: Contents,
     kept_bytes: u64,
+    kept_values: usize,
 }
 
 /// The entry whose data is passing.
 struct Data {
+    /// The entry's size.
+    size: u64,
     left: u64,
     padding: u64,
     sink: Sink,
@@ -197,6 +274,9 @@ struct Data {
 
 enum Sink {
     Skip,
+    /// A small file that may describe images: kept if it holds JSON (its first byte that is
+    /// not white space opens an object or array), else only sniffed as a layer is.
+    Maybe(String, Vec<u8>),
     Keep(String, Vec<u8>),
     /// A file too large to keep (a layer, most likely): hashed only if it is compressed.
     Layer(String, Sniff),
@@ -205,9 +285,38 @@ enum Sink {
     LongLink(Vec<u8>),
 }
 
+/// A [`Sink::Maybe`] of a file of `size` bytes, once its first byte that is not white space
+/// has come: kept when that opens JSON and it fits in what is kept (`kept`, counted up),
+/// else sniffed as a layer.
+fn settle(sink: Sink, size: u64, kept: &mut u64) -> Result<Sink, Invalid> {
+    let Sink::Maybe(path, head) = sink else {
+        return Ok(sink);
+    };
+    let Some(&first) = head.iter().find(|b| !b.is_ascii_whitespace()) else {
+        return Ok(Sink::Maybe(path, head));
+    };
+    if first == b'{' || first == b'[' {
+        if *kept + size > KEEP_MAX {
+            return Err(Invalid::TooMany {
+                what: "MiB of description files (JSON)",
+                max: (KEEP_MAX >> 20) as usize,
+            });
+        }
+        *kept += size;
+        let mut bytes = Vec::with_capacity(size as usize);
+        bytes.extend_from_slice(&head);
+        return Ok(Sink::Keep(path, bytes));
+    }
+    // An OCI blob is named by its digest: no need to hash it.
+    let named = blob_digest(&path).is_some();
+    let mut sniff = Sniff::Undecided(Vec::new(), named);
+    sniff.feed(&head);
+    Ok(Sink::Layer(path, sniff))
+}
+
 impl Watcher {
     pub fn feed(&mut self, mut bytes: &[u8]) {
-        while !bytes.is_empty() && !self.ended && self.broken.is_none() {
+        while !bytes.is_empty() && !self.ended && self.broken.is_none() && self.invalid.is_none() {
             let taken = match &mut self.data {
                 None => {
                     let n = (BLOCK - self.header.len()).min(bytes.len());
@@ -223,9 +332,19 @@ impl Watcher {
                     match &mut data.sink {
                         Sink::Skip => {}
                         Sink::Layer(_, sniff) => sniff.feed(&bytes[..n]),
-                        Sink::Keep(_, v) | Sink::Pax(v) | Sink::LongName(v) | Sink::LongLink(v) => {
-                            v.extend_from_slice(&bytes[..n])
-                        }
+                        Sink::Maybe(_, v)
+                        | Sink::Keep(_, v)
+                        | Sink::Pax(v)
+                        | Sink::LongName(v)
+                        | Sink::LongLink(v) => v.extend_from_slice(&bytes[..n]),
+                    }
+                    if let Sink::Maybe(..) = data.sink {
+                        let sink = std::mem::replace(&mut data.sink, Sink::Skip);
+                        data.sink =
+                            settle(sink, data.size, &mut self.kept_bytes).unwrap_or_else(|e| {
+                                self.invalid = Some(e);
+                                Sink::Skip
+                            });
                     }
                     data.left -= n as u64;
                     n
@@ -263,10 +382,18 @@ impl Watcher {
         &self.contents
     }
 
+    /// Why the archive is refused, once the walk has found it.
+    pub fn invalid(&self) -> Option<&Invalid> {
+        self.invalid.as_ref()
+    }
+
     /// What the tar held, or why it could not be read.
     pub fn finish(self) -> Result<Contents, String> {
         if let Some(reason) = self.broken {
             return Err(reason);
+        }
+        if let Some(invalid) = self.invalid {
+            return Err(invalid.to_string());
         }
         if !self.ended && (self.data.is_some() || !self.header.is_empty()) {
             return Err(format!(
@@ -315,6 +442,13 @@ impl Watcher {
             self.broken = Some(format!("oversized tar extension header at byte {at}"));
             return;
         }
+        let tracked = kind.is_file() || kind.is_symlink() || kind.is_hard_link();
+        if tracked && !extension {
+            if let Err(e) = self.contents.track(&path) {
+                self.invalid = Some(e);
+                return;
+            }
+        }
         let sink = if kind.is_pax_local_extensions() {
             Sink::Pax(Vec::new())
         } else if kind.is_gnu_longname() {
@@ -334,13 +468,8 @@ impl Watcher {
             Sink::Skip
         } else if kind.is_file() {
             self.contents.sizes.insert(path.clone(), size);
-            let describes = path.ends_with(".json")
-                || path.starts_with("blobs/")
-                || path == "json"
-                || path == "oci-layout";
-            if describes && size <= SMALL_MAX && self.kept_bytes + size <= KEEP_MAX {
-                self.kept_bytes += size;
-                Sink::Keep(path, Vec::with_capacity(size as usize))
+            if describes(&path) && size <= SMALL_MAX {
+                Sink::Maybe(path, Vec::new())
             } else {
                 // An OCI blob is named by its digest: no need to hash it.
                 let named = blob_digest(&path).is_some();
@@ -354,6 +483,7 @@ impl Watcher {
             self.on_data(sink);
         } else {
             self.data = Some(Data {
+                size,
                 left: size,
                 padding,
                 sink,
@@ -377,9 +507,18 @@ impl Watcher {
                     self.contents.digests.insert(path, digest);
                 }
             }
-            Sink::Layer(..) => {}
+            Sink::Layer(..) | Sink::Maybe(..) => {}
             Sink::Keep(path, bytes) => {
-                self.contents.kept.insert(path, bytes);
+                self.kept_values += json_values(&bytes);
+                if self.kept_values > VALUES_MAX {
+                    self.invalid = Some(Invalid::TooMany {
+                        what: "JSON values in its description files",
+                        max: VALUES_MAX,
+                    });
+                    return;
+                }
+                let sha256 = sha256_hex(&bytes);
+                self.contents.kept.insert(path, Kept { bytes, sha256 });
             }
             Sink::LongName(v) => self.next_path = Some(text(&v)),
             Sink::LongLink(v) => self.next_link = Some(text(&v)),
@@ -436,19 +575,85 @@ impl Sniff {
     }
 }
 
+/// A description file as kept: its bytes, and their sha256 (hex), taken once as it passed.
+#[derive(Debug)]
+struct Kept {
+    bytes: Vec<u8>,
+    sha256: String,
+}
+
 /// What one pass over the tar noted.
 #[derive(Default, Debug)]
 pub struct Contents {
     sizes: HashMap<String, u64>,
     links: HashMap<String, String>,
-    kept: HashMap<String, Vec<u8>>,
+    kept: HashMap<String, Kept>,
     /// `sha256:<hex>` of each large compressed file.
     digests: HashMap<String, String>,
+    /// Kept files parsed so far (`None`: not JSON after all): each is parsed once, however
+    /// often descriptors name it. Emptied when a description is done.
+    parsed: RefCell<HashMap<String, Option<Rc<Value>>>>,
+    /// Lookups of description files since then; past [`LOOKUPS_MAX`] they find nothing and
+    /// the description ends in an error.
+    lookups: Cell<usize>,
+}
+
+/// Whether a file may describe images by its path (it is kept if it also holds JSON).
+fn describes(path: &str) -> bool {
+    path.ends_with(".json") || path.starts_with("blobs/") || path == "json" || path == "oci-layout"
 }
 
 impl Contents {
-    /// The images described, `None` when the tar is neither a docker-archive nor OCI.
+    /// Checks a file or link at `path` before it is noted: not too long a path, not too many
+    /// entries, and no description file twice.
+    fn track(&self, path: &str) -> Result<(), Invalid> {
+        if path.len() > PATH_MAX {
+            return Err(Invalid::TooLong {
+                what: "file name",
+                max: PATH_MAX,
+            });
+        }
+        let again = self.sizes.contains_key(path) || self.links.contains_key(path);
+        if again && (SINGLE_FILES.contains(&path) || describes(path)) {
+            return Err(Invalid::Twice(path.to_owned()));
+        }
+        if self.sizes.len() + self.links.len() >= ENTRIES_MAX {
+            return Err(Invalid::TooMany {
+                what: "files and links",
+                max: ENTRIES_MAX,
+            });
+        }
+        Ok(())
+    }
+
+    /// The images described, `None` when the tar is neither a docker-archive nor OCI, or when
+    /// it is [`Invalid`] (see [`Contents::describe`]).
     pub fn images(&self) -> Option<Images> {
+        self.describe().ok().flatten()
+    }
+
+    /// The images described, `None` when the tar is neither a docker-archive nor OCI; an
+    /// error when it describes more than the loader reads.
+    pub fn describe(&self) -> Result<Option<Images>, Invalid> {
+        let described = self.describe_all();
+        self.settled().and(described)
+    }
+
+    /// Ends a description: the parsed files are let go, and an error if it took more lookups
+    /// than [`LOOKUPS_MAX`] (whatever was found then is incomplete).
+    pub(crate) fn settled(&self) -> Result<(), Invalid> {
+        self.parsed.borrow_mut().clear();
+        let lookups = self.lookups.replace(0);
+        if lookups > LOOKUPS_MAX {
+            return Err(Invalid::TooMany {
+                what: "references to its description files",
+                max: LOOKUPS_MAX,
+            });
+        }
+        Ok(())
+    }
+
+    fn describe_all(&self) -> Result<Option<Images>, Invalid> {
         // containerd reads index.json only with an `oci-layout` file beside it, and then
         // ignores manifest.json; docker and podman read manifest.json first.
         let oci_layout = self
@@ -456,15 +661,19 @@ impl Contents {
             .is_some_and(|l| l["imageLayoutVersion"].is_string());
         let index = self.json("index.json");
         if let Some(manifest) = self.json("manifest.json") {
-            return Some(Images {
+            let index = index.as_deref().filter(|_| oci_layout);
+            return Ok(Some(Images {
                 layout: "docker-archive",
-                images: self.docker_images(&manifest, index.as_ref().filter(|_| oci_layout)),
-            });
+                images: self.docker_images(&manifest, index)?,
+            }));
         }
-        Some(Images {
+        let Some(index) = index else {
+            return Ok(None);
+        };
+        Ok(Some(Images {
             layout: "oci-archive",
-            images: self.oci_images(&index?),
-        })
+            images: self.oci_images(&index)?,
+        }))
     }
 
     fn resolve<'a>(&'a self, path: &'a str) -> &'a str {
@@ -478,8 +687,29 @@ impl Contents {
         path
     }
 
-    pub(crate) fn json(&self, path: &str) -> Option<Value> {
-        serde_json::from_slice(self.kept.get(self.resolve(&normalize(path)))?).ok()
+    /// The kept file at `path`, parsed (once).
+    pub(crate) fn json(&self, path: &str) -> Option<Rc<Value>> {
+        if !self.spend() {
+            return None;
+        }
+        let normalized = normalize(path);
+        let path = self.resolve(&normalized);
+        if let Some(parsed) = self.parsed.borrow().get(path) {
+            return parsed.clone();
+        }
+        let kept = self.kept.get(path)?;
+        let parsed = serde_json::from_slice(&kept.bytes).ok().map(Rc::new);
+        self.parsed
+            .borrow_mut()
+            .insert(path.to_owned(), parsed.clone());
+        parsed
+    }
+
+    /// Counts one lookup; false once there were more than [`LOOKUPS_MAX`].
+    fn spend(&self) -> bool {
+        let lookups = self.lookups.get() + 1;
+        self.lookups.set(lookups);
+        lookups <= LOOKUPS_MAX
     }
 
     pub(crate) fn size(&self, path: &str) -> Option<u64> {
@@ -487,32 +717,34 @@ impl Contents {
     }
 
     /// An image with what its config at `path` says: its id and platform.
-    fn image_of_config(&self, path: &str) -> Image {
-        let bytes = self.kept.get(self.resolve(&normalize(path)));
-        let config: Value = bytes
-            .and_then(|b| serde_json::from_slice(b).ok())
-            .unwrap_or_default();
-        let text = |key: &str| config[key].as_str().map(str::to_owned);
-        Image {
+    fn image_of_config(&self, path: &str) -> Result<Image, Invalid> {
+        let kept = self.kept.get(self.resolve(&normalize(path)));
+        let config = self.json(path);
+        let text = |key: &str| match config.as_ref().and_then(|c| c[key].as_str()) {
+            Some(t) if t.len() > PLATFORM_LEN_MAX => Err(Invalid::TooLong {
+                what: "platform (os, architecture or variant) in an image config",
+                max: PLATFORM_LEN_MAX,
+            }),
+            t => Ok(t.map(str::to_owned)),
+        };
+        Ok(Image {
             references: Vec::new(),
-            id: bytes.map(|b| format!("sha256:{}", sha256_hex(b))),
+            id: kept.map(|k| format!("sha256:{}", k.sha256)),
             target: None,
             layer_sizes: Vec::new(),
-            architecture: text("architecture"),
-            os: text("os"),
-            variant: text("variant"),
-        }
+            architecture: text("architecture")?,
+            os: text("os")?,
+            variant: text("variant")?,
+        })
     }
 
     /// The image manifest a descriptor stands for: its blob, or where that is an image index
     /// (one image for several platforms), the manifest for the device's platform, as the
-    /// engines pick it. Null when the archive lacks it or no platform fits.
-    fn image_manifest(&self, descriptor: &Value, depth: usize) -> Value {
-        let manifest = blob(descriptor["digest"].as_str())
-            .and_then(|p| self.json(&p))
-            .unwrap_or_default();
+    /// engines pick it. `None` when the archive lacks it or no platform fits.
+    fn image_manifest(&self, descriptor: &Value, depth: usize) -> Option<Rc<Value>> {
+        let manifest = self.json(&blob(descriptor["digest"].as_str())?)?;
         let Some(children) = manifest["manifests"].as_array() else {
-            return manifest;
+            return Some(manifest);
         };
         let device = Platform::device();
         let best = children
@@ -520,40 +752,46 @@ impl Contents {
             .filter(|c| depth < NESTING_MAX && !attestation(c))
             .filter_map(|c| Some((self.descriptor_platform(c)?.rank(&device)?, c)))
             .min_by_key(|(rank, _)| *rank);
-        match best {
-            Some((_, child)) => self.image_manifest(child, depth + 1),
-            None => Value::Null,
-        }
+        self.image_manifest(best?.1, depth + 1)
     }
 
     /// The platform a descriptor names, else the one its manifest's config names.
     pub(crate) fn descriptor_platform(&self, descriptor: &Value) -> Option<Platform> {
+        if !self.spend() {
+            return None;
+        }
         Platform::of(&descriptor["platform"]).or_else(|| {
             let manifest = self.json(&blob(descriptor["digest"].as_str())?)?;
-            Platform::of(&self.json(&blob(manifest["config"]["digest"].as_str())?)?)
+            Platform::of(&*self.json(&blob(manifest["config"]["digest"].as_str())?)?)
         })
     }
 
     /// The images of a docker-archive; `index` is its index.json when it also has an OCI
     /// layout (`docker save` from docker >= 25), which names the manifests.
-    fn docker_images(&self, manifest: &Value, index: Option<&Value>) -> Vec<Image> {
-        manifest
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|item| {
-                let config = item["Config"].as_str().unwrap_or("");
-                let mut image = self.image_of_config(config);
-                image.references = strings(&item["RepoTags"]);
-                let layers = strings(&item["Layers"]);
-                image.target = match index {
-                    Some(index) => self.described_by(index, &image.references, image.id.as_deref()),
-                    None => self.docker_manifest_digest(config, &layers),
-                };
-                image.layer_sizes = layers.iter().map(|l| self.size(l).unwrap_or(0)).collect();
-                image
-            })
-            .collect()
+    fn docker_images(
+        &self,
+        manifest: &Value,
+        index: Option<&Value>,
+    ) -> Result<Vec<Image>, Invalid> {
+        let items = manifest.as_array().map_or(&[][..], Vec::as_slice);
+        let mut layers_total = 0;
+        let mut images = Vec::with_capacity(items.len().min(IMAGES_MAX));
+        for item in items {
+            let config = item["Config"].as_str().unwrap_or("");
+            let mut image = self.image_of_config(config)?;
+            image.references = names(strings(&item["RepoTags"]))?;
+            let layers = strings(&item["Layers"]);
+            layers_total += layers.len();
+            image.target = match index {
+                Some(index) => self.described_by(index, &image.references, image.id.as_deref()),
+                None => self.docker_manifest_digest(config, &layers),
+            };
+            image.layer_sizes = layers.iter().map(|l| self.size(l).unwrap_or(0)).collect();
+            images.push(image);
+            within(images.len(), IMAGES_MAX, "images")?;
+            within(layers_total, LAYERS_MAX, "layers")?;
+        }
+        Ok(images)
     }
 
     /// The digest of the index.json descriptor for an image of manifest.json: the one that
@@ -590,20 +828,16 @@ impl Contents {
     /// That manifest's JSON text; the OCI layout written for the containerd store holds it.
     pub(crate) fn docker_manifest(&self, config_path: &str, layers: &[String]) -> Option<String> {
         let config = self.kept.get(self.resolve(&normalize(config_path)))?;
-        let parsed: Value = serde_json::from_slice(config).ok()?;
+        let parsed = self.json(config_path)?;
         let diff_ids = parsed["rootfs"]["diff_ids"].as_array()?;
         let mut descriptors = Vec::with_capacity(layers.len());
         for (i, layer) in layers.iter().enumerate() {
             let normalized = normalize(layer);
             let path = self.resolve(&normalized);
             let size = self.sizes.get(path)?;
-            let kept = self.kept.get(path);
-            let (media_type, digest) = match (self.digests.get(path), kept) {
-                (Some(digest), _) => (DOCKER_LAYER_GZIP, digest.clone()),
-                (None, Some(b)) if COMPRESSED_MAGIC.iter().any(|m| b.starts_with(m)) => {
-                    (DOCKER_LAYER_GZIP, format!("sha256:{}", sha256_hex(b)))
-                }
-                _ => (DOCKER_LAYER, sha256_digest(diff_ids.get(i)?.as_str()?)?),
+            let (media_type, digest) = match self.digests.get(path) {
+                Some(digest) => (DOCKER_LAYER_GZIP, digest.clone()),
+                None => (DOCKER_LAYER, sha256_digest(diff_ids.get(i)?.as_str()?)?),
             };
             descriptors.push(format!(
                 r#"{{"mediaType":"{media_type}","digest":"{digest}","size":{size}}}"#
@@ -611,39 +845,77 @@ impl Contents {
         }
         let manifest = format!(
             r#"{{"schemaVersion":2,"mediaType":"{DOCKER_MANIFEST}","config":{{"mediaType":"{DOCKER_CONFIG}","digest":"sha256:{}","size":{}}},"layers":[{}]}}"#,
-            sha256_hex(config),
-            config.len(),
+            config.sha256,
+            config.bytes.len(),
             descriptors.join(",")
         );
         Some(manifest)
     }
 
-    fn oci_images(&self, index: &Value) -> Vec<Image> {
-        index["manifests"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|descriptor| !attestation(descriptor))
-            .map(|descriptor| {
-                let manifest = self.image_manifest(descriptor, 0);
-                let mut image = match blob(manifest["config"]["digest"].as_str()) {
-                    Some(p) => self.image_of_config(&p),
-                    None => self.image_of_config(""),
-                };
-                image.references = descriptor_names(descriptor);
-                // The descriptor itself, an index for several platforms included: what
-                // containerd files the image under.
-                image.target = descriptor["digest"].as_str().and_then(sha256_digest);
-                image.layer_sizes = manifest["layers"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|l| l["size"].as_u64().unwrap_or(0))
-                    .collect();
-                image
-            })
-            .collect()
+    fn oci_images(&self, index: &Value) -> Result<Vec<Image>, Invalid> {
+        let descriptors = index["manifests"].as_array().map_or(&[][..], Vec::as_slice);
+        let mut layers_total = 0;
+        let mut images = Vec::new();
+        for descriptor in descriptors.iter().filter(|d| !attestation(d)) {
+            let manifest = self.image_manifest(descriptor, 0).unwrap_or_default();
+            let mut image = match blob(manifest["config"]["digest"].as_str()) {
+                Some(p) => self.image_of_config(&p)?,
+                None => self.image_of_config("")?,
+            };
+            image.references = names(descriptor_names(descriptor))?;
+            // The descriptor itself, an index for several platforms included: what
+            // containerd files the image under.
+            image.target = descriptor["digest"].as_str().and_then(sha256_digest);
+            let layers = manifest["layers"].as_array().map_or(&[][..], Vec::as_slice);
+            layers_total += layers.len();
+            within(layers_total, LAYERS_MAX, "layers")?;
+            image.layer_sizes = layers
+                .iter()
+                .map(|l| l["size"].as_u64().unwrap_or(0))
+                .collect();
+            images.push(image);
+            within(images.len(), IMAGES_MAX, "images")?;
+        }
+        Ok(images)
     }
+}
+
+/// An error when `count` of `what` is above `max`.
+pub(crate) fn within(count: usize, max: usize, what: &'static str) -> Result<(), Invalid> {
+    match count > max {
+        true => Err(Invalid::TooMany { what, max }),
+        false => Ok(()),
+    }
+}
+
+/// The names of one image, within [`NAMES_MAX`] and [`NAME_LEN_MAX`].
+fn names(names: Vec<String>) -> Result<Vec<String>, Invalid> {
+    within(names.len(), NAMES_MAX, "names for one image")?;
+    if names.iter().any(|n| n.len() > NAME_LEN_MAX) {
+        return Err(Invalid::TooLong {
+            what: "image name",
+            max: NAME_LEN_MAX,
+        });
+    }
+    Ok(names)
+}
+
+/// How many JSON values `json` holds at most: one per comma, colon and opening bracket
+/// outside strings, plus one. Counted before anything is parsed, as what a parse costs.
+fn json_values(json: &[u8]) -> usize {
+    let (mut count, mut in_string, mut escaped) = (1, false, false);
+    for &b in json {
+        match (in_string, escaped, b) {
+            (true, true, _) => escaped = false,
+            (true, false, b'\\') => escaped = true,
+            (true, false, b'"') => in_string = false,
+            (true, false, _) => {}
+            (false, _, b'"') => in_string = true,
+            (false, _, b',' | b':' | b'[' | b'{') => count += 1,
+            (false, _, _) => {}
+        }
+    }
+    count
 }
 
 /// Whether an index entry is a build attestation (BuildKit puts them beside the images, for
@@ -980,7 +1252,7 @@ mod tests {
         let gnu = gnu.into_inner().unwrap();
         let contents = watch(&gnu, 64).unwrap();
         assert_eq!(
-            contents.kept.get(&long).map(Vec::as_slice),
+            contents.kept.get(&long).map(|k| k.bytes.as_slice()),
             Some(&b"[]"[..])
         );
 
@@ -1001,7 +1273,7 @@ mod tests {
         let pax = pax.into_inner().unwrap();
         let contents = watch(&pax, 64).unwrap();
         assert_eq!(
-            contents.kept.get(&long).map(Vec::as_slice),
+            contents.kept.get(&long).map(|k| k.bytes.as_slice()),
             Some(&b"[]"[..])
         );
         assert!(!contents.kept.contains_key("short.json"));
@@ -1065,6 +1337,187 @@ mod tests {
             images: vec![],
         };
         assert_eq!(none.find(&r("d:1")), Match::Empty);
+    }
+
+    /// The reason `tar` is refused, fed in pieces of 4096 bytes.
+    fn refused(tar: &[u8]) -> String {
+        match watch(tar, 4096) {
+            Err(reason) => reason,
+            Ok(contents) => match contents.describe() {
+                Err(invalid) => invalid.to_string(),
+                Ok(images) => panic!("accepted: {images:?}"),
+            },
+        }
+    }
+
+    /// A docker-archive whose manifest.json has `count` items, all naming one `config`.
+    fn one_config_named(count: usize, config: &[u8]) -> Vec<u8> {
+        let item = r#"{"Config":"c.json","RepoTags":[],"Layers":[]}"#;
+        let manifest = format!("[{}]", vec![item; count].join(","));
+        tar_of(&[("c.json", config), ("manifest.json", manifest.as_bytes())])
+    }
+
+    #[test]
+    fn reads_a_config_once_however_many_images_name_it() {
+        // 1,000 images of one 1 MiB config took 2 GB and minutes: each copied and hashed it.
+        let filler = "a".repeat(SMALL_MAX as usize - 100);
+        let config = format!(r#"{{"architecture":"amd64","os":"linux","x":"{filler}"}}"#);
+        let tar = one_config_named(IMAGES_MAX, config.as_bytes());
+        let started = std::time::Instant::now();
+        let images = watch(&tar, 4096).unwrap().describe().unwrap().unwrap();
+        assert_eq!(images.images.len(), IMAGES_MAX);
+        let id = format!("sha256:{}", sha256_hex(config.as_bytes()));
+        assert!(images.images.iter().all(|i| i.id.as_ref() == Some(&id)));
+        assert!(started.elapsed().as_secs() < 10, "{:?}", started.elapsed());
+    }
+
+    #[test]
+    fn refuses_a_config_of_a_million_short_strings_before_parsing_it() {
+        let strings = vec![r#""a""#; 260_000].join(",");
+        let config = format!(r#"{{"os":"linux","x":[{strings}]}}"#);
+        let tar = one_config_named(1, config.as_bytes());
+        assert!(refused(&tar).contains("JSON values in its description files"));
+    }
+
+    #[test]
+    fn refuses_an_archive_describing_more_than_a_thousand_images() {
+        let tar = one_config_named(IMAGES_MAX + 1, br#"{"os":"linux"}"#);
+        assert!(refused(&tar).starts_with("describes more than 1000 images"));
+    }
+
+    #[test]
+    fn refuses_a_platform_name_longer_than_any_real_one() {
+        let config = format!(r#"{{"architecture":"{}","os":"linux"}}"#, "a".repeat(65));
+        let tar = one_config_named(1, config.as_bytes());
+        assert!(refused(&tar).contains("platform (os, architecture or variant)"));
+    }
+
+    #[test]
+    fn refuses_too_many_names_for_one_image_and_too_long_a_name() {
+        let many = vec![r#""a:1""#; NAMES_MAX + 1].join(",");
+        let (tar, _) = docker_archive(&many);
+        assert!(refused(&tar).contains("more than 64 names for one image"));
+        let (tar, _) = docker_archive(&format!(r#""{}""#, "a".repeat(NAME_LEN_MAX + 1)));
+        assert!(refused(&tar).contains("image name longer than 600 bytes"));
+    }
+
+    #[test]
+    fn refuses_a_manifest_json_index_json_or_oci_layout_held_twice() {
+        for file in SINGLE_FILES {
+            let tar = tar_of(&[(file, b"[]"), ("l/layer.tar", &[1; 10]), (file, b"{}")]);
+            assert_eq!(
+                refused(&tar),
+                Invalid::Twice(file.to_owned()).to_string(),
+                "{file}"
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_a_config_or_blob_held_twice() {
+        let (tar, id) = docker_archive(r#""a:1""#);
+        let config = format!("{id}.json");
+        let twice = tar_of(&[(&config, b"{}"), ("x", b"y"), (&config, b"{}")]);
+        assert!(refused(&twice).starts_with(&format!("holds {config} twice")));
+        let blob = format!("blobs/sha256/{id}");
+        let twice = tar_of(&[(&blob, b"{}"), (&blob, b"{}")]);
+        assert!(refused(&twice).starts_with(&format!("holds {blob} twice")));
+        assert!(watch(&tar, 512).is_ok(), "once is fine");
+    }
+
+    #[test]
+    fn refuses_a_tar_of_more_files_than_it_tracks_as_soon_as_it_sees_one_more() {
+        let mut b = tar::Builder::new(Vec::new());
+        for i in 0..=ENTRIES_MAX {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(0);
+            b.append_data(&mut h, format!("f{i}"), &[][..]).unwrap();
+        }
+        let tar = b.into_inner().unwrap();
+        assert!(refused(&tar).starts_with("describes more than 16384 files and links"));
+    }
+
+    #[test]
+    fn refuses_a_file_name_longer_than_any_image_archive_has() {
+        let long = "p".repeat(PATH_MAX + 1);
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(1);
+        b.append_data(&mut h, &long, &b"x"[..]).unwrap();
+        let tar = b.into_inner().unwrap();
+        assert!(refused(&tar).starts_with("has a file name longer than 256 bytes"));
+    }
+
+    #[test]
+    fn keeps_only_json_of_the_files_that_may_describe_images() {
+        let gzip = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 2, 3];
+        let tar = tar_of(&[
+            ("blobs/sha256/aa", &gzip),
+            ("blobs/sha256/bb", b"  \n{\"a\":1}"),
+            ("notes.json", b"plain text"),
+        ]);
+        let contents = watch(&tar, 3).unwrap();
+        let kept: Vec<&String> = contents.kept.keys().collect();
+        assert_eq!(kept, ["blobs/sha256/bb"]);
+        assert_eq!(contents.size("blobs/sha256/aa"), Some(10));
+    }
+
+    #[test]
+    fn refuses_more_description_json_than_it_keeps() {
+        let big = format!("[{}]", "0".repeat(SMALL_MAX as usize - 2));
+        let names: Vec<String> = (0..5).map(|i| format!("c{i}.json")).collect();
+        let files: Vec<(&str, &[u8])> =
+            names.iter().map(|n| (n.as_str(), big.as_bytes())).collect();
+        assert!(
+            refused(&tar_of(&files)).starts_with("describes more than 4 MiB of description files")
+        );
+    }
+
+    #[test]
+    fn refuses_description_files_of_more_json_values_than_it_parses() {
+        let values = format!("[{}0]", "0,".repeat(VALUES_MAX));
+        let tar = tar_of(&[("c.json", values.as_bytes())]);
+        assert!(refused(&tar).contains("JSON values"));
+        assert_eq!(json_values(br#"{"a":[1,2],"b":"x,:[{"}"#), 7);
+    }
+
+    #[test]
+    fn refuses_image_indexes_naming_each_other_over_and_over() {
+        // A chain of four indexes, each naming the next 1,000 times, all for the device: each
+        // is parsed once, but 1,000 images each weigh 4,000 entries.
+        let device = Platform::device();
+        let platform = format!(
+            r#""platform":{{"os":"{}","architecture":"{}"}}"#,
+            device.os, device.architecture
+        );
+        let mut next = format!("sha256:{}", "0".repeat(64));
+        let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+        for _ in 0..NESTING_MAX {
+            let entry = format!(r#"{{"digest":"{next}",{platform}}}"#);
+            let index = format!(
+                r#"{{"manifests":[{}]}}"#,
+                vec![entry.as_str(); 1000].join(",")
+            );
+            next = format!("sha256:{}", sha256_hex(index.as_bytes()));
+            files.push((
+                format!("blobs/{}", next.replace(':', "/")),
+                index.into_bytes(),
+            ));
+        }
+        let entry = format!(r#"{{"digest":"{next}"}}"#);
+        let index = format!(
+            r#"{{"manifests":[{}]}}"#,
+            vec![entry.as_str(); 1000].join(",")
+        );
+        files.push(("index.json".into(), index.into_bytes()));
+        let borrowed: Vec<(&str, &[u8])> = files
+            .iter()
+            .map(|(p, d)| (p.as_str(), d.as_slice()))
+            .collect();
+        let started = std::time::Instant::now();
+        let reason = refused(&tar_of(&borrowed));
+        assert!(reason.contains("more than 1000000 references to its description files"));
+        assert!(started.elapsed().as_secs() < 10, "{:?}", started.elapsed());
     }
 
     #[test]

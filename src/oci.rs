@@ -20,6 +20,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, Read};
+use std::rc::Rc;
 
 use serde_json::Value;
 
@@ -45,6 +46,8 @@ pub enum Unloadable {
     Missing { digest: String },
     /// The tar stops before its end-of-archive blocks.
     CutShort { at: u64 },
+    /// The tar holds a description file twice, or describes more than the loader reads.
+    Invalid(manifest::Invalid),
 }
 
 impl fmt::Display for Unloadable {
@@ -70,6 +73,7 @@ impl fmt::Display for Unloadable {
                 f,
                 "the tar stops at byte {at}, before its end: the archive is cut short; copy it again"
             ),
+            Unloadable::Invalid(invalid) => invalid.fmt(f),
         }
     }
 }
@@ -84,6 +88,12 @@ impl Unloadable {
 
     fn into_io(self) -> io::Error {
         io::Error::new(io::ErrorKind::InvalidData, self)
+    }
+}
+
+impl From<manifest::Invalid> for Unloadable {
+    fn from(invalid: manifest::Invalid) -> Self {
+        Unloadable::Invalid(invalid)
     }
 }
 
@@ -136,6 +146,15 @@ impl<R: Read> Loadable<R> {
         }
     }
 
+    /// An error once the walk has found the archive invalid: the upload ends before the
+    /// engine could load anything.
+    fn checked(&self) -> io::Result<()> {
+        match self.watcher.invalid() {
+            Some(invalid) => Err(Unloadable::Invalid(invalid.clone()).into_io()),
+            None => Ok(()),
+        }
+    }
+
     fn read_inner(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.offset += n as u64;
@@ -145,8 +164,15 @@ impl<R: Read> Loadable<R> {
     /// A whole header block is in `self.header`: the end of the archive, or one to pass on.
     fn on_header(&mut self) -> io::Result<()> {
         if self.header.iter().all(|&b| b == 0) {
-            // The end-of-archive block: the entry goes in front of it.
-            self.out = written(self.watcher.contents(), &self.device, self.reads)
+            // The end-of-archive block: the entry goes in front of it, once the archive is
+            // known to describe no more than the loader reads.
+            let contents = self.watcher.contents();
+            let described = contents.describe().map_err(Unloadable::from);
+            let written = written(contents, &self.device, self.reads);
+            let settled = contents.settled().map_err(Unloadable::from);
+            self.out = described
+                .and(settled)
+                .and(written)
                 .map_err(Unloadable::into_io)?
                 .unwrap_or_default();
             self.out.append(&mut self.header);
@@ -155,6 +181,7 @@ impl<R: Read> Loadable<R> {
             self.on_index(size)?;
         } else {
             self.watcher.feed(&self.header);
+            self.checked()?;
             // The two buffers trade places: no allocation per entry.
             std::mem::swap(&mut self.out, &mut self.header);
             self.header.clear();
@@ -178,7 +205,12 @@ impl<R: Read> Loadable<R> {
         self.offset += data.len() as u64;
         self.watcher.feed(&self.header);
         self.watcher.feed(&data);
+        self.checked()?;
         let chosen = for_device(self.watcher.contents(), &data[..size], &self.device);
+        self.watcher
+            .contents()
+            .settled()
+            .map_err(|e| Unloadable::from(e).into_io())?;
         match chosen {
             Some(json) => {
                 let mut header = tar::Header::new_old();
@@ -227,6 +259,7 @@ impl<R: Read> Read for Loadable<R> {
             if self.through {
                 return self.read_inner(buf);
             }
+            self.checked()?;
             match self.watcher.to_next_header() {
                 // A tar the walk cannot read: docker says what is wrong with it.
                 None => self.through = true,
@@ -239,6 +272,7 @@ impl<R: Read> Read for Loadable<R> {
                         continue;
                     }
                     self.watcher.feed(&buf[..n]);
+                    self.checked()?;
                     return Ok(n);
                 }
                 Some(_) => {
@@ -423,7 +457,7 @@ fn entry(name: &str, data: &[u8]) -> Vec<u8> {
 /// platform it is for where known.
 struct Candidate {
     names: Vec<String>,
-    manifest: Value,
+    manifest: Rc<Value>,
     platform: Option<Platform>,
 }
 
@@ -511,8 +545,14 @@ fn collect(
     }
     let platform = platform.or_else(|| {
         let config = manifest::blob(manifest["config"]["digest"].as_str())?;
-        Platform::of(&contents.json(&config)?)
+        Platform::of(&*contents.json(&config)?)
     });
+    if into.len() >= manifest::IMAGES_MAX {
+        return Err(Unloadable::Invalid(manifest::Invalid::TooMany {
+            what: "images",
+            max: manifest::IMAGES_MAX,
+        }));
+    }
     into.push(Candidate {
         names: names.to_vec(),
         manifest,
@@ -1046,6 +1086,74 @@ mod tests {
             assert_eq!(err.kind(), io::ErrorKind::Other);
             assert_eq!(err.to_string(), "checksum mismatch");
         }
+    }
+
+    /// What passes the adapter for `reads` before it fails, and the error.
+    fn passed_before_failing(tar: &[u8], reads: Reads) -> (usize, Unloadable) {
+        let inner = Pieces {
+            data: tar,
+            step: 512,
+        };
+        let mut adapter = Loadable::new(inner, platform("linux/amd64"), reads);
+        let (mut passed, mut buf) = (0, [0; 700]);
+        loop {
+            match adapter.read(&mut buf) {
+                Ok(0) => panic!("must fail"),
+                Ok(n) => passed += n,
+                Err(e) => return (passed, unloadable(e)),
+            }
+        }
+    }
+
+    #[test]
+    fn aborts_an_archive_holding_manifest_json_twice_before_its_end_for_every_store() {
+        let first = br#"[{"Config":"a.json","RepoTags":["a:1"],"Layers":[]}]"#;
+        let last = br#"[{"Config":"b.json","RepoTags":["b:1"],"Layers":[]}]"#;
+        let tar = tar_of(&[
+            ("manifest.json", first),
+            ("l/layer.tar", &[1; 3000]),
+            ("manifest.json", last),
+        ]);
+        for reads in [Reads::DockerArchive, Reads::OciLayout, Reads::Either] {
+            let (passed, e) = passed_before_failing(&tar, reads);
+            assert!(
+                passed < tar.len() - 2 * BLOCK,
+                "{reads:?}: {passed} bytes passed"
+            );
+            assert_eq!(
+                e,
+                Unloadable::Invalid(manifest::Invalid::Twice("manifest.json".into()))
+            );
+        }
+    }
+
+    #[test]
+    fn aborts_an_archive_describing_more_images_than_the_loader_reads_before_its_end() {
+        let item = r#"{"Config":"c.json","RepoTags":[],"Layers":[]}"#;
+        let many = format!("[{}]", vec![item; manifest::IMAGES_MAX + 1].join(","));
+        let tar = tar_of(&[("c.json", b"{}"), ("manifest.json", many.as_bytes())]);
+        let (passed, e) = passed_before_failing(&tar, Reads::Either);
+        assert!(passed <= tar.len() - 2 * BLOCK);
+        assert!(
+            e.to_string().starts_with("describes more than 1000 images"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn stops_at_image_indexes_naming_each_other_over_and_over() {
+        // Four indexes, each naming the next 1,000 times: 10^12 images if all were followed.
+        let mut oci = Oci::default();
+        let (image, _) = oci.image("linux/amd64", 10);
+        let mut top = image;
+        for _ in 0..NESTING_MAX {
+            top = oci.index(vec![on(top, "linux/amd64"); 1000]);
+        }
+        let tar = oci.tar(vec![named(top, "example.org/fan:1")], &[]);
+        let started = std::time::Instant::now();
+        let (_, e) = passed_before_failing(&tar, Reads::DockerArchive);
+        assert!(e.to_string().starts_with("describes more than"), "{e}");
+        assert!(started.elapsed().as_secs() < 10, "{:?}", started.elapsed());
     }
 
     #[test]
