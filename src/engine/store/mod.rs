@@ -52,12 +52,34 @@ pub fn detect<'a, E>(
     })
 }
 
+/// Longest directory taken from an info answer (Linux's `PATH_MAX`): it is quoted in the
+/// space check's messages, which a hostile engine must not fill with megabytes.
+const DIR_MAX: usize = 4096;
+
 /// An absolute directory named by a string field of an info answer.
 fn dir(v: &Value) -> Option<PathBuf> {
-    v.as_str().filter(|p| p.starts_with('/')).map(PathBuf::from)
+    v.as_str()
+        .filter(|p| p.starts_with('/') && p.len() <= DIR_MAX)
+        .map(PathBuf::from)
 }
 
 /// docker's `DockerRootDir`, which both docker stores keep.
 fn docker_root(info: &Value) -> Result<PathBuf, String> {
     dir(&info["DockerRootDir"]).ok_or_else(|| "docker's GET /info names no DockerRootDir".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn takes_only_an_absolute_directory_no_longer_than_path_max() {
+        assert_eq!(
+            dir(&Value::from("/var/lib/docker")),
+            Some("/var/lib/docker".into())
+        );
+        assert_eq!(dir(&Value::from("var/lib/docker")), None);
+        assert_eq!(dir(&Value::from(format!("/{}", "a".repeat(DIR_MAX)))), None);
+        assert_eq!(dir(&Value::from(1)), None);
+    }
 }
