@@ -25,14 +25,33 @@ use crate::decode::{self, Decoder, Format};
 
 #[derive(Debug)]
 pub enum ArchiveError {
-    NotPlainName { name: String, dir: PathBuf },
-    NotFound { name: String, dir: PathBuf },
-    Outside { name: String, dir: PathBuf },
-    NotRegular { name: String },
+    NotPlainName {
+        name: String,
+        dir: PathBuf,
+    },
+    NotFound {
+        name: String,
+        dir: PathBuf,
+    },
+    Outside {
+        name: String,
+        dir: PathBuf,
+    },
+    NotRegular {
+        name: String,
+    },
     /// The name stood for another file when it was used than when it was checked.
-    Changed { name: String, dir: PathBuf },
-    UnknownFormat { name: String },
-    Io { name: String, source: io::Error },
+    Changed {
+        name: String,
+        dir: PathBuf,
+    },
+    UnknownFormat {
+        name: String,
+    },
+    Io {
+        name: String,
+        source: io::Error,
+    },
 }
 
 impl fmt::Display for ArchiveError {
@@ -215,11 +234,8 @@ impl Archive {
         };
         // O_NONBLOCK: a FIFO swapped in after `resolve` must not block the open (it would,
         // forever, while the engine lock is held); O_NOFOLLOW: nor may a symlink redirect it.
-        let flags = OFlags::RDONLY
-            | OFlags::NOFOLLOW
-            | OFlags::NONBLOCK
-            | OFlags::NOCTTY
-            | OFlags::CLOEXEC;
+        let flags =
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
         let fd = rustix::fs::openat(&images.fd, entry.as_c_str(), flags, Mode::empty()).map_err(
             |e| match e {
                 Errno::LOOP | Errno::NOENT => ArchiveError::Changed {
@@ -268,10 +284,14 @@ impl Archive {
 
     /// Where the archive came from, kept past `decoder` for a deletion after the load.
     pub fn origin(&self) -> Result<Origin, ArchiveError> {
-        let dir = self.origin.dir.try_clone().map_err(|source| ArchiveError::Io {
-            name: self.origin.name.clone(),
-            source,
-        })?;
+        let dir = self
+            .origin
+            .dir
+            .try_clone()
+            .map_err(|source| ArchiveError::Io {
+                name: self.origin.name.clone(),
+                source,
+            })?;
         let file = self.file.try_clone().map_err(|source| ArchiveError::Io {
             name: self.origin.name.clone(),
             source,
@@ -419,7 +439,10 @@ mod tests {
         )
         .unwrap();
         let started = Instant::now();
-        let err = Archive::open(&s.images(), "f.tar").err().unwrap().to_string();
+        let err = Archive::open(&s.images(), "f.tar")
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("not a regular file"), "{err}");
         assert!(started.elapsed() < Duration::from_secs(5));
     }

@@ -21,7 +21,8 @@ use crate::notify::Notifier;
 use crate::oci::{Loadable, Unloadable};
 use crate::platform::Platform;
 use crate::progress::{EntryReport, Reporter};
-use crate::ready;
+use crate::ready::{self, Recorder};
+use crate::rundir::RunDir;
 use crate::space::{self, Shortfall};
 use crate::status::{self, State};
 use crate::units::Size;
@@ -112,7 +113,16 @@ pub fn run(options: &Options, log: &Log) -> Exit {
         failed: lists.invalid_lines,
         ..Summary::default()
     };
+    // Whether something could not be recorded: the units waiting for markers would not start,
+    // so the run exits 1.
+    let mut unrecorded = false;
     if !lists.entries.is_empty() {
+        // The lock, status.json and the markers. A refused run directory (a symlink, someone
+        // else's) is not used at all; the images still load.
+        let run_dir = RunDir::open(&options.run_dir)
+            .inspect_err(|e| log.error(e))
+            .ok();
+        unrecorded = run_dir.is_none();
         let engine = match connect(options, log) {
             Ok(engine) => engine,
             Err(e) => {
@@ -125,26 +135,35 @@ pub fn run(options: &Options, log: &Log) -> Exit {
                         archive_id: None,
                         error: Some(e.to_string()),
                     };
-                    let outcomes = vec![unknown; lists.entries.len()];
-                    record(&lists.entries, &outcomes, options, log);
+                    if let Some(run) = &run_dir {
+                        let mut recorder = Recorder::new(run, &options.lists, *log);
+                        for entry in &lists.entries {
+                            recorder.entry(entry, &unknown, true);
+                        }
+                        recorder.finish();
+                    }
                 }
                 return Exit::Unreachable;
             }
         };
         // Held until the run ends. Without /run (a very early hook), running unlocked beats
         // not running: the engines refuse nothing when two loads overlap, they only slow down.
-        let lock_path = lock::path_for(&options.run_dir, &engine.socket);
-        let _lock = lock::acquire(&lock_path, || {
-            log.info(format_args!(
-                "another container-loader is using this engine; waiting for {}",
-                lock_path.display()
-            ))
-        })
-        .inspect_err(|e| {
-            log.warn(format_args!(
-                "running without the lock {}: {e}",
-                lock_path.display()
-            ))
+        let lock_name = lock::name_for(&engine.socket);
+        let _lock = run_dir.as_ref().and_then(|run| {
+            let lock_path = run.join(&lock_name);
+            lock::acquire(run, &lock_name, || {
+                log.info(format_args!(
+                    "another container-loader is using this engine; waiting for {}",
+                    lock_path.display()
+                ))
+            })
+            .inspect_err(|e| {
+                log.warn(format_args!(
+                    "running without the lock {}: {e}",
+                    lock_path.display()
+                ))
+            })
+            .ok()
         });
         let total = lists.entries.len();
         // One listing answers "present" for every entry it names (measured: 50 entries cost
@@ -157,12 +176,24 @@ pub fn run(options: &Options, log: &Log) -> Exit {
                 crate::engine::LISTING_NAMES_MAX
             ));
         }
-        let mut outcomes = Vec::with_capacity(total);
+        // Each entry is recorded as it ends (README, "Starting what needs the images").
+        let mut recorder = match (options.dry_run, &run_dir) {
+            (false, Some(run)) => Some(Recorder::new(run, &options.lists, *log)),
+            _ => None,
+        };
         for (index, entry) in lists.entries.iter().enumerate() {
             let report = reporter.entry(index + 1, total, entry);
+            // Answered by the listing, without a request: written with the next ones.
+            let batched = !options.verify
+                && listing
+                    .as_ref()
+                    .is_some_and(|l| l.id_of(&entry.reference).is_some());
+            if let Some(recorder) = recorder.as_mut().filter(|_| !batched) {
+                recorder.flush();
+            }
             let result = load_entry(&engine, listing.as_ref(), entry, options, log, &report);
-            if !options.dry_run {
-                outcomes.push(recorded(&result));
+            if let Some(recorder) = &mut recorder {
+                recorder.entry(entry, &recorded(&result), batched);
             }
             match result {
                 Ok(Outcome::Present(_) | Outcome::Verified(_)) => summary.present += 1,
@@ -179,8 +210,8 @@ pub fn run(options: &Options, log: &Log) -> Exit {
                 }
             }
         }
-        if !options.dry_run {
-            record(&lists.entries, &outcomes, options, log);
+        if let Some(recorder) = recorder {
+            unrecorded |= !recorder.finish();
         }
     }
     let first = if options.dry_run {
@@ -197,14 +228,14 @@ pub fn run(options: &Options, log: &Log) -> Exit {
         summary.present, summary.failed
     );
     notifier.status(&line);
-    if summary.failed > 0 || lists.unreadable_lists > 0 {
+    if summary.failed > 0 || lists.unreadable_lists > 0 || unrecorded {
         log.warn(line);
     } else {
         log.info(line);
     }
     if lists.unreadable_lists > 0 {
         Exit::Usage
-    } else if summary.failed > 0 || summary.differ > 0 {
+    } else if summary.failed > 0 || summary.differ > 0 || unrecorded {
         Exit::Failed
     } else {
         Exit::Done
@@ -229,17 +260,6 @@ fn recorded(result: &Result<Outcome, EntryError>) -> ready::Outcome {
         image_id,
         archive_id,
         error,
-    }
-}
-
-/// status.json and the image markers; failing to write them costs the images nothing.
-fn record(entries: &[Entry], outcomes: &[ready::Outcome], options: &Options, log: &Log) {
-    let pairs = entries.iter().zip(outcomes);
-    if let Err(e) = ready::record(&options.run_dir, &options.lists, pairs) {
-        log.warn(format_args!(
-            "cannot record the result in {}: {e}",
-            options.run_dir.display()
-        ));
     }
 }
 

@@ -6,17 +6,19 @@
 //! lock is `flock(2)`: the kernel drops it when the holder exits, even on SIGKILL, so a crash
 //! never leaves a stale lock behind.
 
-use std::fs::{self, File, TryLockError};
+use std::fs::{File, TryLockError};
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use crate::rundir::RunDir;
 
 /// The loader's run directory (locks, status.json, image markers): a tmpfs that starts empty
 /// at every boot. `RuntimeDirectory=container-loader` in the units.
 pub const RUN_DIR: &str = "/run/container-loader";
 
-/// The lock file for the engine at `socket`: one per socket, so loaders for different engines
-/// never wait for each other.
-pub fn path_for(dir: &Path, socket: &Path) -> PathBuf {
+/// The lock file's name for the engine at `socket`: one per socket, so loaders for different
+/// engines never wait for each other.
+pub fn name_for(socket: &Path) -> String {
     let name: String = socket
         .to_string_lossy()
         .trim_start_matches('/')
@@ -29,7 +31,7 @@ pub fn path_for(dir: &Path, socket: &Path) -> PathBuf {
             }
         })
         .collect();
-    dir.join(format!("{name}.lock"))
+    format!("{name}.lock")
 }
 
 /// A held lock; dropping it (or exiting) releases it.
@@ -38,16 +40,10 @@ pub struct Lock {
     _file: File,
 }
 
-/// Takes the lock at `path`, calling `waiting` once if another loader holds it.
-pub fn acquire(path: &Path, waiting: impl FnOnce()) -> io::Result<Lock> {
-    if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir)?;
-    }
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)?;
+/// Takes the lock `name` in `dir` (a regular file, never followed or blocked on), calling
+/// `waiting` once if another loader holds it.
+pub fn acquire(dir: &RunDir, name: &str, waiting: impl FnOnce()) -> io::Result<Lock> {
+    let file = dir.lock_file(name)?;
     match file.try_lock() {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => {
@@ -67,28 +63,30 @@ mod tests {
 
     #[test]
     fn names_one_lock_per_engine_socket() {
-        let dir = Path::new("/run/container-loader");
         assert_eq!(
-            path_for(dir, Path::new("/run/podman/podman.sock")),
-            dir.join("run_podman_podman.sock.lock")
+            name_for(Path::new("/run/podman/podman.sock")),
+            "run_podman_podman.sock.lock"
         );
         assert_ne!(
-            path_for(dir, Path::new("/run/docker.sock")),
-            path_for(dir, Path::new("/run/podman/podman.sock"))
+            name_for(Path::new("/run/docker.sock")),
+            name_for(Path::new("/run/podman/podman.sock"))
         );
     }
 
     #[test]
     fn a_second_holder_waits_until_the_first_releases() {
         let dir = std::env::temp_dir().join(format!("cl-lock-{}", std::process::id()));
-        let path = dir.join("engine.lock");
-        let first = acquire(&path, || panic!("the first taker must not wait")).unwrap();
+        let run = std::sync::Arc::new(RunDir::open(&dir).unwrap());
+        let first = acquire(&run, "engine.lock", || {
+            panic!("the first taker must not wait")
+        })
+        .unwrap();
         let (tx, rx) = mpsc::channel();
         let second = {
-            let path = path.clone();
+            let run = run.clone();
             std::thread::spawn(move || {
                 let waited = std::cell::Cell::new(false);
-                let lock = acquire(&path, || waited.set(true)).unwrap();
+                let lock = acquire(&run, "engine.lock", || waited.set(true)).unwrap();
                 tx.send(waited.get()).unwrap();
                 drop(lock);
             })
@@ -103,6 +101,6 @@ mod tests {
             "second did not wait"
         );
         second.join().unwrap();
-        fs::remove_dir_all(&dir).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

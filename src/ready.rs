@@ -1,40 +1,51 @@
 //! Readiness for the units that need the images: `status.json` and one marker per image.
 //!
-//! After a load the loader records in its run directory (`/run/container-loader`) what
-//! `status --json` prints for its entries, and for every image present a marker file named for
-//! the reference as the list writes it: `images/debian:bookworm`,
-//! `images/quay.io/libpod/alpine:3.10.2`, holding the image id. An application unit waits for
+//! The loader records in its run directory (`/run/container-loader`) what `status --json`
+//! prints for its entries, and for every image present a marker file in `images/`, named for
+//! the reference by [`marker::name`] (`images/debian:bookworm`,
+//! `images/quay.io-libpod-alpine:3.10.2`), holding the image id. An application unit waits for
 //! its image with `ConditionPathExists=` or a `.path` unit. Loaders for several packages share
 //! the file: each replaces only the entries of its own lists, under a lock, and a marker goes
 //! away when a later run finds its image missing.
+//!
+//! Each entry is recorded as it finishes, so that a loader stopped halfway (systemd's SIGTERM
+//! when a slow boot times out) leaves both true for the entries it did: the marker at once,
+//! and `status.json` rewritten before the loader next asks the engine anything. Entries answered
+//! by the one image listing, microseconds apart, are written together (at least every
+//! [`BATCH`]), which keeps a run over thousands of present images from rewriting a growing
+//! file for each of them.
 
 use std::collections::HashSet;
-use std::fs;
-use std::io::{self, BufWriter, Write};
-use std::path::{Component, Path, PathBuf};
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::list::Entry;
 use crate::lock;
+use crate::log::Log;
+use crate::marker;
+use crate::rundir::{self, RunDir, RunDirError};
 use crate::status::{Row, State};
 
 /// The run's entries, as `status --json` prints them, merged with other lists' entries.
 pub const STATUS_FILE: &str = "status.json";
+/// Where `status.json` is written before it is renamed into place.
+const STATUS_PARTIAL: &str = "status.json.partial";
 /// Serialises loaders that update `status.json` at the same moment (one per engine may run).
 const STATUS_LOCK: &str = "status.lock";
-/// One file per image present, at `images/<REF>`.
+/// One file per image present, at `images/<marker::name(REF)>`.
 pub const MARKER_DIR: &str = "images";
+/// Longest that entries answered without a request wait to be written to `status.json`.
+pub const BATCH: Duration = Duration::from_millis(20);
+/// What `status.json` ends with; new rows go before it.
+const TAIL: &[u8] = b"\n]\n";
 
-/// The marker path for `reference` under `run_dir`. A validated reference has no `.`, `..` or
-/// empty component; the check is repeated here since the path is created as root.
-pub fn marker(run_dir: &Path, reference: &str) -> Option<PathBuf> {
-    let relative = Path::new(reference);
-    relative
-        .components()
-        .all(|c| matches!(c, Component::Normal(_)))
-        .then(|| run_dir.join(MARKER_DIR).join(relative))
+/// The marker path for `reference` under `run_dir`.
+pub fn marker(run_dir: &Path, reference: &str) -> PathBuf {
+    run_dir.join(MARKER_DIR).join(marker::name(reference))
 }
 
 /// How an entry ended, as much as status.json needs beyond the list and the archive.
@@ -47,81 +58,184 @@ pub struct Outcome {
     pub error: Option<String>,
 }
 
-/// Writes `status.json` and the markers for the entries of `lists`: each entry's row is built
-/// (its archive looked at as it is now), written and dropped in turn, so a long list costs
-/// memory for its outcomes only. Entries of other lists stay as an earlier run wrote them,
-/// unless their list is gone (a package removed since).
-pub fn record<'a>(
-    run_dir: &Path,
-    lists: &[PathBuf],
-    entries: impl Iterator<Item = (&'a Entry, &'a Outcome)>,
-) -> io::Result<()> {
-    fs::create_dir_all(run_dir)?;
-    let _lock = lock::acquire(&run_dir.join(STATUS_LOCK), || {})?;
-    let path = run_dir.join(STATUS_FILE);
-    let ours: HashSet<String> = lists.iter().map(|l| l.display().to_string()).collect();
-    let earlier = fs::read(&path).unwrap_or_default();
-    let earlier: Vec<&RawValue> = serde_json::from_slice(&earlier).unwrap_or_default();
-    let others = earlier.into_iter().filter(|raw| {
-        let entry: Value = serde_json::from_str(raw.get()).unwrap_or_default();
-        entry["list"]
-            .as_str()
-            .is_some_and(|l| !ours.contains(l) && Path::new(l).exists())
-    });
+/// Records a run's entries as they finish. Failures are logged here, as errors naming the
+/// file; [`Recorder::failed`] tells whether there were any.
+pub struct Recorder<'a> {
+    run: &'a RunDir,
+    log: Log,
+    ours: HashSet<String>,
+    markers: Option<RunDir>,
+    /// Rows finished but not yet in `status.json`, one JSON object each.
+    pending: Vec<String>,
+    /// The `status.json` this run last wrote (device, inode) and how many rows it holds:
+    /// while it is still there, new rows are added to a copy of it, without reading it again.
+    written: Option<((u64, u64), usize)>,
+    last_write: Instant,
+    /// References whose marker this run has put down or taken away: the first entry decides.
+    marked: HashSet<String>,
+    failed: bool,
+}
 
-    // A reader never sees half a file: written beside it, then renamed over it. One entry
-    // per line, so that grep shows an image's whole entry.
-    let partial = run_dir.join(format!("{STATUS_FILE}.partial"));
-    let mut out = BufWriter::new(fs::File::create(&partial)?);
-    let mut separator = "[\n";
-    for raw in others {
-        write!(out, "{separator}{}", raw.get())?;
-        separator = ",\n";
+impl<'a> Recorder<'a> {
+    pub fn new(run: &'a RunDir, lists: &[PathBuf], log: Log) -> Recorder<'a> {
+        Recorder {
+            run,
+            log,
+            ours: lists.iter().map(|l| l.display().to_string()).collect(),
+            markers: None,
+            pending: Vec::new(),
+            written: None,
+            last_write: Instant::now(),
+            marked: HashSet::new(),
+            failed: false,
+        }
     }
-    let mut marked = HashSet::new();
-    for (entry, outcome) in entries {
+
+    /// Whether anything could not be recorded.
+    pub fn failed(&self) -> bool {
+        self.failed
+    }
+
+    /// Records `entry`'s outcome: its marker now, its row in `status.json` now unless
+    /// `batched` (it was answered without asking the engine; see [`BATCH`]).
+    pub fn entry(&mut self, entry: &Entry, outcome: &Outcome, batched: bool) {
         let mut row = Row::new(entry.clone());
         row.state = outcome.state;
         row.image_id.clone_from(&outcome.image_id);
         row.archive_id.clone_from(&outcome.archive_id);
         row.errors.extend(outcome.error.clone());
-        write!(out, "{separator}")?;
-        serde_json::to_writer(&mut out, &row.to_json())?;
-        separator = ",\n";
-        // A reference listed twice is marked once.
-        if marked.insert(entry.reference.as_str()) {
-            mark(run_dir, &row)?;
-        }
-    }
-    if separator == "[\n" {
-        out.write_all(b"[")?;
-    }
-    out.write_all(b"\n]\n")?;
-    // No fsync: /run is a tmpfs, gone at power-off anyway; the rename is what readers need.
-    out.flush()?;
-    drop(out);
-    fs::rename(&partial, &path)
-}
-
-/// Puts down or takes away the marker for `row`'s image.
-fn mark(run_dir: &Path, row: &Row) -> io::Result<()> {
-    let Some(marker) = marker(run_dir, row.entry.reference.as_str()) else {
-        return Ok(());
-    };
-    match row.state {
-        State::Present | State::Differs => {
-            if let Some(dir) = marker.parent() {
-                fs::create_dir_all(dir)?;
+        if self.marked.insert(entry.reference.as_str().to_owned()) {
+            if let Err(e) = self.mark(&row) {
+                self.failed = true;
+                self.log.error(format_args!(
+                    "{}: {}: cannot record its marker {}: {e}",
+                    entry.place(),
+                    entry.reference,
+                    marker(self.run.path(), entry.reference.as_str()).display()
+                ));
             }
-            let id = row.image_id.as_deref().unwrap_or_default();
-            fs::write(&marker, format!("{id}\n"))
         }
-        State::Missing => match fs::remove_file(&marker) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
-        },
-        // Not asked: what an earlier run recorded stays.
-        State::Unknown => Ok(()),
+        self.pending.push(row.to_json().to_string());
+        if !batched || self.last_write.elapsed() >= BATCH {
+            self.flush();
+        }
+    }
+
+    /// Writes the rows not yet in `status.json`.
+    pub fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        if let Err(e) = self.write() {
+            self.failed = true;
+            self.written = None;
+            self.log.error(format_args!(
+                "cannot record the result in {}: {e}",
+                self.run.join(STATUS_FILE).display()
+            ));
+        }
+        self.pending.clear();
+        self.last_write = Instant::now();
+    }
+
+    fn write(&mut self) -> io::Result<()> {
+        let _lock = lock::acquire(self.run, STATUS_LOCK, || {})?;
+        let current = self.run.identity(STATUS_FILE);
+        let mut out = BufWriter::new(self.run.create_new(STATUS_PARTIAL)?);
+        let mut rows = match self.written {
+            // Still the file this run wrote: copied as it is, but for its tail.
+            Some((identity, rows)) if Some(identity) == current => {
+                let mut file = self
+                    .run
+                    .open_read(STATUS_FILE)?
+                    .ok_or(io::ErrorKind::NotFound)?;
+                let len = file.seek(SeekFrom::End(0))?;
+                file.seek(SeekFrom::Start(0))?;
+                let keep = len.saturating_sub(TAIL.len() as u64);
+                io::copy(&mut (&mut file).take(keep), &mut out)?;
+                rows
+            }
+            // The first write, or another loader has written since: read and merged.
+            _ => self.merge_earlier(&mut out)?,
+        };
+        for row in self.pending.iter() {
+            out.write_all(if rows == 0 { b"\n" } else { b",\n" })?;
+            out.write_all(row.as_bytes())?;
+            rows += 1;
+        }
+        out.write_all(TAIL)?;
+        // No fsync: /run is a tmpfs, gone at power-off anyway; the rename is what readers need.
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        let identity = rundir::identity(&file)?;
+        drop(file);
+        self.run.rename(STATUS_PARTIAL, STATUS_FILE)?;
+        self.written = Some((identity, rows));
+        Ok(())
+    }
+
+    /// Writes `[` and the rows of the `status.json` found to keep: at this run's first write,
+    /// other lists' rows unless their list is gone; later (another loader wrote in between),
+    /// every row, this run's included. Returns how many.
+    fn merge_earlier(&self, out: &mut impl Write) -> io::Result<usize> {
+        // A status.json that is not a regular file (a FIFO, a symlink) is not read, and is
+        // replaced by the rename.
+        let earlier = self.run.read(STATUS_FILE).unwrap_or_default();
+        let earlier = earlier.unwrap_or_default();
+        let earlier: Vec<&RawValue> = serde_json::from_slice(&earlier).unwrap_or_default();
+        let first = self.written.is_none();
+        let kept = earlier.into_iter().filter(|raw| {
+            if !first {
+                return true;
+            }
+            let entry: Value = serde_json::from_str(raw.get()).unwrap_or_default();
+            entry["list"]
+                .as_str()
+                .is_some_and(|l| !self.ours.contains(l) && Path::new(l).exists())
+        });
+        out.write_all(b"[")?;
+        let mut rows = 0;
+        for raw in kept {
+            out.write_all(if rows == 0 { b"\n" } else { b",\n" })?;
+            out.write_all(raw.get().as_bytes())?;
+            rows += 1;
+        }
+        Ok(rows)
+    }
+
+    /// Puts down or takes away the marker for `row`'s image.
+    fn mark(&mut self, row: &Row) -> Result<(), String> {
+        if row.state == State::Unknown {
+            // Not asked: what an earlier run recorded stays.
+            return Ok(());
+        }
+        if self.markers.is_none() {
+            let dir = self
+                .run
+                .subdir(MARKER_DIR)
+                .map_err(|e: RunDirError| e.to_string())?;
+            self.markers = Some(dir);
+        }
+        let Some(markers) = &self.markers else {
+            return Ok(());
+        };
+        let name = marker::name(row.entry.reference.as_str());
+        let result = match row.state {
+            State::Present | State::Differs => {
+                let id = row.image_id.as_deref().unwrap_or_default();
+                // A leading `.` is never a marker's (the encoding escapes it).
+                let partial = format!(".partial-{}", std::process::id());
+                markers.replace(&name, &partial, format!("{id}\n").as_bytes())
+            }
+            State::Missing => markers.remove(&name),
+            State::Unknown => Ok(()),
+        };
+        result.map_err(|e| e.to_string())
+    }
+
+    /// Writes what is still pending; the run is over.
+    pub fn finish(mut self) -> bool {
+        self.flush();
+        !self.failed
     }
 }
 
@@ -130,14 +244,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_a_marker_after_the_reference_and_refuses_dot_components() {
+    fn names_a_marker_by_the_escaped_reference() {
         let run = Path::new("/run/container-loader");
         assert_eq!(
             marker(run, "quay.io/libpod/alpine:3.10.2"),
-            Some(run.join("images/quay.io/libpod/alpine:3.10.2"))
+            run.join("images/quay.io-libpod-alpine:3.10.2")
         );
-        assert_eq!(marker(run, "a/../b"), None);
-        assert_eq!(marker(run, "/etc/passwd"), None);
-        assert_eq!(marker(run, "a//b"), Some(run.join("images/a/b")));
+        assert_eq!(marker(run, "a/../b"), run.join("images/a-..-b"));
     }
 }

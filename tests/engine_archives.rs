@@ -134,7 +134,8 @@ fn loads_verifies_tags_marks_and_deletes(source: Source, flavor: Flavor) {
         "the engine's id for {named}"
     );
     for reference in [named.as_str(), renamed] {
-        let marker = run.join(format!("images/{reference}"));
+        // The marker's name is the reference as systemd-escape spells it.
+        let marker = run.join(format!("images/{}", reference.replace('/', "-")));
         let held = fs::read_to_string(&marker).expect("a marker for each image");
         assert_eq!(bare_id(held.trim()), bare_id(&expected));
     }

@@ -75,10 +75,10 @@ fn markers_name_each_present_image_and_hold_its_id(flavor: Flavor) {
 
     load_into(&engine, &pkg, run.path(), &[]).assert_code(1);
 
-    let marker = run.join("images/example.org/ready/marked:1");
+    let marker = run.join("images/example.org-ready-marked:1");
     let id = fs::read_to_string(&marker).expect("marker for the loaded image");
     assert_eq!(id, format!("sha256:{}\n", fixture.id_on(flavor)));
-    assert!(!run.join("images/example.org/ready/unmarked:1").exists());
+    assert!(!run.join("images/example.org-ready-unmarked:1").exists());
 }
 
 #[test]
@@ -90,7 +90,7 @@ fn a_marker_goes_away_when_its_image_is_missing_again() {
     let line = pkg.add("r.tar.zst", &fixture, Codec::Zstd);
     pkg.write_list(&[&line]);
     load_into(&engine, &pkg, run.path(), &["--delete-after-load"]).assert_code(0);
-    let marker = run.join("images/example.org/ready/reset:1");
+    let marker = run.join("images/example.org-ready-reset:1");
     assert!(marker.exists());
     let recorded = status_file(run.path());
     assert_eq!(
@@ -153,7 +153,7 @@ fn an_unreachable_engine_is_recorded_as_unknown_and_keeps_markers() {
     let fixture = Fixture::new("example.org/ready/unknown:1");
     let line = pkg.add("u.tar.zst", &fixture, Codec::Zstd);
     pkg.write_list(&[&line]);
-    let marker = run.join("images/example.org/ready/unknown:1");
+    let marker = run.join("images/example.org-ready-unknown:1");
     fs::create_dir_all(marker.parent().unwrap()).unwrap();
     fs::write(&marker, "sha256:earlier\n").unwrap();
     let nobody = run.join("nobody.sock").display().to_string();
@@ -199,7 +199,7 @@ fn a_differing_image_is_recorded_with_both_ids_and_keeps_its_marker() {
     assert_eq!(recorded[0]["state"], "differs", "{recorded:?}");
     assert_eq!(recorded[0]["image_id"], format!("sha256:{}", runtime.id));
     assert_eq!(recorded[0]["archive_id"], format!("sha256:{}", fixture.id));
-    let marker = run.join("images/example.org/ready/differs:1");
+    let marker = run.join("images/example.org-ready-differs:1");
     assert_eq!(
         fs::read_to_string(marker).unwrap(),
         format!("sha256:{}\n", runtime.id),

@@ -647,6 +647,7 @@ fn units_load_images_under_a_real_systemd_with_their_hardening() {
             s.join(UNIT_DIR).join(unit),
             example
                 .replace("container-loader@example", "container-loader@demo")
+                .replace("images/debian:bookworm", &format!("images/{}", marker(image)))
                 .replace("debian:bookworm", image),
         )
         .unwrap();
@@ -656,7 +657,8 @@ fn units_load_images_under_a_real_systemd_with_their_hardening() {
             "run.conf",
             &format!(
                 "[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=\nExecStop=\n\
-                 ExecStart=/bin/busybox cp /run/container-loader/images/{image} /run/{unit}.ran\n"
+                 ExecStart=/bin/busybox cp /run/container-loader/images/{} /run/{unit}.ran\n",
+                marker(image)
             ),
         );
     }
@@ -826,4 +828,11 @@ fn units_load_images_under_a_real_systemd_with_their_hardening() {
             "{option}: {key} was not refused\n{text}"
         );
     }
+}
+
+/// The marker's file name for `image`, as `systemd-escape` spells it (these names need only
+/// `/` turned into `-`).
+fn marker(image: &str) -> String {
+    assert!(!image.contains('-'), "{image}: spell its marker with systemd-escape");
+    image.replace('/', "-")
 }
