@@ -44,6 +44,8 @@ TEST_TOOLS  := dockerd:docker.io podman:podman zstd:zstd xz:xz-utils
 # tests/units.rs: systemd-analyze verify, and the units run under a systemd in a namespace;
 # tests/initramfs.rs: a real mkinitramfs build with the hook, busybox init running the loader.
 TEST_TOOLS  += systemd-analyze:systemd mkinitramfs:initramfs-tools-core busybox:busybox-static
+# tests/hostile_archives.rs: GNU time measures the loader's peak RSS.
+TEST_TOOLS  += /usr/bin/time:time
 DEMO_TOOLS  := podman:podman zstd:zstd xz:xz-utils gzip:gzip
 # The bench builds a Debian rootfs with mmdebstrap; the seed script needs the docker CLI and pzstd;
 # GNU time measures peak RSS; curl feeds podman's load endpoint for comparison.
@@ -206,8 +208,10 @@ install: $(INSTALL_BIN)
 # lets the stable compiler take it. A panic, crash, hang (-timeout, seconds) or allocation above
 # -malloc_limit_mb fails the target; the others still run. The input is left in
 # fuzz/artifacts/<target>/: keep it in fuzz/regressions/<target>/ for tests/fuzz_regressions.rs.
-# "target:max_len" pairs; a list line may be 4096 bytes, a tar seed is 10 KiB.
-FUZZ_TARGETS := list_parser:8192 reference:1024 decoders:16384 answer_stream:4096 manifest_walk:16384
+# "target:max_len" pairs; a list line may be 4096 bytes, a tar seed is 10 KiB; description files
+# (JSON split into files) get room for a 1,000-item manifest.
+FUZZ_TARGETS := list_parser:8192 reference:1024 decoders:16384 answer_stream:4096 manifest_walk:16384 \
+	description_files:65536
 FUZZ_SECONDS ?= 45
 FUZZ_RUN := RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --fuzz-dir fuzz --debug-assertions
 

@@ -14,12 +14,13 @@ mod checks;
 type Check = fn(&[u8]);
 
 /// Each fuzz target and its check.
-const TARGETS: [(&str, Check); 5] = [
+const TARGETS: [(&str, Check); 6] = [
     ("list_parser", checks::list_parser),
     ("reference", checks::reference),
     ("decoders", checks::decoders),
     ("answer_stream", checks::answer_stream),
     ("manifest_walk", checks::manifest_walk),
+    ("description_files", checks::description_files),
 ];
 
 fn inputs(kind: &str, target: &str) -> Vec<PathBuf> {

@@ -13,6 +13,8 @@ use container_loader::decode::{self, Format, HoldBack};
 use container_loader::engine::answer::{self, Failure};
 use container_loader::list;
 use container_loader::manifest;
+use container_loader::oci::{Loadable, Reads, Unloadable};
+use container_loader::platform::Platform;
 use container_loader::reference::Reference;
 use serde_json::Value;
 
@@ -375,4 +377,110 @@ pub fn manifest_walk(data: &[u8]) {
             assert!(hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()));
         }
     }
+}
+
+/// Description files of arbitrary JSON in a well-formed tar, as a hostile archive brings them:
+/// the first byte picks the layout (bit 0: the first part is index.json, not manifest.json;
+/// bit 1: the third part is `oci-layout`; bit 2: the first file comes again at the end; bits
+/// 3-5: the piece size; bits 6-7: the image store the adapter writes for), and the rest,
+/// split at zero bytes, gives the files: that first file, a config `c.json`, then blobs named
+/// `blobs/sha256/<i as 64 hex digits>`, which the JSON may name. The walk and its description
+/// (`manifest::Watcher`, `Contents::describe`) and the load's adapter (`oci::Loadable`) must
+/// neither panic nor take more memory than libFuzzer's -malloc_limit_mb; what the walk refuses,
+/// the adapter refuses before the end; what it describes stays within the loader's limits.
+pub fn description_files(data: &[u8]) {
+    let Some((&flags, rest)) = data.split_first() else {
+        return;
+    };
+    let mut files: Vec<(String, &[u8])> = Vec::new();
+    for (i, part) in rest.split(|&b| b == 0).take(8).enumerate() {
+        let name = match i {
+            0 if flags & 1 == 0 => "manifest.json".to_owned(),
+            0 => "index.json".to_owned(),
+            1 => "c.json".to_owned(),
+            2 if flags & 2 != 0 => "oci-layout".to_owned(),
+            _ => format!("blobs/sha256/{i:064x}"),
+        };
+        files.push((name, part));
+    }
+    let twice = flags & 4 != 0;
+    if twice {
+        files.push(files[0].clone());
+    }
+    let tar = tar_of(&files);
+    let step = usize::from((flags >> 3) & 7) * 97 + 1;
+    let mut walk = manifest::Watcher::default();
+    for piece in tar.chunks(step) {
+        walk.feed(piece);
+    }
+    let described = walk
+        .finish()
+        .and_then(|c| c.describe().map_err(|e| e.to_string()));
+    if twice {
+        // Refused as held twice, or for a limit the walk reached before the second one.
+        described.as_ref().expect_err("a description file twice");
+    }
+    if let Ok(Some(images)) = &described {
+        assert!(
+            images.images.len() <= 1000,
+            "{} images",
+            images.images.len()
+        );
+        for image in &images.images {
+            assert!(image.references.len() <= 64);
+            let layers: usize = images.images.iter().map(|i| i.layer_sizes.len()).sum();
+            assert!(layers <= 16_384);
+            for id in image.id.iter().chain(&image.target) {
+                let hex = id.strip_prefix("sha256:").expect("a sha256 digest");
+                assert!(hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()));
+            }
+        }
+    }
+    let reads =
+        [Reads::DockerArchive, Reads::OciLayout, Reads::Either][usize::from(flags >> 6) % 3];
+    let pieces = Pieces { data: &tar, step };
+    let mut adapter = Loadable::new(pieces, Platform::device(), reads);
+    let adapted = io::copy(&mut adapter, &mut io::sink());
+    if described.is_err() {
+        let e = adapted.expect_err("the walk refused the archive, the adapter passed it");
+        assert!(Unloadable::find(&e).is_some(), "{e}");
+    }
+}
+
+/// At most `step` bytes a read, as decoders and pipes give them.
+struct Pieces<'a> {
+    data: &'a [u8],
+    step: usize,
+}
+
+impl Read for Pieces<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.data.len().min(buf.len()).min(self.step);
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
+}
+
+/// A ustar archive of regular files (names of at most 100 bytes), with its end blocks.
+fn tar_of(files: &[(String, &[u8])]) -> Vec<u8> {
+    let mut tar = Vec::new();
+    for (name, data) in files {
+        let mut header = [0u8; 512];
+        header[..name.len()].copy_from_slice(name.as_bytes());
+        header[100..107].copy_from_slice(b"0000644");
+        header[124..135].copy_from_slice(format!("{:011o}", data.len()).as_bytes());
+        header[136..147].copy_from_slice(b"00000000000");
+        header[156] = b'0';
+        header[257..263].copy_from_slice(b"ustar\0");
+        header[263..265].copy_from_slice(b"00");
+        header[148..156].copy_from_slice(b"        ");
+        let sum: u32 = header.iter().map(|&b| u32::from(b)).sum();
+        header[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+        tar.extend_from_slice(&header);
+        tar.extend_from_slice(data);
+        tar.resize(tar.len().div_ceil(512) * 512, 0);
+    }
+    tar.resize(tar.len() + 1024, 0);
+    tar
 }
