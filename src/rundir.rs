@@ -129,6 +129,8 @@ impl RunDir {
         let fd = rustix::fs::openat(&self.fd, name, flags, Mode::from_raw_mode(FILE_MODE))
             .map_err(|e| match e {
                 Errno::LOOP => not_regular(&self.join(name), "a symlink"),
+                // A FIFO opened for writing without a reader, or a socket.
+                Errno::NXIO => not_regular(&self.join(name), "not a regular file"),
                 e => e.into(),
             })?;
         let stat = rustix::fs::fstat(&fd)?;

@@ -206,3 +206,297 @@ fn a_differing_image_is_recorded_with_both_ids_and_keeps_its_marker() {
         "the name is there, as the engine's image"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// The run directory: nothing followed out of it, nothing that blocks the run
+// ---------------------------------------------------------------------------------------
+
+fn mkfifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("mkfifo");
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
+/// A package with one image that loads, for the run-directory cases.
+fn one_image(tag: &str) -> (Package, Fixture) {
+    let pkg = Package::new();
+    let fixture = Fixture::new(&format!("example.org/rundir/{tag}:1"));
+    let line = pkg.add("i.tar.zst", &fixture, Codec::Zstd);
+    pkg.write_list(&[&line]);
+    (pkg, fixture)
+}
+
+#[test]
+fn a_run_directory_that_is_a_symlink_is_refused_and_nothing_is_written_through_it() {
+    let engine = Engine::podman();
+    let tmp = TempDir::new("run");
+    fs::create_dir(tmp.join("target")).unwrap();
+    std::os::unix::fs::symlink("target", tmp.join("run")).unwrap();
+    let (pkg, fixture) = one_image("symlinked");
+
+    let out = load_into(&engine, &pkg, &tmp.join("run"), &[]);
+
+    out.assert_code(1)
+        .assert_stderr_contains("/run: is not a directory (a symlink or a file is in its place)")
+        .assert_stderr_contains("remove it");
+    engine.assert_has(&fixture.reference);
+    assert_eq!(fs::read_dir(tmp.join("target")).unwrap().count(), 0);
+}
+
+#[test]
+fn a_run_directory_owned_by_another_user_is_refused() {
+    let engine = Engine::podman();
+    let run = TempDir::new("run");
+    std::os::unix::fs::chown(run.path(), Some(65534), None).unwrap();
+    let (pkg, fixture) = one_image("owned");
+
+    let out = load_into(&engine, &pkg, run.path(), &[]);
+
+    out.assert_code(1)
+        .assert_stderr_contains("is owned by uid 65534, not by the user the loader runs as");
+    engine.assert_has(&fixture.reference);
+    assert!(!run.join("status.json").exists());
+}
+
+#[test]
+fn markers_directory_planted_as_a_symlink_is_refused_and_its_target_untouched() {
+    let engine = Engine::podman();
+    let run = TempDir::new("run");
+    let victim = TempDir::new("victim");
+    fs::write(victim.join("example.org-rundir-gone:1"), "keep").unwrap();
+    std::os::unix::fs::symlink(victim.path(), run.join("images")).unwrap();
+    let pkg = Package::new();
+    // Missing (its archive too): a marker of that name would be removed.
+    pkg.write_list(&["gone.tar.zst example.org/rundir/gone:1"]);
+
+    let out = load_into(&engine, &pkg, run.path(), &[]);
+
+    out.assert_code(1)
+        .assert_stderr_contains("/images: is not a directory");
+    assert_eq!(
+        fs::read_to_string(victim.join("example.org-rundir-gone:1")).unwrap(),
+        "keep"
+    );
+    assert_eq!(
+        status_file(run.path()).len(),
+        1,
+        "status.json still written"
+    );
+}
+
+#[test]
+fn a_planted_status_partial_symlink_is_not_followed() {
+    let engine = Engine::podman();
+    let run = TempDir::new("run");
+    let victim = TempDir::new("victim");
+    fs::write(victim.join("file"), "keep").unwrap();
+    std::os::unix::fs::symlink(victim.join("file"), run.join("status.json.partial")).unwrap();
+    let (pkg, _) = one_image("partial");
+
+    load_into(&engine, &pkg, run.path(), &[]).assert_code(0);
+
+    assert_eq!(fs::read_to_string(victim.join("file")).unwrap(), "keep");
+    assert_eq!(status_file(run.path())[0]["state"], "present");
+    assert!(!run.join("status.json.partial").exists());
+}
+
+#[test]
+fn a_status_json_that_is_a_fifo_neither_hangs_the_run_nor_stays() {
+    let engine = Engine::podman();
+    let run = TempDir::new("run");
+    mkfifo(&run.join("status.json"));
+    let (pkg, _) = one_image("fifo");
+
+    let out = load_into(&engine, &pkg, run.path(), &[]);
+
+    out.assert_code(0);
+    assert!(out.elapsed < std::time::Duration::from_secs(30), "{out:?}");
+    assert!(fs::metadata(run.join("status.json")).unwrap().is_file());
+    assert_eq!(status_file(run.path())[0]["state"], "present");
+}
+
+#[test]
+fn a_lock_file_that_is_a_fifo_does_not_hang_the_run() {
+    let engine = Engine::podman();
+    let run = TempDir::new("run");
+    let lock = engine
+        .socket_path()
+        .to_string_lossy()
+        .trim_start_matches('/')
+        .replace(
+            |c: char| !c.is_ascii_alphanumeric() && c != '.' && c != '-',
+            "_",
+        );
+    mkfifo(&run.join(format!("{lock}.lock")));
+    mkfifo(&run.join("status.lock"));
+    let (pkg, fixture) = one_image("lockfifo");
+
+    let out = load_into(&engine, &pkg, run.path(), &[]);
+
+    out.assert_code(1)
+        .assert_stderr_contains("running without the lock")
+        .assert_stderr_contains("not a regular file");
+    engine.assert_has(&fixture.reference);
+}
+
+// ---------------------------------------------------------------------------------------
+// Markers: one flat file per reference, never colliding, always fitting
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn a_repository_and_its_subpath_both_get_markers() {
+    let engine = Engine::podman();
+    let run = TempDir::new("run");
+    let pkg = Package::new();
+    let app = Fixture::new("registry.example.com/app:latest");
+    let worker = Fixture::new("registry.example.com/app/worker:1");
+    let later = Fixture::new("registry.example.com/later:1");
+    engine.preload(&app);
+    engine.preload(&worker);
+    let ll = pkg.add("later.tar.zst", &later, Codec::Zstd);
+    pkg.write_list(&[
+        "app.tar.zst registry.example.com/app",
+        "worker.tar.zst registry.example.com/app/worker:1",
+        &ll,
+    ]);
+
+    load_into(&engine, &pkg, run.path(), &[])
+        .assert_code(0)
+        .assert_summary("1 loaded, 2 present, 0 failed");
+
+    for (name, fixture) in [
+        ("registry.example.com-app", &app),
+        ("registry.example.com-app-worker:1", &worker),
+        ("registry.example.com-later:1", &later),
+    ] {
+        let held = fs::read_to_string(run.join("images").join(name)).expect(name);
+        assert_eq!(held, format!("sha256:{}\n", fixture.id));
+    }
+    assert_eq!(status_file(run.path()).len(), 3);
+    assert!(!run.join("status.json.partial").exists());
+}
+
+#[test]
+fn markers_are_named_as_systemd_escape_prints_the_reference() {
+    let engine = Engine::podman();
+    let run = TempDir::new("run");
+    let pkg = Package::new();
+    let fixture = Fixture::new("example.org/my-org/app_x:1.0-rc");
+    let line = pkg.add("a.tar.zst", &fixture, Codec::Zstd);
+    pkg.write_list(&[&line]);
+    let escaped = std::process::Command::new("systemd-escape")
+        .arg(&fixture.reference)
+        .output()
+        .expect("systemd-escape");
+    let name = String::from_utf8(escaped.stdout).unwrap();
+    assert_eq!(name.trim(), "example.org-my\\x2dorg-app_x:1.0\\x2drc");
+
+    load_into(&engine, &pkg, run.path(), &[]).assert_code(0);
+
+    assert!(run.join("images").join(name.trim()).is_file());
+}
+
+#[test]
+fn a_reference_too_long_for_a_file_name_gets_a_hashed_marker() {
+    let engine = Engine::podman();
+    let run = TempDir::new("run");
+    let pkg = Package::new();
+    let name = format!(
+        "example.org/{}/{}/{}",
+        "a".repeat(60),
+        "b".repeat(60),
+        "c".repeat(66)
+    );
+    assert_eq!(name.len(), 200);
+    let reference = format!("{name}:{}", "t".repeat(100));
+    let fixture = Fixture::new(&reference);
+    let line = pkg.add("long.tar.zst", &fixture, Codec::Zstd);
+    pkg.write_list(&[&line]);
+
+    load_into(&engine, &pkg, run.path(), &[]).assert_code(0);
+
+    let escaped = reference.replace('/', "-");
+    let marker = format!("{}~{}", &escaped[..190], sha256_hex(reference.as_bytes()));
+    assert_eq!(marker.len(), 255);
+    let held = fs::read_to_string(run.join("images").join(&marker)).expect("hashed marker");
+    assert_eq!(held, format!("sha256:{}\n", fixture.id));
+    assert_eq!(status_file(run.path())[0]["state"], "present");
+}
+
+#[test]
+fn a_marker_that_cannot_be_written_is_reported_and_the_others_still_are() {
+    let engine = Engine::podman();
+    let run = TempDir::new("run");
+    let pkg = Package::new();
+    let blocked = Fixture::new("example.org/ready/blocked:1");
+    let fine = Fixture::new("example.org/ready/fine:1");
+    let lb = pkg.add("b.tar.zst", &blocked, Codec::Zstd);
+    let lf = pkg.add("f.tar.zst", &fine, Codec::Zstd);
+    pkg.write_list(&[&lb, &lf]);
+    // A directory where the first marker goes: it cannot be replaced by a file.
+    fs::create_dir_all(run.join("images/example.org-ready-blocked:1/x")).unwrap();
+
+    let out = load_into(&engine, &pkg, run.path(), &[]);
+
+    out.assert_code(1)
+        .assert_summary("2 loaded, 0 present, 0 failed")
+        .assert_entry(&pkg.list, 1, &["cannot record its marker", "blocked:1"]);
+    assert!(run.join("images/example.org-ready-fine:1").is_file());
+    let recorded = status_file(run.path());
+    assert_eq!(recorded.len(), 2, "{recorded:?}");
+    assert!(!run.join("status.json.partial").exists());
+}
+
+#[test]
+fn sigterm_mid_run_leaves_status_json_and_markers_for_the_finished_entries() {
+    let engine = Engine::podman();
+    let run = TempDir::new("run");
+    let proxy_dir = TempDir::new("proxy");
+    let proxy = proxy::Proxy::start(
+        &proxy_dir.join("p.sock"),
+        engine.socket_path(),
+        proxy::Fault::Stall { after: 4096 },
+    );
+    let pkg = Package::new();
+    let present = Fixture::new("example.org/term/present:1");
+    let stalled = Fixture::new("example.org/term/stalled:1");
+    engine.preload(&present);
+    let lp = pkg.add("p.tar.zst", &present, Codec::Zstd);
+    let ls = pkg.add("s.tar", &stalled, Codec::Tar);
+    pkg.write_list(&[&lp, "gone.tar.zst example.org/term/gone:1", &ls]);
+    let mut args = proxy.host_args();
+    args.extend([
+        "--run-dir".to_string(),
+        run.path().display().to_string(),
+        "-l".to_string(),
+        pkg.list_arg(),
+    ]);
+    let running = spawn_loader(&args, &[]);
+
+    proxy.wait_fired(std::time::Duration::from_secs(60));
+    let pid = running.pid().to_string();
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let stderr = running.kill9();
+    proxy.release();
+
+    let recorded = status_file(run.path());
+    assert_eq!(
+        recorded.len(),
+        2,
+        "the two entries done: {recorded:?}\n{stderr}"
+    );
+    assert_eq!(recorded[0]["state"], "present");
+    assert_eq!(recorded[1]["state"], "missing");
+    assert_eq!(
+        fs::read_to_string(run.join("images/example.org-term-present:1")).unwrap(),
+        format!("sha256:{}\n", present.id)
+    );
+    assert!(!run.join("images/example.org-term-stalled:1").exists());
+}
