@@ -521,6 +521,58 @@ fn bad_references_are_never_sent_to_the_engine() {
     }
 }
 
+#[test]
+fn references_the_engines_would_refuse_are_reported_and_never_sent() {
+    // Each passed the grammar once, so the archive was uploaded on every boot, and failed.
+    let fake = FakeEngine::start();
+    let pkg = Package::new();
+    let hex = "0123456789abcdef".repeat(4);
+    let bad = [
+        (
+            format!("example.org/x@sha256:{}", &hex[..32]),
+            "wrong length",
+        ),
+        (
+            format!("example.org/x@sha256:{}", hex.to_uppercase()),
+            "lower case",
+        ),
+        (
+            format!("example.org/x@md5:{}", &hex[..32]),
+            "unsupported digest algorithm",
+        ),
+        (
+            "a".repeat(250),
+            "longer than 255 characters as the engine spells it",
+        ),
+    ];
+    let fixture = Fixture::new("example.org/fake/x:1");
+    pkg.add_archive("x.tar.zst", &fixture.compressed(Codec::Zstd));
+    let lines: Vec<String> = bad.iter().map(|(r, _)| format!("x.tar.zst {r}")).collect();
+    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+    pkg.write_list(&lines);
+    let mut args = fake.host_args();
+    args.extend(["-l".into(), pkg.list_arg(), "--wait".into(), "5".into()]);
+
+    let out = run_loader(&args, &[]);
+
+    out.assert_code(1);
+    for (i, (r, why)) in bad.iter().enumerate() {
+        out.assert_entry(
+            &pkg.list,
+            i + 1,
+            &[&format!("invalid image reference \"{r}\""), why],
+        );
+    }
+    for request in fake.requests() {
+        let path = request.split_whitespace().nth(1).unwrap_or("");
+        let path = path.split('?').next().unwrap_or("");
+        assert!(
+            path.ends_with("/_ping") || path.ends_with("/version"),
+            "request {request:?} should not have been sent\n{out:?}"
+        );
+    }
+}
+
 fn list_that_is_a_directory_exits_2(flavor: Flavor) {
     let engine = Engine::start(flavor);
     let pkg = Package::new();
