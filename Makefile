@@ -209,9 +209,9 @@ install: $(INSTALL_BIN)
 # -malloc_limit_mb fails the target; the others still run. The input is left in
 # fuzz/artifacts/<target>/: keep it in fuzz/regressions/<target>/ for tests/fuzz_regressions.rs.
 # "target:max_len" pairs; a list line may be 4096 bytes, a tar seed is 10 KiB; description files
-# (JSON split into files) get room for a 1,000-item manifest.
+# (JSON split into files) get room for a 1,000-item manifest; marker_name: two references.
 FUZZ_TARGETS := list_parser:8192 reference:1024 decoders:16384 answer_stream:4096 manifest_walk:16384 \
-	description_files:65536
+	description_files:65536 marker_name:1024
 FUZZ_SECONDS ?= 45
 FUZZ_RUN := RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --fuzz-dir fuzz --debug-assertions
 

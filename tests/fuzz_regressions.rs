@@ -14,13 +14,14 @@ mod checks;
 type Check = fn(&[u8]);
 
 /// Each fuzz target and its check.
-const TARGETS: [(&str, Check); 6] = [
+const TARGETS: [(&str, Check); 7] = [
     ("list_parser", checks::list_parser),
     ("reference", checks::reference),
     ("decoders", checks::decoders),
     ("answer_stream", checks::answer_stream),
     ("manifest_walk", checks::manifest_walk),
     ("description_files", checks::description_files),
+    ("marker_name", checks::marker_name),
 ];
 
 fn inputs(kind: &str, target: &str) -> Vec<PathBuf> {

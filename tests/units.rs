@@ -647,7 +647,10 @@ fn units_load_images_under_a_real_systemd_with_their_hardening() {
             s.join(UNIT_DIR).join(unit),
             example
                 .replace("container-loader@example", "container-loader@demo")
-                .replace("images/debian:bookworm", &format!("images/{}", marker(image)))
+                .replace(
+                    "images/debian:bookworm",
+                    &format!("images/{}", marker(image)),
+                )
                 .replace("debian:bookworm", image),
         )
         .unwrap();
@@ -833,6 +836,9 @@ fn units_load_images_under_a_real_systemd_with_their_hardening() {
 /// The marker's file name for `image`, as `systemd-escape` spells it (these names need only
 /// `/` turned into `-`).
 fn marker(image: &str) -> String {
-    assert!(!image.contains('-'), "{image}: spell its marker with systemd-escape");
+    assert!(
+        !image.contains('-'),
+        "{image}: spell its marker with systemd-escape"
+    );
     image.replace('/', "-")
 }

@@ -484,3 +484,51 @@ fn tar_of(files: &[(String, &[u8])]) -> Vec<u8> {
     tar.resize(tar.len() + 1024, 0);
     tar
 }
+
+/// `marker::name`: the input is one or two references (split at the first NUL; bytes that are
+/// not UTF-8 replaced). Every name is a plain file name that fits in a directory entry and
+/// never starts with `.`; an escaped name reads back as its reference, a hashed one (over 255
+/// bytes escaped) holds a prefix of the escaped reference, `~` and 64 hex digits; two different
+/// references never get the same name.
+pub fn marker_name(data: &[u8]) {
+    use container_loader::marker;
+    let text = String::from_utf8_lossy(data);
+    let (a, b) = text.split_once('\0').unwrap_or((&text, ""));
+    for r in [a, b].into_iter().filter(|r| !r.is_empty()) {
+        let name = marker::name(r);
+        assert!(
+            !name.is_empty() && name.len() <= marker::NAME_MAX,
+            "{r:?}: {name:?}"
+        );
+        assert!(
+            !name.contains(['/', '\0']) && !name.starts_with('.'),
+            "{name:?}"
+        );
+        let escaped = marker::escape(r);
+        match name.split_once('~') {
+            None => {
+                assert_eq!(escaped, name);
+                assert_eq!(marker::unescape(&name).as_deref(), Some(r.as_bytes()));
+            }
+            Some((prefix, hash)) => {
+                assert!(
+                    escaped.len() > marker::NAME_MAX,
+                    "{r:?} hashed, but it fits"
+                );
+                assert!(prefix.len() <= marker::HASHED_PREFIX_MAX);
+                assert!(escaped.starts_with(prefix), "{prefix:?}");
+                assert!(
+                    marker::unescape(prefix).is_some(),
+                    "{prefix:?}: an escape cut"
+                );
+                assert!(
+                    hash.len() == 64
+                        && hash.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+                );
+            }
+        }
+    }
+    if !a.is_empty() && !b.is_empty() && a != b {
+        assert_ne!(marker::name(a), marker::name(b), "{a:?} and {b:?}");
+    }
+}
