@@ -211,14 +211,18 @@ impl Engine {
                 if when.is_some_and(|t| t <= now) {
                     *when = None;
                     out += 1;
-                    let agent = candidates[i].agent.clone();
+                    let agent = &candidates[i].agent;
                     let within = deadline.saturating_duration_since(now).max(PING_MIN);
-                    let answers = answers.clone();
                     // Left to finish on its own if another socket answers first: its
                     // request ends by `within` anyway.
-                    std::thread::spawn(move || {
-                        let _ = answers.send((i, ping(&agent, within)));
-                    });
+                    let knock = {
+                        let (agent, answers) = (agent.clone(), answers.clone());
+                        move || drop(answers.send((i, ping(&agent, within))))
+                    };
+                    if std::thread::Builder::new().spawn(knock).is_err() {
+                        // No thread to be had (a tight limit at boot): knock in turn.
+                        let _ = answers.send((i, ping(agent, within)));
+                    }
                 }
             }
             let next = due.iter().flatten().min().copied();
