@@ -11,9 +11,10 @@
 //! Each entry is recorded as it finishes, so that a loader stopped halfway (systemd's SIGTERM
 //! when a slow boot times out) leaves both true for the entries it did: the marker at once,
 //! and `status.json` rewritten before the loader next asks the engine anything. Entries answered
-//! by the one image listing, microseconds apart, are written together (at least every
-//! [`BATCH`]), which keeps a run over thousands of present images from rewriting a growing
-//! file for each of them.
+//! by the one image listing, microseconds apart, are written together: at the latest before
+//! the next request, and otherwise every [`BATCH`] or ten times as long as the last write took,
+//! which keeps a run over thousands of present images from rewriting a growing file for each of
+//! them (the writes then cost at most about a tenth of the run).
 
 use std::collections::HashSet;
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
@@ -40,6 +41,8 @@ const STATUS_LOCK: &str = "status.lock";
 pub const MARKER_DIR: &str = "images";
 /// Longest that entries answered without a request wait to be written to `status.json`.
 pub const BATCH: Duration = Duration::from_millis(20);
+/// Rows held for a batched write at most, in bytes: memory stays flat over any run.
+const PENDING_MAX: usize = 256 << 10;
 /// What `status.json` ends with; new rows go before it.
 const TAIL: &[u8] = b"\n]\n";
 
@@ -65,12 +68,15 @@ pub struct Recorder<'a> {
     log: Log,
     ours: HashSet<String>,
     markers: Option<RunDir>,
-    /// Rows finished but not yet in `status.json`, one JSON object each.
-    pending: Vec<String>,
+    /// Rows finished but not yet in `status.json`, each preceded by `,\n`.
+    pending: Vec<u8>,
+    pending_rows: usize,
     /// The `status.json` this run last wrote (device, inode) and how many rows it holds:
     /// while it is still there, new rows are added to a copy of it, without reading it again.
     written: Option<((u64, u64), usize)>,
     last_write: Instant,
+    /// How long the last write took.
+    last_cost: Duration,
     /// References whose marker this run has put down or taken away: the first entry decides.
     marked: HashSet<String>,
     failed: bool,
@@ -84,8 +90,10 @@ impl<'a> Recorder<'a> {
             ours: lists.iter().map(|l| l.display().to_string()).collect(),
             markers: None,
             pending: Vec::new(),
+            pending_rows: 0,
             written: None,
             last_write: Instant::now(),
+            last_cost: Duration::ZERO,
             marked: HashSet::new(),
             failed: false,
         }
@@ -115,8 +123,14 @@ impl<'a> Recorder<'a> {
                 ));
             }
         }
-        self.pending.push(row.to_json().to_string());
-        if !batched || self.last_write.elapsed() >= BATCH {
+        self.pending.extend_from_slice(b",\n");
+        // Writing into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut self.pending, &row.to_json());
+        self.pending_rows += 1;
+        if !batched
+            || self.pending.len() >= PENDING_MAX
+            || self.last_write.elapsed() >= BATCH.max(self.last_cost * 10)
+        {
             self.flush();
         }
     }
@@ -126,6 +140,7 @@ impl<'a> Recorder<'a> {
         if self.pending.is_empty() {
             return;
         }
+        let started = Instant::now();
         if let Err(e) = self.write() {
             self.failed = true;
             self.written = None;
@@ -135,7 +150,9 @@ impl<'a> Recorder<'a> {
             ));
         }
         self.pending.clear();
+        self.pending_rows = 0;
         self.last_write = Instant::now();
+        self.last_cost = self.last_write - started;
     }
 
     fn write(&mut self) -> io::Result<()> {
@@ -158,11 +175,10 @@ impl<'a> Recorder<'a> {
             // The first write, or another loader has written since: read and merged.
             _ => self.merge_earlier(&mut out)?,
         };
-        for row in self.pending.iter() {
-            out.write_all(if rows == 0 { b"\n" } else { b",\n" })?;
-            out.write_all(row.as_bytes())?;
-            rows += 1;
-        }
+        // The first row of an empty array has no comma before it.
+        let skip = if rows == 0 { 1 } else { 0 };
+        out.write_all(&self.pending[skip..])?;
+        rows += self.pending_rows;
         out.write_all(TAIL)?;
         // No fsync: /run is a tmpfs, gone at power-off anyway; the rename is what readers need.
         let file = out.into_inner().map_err(|e| e.into_error())?;

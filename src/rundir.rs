@@ -123,7 +123,7 @@ impl RunDir {
     }
 
     /// Opens `name` with `flags` added to `O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC`, and returns it
-    /// only if it is a regular file, in blocking mode again.
+    /// only if it is a regular file (on which O_NONBLOCK changes nothing, so it stays).
     fn open_regular(&self, name: &str, flags: OFlags) -> io::Result<File> {
         let flags = flags | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
         let fd = rustix::fs::openat(&self.fd, name, flags, Mode::from_raw_mode(FILE_MODE))
@@ -137,7 +137,6 @@ impl RunDir {
         if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
             return Err(not_regular(&self.join(name), "not a regular file"));
         }
-        rustix::fs::fcntl_setfl(&fd, OFlags::empty())?;
         Ok(File::from(fd))
     }
 
