@@ -63,9 +63,9 @@ options:
                            archive's (same id); else \"differs\", image kept, exit 1.
                            Decodes the archive of each image present by name
       --replace-differing  with --verify, load the archive over an image that differs
-      --run-dir DIR        lock file per engine socket; after a load, status.json
-                           and a marker images/REF per image present
-                           (default /run/container-loader)
+      --run-dir DIR        lock file per engine socket; status.json and a marker
+                           images/NAME per image present, NAME as systemd-escape
+                           spells REF (default /run/container-loader)
       --no-space-check     load even when the archive's unpacked size is more than
                            the free space where the engine copies it
       --progress-interval SECONDS
