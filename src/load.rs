@@ -122,7 +122,8 @@ pub fn run(options: &Options, log: &Log) -> Exit {
         let run_dir = RunDir::open(&options.run_dir)
             .inspect_err(|e| log.error(e))
             .ok();
-        unrecorded = run_dir.is_none();
+        // A dry run records nothing anyway.
+        unrecorded = run_dir.is_none() && !options.dry_run;
         let engine = match connect(options, log) {
             Ok(engine) => engine,
             Err(e) => {

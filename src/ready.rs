@@ -74,6 +74,9 @@ pub struct Recorder<'a> {
     /// The `status.json` this run last wrote (device, inode) and how many rows it holds:
     /// while it is still there, new rows are added to a copy of it, without reading it again.
     written: Option<((u64, u64), usize)>,
+    /// Whether this run has written `status.json` once: from then on, its lists' rows there are
+    /// this run's, not an earlier run's.
+    wrote_once: bool,
     last_write: Instant,
     /// How long the last write took.
     last_cost: Duration,
@@ -92,6 +95,7 @@ impl<'a> Recorder<'a> {
             pending: Vec::new(),
             pending_rows: 0,
             written: None,
+            wrote_once: false,
             last_write: Instant::now(),
             last_cost: Duration::ZERO,
             marked: HashSet::new(),
@@ -186,6 +190,7 @@ impl<'a> Recorder<'a> {
         drop(file);
         self.run.rename(STATUS_PARTIAL, STATUS_FILE)?;
         self.written = Some((identity, rows));
+        self.wrote_once = true;
         Ok(())
     }
 
@@ -198,7 +203,7 @@ impl<'a> Recorder<'a> {
         let earlier = self.run.read(STATUS_FILE).unwrap_or_default();
         let earlier = earlier.unwrap_or_default();
         let earlier: Vec<&RawValue> = serde_json::from_slice(&earlier).unwrap_or_default();
-        let first = self.written.is_none();
+        let first = !self.wrote_once;
         let kept = earlier.into_iter().filter(|raw| {
             if !first {
                 return true;
