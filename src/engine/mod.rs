@@ -128,6 +128,14 @@ impl fmt::Display for EngineError {
                     waited.as_secs_f64()
                 )
             }
+            // A request's total time is out: the engine is hung or far too slow.
+            EngineError::Request {
+                what,
+                source: source @ ureq::Error::Timeout(ureq::Timeout::Global),
+            } => write!(
+                f,
+                "{what}: the engine did not answer in time ({source}; is it hung?)"
+            ),
             EngineError::Request { what, source } => write!(f, "{what}: {source}"),
             EngineError::Answer {
                 what,
