@@ -572,10 +572,11 @@ fn listing_of_a_million_names_keeps_the_loader_small_and_still_answers() {
     assert!(listing.len() > 7 << 20 && listing.len() < 8 << 20);
     let engine = docker_listing(listing);
 
-    let (out, peak) = run_within(&args(&engine.host(), &pkg, &[]), RUN_LIMIT);
+    let (out, peak) = run_within(&args(&engine.host(), &pkg, &["-v"]), RUN_LIMIT);
 
     out.assert_code(0)
-        .assert_summary("0 loaded, 2 present, 0 failed");
+        .assert_summary("0 loaded, 2 present, 0 failed")
+        .assert_stderr_contains("the engine's listing: 1290002 names not kept");
     assert_small(&out, peak, &engine);
     assert!(
         !engine
@@ -689,6 +690,24 @@ fn status_of_an_image_whose_id_is_a_megabyte_says_so_briefly() {
         "{} bytes of status",
         out.stdout.len()
     );
+    assert_small(&out, peak, &engine);
+    assert_short_lines(&out);
+}
+
+#[test]
+fn info_answer_naming_a_megabyte_directory_skips_the_space_check_briefly() {
+    let info = format!(r#"{{"DockerRootDir":"/{}"}}"#, "a".repeat(1 << 20));
+    let engine = Scripted::start(move |line| match path_of(line) {
+        "/_ping" => docker_pong(),
+        "/info" => json("200 OK", info.clone()),
+        _ => no_such_image(),
+    });
+    let (pkg, _) = images(1);
+
+    let (out, peak) = run_within(&args(&engine.host(), &pkg, &["--dry-run", "-v"]), RUN_LIMIT);
+
+    out.assert_code(0)
+        .assert_stderr_contains("space check skipped: docker's GET /info names no DockerRootDir");
     assert_small(&out, peak, &engine);
     assert_short_lines(&out);
 }
