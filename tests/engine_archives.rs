@@ -135,7 +135,8 @@ fn loads_verifies_tags_marks_and_deletes(source: Source, flavor: Flavor) {
     );
     for reference in [named.as_str(), renamed] {
         // The marker's name is the reference as systemd-escape spells it.
-        let marker = run.join(format!("images/{}", reference.replace('/', "-")));
+        let name = reference.replace('-', "\\x2d").replace('/', "-");
+        let marker = run.join(format!("images/{name}"));
         let held = fs::read_to_string(&marker).expect("a marker for each image");
         assert_eq!(bare_id(held.trim()), bare_id(&expected));
     }
