@@ -39,7 +39,8 @@ const STATUS_PARTIAL: &str = "status.json.partial";
 const STATUS_LOCK: &str = "status.lock";
 /// One file per image present, at `images/<marker::name(REF)>`.
 pub const MARKER_DIR: &str = "images";
-/// Longest that entries answered without a request wait to be written to `status.json`.
+/// How long entries answered without a request may wait to be written to `status.json`, at
+/// least (ten times the last write's cost when that is longer; never past the next request).
 pub const BATCH: Duration = Duration::from_millis(20);
 /// Rows held for a batched write at most, in bytes: memory stays flat over any run.
 const PENDING_MAX: usize = 256 << 10;
