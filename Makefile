@@ -159,7 +159,7 @@ demo:
 	$(CARGO) build --release
 	bash tests/scripts/demo.sh target/release/$(BIN)
 
-# Not a test: prints a table of medians (README, "Performance"); archives are cached in target/bench/.
+# Not a test: prints a table of medians (docs/performance.md); archives are cached in target/bench/.
 bench: $(DIST_x86_64)
 	@$(call ensure_tools,$(BENCH_TOOLS))
 	CONTAINER_LOADER_BIN=$(DIST_x86_64) $(CARGO) bench --bench bench
@@ -188,7 +188,7 @@ install: $(INSTALL_BIN)
 	install -D -m 0755 $(INSTALL_BIN) $(DESTDIR)$(BINDIR)/$(BIN)
 	$(call install_file,0644,systemd/$(BIN).service,$(SYSTEMD_UNIT_DIR)/$(BIN).service)
 	$(call install_file,0644,systemd/$(BIN)@.service,$(SYSTEMD_UNIT_DIR)/$(BIN)@.service)
-	@# Drop-ins a package or an administrator links into <unit>.service.d/ (README).
+	@# Drop-ins a package or an administrator links into <unit>.service.d/ (docs/install.md).
 	for f in systemd/drop-ins/*.conf; do \
 		install -D -m 0644 "$$f" "$(DESTDIR)$(DATADIR)/$(BIN)/drop-ins/$${f##*/}"; \
 	done
@@ -196,6 +196,7 @@ install: $(INSTALL_BIN)
 	$(call install_file,0755,initramfs/dracut/90$(BIN)/module-setup.sh,$(DRACUT_MODULE_DIR)/module-setup.sh)
 	install -D -m 0644 man/$(BIN).8 $(DESTDIR)$(MANDIR)/man8/$(BIN).8
 	install -D -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
+	for f in docs/*.md; do install -D -m 0644 "$$f" "$(DESTDIR)$(DOCDIR)/docs/$${f##*/}"; done
 	@# The inittab and rcS for images without systemd, the initramfs-tools and dracut settings,
 	@# and an application unit that waits for its image.
 	for f in initramfs/examples/* systemd/examples/*; do \
