@@ -1037,7 +1037,7 @@ fn into_sink(work: &Path, archive: &Path, runs: usize) -> Run {
             .unwrap();
     }
     let log = dir.join("run.log");
-    let id = container_loader::inspect::inspect_file(archive, 128 << 20)
+    let id = container_loader::contents::inspect_file(archive, 128 << 20)
         .expect("inspect the bench archive")
         .images[0]
         .id

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
 use rustix::io::Errno;
 
-use crate::decode::{self, Decoder, Format};
+use crate::decode::{self, Decoder, Format, KnownFormats};
 
 #[derive(Debug)]
 pub enum ArchiveError {
@@ -81,7 +81,7 @@ impl fmt::Display for ArchiveError {
             ),
             ArchiveError::UnknownFormat { name } => write!(
                 f,
-                "archive {name} is not zstd, gzip, xz or tar (by its first bytes)"
+                "archive {name} is not {KnownFormats} (by its first bytes)"
             ),
             ArchiveError::Io { name, source } => write!(f, "cannot read archive {name}: {source}"),
         }

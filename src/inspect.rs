@@ -1,112 +1,61 @@
-//! `inspect`: which images an archive holds, read in one streaming pass.
-//!
-//! The archive is decoded once, never to disk, and the tar walk of [`crate::manifest`] notes
-//! what describes its images, exactly as it does while a load streams. Nothing reaches an
-//! engine.
+//! `inspect`: which images an archive holds, as text for people or as `--json` for tools
+//! ([`ArchiveJson`]), read by [`crate::contents`] without an engine.
 
-use std::fmt;
-use std::fs::File;
-use std::io;
 use std::path::{Path, PathBuf};
 
-use serde_json::{json, Value};
+use serde::Serialize;
 
-use crate::decode::{self, DecodeError, Format};
-use crate::load::Exit;
-use crate::manifest::{self, Image};
+use crate::contents::{inspect_file, Inspected};
+use crate::exit::Exit;
+use crate::log::Log;
 use crate::stdout::Stdout;
 use crate::units::Size;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Inspected {
-    pub format: Format,
+/// One element of `inspect --json`: an archive. Fields are written in this order (by name), as
+/// they always were.
+#[derive(Debug, Serialize)]
+pub struct ArchiveJson<'a> {
+    /// The path as given on the command line.
+    pub archive: String,
+    /// The archive file's bytes read.
+    pub compressed_size: u64,
+    /// `zstd`, `gzip`, `xz` or `tar`.
+    pub format: &'static str,
+    pub images: Vec<ImageJson<'a>>,
+    /// `docker-archive` (manifest.json) or `oci-archive` (index.json).
     pub layout: &'static str,
-    pub compressed: u64,
-    pub uncompressed: u64,
-    pub images: Vec<Image>,
+    /// The tar's bytes, after decompression.
+    pub uncompressed_size: u64,
 }
 
-#[derive(Debug)]
-pub enum InspectError {
-    Open { path: PathBuf, source: io::Error },
-    UnknownFormat { path: PathBuf },
-    Read { path: PathBuf, source: io::Error },
-    NotAnImage { path: PathBuf },
-}
-
-impl fmt::Display for InspectError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            InspectError::Open { path, source } => write!(f, "{}: {source}", path.display()),
-            InspectError::UnknownFormat { path } => write!(
-                f,
-                "{}: not zstd, gzip, xz or tar (by its first bytes)",
-                path.display()
-            ),
-            InspectError::Read { path, source } => match DecodeError::find(source) {
-                Some(d) => write!(f, "{}: {d}", path.display()),
-                None => write!(f, "{}: {source}", path.display()),
-            },
-            InspectError::NotAnImage { path } => write!(
-                f,
-                "{}: a tar, but neither a docker-archive (manifest.json) nor an OCI archive (index.json)",
-                path.display()
-            ),
-        }
-    }
-}
-
-impl std::error::Error for InspectError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            InspectError::Open { source, .. } | InspectError::Read { source, .. } => Some(source),
-            _ => None,
-        }
-    }
-}
-
-/// Reads the archive at `path`.
-pub fn inspect_file(path: &Path, memory_limit: u64) -> Result<Inspected, InspectError> {
-    let open = |source| InspectError::Open {
-        path: path.to_owned(),
-        source,
-    };
-    let mut file = File::open(path).map_err(open)?;
-    if !file.metadata().map_err(open)?.is_file() {
-        return Err(open(io::Error::other("not a regular file")));
-    }
-    let (head, format) = decode::peek(&mut file).map_err(open)?;
-    let format = format.ok_or_else(|| InspectError::UnknownFormat {
-        path: path.to_owned(),
-    })?;
-    let decoder = decode::decoder(format, head, file, memory_limit);
-    let progress = decoder.progress.clone();
-    let found = manifest::read(decoder)
-        .map_err(|source| InspectError::Read {
-            path: path.to_owned(),
-            source,
-        })?
-        .ok_or_else(|| InspectError::NotAnImage {
-            path: path.to_owned(),
-        })?;
-    Ok(Inspected {
-        format,
-        layout: found.layout,
-        compressed: progress.compressed(),
-        uncompressed: progress.decoded(),
-        images: found.images,
-    })
+/// An image inside an archive, in `inspect --json`.
+#[derive(Debug, Serialize)]
+pub struct ImageJson<'a> {
+    /// From the image config; `null` when it does not say.
+    pub architecture: Option<&'a str>,
+    /// The config digest (`sha256:...`): the image id on classic docker and podman.
+    pub id: Option<&'a str>,
+    /// Each layer's size in the archive, in bytes.
+    pub layer_sizes: &'a [u64],
+    /// How many layers.
+    pub layers: usize,
+    /// The id on docker's containerd image store (manifest or index digest).
+    pub manifest_digest: Option<&'a str>,
+    /// From the image config; `null` when it does not say.
+    pub os: Option<&'a str>,
+    /// The names the archive gives the image (possibly none).
+    pub references: &'a [String],
 }
 
 /// `container-loader inspect`: prints each archive's images; exit 1 if one cannot be read.
-pub fn run(archives: &[PathBuf], json: bool, memory_limit: u64, log: &crate::log::Log) -> Exit {
+pub fn run(archives: &[PathBuf], json: bool, memory_limit: u64, log: &Log) -> Exit {
     let mut results = Vec::new();
     let mut failed = false;
     let mut out = Stdout::default();
     for path in archives {
         match inspect_file(path, memory_limit) {
-            Ok(i) if json => results.push(i.to_json(path)),
-            Ok(i) => out.write(&i.to_text(path)),
+            Ok(i) if json => results.push((path, i)),
+            Ok(i) => out.write(&to_text(&i, path)),
             Err(e) => {
                 log.error(&e);
                 failed = true;
@@ -114,69 +63,68 @@ pub fn run(archives: &[PathBuf], json: bool, memory_limit: u64, log: &crate::log
         }
     }
     if json {
-        out.write(&format!("{}\n", Value::Array(results)));
+        let array: Vec<ArchiveJson> = results.iter().map(|(p, i)| to_json(i, p)).collect();
+        let text = serde_json::to_string(&array).expect("plain structs serialize");
+        out.write(&format!("{text}\n"));
     }
     let exit = if failed { Exit::Failed } else { Exit::Done };
     out.finish(exit, log)
 }
 
-impl Inspected {
-    pub fn to_json(&self, path: &Path) -> Value {
-        let images: Vec<Value> = self
-            .images
-            .iter()
-            .map(|i| {
-                json!({
-                    "references": i.references,
-                    "id": i.id,
-                    // The id on docker's containerd image store (manifest or index digest).
-                    "manifest_digest": i.target,
-                    "layers": i.layer_sizes.len(),
-                    "layer_sizes": i.layer_sizes,
-                    "architecture": i.architecture,
-                    "os": i.os,
-                })
-            })
-            .collect();
-        json!({
-            "archive": path.display().to_string(),
-            "format": self.format.name(),
-            "layout": self.layout,
-            "compressed_size": self.compressed,
-            "uncompressed_size": self.uncompressed,
-            "images": images,
+/// The archive at `path` as `inspect --json` writes it.
+pub fn to_json<'a>(inspected: &'a Inspected, path: &Path) -> ArchiveJson<'a> {
+    let images = inspected
+        .images
+        .iter()
+        .map(|i| ImageJson {
+            architecture: i.architecture.as_deref(),
+            id: i.id.as_deref(),
+            layer_sizes: &i.layer_sizes,
+            layers: i.layer_sizes.len(),
+            manifest_digest: i.target.as_deref(),
+            os: i.os.as_deref(),
+            references: &i.references,
         })
+        .collect();
+    ArchiveJson {
+        archive: path.display().to_string(),
+        compressed_size: inspected.compressed,
+        format: inspected.format.name(),
+        images,
+        layout: inspected.layout,
+        uncompressed_size: inspected.uncompressed,
     }
+}
 
-    pub fn to_text(&self, path: &Path) -> String {
-        let mut out = format!(
-            "{} ({}, {}, {} -> {})\n",
-            path.display(),
-            self.layout,
-            self.format,
-            Size(self.compressed),
-            Size(self.uncompressed)
-        );
-        for i in &self.images {
-            let names = match i.references.is_empty() {
-                true => "(no reference)".to_owned(),
-                false => i.references.join(", "),
-            };
-            let platform = match (&i.os, &i.architecture) {
-                (Some(os), Some(arch)) => format!("{os}/{arch}"),
-                _ => "unknown platform".to_owned(),
-            };
-            let layers = i.layer_sizes.len();
-            out.push_str(&format!(
-                "  {names}\n    id {}  {platform}  {layers} layer{}, {}\n",
-                i.id.as_deref().unwrap_or("unknown"),
-                if layers == 1 { "" } else { "s" },
-                Size(i.layer_sizes.iter().sum())
-            ));
-            if let Some(target) = &i.target {
-                out.push_str(&format!("    manifest {target}\n"));
-            }
+/// The archive at `path` as `inspect` prints it.
+pub fn to_text(inspected: &Inspected, path: &Path) -> String {
+    let mut out = format!(
+        "{} ({}, {}, {} -> {})\n",
+        path.display(),
+        inspected.layout,
+        inspected.format,
+        Size(inspected.compressed),
+        Size(inspected.uncompressed)
+    );
+    for i in &inspected.images {
+        let names = match i.references.is_empty() {
+            true => "(no reference)".to_owned(),
+            false => i.references.join(", "),
+        };
+        let platform = match (&i.os, &i.architecture) {
+            (Some(os), Some(arch)) => format!("{os}/{arch}"),
+            _ => "unknown platform".to_owned(),
+        };
+        let layers = i.layer_sizes.len();
+        out.push_str(&format!(
+            "  {names}\n    id {}  {platform}  {layers} layer{}, {}\n",
+            i.id.as_deref().unwrap_or("unknown"),
+            if layers == 1 { "" } else { "s" },
+            Size(i.layer_sizes.iter().sum())
+        ));
+        if let Some(target) = &i.target {
+            out.push_str(&format!("    manifest {target}\n"));
         }
-        out
     }
+    out
 }

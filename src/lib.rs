@@ -10,8 +10,12 @@
 
 pub mod archive;
 pub mod cli;
+pub mod connect;
+pub mod contents;
 pub mod decode;
 pub mod engine;
+pub mod entries;
+pub mod exit;
 pub mod inspect;
 pub mod list;
 pub mod load;
@@ -25,9 +29,11 @@ pub mod platform;
 pub mod progress;
 pub mod ready;
 pub mod reference;
+pub mod row;
 pub mod rundir;
 pub mod scan;
 pub mod space;
 pub mod status;
 pub mod stdout;
 pub mod units;
+pub mod verify;

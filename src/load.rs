@@ -11,9 +11,12 @@ use std::time::Instant;
 
 use crate::archive::{self, Archive, ArchiveError};
 use crate::cli::Options;
+use crate::connect::connect;
 use crate::decode::{DecodeError, Format, HoldBack, Pipelined};
-use crate::engine::{short_id, Engine, EngineError, Listing};
-use crate::list::{self, Entry};
+use crate::engine::{short_id, Engine, EngineError, Listing, LISTING_NAMES_MAX};
+use crate::entries::read_lists;
+use crate::exit::Exit;
+use crate::list::Entry;
 use crate::lock;
 use crate::log::Log;
 use crate::manifest::{Images, Match, Watching};
@@ -23,22 +26,10 @@ use crate::platform::Platform;
 use crate::progress::{EntryReport, Reporter};
 use crate::ready::{self, Recorder};
 use crate::rundir::RunDir;
+use crate::row::State;
 use crate::space::{self, Shortfall};
-use crate::status::{self, State};
 use crate::units::Size;
-
-/// How a run ended, as the exit status tells it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
-    /// Every entry's image is present (or, in a dry run, could be loaded).
-    Done = 0,
-    /// Some entry failed, or a list line was invalid.
-    Failed = 1,
-    /// A usage error, or a list that could not be read.
-    Usage = 2,
-    /// No engine answered within `--wait`.
-    Unreachable = 3,
-}
+use crate::verify::{archive_id, VerifyError};
 
 #[derive(Debug, Default)]
 pub struct Summary {
@@ -49,66 +40,15 @@ pub struct Summary {
     pub failed: usize,
 }
 
-/// All entries of all lists, after reporting the invalid lines and unreadable lists.
-pub struct Entries {
-    pub entries: Vec<Entry>,
-    pub invalid_lines: usize,
-    pub unreadable_lists: usize,
-}
-
-pub fn read_lists(options: &Options, log: &Log) -> Entries {
-    let mut all = Entries {
-        entries: Vec::new(),
-        invalid_lines: 0,
-        unreadable_lists: 0,
-    };
-    for path in &options.lists {
-        match list::read(path, options.images_dir.as_deref()) {
-            Ok(parsed) => {
-                for bad in &parsed.invalid {
-                    log.error(bad);
-                }
-                all.invalid_lines += parsed.invalid.len();
-                all.entries.extend(parsed.entries);
-            }
-            Err(e) => {
-                log.error(&e);
-                all.unreadable_lists += 1;
-            }
-        }
-    }
-    all
-}
-
-/// Connects to the engine, or says why not.
-pub fn connect(options: &Options, log: &Log) -> Result<Engine, EngineError> {
-    let engine = Engine::connect(
-        &options.sockets,
-        options.engine,
-        options.wait,
-        options.timeout,
-    )?;
-    if let Some(api) = &engine.ignored_api_version {
-        log.debug(format_args!(
-            "ignored the engine's Libpod-Api-Version \"{api}\" (not digits and dots); using its API as version {}",
-            crate::engine::LIBPOD_FALLBACK_VERSION
-        ));
-    }
-    // Telling the store costs a request (GET /info), worth it only when someone reads it.
-    if log.verbose() {
-        log.debug(format_args!(
-            "engine: {} at {}",
-            engine.describe(),
-            engine.socket.display()
-        ));
-    }
-    Ok(engine)
-}
-
 pub fn run(options: &Options, log: &Log) -> Exit {
     let notifier = Notifier::from_env();
-    let reporter = Reporter::for_run(options, log, &notifier);
-    let lists = read_lists(options, log);
+    let reporter = Reporter::for_run(
+        options.verbosity,
+        options.progress_interval,
+        log,
+        &notifier,
+    );
+    let lists = read_lists(&options.lists, options.images_dir.as_deref(), log);
     let mut summary = Summary {
         failed: lists.invalid_lines,
         ..Summary::default()
@@ -124,7 +64,13 @@ pub fn run(options: &Options, log: &Log) -> Exit {
             .ok();
         // A dry run records nothing anyway.
         unrecorded = run_dir.is_none() && !options.dry_run;
-        let engine = match connect(options, log) {
+        let engine = match connect(
+            &options.sockets,
+            options.engine,
+            options.wait,
+            options.timeout,
+            log,
+        ) {
             Ok(engine) => engine,
             Err(e) => {
                 log.error(&e);
@@ -174,7 +120,7 @@ pub fn run(options: &Options, log: &Log) -> Exit {
         if let Some(dropped) = listing.as_ref().map(|l| l.dropped).filter(|&n| n > 0) {
             log.debug(format_args!(
                 "the engine's listing: {dropped} names not kept (over {} names, too long, or of an id that is not a sha256 digest); entries under them are asked one by one",
-                crate::engine::LISTING_NAMES_MAX
+                LISTING_NAMES_MAX
             ));
         }
         // Each entry is recorded as it ends (README, "Starting what needs the images").
@@ -316,7 +262,7 @@ pub enum EntryError {
         source: EngineError,
     },
     /// `--verify`: which image the archive holds for the reference cannot be told.
-    Unverifiable(String),
+    Unverifiable(VerifyError),
 }
 
 impl fmt::Display for EntryError {
@@ -325,13 +271,11 @@ impl fmt::Display for EntryError {
             EntryError::Presence(e) => e.fmt(f),
             EntryError::Archive(e) => e.fmt(f),
             EntryError::Space(e) => e.fmt(f),
-            EntryError::Decode { archive, source } => {
-                let what = DecodeError::find(source).map_or(source.to_string(), |d| d.to_string());
-                write!(
-                    f,
-                    "{archive}: {what}; nothing was loaded, the archive is kept"
-                )
-            }
+            EntryError::Decode { archive, source } => write!(
+                f,
+                "{archive}: {}; nothing was loaded, the archive is kept",
+                DecodeError::cause(source)
+            ),
             EntryError::Read { archive, source } => {
                 write!(
                     f,
@@ -369,7 +313,7 @@ impl fmt::Display for EntryError {
             EntryError::Tag { archive, source } => {
                 write!(f, "loaded {archive}, but could not name it: {source}")
             }
-            EntryError::Unverifiable(reason) => f.write_str(reason),
+            EntryError::Unverifiable(e) => e.fmt(f),
         }
     }
 }
@@ -382,10 +326,10 @@ impl std::error::Error for EntryError {
             | EntryError::Tag { source: e, .. } => Some(e),
             EntryError::Archive(e) => Some(e),
             EntryError::Space(e) => Some(e),
+            EntryError::Unverifiable(e) => Some(e),
             EntryError::Decode { source, .. } | EntryError::Read { source, .. } => Some(source),
             EntryError::NotPresentAfterLoad { .. }
-            | EntryError::NotTheArchives { .. }
-            | EntryError::Unverifiable(_) => None,
+            | EntryError::NotTheArchives { .. } => None,
         }
     }
 }
@@ -559,8 +503,8 @@ fn verify(
         ));
         return Ok(Some(Outcome::Present(Some(id.to_owned()))));
     }
-    let archive_id = status::archive_id(entry, engine, options.memory_limit)
-        .map_err(EntryError::Unverifiable)?;
+    let archive_id =
+        archive_id(entry, engine, options.memory_limit).map_err(EntryError::Unverifiable)?;
     if archive_id == id {
         log.info(format_args!(
             "{place}: {image}: present, skipped (verified: {} as in {})",

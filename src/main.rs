@@ -4,10 +4,10 @@
 use std::process::ExitCode;
 
 use container_loader::cli::{self, Command};
-use container_loader::load::{self, Exit};
+use container_loader::exit::Exit;
 use container_loader::log::Log;
 use container_loader::stdout::Stdout;
-use container_loader::{inspect, scan, status};
+use container_loader::{inspect, load, scan, status};
 
 fn main() -> ExitCode {
     let command = cli::parse(std::env::args_os().skip(1), |k| std::env::var(k).ok());

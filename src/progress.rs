@@ -13,7 +13,6 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::cli::Options;
 use crate::decode::Progress;
 use crate::list::Entry;
 use crate::log::Log;
@@ -40,11 +39,16 @@ pub struct Reporter<'a> {
 }
 
 impl<'a> Reporter<'a> {
-    /// The terminal line when stderr is a terminal and the run is not `--quiet`; otherwise a
-    /// log line every `--progress-interval` (0: none).
-    pub fn for_run(options: &Options, log: &'a Log, notifier: &'a Notifier) -> Reporter<'a> {
-        let terminal = options.verbosity >= 0 && std::io::stderr().is_terminal();
-        let interval = Some(options.progress_interval).filter(|i| !i.is_zero());
+    /// The terminal line when stderr is a terminal and the run is not quiet (`verbosity` -1);
+    /// otherwise a log line every `interval` (zero: none).
+    pub fn for_run(
+        verbosity: i8,
+        interval: Duration,
+        log: &'a Log,
+        notifier: &'a Notifier,
+    ) -> Reporter<'a> {
+        let terminal = verbosity >= 0 && std::io::stderr().is_terminal();
+        let interval = Some(interval).filter(|i| !i.is_zero());
         Reporter::new(log, notifier, terminal, interval)
     }
 

@@ -28,8 +28,8 @@ use crate::list::Entry;
 use crate::lock;
 use crate::log::Log;
 use crate::marker;
+use crate::row::{Row, State};
 use crate::rundir::{self, RunDir, RunDirError};
-use crate::status::{Row, State};
 
 /// The run's entries, as `status --json` prints them, merged with other lists' entries.
 pub const STATUS_FILE: &str = "status.json";

@@ -7,8 +7,8 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use crate::inspect::inspect_file;
-use crate::load::Exit;
+use crate::contents::inspect_file;
+use crate::exit::Exit;
 use crate::log::Log;
 use crate::reference::Reference;
 
@@ -68,12 +68,9 @@ fn line_for(scan: &Scan, name: &str) -> Result<String, String> {
     if name.contains(char::is_whitespace) || name.starts_with('#') {
         return Err("an archive name in image.list cannot hold blanks or start with '#'".into());
     }
-    let inspected = inspect_file(&scan.dir.join(name), scan.memory_limit).map_err(|e| {
-        // The error names the path already; keep only what follows it.
-        let text = e.to_string();
-        text.split_once(": ")
-            .map_or(text.clone(), |(_, rest)| rest.to_owned())
-    })?;
+    // The caller names the path: the reason alone.
+    let inspected =
+        inspect_file(&scan.dir.join(name), scan.memory_limit).map_err(|e| e.reason.to_string())?;
     let inside = inspected
         .images
         .first()

@@ -3,122 +3,32 @@
 //! Meant for the operator at a device's console after a bad boot, and for tools (`--json`).
 //! When the engine does not answer, the archive columns are still shown and the run exits 3.
 
-use std::fmt::{self, Write as _};
+use std::fmt::Write as _;
 
-use serde_json::{json, Value};
-
-use crate::archive::{self, Archive, ArchiveError};
 use crate::cli::Options;
-use crate::engine::{Engine, Listing};
-use crate::list::Entry;
-use crate::load::{self, Exit};
+use crate::connect::connect;
+use crate::engine::{short_hex, Engine, Listing};
+use crate::entries::read_lists;
+use crate::exit::Exit;
 use crate::log::Log;
-use crate::manifest::{self, Match};
+use crate::row::{Row, State};
 use crate::stdout::Stdout;
 use crate::units::Size;
-
-/// Where an entry's image stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
-    /// The engine has an image under the entry's reference (with `--verify`: the archive's).
-    Present,
-    Missing,
-    /// `--verify`: the engine has the reference, but as another image than the archive's.
-    Differs,
-    /// The engine could not be asked.
-    Unknown,
-}
-
-impl fmt::Display for State {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            State::Present => "present",
-            State::Missing => "missing",
-            State::Differs => "differs",
-            State::Unknown => "unknown",
-        })
-    }
-}
-
-/// One entry as `status` shows it, and as `/run/container-loader/status.json` records it.
-pub struct Row {
-    pub entry: Entry,
-    pub archive_present: bool,
-    pub format: Option<&'static str>,
-    pub size: Option<u64>,
-    pub state: State,
-    pub image_id: Option<String>,
-    /// `--verify`: the id of the archive's image for this entry.
-    pub archive_id: Option<String>,
-    pub errors: Vec<String>,
-}
-
-impl Row {
-    /// The archive columns, from the file as it is now; the image columns still unknown.
-    pub fn new(entry: Entry) -> Row {
-        let mut row = Row {
-            archive_present: false,
-            format: None,
-            size: None,
-            state: State::Unknown,
-            image_id: None,
-            archive_id: None,
-            errors: Vec::new(),
-            entry,
-        };
-        match Archive::open(&row.entry.images_dir, &row.entry.archive) {
-            Ok(a) => {
-                row.archive_present = true;
-                row.format = Some(a.format.name());
-                row.size = Some(a.size);
-            }
-            Err(e) => {
-                // A missing archive is normal once it was loaded and deleted.
-                row.archive_present =
-                    archive::locate(&row.entry.images_dir, &row.entry.archive).is_ok();
-                if row.archive_present || !matches!(e, ArchiveError::NotFound { .. }) {
-                    row.errors.push(e.to_string());
-                }
-            }
-        }
-        row
-    }
-
-    pub fn failed(&self) -> bool {
-        !self.errors.is_empty() || self.state != State::Present
-    }
-
-    pub fn to_json(&self) -> Value {
-        let error = (!self.errors.is_empty()).then(|| self.errors.join("; "));
-        let image_present = match self.state {
-            State::Present | State::Differs => Some(true),
-            State::Missing => Some(false),
-            State::Unknown => None,
-        };
-        json!({
-            "list": self.entry.list.display().to_string(),
-            "line": self.entry.line,
-            "archive": self.entry.archive,
-            "archive_present": self.archive_present,
-            "format": self.format,
-            "size": self.size,
-            "ref": self.entry.reference.as_str(),
-            "state": self.state.to_string(),
-            "image_present": image_present,
-            "image_id": self.image_id,
-            "archive_id": self.archive_id,
-            "error": error,
-        })
-    }
-}
+use crate::verify::archive_id;
 
 pub fn run(options: &Options, json: bool, log: &Log) -> Exit {
-    let lists = load::read_lists(options, log);
+    let lists = read_lists(&options.lists, options.images_dir.as_deref(), log);
     let engine = match lists.entries.is_empty() {
         true => None,
-        false => load::connect(options, log)
-            .inspect_err(|e| log.error(e))
-            .ok(),
+        false => connect(
+            &options.sockets,
+            options.engine,
+            options.wait,
+            options.timeout,
+            log,
+        )
+        .inspect_err(|e| log.error(e))
+        .ok(),
     };
     if let Some(engine) = &engine {
         // On stderr, so that the table and --json on stdout stay as tools read them.
@@ -142,8 +52,9 @@ pub fn run(options: &Options, json: bool, log: &Log) -> Exit {
         .collect();
     let mut out = Stdout::default();
     if json {
-        let array: Vec<Value> = rows.iter().map(Row::to_json).collect();
-        out.write(&format!("{}\n", Value::Array(array)));
+        let array: Vec<_> = rows.iter().map(Row::to_json).collect();
+        let text = serde_json::to_string(&array).expect("plain structs serialize");
+        out.write(&format!("{text}\n"));
     } else {
         out.write(&table(&rows));
     }
@@ -186,38 +97,7 @@ fn ask(row: &mut Row, engine: &Engine, listing: Option<&Listing>, options: &Opti
             }
             row.archive_id = Some(id);
         }
-        Err(reason) => row.errors.push(reason),
-    }
-}
-
-/// The id `engine` gives the image that `entry`'s archive holds for its reference (the config
-/// digest, or the manifest digest on docker's containerd image store), read from the whole
-/// archive; why not, as a message that names the archive.
-pub fn archive_id(entry: &Entry, engine: &Engine, memory_limit: u64) -> Result<String, String> {
-    let name = &entry.archive;
-    let archive = Archive::open(&entry.images_dir, name).map_err(|e| e.to_string())?;
-    let images = manifest::read(archive.decoder(memory_limit))
-        .map_err(|e| match crate::decode::DecodeError::find(&e) {
-            Some(d) => format!("cannot verify against {name}: {d}"),
-            None => format!("cannot verify against {name}: {e}"),
-        })?
-        .ok_or_else(|| format!("cannot verify against {name}: it describes no image"))?;
-    let image = match images.find(&entry.reference) {
-        Match::Named(image) | Match::Only(image) => image,
-        Match::Ambiguous(n) => {
-            return Err(format!(
-                "cannot verify against {name}: it holds {n} images, none named {}",
-                entry.reference
-            ))
-        }
-        Match::Empty => return Err(format!("cannot verify against {name}: it holds no image")),
-    };
-    match engine.id_for(image) {
-        Ok(Some(id)) => Ok(id.to_owned()),
-        Ok(None) => Err(format!(
-            "cannot verify against {name}: its image config or manifest is missing"
-        )),
-        Err(e) => Err(format!("cannot verify against {name}: {e}")),
+        Err(reason) => row.errors.push(reason.to_string()),
     }
 }
 
@@ -238,7 +118,7 @@ fn table(rows: &[Row]) -> String {
         let id = r
             .image_id
             .as_deref()
-            .map(|id| id.trim_start_matches("sha256:").chars().take(12).collect())
+            .map(short_hex)
             .unwrap_or_else(|| "-".to_owned());
         let archive = if r.archive_present {
             r.entry.archive.clone()

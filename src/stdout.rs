@@ -8,7 +8,7 @@
 
 use std::io::{self, Write};
 
-use crate::load::Exit;
+use crate::exit::Exit;
 use crate::log::Log;
 
 /// Standard output as one command writes it: after the first failure nothing more is written.

@@ -33,6 +33,9 @@ pub enum Format {
 }
 
 impl Format {
+    /// Every format the loader reads, in the order messages name them.
+    pub const ALL: [Format; 4] = [Format::Zstd, Format::Gzip, Format::Xz, Format::Tar];
+
     pub fn name(self) -> &'static str {
         match self {
             Format::Zstd => "zstd",
@@ -46,6 +49,22 @@ impl Format {
 impl fmt::Display for Format {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+/// The formats as a message lists them, from [`Format::ALL`]: `zstd, gzip, xz or tar`.
+pub struct KnownFormats;
+
+impl fmt::Display for KnownFormats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (last, rest) = Format::ALL.split_last().expect("formats");
+        for (i, format) in rest.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            f.write_str(format.name())?;
+        }
+        write!(f, " or {last}")
     }
 }
 
@@ -115,6 +134,15 @@ impl DecodeError {
     /// The decoder error inside `e`, if it is one.
     pub fn find(e: &io::Error) -> Option<&DecodeError> {
         e.get_ref().and_then(|inner| inner.downcast_ref())
+    }
+
+    /// What a message says of `e`: the decoder's own words when it failed, without the
+    /// `io::Error` around them; `e` itself otherwise.
+    pub fn cause(e: &io::Error) -> &dyn fmt::Display {
+        match DecodeError::find(e) {
+            Some(d) => d,
+            None => e,
+        }
     }
 }
 

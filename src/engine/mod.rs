@@ -627,12 +627,17 @@ pub fn canonical_id(id: &str) -> Option<String> {
 
 /// `sha256:0123456789ab`: as much of an id as a log line needs, like `docker images` shows.
 pub fn short_id(id: &str) -> String {
-    let full = match id.contains(':') {
-        true => id.to_owned(),
-        false => format!("sha256:{id}"),
-    };
-    let end = full.find(':').map_or(0, |i| i + 1) + 12;
-    full.chars().take(end).collect()
+    let (algorithm, digest) = id.split_once(':').unwrap_or(("sha256", id));
+    format!("{algorithm}:{}", short_hex(digest))
+}
+
+/// `0123456789ab`: the first 12 digits of an id, without `sha256:`, for a table's column.
+pub fn short_hex(id: &str) -> String {
+    id.strip_prefix("sha256:")
+        .unwrap_or(id)
+        .chars()
+        .take(12)
+        .collect()
 }
 
 /// A validated reference, percent-encoded for a URL path.

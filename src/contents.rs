@@ -1,0 +1,96 @@
+//! What an archive file holds, read in one streaming pass: its format, layout, sizes and
+//! images. `inspect` prints it; `scan` writes a list from it.
+//!
+//! The archive is decoded once, never to disk, and the tar walk of [`crate::manifest`] notes
+//! what describes its images, exactly as it does while a load streams. Nothing reaches an
+//! engine.
+
+use std::fmt;
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::decode::{self, DecodeError, Format, KnownFormats};
+use crate::manifest::{self, Image};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inspected {
+    pub format: Format,
+    pub layout: &'static str,
+    pub compressed: u64,
+    pub uncompressed: u64,
+    pub images: Vec<Image>,
+}
+
+/// Why an archive file could not be read: the path, and the reason (which a caller that
+/// names the file itself shows alone).
+#[derive(Debug)]
+pub struct InspectError {
+    pub path: PathBuf,
+    pub reason: Unreadable,
+}
+
+#[derive(Debug)]
+pub enum Unreadable {
+    Open(io::Error),
+    UnknownFormat,
+    Read(io::Error),
+    NotAnImage,
+}
+
+impl fmt::Display for Unreadable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unreadable::Open(source) => source.fmt(f),
+            Unreadable::UnknownFormat => write!(f, "not {KnownFormats} (by its first bytes)"),
+            Unreadable::Read(source) => DecodeError::cause(source).fmt(f),
+            Unreadable::NotAnImage => f.write_str(
+                "a tar, but neither a docker-archive (manifest.json) nor an OCI archive (index.json)",
+            ),
+        }
+    }
+}
+
+impl fmt::Display for InspectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.reason)
+    }
+}
+
+impl std::error::Error for InspectError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.reason {
+            Unreadable::Open(source) | Unreadable::Read(source) => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// Reads the archive at `path`.
+pub fn inspect_file(path: &Path, memory_limit: u64) -> Result<Inspected, InspectError> {
+    let fail = |reason| InspectError {
+        path: path.to_owned(),
+        reason,
+    };
+    let mut file = File::open(path).map_err(|e| fail(Unreadable::Open(e)))?;
+    let metadata = file.metadata().map_err(|e| fail(Unreadable::Open(e)))?;
+    if !metadata.is_file() {
+        return Err(fail(Unreadable::Open(io::Error::other(
+            "not a regular file",
+        ))));
+    }
+    let (head, format) = decode::peek(&mut file).map_err(|e| fail(Unreadable::Open(e)))?;
+    let format = format.ok_or_else(|| fail(Unreadable::UnknownFormat))?;
+    let decoder = decode::decoder(format, head, file, memory_limit);
+    let progress = decoder.progress.clone();
+    let found = manifest::read(decoder)
+        .map_err(|e| fail(Unreadable::Read(e)))?
+        .ok_or_else(|| fail(Unreadable::NotAnImage))?;
+    Ok(Inspected {
+        format,
+        layout: found.layout,
+        compressed: progress.compressed(),
+        uncompressed: progress.decoded(),
+        images: found.images,
+    })
+}
