@@ -3,7 +3,8 @@
 #
 #   make          static, stripped dist/container-loader-{x86_64,aarch64}-linux-musl
 #   make dist-armhf  adds dist/container-loader-armv7-linux-gnueabihf (32-bit ARM boards)
-#   make test     fmt, clippy, all tests (real dockerd and podman), then the static build
+#   make test     fmt, clippy, the import-circle check, all tests (real dockerd and podman), then
+#                 the static build
 #   make demo     end to end against a throwaway podman service (tests/scripts/demo.sh)
 #   make bench    the static binary vs the seed script on real engines (benches/bench.rs): a table
 #   make deps     only install the test dependencies (and build the engines root below)
@@ -143,6 +144,8 @@ test: deps toolchain
 	@$(CARGO) clippy --version >/dev/null 2>&1 || rustup component add clippy
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	@# No import circle in src/ (tests/import_cycles.rs), before the long run.
+	$(CARGO) test --test import_cycles
 	$(MAKE) --no-print-directory all
 	@# The integration tests run the shipped static binary, not the debug build.
 	CONTAINER_LOADER_BIN=$(DIST_x86_64) $(CARGO) test --no-fail-fast -- --test-threads=$(TEST_THREADS)

@@ -1,11 +1,25 @@
 //! container-loader: loads the container images a root filesystem ships into docker or
-//! podman at boot. The binary (`main.rs`) parses the command line and runs one of the commands
-//! here; the modules are public so that the fuzz targets can drive the parsers.
+//! podman at boot. The binary (`main.rs`) parses the command line ([`cli`]) and runs one of the
+//! commands here; the modules are public so that the fuzz targets can drive the parsers.
 //!
-//! Data flows one way: [`list`] -> [`reference`] -> [`engine`] (present?) -> [`archive`] ->
-//! [`space`] (fits?) -> [`decode`] -> [`oci`] (the device's platform; manifest.json for
-//! classic docker) -> [`engine`] (load) -> [`engine`] (present!), driven by [`load`]. What
-//! differs between engines and their image stores is in [`engine::store`].
+//! Three layers, each importing only from the ones below it (tests/import_cycles.rs checks
+//! that no import leads back):
+//!
+//! - commands, one file each, never importing another: [`load`], [`status`], [`inspect`],
+//!   [`scan`];
+//! - what several commands share: [`exit`] (the exit status), [`entries`] (the lists read),
+//!   [`connect`], [`row`] (an entry's state and row, status.json's format), [`verify`] (the
+//!   archive's image id), [`contents`] (what an archive holds), [`ready`] (status.json and the
+//!   markers, with [`marker`], [`rundir`] and [`lock`]), and the reporting: [`log`],
+//!   [`progress`], [`notify`], [`stdout`];
+//! - the core: [`list`], [`reference`], [`archive`], [`space`], [`decode`], [`manifest`],
+//!   [`platform`], [`oci`], [`engine`], [`units`].
+//!
+//! A load's data flows one way: [`list`] -> [`reference`] -> [`engine`] (present?) ->
+//! [`archive`] -> [`space`] (fits?) -> [`decode`] -> [`oci`] (the device's platform;
+//! manifest.json for classic docker) -> [`engine`] (load) -> [`engine`] (present!), driven by
+//! [`load`]. What differs between engines and their image stores is in [`engine::store`]; what
+//! differs between archive formats is in [`decode`].
 #![forbid(unsafe_code)]
 
 pub mod archive;
