@@ -12,10 +12,10 @@
 //!   archive's image id), [`contents`] (what an archive holds), [`ready`] (status.json and the
 //!   markers, with [`marker`], [`rundir`] and [`lock`]), and the reporting: [`log`],
 //!   [`progress`], [`notify`], [`stdout`];
-//! - the core: [`list`], [`reference`], [`archive`], [`space`], [`decode`], [`manifest`],
+//! - the core: [`list`], [`reference`](mod@reference), [`archive`], [`space`], [`decode`], [`manifest`],
 //!   [`platform`], [`oci`], [`engine`], [`units`].
 //!
-//! A load's data flows one way: [`list`] -> [`reference`] -> [`engine`] (present?) ->
+//! A load's data flows one way: [`list`] -> [`reference`](mod@reference) -> [`engine`] (present?) ->
 //! [`archive`] -> [`space`] (fits?) -> [`decode`] -> [`oci`] (the device's platform;
 //! manifest.json for classic docker) -> [`engine`] (load) -> [`engine`] (present!), driven by
 //! [`load`]. What differs between engines and their image stores is in [`engine::store`]; what

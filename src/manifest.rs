@@ -28,7 +28,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::platform::Platform;
-use crate::reference::Reference;
+use crate::reference::{canonical, Reference};
 
 /// tar's block: headers are one block, data is padded to whole blocks.
 const BLOCK: usize = 512;
@@ -57,7 +57,7 @@ const NAME_LEN_MAX: usize = 600;
 const PLATFORM_LEN_MAX: usize = 64;
 /// Most lookups of a description file while describing the archive: image indexes may name
 /// each other and the same files many times over.
-const LOOKUPS_MAX: usize = 1_000_000;
+const LOOKUPS_MAX: usize = 100_000;
 /// The description files an archive has one of at its top.
 const SINGLE_FILES: [&str; 3] = ["manifest.json", "index.json", "oci-layout"];
 /// The OCI annotation that names an image in an OCI archive.
@@ -186,22 +186,6 @@ impl fmt::Display for Invalid {
 }
 
 impl std::error::Error for Invalid {}
-
-/// `debian` -> `docker.io/library/debian:latest`; `quay.io/a/b:1` stays.
-pub fn canonical(name: &str) -> String {
-    let (first, rest) = name.split_once('/').unwrap_or(("", name));
-    let is_registry = first.contains('.') || first.contains(':') || first == "localhost";
-    let mut full = match (first, is_registry) {
-        ("", _) => format!("docker.io/library/{rest}"),
-        (_, true) => name.to_owned(),
-        (_, false) => format!("docker.io/{name}"),
-    };
-    let last = full.rsplit('/').next().unwrap_or_default();
-    if !last.contains(':') && !last.contains('@') {
-        full.push_str(":latest");
-    }
-    full
-}
 
 /// Reads a whole decoded archive (to its end, where the decoder checks its checksum) and says
 /// which images it holds: `Ok(None)` for a tar that describes none.
@@ -1484,7 +1468,8 @@ mod tests {
     #[test]
     fn refuses_image_indexes_naming_each_other_over_and_over() {
         // A chain of four indexes, each naming the next 1,000 times, all for the device: each
-        // is parsed once, but 1,000 images each weigh 4,000 entries.
+        // is parsed once, but 1,000 images each weigh 4,000 entries. The time bound is a guard
+        // against unbounded work (the debug build under load), not a measure of speed.
         let device = Platform::device();
         let platform = format!(
             r#""platform":{{"os":"{}","architecture":"{}"}}"#,
@@ -1516,16 +1501,7 @@ mod tests {
             .collect();
         let started = std::time::Instant::now();
         let reason = refused(&tar_of(&borrowed));
-        assert!(reason.contains("more than 1000000 references to its description files"));
-        assert!(started.elapsed().as_secs() < 10, "{:?}", started.elapsed());
-    }
-
-    #[test]
-    fn spells_names_out_as_the_engines_read_them() {
-        assert_eq!(canonical("debian"), "docker.io/library/debian:latest");
-        assert_eq!(canonical("u/app:1"), "docker.io/u/app:1");
-        assert_eq!(canonical("localhost/app"), "localhost/app:latest");
-        assert_eq!(canonical("localhost:5000/a:2"), "localhost:5000/a:2");
-        assert_eq!(canonical("quay.io/a/b:c"), "quay.io/a/b:c");
+        assert!(reason.contains("more than 100000 references to its description files"));
+        assert!(started.elapsed().as_secs() < 30, "{:?}", started.elapsed());
     }
 }

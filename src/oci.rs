@@ -25,10 +25,10 @@ use std::rc::Rc;
 use serde_json::Value;
 
 use crate::manifest::{
-    self, attestation, canonical, Contents, Watcher, CONTAINERD_NAME, NESTING_MAX, OCI_REF_NAME,
+    self, attestation, Contents, Watcher, CONTAINERD_NAME, NESTING_MAX, OCI_REF_NAME,
 };
 use crate::platform::Platform;
-use crate::reference::Reference;
+use crate::reference::{canonical, Reference};
 
 /// tar's block: headers are one block, data is padded to whole blocks.
 const BLOCK: usize = 512;

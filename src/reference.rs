@@ -104,9 +104,11 @@ impl fmt::Display for Reference {
     }
 }
 
-/// The length of `name` as the engine spells it (normalize.go `splitDockerDomain`): a name
-/// without a registry is on `docker.io`, and one without a path there is under `library/`.
-fn normalized_len(name: &str) -> usize {
+/// `name` as the engines spell it (normalize.go `splitDockerDomain`): its registry, whether
+/// `library/` goes before the rest, and the rest. A name without a registry is on `docker.io`
+/// (`index.docker.io` is the same), and one without a path there is under `library/`. The one
+/// place these rules live: the name's length, comparing names and the listing all use it.
+fn split_domain(name: &str) -> (&str, bool, &str) {
     let (domain, rest) = match name.split_once('/') {
         Some((first, rest)) if first.contains(['.', ':']) || first == "localhost" => (first, rest),
         _ => ("docker.io", name),
@@ -115,11 +117,37 @@ fn normalized_len(name: &str) -> usize {
         "index.docker.io" => "docker.io",
         d => d,
     };
-    let library = match domain == "docker.io" && !rest.contains('/') {
-        true => "library/".len(),
-        false => 0,
-    };
-    domain.len() + 1 + library + rest.len()
+    (domain, domain == "docker.io" && !rest.contains('/'), rest)
+}
+
+/// The length of `name` as the engine spells it ([`split_domain`]).
+fn normalized_len(name: &str) -> usize {
+    let (domain, library, rest) = split_domain(name);
+    domain.len() + 1 + usize::from(library) * "library/".len() + rest.len()
+}
+
+/// `name` with `:latest` when it has neither tag nor digest, as the engines read it.
+pub fn tagged(name: &str) -> String {
+    let last = name.rsplit('/').next().unwrap_or_default();
+    match last.contains(':') || last.contains('@') {
+        true => name.to_owned(),
+        false => format!("{name}:latest"),
+    }
+}
+
+/// The name two spellings of one image share: `debian` -> `docker.io/library/debian:latest`;
+/// `quay.io/a/b:1` stays. Names are compared in this form.
+pub fn canonical(name: &str) -> String {
+    let (domain, library, rest) = split_domain(name);
+    let library = if library { "library/" } else { "" };
+    tagged(&format!("{domain}/{library}{rest}"))
+}
+
+/// The short form docker lists a Docker Hub name in (`debian:12` for
+/// `docker.io/library/debian:12`, `u/app:1` for `docker.io/u/app:1`); `None` for other registries.
+pub fn familiar(full: &str) -> Option<&str> {
+    full.strip_prefix("docker.io/library/")
+        .or_else(|| full.strip_prefix("docker.io/"))
 }
 
 fn check_name(name: &str) -> Result<(), RefError> {
@@ -436,6 +464,22 @@ mod tests {
         assert!(Reference::parse(&format!("{registry}c")).is_err());
         // The tag and digest do not count.
         assert!(Reference::parse(&format!("{fits}:{}@{SHA}", "t".repeat(128))).is_ok());
+    }
+
+    #[test]
+    fn spells_names_out_as_the_engines_read_them() {
+        assert_eq!(canonical("debian"), "docker.io/library/debian:latest");
+        assert_eq!(canonical("u/app:1"), "docker.io/u/app:1");
+        assert_eq!(canonical("localhost/app"), "localhost/app:latest");
+        assert_eq!(canonical("localhost:5000/a:2"), "localhost:5000/a:2");
+        assert_eq!(canonical("quay.io/a/b:c"), "quay.io/a/b:c");
+        assert_eq!(canonical("a@sha256:00"), "docker.io/library/a@sha256:00");
+        // As docker reads them: one image, however it is spelled.
+        assert_eq!(canonical("docker.io/debian:12"), canonical("debian:12"));
+        assert_eq!(canonical("index.docker.io/u/app"), canonical("u/app"));
+        assert_eq!(familiar("docker.io/library/debian:12"), Some("debian:12"));
+        assert_eq!(familiar("docker.io/u/app:1"), Some("u/app:1"));
+        assert_eq!(familiar("quay.io/a:1"), None);
     }
 
     #[test]

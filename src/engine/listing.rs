@@ -19,7 +19,7 @@ use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Deserializer;
 
 use super::{canonical_id, LISTING_NAMES_MAX, NAME_MAX};
-use crate::reference::Reference;
+use crate::reference::{self, Reference};
 
 /// The names an engine listed, each with its image id.
 #[derive(Default)]
@@ -50,17 +50,8 @@ impl Listing {
         if text.contains('@') {
             return None;
         }
-        let tagged = text
-            .rsplit('/')
-            .next()
-            .is_some_and(|last| last.contains(':'));
-        let full = match tagged {
-            true => text.to_owned(),
-            false => format!("{text}:latest"),
-        };
-        let short = full
-            .strip_prefix("docker.io/library/")
-            .or_else(|| full.strip_prefix("docker.io/"));
+        let full = reference::tagged(text);
+        let short = reference::familiar(&full);
         let index = self
             .names
             .get(full.as_str())
