@@ -4,12 +4,14 @@
 //! one still runs. An entry counts as loaded only when the engine has its reference after the
 //! upload, and only then is its archive deleted (with `--delete-after-load`).
 
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::io::{self, Read};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use crate::archive::{self, Archive, ArchiveError};
+use crate::archive::{self, Archive, ArchiveError, Origin};
 use crate::cli::Options;
 use crate::connect::connect;
 use crate::decode::{DecodeError, Format, HoldBack, Pipelined};
@@ -25,8 +27,8 @@ use crate::oci::{Loadable, Unloadable};
 use crate::platform::Platform;
 use crate::progress::{EntryReport, Reporter};
 use crate::ready::{self, Recorder};
-use crate::rundir::RunDir;
 use crate::row::State;
+use crate::rundir::RunDir;
 use crate::space::{self, Shortfall};
 use crate::units::Size;
 use crate::verify::{archive_id, VerifyError};
@@ -42,12 +44,7 @@ pub struct Summary {
 
 pub fn run(options: &Options, log: &Log) -> Exit {
     let notifier = Notifier::from_env();
-    let reporter = Reporter::for_run(
-        options.verbosity,
-        options.progress_interval,
-        log,
-        &notifier,
-    );
+    let reporter = Reporter::for_run(options.verbosity, options.progress_interval, log, &notifier);
     let lists = read_lists(&options.lists, options.images_dir.as_deref(), log);
     let mut summary = Summary {
         failed: lists.invalid_lines,
@@ -128,6 +125,7 @@ pub fn run(options: &Options, log: &Log) -> Exit {
             (false, Some(run)) => Some(Recorder::new(run, &options.lists, *log)),
             _ => None,
         };
+        let mut deletions = Deletions::new(&lists.entries);
         for (index, entry) in lists.entries.iter().enumerate() {
             let report = reporter.entry(index + 1, total, entry);
             // Answered by the listing, without a request: written with the next ones.
@@ -138,7 +136,16 @@ pub fn run(options: &Options, log: &Log) -> Exit {
             if let Some(recorder) = recorder.as_mut().filter(|_| !batched) {
                 recorder.flush();
             }
-            let result = load_entry(&engine, listing.as_ref(), entry, options, log, &report);
+            let result = load_entry(
+                &engine,
+                listing.as_ref(),
+                entry,
+                options,
+                log,
+                &report,
+                &mut deletions,
+            );
+            deletions.ended(index, entry, result.is_ok(), log);
             if let Some(recorder) = &mut recorder {
                 recorder.entry(entry, &recorded(&result), batched);
             }
@@ -328,8 +335,7 @@ impl std::error::Error for EntryError {
             EntryError::Space(e) => Some(e),
             EntryError::Unverifiable(e) => Some(e),
             EntryError::Decode { source, .. } | EntryError::Read { source, .. } => Some(source),
-            EntryError::NotPresentAfterLoad { .. }
-            | EntryError::NotTheArchives { .. } => None,
+            EntryError::NotPresentAfterLoad { .. } | EntryError::NotTheArchives { .. } => None,
         }
     }
 }
@@ -341,6 +347,7 @@ fn load_entry(
     options: &Options,
     log: &Log,
     report: &EntryReport,
+    deletions: &mut Deletions,
 ) -> Result<Outcome, EntryError> {
     let image = &entry.reference;
     let place = entry.place();
@@ -474,13 +481,7 @@ fn load_entry(
         started.elapsed().as_secs_f64()
     ));
     if options.delete_after_load {
-        match origin.and_then(|o| o.delete()) {
-            Ok(()) => log.info(format_args!("{place}: {image}: deleted {}", entry.archive)),
-            // The image is there, which is what the run is for; a kept archive costs only space.
-            Err(e) => log.warn(format_args!(
-                "{place}: {image}: loaded, but not deleted: {e}"
-            )),
-        }
+        deletions.loaded(entry, origin);
     }
     Ok(Outcome::Loaded(id))
 }
@@ -652,6 +653,75 @@ fn drop_broken_name(engine: &Engine, entry: &Entry, log: &Log) {
             "{place}: {image}: the failed load left the name on {}, and removing it failed: {e}; remove it by hand (docker rmi {image})",
             short_id(&left)
         )),
+    }
+}
+
+/// `--delete-after-load` when several lines name one archive (one per image or name it holds,
+/// as `scan` writes them): the archive is deleted after the last of those lines, once each of
+/// them ended with its image present, so that no line finds its archive gone while it still
+/// needs it. A line whose image is present needs no archive.
+struct Deletions {
+    /// The index of the last entry naming each archive.
+    last: HashMap<(PathBuf, String), usize>,
+    /// Archives loaded in this run, to delete at their last line; `None` once a line failed.
+    loaded: HashMap<(PathBuf, String), Option<Result<Origin, ArchiveError>>>,
+    /// Archives a line of which failed: kept.
+    failed: HashSet<(PathBuf, String)>,
+}
+
+impl Deletions {
+    fn new(entries: &[Entry]) -> Deletions {
+        let last = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (Deletions::key(e), i))
+            .collect();
+        Deletions {
+            last,
+            loaded: HashMap::new(),
+            failed: HashSet::new(),
+        }
+    }
+
+    fn key(entry: &Entry) -> (PathBuf, String) {
+        (entry.images_dir.clone(), entry.archive.clone())
+    }
+
+    /// The entry loaded its archive, opened as `origin`.
+    fn loaded(&mut self, entry: &Entry, origin: Result<Origin, ArchiveError>) {
+        self.loaded
+            .entry(Deletions::key(entry))
+            .or_insert(Some(origin));
+    }
+
+    /// The entry at `index` ended; at the last line naming its archive, the archive is deleted
+    /// if a line loaded it and none failed.
+    fn ended(&mut self, index: usize, entry: &Entry, ok: bool, log: &Log) {
+        let key = Deletions::key(entry);
+        if !ok {
+            self.failed.insert(key.clone());
+        }
+        if self.last.get(&key) != Some(&index) {
+            return;
+        }
+        let Some(Some(origin)) = self.loaded.remove(&key) else {
+            return;
+        };
+        let (place, image) = (entry.place(), &entry.reference);
+        if self.failed.contains(&key) {
+            log.warn(format_args!(
+                "{place}: {image}: kept {}: a line naming it failed",
+                entry.archive
+            ));
+            return;
+        }
+        match origin.and_then(|o| o.delete()) {
+            Ok(()) => log.info(format_args!("{place}: {image}: deleted {}", entry.archive)),
+            // The image is there, which is what the run is for; a kept archive costs only space.
+            Err(e) => log.warn(format_args!(
+                "{place}: {image}: loaded, but not deleted: {e}"
+            )),
+        }
     }
 }
 

@@ -71,23 +71,30 @@ fn line_for(scan: &Scan, name: &str) -> Result<String, String> {
     // The caller names the path: the reason alone.
     let inspected =
         inspect_file(&scan.dir.join(name), scan.memory_limit).map_err(|e| e.reason.to_string())?;
-    let inside = inspected
-        .images
-        .first()
-        .and_then(|i| i.references.first())
-        .cloned();
-    let reference = match (scan.refs.get(name), inside) {
-        (Some(given), _) => given.clone(),
-        (None, Some(inside)) => inside,
-        (None, None) => {
+    // Every name of every image: a line per name, so that each is checked at boot. The
+    // loader loads the archive for the first line it misses, and finds the others present.
+    let mut inside: Vec<String> = Vec::new();
+    for reference in inspected.images.iter().flat_map(|i| &i.references) {
+        if !inside.contains(reference) {
+            inside.push(reference.clone());
+        }
+    }
+    let references = match scan.refs.get(name) {
+        Some(given) => vec![given.clone()],
+        None if !inside.is_empty() => inside,
+        None => {
             return Err(format!(
                 "the archive names no image; give it one with --ref {name}=NAME:TAG"
             ))
         }
     };
-    Reference::parse(&reference)
-        .map_err(|e| format!("invalid image reference \"{reference}\": {e}"))?;
-    Ok(format!("{name} {reference}\n"))
+    let mut lines = String::new();
+    for reference in references {
+        Reference::parse(&reference)
+            .map_err(|e| format!("invalid image reference \"{reference}\": {e}"))?;
+        lines.push_str(&format!("{name} {reference}\n"));
+    }
+    Ok(lines)
 }
 
 /// Writes next to the target and renames, so a reader never sees half a list.

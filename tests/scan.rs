@@ -74,3 +74,101 @@ fn refuses_a_given_reference_the_loader_would_refuse() {
     .assert_stderr_contains("invalid image reference \"../../containers/json?all=1\"");
     assert_eq!(fs::read_to_string(&pkg.list).unwrap(), "");
 }
+
+#[test]
+fn writes_one_line_per_reference_of_an_image_tagged_twice() {
+    let pkg = Package::new();
+    let twice = Fixture::build(&["example.org/scan/twice:1", "example.org/scan/twice:2"], 1);
+    pkg.add_archive("twice.tar.zst", &twice.compressed(Codec::Zstd));
+
+    scan(&pkg, &[]).assert_code(0);
+
+    assert_eq!(
+        fs::read_to_string(&pkg.list).unwrap(),
+        "twice.tar.zst example.org/scan/twice:1\ntwice.tar.zst example.org/scan/twice:2\n"
+    );
+}
+
+#[test]
+fn writes_one_line_per_image_of_an_archive_holding_two() {
+    let pkg = Package::new();
+    let a = Fixture::new("example.org/scan/first:1");
+    let b = Fixture::new("example.org/scan/second:1");
+    pkg.add_archive("two.tar", &two_image_archive(&a, &b));
+
+    scan(&pkg, &[]).assert_code(0);
+
+    assert_eq!(
+        fs::read_to_string(&pkg.list).unwrap(),
+        "two.tar example.org/scan/first:1\ntwo.tar example.org/scan/second:1\n"
+    );
+}
+
+#[test]
+fn a_list_naming_one_archive_twice_loads_it_once_and_skips_the_second_line() {
+    let engine = Engine::podman();
+    let pkg = Package::new();
+    let a = Fixture::new("example.org/scan/once-a:1");
+    let b = Fixture::new("example.org/scan/once-b:1");
+    pkg.add_archive(
+        "two.tar.zst",
+        &Codec::Zstd.compress(&two_image_archive(&a, &b)),
+    );
+    scan(&pkg, &[]).assert_code(0);
+
+    let out = load_package(&engine, &pkg, &[]);
+
+    out.assert_code(0)
+        .assert_summary("1 loaded, 1 present, 0 failed")
+        .assert_stderr_contains("example.org/scan/once-b:1: present, skipped");
+    engine.assert_has(&a.reference);
+    engine.assert_has(&b.reference);
+}
+
+#[test]
+fn delete_after_load_deletes_an_archive_named_twice_once_both_lines_are_present() {
+    let engine = Engine::podman();
+    let pkg = Package::new();
+    let a = Fixture::new("example.org/scan/del-a:1");
+    let b = Fixture::new("example.org/scan/del-b:1");
+    let path = pkg.add_archive(
+        "two.tar.zst",
+        &Codec::Zstd.compress(&two_image_archive(&a, &b)),
+    );
+    scan(&pkg, &[]).assert_code(0);
+
+    let out = load_package(&engine, &pkg, &["--delete-after-load"]);
+
+    out.assert_code(0)
+        .assert_summary("1 loaded, 1 present, 0 failed")
+        .assert_stderr_contains("deleted two.tar.zst");
+    assert!(!path.exists(), "{out:?}");
+    engine.assert_has(&a.reference);
+    engine.assert_has(&b.reference);
+}
+
+#[test]
+fn delete_after_load_keeps_an_archive_whose_later_line_failed() {
+    let engine = Engine::podman();
+    let pkg = Package::new();
+    let a = Fixture::new("example.org/scan/keep-a:1");
+    let b = Fixture::new("example.org/scan/keep-b:1");
+    let path = pkg.add_archive(
+        "two.tar.zst",
+        &Codec::Zstd.compress(&two_image_archive(&a, &b)),
+    );
+    // The second line names an image the archive does not hold: it fails, and the archive
+    // stays for the next run.
+    pkg.write_list(&[
+        "two.tar.zst example.org/scan/keep-a:1",
+        "two.tar.zst example.org/scan/keep-missing:1",
+    ]);
+
+    let out = load_package(&engine, &pkg, &["--delete-after-load"]);
+
+    out.assert_code(1)
+        .assert_summary("1 loaded, 0 present, 1 failed")
+        .assert_stderr_contains("kept two.tar.zst: a line naming it failed");
+    assert!(path.exists(), "{out:?}");
+    engine.assert_has(&a.reference);
+}
