@@ -4,7 +4,7 @@
 //!
 //! Both sides err towards loading: a device that never gets its images is worse off than one
 //! whose engine reports a full disk. The size is what the archive records (zstd frame headers,
-//! the xz index, the gzip trailer) or else its compressed size, never a guess above it; the
+//! the xz index, the gzip trailer: [`decode::recorded_size`]) or else its compressed size, never a guess above it; the
 //! need counted is only the copy of the whole archive that the engine makes for every load
 //! (docker unpacks it under its data root, podman copies it to its temporary directory), not
 //! the layers it stores next, which may be shared with images it already has. Whatever cannot
@@ -13,14 +13,13 @@
 use std::ffi::CString;
 use std::fmt;
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use crate::archive::Archive;
-use crate::decode::Format;
+use crate::decode::{self, Format};
 use crate::engine::Engine;
 use crate::log::Log;
 use crate::units::Size;
@@ -29,19 +28,6 @@ use crate::units::Size;
 /// least any of these formats unpacks to (incompressible data is stored nearly as is, so the
 /// real size is this or more).
 const UNRECORDED_FACTOR: u64 = 1;
-/// deflate's largest ratio (RFC 1951: a 258-byte match in about 2 bits): a gzip trailer that
-/// claims more than this is not the size of the whole archive.
-const DEFLATE_MAX_RATIO: u64 = 1032;
-/// Most zstd block headers read for one archive (32 GiB of content in full 128 KiB blocks);
-/// the rest of an archive beyond counts at its compressed size.
-const ZSTD_BLOCK_BUDGET: u32 = 1 << 18;
-/// Largest content of one zstd block (RFC 8878, Block_Maximum_Size).
-const ZSTD_BLOCK_MAX: u64 = 128 << 10;
-const ZSTD_MAGIC: u32 = 0xFD2F_B528;
-/// Skippable frames (pzstd writes one in front of each frame) have magics 0x184D2A50..5F.
-const ZSTD_SKIPPABLE: u32 = 0x184D_2A50;
-const ZSTD_SKIPPABLE_MASK: u32 = 0xFFFF_FFF0;
-
 /// How many bytes of tar an archive unpacks to, at least.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Estimate {
@@ -80,193 +66,22 @@ impl fmt::Display for Basis {
 /// The unpacked size of an archive of `format` and `size` bytes, read from `file` without
 /// moving its position (the decoder reads on from there).
 pub fn estimate(format: Format, file: &File, size: u64) -> Estimate {
-    let recorded = match format {
-        Format::Tar => Some((size, Basis::TarSize)),
-        Format::Zstd => zstd_content_size(file, size).map(|(bytes, all)| match all {
-            true => (bytes, Basis::ZstdFrames),
-            false => (bytes, Basis::Compressed),
-        }),
-        Format::Gzip => gzip_trailer_size(file, size).map(|bytes| (bytes, Basis::GzipTrailer)),
-        Format::Xz => lzma_rust2::xz_uncompressed_size(At {
-            file,
-            pos: 0,
-            len: size,
-        })
-        .ok()
-        .map(|bytes| (bytes, Basis::XzIndex)),
-    };
+    let recorded = decode::recorded_size(format, file, size).map(|r| {
+        let basis = match (format, r.complete) {
+            (_, false) => Basis::Compressed,
+            (Format::Tar, true) => Basis::TarSize,
+            (Format::Zstd, true) => Basis::ZstdFrames,
+            (Format::Gzip, true) => Basis::GzipTrailer,
+            (Format::Xz, true) => Basis::XzIndex,
+        };
+        (r.bytes, basis)
+    });
     let (bytes, basis) = recorded.unwrap_or((size, Basis::Compressed));
     let bytes = match basis {
         Basis::Compressed => bytes.max(size.saturating_mul(UNRECORDED_FACTOR)),
         _ => bytes,
     };
     Estimate { bytes, basis }
-}
-
-/// The sum of the content sizes of all frames, and whether every frame recorded its own (a
-/// frame that does not counts what its blocks are known to hold: raw and RLE blocks exactly,
-/// compressed blocks at their compressed size). `None` when the frames cannot be walked to the
-/// end of the file: then the archive is damaged, and the decoder will say so.
-fn zstd_content_size(file: &File, len: u64) -> Option<(u64, bool)> {
-    let mut pos = 0u64;
-    let mut total = 0u64;
-    let mut all_recorded = true;
-    let mut budget = ZSTD_BLOCK_BUDGET;
-    while pos < len {
-        let magic = u32::from_le_bytes(read_exact_at(file, pos)?);
-        if magic & ZSTD_SKIPPABLE_MASK == ZSTD_SKIPPABLE {
-            let skip = u32::from_le_bytes(read_exact_at(file, pos + 4)?);
-            pos = pos.checked_add(8 + u64::from(skip))?;
-            continue;
-        }
-        if magic != ZSTD_MAGIC {
-            return None;
-        }
-        let mut head = [0u8; 14];
-        let got = read_at_most(file, pos + 4, &mut head)?;
-        let header = FrameHeader::parse(&head[..got])?;
-        pos += 4 + header.len;
-        let (mut floor, mut blocks) = (0u64, 0u64);
-        loop {
-            if budget == 0 {
-                // Enough read: the rest counts at its compressed size.
-                return Some((total + floor + len.saturating_sub(pos), false));
-            }
-            budget -= 1;
-            let [a, b, c] = read_exact_at(file, pos)?;
-            let block = u32::from_le_bytes([a, b, c, 0]);
-            let size = u64::from(block >> 3);
-            pos += 3;
-            pos += match (block >> 1) & 3 {
-                // RLE: one byte on disk, repeated `size` times.
-                1 => 1,
-                // Raw, or compressed (taken to unpack to at least its own size).
-                0 | 2 => size,
-                _ => return None,
-            };
-            floor += size;
-            blocks += 1;
-            if block & 1 == 1 {
-                break;
-            }
-        }
-        if header.checksum {
-            pos += 4;
-        }
-        if pos > len {
-            return None;
-        }
-        // A recorded size its blocks cannot hold is damage, not a size.
-        match header.content_size {
-            Some(n) if n <= blocks * ZSTD_BLOCK_MAX => total += n,
-            _ => {
-                total += floor;
-                all_recorded = false;
-            }
-        }
-    }
-    Some((total, all_recorded))
-}
-
-/// The parts of a zstd frame header (RFC 8878, 3.1.1.1) the estimate needs.
-#[derive(Debug, PartialEq, Eq)]
-struct FrameHeader {
-    /// Bytes after the magic number up to the first block.
-    len: u64,
-    content_size: Option<u64>,
-    checksum: bool,
-}
-
-impl FrameHeader {
-    /// Parses the header from `head`, the bytes after the magic number.
-    fn parse(head: &[u8]) -> Option<FrameHeader> {
-        let descriptor = *head.first()?;
-        if descriptor & 0x08 != 0 {
-            return None; // reserved bit
-        }
-        let single_segment = descriptor & 0x20 != 0;
-        let window = usize::from(!single_segment);
-        let dict = [0, 1, 2, 4][usize::from(descriptor & 3)];
-        let fcs = match descriptor >> 6 {
-            0 => usize::from(single_segment),
-            1 => 2,
-            2 => 4,
-            _ => 8,
-        };
-        let start = 1 + window + dict;
-        let field = head.get(start..start + fcs)?;
-        let mut value = [0u8; 8];
-        value[..fcs].copy_from_slice(field);
-        let value = u64::from_le_bytes(value);
-        Some(FrameHeader {
-            len: (start + fcs) as u64,
-            content_size: match fcs {
-                0 => None,
-                2 => Some(value + 256),
-                _ => Some(value),
-            },
-            checksum: descriptor & 0x04 != 0,
-        })
-    }
-}
-
-/// The gzip trailer's ISIZE: the last member's size modulo 4 GiB. Exact for the usual archive
-/// (one member, below 4 GiB), less than the whole otherwise; believed only between the
-/// compressed size and deflate's largest ratio, since garbage there would be believed too.
-fn gzip_trailer_size(file: &File, len: u64) -> Option<u64> {
-    if len < 18 {
-        return None;
-    }
-    let isize = u64::from(u32::from_le_bytes(read_exact_at(file, len - 4)?));
-    (isize >= len && isize <= len.saturating_mul(DEFLATE_MAX_RATIO)).then_some(isize)
-}
-
-fn read_exact_at<const N: usize>(file: &File, pos: u64) -> Option<[u8; N]> {
-    let mut buf = [0u8; N];
-    file.read_exact_at(&mut buf, pos).ok()?;
-    Some(buf)
-}
-
-/// Reads up to `buf.len()` bytes at `pos`; fewer only at the end of the file.
-fn read_at_most(file: &File, pos: u64, buf: &mut [u8]) -> Option<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match file.read_at(&mut buf[got..], pos + got as u64) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return None,
-        }
-    }
-    Some(got)
-}
-
-/// A `Read + Seek` view of a file that keeps its own position (pread), so the file's own
-/// position, where the decoder goes on, stays where it is.
-struct At<'a> {
-    file: &'a File,
-    pos: u64,
-    len: u64,
-}
-
-impl Read for At<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.file.read_at(buf, self.pos)?;
-        self.pos += n as u64;
-        Ok(n)
-    }
-}
-
-impl Seek for At<'_> {
-    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
-        let target = match to {
-            SeekFrom::Start(n) => Some(n),
-            SeekFrom::End(d) => self.len.checked_add_signed(d),
-            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
-        };
-        self.pos = target.ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
-        Ok(self.pos)
-    }
 }
 
 /// Free bytes on the filesystem holding `dir`, as `df` shows them (Avail: the blocks reserved
@@ -402,7 +217,10 @@ impl<R: Read> Read for Gate<'_, R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{Seek, SeekFrom};
+
     use crate::decode::compress;
+    use crate::decode::zstd::{BLOCK_MAX as ZSTD_BLOCK_MAX, SKIPPABLE as ZSTD_SKIPPABLE};
     use std::process::Command;
 
     /// A payload that compresses about 3:1, like an image's tar.
@@ -533,7 +351,8 @@ mod tests {
             .count();
         assert!(frames >= 2, "fixture: pzstd wrote {frames} frame(s)");
         // The walk reaches the end of the last frame: the sizes are not there to add up.
-        let (bytes, all) = zstd_content_size(&s.open(), len).expect("walked to the end");
+        let r = decode::recorded_size(Format::Zstd, &s.open(), len).expect("walked to the end");
+        let (bytes, all) = (r.bytes, r.complete);
         assert!(!all && bytes <= len, "{bytes} of {len}");
         assert_eq!(
             estimate(Format::Zstd, &s.open(), len),
@@ -582,30 +401,6 @@ mod tests {
                 basis: Basis::Compressed
             }
         );
-    }
-
-    #[test]
-    fn frame_headers_parse_as_zstd_itself_reads_them() {
-        let data = payload(70_000);
-        for (tag, tool) in [
-            ("h1", &["zstd", "-q", "-c"][..]),
-            ("h2", &["zstd", "-q", "-c", "--no-check", "-19"]),
-            ("h3", &["zstd", "-q", "-c", "--long=27"]),
-        ] {
-            let zst = from_file(tag, tool, &data);
-            let ours = FrameHeader::parse(&zst[4..]).unwrap();
-            assert_eq!(
-                Ok(ours.content_size),
-                zstd_safe::get_frame_content_size(&zst).map_err(|_| ()),
-                "{tool:?}"
-            );
-        }
-        let piped = compress(&["zstd", "-q", "-c"], &data);
-        assert_eq!(FrameHeader::parse(&piped[4..]).unwrap().content_size, None);
-        // Two-byte field: the value plus 256.
-        let h = FrameHeader::parse(&[0x40, 0x58, 0x10, 0x00]).unwrap();
-        assert_eq!((h.len, h.content_size), (4, Some(256 + 16)));
-        assert_eq!(FrameHeader::parse(&[0x08]), None, "reserved bit set");
     }
 
     #[test]

@@ -6,13 +6,22 @@
 //! memory does not grow with the archive; the only variable cost, the zstd window or xz
 //! dictionary, is capped by `--memory-limit`. Decoder failures come out as `io::Error`s that
 //! carry a [`DecodeError`], so the caller can tell a corrupt archive from a broken socket.
+//!
+//! What each format is lives in its own file (`zstd.rs`, `gzip.rs`, `xz.rs`, `tar.rs`): its
+//! magic bytes, its decoder and the unpacked size it records; [`Format::ALL`] lists them, for
+//! the sniffing here and for the messages that name them ([`KnownFormats`]).
 
+mod at;
+mod gzip;
 mod pipe;
 mod tail;
-mod zstd;
+mod tar;
+mod xz;
+pub(crate) mod zstd;
 
 use std::fmt;
-use std::io::{self, BufReader, Read};
+use std::fs::File;
+use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -22,7 +31,7 @@ pub use tail::HoldBack;
 /// Enough to see the tar magic at offset 257 as well as every compression magic.
 const SNIFF_LEN: usize = 512;
 /// Reads from the archive file in blocks this size (measured: larger blocks do not pay).
-const READ_BUF: usize = 128 << 10;
+pub(crate) const READ_BUF: usize = 128 << 10;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -70,14 +79,36 @@ impl fmt::Display for KnownFormats {
 
 /// Tells the format from an archive's first bytes, `None` if it is none of ours.
 pub fn sniff(head: &[u8]) -> Option<Format> {
-    match head {
-        [0x28, 0xb5, 0x2f, 0xfd, ..] => Some(Format::Zstd),
-        // A skippable frame, as pzstd writes in front of its frames.
-        [0x50..=0x5f, 0x2a, 0x4d, 0x18, ..] => Some(Format::Zstd),
-        [0x1f, 0x8b, ..] => Some(Format::Gzip),
-        [0xfd, b'7', b'z', b'X', b'Z', 0x00, ..] => Some(Format::Xz),
-        _ if head.len() >= 263 && &head[257..262] == b"ustar" => Some(Format::Tar),
-        _ => None,
+    Format::ALL.into_iter().find(|format| match format {
+        Format::Zstd => zstd::sniff(head),
+        Format::Gzip => gzip::sniff(head),
+        Format::Xz => xz::sniff(head),
+        Format::Tar => tar::sniff(head),
+    })
+}
+
+/// What an archive records of the size it unpacks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recorded {
+    pub bytes: u64,
+    /// Every part recorded its size; else `bytes` is the least those parts hold.
+    pub complete: bool,
+}
+
+/// The unpacked size an archive of `format` and `len` bytes records (a tar: its own), read
+/// from `file` without moving its position; `None` if it records none that can be believed.
+pub fn recorded_size(format: Format, file: &File, len: u64) -> Option<Recorded> {
+    let complete = |bytes| Recorded {
+        bytes,
+        complete: true,
+    };
+    match format {
+        Format::Tar => Some(complete(len)),
+        Format::Zstd => {
+            zstd::recorded_size(file, len).map(|(bytes, complete)| Recorded { bytes, complete })
+        }
+        Format::Gzip => gzip::recorded_size(file, len).map(complete),
+        Format::Xz => xz::recorded_size(file, len).map(complete),
     }
 }
 
@@ -246,17 +277,8 @@ pub fn decoder<R: Read + Send + 'static>(
     });
     let inner: Box<dyn Read + Send> = match format {
         Format::Zstd => Box::new(zstd::ZstdReader::new(raw, memory_limit)),
-        Format::Gzip => Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(
-            READ_BUF, raw,
-        ))),
-        Format::Xz => Box::new(XzLimited {
-            inner: lzma_rust2::XzReader::new_mem_limit(
-                BufReader::with_capacity(READ_BUF, raw),
-                true,
-                u32::try_from(memory_limit >> 10).unwrap_or(u32::MAX),
-            ),
-            limit: memory_limit,
-        }),
+        Format::Gzip => Box::new(gzip::reader(raw)),
+        Format::Xz => Box::new(xz::reader(raw, memory_limit)),
         Format::Tar => Box::new(raw),
     };
     Decoder {
@@ -266,27 +288,6 @@ pub fn decoder<R: Read + Send + 'static>(
             format,
             progress,
         }),
-    }
-}
-
-/// Turns lzma-rust2's out-of-memory answer into the `--memory-limit` error.
-struct XzLimited<R: Read> {
-    inner: lzma_rust2::XzReader<R>,
-    limit: u64,
-}
-
-impl<R: Read> Read for XzLimited<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read(buf).map_err(|e| {
-            if e.kind() == io::ErrorKind::OutOfMemory {
-                io::Error::other(DecodeError {
-                    format: Format::Xz,
-                    kind: DecodeErrorKind::MemoryLimit { limit: self.limit },
-                })
-            } else {
-                e
-            }
-        })
     }
 }
 

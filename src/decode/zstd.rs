@@ -1,13 +1,141 @@
-//! A `Read` over zstd-safe's streaming decompressor.
+//! zstd: its magic, a `Read` over zstd-safe's streaming decompressor, and the unpacked size
+//! its frame headers record.
 //!
 //! Handles any number of frames, including the skippable frames pzstd writes. The window the
 //! frames may ask for is capped (`WindowLogMax`), which is what `--memory-limit` means for zstd.
 
+use std::fs::File;
 use std::io::{self, Read};
 
 use zstd_safe::{DCtx, DParameter, InBuffer, OutBuffer};
 
+use super::at::{read_at_most, read_exact_at};
 use super::{DecodeError, DecodeErrorKind, Format};
+
+const MAGIC: u32 = 0xFD2F_B528;
+/// Skippable frames (pzstd writes one in front of each frame) have magics 0x184D2A50..5F.
+pub(crate) const SKIPPABLE: u32 = 0x184D_2A50;
+const SKIPPABLE_MASK: u32 = 0xFFFF_FFF0;
+/// Most block headers read for one archive (32 GiB of content in full 128 KiB blocks); the
+/// rest of an archive beyond counts at its compressed size.
+const BLOCK_BUDGET: u32 = 1 << 18;
+/// Largest content of one block (RFC 8878, Block_Maximum_Size).
+pub(crate) const BLOCK_MAX: u64 = 128 << 10;
+/// The longest frame header, magic included (RFC 8878, 3.1.1.1).
+const HEADER_MAX: usize = 18;
+
+/// Whether `head` starts a zstd frame, or a skippable frame (as pzstd writes in front).
+pub fn sniff(head: &[u8]) -> bool {
+    match head {
+        [a, b, c, d, ..] => {
+            let magic = u32::from_le_bytes([*a, *b, *c, *d]);
+            magic == MAGIC || magic & SKIPPABLE_MASK == SKIPPABLE
+        }
+        _ => false,
+    }
+}
+
+/// The sum of the content sizes of all frames, and whether every frame recorded its own (a
+/// frame that does not counts what its blocks are known to hold: raw and RLE blocks exactly,
+/// compressed blocks at their compressed size). `None` when the frames cannot be walked to the
+/// end of the file: then the archive is damaged, and the decoder will say so.
+///
+/// The walk reads headers only, with pread: zstd-safe's `find_frame_compressed_size` would
+/// need each whole frame in memory, so the frame and block headers are stepped over here.
+pub fn recorded_size(file: &File, len: u64) -> Option<(u64, bool)> {
+    let mut pos = 0u64;
+    let mut total = 0u64;
+    let mut all_recorded = true;
+    let mut budget = BLOCK_BUDGET;
+    while pos < len {
+        let magic = u32::from_le_bytes(read_exact_at(file, pos)?);
+        if magic & SKIPPABLE_MASK == SKIPPABLE {
+            let skip = u32::from_le_bytes(read_exact_at(file, pos + 4)?);
+            pos = pos.checked_add(8 + u64::from(skip))?;
+            continue;
+        }
+        if magic != MAGIC {
+            return None;
+        }
+        let mut head = [0u8; HEADER_MAX];
+        let got = read_at_most(file, pos, &mut head)?;
+        let header = FrameHeader::parse(&head[..got])?;
+        pos += header.len;
+        let (mut floor, mut blocks) = (0u64, 0u64);
+        loop {
+            if budget == 0 {
+                // Enough read: the rest counts at its compressed size.
+                return Some((total + floor + len.saturating_sub(pos), false));
+            }
+            budget -= 1;
+            let [a, b, c] = read_exact_at(file, pos)?;
+            let block = u32::from_le_bytes([a, b, c, 0]);
+            let size = u64::from(block >> 3);
+            pos += 3;
+            pos += match (block >> 1) & 3 {
+                // RLE: one byte on disk, repeated `size` times.
+                1 => 1,
+                // Raw, or compressed (taken to unpack to at least its own size).
+                0 | 2 => size,
+                _ => return None,
+            };
+            floor += size;
+            blocks += 1;
+            if block & 1 == 1 {
+                break;
+            }
+        }
+        if header.checksum {
+            pos += 4;
+        }
+        if pos > len {
+            return None;
+        }
+        // A recorded size its blocks cannot hold is damage, not a size.
+        match header.content_size {
+            Some(n) if n <= blocks * BLOCK_MAX => total += n,
+            _ => {
+                total += floor;
+                all_recorded = false;
+            }
+        }
+    }
+    Some((total, all_recorded))
+}
+
+/// The parts of a frame header (RFC 8878, 3.1.1.1) the walk needs.
+#[derive(Debug, PartialEq, Eq)]
+struct FrameHeader {
+    /// Bytes from the magic number up to the first block.
+    len: u64,
+    content_size: Option<u64>,
+    checksum: bool,
+}
+
+impl FrameHeader {
+    /// Parses the header of the frame that `frame` starts, magic number included. The content
+    /// size is zstd's own reading (`get_frame_content_size`, which also refuses a reserved bit
+    /// or too large a window); the header's length and the checksum flag, which zstd-safe
+    /// offers only behind its `experimental` feature, are read from the descriptor here.
+    fn parse(frame: &[u8]) -> Option<FrameHeader> {
+        let descriptor = *frame.get(4)?;
+        let content_size = zstd_safe::get_frame_content_size(frame).ok()?;
+        let single_segment = descriptor & 0x20 != 0;
+        let window = usize::from(!single_segment);
+        let dict = [0, 1, 2, 4][usize::from(descriptor & 3)];
+        let fcs = match descriptor >> 6 {
+            0 => usize::from(single_segment),
+            1 => 2,
+            2 => 4,
+            _ => 8,
+        };
+        Some(FrameHeader {
+            len: (4 + 1 + window + dict + fcs) as u64,
+            content_size,
+            checksum: descriptor & 0x04 != 0,
+        })
+    }
+}
 
 /// zstd accepts window logs from 10 to 31 (30 on 32-bit targets).
 const WINDOW_LOG_MIN: u32 = 10;
@@ -100,5 +228,33 @@ impl<R: Read> Read for ZstdReader<R> {
                 };
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_headers_are_stepped_over_as_zstd_reads_them() {
+        let magic = MAGIC.to_le_bytes();
+        let frame = |rest: &[u8]| [&magic[..], rest].concat();
+        // Two-byte content size field: the value plus 256; a window byte before it.
+        let h = FrameHeader::parse(&frame(&[0x40, 0x58, 0x10, 0x00])).unwrap();
+        assert_eq!((h.len, h.content_size), (8, Some(256 + 16)));
+        // Single segment, one-byte field, a checksum: no window byte.
+        let h = FrameHeader::parse(&frame(&[0x24, 0x07])).unwrap();
+        assert_eq!((h.len, h.content_size, h.checksum), (6, Some(7), true));
+        assert_eq!(
+            FrameHeader::parse(&frame(&[0x08, 0x58])),
+            None,
+            "reserved bit set"
+        );
+        assert_eq!(FrameHeader::parse(&frame(&[0x40, 0x58])), None, "cut short");
+        let piped = crate::decode::compress(&["zstd", "-q", "-c"], &[7; 1000]);
+        assert_eq!(FrameHeader::parse(&piped).unwrap().content_size, None);
+        assert!(sniff(&piped));
+        assert!(sniff(&[0x50, 0x2a, 0x4d, 0x18]));
+        assert!(!sniff(&magic[..3]));
     }
 }
