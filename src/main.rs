@@ -16,9 +16,9 @@ fn main() -> ExitCode {
             Log::from_env(0).error(e);
             Exit::Usage
         }
-        Ok(Command::Help) => {
+        Ok(Command::Help(command)) => {
             let mut out = Stdout::default();
-            out.write(cli::USAGE);
+            out.write(&cli::help(command));
             out.finish(Exit::Done, &Log::from_env(0))
         }
         Ok(Command::Version) => {
@@ -35,7 +35,7 @@ fn main() -> ExitCode {
             json,
             memory_limit,
         }) => inspect::run(&archives, json, memory_limit, &Log::from_env(0)),
-        Ok(Command::Scan(s)) => scan::run(&s, &Log::from_env(0)),
+        Ok(Command::Scan { scan: s, verbosity }) => scan::run(&s, &Log::from_env(verbosity)),
     };
     ExitCode::from(exit as u8)
 }

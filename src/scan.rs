@@ -38,7 +38,7 @@ pub fn run(scan: &Scan, log: &Log) -> Exit {
     let mut failed = false;
     let mut list = String::new();
     for name in &names {
-        match line_for(scan, name) {
+        match lines_for(scan, name, log) {
             Ok(line) => list.push_str(&line),
             Err(why) => {
                 log.error(format_args!("{}: {why}", scan.dir.join(name).display()));
@@ -57,6 +57,17 @@ pub fn run(scan: &Scan, log: &Log) -> Exit {
         log.error(format_args!("writing the list: {e}"));
         return Exit::Usage;
     }
+    let lines = list.lines().count();
+    let archives = names.len();
+    let to = match &scan.output {
+        Some(path) => path.display().to_string(),
+        None => "standard output".to_owned(),
+    };
+    log.info(format_args!(
+        "{lines} line{} for {archives} file{} written to {to}",
+        if lines == 1 { "" } else { "s" },
+        if archives == 1 { "" } else { "s" },
+    ));
     if failed {
         Exit::Failed
     } else {
@@ -64,7 +75,7 @@ pub fn run(scan: &Scan, log: &Log) -> Exit {
     }
 }
 
-fn line_for(scan: &Scan, name: &str) -> Result<String, String> {
+fn lines_for(scan: &Scan, name: &str, log: &Log) -> Result<String, String> {
     if name.contains(char::is_whitespace) || name.starts_with('#') {
         return Err("an archive name in image.list cannot hold blanks or start with '#'".into());
     }
@@ -79,8 +90,26 @@ fn line_for(scan: &Scan, name: &str) -> Result<String, String> {
             inside.push(reference.clone());
         }
     }
+    log.debug(format_args!(
+        "{}: {}, {}, {} image{}: {}",
+        scan.dir.join(name).display(),
+        inspected.format,
+        inspected.layout,
+        inspected.images.len(),
+        if inspected.images.len() == 1 { "" } else { "s" },
+        match inside.is_empty() {
+            true => "no reference".to_owned(),
+            false => inside.join(", "),
+        }
+    ));
     let references = match scan.refs.get(name) {
-        Some(given) => vec![given.clone()],
+        Some(given) => {
+            log.debug(format_args!(
+                "{}: {given}, given by --ref",
+                scan.dir.join(name).display()
+            ));
+            vec![given.clone()]
+        }
         None if !inside.is_empty() => inside,
         None => {
             return Err(format!(

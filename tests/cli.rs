@@ -159,3 +159,113 @@ fn no_priority_prefix_without_journal_stream() {
         "expected a line starting with {expected:?}\n{out:?}"
     );
 }
+
+#[test]
+fn inspect_refuses_an_option_of_load_naming_itself_and_exits_2() {
+    let out = run_loader(
+        &["inspect", "--delete-after-load", "--verify", "a.tar"],
+        &[],
+    );
+
+    out.assert_code(2);
+    assert_eq!(
+        out.stderr,
+        "container-loader inspect: --delete-after-load is not an option of inspect; see container-loader inspect --help\n"
+    );
+}
+
+#[test]
+fn scan_refuses_json_and_exits_2() {
+    let dir = TempDir::new("scan");
+    let out = run_loader(&["scan", &dir.path().display().to_string(), "--json"], &[]);
+
+    out.assert_code(2)
+        .assert_stderr_contains("container-loader scan: --json is not an option of scan");
+}
+
+#[test]
+fn status_refuses_dry_run_and_exits_2() {
+    let (_dir, sock) = nowhere();
+    let out = run_loader(&["status", "-H", &sock, "--wait", "0", "--dry-run"], &[]);
+
+    out.assert_code(2)
+        .assert_stderr_contains("container-loader status: --dry-run is not an option of status");
+}
+
+#[test]
+fn inspect_refuses_quiet_and_verbose() {
+    for flag in ["-q", "--quiet", "-v", "--verbose"] {
+        run_loader(&["inspect", flag, "a.tar"], &[])
+            .assert_code(2)
+            .assert_stderr_contains(&format!("{flag} is not an option of inspect"));
+    }
+}
+
+#[test]
+fn each_command_help_prints_its_own_usage_on_stdout() {
+    for (command, own, foreign) in [
+        ("load", "--delete-after-load", "--json"),
+        ("status", "--json", "--dry-run"),
+        ("inspect", "--json", "--list"),
+        ("scan", "--ref", "--verify"),
+    ] {
+        let out = run_loader(&[command, "--help"], &[]);
+        out.assert_code(0);
+        assert!(
+            out.stdout.contains(&format!("container-loader {command}"))
+                || out.stdout.contains("container-loader [load]"),
+            "{out:?}"
+        );
+        assert!(
+            out.stdout.contains(own),
+            "{command} --help lists {own}\n{out:?}"
+        );
+        assert!(
+            !out.stdout.contains(foreign),
+            "{command} --help does not list {foreign}\n{out:?}"
+        );
+    }
+}
+
+#[test]
+fn help_without_a_command_points_to_each_commands_help() {
+    let out = run_loader(&["--help"], &[]);
+
+    out.assert_code(0);
+    assert!(
+        out.stdout.contains("container-loader COMMAND --help"),
+        "{out:?}"
+    );
+    for command in ["status", "inspect", "scan"] {
+        assert!(
+            out.stdout.contains(&format!("container-loader {command}")),
+            "{out:?}"
+        );
+    }
+}
+
+#[test]
+fn scan_says_how_many_lines_it_wrote_unless_quiet() {
+    let pkg = Package::new();
+    pkg.add_archive("a.tar", &Fixture::new("example.org/cli/scan:1").tar);
+    let dir = pkg.images.display().to_string();
+    let list = pkg.list_arg();
+
+    run_loader(&["scan", &dir, "-o", &list], &[])
+        .assert_code(0)
+        .assert_stderr_contains(&format!("1 line for 1 file written to {list}"));
+    let quiet = run_loader(&["scan", &dir, "-o", &list, "-q"], &[]);
+    quiet.assert_code(0);
+    assert_eq!(quiet.stderr, "", "{quiet:?}");
+}
+
+#[test]
+fn scan_verbose_says_what_each_archive_holds() {
+    let pkg = Package::new();
+    pkg.add_archive("a.tar", &Fixture::new("example.org/cli/scan-v:1").tar);
+    let dir = pkg.images.display().to_string();
+
+    run_loader(&["scan", &dir, "-v"], &[])
+        .assert_code(0)
+        .assert_stderr_contains("a.tar: tar, docker-archive, 1 image: example.org/cli/scan-v:1");
+}

@@ -15,6 +15,7 @@
 mod common;
 mod device;
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
@@ -94,24 +95,68 @@ fn make_install_lays_out_binary_units_hooks_man_page_and_docs() {
     }
 }
 
-/// The manual page describes every option `--help` lists.
+/// The options a `--help` text lists: the words of its option lines before their text.
+fn options_of_help(help: &str) -> BTreeSet<String> {
+    help.lines()
+        .filter(|l| l.starts_with("  ") && l.trim_start().starts_with('-'))
+        .flat_map(|l| l.get(..27).unwrap_or(l).split([' ', ',']))
+        .filter(|w| w.starts_with('-') && w.len() > 1)
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The options the manual page documents for `command`: the tags of the paragraphs under each
+/// OPTIONS subsection whose title names the command, as in `.SS "Engine (load, status)"`.
+fn options_of_man(man: &str, command: &str) -> BTreeSet<String> {
+    let options = &man[man.find(".SH OPTIONS").expect("an OPTIONS section")..];
+    let options = &options[..options[1..].find(".SH ").map_or(options.len(), |i| i + 1)];
+    let mut found = BTreeSet::new();
+    let mut theirs = false;
+    let mut lines = options.lines();
+    while let Some(line) = lines.next() {
+        if let Some(title) = line.strip_prefix(".SS ") {
+            let named = title
+                .rsplit_once('(')
+                .map(|(_, c)| c.trim_end_matches(['"', ')']))
+                .unwrap_or_else(|| panic!("{title} names no commands in parentheses"));
+            theirs = named.split(", ").any(|c| c == command);
+        } else if line == ".TP" && theirs {
+            let tag = lines.next().unwrap_or_default().replace("\\-", "-");
+            found.extend(
+                tag.split([' ', '"', ','])
+                    .filter(|w| w.starts_with('-') && w.len() > 1)
+                    .map(str::to_owned),
+            );
+        }
+    }
+    found
+}
+
+/// The manual page documents, under each command, exactly the options its `--help` lists.
 #[test]
-fn man_page_documents_every_option_of_help() {
-    let help = run_ok(Command::new(loader_bin()).arg("--help"));
+fn man_page_documents_each_commands_options_as_its_help_lists_them() {
     let man = read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("man/container-loader.8"));
-    let options: Vec<&str> = help
-        .split(|c: char| c.is_whitespace() || c == ',')
-        .filter(|w| w.starts_with("--") && w.len() > 2)
-        .collect();
-    assert!(options.len() > 10, "no options found in --help:\n{help}");
-    for option in options {
-        // roff writes a dash as \-.
-        let escaped = option.replace('-', "\\-");
+    for command in ["load", "status", "inspect", "scan"] {
+        let help = run_ok(Command::new(loader_bin()).args([command, "--help"]));
+        let in_help = options_of_help(&help);
         assert!(
-            man.contains(&escaped),
-            "man/container-loader.8 does not document {option}"
+            in_help.len() > 3,
+            "no options found in {command} --help:\n{help}"
+        );
+        let in_man = options_of_man(&man, command);
+        assert_eq!(
+            in_help, in_man,
+            "{command} --help (left) and its options in man/container-loader.8 (right)"
         );
     }
+}
+
+/// `container-loader --help` lists the default command's options.
+#[test]
+fn help_without_a_command_lists_the_options_of_load() {
+    let overview = run_ok(Command::new(loader_bin()).arg("--help"));
+    let load = run_ok(Command::new(loader_bin()).args(["load", "--help"]));
+    assert_eq!(options_of_help(&overview), options_of_help(&load));
 }
 
 /// Both units carry the same [Service] settings apart from the list they load.

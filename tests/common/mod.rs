@@ -1649,8 +1649,14 @@ pub fn spawn_loader_in<S: AsRef<str>>(
         cmd.current_dir(dir);
     }
     // Locks, status.json and image markers go to a directory of this run unless the test
-    // names one: tests must not write into the host's /run/container-loader.
-    let run_dir = (!args.iter().any(|a| a == "--run-dir")).then(|| TempDir::new("run"));
+    // names one: tests must not write into the host's /run/container-loader. Only load
+    // takes --run-dir; the other commands refuse it.
+    let other_command = matches!(
+        args.first().map(String::as_str),
+        Some("status" | "inspect" | "scan")
+    );
+    let run_dir =
+        (!other_command && !args.iter().any(|a| a == "--run-dir")).then(|| TempDir::new("run"));
     if let Some(dir) = &run_dir {
         cmd.arg("--run-dir").arg(dir.path());
     }
