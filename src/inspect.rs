@@ -21,6 +21,7 @@ pub struct ArchiveJson<'a> {
     pub compressed_size: u64,
     /// `zstd`, `gzip`, `xz` or `tar`.
     pub format: &'static str,
+    /// The images the archive describes, in the order it lists them.
     pub images: Vec<ImageJson<'a>>,
     /// `docker-archive` (manifest.json) or `oci-archive` (index.json).
     pub layout: &'static str,
