@@ -172,3 +172,21 @@ fn delete_after_load_keeps_an_archive_whose_later_line_failed() {
     assert!(path.exists(), "{out:?}");
     engine.assert_has(&a.reference);
 }
+
+#[test]
+fn delete_after_load_deletes_an_image_tagged_twice_after_its_second_line() {
+    let engine = Engine::podman();
+    let pkg = Package::new();
+    let twice = Fixture::build(&["example.org/scan/tags:1", "example.org/scan/tags:2"], 1);
+    let path = pkg.add_archive("twice.tar.zst", &twice.compressed(Codec::Zstd));
+    scan(&pkg, &[]).assert_code(0);
+
+    let out = load_package(&engine, &pkg, &["--delete-after-load"]);
+
+    out.assert_code(0)
+        .assert_summary("1 loaded, 1 present, 0 failed")
+        .assert_stderr_contains("image.list:2: example.org/scan/tags:2: deleted twice.tar.zst");
+    assert!(!path.exists(), "{out:?}");
+    engine.assert_has("example.org/scan/tags:1");
+    engine.assert_has("example.org/scan/tags:2");
+}
