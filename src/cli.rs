@@ -650,7 +650,7 @@ pub fn parse(
     match name {
         Name::Inspect => {
             if operands.is_empty() {
-                return Err(err("inspect needs at least one ARCHIVE".into()));
+                return Err(err("no ARCHIVE given".into()));
             }
             return Ok(Command::Inspect {
                 archives: operands.into_iter().map(PathBuf::from).collect(),
@@ -660,12 +660,10 @@ pub fn parse(
         }
         Name::Scan => {
             let mut operands = operands.into_iter();
-            let dir = operands
-                .next()
-                .ok_or_else(|| err("scan needs a DIR".into()))?;
+            let dir = operands.next().ok_or_else(|| err("no DIR given".into()))?;
             if let Some(more) = operands.next() {
                 return Err(err(format!(
-                    "scan takes one DIR, not also \"{}\"",
+                    "takes one DIR, not also \"{}\"",
                     more.to_string_lossy()
                 )));
             }
@@ -683,7 +681,7 @@ pub fn parse(
     }
     if let Some(extra) = operands.first() {
         return Err(err(format!(
-            "{name} takes no ARCHIVE or DIR, only options, not \"{}\"",
+            "takes only options, not \"{}\"",
             extra.to_string_lossy()
         )));
     }
