@@ -510,6 +510,31 @@ fn silent_docker_socket_does_not_hold_up_podman_under_engine_auto() {
 }
 
 #[test]
+fn engine_auto_takes_the_first_usual_socket_when_both_answer_though_the_other_is_quicker() {
+    // A device with docker and podman both up: the same engine every boot, docker (the first
+    // usual socket), even when podman answers first.
+    require_root();
+    let podman = Engine::podman();
+    let docker = Scripted::start(|line| match path_of(line) {
+        "/_ping" => {
+            std::thread::sleep(Duration::from_millis(200));
+            docker_pong()
+        }
+        _ => json("404 Not Found", r#"{"message":"No such image"}"#),
+    });
+    let (pkg, fixtures) = images(1);
+
+    let out = run_with_usual_sockets(&docker.socket, podman.socket_path(), &pkg);
+
+    let asked = docker.requests();
+    assert!(
+        asked.iter().any(|r| r.contains("/images/load")),
+        "the upload went to docker: {asked:?}\n{out:?}"
+    );
+    podman.assert_has_not(&fixtures[0].reference);
+}
+
+#[test]
 fn silent_podman_socket_does_not_hold_up_docker_under_engine_auto() {
     require_root();
     let engine = Engine::docker();

@@ -60,6 +60,11 @@ pub const SMALL_REQUEST_MAX: Duration = Duration::from_secs(30);
 /// Least time one `GET /_ping` is given, so `--wait 0` (or a knock at the very end of
 /// `--wait`) still asks once instead of timing out before it starts.
 const PING_MIN: Duration = Duration::from_secs(1);
+/// How long a socket that answered waits for one earlier in the list whose knock is still out:
+/// the order decides which engine a run uses when both answer (a device with docker and
+/// podman), and an engine that is up answers `GET /_ping` in milliseconds; a silent one holds
+/// the others up no longer than this.
+const PREFER_EARLIER: Duration = Duration::from_millis(500);
 /// Most names kept from one listing. A device has tens of images; names beyond this are not
 /// lost, only asked about one by one, as every name the listing does not show is.
 pub const LISTING_NAMES_MAX: usize = 10_000;
@@ -190,11 +195,12 @@ struct Pong {
 impl Engine {
     /// Waits up to `wait` for an engine to answer on one of `sockets`, then learns which
     /// engine it is unless `kind` says. Every socket is asked at once, each on a thread of its
-    /// own, and asked again [`WAIT_STEP`] after each failure until `wait` is over; the first
-    /// to answer is the engine. A knock's answer may take until the end of `wait` (at least
-    /// [`PING_MIN`]): a socket that accepts and stays silent costs no more than that, and
-    /// does not hold up the others. `timeout` bounds how long the engine may stay silent in
-    /// a request.
+    /// own, and asked again [`WAIT_STEP`] after each failure until `wait` is over. The engine
+    /// is the first socket in the list that answers; one that answers while an earlier one's
+    /// knock is still out waits for it up to [`PREFER_EARLIER`]. A knock's answer may take until
+    /// the end of `wait` (at least [`PING_MIN`]): a socket that accepts and stays silent costs
+    /// no more than that, and holds up the others no longer than [`PREFER_EARLIER`]. `timeout`
+    /// bounds how long the engine may stay silent in a request.
     pub fn connect(
         sockets: &[PathBuf],
         kind: Option<Kind>,
@@ -212,12 +218,25 @@ impl Engine {
         // `wait`.
         let mut due: Vec<Option<Instant>> = vec![Some(start); candidates.len()];
         let mut errors: Vec<Option<ureq::Error>> = sockets.iter().map(|_| None).collect();
+        // Whose knock is out, who answered, and until when an answer waits for earlier ones.
+        let mut knocking = vec![false; candidates.len()];
+        let mut pongs: Vec<Option<Pong>> = sockets.iter().map(|_| None).collect();
+        let mut prefer_until: Option<Instant> = None;
         let mut out = 0;
         loop {
+            // The first socket that answered, once no earlier one may still answer in time.
+            if let Some(first) = pongs.iter().position(Option::is_some) {
+                let waiting = knocking[..first].contains(&true);
+                if !waiting || prefer_until.is_some_and(|t| Instant::now() >= t) {
+                    let pong = pongs[first].take().expect("answered");
+                    return Ok(candidates.swap_remove(first).identify(kind, pong));
+                }
+            }
             let now = Instant::now();
             for (i, when) in due.iter_mut().enumerate() {
                 if when.is_some_and(|t| t <= now) {
                     *when = None;
+                    knocking[i] = true;
                     out += 1;
                     let agent = &candidates[i].agent;
                     let within = deadline.saturating_duration_since(now).max(PING_MIN);
@@ -233,7 +252,7 @@ impl Engine {
                     }
                 }
             }
-            let next = due.iter().flatten().min().copied();
+            let next = due.iter().flatten().chain(&prefer_until).min().copied();
             let got = match next {
                 Some(t) => answered.recv_timeout(t.saturating_duration_since(now)).ok(),
                 None if out > 0 => answered.recv().ok(),
@@ -241,8 +260,12 @@ impl Engine {
             };
             let Some((i, result)) = got else { continue };
             out -= 1;
+            knocking[i] = false;
             match result {
-                Ok(pong) => return Ok(candidates.swap_remove(i).identify(kind, pong)),
+                Ok(pong) => {
+                    pongs[i] = Some(pong);
+                    prefer_until.get_or_insert(Instant::now() + PREFER_EARLIER);
+                }
                 Err(e) => {
                     errors[i] = Some(e);
                     let now = Instant::now();
