@@ -120,7 +120,7 @@ pub fn run(options: &Options, log: &Log) -> Exit {
                 LISTING_NAMES_MAX
             ));
         }
-        // Each entry is recorded as it ends (README, "Starting what needs the images").
+        // Each entry is recorded as it ends (docs/operations.md, "Starting what needs the images").
         let mut recorder = match (options.dry_run, &run_dir) {
             (false, Some(run)) => Some(Recorder::new(run, &options.lists, *log)),
             _ => None,
@@ -405,7 +405,7 @@ fn load_entry(
     let decoder = archive.decoder(options.memory_limit);
     let progress = decoder.progress.clone();
     // Decoding on its own thread, overlapping the socket writes; a plain tar has nothing to
-    // decode, and the thread's copy would only slow it (README, "Performance").
+    // decode, and the thread's copy would only slow it (docs/performance.md).
     let held = HoldBack::new(decoder);
     let stream: Box<dyn Read> = match format {
         Format::Tar => Box::new(held),

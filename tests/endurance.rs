@@ -195,7 +195,7 @@ fn one_run_over_20000_entries_keeps_its_fds_and_memory_flat() {
 }
 
 /// What recording each entry as it ends costs (status.json rewritten after every entry that
-/// asked the engine, README "Starting what needs the images"): 1,000 entries, each asked on
+/// asked the engine, docs/operations.md "Starting what needs the images"): 1,000 entries, each asked on
 /// its own (none is in the listing), against the same run with --dry-run, which records
 /// nothing. Median of 5 runs each.
 #[test]

@@ -3,7 +3,7 @@
 //! a decompression bomb, hostile lists. Every case checks the loader's exit code and message,
 //! the engine's images through its API, and the archives on disk.
 //!
-//! Cases already covered elsewhere are not repeated here (see README, "What can go wrong, and
+//! Cases already covered elsewhere are not repeated here (see docs/operations.md, "What can go wrong, and
 //! what happens"): corrupt middles, bad checksums and 60 % truncations, --memory-limit,
 //! absolute/`..`/symlinked archive names, 10 MB lines, directory and FIFO archives are in
 //! tests/refuses.rs; a fake engine that never answers is in tests/engine.rs.

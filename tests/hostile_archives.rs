@@ -4,7 +4,7 @@
 //! load into a real podman, and each run stays under 32 MiB peak RSS and finishes in seconds;
 //! an archive beyond what the loader reads is refused with a message naming it and the limit,
 //! and podman is left without any image from it. (Before: 4 GB and an abort, 2 GB, 242 s of
-//! CPU, 206 MB, 427 MB; see README, "What can go wrong".)
+//! CPU, 206 MB, 427 MB; see docs/operations.md, "What can go wrong".)
 
 mod common;
 

@@ -267,7 +267,7 @@ fn systemd_analyze_verify_accepts_the_installed_units_and_drop_ins() {
     verify(r, &["container-loader.service"])
         .unwrap_or_else(|e| panic!("verify of container-loader.service + podman.conf: {e}"));
 
-    // The application example, installed as the README says, on a device that has docker.
+    // The application example, installed as docs/operations.md says, on a device that has docker.
     fs::copy("/bin/true", r.join("usr/bin/docker")).unwrap();
     for example in ["example-app.service", "example-app.path"] {
         fs::copy(
@@ -641,7 +641,7 @@ fn units_load_images_under_a_real_systemd_with_their_hardening() {
     make_install(stage.path(), &[]);
     let s = stage.path();
 
-    // demo: podman (shipped podman.conf), keeps its archive; enabled the way the README's
+    // demo: podman (shipped podman.conf), keeps its archive; enabled the way docs/install.md's
     // ISAR recipe does it, so it starts at boot.
     let demo = Fixture::new("localhost/units/demo:1");
     let demo_archive = stage_package(s, "demo", &demo);
