@@ -6,20 +6,29 @@
 //! as parameters, so tests can call it, and turns them into a [`Command`] that says
 //! everything the run needs; nothing later looks at `std::env`.
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
-
-use std::collections::BTreeMap;
 
 use lexopt::prelude::*;
 
 use crate::engine::{Kind, DOCKER_SOCKET, PODMAN_SOCKET};
 use crate::list::DEFAULT_LIST;
 use crate::lock::RUN_DIR;
-use crate::scan::Scan;
 use crate::units::Size;
+
+/// What `scan` is asked to do: the command's options, as the other commands' are [`Options`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scan {
+    pub dir: PathBuf,
+    /// `ARCHIVE=REF`: the reference for an archive that carries none (or another one).
+    pub refs: BTreeMap<String, String>,
+    /// Where to write the list; standard output when `None`.
+    pub output: Option<PathBuf>,
+    pub memory_limit: u64,
+}
 
 /// How long to wait for the engine by default: at boot, docker can take tens of seconds.
 const DEFAULT_WAIT_SECS: u64 = 60;

@@ -2,25 +2,15 @@
 //! them. A build-time helper: what a recipe would otherwise script, with the loader's own
 //! reading of archives, so the list and the loader never disagree.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use crate::cli::Scan;
 use crate::contents::inspect_file;
 use crate::exit::Exit;
 use crate::log::Log;
 use crate::reference::Reference;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Scan {
-    pub dir: PathBuf,
-    /// `ARCHIVE=REF`: the reference for an archive that carries none (or another one).
-    pub refs: BTreeMap<String, String>,
-    /// Where to write the list; standard output when `None`.
-    pub output: Option<PathBuf>,
-    pub memory_limit: u64,
-}
 
 pub fn run(scan: &Scan, log: &Log) -> Exit {
     let mut names: Vec<String> = match fs::read_dir(&scan.dir) {
