@@ -2,15 +2,16 @@
 //! them. A build-time helper: what a recipe would otherwise script, with the loader's own
 //! reading of archives, so the list and the loader never disagree.
 
+use std::fmt;
 use std::fs;
 use std::io::{self, Write};
 use std::path::Path;
 
 use crate::cli::Scan;
-use crate::contents::inspect_file;
+use crate::contents::{inspect_file, Unreadable};
 use crate::exit::Exit;
 use crate::log::Log;
-use crate::reference::Reference;
+use crate::reference::{RefError, Reference};
 
 pub fn run(scan: &Scan, log: &Log) -> Exit {
     let mut names: Vec<String> = match fs::read_dir(&scan.dir) {
@@ -65,13 +66,48 @@ pub fn run(scan: &Scan, log: &Log) -> Exit {
     }
 }
 
-fn lines_for(scan: &Scan, name: &str, log: &Log) -> Result<String, String> {
-    if name.contains(char::is_whitespace) || name.starts_with('#') {
-        return Err("an archive name in image.list cannot hold blanks or start with '#'".into());
+/// Why an archive gets no line; the caller names the archive's path.
+#[derive(Debug)]
+enum Skipped {
+    /// A name image.list cannot hold.
+    Name,
+    Unreadable(Unreadable),
+    /// No reference inside, and none given.
+    Unnamed {
+        name: String,
+    },
+    Reference {
+        reference: String,
+        source: RefError,
+    },
+}
+
+impl fmt::Display for Skipped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Skipped::Name => {
+                f.write_str("an archive name in image.list cannot hold blanks or start with '#'")
+            }
+            Skipped::Unreadable(reason) => reason.fmt(f),
+            Skipped::Unnamed { name } => write!(
+                f,
+                "the archive names no image; give it one with --ref {name}=NAME:TAG"
+            ),
+            Skipped::Reference { reference, source } => {
+                write!(f, "invalid image reference \"{reference}\": {source}")
+            }
+        }
     }
-    // The caller names the path: the reason alone.
-    let inspected =
-        inspect_file(&scan.dir.join(name), scan.memory_limit).map_err(|e| e.reason.to_string())?;
+}
+
+impl std::error::Error for Skipped {}
+
+fn lines_for(scan: &Scan, name: &str, log: &Log) -> Result<String, Skipped> {
+    if name.contains(char::is_whitespace) || name.starts_with('#') {
+        return Err(Skipped::Name);
+    }
+    let inspected = inspect_file(&scan.dir.join(name), scan.memory_limit)
+        .map_err(|e| Skipped::Unreadable(e.reason))?;
     // Every name of every image: a line per name, so that each is checked at boot. The
     // loader loads the archive for the first line it misses, and finds the others present.
     let mut inside: Vec<String> = Vec::new();
@@ -102,15 +138,16 @@ fn lines_for(scan: &Scan, name: &str, log: &Log) -> Result<String, String> {
         }
         None if !inside.is_empty() => inside,
         None => {
-            return Err(format!(
-                "the archive names no image; give it one with --ref {name}=NAME:TAG"
-            ))
+            return Err(Skipped::Unnamed {
+                name: name.to_owned(),
+            })
         }
     };
     let mut lines = String::new();
     for reference in references {
-        Reference::parse(&reference)
-            .map_err(|e| format!("invalid image reference \"{reference}\": {e}"))?;
+        if let Err(source) = Reference::parse(&reference) {
+            return Err(Skipped::Reference { reference, source });
+        }
         lines.push_str(&format!("{name} {reference}\n"));
     }
     Ok(lines)
