@@ -14,9 +14,9 @@ mod common;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::proxy::{docker_refusal, podman_refusal, Fault, Proxy};
 use common::*;
@@ -672,45 +672,12 @@ fn damage_in_any_region_is_reported_and_nothing_is_loaded(flavor: Flavor) {
 /// Runs the loader without CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH: root that has to obey
 /// file modes, as under a unit with a reduced CapabilityBoundingSet=.
 fn run_without_dac_override(args: &[String]) -> Output {
-    let mut cmd = Command::new("setpriv");
-    cmd.args([
+    let mut setpriv = Command::new("setpriv");
+    setpriv.args([
         "--inh-caps=-all",
         "--bounding-set=-dac_override,-dac_read_search",
     ]);
-    if let Some(runner) = std::env::var_os("CONTAINER_LOADER_RUNNER").filter(|r| !r.is_empty()) {
-        cmd.arg(runner);
-    }
-    cmd.arg(loader_bin())
-        .args(args)
-        .env_remove("CONTAINER_HOST")
-        .env_remove("DOCKER_HOST")
-        .env_remove("JOURNAL_STREAM")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let started = Instant::now();
-    let child = cmd.spawn().expect("run setpriv (util-linux)");
-    let pid = child.id();
-    let watchdog = thread::spawn(move || {
-        while started.elapsed() < LOADER_TIMEOUT {
-            thread::sleep(Duration::from_millis(100));
-            if !Path::new(&format!("/proc/{pid}")).exists() {
-                return;
-            }
-        }
-        let _ = Command::new("kill")
-            .args(["-KILL", &pid.to_string()])
-            .status();
-    });
-    let out = child.wait_with_output().expect("wait for the loader");
-    let _ = watchdog.join();
-    Output {
-        code: out.status.code().expect("loader killed by a signal"),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        elapsed: started.elapsed(),
-        args: args.to_vec(),
-    }
+    spawn_loader_behind(setpriv, args).wait()
 }
 
 /// A package whose line 1 is a mode-000 archive and line 2 a readable one.

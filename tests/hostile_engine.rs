@@ -15,7 +15,7 @@ mod common;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
@@ -269,7 +269,11 @@ fn path_of(request_line: &str) -> &str {
 /// Runs the loader with `args`, killing it and failing the test after `limit`, and samples
 /// its peak memory until it exits. Returns the output and the peak (KiB).
 fn run_within(args: &[String], limit: Duration) -> (Output, u64) {
-    let mut running = spawn_loader(args, &[]);
+    wait_within(spawn_loader(args, &[]), limit)
+}
+
+/// Waits for `running`, killing it after `limit` and failing the test; with its peak RSS.
+fn wait_within(mut running: Running, limit: Duration) -> (Output, u64) {
     let pid = running.pid();
     let started = Instant::now();
     let mut peak = 0;
@@ -279,7 +283,7 @@ fn run_within(args: &[String], limit: Duration) -> (Output, u64) {
         }
         if started.elapsed() > limit {
             let stderr = running.kill9();
-            panic!("container-loader {args:?} ran longer than {limit:?} and was killed; stderr:\n{stderr}");
+            panic!("container-loader ran longer than {limit:?} and was killed; stderr:\n{stderr}");
         }
         thread::sleep(Duration::from_millis(10));
     }
@@ -433,62 +437,26 @@ fn presence_answer_that_drips_fails_the_entry_within_timeout() {
 /// Runs the loader under `--engine auto` with the usual sockets of both engines replaced
 /// (in a mount namespace of its own) by `docker` and `podman`.
 fn run_with_usual_sockets(docker: &Path, podman: &Path, pkg: &Package) -> Output {
-    let run_dir = TempDir::new("run");
     let script = r#"mount -t tmpfs tmpfs /run && mkdir /run/podman &&
         touch /run/docker.sock /run/podman/podman.sock &&
         mount --bind "$1" /run/docker.sock && mount --bind "$2" /run/podman/podman.sock &&
         shift 2 && exec "$@""#;
-    let mut cmd = Command::new("unshare");
-    cmd.args([
-        "--mount",
-        "--propagation",
-        "private",
-        "sh",
-        "-c",
-        script,
-        "sh",
-    ])
-    .arg(docker)
-    .arg(podman)
-    .arg(loader_bin())
-    .args(["--engine", "auto", "--wait", "30", "-l", &pkg.list_arg()])
-    .arg("--run-dir")
-    .arg(run_dir.path())
-    .env_remove("CONTAINER_HOST")
-    .env_remove("DOCKER_HOST")
-    .env_remove("JOURNAL_STREAM")
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    let started = Instant::now();
-    let mut child = cmd.spawn().expect("start unshare");
-    let mut stderr = child.stderr.take().unwrap();
-    let err = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > RUN_LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "the loader ran longer than {RUN_LIMIT:?}:\n{}",
-                err.join().unwrap()
-            );
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    Output {
-        code: status.code().expect("exit code"),
-        stdout: String::new(),
-        stderr: err.join().unwrap(),
-        elapsed: started.elapsed(),
-        args: vec!["--engine".into(), "auto".into()],
-    }
+    let mut unshare = Command::new("unshare");
+    unshare
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+            "sh",
+        ])
+        .arg(docker)
+        .arg(podman);
+    let list = pkg.list_arg();
+    let args = ["--engine", "auto", "--wait", "30", "-l", &list];
+    wait_within(spawn_loader_behind(unshare, &args), RUN_LIMIT).0
 }
 
 #[test]

@@ -1643,11 +1643,26 @@ pub fn spawn_loader_in<S: AsRef<str>>(
     args: &[S],
     env: &[(&str, &str)],
 ) -> Running {
-    let args: Vec<String> = args.iter().map(|a| a.as_ref().to_string()).collect();
     let mut cmd = loader_command();
     if let Some(dir) = cwd {
         cmd.current_dir(dir);
     }
+    start_loader(cmd, args, env)
+}
+
+/// Like `spawn_loader`, behind `prefix`: a command that runs the rest of its arguments (setpriv
+/// with fewer capabilities, unshare into a namespace of the test's own).
+pub fn spawn_loader_behind<S: AsRef<str>>(mut prefix: Command, args: &[S]) -> Running {
+    if let Some(runner) = std::env::var_os("CONTAINER_LOADER_RUNNER").filter(|r| !r.is_empty()) {
+        prefix.arg(runner);
+    }
+    prefix.arg(loader_bin());
+    start_loader(prefix, args, &[])
+}
+
+/// Starts `cmd` (the loader, or a prefix that runs it) with `args` added, its output captured.
+fn start_loader<S: AsRef<str>>(mut cmd: Command, args: &[S], env: &[(&str, &str)]) -> Running {
+    let args: Vec<String> = args.iter().map(|a| a.as_ref().to_string()).collect();
     // Locks, status.json and image markers go to a directory of this run unless the test
     // names one: tests must not write into the host's /run/container-loader. Only load
     // takes --run-dir; the other commands refuse it.
