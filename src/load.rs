@@ -21,7 +21,7 @@ use crate::exit::Exit;
 use crate::list::Entry;
 use crate::lock;
 use crate::log::Log;
-use crate::manifest::{Images, Match, Watching};
+use crate::manifest::{Images, Match};
 use crate::notify::Notifier;
 use crate::oci::{Loadable, Unloadable};
 use crate::platform::Platform;
@@ -412,7 +412,9 @@ fn load_entry(
         _ => Box::new(Pipelined::new(held)),
     };
     // OCI archives: the device's platform chosen and checked for every engine; what the
-    // engine's store reads written in (src/oci.rs); any other tar passes as it is.
+    // engine's store reads written in (src/oci.rs); any other tar passes as it is. Its tar
+    // walk also notes what the archive promises as it streams by: no second read, and no
+    // second walk.
     let stream = Loadable::new(stream, Platform::device(), engine.reads());
     let verdict = OnceLock::new();
     let (result, body) = std::thread::scope(|scope| {
@@ -428,8 +430,7 @@ fn load_entry(
             }
             None => drop(verdict.set(Ok(()))),
         }
-        // The tar walk notes what the archive promises as it streams by: no second read.
-        let mut body = Guarded::new(Watching::new(space::Gate::new(stream, &verdict)));
+        let mut body = Guarded::new(space::Gate::new(stream, &verdict));
         let result = report.during(&progress, size, || engine.load(&mut body));
         (result, body)
     });
@@ -455,7 +456,12 @@ fn load_entry(
             },
         });
     }
-    let promised = body.inner.watcher.finish().ok().and_then(|c| c.images());
+    let promised = body
+        .inner
+        .into_inner()
+        .finish()
+        .ok()
+        .and_then(|c| c.images());
     let carried = match result {
         Ok(carried) => carried,
         Err(source) => {

@@ -132,6 +132,12 @@ pub struct Loadable<R> {
 }
 
 impl<R: Read> Loadable<R> {
+    /// What the archive described, from the walk the adapter made of it on the way (what it
+    /// wrote in names the same images with the same ids), or why it could not be read.
+    pub fn finish(self) -> Result<Contents, String> {
+        self.watcher.finish()
+    }
+
     pub fn new(inner: R, device: Platform, reads: Reads) -> Self {
         Loadable {
             inner,

@@ -186,6 +186,10 @@ impl<'a, R> Gate<'a, R> {
             sent: 0,
         }
     }
+
+    pub fn into_inner(self) -> R {
+        self.inner
+    }
 }
 
 impl<R: Read> Read for Gate<'_, R> {
