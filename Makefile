@@ -10,6 +10,8 @@
 #   make deps     only install the test dependencies (and build the engines root below)
 #   make engines-root  target/engines/trixie: a Debian 13 root filesystem whose dockerd 26 and
 #                 podman 5.4 the tests run chrooted, besides the host's; built once, then reused
+#   make roots    target/roots/{bookworm,trixie}: Debian 12 and 13 with systemd, which the package
+#                 tests copy and install the .debs into; built once, then reused
 #   make install  DESTDIR=... PREFIX=/usr: binary, systemd units, initramfs hooks, man page, docs
 #   make clean
 
@@ -57,6 +59,11 @@ BENCH_TOOLS := mmdebstrap:mmdebstrap dockerd:docker.io podman:podman zstd:zstd p
 # harness chroots into (tests/common/mod.rs, `engines_root`; CONTAINER_LOADER_ENGINES_ROOT points
 # it elsewhere). mmdebstrap writes into a temporary directory that is renamed when complete and
 # then stamped, so an interrupted build is never reused. `make clean` removes it with target/.
+# The mirror mmdebstrap uses is the machine's own (the first http(s) URI of its apt sources that
+# is not the security archive, as benches/bench.rs picks it): CI reaches only that one.
+MIRROR = $$( { cat /etc/apt/sources.list.d/debian.sources /etc/apt/sources.list 2>/dev/null || true; } \
+	| sed -e 's/\#.*//' | tr -s ' \t' '\n\n' | awk '/^https?:/ && !/security/ { print; exit }'); \
+	mirror=$${mirror:-http://deb.debian.org/debian}
 ENGINES_ROOT  := target/engines/trixie
 ENGINES_STAMP := $(ENGINES_ROOT).stamp
 ENGINES_PACKAGES := docker.io,containerd,podman,ca-certificates
@@ -77,7 +84,7 @@ if [ -n "$$missing" ]; then \
 fi
 endef
 
-.PHONY: all dist-armhf deps engines-root toolchain test demo bench clean install fuzz-smoke
+.PHONY: all dist-armhf deps engines-root roots toolchain test demo bench clean install fuzz-smoke
 
 all: $(DIST_x86_64) $(DIST_aarch64)
 
@@ -110,25 +117,40 @@ $(DIST_armhf): toolchain
 	@rustup target list --installed | grep -qx '$(TARGET_armhf)' || rustup target add $(TARGET_armhf)
 	$(call static_binary,armhf)
 
-deps: engines-root
+deps: engines-root roots
 	@$(call ensure_tools,$(TEST_TOOLS))
 
 engines-root: $(ENGINES_STAMP)
 
-# The mirror is the machine's own (the first http(s) URI of its apt sources that is not the
-# security archive, as benches/bench.rs picks it): CI reaches only that one.
 $(ENGINES_STAMP):
 	@$(call ensure_tools,$(ENGINES_TOOLS))
 	@# --one-file-system: never into a mount someone left inside an old root (its /dev, /sys).
 	rm -rf --one-file-system $(ENGINES_ROOT).tmp $(ENGINES_ROOT)
 	mkdir -p $(dir $(ENGINES_ROOT))
-	mirror=$$(cat /etc/apt/sources.list.d/debian.sources /etc/apt/sources.list 2>/dev/null \
-		| sed -e 's/#.*//' | tr -s ' \t' '\n\n' | awk '/^https?:/ && !/security/ { print; exit }' \
-		|| true); \
-	mirror=$${mirror:-http://deb.debian.org/debian}; \
+	mirror=$(MIRROR); \
 	echo "engines root: Debian 13 from $$mirror"; \
 	mmdebstrap --variant=apt --include=$(ENGINES_PACKAGES) trixie $(ENGINES_ROOT).tmp "$$mirror"
 	mv $(ENGINES_ROOT).tmp $(ENGINES_ROOT)
+	touch $@
+
+# Debian 12 and 13 root filesystems with systemd (dpkg, deb-systemd-helper, systemd-analyze) that
+# the package tests copy and install the .debs into (tests/deb.rs, tests/image_package.rs). Built
+# as the engines root is: into a temporary directory, renamed when complete, then stamped.
+ROOTS_DIR      := target/roots
+ROOTS_SUITES   := bookworm trixie
+ROOTS_PACKAGES := systemd
+ROOTS_STAMPS   := $(ROOTS_SUITES:%=$(ROOTS_DIR)/%.stamp)
+
+roots: $(ROOTS_STAMPS)
+
+$(ROOTS_DIR)/%.stamp:
+	@$(call ensure_tools,$(ENGINES_TOOLS))
+	rm -rf --one-file-system $(ROOTS_DIR)/$*.tmp $(ROOTS_DIR)/$*
+	mkdir -p $(ROOTS_DIR)
+	mirror=$(MIRROR); \
+	echo "package test root: Debian $* from $$mirror"; \
+	mmdebstrap --variant=minbase --include=$(ROOTS_PACKAGES) $* $(ROOTS_DIR)/$*.tmp "$$mirror"
+	mv $(ROOTS_DIR)/$*.tmp $(ROOTS_DIR)/$*
 	touch $@
 
 # Everything `all` needs besides cargo: the C tools and the rustup musl target.
