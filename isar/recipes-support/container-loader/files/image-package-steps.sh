@@ -156,7 +156,9 @@ check_images() {
 		ref=${pair##*=}
 		problem=$(ref_problem "$ref")
 		[ -z "$problem" ] || die "invalid image reference \"$ref\": $problem"
-		[ -f "$tar" ] && [ -r "$tar" ] || die "$tar: not a readable file (the docker-archive of $ref)"
+		if [ ! -f "$tar" ] || [ ! -r "$tar" ]; then
+			die "$tar: not a readable file (the docker-archive of $ref)"
+		fi
 		# An uncompressed tar has "ustar" at offset 257; a compressed one would be compressed
 		# twice and refused by the engine at boot.
 		magic=$(dd if="$tar" bs=1 skip=257 count=5 2>/dev/null)
@@ -169,13 +171,12 @@ check_images() {
 	done
 }
 
+# The option variables are lists of words: unquoted on purpose.
+# shellcheck disable=SC2086
 compress() {
 	case $1 in
-	# shellcheck disable=SC2086 # the option variables are lists of words
 	zst) zstd -q -c ${ZSTD_DEFAULTS:-$ZSTD_OPTS_DEFAULT} <"$2" >"$3" ;;
-	# shellcheck disable=SC2086
 	xz) xz -c ${XZ_DEFAULTS:-$XZ_OPTS_DEFAULT} <"$2" >"$3" ;;
-	# shellcheck disable=SC2086
 	gz) gzip -c $GZIP_OPTS <"$2" >"$3" ;;
 	esac
 }
