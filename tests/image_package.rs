@@ -2,9 +2,11 @@
 //! container-loader.inc builds it, made by isar/scripts/image-package from the same steps
 //! (image-package-steps.sh): its image.list and archives, the enabled instance bound to its
 //! engine, its Depends, and how it installs, verifies and purges in a Debian 13 root beside the
-//! loader's own package.
+//! loader's own package. The include's own tasks run too, without bitbake
+//! (tests/scripts/isar-include.py), and must lay out what the builder lays out.
 //!
-//! The builder needs dpkg-dev, debhelper, fakeroot, zstd, gzip and xz-utils; the tests that
+//! The builder needs dpkg-dev, debhelper, fakeroot, zstd, gzip and xz-utils, the include's tasks
+//! python3; the tests that
 //! install need the loader's .deb (`make deb`, dist/deb/) and the cached Debian 13 root
 //! (`make roots`), which each test copies. Root is needed (chroot). Nothing is skipped: a missing
 //! piece fails the test naming the make target that provides it.
@@ -770,4 +772,114 @@ fn refuses_two_images_that_would_share_an_archive() {
         ],
         "archive example.com.app:1.tar.zst is named twice",
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// The ISAR include, its tasks run by tests/scripts/isar-include.py
+// ---------------------------------------------------------------------------------------
+
+/// Runs the include's do_install and do_install_fetched_containers for an image recipe of
+/// `engine` with `settings` (the recipe's variables; SRC_URI gets `docker://` entries for
+/// `images`, with `;tag=` unless a reference's tag is `latest`), `images` unpacked in WORKDIR as
+/// ISAR's docker:// fetcher leaves them. Returns D and the Depends the package would get.
+fn run_include(
+    engine: &str,
+    settings: &[&str],
+    images: &Images,
+    dir: &TempDir,
+) -> (PathBuf, String) {
+    require_program("python3");
+    let workdir = dir.join("workdir");
+    fs::create_dir_all(&workdir).unwrap();
+    let steps = "image-package-steps.sh";
+    fs::copy(
+        project(&format!("{RECIPE_DIR}/files/{steps}")),
+        workdir.join(steps),
+    )
+    .unwrap();
+    let mut src_uri = format!("file://{steps}");
+    for fixture in &images.fixtures {
+        let (name, tag) = fixture.reference.rsplit_once(':').unwrap();
+        // container_fetcher's unpack: <name, / as .>:<tag>.zst, a zstd docker-archive.
+        let unpacked = workdir.join(format!("{}:{tag}.zst", name.replace('/', ".")));
+        fs::write(&unpacked, Codec::Zstd.compress(&fixture.tar)).unwrap();
+        src_uri.push_str(&format!(" docker://{name}"));
+        if tag != "latest" {
+            src_uri.push_str(&format!(";tag={tag}"));
+        }
+    }
+    let d = dir.join("image");
+    let stdout = run_ok(
+        Command::new("python3")
+            .arg(project("tests/scripts/isar-include.py"))
+            .arg(project(&format!("{RECIPE_DIR}/{engine}-loader.inc")))
+            .arg(&workdir)
+            .arg(&d)
+            .args(settings)
+            .arg(format!("SRC_URI={src_uri}")),
+    );
+    (d, stdout.lines().last().unwrap_or_default().to_string())
+}
+
+/// Every path below `root` but `skip`, with what it is: a link's target, a file's bytes.
+fn tree(root: &Path, skip: &str) -> Vec<(String, String)> {
+    let mut entries = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.strip_prefix(root).unwrap().display().to_string();
+            if name == skip || name.starts_with(&format!("{skip}/")) {
+                continue;
+            }
+            let meta = fs::symlink_metadata(&path).unwrap();
+            let what = if meta.file_type().is_symlink() {
+                format!("-> {}", fs::read_link(&path).unwrap().display())
+            } else if meta.is_dir() {
+                dirs.push(path.clone());
+                "dir".to_string()
+            } else {
+                format!("file {}", sha256_hex(&fs::read(&path).unwrap()))
+            };
+            entries.push((name, what));
+        }
+    }
+    entries.sort();
+    entries
+}
+
+#[test]
+fn the_include_lays_out_the_files_and_depends_the_builder_builds() {
+    let dir = TempDir::new("ipkg-isar");
+    let images = Images::of(&["example.com/team/app:1.2", "busybox:1.36"]);
+    let settings = [
+        "BPN=app-images",
+        "CONTAINER_DELETE_AFTER_LOAD=1",
+        "CONTAINER_COMPRESSION=xz",
+    ];
+    let (d, depends) = run_include("docker", &settings, &images, &dir);
+    let built = build(
+        "app-images",
+        &[
+            "--engine",
+            "docker",
+            "--delete-after-load",
+            "--compression",
+            "xz",
+        ],
+        &images,
+    );
+
+    // dh adds the changelog; the rest is the steps' work in both.
+    assert_eq!(tree(&d, ""), tree(&built.tree, "usr/share/doc"));
+    assert_eq!(depends, built.field("Depends"));
+}
+
+#[test]
+fn the_include_lists_an_image_fetched_without_a_tag_as_latest() {
+    let dir = TempDir::new("ipkg-isar");
+    let images = Images::of(&["busybox:latest"]);
+    let (d, _) = run_include("podman", &["BPN=app-images"], &images, &dir);
+    let list = fs::read_to_string(d.join("usr/share/app-images/image.list")).unwrap();
+    assert_eq!(list, "busybox:latest.tar.zst busybox:latest\n");
 }
