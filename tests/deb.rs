@@ -34,9 +34,9 @@ const CHANGELOG: &str = "debian/changelog";
 /// The architectures `make deb` builds, each with the ELF machine (e_machine) and class
 /// (EI_CLASS: 1 for 32-bit, 2 for 64-bit) its binary must have.
 const ARCHS: [(&str, u16, u8); 3] = [("amd64", 62, 2), ("arm64", 183, 2), ("armhf", 40, 1)];
-/// Where the package installs the binary and the units (Debian's unit directory, which is
-/// /usr/lib/systemd/system through the /lib link on Debian 13).
+/// Where the package installs the binary, in the root.
 const BIN: &str = "usr/bin/container-loader";
+/// Debian's unit directory (/usr/lib/systemd/system through the /lib link on Debian 13).
 const UNIT_DIR: &str = "lib/systemd/system";
 const UNIT: &str = "container-loader.service";
 const TEMPLATE: &str = "container-loader@.service";
@@ -113,8 +113,14 @@ fn install_puts_the_files_where_the_docs_say(suite: &str) {
         format!("{DOC_DIR}/README.md.gz"),
         format!("{DOC_DIR}/docs/install.md.gz"),
         format!("{DOC_DIR}/docs/operations.md.gz"),
+        format!("{DOC_DIR}/docs/design.md.gz"),
+        format!("{DOC_DIR}/docs/performance.md.gz"),
         format!("{DOC_DIR}/examples/inittab"),
+        format!("{DOC_DIR}/examples/rcS"),
+        format!("{DOC_DIR}/examples/initramfs-tools.conf"),
+        format!("{DOC_DIR}/examples/dracut.conf"),
         format!("{DOC_DIR}/examples/example-app.service"),
+        format!("{DOC_DIR}/examples/example-app.path"),
         format!("{DOC_DIR}/copyright"),
         format!("{DOC_DIR}/changelog.Debian.gz"),
     ];
@@ -152,8 +158,8 @@ fn units_and_an_instance_with_drop_ins_pass_systemd_analyze_verify(suite: &str) 
         dir.join("delete-after-load.conf"),
     )
     .unwrap();
-    // --man=no: the roots have no man-db to look the Documentation= page up with (the first
-    // test checks that the page is installed).
+    // --man=no: the roots have no man-db to look the Documentation= page up with
+    // (install_puts_the_files_where_the_docs_say checks that the page is installed).
     let verify = |root: &Root| {
         run(&mut root.command(&["systemd-analyze", "verify", "--man=no", UNIT, INSTANCE]))
     };
