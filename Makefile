@@ -2,7 +2,7 @@
 # Debian packages and the rustup target they need when those are missing.
 #
 #   make          static, stripped dist/container-loader-{x86_64,aarch64}-linux-musl
-#   make dist-armhf  adds dist/container-loader-armv7-linux-gnueabihf (32-bit ARM boards)
+#   make dist-armhf  adds dist/container-loader-armv7-linux-musleabihf (32-bit ARM boards)
 #   make test     fmt, clippy, the import-circle check, all tests (real dockerd and podman), then
 #                 the static build
 #   make demo     end to end against a throwaway podman service (tests/scripts/demo.sh)
@@ -13,6 +13,7 @@
 #   make roots    target/roots/{bookworm,trixie}: Debian 12 and 13 with systemd, which the package
 #                 tests copy and install the .debs into; built once, then reused
 #   make install  DESTDIR=... PREFIX=/usr: binary, systemd units, initramfs hooks, man page, docs
+#   make deb      dist/deb/container-loader_<version>_{amd64,arm64,armhf}.deb, lintian-checked
 #   make clean
 
 SHELL := /bin/bash
@@ -23,14 +24,19 @@ SHELL := /bin/bash
 
 CARGO  ?= cargo
 BIN    := container-loader
-# Device binaries: dist/$(BIN)-<name>, built for the rust target beside it. The armhf one links
-# glibc statically: rustup serves no musl std for armv7 here (see .cargo/config.toml).
+# Device binaries: dist/$(BIN)-<name>, built for the rust target beside it.
 DIST_x86_64  := dist/$(BIN)-x86_64-linux-musl
 DIST_aarch64 := dist/$(BIN)-aarch64-linux-musl
-DIST_armhf   := dist/$(BIN)-armv7-linux-gnueabihf
+DIST_armhf   := dist/$(BIN)-armv7-linux-musleabihf
 TARGET_x86_64  := x86_64-unknown-linux-musl
 TARGET_aarch64 := aarch64-unknown-linux-musl
-TARGET_armhf   := armv7-unknown-linux-gnueabihf
+TARGET_armhf   := armv7-unknown-linux-musleabihf
+# rustup serves no std for the armhf target: cargo builds std from the rust-src component
+# (panic_abort with it: the release profile aborts on panic), against Debian's musl for armhf
+# (see .cargo/config.toml). -Z is nightly-only; RUSTC_BOOTSTRAP=1 lets the stable compiler
+# take it, as in fuzz-smoke.
+CARGO_ENV_armhf   := RUSTC_BOOTSTRAP=1
+CARGO_FLAGS_armhf := -Zbuild-std=std,panic_abort
 # Each binary must stay within this many bytes (1.5 MiB).
 SIZE_BUDGET := 1572864
 # Threads per test binary. The integration tests start real engines; the CI machine has 2 cores.
@@ -40,15 +46,27 @@ TEST_THREADS ?= 2
 # "command:package" pairs; the package is installed when the command is missing.
 # musl-gcc compiles zstd-sys's C code for the musl target; readelf checks the result is static.
 BUILD_TOOLS := gcc:gcc musl-gcc:musl-tools readelf:binutils aarch64-linux-gnu-gcc:gcc-aarch64-linux-gnu
-ARMHF_TOOLS := arm-linux-gnueabihf-gcc:gcc-arm-linux-gnueabihf
-# qemu-aarch64-static runs the arm64 binary against a real engine in `make test`.
-CROSS_TEST_TOOLS := qemu-aarch64-static:qemu-user-static
+# armhf: the cross gcc, and musl for armhf with its wrapper around that gcc
+# (arm-linux-musleabihf-gcc), a package of the armhf architecture (multiarch).
+ARMHF_TOOLS := arm-linux-gnueabihf-gcc:gcc-arm-linux-gnueabihf arm-linux-musleabihf-gcc:musl-dev:armhf
+# qemu-user runs the arm64 and armhf binaries against a real engine in `make test`.
+CROSS_TEST_TOOLS := qemu-aarch64-static:qemu-user-static qemu-arm-static:qemu-user-static
+RUNNER_aarch64 := qemu-aarch64-static
+RUNNER_armhf   := qemu-arm-static
 TEST_TOOLS  := dockerd:docker.io podman:podman zstd:zstd xz:xz-utils
 # tests/units.rs: systemd-analyze verify, and the units run under a systemd in a namespace;
 # tests/initramfs.rs: a real mkinitramfs build with the hook, busybox init running the loader.
 TEST_TOOLS  += systemd-analyze:systemd mkinitramfs:initramfs-tools-core busybox:busybox-static
 # tests/hostile_archives.rs: GNU time measures the loader's peak RSS.
 TEST_TOOLS  += /usr/bin/time:time
+# isar/scripts/image-package (tests/image_package.rs, tests/vm.rs) builds image packages as ISAR's
+# dpkg-raw does (dpkg-buildpackage, dh; fakeroot when not root) and compresses their archives;
+# tests/image_package.rs runs systemctl and systemd-analyze chrooted, with a /proc of its own, and
+# the ISAR include's tasks with python3 (tests/scripts/isar-include.py).
+IMAGE_PACKAGE_TOOLS := dpkg-buildpackage:dpkg-dev dh:debhelper fakeroot:fakeroot zstd:zstd \
+	xz:xz-utils gzip:gzip
+IMAGE_PACKAGE_TEST_TOOLS := $(IMAGE_PACKAGE_TOOLS) unshare:util-linux python3:python3
+TEST_TOOLS  += $(IMAGE_PACKAGE_TEST_TOOLS)
 DEMO_TOOLS  := podman:podman zstd:zstd xz:xz-utils gzip:gzip
 # The bench builds a Debian rootfs with mmdebstrap; the seed script needs the docker CLI and pzstd;
 # GNU time measures peak RSS; curl feeds podman's load endpoint for comparison.
@@ -94,7 +112,7 @@ dist-armhf: $(DIST_armhf)
 # Static: no program interpreter (PT_INTERP) and no shared library (DT_NEEDED) to load at boot.
 # The release profile strips: a symbol table left over means that setting was lost.
 define static_binary
-	$(CARGO) build --release --target $(TARGET_$(1))
+	$(CARGO_ENV_$(1)) $(CARGO) build --release --target $(TARGET_$(1)) $(CARGO_FLAGS_$(1))
 	install -D -m 0755 target/$(TARGET_$(1))/release/$(BIN) $(DIST_$(1))
 	@elf=$$(readelf -lSdW $(DIST_$(1))); \
 	if grep -q 'Requesting program interpreter' <<<"$$elf"; then echo "$(DIST_$(1)): has an ELF interpreter, not static" >&2; exit 1; fi; \
@@ -113,8 +131,10 @@ $(DIST_aarch64): toolchain
 	$(call static_binary,aarch64)
 
 $(DIST_armhf): toolchain
+	@# musl-dev:armhf belongs to another architecture, which dpkg must know before apt-get update.
+	@dpkg --print-foreign-architectures | grep -qx armhf || dpkg --add-architecture armhf
 	@$(call ensure_tools,$(ARMHF_TOOLS))
-	@rustup target list --installed | grep -qx '$(TARGET_armhf)' || rustup target add $(TARGET_armhf)
+	@rustup component list --installed | grep -qx rust-src || rustup component add rust-src
 	$(call static_binary,armhf)
 
 deps: engines-root roots
@@ -160,7 +180,14 @@ toolchain:
 		rustup target list --installed | grep -qx "$$t" || rustup target add "$$t"; \
 	done
 
-test: deps toolchain
+# $(call cross_test,ARCH): tests/cross.rs on $(DIST_ARCH), which must name $(TARGET_ARCH) in its
+# version, run by $(RUNNER_ARCH).
+define cross_test
+	CONTAINER_LOADER_BIN=$(DIST_$(1)) CONTAINER_LOADER_BIN_TARGET=$(TARGET_$(1)) \
+		CONTAINER_LOADER_RUNNER=$(RUNNER_$(1)) $(CARGO) test --test cross -- --ignored
+endef
+
+test: deps toolchain deb
 	@# rustfmt and clippy are in rustup's default profile, but not in the minimal one.
 	@$(CARGO) fmt --version >/dev/null 2>&1 || rustup component add rustfmt
 	@$(CARGO) clippy --version >/dev/null 2>&1 || rustup component add clippy
@@ -168,15 +195,16 @@ test: deps toolchain
 	$(CARGO) clippy --all-targets -- -D warnings
 	@# No import circle in src/ (tests/import_cycles.rs), before the long run.
 	$(CARGO) test --test import_cycles
-	$(MAKE) --no-print-directory all
+	$(MAKE) --no-print-directory all dist-armhf
 	@# The integration tests run the shipped static binary, not the debug build.
 	CONTAINER_LOADER_BIN=$(DIST_x86_64) $(CARGO) test --no-fail-fast -- --test-threads=$(TEST_THREADS)
 	@$(call ensure_tools,$(CROSS_TEST_TOOLS))
-	@# The arm64 binary under qemu-user against a real podman (tests/cross.rs).
-	CONTAINER_LOADER_BIN=$(DIST_aarch64) CONTAINER_LOADER_RUNNER=qemu-aarch64-static \
-		$(CARGO) test --test cross -- --ignored
+	@# The arm64 and armhf binaries under qemu-user against a real podman (tests/cross.rs).
+	$(call cross_test,aarch64)
+	$(call cross_test,armhf)
 	./$(DIST_x86_64) --version
-	qemu-aarch64-static $(DIST_aarch64) --version
+	$(RUNNER_aarch64) $(DIST_aarch64) --version
+	$(RUNNER_armhf) $(DIST_armhf) --version
 
 # The demo uses the host's release build; `tests/scripts/demo.sh PATH` runs it with another binary.
 demo:
@@ -227,6 +255,50 @@ install: $(INSTALL_BIN)
 	for f in initramfs/examples/* systemd/examples/*; do \
 		$(call install_file,0644,"$$f","$(DOCDIR)/examples/$${f##*/}"); \
 	done
+
+# `make deb`: dist/deb/container-loader_<version>_<arch>.deb for amd64, arm64 and armhf, the
+# Debian way (debian/: debhelper, compat 13) but from the static binaries above: debian/rules
+# compiles nothing and lays the files out with `make install`. The version is debian/changelog's
+# (tests/deb.rs checks it against Cargo.toml's). Each package goes through lintian: an error fails
+# the target; the warnings kept are overridden, with their reasons, in debian/*.lintian-overrides.
+# Nothing is written outside the repository: dh_builddeb writes into DEB_DIR, not `..`.
+DEB_DIR     := dist/deb
+DEB_VERSION  = $(shell sed -n '1s/^[^(]*(\([^)]*\)).*/\1/p' debian/changelog)
+DEB_ARCHS   := amd64 arm64 armhf
+# The binary each Debian architecture's package holds.
+DEB_BIN_amd64 := $(DIST_x86_64)
+DEB_BIN_arm64 := $(DIST_aarch64)
+DEB_BIN_armhf := $(DIST_armhf)
+DEB_TOOLS   := dh:debhelper dpkg-architecture:dpkg-dev lintian:lintian
+# Rules-Requires-Root: no (debian/control), which dpkg-buildpackage would export: dh_builddeb
+# makes the files root's without fakeroot. nocheck: there is no test step to run, and dh warns
+# about one in a cross build.
+DEB_ENV     := DEB_RULES_REQUIRES_ROOT=no DEB_BUILD_OPTIONS=nocheck
+
+# $(call deb_package,ARCH): build and lintian-check the package of Debian architecture ARCH.
+define deb_package
+	debian/rules clean >/dev/null
+	$(DEB_ENV) dpkg-architecture -a $(1) -c debian/rules binary \
+		CONTAINER_LOADER_BIN=$(DEB_BIN_$(1)) DEB_OUT_DIR=$(DEB_DIR)
+	debian/rules clean >/dev/null
+	lintian --fail-on error $(DEB_DIR)/$(BIN)_$(DEB_VERSION)_$(1).deb
+
+endef
+
+# `make image-package-test`: tests/image_package.rs alone (`make test` runs it among the rest):
+# image packages built with isar/scripts/image-package, installed beside the loader's .deb into
+# copies of the Debian 13 root.
+.PHONY: image-package-test
+image-package-test: roots deb
+	@$(call ensure_tools,$(IMAGE_PACKAGE_TEST_TOOLS))
+	CONTAINER_LOADER_BIN=$(DIST_x86_64) $(CARGO) test --test image_package -- --test-threads=$(TEST_THREADS)
+
+.PHONY: deb
+deb: $(foreach a,$(DEB_ARCHS),$(DEB_BIN_$(a)))
+	@$(call ensure_tools,$(DEB_TOOLS))
+	rm -rf $(DEB_DIR)
+	$(foreach a,$(DEB_ARCHS),$(call deb_package,$(a)))
+	@ls -l $(DEB_DIR)
 
 # `make fuzz-smoke`: each cargo-fuzz target in fuzz/ for FUZZ_SECONDS, under AddressSanitizer and
 # with debug assertions, from the seeds in fuzz/corpus/<target>/ and fuzz/regressions/<target>/;
