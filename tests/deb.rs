@@ -2,8 +2,8 @@
 //!
 //! The amd64 package is installed into copies of Debian 12 and 13 root filesystems with systemd
 //! (`make roots`: target/roots/{bookworm,trixie}; each test copies one), by the root's own dpkg,
-//! chrooted, in a private mount namespace with a /proc of its own and dist/deb/ bound on /mnt, so
-//! neither the roots nor this machine change. The packages of the other architectures are read
+//! chrooted, in a private mount namespace with a /proc of its own (tests/device/debian_root.rs),
+//! so neither the roots nor this machine change. The packages of the other architectures are read
 //! with dpkg-deb.
 //!
 //! Root is needed (chroot, mounts); nothing is skipped: without dist/deb/ or the roots the tests
@@ -20,13 +20,12 @@ use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{require_root, TempDir};
+use common::TempDir;
+use device::debian_root::DebianRoot;
 use device::{read, run, run_ok};
 
 /// Where `make deb` writes the packages, relative to the project.
 const DEB_DIR: &str = "dist/deb";
-/// Where `make roots` keeps the Debian root filesystems, relative to the project.
-const ROOTS_DIR: &str = "target/roots";
 /// The binary package's name.
 const PACKAGE: &str = "container-loader";
 /// The package's changelog, whose first line gives the version of every .deb.
@@ -44,8 +43,6 @@ const TEMPLATE: &str = "container-loader@.service";
 const INSTANCE: &str = "container-loader@example.service";
 const DROP_IN_DIR: &str = "usr/share/container-loader/drop-ins";
 const DOC_DIR: &str = "usr/share/doc/container-loader";
-/// Where the mount namespace shows dist/deb/ inside the root (an empty directory in both roots).
-const DEBS_IN_ROOT: &str = "/mnt";
 /// What the tests compare before and after install and purge leaves out, because dpkg and apt
 /// change it by design: dpkg's database (status, status-old, the package's info/ files until
 /// the purge removes them), dpkg's log, and apt's log and caches (apt is not used, but an
@@ -56,8 +53,6 @@ const DPKG_OWN_FILES: [&str; 4] = [
     "var/log/apt",
     "var/cache/apt",
 ];
-/// PATH inside the root: Debian's default, /usr/local first.
-const ROOT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Declares, for each behaviour `fn(&str)`, a module of the same name with one test per Debian
 /// release: `bookworm` (12) and `trixie` (13), the suites of target/roots/.
@@ -91,8 +86,8 @@ on_debian_12_and_13! {
 // ---------------------------------------------------------------------------------------
 
 fn install_puts_the_files_where_the_docs_say(suite: &str) {
-    let root = Root::copy_of(suite);
-    root.dpkg_install("amd64");
+    let root = DebianRoot::copy_of(suite);
+    install_amd64(&root);
 
     let out = run_ok(&mut root.command(&["container-loader", "--version"]));
     assert!(
@@ -142,8 +137,8 @@ fn install_puts_the_files_where_the_docs_say(suite: &str) {
 }
 
 fn units_and_an_instance_with_drop_ins_pass_systemd_analyze_verify(suite: &str) {
-    let root = Root::copy_of(suite);
-    root.dpkg_install("amd64");
+    let root = DebianRoot::copy_of(suite);
+    install_amd64(&root);
     // The instance as docs/install.md links its drop-ins (absolute links, resolved in the
     // chroot): podman.conf as the engine, and the deletion drop-in.
     let dir = root.join(format!("etc/systemd/system/{INSTANCE}.d"));
@@ -160,7 +155,7 @@ fn units_and_an_instance_with_drop_ins_pass_systemd_analyze_verify(suite: &str) 
     .unwrap();
     // --man=no: the roots have no man-db to look the Documentation= page up with
     // (install_puts_the_files_where_the_docs_say checks that the page is installed).
-    let verify = |root: &Root| {
+    let verify = |root: &DebianRoot| {
         run(&mut root.command(&["systemd-analyze", "verify", "--man=no", UNIT, INSTANCE]))
     };
 
@@ -188,8 +183,8 @@ fn units_and_an_instance_with_drop_ins_pass_systemd_analyze_verify(suite: &str) 
 }
 
 fn install_enables_the_plain_unit_and_not_the_template(suite: &str) {
-    let root = Root::copy_of(suite);
-    root.dpkg_install("amd64");
+    let root = DebianRoot::copy_of(suite);
+    install_amd64(&root);
 
     let is_enabled = |unit: &str| {
         let (_, out) = run(&mut root.command(&["systemctl", "is-enabled", unit]));
@@ -221,7 +216,7 @@ fn install_enables_the_plain_unit_and_not_the_template(suite: &str) {
 }
 
 fn install_upgrade_and_remove_start_and_stop_no_unit(suite: &str) {
-    let root = Root::copy_of(suite);
+    let root = DebianRoot::copy_of(suite);
     // The maintainer scripts act on units only where systemd runs (/run/systemd/system), through
     // deb-systemd-invoke (start, restart, stop) or systemctl. Make them believe it runs, and
     // record each call: deb-systemd-invoke's are only recorded, systemctl's go on to the real one
@@ -237,8 +232,8 @@ fn install_upgrade_and_remove_start_and_stop_no_unit(suite: &str) {
         fs::set_permissions(root.join(shim), fs::Permissions::from_mode(0o755)).unwrap();
     }
 
-    root.dpkg_install("amd64");
-    root.dpkg_install("amd64"); // the same version again: the upgrade path of the scripts
+    install_amd64(&root);
+    install_amd64(&root); // the same version again: the upgrade path of the scripts
     root.dpkg(&["--remove", PACKAGE]);
 
     let calls = fs::read_to_string(root.join(&log[1..])).unwrap_or_default();
@@ -266,16 +261,16 @@ fn install_upgrade_and_remove_start_and_stop_no_unit(suite: &str) {
 }
 
 fn purge_leaves_no_file_behind(suite: &str) {
-    let root = Root::copy_of(suite);
-    let before = root.files();
-    root.dpkg_install("amd64");
-    let installed = root.files();
+    let root = DebianRoot::copy_of(suite);
+    let before = root.files(&DPKG_OWN_FILES);
+    install_amd64(&root);
+    let installed = root.files(&DPKG_OWN_FILES);
     assert!(
         installed.iter().any(|f| f.starts_with(&format!("{BIN} "))),
         "the install added no {BIN}"
     );
     root.dpkg(&["--purge", PACKAGE]);
-    let after = root.files();
+    let after = root.files(&DPKG_OWN_FILES);
 
     let left: Vec<&String> = after.difference(&before).collect();
     let lost: Vec<&String> = before.difference(&after).collect();
@@ -448,87 +443,7 @@ fn files_under(dir: &Path, base: &Path) -> Vec<String> {
     out
 }
 
-/// A copy of a Debian root filesystem from target/roots/, removed with its TempDir.
-struct Root {
-    _dir: TempDir,
-    path: PathBuf,
-}
-
-impl Root {
-    fn copy_of(suite: &str) -> Root {
-        require_root();
-        let source = project().join(ROOTS_DIR).join(suite);
-        assert!(
-            source.join("usr/bin/dpkg").is_file(),
-            "{}: no Debian root: run make roots",
-            source.display()
-        );
-        let dir = TempDir::new(&format!("deb-{suite}"));
-        let path = dir.join("root");
-        run_ok(Command::new("cp").arg("-a").arg(&source).arg(&path));
-        Root { _dir: dir, path }
-    }
-
-    fn join(&self, p: impl AsRef<Path>) -> PathBuf {
-        self.path.join(p)
-    }
-
-    /// `args` run chrooted into the root with a clean environment, in a mount namespace of
-    /// their own that has the root's /proc mounted and dist/deb/ on /mnt.
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new("unshare");
-        cmd.args(["--mount", "--propagation", "private", "sh", "-euc"])
-            .arg(concat!(
-                "root=$1 debs=$2; shift 2\n",
-                "mount -t proc proc \"$root/proc\"\n",
-                "mount --bind \"$debs\" \"$root$0\"\n",
-                "exec chroot \"$root\" \"$@\"",
-            ))
-            .arg(DEBS_IN_ROOT)
-            .arg(&self.path)
-            .arg(project().join(DEB_DIR))
-            .args(["env", "-i", &format!("PATH={ROOT_PATH}"), "LC_ALL=C"])
-            .args(args);
-        cmd
-    }
-
-    fn dpkg(&self, args: &[&str]) -> String {
-        let mut all = vec!["dpkg"];
-        all.extend_from_slice(args);
-        run_ok(&mut self.command(&all))
-    }
-
-    fn dpkg_install(&self, arch: &str) {
-        let deb = deb_path(arch);
-        let name = deb.file_name().unwrap().to_str().unwrap();
-        self.dpkg(&["-i", &format!("{DEBS_IN_ROOT}/{name}")]);
-    }
-
-    /// Every file, directory and link in the root with its type, mode and link target, but
-    /// for DPKG_OWN_FILES (and /proc, a mount point that stays empty outside the namespace).
-    fn files(&self) -> BTreeSet<String> {
-        let out = run_ok(
-            Command::new("find")
-                .arg(".")
-                .args([
-                    "-path",
-                    "./proc",
-                    "-prune",
-                    "-o",
-                    "-printf",
-                    "%P %y %m %l\\n",
-                ])
-                .current_dir(&self.path),
-        );
-        out.lines()
-            .filter(|l| !l.is_empty() && !l.starts_with(' '))
-            .filter(|l| {
-                let path = l.split(' ').next().unwrap();
-                !DPKG_OWN_FILES
-                    .iter()
-                    .any(|own| path == *own || path.starts_with(&format!("{own}/")))
-            })
-            .map(str::to_string)
-            .collect()
-    }
+/// The amd64 package installed into `root` by its dpkg.
+fn install_amd64(root: &DebianRoot) {
+    root.dpkg_install(&deb_path("amd64"), &[]);
 }

@@ -12,6 +12,7 @@
 //! piece fails the test naming the make target that provides it.
 
 mod common;
+mod device;
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -19,13 +20,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::*;
+use device::debian_root::DebianRoot;
 
 /// The builder under test.
 const BUILDER: &str = "isar/scripts/image-package";
 /// The ISAR layer's includes, which name the engine packages.
 const RECIPE_DIR: &str = "isar/recipes-support/container-loader";
 /// The Debian 13 root with systemd that `make roots` caches; copied, never changed.
-const TRIXIE_ROOT: &str = "target/roots/trixie";
+const SUITE: &str = "trixie";
+/// What install and purge change by design, left out of the comparison: dpkg's database and
+/// the logs.
+const DPKG_OWN_FILES: [&str; 2] = ["var/lib/dpkg", "var/log"];
 /// Where `make deb` puts the loader's packages.
 const DEB_DIR: &str = "dist/deb";
 /// Where the loader package puts the drop-ins that image packages link.
@@ -208,101 +213,37 @@ fn loader_deb() -> PathBuf {
 }
 
 /// A copy of the Debian 13 root with the loader's package installed.
-struct Root {
-    dir: TempDir,
+struct Root(DebianRoot);
+
+impl std::ops::Deref for Root {
+    type Target = DebianRoot;
+    fn deref(&self) -> &DebianRoot {
+        &self.0
+    }
 }
 
 impl Root {
     fn with_loader() -> Root {
-        require_root();
-        let base = project(TRIXIE_ROOT);
-        assert!(
-            base.join("usr/bin/systemctl").exists(),
-            "{}: no Debian 13 root with systemd: run make roots",
-            base.display()
-        );
-        let deb = loader_deb();
-        let dir = TempDir::new("ipkg-root");
-        run_ok(
-            Command::new("cp")
-                .arg("-a")
-                .arg(&base)
-                .arg(dir.join("root")),
-        );
-        let root = Root { dir };
-        root.dpkg_install(&deb, &[]);
-        root
-    }
-
-    fn path(&self) -> PathBuf {
-        self.dir.join("root")
-    }
-
-    /// `program args` run inside the root, with a /proc of its own (systemctl and
-    /// systemd-analyze read it) in a mount namespace that ends with the command.
-    fn command(&self, program: &str, args: &[&str]) -> Command {
-        let mut cmd = Command::new("unshare");
-        cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
-            .arg(r#"root=$1; shift; mount -t proc proc "$root/proc" && exec chroot "$root" "$@""#)
-            .arg("sh")
-            .arg(self.path())
-            .arg(program)
-            .args(args);
-        cmd
-    }
-
-    /// `dpkg -i` inside the root, of a copy of `deb` placed in its /tmp.
-    fn dpkg_install(&self, deb: &Path, options: &[&str]) -> Output {
-        let name = deb.file_name().unwrap().to_string_lossy().into_owned();
-        fs::copy(deb, self.path().join("tmp").join(&name)).unwrap();
-        let mut args: Vec<&str> = options.to_vec();
-        let inside = format!("/tmp/{name}");
-        args.extend(["-i", &inside]);
-        let out = run(&mut self.command("dpkg", &args));
-        assert!(
-            out.status.success(),
-            "dpkg {args:?} failed:\n{}{}",
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        fs::remove_file(self.path().join("tmp").join(&name)).unwrap();
-        out
+        let root = DebianRoot::copy_of(SUITE);
+        root.dpkg_install(&loader_deb(), &[]);
+        Root(root)
     }
 
     /// Installs an image package. The engines are not in the test root, so dpkg is told to
     /// configure it anyway; the check below makes sure the engine packages are the only
     /// dependencies that are missing (the loader's package is installed).
     fn install_image_package(&self, built: &Built, engine_packages: &[&str]) {
-        let out = self.dpkg_install(&built.deb, &["--force-depends"]);
-        let missing: BTreeSet<String> = text(&out.stderr)
+        let out = self.0.dpkg_install(&built.deb, &["--force-depends"]);
+        let missing: BTreeSet<String> = out
             .lines()
             .filter_map(|l| l.split_once(" depends on ").map(|(_, rest)| rest))
             .map(|rest| rest.split(';').next().unwrap().trim().to_string())
             .collect();
         let expected: BTreeSet<String> = engine_packages.iter().map(|p| p.to_string()).collect();
         assert_eq!(
-            missing,
-            expected,
-            "dpkg found other dependencies missing than the engine packages:\n{}",
-            text(&out.stderr)
+            missing, expected,
+            "dpkg found other dependencies missing than the engine packages:\n{out}"
         );
-    }
-
-    /// Where `path` leads inside the root, every link followed there (`realpath -e`).
-    fn resolve(&self, path: &str) -> String {
-        run_ok(&mut self.command("realpath", &["-e", path]))
-            .trim()
-            .to_string()
-    }
-
-    /// Every path in the root except dpkg's own records and logs.
-    fn files(&self) -> BTreeSet<String> {
-        let root = self.path();
-        let out = run_ok(Command::new("find").arg(&root).arg("-xdev"));
-        out.lines()
-            .map(|l| l.strip_prefix(root.to_str().unwrap()).unwrap().to_string())
-            .filter(|p| !p.starts_with("/var/lib/dpkg/") && !p.starts_with("/var/log/"))
-            .collect()
     }
 
     /// Stand-ins for the engine's units, which the engine packages would install: the drop-ins
@@ -608,10 +549,12 @@ fn the_installed_instance_passes_systemd_analyze_verify() {
         root.install_image_package(&built, engine_packages);
 
         // --man=no: the root has no man; the unit's man: link is the loader package's.
-        let out = run(&mut root.command(
+        let out = run(&mut root.command(&[
             "systemd-analyze",
-            &["verify", "--man=no", &instance("app-images")],
-        ));
+            "verify",
+            "--man=no",
+            &instance("app-images"),
+        ]));
         let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
         assert!(
             out.status.success(),
@@ -633,7 +576,7 @@ fn the_installed_instance_is_enabled_as_a_static_unit() {
 
     // docs/install.md: the multi-user.target.wants link enables the instance for as long as
     // the package is installed, and `systemctl is-enabled` says static.
-    let out = run(&mut root.command("systemctl", &["is-enabled", &instance("app-images")]));
+    let out = run(&mut root.command(&["systemctl", "is-enabled", &instance("app-images")]));
     assert_eq!(text(&out.stdout).trim(), "static", "{}", text(&out.stderr));
     assert!(out.status.success());
 }
@@ -641,7 +584,7 @@ fn the_installed_instance_is_enabled_as_a_static_unit() {
 #[test]
 fn purge_removes_everything_the_package_installed() {
     let root = Root::with_loader();
-    let before = root.files();
+    let before = root.files(&DPKG_OWN_FILES);
     let images = Images::of(&["example.com/app:1", "busybox:1.36"]);
     let built = build(
         "app-images",
@@ -650,12 +593,12 @@ fn purge_removes_everything_the_package_installed() {
     );
     root.install_image_package(&built, &["docker.io", "apparmor"]);
     assert!(
-        root.files().len() > before.len(),
+        root.files(&DPKG_OWN_FILES).len() > before.len(),
         "the package installed nothing"
     );
 
-    run_ok(&mut root.command("dpkg", &["--purge", "app-images"]));
-    let after = root.files();
+    root.dpkg(&["--purge", "app-images"]);
+    let after = root.files(&DPKG_OWN_FILES);
     let left: Vec<_> = after.difference(&before).collect();
     assert!(left.is_empty(), "left after dpkg --purge: {left:?}");
 }

@@ -11,6 +11,8 @@ use std::process::{Command, Stdio};
 
 use crate::common::loader_bin;
 
+pub mod debian_root;
+
 /// Runs `cmd`, returns (exit code, stdout + stderr).
 pub fn run(cmd: &mut Command) -> (i32, String) {
     let out = cmd
