@@ -1082,6 +1082,17 @@ impl Fixture {
         Fixture::from_layers(&[reference], vec![layer_of(name, content)])
     }
 
+    /// A one-layer image tagged `reference` whose layer holds `files` (path, content, mode):
+    /// with a static busybox as `bin/busybox` (0o755), an image a container can run.
+    pub fn with_files(reference: &str, files: &[(&str, &[u8], u32)]) -> Fixture {
+        let mut b = tar::Builder::new(Vec::new());
+        for (path, content, mode) in files {
+            append_file(&mut b, path, content, *mode);
+        }
+        let layer = b.into_inner().expect("finish layer tar");
+        Fixture::from_layers(&[reference], vec![layer])
+    }
+
     /// The docker-archive (`docker save` layout) of an image made of `layer_tars`.
     fn from_layers(repo_tags: &[&str], layer_tars: Vec<Vec<u8>>) -> Fixture {
         let diff_ids: Vec<String> = layer_tars.iter().map(|l| sha256_hex(l)).collect();
