@@ -674,19 +674,25 @@ set -u
 uptime() {{ cut -d' ' -f1 /proc/uptime; }}
 systemctl is-system-running --wait >/dev/null
 finished=$(uptime)
-# The apps' containers start a moment after their units: wait for those whose unit runs.
-for app in "podman {PODMAN_APP_UNIT}" "docker {DOCKER_APP_UNIT}"; do
-    set -- $app
+n=1
+while [ -e "{REPORTS_DIR}/$n" ]; do n=$((n + 1)); done
+out={REPORTS_DIR}/$n
+mkdir -p "$out"
+# ENGINE UNIT: the app's container starts a moment after its unit, so wait for it while the
+# unit runs; then the engine's images and containers. Both engines at once: their CLIs are
+# slow to start under emulation.
+engine_report() {{
     for i in $(seq 60); do
         systemctl is-active -q "$2" || break
         "$1" ps --format '{{{{.Names}}}}' | grep -qx {APP_CONTAINER} && break
         sleep 0.5
     done
-done
-n=1
-while [ -e "{REPORTS_DIR}/$n" ]; do n=$((n + 1)); done
-out={REPORTS_DIR}/$n
-mkdir -p "$out"
+    "$1" images --format '{{{{.Repository}}}}:{{{{.Tag}}}}' > "$out/$1-images.txt" 2>&1
+    "$1" ps --format '{{{{.Names}}}} {{{{.Image}}}}' > "$out/$1-ps.txt" 2>&1
+}}
+engine_report podman {PODMAN_APP_UNIT} &
+engine_report docker {DOCKER_APP_UNIT} &
+wait
 journalctl -b -o json --no-pager -u 'container-loader*' > "$out/loader-journal.json"
 journalctl -b --no-pager > "$out/journal.txt"
 for u in {units}; do
@@ -694,10 +700,6 @@ for u in {units}; do
     systemctl is-failed "$u" > "$out/is-failed-$u.txt"
 done
 systemd-analyze blame --no-pager > "$out/blame.txt" 2>&1
-podman images --format '{{{{.Repository}}}}:{{{{.Tag}}}}' > "$out/podman-images.txt" 2>&1
-docker images --format '{{{{.Repository}}}}:{{{{.Tag}}}}' > "$out/docker-images.txt" 2>&1
-podman ps --format '{{{{.Names}}}} {{{{.Image}}}}' > "$out/podman-ps.txt" 2>&1
-docker ps --format '{{{{.Names}}}} {{{{.Image}}}}' > "$out/docker-ps.txt" 2>&1
 ls -1 /run/container-loader/images > "$out/markers.txt"
 cp /run/container-loader/status.json "$out/"
 {archive_dirs}
@@ -705,12 +707,21 @@ touch "$out/done"
 sync
 # Stopped here rather than at power-off: busybox, PID 1 of the apps' containers, ignores
 # SIGTERM, which would cost each engine's stop timeout (10 s).
-podman stop -t 0 {APP_CONTAINER} >/dev/null 2>&1
-docker stop -t 0 {APP_CONTAINER} >/dev/null 2>&1
+podman stop -t 0 {APP_CONTAINER} >/dev/null 2>&1 &
+docker stop -t 0 {APP_CONTAINER} >/dev/null 2>&1 &
+wait
 echo "vmtest-report: boot finished at $finished s of uptime, report written at $(uptime) s"
 systemctl poweroff --no-block
 "#
     );
+    // The apps run with --network none: docker's bridge and iptables rules, which take it
+    // seconds to set up under emulation at every start, serve nothing here.
+    fs::create_dir_all(root.join("etc/docker")).unwrap();
+    fs::write(
+        root.join("etc/docker/daemon.json"),
+        r#"{"bridge": "none", "iptables": false, "ip6tables": false}"#,
+    )
+    .unwrap();
     let sbin = root.join("usr/local/sbin");
     fs::create_dir_all(&sbin).unwrap();
     let path = sbin.join("vmtest-report");
@@ -725,7 +736,7 @@ systemctl poweroff --no-block
     let prepare_unit = format!(
         "[Unit]\nDescription=Change the engines before the loaders run, for tests/vm.rs\n\
          ConditionPathExists={PREPARE_SCRIPT}\nBefore={} {}\n\
-         After=podman.socket docker.service\n\n\
+         \n\
          [Service]\nType=oneshot\nExecStart=/bin/sh -ex {PREPARE_SCRIPT}\n\n\
          [Install]\nWantedBy=multi-user.target\n",
         loader_unit(PODMAN_PKG),
