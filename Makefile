@@ -13,6 +13,9 @@
 #   make roots    target/roots/{bookworm,trixie}: Debian 12 and 13 with systemd, which the package
 #                 tests copy and install the .debs into; built once, then reused
 #   make install  DESTDIR=... PREFIX=/usr: binary, systemd units, initramfs hooks, man page, docs
+#   make vm-test  a Debian 13 machine under qemu, booted four times with the loader's .deb and
+#                 two image packages (tests/vm.rs); its base root, target/vm/trixie, is built
+#                 once (make vm-base), then reused
 #   make deb      dist/deb/container-loader_<version>_{amd64,arm64,armhf}.deb, lintian-checked
 #   make clean
 
@@ -102,7 +105,8 @@ if [ -n "$$missing" ]; then \
 fi
 endef
 
-.PHONY: all dist-armhf deps engines-root roots toolchain test demo bench clean install fuzz-smoke
+.PHONY: all dist-armhf deps engines-root roots toolchain test demo bench clean install fuzz-smoke \
+	vm-base vm-test
 
 all: $(DIST_x86_64) $(DIST_aarch64)
 
@@ -172,6 +176,46 @@ $(ROOTS_DIR)/%.stamp:
 	mmdebstrap --variant=minbase --include=$(ROOTS_PACKAGES) $* $(ROOTS_DIR)/$*.tmp "$$mirror"
 	mv $(ROOTS_DIR)/$*.tmp $(ROOTS_DIR)/$*
 	touch $@
+
+# `make vm-test` (tests/vm.rs): a Debian 13 machine booted under qemu, four times, with the
+# loader's .deb and two image packages built by isar/scripts/image-package installed. Its base
+# root filesystem (kernel, systemd, docker.io and its CLI, podman, apparmor, which the docker
+# image package depends on; dbus, which both engines' systemd cgroup drivers talk to) is built
+# as the engines root is and reused; each run copies it, installs the packages with dpkg and
+# makes an ext4 disk image of the copy with mkfs.ext4 -d (no loop mount). Results are read back
+# out of the disk image with debugfs after power-off; the units' times go to $(VM_DIR)/blame.txt.
+VM_DIR       := target/vm
+VM_BASE      := $(VM_DIR)/trixie
+VM_STAMP     := $(VM_BASE).stamp
+VM_PACKAGES  := linux-image-amd64,systemd-sysv,udev,dbus,kmod,podman,crun,docker.io,docker-cli,containerd,apparmor
+# busybox-static: the program of the images the example apps run.
+VM_TOOLS     := mmdebstrap:mmdebstrap qemu-system-x86_64:qemu-system-x86 mkfs.ext4:e2fsprogs \
+	debugfs:e2fsprogs busybox:busybox-static unshare:util-linux $(IMAGE_PACKAGE_TOOLS)
+# The machine's fstab and hostname; the rest of its setup is the test's, per run.
+VM_CUSTOMIZE := --customize-hook='echo "/dev/vda / ext4 rw,errors=remount-ro 0 1" > "$$1/etc/fstab"' \
+	--customize-hook='echo container-loader-vm > "$$1/etc/hostname"'
+
+$(VM_STAMP):
+	@$(call ensure_tools,$(VM_TOOLS))
+	rm -rf --one-file-system $(VM_BASE).tmp $(VM_BASE)
+	mkdir -p $(VM_DIR)
+	mirror=$(MIRROR); \
+	echo "vm base root: Debian 13 from $$mirror"; \
+	mmdebstrap --variant=apt --include=$(VM_PACKAGES) $(VM_CUSTOMIZE) trixie $(VM_BASE).tmp "$$mirror"
+	mv $(VM_BASE).tmp $(VM_BASE)
+	touch $@
+
+vm-base: $(VM_STAMP)
+
+# The boots share one disk image, in order: one test at a time. --nocapture: the boot times and
+# the blame figures are printed as they come. Only the amd64 package is built (as `make deb`
+# builds it): the machine is amd64.
+vm-test: $(VM_STAMP) $(DIST_x86_64)
+	@$(call ensure_tools,$(VM_TOOLS) $(DEB_TOOLS))
+	$(call deb_package,amd64)
+	CONTAINER_LOADER_BIN=$(DIST_x86_64) CONTAINER_LOADER_VM_BASE=$(VM_BASE) \
+		CONTAINER_LOADER_DEB=$(DEB_DIR)/$(BIN)_$(DEB_VERSION)_amd64.deb \
+		$(CARGO) test --test vm -- --ignored --test-threads=1 --nocapture
 
 # Everything `all` needs besides cargo: the C tools and the rustup musl target.
 toolchain:
