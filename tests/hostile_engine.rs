@@ -15,7 +15,6 @@ mod common;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
@@ -441,19 +440,8 @@ fn run_with_usual_sockets(docker: &Path, podman: &Path, pkg: &Package) -> Output
         touch /run/docker.sock /run/podman/podman.sock &&
         mount --bind "$1" /run/docker.sock && mount --bind "$2" /run/podman/podman.sock &&
         shift 2 && exec "$@""#;
-    let mut unshare = Command::new("unshare");
-    unshare
-        .args([
-            "--mount",
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
-            script,
-            "sh",
-        ])
-        .arg(docker)
-        .arg(podman);
+    let mut unshare = in_private_mounts(script);
+    unshare.arg(docker).arg(podman);
     let list = pkg.list_arg();
     let args = ["--engine", "auto", "--wait", "30", "-l", &list];
     wait_within(spawn_loader_behind(unshare, &args), RUN_LIMIT).0

@@ -302,16 +302,7 @@ fn engine_directory_the_loader_cannot_see_skips_the_check(flavor: Flavor) {
         "mount -t tmpfs tmpfs '{}' && exec \"$@\"",
         engine.dir().display()
     );
-    let out = Command::new("unshare")
-        .args([
-            "--mount",
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
-            &hide,
-            "sh",
-        ])
+    let out = in_private_mounts(&hide)
         .arg(loader_bin())
         .args(proxy.host_args())
         .args(["-l", &pkg.list_arg(), "-v"])

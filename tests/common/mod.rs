@@ -60,6 +60,23 @@ pub fn require_root() {
     );
 }
 
+/// `sh -c SCRIPT sh` in a mount namespace of its own (private propagation), so the mounts the
+/// script makes end with it and never reach this machine; the script's arguments ($1 ...) and
+/// the command it execs are appended by the caller.
+pub fn in_private_mounts(script: &str) -> Command {
+    let mut c = Command::new("unshare");
+    c.args([
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        script,
+        "sh",
+    ]);
+    c
+}
+
 /// Panics unless `program` is an executable on $PATH.
 pub fn require_program(program: &str) {
     let path = std::env::var_os("PATH").unwrap_or_default();
@@ -483,11 +500,8 @@ impl Engine {
 
     /// The command that runs `program` from the Debian 13 root (see CHROOT_SCRIPT).
     fn chrooted(&self, program: &str) -> Command {
-        let mut c = Command::new("unshare");
-        c.args(["--mount", "--propagation", "private", "sh", "-c"])
-            .arg(CHROOT_SCRIPT)
-            .arg("sh")
-            .arg(engines_root())
+        let mut c = in_private_mounts(CHROOT_SCRIPT);
+        c.arg(engines_root())
             .arg(self.dir.path())
             .arg(program)
             // The host's PATH may name directories the root does not have.

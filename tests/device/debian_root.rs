@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::{run, run_ok};
-use crate::common::{require_root, TempDir};
+use crate::common::{in_private_mounts, require_root, TempDir};
 
 /// Where `make roots` keeps the Debian root filesystems, relative to the project.
 pub const ROOTS_DIR: &str = "target/roots";
@@ -52,11 +52,10 @@ impl DebianRoot {
 
     /// `args` (program first) run inside the root.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new("unshare");
-        cmd.args(["--mount", "--propagation", "private", "--", "sh", "-euc"])
-            .arg(r#"root=$1; shift; mount -t proc proc "$root/proc"; exec chroot "$root" "$@""#)
-            .arg("sh")
-            .arg(&self.path)
+        let mut cmd = in_private_mounts(
+            r#"set -e; root=$1; shift; mount -t proc proc "$root/proc"; exec chroot "$root" "$@""#,
+        );
+        cmd.arg(&self.path)
             .args(["env", "-i", &format!("PATH={ROOT_PATH}"), "LC_ALL=C"])
             .args(args);
         cmd
