@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::*;
-use device::debian_root::DebianRoot;
+use device::debian_root::{loader_deb, DebianRoot};
 
 /// The builder under test.
 const BUILDER: &str = "isar/scripts/image-package";
@@ -31,8 +31,6 @@ const SUITE: &str = "trixie";
 /// What install and purge change by design, left out of the comparison: dpkg's database and
 /// the logs.
 const DPKG_OWN_FILES: [&str; 2] = ["var/lib/dpkg", "var/log"];
-/// Where `make deb` puts the loader's packages.
-const DEB_DIR: &str = "dist/deb";
 /// Where the loader package puts the drop-ins that image packages link.
 const DROP_IN_DIR: &str = "/usr/share/container-loader/drop-ins";
 /// The instance link and the drop-in directory of package PKG, relative to the root.
@@ -192,26 +190,6 @@ fn build(pkg: &str, options: &[&str], images: &Images) -> Built {
 // A Debian 13 root with the loader's package installed
 // ---------------------------------------------------------------------------------------
 
-/// The loader's package for this machine's architecture, from `make deb`.
-fn loader_deb() -> PathBuf {
-    let arch = host_arch();
-    let dir = project(DEB_DIR);
-    let mut debs: Vec<PathBuf> = fs::read_dir(&dir)
-        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
-        .unwrap_or_default();
-    debs.retain(|p| {
-        let name = p.file_name().unwrap().to_string_lossy();
-        name.starts_with("container-loader_") && name.ends_with(&format!("_{arch}.deb"))
-    });
-    debs.sort();
-    debs.pop().unwrap_or_else(|| {
-        panic!(
-            "{}: no container-loader_*_{arch}.deb: run make deb",
-            dir.display()
-        )
-    })
-}
-
 /// A copy of the Debian 13 root with the loader's package installed.
 struct Root(DebianRoot);
 
@@ -225,7 +203,7 @@ impl std::ops::Deref for Root {
 impl Root {
     fn with_loader() -> Root {
         let root = DebianRoot::copy_of(SUITE);
-        root.dpkg_install(&loader_deb(), &[]);
+        root.dpkg_install(&loader_deb(&host_arch()), &[]);
         Root(root)
     }
 

@@ -28,6 +28,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::*;
+use device::debian_root;
 use device::*;
 
 /// The base root filesystem `make vm-base` builds; $CONTAINER_LOADER_VM_BASE points elsewhere.
@@ -48,8 +49,7 @@ const VM_CPUS: u32 = 2;
 /// Under TCG on 2 busy cores a boot took 50-125 s; a hung boot must not eat CI's time.
 const BOOT_TIMEOUT_KVM: Duration = Duration::from_secs(300);
 const BOOT_TIMEOUT_TCG: Duration = Duration::from_secs(600);
-/// The loader's packages (`make deb`), and the builder of image packages.
-const DEB_DIR: &str = "dist/deb";
+/// The builder of image packages.
 const IMAGE_PACKAGE: &str = "isar/scripts/image-package";
 /// Where the host's static busybox is (busybox-static), copied into the images the apps run.
 const BUSYBOX: &str = "/bin/busybox";
@@ -588,12 +588,11 @@ fn install_packages(root: &Path, work: &Path) {
     }
     // dpkg's maintainer scripts want /proc: mounted in a mount namespace of their own.
     run_ok(
-        Command::new("unshare")
-            .args(["--mount", "--fork", "sh", "-c"])
-            .arg(r#"root=$1; shift; mount -t proc proc "$root/proc" && exec chroot "$root" "$@""#)
-            .arg("sh")
-            .arg(root)
-            .args(&args),
+        in_private_mounts(
+            r#"root=$1; shift; mount -t proc proc "$root/proc" && exec chroot "$root" "$@""#,
+        )
+        .arg(root)
+        .args(&args),
     );
     fs::remove_dir_all(&inside).unwrap();
 }
@@ -602,24 +601,7 @@ fn install_packages(root: &Path, work: &Path) {
 fn loader_deb() -> PathBuf {
     match std::env::var_os("CONTAINER_LOADER_DEB") {
         Some(p) if !p.is_empty() => project(&p.to_string_lossy()),
-        _ => {
-            let dir = project(DEB_DIR);
-            let found: Vec<PathBuf> = fs::read_dir(&dir)
-                .unwrap_or_else(|e| panic!("{}: {e} (make deb)", dir.display()))
-                .map(|e| e.unwrap().path())
-                .filter(|p| {
-                    let name = p.file_name().unwrap().to_string_lossy();
-                    name.starts_with("container-loader_") && name.ends_with("_amd64.deb")
-                })
-                .collect();
-            assert_eq!(
-                found.len(),
-                1,
-                "{}: container-loader_*_amd64.deb: {found:?}",
-                dir.display()
-            );
-            found.into_iter().next().unwrap()
-        }
+        _ => debian_root::loader_deb("amd64"),
     }
 }
 

@@ -16,8 +16,35 @@ use crate::common::{in_private_mounts, require_root, TempDir};
 pub const ROOTS_DIR: &str = "target/roots";
 /// PATH inside the root: Debian's default, /usr/local first (a test may put a stand-in there).
 const ROOT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// Where `make deb` writes the loader's packages, relative to the project.
+pub const DEB_DIR: &str = "dist/deb";
 /// Where a package is copied inside the root for dpkg to install it; removed afterwards.
 const PACKAGES_IN_ROOT: &str = "tmp";
+
+/// The loader's package for Debian architecture `arch`: the one container-loader_*_ARCH.deb
+/// `make deb` left in dist/deb/.
+pub fn loader_deb(arch: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(DEB_DIR);
+    let found: Vec<PathBuf> = fs::read_dir(&dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.path()))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p: &PathBuf| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.starts_with("container-loader_") && name.ends_with(&format!("_{arch}.deb"))
+        })
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "{}: not one container-loader_*_{arch}.deb but {found:?}: run make deb",
+        dir.display()
+    );
+    found.into_iter().next().unwrap()
+}
 
 pub struct DebianRoot {
     _dir: TempDir,
