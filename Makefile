@@ -7,6 +7,7 @@
 #                 the static build
 #   make demo     end to end against a throwaway podman service (tests/scripts/demo.sh)
 #   make bench    the static binary vs the seed script on real engines (benches/bench.rs): a table
+#   make size-report  what each crate costs in the x86_64 and aarch64 binaries (cargo bloat)
 #   make deps     only install the test dependencies (and build the engines root below)
 #   make engines-root  target/engines/trixie: a Debian 13 root filesystem whose dockerd 26 and
 #                 podman 5.4 the tests run chrooted, besides the host's; built once, then reused
@@ -348,6 +349,52 @@ deb: $(foreach a,$(DEB_ARCHS),$(DEB_BIN_$(a)))
 	rm -rf $(DEB_DIR)
 	$(foreach a,$(DEB_ARCHS),$(call deb_package,$(a)))
 	@ls -l $(DEB_DIR)
+
+# `make size-report`: what each crate costs in the device binaries (README.md, "What the binary
+# is made of"). Each SIZE_REPORT_ARCHS binary is built as `make` builds it (same target, release
+# profile and build-std flags) but not stripped, in target/bloat/, and cargo bloat attributes its
+# code (.text) to crates by symbol name. Under fat LTO that is a guess: generic and inlined code
+# counts for the crate that instantiates it (mostly container_loader), and a crate can be named
+# for code that is core's. C symbols name no crate; they are told apart here by name: zstd's
+# decoder (ZSTD_, HUF_, FSE_, XXH...; cargo bloat puts part of it under zstd_sys), libunwind
+# (std's backtrace walker, linked although nothing unwinds) and the rest, musl's libc. Rows under
+# 1 KiB are summed as "others". What removing a dependency saves: a build without it (README.md).
+SIZE_REPORT_ARCHS ?= x86_64 aarch64
+SIZE_REPORT_TOOLS := jq:jq
+SIZE_REPORT_DIR   := target/bloat
+SIZE_REPORT_JQ := \
+	def fixed(w): (. * 10 | round | tostring) as $$d | (if ($$d | length) < 2 then "0" + $$d else $$d end) \
+		| .[:-1] + "." + .[-1:] | " " * (w - length) + .; \
+	.["text-section-size"] as $$text \
+	| [ .functions[] | { size, crate: ( \
+		if (.crate == "zstd_sys") or (.crate == null and (.name | test("^(ZSTD|HUF|FSE|HIST|ERR|BIT|POOL)_|XXH"))) \
+			then "zstd decoder (C, zstd-sys)" \
+		elif .crate == null and (.name | test("libunwind|_Unwind|__unw_")) then "libunwind (C++)" \
+		elif .crate == null then "musl libc (C)" \
+		else .crate end) } ] \
+	| group_by(.crate) | map({ crate: .[0].crate, size: (map(.size) | add) }) \
+	| (map(select(.size >= 1024)) | sort_by(-.size)) \
+		+ [{ crate: "others", size: (map(select(.size < 1024).size) | add // 0) }] \
+	| "   KiB   .text  crate", \
+	  (.[] | "\(.size / 1024 | fixed(6))  \(.size * 100 / $$text | fixed(5))%  \(.crate)"), \
+	  "\($$text / 1024 | fixed(6))  100.0%  .text, functions and padding"
+
+# $(call size_report,ARCH): the table for $(TARGET_ARCH).
+define size_report
+	CARGO_PROFILE_RELEASE_STRIP=false CARGO_TARGET_DIR=$(SIZE_REPORT_DIR) $(CARGO_ENV) \
+		$(CARGO) bloat --release --target $(TARGET_$(1)) $(CARGO_FLAGS) -n 0 --message-format json \
+		>$(SIZE_REPORT_DIR)/$(TARGET_$(1)).json
+	@echo "== $(TARGET_$(1)): code (.text) by crate, cargo bloat $$($(CARGO) bloat --version | cut -d' ' -f2)"
+	@jq -r '$(SIZE_REPORT_JQ)' $(SIZE_REPORT_DIR)/$(TARGET_$(1)).json
+
+endef
+
+.PHONY: size-report
+size-report: toolchain
+	@$(call ensure_tools,$(SIZE_REPORT_TOOLS))
+	@$(CARGO) bloat --version >/dev/null 2>&1 || $(CARGO) install --locked cargo-bloat
+	@mkdir -p $(SIZE_REPORT_DIR)
+	$(foreach a,$(SIZE_REPORT_ARCHS),$(call size_report,$(a)))
 
 # `make fuzz-smoke`: each cargo-fuzz target in fuzz/ for FUZZ_SECONDS, under AddressSanitizer and
 # with debug assertions, from the seeds in fuzz/corpus/<target>/ and fuzz/regressions/<target>/;
