@@ -15,15 +15,27 @@
 //! the next request, and otherwise every [`BATCH`] or ten times as long as the last write took,
 //! which keeps a run over thousands of present images from rewriting a growing file for each of
 //! them (the writes then cost at most about a tenth of the run).
+//!
+//! Most runs find what the last one left: every image present, as it was. So nothing is
+//! written that is already right: a marker holding the id is left alone, and `status.json` is
+//! not rewritten while the rows it holds for this run's lists are, in order and byte for byte,
+//! the rows this run has recorded so far (and no other list's rows are to be dropped). It is
+//! read once for that, at the first write, and only where its rows lie is kept, not the rows;
+//! later writes compare with one read of the rows they would write. The first row that differs
+//! has the file written as before, with the rows matched so far.
 
-use std::collections::HashSet;
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use serde::Deserialize;
 use serde_json::value::RawValue;
-use serde_json::Value;
 
+use crate::archive::Directories;
 use crate::list::Entry;
 use crate::lock;
 use crate::log::Log;
@@ -69,6 +81,13 @@ pub struct Recorder<'a> {
     log: Log,
     ours: HashSet<String>,
     markers: Option<RunDir>,
+    /// The names in `images/` when it was opened: a marker not among them is not read first.
+    /// `None` if they could not be read: every marker is read before it is written.
+    marker_names: Option<HashSet<Vec<u8>>>,
+    /// Where a marker is written before it is renamed into place (one name per process).
+    marker_partial: String,
+    /// The images directories the rows' archive columns are read through.
+    dirs: Directories,
     /// Rows finished but not yet in `status.json`, each preceded by `,\n`.
     pending: Vec<u8>,
     pending_rows: usize,
@@ -78,6 +97,10 @@ pub struct Recorder<'a> {
     /// Whether this run has written `status.json` once: from then on, its lists' rows there are
     /// this run's, not an earlier run's.
     wrote_once: bool,
+    /// Whether the `status.json` found before the first write was looked at.
+    looked: bool,
+    /// That file, while it holds every row this run has recorded: nothing to write yet.
+    earlier: Option<Earlier>,
     last_write: Instant,
     /// How long the last write took.
     last_cost: Duration,
@@ -93,10 +116,16 @@ impl<'a> Recorder<'a> {
             log,
             ours: lists.iter().map(|l| l.display().to_string()).collect(),
             markers: None,
+            marker_names: None,
+            // A leading `.` is never a marker's (the encoding escapes it).
+            marker_partial: format!(".partial-{}", std::process::id()),
+            dirs: Directories::default(),
             pending: Vec::new(),
             pending_rows: 0,
             written: None,
             wrote_once: false,
+            looked: false,
+            earlier: None,
             last_write: Instant::now(),
             last_cost: Duration::ZERO,
             marked: HashSet::new(),
@@ -112,7 +141,7 @@ impl<'a> Recorder<'a> {
     /// Records `entry`'s outcome: its marker now, its row in `status.json` now unless
     /// `batched` (it was answered without asking the engine; see [`BATCH`]).
     pub fn entry(&mut self, entry: &Entry, outcome: &Outcome, batched: bool) {
-        let mut row = Row::new(entry.clone());
+        let mut row = Row::new(entry.clone(), &mut self.dirs);
         row.state = outcome.state;
         row.image_id.clone_from(&outcome.image_id);
         row.archive_id.clone_from(&outcome.archive_id);
@@ -146,6 +175,17 @@ impl<'a> Recorder<'a> {
             return;
         }
         let started = Instant::now();
+        if !self.already_there() {
+            self.write_or_report();
+        }
+        self.pending.clear();
+        self.pending_rows = 0;
+        self.last_write = Instant::now();
+        self.last_cost = self.last_write - started;
+    }
+
+    /// Writes `status.json` with the pending rows; a failure is logged and makes the run fail.
+    fn write_or_report(&mut self) {
         if let Err(e) = self.write() {
             self.failed = true;
             self.written = None;
@@ -154,10 +194,6 @@ impl<'a> Recorder<'a> {
                 self.run.join(STATUS_FILE).display()
             ));
         }
-        self.pending.clear();
-        self.pending_rows = 0;
-        self.last_write = Instant::now();
-        self.last_cost = self.last_write - started;
     }
 
     fn write(&mut self) -> io::Result<()> {
@@ -178,7 +214,14 @@ impl<'a> Recorder<'a> {
                 rows
             }
             // The first write, or another loader has written since: read and merged.
-            _ => self.merge_earlier(&mut out)?,
+            _ => {
+                let mut rows = self.merge_earlier(&mut out)?;
+                // The rows this run matched in the file found, and so did not write yet.
+                if let Some(earlier) = &self.earlier {
+                    rows += earlier.copy_matched(rows, &mut out)?;
+                }
+                rows
+            }
         };
         // The first row of an empty array has no comma before it.
         let skip = if rows == 0 { 1 } else { 0 };
@@ -190,6 +233,8 @@ impl<'a> Recorder<'a> {
         let identity = rundir::identity(&file)?;
         drop(file);
         self.run.rename(STATUS_PARTIAL, STATUS_FILE)?;
+        // The rows matched in the file found are in the new one.
+        self.earlier = None;
         self.written = Some((identity, rows));
         self.wrote_once = true;
         Ok(())
@@ -205,15 +250,10 @@ impl<'a> Recorder<'a> {
         let earlier = earlier.unwrap_or_default();
         let earlier: Vec<&RawValue> = serde_json::from_slice(&earlier).unwrap_or_default();
         let first = !self.wrote_once;
-        let kept = earlier.into_iter().filter(|raw| {
-            if !first {
-                return true;
-            }
-            let entry: Value = serde_json::from_str(raw.get()).unwrap_or_default();
-            entry["list"]
-                .as_str()
-                .is_some_and(|l| !self.ours.contains(l) && Path::new(l).exists())
-        });
+        let mut lists = Lists::default();
+        let kept = earlier
+            .into_iter()
+            .filter(|raw| !first || lists.keep(raw, &self.ours) == Some(Keep::Other));
         out.write_all(b"[")?;
         let mut rows = 0;
         for raw in kept {
@@ -222,6 +262,32 @@ impl<'a> Recorder<'a> {
             rows += 1;
         }
         Ok(rows)
+    }
+
+    /// Whether `status.json` holds the pending rows already, as the next of this run's lists'
+    /// rows in the file found before the first write: then they need not be written.
+    fn already_there(&mut self) -> bool {
+        if self.wrote_once {
+            return false;
+        }
+        if !self.looked {
+            self.looked = true;
+            self.earlier = Earlier::read(self.run, &self.ours);
+        }
+        let Some(earlier) = &mut self.earlier else {
+            return false;
+        };
+        // Replaced by another loader since: written, merged with what it wrote.
+        if self.run.identity(STATUS_FILE) != Some(earlier.identity) {
+            return false;
+        }
+        let holds = earlier
+            .holds(&self.pending, self.pending_rows)
+            .unwrap_or(false);
+        if holds {
+            earlier.matched += self.pending_rows;
+        }
+        holds
     }
 
     /// Puts down or takes away the marker for `row`'s image.
@@ -235,6 +301,7 @@ impl<'a> Recorder<'a> {
                 .run
                 .subdir(MARKER_DIR)
                 .map_err(|e: RunDirError| e.to_string())?;
+            self.marker_names = dir.names().ok();
             self.markers = Some(dir);
         }
         let Some(markers) = &self.markers else {
@@ -244,9 +311,17 @@ impl<'a> Recorder<'a> {
         let result = match row.state {
             State::Present | State::Differs => {
                 let id = row.image_id.as_deref().unwrap_or_default();
-                // A leading `.` is never a marker's (the encoding escapes it).
-                let partial = format!(".partial-{}", std::process::id());
-                markers.replace(&name, &partial, format!("{id}\n").as_bytes())
+                let content = format!("{id}\n");
+                // Most runs find the marker an earlier one put down: left as it is. At a boot's
+                // first run, `images/` is empty, and nothing is read.
+                let listed = self
+                    .marker_names
+                    .as_ref()
+                    .is_none_or(|names| names.contains(name.as_bytes()));
+                if listed && markers.holds(&name, content.as_bytes()) {
+                    return Ok(());
+                }
+                markers.replace(&name, &self.marker_partial, content.as_bytes())
             }
             State::Missing => markers.remove(&name),
             State::Unknown => Ok(()),
@@ -257,7 +332,138 @@ impl<'a> Recorder<'a> {
     /// Writes what is still pending; the run is over.
     pub fn finish(mut self) -> bool {
         self.flush();
+        // The file found holds more rows of this run's lists than the run recorded (a list
+        // got shorter): written without them.
+        if self
+            .earlier
+            .as_ref()
+            .is_some_and(|e| e.matched < e.ours.len())
+        {
+            self.write_or_report();
+        }
         !self.failed
+    }
+}
+
+/// The `status.json` found before this run's first write, while it holds this run's rows.
+struct Earlier {
+    /// Held open: the rows matched are copied from it should the file have to be written.
+    file: File,
+    identity: (u64, u64),
+    /// Where each row of this run's lists lies in it (offset, length), in the file's order.
+    ours: Vec<(u64, usize)>,
+    /// How many of those this run has recorded, byte for byte the same.
+    matched: usize,
+}
+
+impl Earlier {
+    /// The `status.json` in `run`, if this run may leave it as it is while its rows match:
+    /// none when it is missing or not a JSON array of rows, or when another list's rows in it
+    /// are to be dropped (that list is gone).
+    fn read(run: &RunDir, ours: &HashSet<String>) -> Option<Earlier> {
+        let mut file = run.open_read(STATUS_FILE).ok()??;
+        let identity = rundir::identity(&file).ok()?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).ok()?;
+        let rows: Vec<&RawValue> = serde_json::from_slice(&bytes).ok()?;
+        let mut lists = Lists::default();
+        let mut mine = Vec::new();
+        for raw in rows {
+            match lists.keep(raw, ours)? {
+                Keep::Ours => {
+                    let text = raw.get();
+                    // Where the row's text lies in the file it was parsed from.
+                    let offset = text.as_ptr() as usize - bytes.as_ptr() as usize;
+                    mine.push((offset as u64, text.len()));
+                }
+                Keep::Other => {}
+            }
+        }
+        Some(Earlier {
+            file,
+            identity,
+            ours: mine,
+            matched: 0,
+        })
+    }
+
+    /// Whether `pending` (`rows` rows, each after `,\n`) is the next rows of ours in the file.
+    fn holds(&self, pending: &[u8], rows: usize) -> io::Result<bool> {
+        let Some(want) = self.ours.get(self.matched..self.matched + rows) else {
+            return Ok(false);
+        };
+        let (Some(first), Some(last)) = (want.first(), want.last()) else {
+            return Ok(true);
+        };
+        // One read of the stretch of the file they lie in.
+        let start = first.0;
+        let mut span = vec![0; (last.0 - start) as usize + last.1];
+        self.file.read_exact_at(&mut span, start)?;
+        let mut at = 0;
+        for &(offset, len) in want {
+            let text = &span[(offset - start) as usize..][..len];
+            let Some(row) = pending[at..].strip_prefix(b",\n") else {
+                return Ok(false);
+            };
+            if !row.starts_with(text) {
+                return Ok(false);
+            }
+            at += 2 + len;
+        }
+        Ok(at == pending.len())
+    }
+
+    /// Writes the rows matched so far after `rows` rows already written; returns how many.
+    fn copy_matched(&self, rows: usize, out: &mut impl Write) -> io::Result<usize> {
+        let mut text = Vec::new();
+        for (i, &(offset, len)) in self.ours[..self.matched].iter().enumerate() {
+            text.resize(len, 0);
+            self.file.read_exact_at(&mut text, offset)?;
+            out.write_all(if rows + i == 0 { b"\n" } else { b",\n" })?;
+            out.write_all(&text)?;
+        }
+        Ok(self.matched)
+    }
+}
+
+/// Whose a row of `status.json` is, for a run over some lists.
+#[derive(Debug, PartialEq, Eq)]
+enum Keep {
+    /// Of one of the run's lists: replaced by the run's own.
+    Ours,
+    /// Of another list that is still there: kept.
+    Other,
+}
+
+/// The lists named in `status.json`, each looked for once.
+#[derive(Default)]
+struct Lists {
+    exists: HashMap<String, bool>,
+}
+
+impl Lists {
+    /// Whose `raw` is; `None` for a row to drop (its list is gone, or it names none).
+    fn keep(&mut self, raw: &RawValue, ours: &HashSet<String>) -> Option<Keep> {
+        /// Only the field that says whose a row is.
+        #[derive(Deserialize)]
+        struct Listed<'a> {
+            #[serde(borrow)]
+            list: Cow<'a, str>,
+        }
+        let listed: Listed = serde_json::from_str(raw.get()).ok()?;
+        let list = listed.list.as_ref();
+        if ours.contains(list) {
+            return Some(Keep::Ours);
+        }
+        let exists = match self.exists.get(list) {
+            Some(&exists) => exists,
+            None => {
+                let exists = Path::new(list).exists();
+                self.exists.insert(list.to_owned(), exists);
+                exists
+            }
+        };
+        exists.then_some(Keep::Other)
     }
 }
 
