@@ -17,12 +17,14 @@
 //! them (the writes then cost at most about a tenth of the run).
 //!
 //! Most runs find what the last one left: every image present, as it was. So nothing is
-//! written that is already right: a marker holding the id is left alone, and `status.json` is
-//! not rewritten while the rows it holds for this run's lists are, in order and byte for byte,
-//! the rows this run has recorded so far (and no other list's rows are to be dropped). It is
-//! read once for that, at the first write, and only where its rows lie is kept, not the rows;
-//! later writes compare with one read of the rows they would write. The first row that differs
-//! has the file written as before, with the rows matched so far.
+//! written that is already right. `status.json` is read once, at the first entry, keeping only
+//! where this run's lists' rows lie in it; each row recorded is compared with the one at its
+//! place there, read a window at a time. The file is not rewritten while those rows are, in
+//! order and byte for byte, the rows recorded so far (and no other list's rows are to be
+//! dropped); the first row that differs has it written as before, with the rows matched. A
+//! marker whose entry's row is unchanged and which `images/` (read once) lists as a regular
+//! file is left alone: the run that wrote that row put it down. Any other marker is read, and
+//! written only if it does not hold the id.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -81,8 +83,8 @@ pub struct Recorder<'a> {
     log: Log,
     ours: HashSet<String>,
     markers: Option<RunDir>,
-    /// The names in `images/` when it was opened: a marker not among them is not read first.
-    /// `None` if they could not be read: every marker is read before it is written.
+    /// The regular files in `images/` when it was opened: a marker not among them is not read
+    /// first. `None` if they could not be read: every marker is read before it is written.
     marker_names: Option<HashSet<Vec<u8>>>,
     /// Where a marker is written before it is renamed into place (one name per process).
     marker_partial: String,
@@ -97,10 +99,12 @@ pub struct Recorder<'a> {
     /// Whether this run has written `status.json` once: from then on, its lists' rows there are
     /// this run's, not an earlier run's.
     wrote_once: bool,
-    /// Whether the `status.json` found before the first write was looked at.
+    /// Whether the `status.json` found before the first entry was looked at.
     looked: bool,
-    /// That file, while it holds every row this run has recorded: nothing to write yet.
+    /// That file, to compare this run's rows with.
     earlier: Option<Earlier>,
+    /// How many rows this run has recorded.
+    recorded: usize,
     last_write: Instant,
     /// How long the last write took.
     last_cost: Duration,
@@ -126,6 +130,7 @@ impl<'a> Recorder<'a> {
             wrote_once: false,
             looked: false,
             earlier: None,
+            recorded: 0,
             last_write: Instant::now(),
             last_cost: Duration::ZERO,
             marked: HashSet::new(),
@@ -146,8 +151,14 @@ impl<'a> Recorder<'a> {
         row.image_id.clone_from(&outcome.image_id);
         row.archive_id.clone_from(&outcome.archive_id);
         row.errors.extend(outcome.error.clone());
+        let start = self.pending.len();
+        self.pending.extend_from_slice(b",\n");
+        // Writing into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut self.pending, &row.to_json());
+        self.pending_rows += 1;
+        let unchanged = self.unchanged(start + 2);
         if self.marked.insert(entry.reference.as_str().to_owned()) {
-            if let Err(e) = self.mark(&row) {
+            if let Err(e) = self.mark(&row, unchanged) {
                 self.failed = true;
                 self.log.error(format_args!(
                     "{}: {}: cannot record its marker {}: {e}",
@@ -157,16 +168,31 @@ impl<'a> Recorder<'a> {
                 ));
             }
         }
-        self.pending.extend_from_slice(b",\n");
-        // Writing into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut self.pending, &row.to_json());
-        self.pending_rows += 1;
         if !batched
             || self.pending.len() >= PENDING_MAX
             || self.last_write.elapsed() >= BATCH.max(self.last_cost * 10)
         {
             self.flush();
         }
+    }
+
+    /// Whether the row just recorded, `pending[at..]`, is the one at its place among this
+    /// run's lists' rows in the `status.json` found.
+    fn unchanged(&mut self, at: usize) -> bool {
+        if !self.looked {
+            self.looked = true;
+            self.earlier = Earlier::read(self.run, &self.ours);
+        }
+        let index = self.recorded;
+        self.recorded += 1;
+        let Some(earlier) = &mut self.earlier else {
+            return false;
+        };
+        let same = earlier.row(index).ok().flatten() == Some(&self.pending[at..]);
+        if !same {
+            earlier.differs = true;
+        }
+        same
     }
 
     /// Writes the rows not yet in `status.json`.
@@ -217,7 +243,7 @@ impl<'a> Recorder<'a> {
             _ => {
                 let mut rows = self.merge_earlier(&mut out)?;
                 // The rows this run matched in the file found, and so did not write yet.
-                if let Some(earlier) = &self.earlier {
+                if let Some(earlier) = &mut self.earlier {
                     rows += earlier.copy_matched(rows, &mut out)?;
                 }
                 rows
@@ -234,7 +260,9 @@ impl<'a> Recorder<'a> {
         drop(file);
         self.run.rename(STATUS_PARTIAL, STATUS_FILE)?;
         // The rows matched in the file found are in the new one.
-        self.earlier = None;
+        if let Some(earlier) = &mut self.earlier {
+            earlier.matched = 0;
+        }
         self.written = Some((identity, rows));
         self.wrote_once = true;
         Ok(())
@@ -264,34 +292,26 @@ impl<'a> Recorder<'a> {
         Ok(rows)
     }
 
-    /// Whether `status.json` holds the pending rows already, as the next of this run's lists'
-    /// rows in the file found before the first write: then they need not be written.
+    /// Whether `status.json` holds the pending rows already: every row this run recorded is
+    /// the one at its place there, and the file is still the one found.
     fn already_there(&mut self) -> bool {
         if self.wrote_once {
             return false;
-        }
-        if !self.looked {
-            self.looked = true;
-            self.earlier = Earlier::read(self.run, &self.ours);
         }
         let Some(earlier) = &mut self.earlier else {
             return false;
         };
         // Replaced by another loader since: written, merged with what it wrote.
-        if self.run.identity(STATUS_FILE) != Some(earlier.identity) {
+        if earlier.differs || self.run.identity(STATUS_FILE) != Some(earlier.identity) {
             return false;
         }
-        let holds = earlier
-            .holds(&self.pending, self.pending_rows)
-            .unwrap_or(false);
-        if holds {
-            earlier.matched += self.pending_rows;
-        }
-        holds
+        earlier.matched += self.pending_rows;
+        true
     }
 
-    /// Puts down or takes away the marker for `row`'s image.
-    fn mark(&mut self, row: &Row) -> Result<(), String> {
+    /// Puts down or takes away the marker for `row`'s image; `unchanged`: the row is the one
+    /// the `status.json` found holds.
+    fn mark(&mut self, row: &Row, unchanged: bool) -> Result<(), String> {
         if row.state == State::Unknown {
             // Not asked: what an earlier run recorded stays.
             return Ok(());
@@ -301,7 +321,7 @@ impl<'a> Recorder<'a> {
                 .run
                 .subdir(MARKER_DIR)
                 .map_err(|e: RunDirError| e.to_string())?;
-            self.marker_names = dir.names().ok();
+            self.marker_names = dir.regular_files().ok();
             self.markers = Some(dir);
         }
         let Some(markers) = &self.markers else {
@@ -312,13 +332,17 @@ impl<'a> Recorder<'a> {
             State::Present | State::Differs => {
                 let id = row.image_id.as_deref().unwrap_or_default();
                 let content = format!("{id}\n");
-                // Most runs find the marker an earlier one put down: left as it is. At a boot's
-                // first run, `images/` is empty, and nothing is read.
                 let listed = self
                     .marker_names
                     .as_ref()
-                    .is_none_or(|names| names.contains(name.as_bytes()));
-                if listed && markers.holds(&name, content.as_bytes()) {
+                    .map(|names| names.contains(name.as_bytes()));
+                // Most runs find the marker the run that wrote the same row put down: left as
+                // it is, unread.
+                if unchanged && listed == Some(true) {
+                    return Ok(());
+                }
+                // At a boot's first run, `images/` is empty, and nothing is read.
+                if listed != Some(false) && markers.holds(&name, content.as_bytes()) {
                     return Ok(());
                 }
                 markers.replace(&name, &self.marker_partial, content.as_bytes())
@@ -334,10 +358,11 @@ impl<'a> Recorder<'a> {
         self.flush();
         // The file found holds more rows of this run's lists than the run recorded (a list
         // got shorter): written without them.
-        if self
-            .earlier
-            .as_ref()
-            .is_some_and(|e| e.matched < e.ours.len())
+        if !self.wrote_once
+            && self
+                .earlier
+                .as_ref()
+                .is_some_and(|e| e.matched < e.ours.len())
         {
             self.write_or_report();
         }
@@ -345,16 +370,26 @@ impl<'a> Recorder<'a> {
     }
 }
 
-/// The `status.json` found before this run's first write, while it holds this run's rows.
+/// The `status.json` found before this run's first entry.
 struct Earlier {
-    /// Held open: the rows matched are copied from it should the file have to be written.
+    /// Held open: its rows are read from it as the run's rows are compared, and the rows
+    /// matched copied from it should the file have to be written.
     file: File,
     identity: (u64, u64),
     /// Where each row of this run's lists lies in it (offset, length), in the file's order.
     ours: Vec<(u64, usize)>,
-    /// How many of those this run has recorded, byte for byte the same.
+    /// A stretch of the file, read at `window_at`, holding the rows compared next.
+    window: Vec<u8>,
+    window_at: u64,
+    /// Whether a row this run recorded is not the one at its place.
+    differs: bool,
+    /// How many of this run's rows were not written, the file holding them already.
     matched: usize,
 }
+
+/// How much of the earlier `status.json` is read at a time to compare rows with (some 180
+/// rows): memory stays flat however long the file is.
+const WINDOW: usize = 64 << 10;
 
 impl Earlier {
     /// The `status.json` in `run`, if this run may leave it as it is while its rows match:
@@ -383,44 +418,50 @@ impl Earlier {
             file,
             identity,
             ours: mine,
+            window: Vec::new(),
+            window_at: 0,
+            differs: false,
             matched: 0,
         })
     }
 
-    /// Whether `pending` (`rows` rows, each after `,\n`) is the next rows of ours in the file.
-    fn holds(&self, pending: &[u8], rows: usize) -> io::Result<bool> {
-        let Some(want) = self.ours.get(self.matched..self.matched + rows) else {
-            return Ok(false);
+    /// The text of row `index` of ours; `None` past the last.
+    fn row(&mut self, index: usize) -> io::Result<Option<&[u8]>> {
+        let Some(&(offset, len)) = self.ours.get(index) else {
+            return Ok(None);
         };
-        let (Some(first), Some(last)) = (want.first(), want.last()) else {
-            return Ok(true);
-        };
-        // One read of the stretch of the file they lie in.
-        let start = first.0;
-        let mut span = vec![0; (last.0 - start) as usize + last.1];
-        self.file.read_exact_at(&mut span, start)?;
-        let mut at = 0;
-        for &(offset, len) in want {
-            let text = &span[(offset - start) as usize..][..len];
-            let Some(row) = pending[at..].strip_prefix(b",\n") else {
-                return Ok(false);
-            };
-            if !row.starts_with(text) {
-                return Ok(false);
+        let within = offset >= self.window_at
+            && offset + len as u64 <= self.window_at + self.window.len() as u64;
+        if !within {
+            self.window.resize(len.max(WINDOW), 0);
+            let mut read = 0;
+            while read < self.window.len() {
+                match self
+                    .file
+                    .read_at(&mut self.window[read..], offset + read as u64)
+                {
+                    Ok(0) => break,
+                    Ok(n) => read += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
             }
-            at += 2 + len;
+            self.window.truncate(read);
+            self.window_at = offset;
+            if read < len {
+                return Ok(None);
+            }
         }
-        Ok(at == pending.len())
+        let from = (offset - self.window_at) as usize;
+        Ok(Some(&self.window[from..from + len]))
     }
 
     /// Writes the rows matched so far after `rows` rows already written; returns how many.
-    fn copy_matched(&self, rows: usize, out: &mut impl Write) -> io::Result<usize> {
-        let mut text = Vec::new();
-        for (i, &(offset, len)) in self.ours[..self.matched].iter().enumerate() {
-            text.resize(len, 0);
-            self.file.read_exact_at(&mut text, offset)?;
+    fn copy_matched(&mut self, rows: usize, out: &mut impl Write) -> io::Result<usize> {
+        for i in 0..self.matched {
+            let text = self.row(i)?.ok_or(io::ErrorKind::UnexpectedEof)?;
             out.write_all(if rows + i == 0 { b"\n" } else { b",\n" })?;
-            out.write_all(&text)?;
+            out.write_all(text)?;
         }
         Ok(self.matched)
     }

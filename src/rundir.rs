@@ -211,11 +211,15 @@ impl RunDir {
         Ok(File::from(fd))
     }
 
-    /// The names in the directory (one read of it, through its handle).
-    pub fn names(&self) -> io::Result<HashSet<Vec<u8>>> {
+    /// The names of the regular files in the directory, as its entries tell (one read of it,
+    /// through its handle): an entry of a file system that does not tell the type is left out.
+    pub fn regular_files(&self) -> io::Result<HashSet<Vec<u8>>> {
         let mut names = HashSet::new();
         for entry in rustix::fs::Dir::read_from(&self.fd)? {
-            names.insert(entry?.file_name().to_bytes().to_vec());
+            let entry = entry?;
+            if entry.file_type() == FileType::RegularFile {
+                names.insert(entry.file_name().to_bytes().to_vec());
+            }
         }
         Ok(names)
     }

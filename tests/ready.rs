@@ -500,6 +500,38 @@ fn a_run_that_finds_everything_as_recorded_rewrites_neither_status_json_nor_mark
 }
 
 #[test]
+fn a_marker_removed_since_the_last_run_is_put_down_again() {
+    let engine = Engine::podman();
+    let run = TempDir::new("run");
+    let (pkg, [_, second]) = two_present(&engine, "removed");
+    load_into(&engine, &pkg, run.path(), &[]).assert_code(0);
+    let marker = run.join("images/example.org-again-removed2:1");
+    fs::remove_file(&marker).unwrap();
+
+    load_into(&engine, &pkg, run.path(), &[]).assert_code(0);
+
+    assert_eq!(
+        fs::read_to_string(&marker).unwrap(),
+        format!("sha256:{}\n", second.id)
+    );
+}
+
+#[test]
+fn a_marker_that_cannot_be_written_fails_every_run() {
+    let engine = Engine::podman();
+    let run = TempDir::new("run");
+    let (pkg, _) = two_present(&engine, "blocked");
+    // A directory where the first marker goes: it cannot be replaced by a file.
+    fs::create_dir_all(run.join("images/example.org-again-blocked1:1/x")).unwrap();
+    load_into(&engine, &pkg, run.path(), &[]).assert_code(1);
+
+    let out = load_into(&engine, &pkg, run.path(), &[]);
+
+    out.assert_code(1)
+        .assert_entry(&pkg.list, 1, &["cannot record its marker", "blocked1:1"]);
+}
+
+#[test]
 fn a_marker_and_its_row_are_written_again_when_the_image_under_the_reference_changes() {
     let engine = Engine::podman();
     let run = TempDir::new("run");
