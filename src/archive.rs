@@ -15,7 +15,7 @@ use std::ffi::CString;
 use std::fmt;
 use std::fs::File;
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
@@ -104,35 +104,44 @@ fn plain(name: &[u8]) -> bool {
 
 /// The images directory, opened once; every name below is looked up through this handle.
 struct Dir<'a> {
-    fd: OwnedFd,
+    fd: BorrowedFd<'a>,
     path: &'a Path,
 }
 
-impl<'a> Dir<'a> {
-    fn open(path: &'a Path, name: &str) -> Result<Dir<'a>, ArchiveError> {
-        if !plain(name.as_bytes()) {
-            return Err(ArchiveError::NotPlainName {
-                name: name.to_owned(),
-                dir: path.to_owned(),
-            });
-        }
-        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
-        let fd = rustix::fs::open(path, flags, Mode::empty()).map_err(|e| match e {
-            Errno::NOENT => ArchiveError::NotFound {
-                name: name.to_owned(),
-                dir: path.to_owned(),
-            },
-            e => ArchiveError::Io {
-                name: name.to_owned(),
-                source: io::Error::new(
-                    io::Error::from(e).kind(),
-                    format!("opening {}: {e}", path.display()),
-                ),
-            },
-        })?;
-        Ok(Dir { fd, path })
+/// Opens the images directory `path` for archive `name`, which must be a plain file name.
+fn open_dir(path: &Path, name: &str) -> Result<OwnedFd, ArchiveError> {
+    if !plain(name.as_bytes()) {
+        return Err(ArchiveError::NotPlainName {
+            name: name.to_owned(),
+            dir: path.to_owned(),
+        });
     }
+    open_images(path).map_err(|e| dir_error(path, name, e))
+}
 
+fn open_images(path: &Path) -> Result<OwnedFd, Errno> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    rustix::fs::open(path, flags, Mode::empty())
+}
+
+/// Why archive `name` cannot be looked for in `path`, which could not be opened.
+fn dir_error(path: &Path, name: &str, e: Errno) -> ArchiveError {
+    match e {
+        Errno::NOENT => ArchiveError::NotFound {
+            name: name.to_owned(),
+            dir: path.to_owned(),
+        },
+        e => ArchiveError::Io {
+            name: name.to_owned(),
+            source: io::Error::new(
+                io::Error::from(e).kind(),
+                format!("opening {}: {e}", path.display()),
+            ),
+        },
+    }
+}
+
+impl Dir<'_> {
     fn io_err(&self, name: &str, e: Errno) -> ArchiveError {
         match e {
             Errno::NOENT => ArchiveError::NotFound {
@@ -147,7 +156,7 @@ impl<'a> Dir<'a> {
     }
 
     fn stat(&self, name: &str, entry: &CString) -> Result<Stat, ArchiveError> {
-        rustix::fs::statat(&self.fd, entry.as_c_str(), AtFlags::SYMLINK_NOFOLLOW)
+        rustix::fs::statat(self.fd, entry.as_c_str(), AtFlags::SYMLINK_NOFOLLOW)
             .map_err(|e| self.io_err(name, e))
     }
 
@@ -161,7 +170,7 @@ impl<'a> Dir<'a> {
         let stat = self.stat(name, &own)?;
         let (entry, stat) = match kind(&stat) {
             FileType::Symlink => {
-                let target = rustix::fs::readlinkat(&self.fd, own.as_c_str(), Vec::new())
+                let target = rustix::fs::readlinkat(self.fd, own.as_c_str(), Vec::new())
                     .map_err(|e| self.io_err(name, e))?;
                 if !plain(target.as_bytes()) {
                     return Err(ArchiveError::Outside {
@@ -186,6 +195,41 @@ impl<'a> Dir<'a> {
             }),
         }
     }
+
+    /// Opens the regular file `name` stands for (see `resolve`) and returns it with its status.
+    fn open(&self, name: &str) -> Result<(OwnedFd, Stat), ArchiveError> {
+        let (entry, _) = self.resolve(name)?;
+        self.open_resolved(name, &entry)
+    }
+
+    /// Opens `entry`, what `resolve` found `name` to stand for, if it still is a regular file.
+    fn open_resolved(&self, name: &str, entry: &CString) -> Result<(OwnedFd, Stat), ArchiveError> {
+        let io_err = |source: io::Error| ArchiveError::Io {
+            name: name.to_owned(),
+            source,
+        };
+        // O_NONBLOCK: a FIFO swapped in after `resolve` must not block the open (it would,
+        // forever, while the engine lock is held); O_NOFOLLOW: nor may a symlink redirect it.
+        let flags =
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+        let fd = rustix::fs::openat(self.fd, entry.as_c_str(), flags, Mode::empty()).map_err(
+            |e| match e {
+                Errno::LOOP | Errno::NOENT => ArchiveError::Changed {
+                    name: name.to_owned(),
+                    dir: self.path.to_owned(),
+                },
+                e => io_err(e.into()),
+            },
+        )?;
+        // The opened file decides, not what `resolve` saw.
+        let stat = rustix::fs::fstat(&fd).map_err(|e| io_err(e.into()))?;
+        if kind(&stat) != FileType::RegularFile {
+            return Err(ArchiveError::NotRegular {
+                name: name.to_owned(),
+            });
+        }
+        Ok((fd, stat))
+    }
 }
 
 fn kind(stat: &Stat) -> FileType {
@@ -201,8 +245,103 @@ fn identity(stat: &Stat) -> (u64, u64) {
 /// Checks that archive `name` in `dir` is a regular file there (itself, or through a symlink
 /// to a plain name beside it) and returns its path, for messages only: it is not opened.
 pub fn locate(dir: &Path, name: &str) -> Result<PathBuf, ArchiveError> {
-    Dir::open(dir, name)?.resolve(name)?;
+    let fd = open_dir(dir, name)?;
+    Dir {
+        fd: fd.as_fd(),
+        path: dir,
+    }
+    .resolve(name)?;
     Ok(dir.join(name))
+}
+
+/// What a row shows of an archive (`status`, `status.json`).
+#[derive(Debug)]
+pub enum Look {
+    /// It opened: its format, told by its first bytes, and its size.
+    Opened { format: Format, size: u64 },
+    /// It is there (a regular file, or a link to one beside it), but cannot be used.
+    Unusable(ArchiveError),
+    /// It is not there, or not as an archive may be.
+    Absent(ArchiveError),
+}
+
+/// The images directories of a run, each opened once: the rows of a run's entries are looked
+/// up through these handles, with the checks of [`Archive::open`] (the name resolved without
+/// following more than a link beside it, the opened file a regular one) and one read of the
+/// first bytes, instead of walking each directory's path again for every entry.
+#[derive(Default)]
+pub struct Directories {
+    open: Vec<(PathBuf, Result<OwnedFd, Errno>)>,
+}
+
+impl Directories {
+    /// What archive `name` in `dir` is now.
+    pub fn look(&mut self, dir: &Path, name: &str) -> Look {
+        if !plain(name.as_bytes()) {
+            return Look::Absent(ArchiveError::NotPlainName {
+                name: name.to_owned(),
+                dir: dir.to_owned(),
+            });
+        }
+        // A run's entries come list by list, each list's from one directory.
+        let at = match self.open.iter().rposition(|(path, _)| path == dir) {
+            Some(at) => at,
+            None => {
+                self.open.push((dir.to_owned(), open_images(dir)));
+                self.open.len() - 1
+            }
+        };
+        let fd = match &self.open[at].1 {
+            Ok(fd) => fd,
+            Err(e) => return Look::Absent(dir_error(dir, name, *e)),
+        };
+        let images = Dir {
+            fd: fd.as_fd(),
+            path: dir,
+        };
+        let entry = match images.resolve(name) {
+            Ok((entry, _)) => entry,
+            Err(e) => return Look::Absent(e),
+        };
+        let (fd, stat) = match images.open_resolved(name, &entry) {
+            Ok(opened) => opened,
+            Err(e) => return Look::Unusable(e),
+        };
+        // O_NONBLOCK stays set: it changes nothing on a regular file.
+        let mut head = [0u8; decode::SNIFF_LEN];
+        let read = match read_head(&mut File::from(fd), &mut head) {
+            Ok(read) => read,
+            Err(source) => {
+                return Look::Unusable(ArchiveError::Io {
+                    name: name.to_owned(),
+                    source,
+                })
+            }
+        };
+        match decode::sniff(&head[..read]) {
+            Some(format) => Look::Opened {
+                format,
+                size: stat.st_size as u64,
+            },
+            None => Look::Unusable(ArchiveError::UnknownFormat {
+                name: name.to_owned(),
+            }),
+        }
+    }
+}
+
+/// Reads from the start of `file` until `head` is full or the file ends; how much was read.
+fn read_head(file: &mut File, head: &mut [u8]) -> io::Result<usize> {
+    let mut read = 0;
+    while read < head.len() {
+        match io::Read::read(file, &mut head[read..]) {
+            Ok(0) => break,
+            Ok(n) => read += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(read)
 }
 
 /// An archive opened for reading, its format known.
@@ -226,32 +365,16 @@ pub struct Origin {
 
 impl Archive {
     pub fn open(dir: &Path, name: &str) -> Result<Archive, ArchiveError> {
-        let images = Dir::open(dir, name)?;
-        let (entry, _) = images.resolve(name)?;
+        let dir_fd = open_dir(dir, name)?;
+        let images = Dir {
+            fd: dir_fd.as_fd(),
+            path: dir,
+        };
+        let (fd, stat) = images.open(name)?;
         let io_err = |source: io::Error| ArchiveError::Io {
             name: name.to_owned(),
             source,
         };
-        // O_NONBLOCK: a FIFO swapped in after `resolve` must not block the open (it would,
-        // forever, while the engine lock is held); O_NOFOLLOW: nor may a symlink redirect it.
-        let flags =
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
-        let fd = rustix::fs::openat(&images.fd, entry.as_c_str(), flags, Mode::empty()).map_err(
-            |e| match e {
-                Errno::LOOP | Errno::NOENT => ArchiveError::Changed {
-                    name: name.to_owned(),
-                    dir: dir.to_owned(),
-                },
-                e => io_err(e.into()),
-            },
-        )?;
-        // The opened file decides, not what `resolve` saw.
-        let stat = rustix::fs::fstat(&fd).map_err(|e| io_err(e.into()))?;
-        if kind(&stat) != FileType::RegularFile {
-            return Err(ArchiveError::NotRegular {
-                name: name.to_owned(),
-            });
-        }
         rustix::fs::fcntl_setfl(&fd, OFlags::empty()).map_err(|e| io_err(e.into()))?;
         let mut file = File::from(fd);
         let (head, format) = decode::peek(&mut file).map_err(io_err)?;
@@ -264,7 +387,7 @@ impl Archive {
             head,
             file,
             origin: Origin {
-                dir: images.fd,
+                dir: dir_fd,
                 dir_path: dir.to_owned(),
                 name: name.to_owned(),
                 identity: identity(&stat),
@@ -312,10 +435,7 @@ impl Origin {
     /// stays.
     pub fn delete(&self) -> Result<(), ArchiveError> {
         let images = Dir {
-            fd: self.dir.try_clone().map_err(|source| ArchiveError::Io {
-                name: self.name.clone(),
-                source,
-            })?,
+            fd: self.dir.as_fd(),
             path: &self.dir_path,
         };
         let (_, stat) = images.resolve(&self.name)?;
@@ -325,7 +445,7 @@ impl Origin {
                 dir: self.dir_path.clone(),
             });
         }
-        rustix::fs::unlinkat(&images.fd, self.name.as_str(), AtFlags::empty())
+        rustix::fs::unlinkat(images.fd, self.name.as_str(), AtFlags::empty())
             .map_err(|e| images.io_err(&self.name, e))
     }
 }

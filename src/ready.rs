@@ -15,15 +15,29 @@
 //! the next request, and otherwise every [`BATCH`] or ten times as long as the last write took,
 //! which keeps a run over thousands of present images from rewriting a growing file for each of
 //! them (the writes then cost at most about a tenth of the run).
+//!
+//! Most runs find what the last one left: every image present, as it was. So nothing is
+//! written that is already right. `status.json` is read once, at the first entry, keeping only
+//! where this run's lists' rows lie in it; each row recorded is compared with the one at its
+//! place there, read a window at a time. The file is not rewritten while those rows are, in
+//! order and byte for byte, the rows recorded so far (and no other list's rows are to be
+//! dropped); the first row that differs has it written as before, with the rows matched. A
+//! marker whose entry's row is unchanged and which `images/` (read once) lists as a regular
+//! file is left alone: the run that wrote that row put it down. Any other marker is read, and
+//! written only if it does not hold the id.
 
-use std::collections::HashSet;
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use serde::Deserialize;
 use serde_json::value::RawValue;
-use serde_json::Value;
 
+use crate::archive::Directories;
 use crate::list::Entry;
 use crate::lock;
 use crate::log::Log;
@@ -69,6 +83,13 @@ pub struct Recorder<'a> {
     log: Log,
     ours: HashSet<String>,
     markers: Option<RunDir>,
+    /// The regular files in `images/` when it was opened: a marker not among them is not read
+    /// first. `None` if they could not be read: every marker is read before it is written.
+    marker_names: Option<HashSet<Vec<u8>>>,
+    /// Where a marker is written before it is renamed into place (one name per process).
+    marker_partial: String,
+    /// The images directories the rows' archive columns are read through.
+    dirs: Directories,
     /// Rows finished but not yet in `status.json`, each preceded by `,\n`.
     pending: Vec<u8>,
     pending_rows: usize,
@@ -78,6 +99,12 @@ pub struct Recorder<'a> {
     /// Whether this run has written `status.json` once: from then on, its lists' rows there are
     /// this run's, not an earlier run's.
     wrote_once: bool,
+    /// Whether the `status.json` found before the first entry was looked at.
+    looked: bool,
+    /// That file, to compare this run's rows with.
+    earlier: Option<Earlier>,
+    /// How many rows this run has recorded.
+    recorded: usize,
     last_write: Instant,
     /// How long the last write took.
     last_cost: Duration,
@@ -93,10 +120,17 @@ impl<'a> Recorder<'a> {
             log,
             ours: lists.iter().map(|l| l.display().to_string()).collect(),
             markers: None,
+            marker_names: None,
+            // A leading `.` is never a marker's (the encoding escapes it).
+            marker_partial: format!(".partial-{}", std::process::id()),
+            dirs: Directories::default(),
             pending: Vec::new(),
             pending_rows: 0,
             written: None,
             wrote_once: false,
+            looked: false,
+            earlier: None,
+            recorded: 0,
             last_write: Instant::now(),
             last_cost: Duration::ZERO,
             marked: HashSet::new(),
@@ -112,13 +146,19 @@ impl<'a> Recorder<'a> {
     /// Records `entry`'s outcome: its marker now, its row in `status.json` now unless
     /// `batched` (it was answered without asking the engine; see [`BATCH`]).
     pub fn entry(&mut self, entry: &Entry, outcome: &Outcome, batched: bool) {
-        let mut row = Row::new(entry.clone());
+        let mut row = Row::new(entry.clone(), &mut self.dirs);
         row.state = outcome.state;
         row.image_id.clone_from(&outcome.image_id);
         row.archive_id.clone_from(&outcome.archive_id);
         row.errors.extend(outcome.error.clone());
+        let start = self.pending.len();
+        self.pending.extend_from_slice(b",\n");
+        // Writing into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut self.pending, &row.to_json());
+        self.pending_rows += 1;
+        let unchanged = self.unchanged(start + 2);
         if self.marked.insert(entry.reference.as_str().to_owned()) {
-            if let Err(e) = self.mark(&row) {
+            if let Err(e) = self.mark(&row, unchanged) {
                 self.failed = true;
                 self.log.error(format_args!(
                     "{}: {}: cannot record its marker {}: {e}",
@@ -128,10 +168,6 @@ impl<'a> Recorder<'a> {
                 ));
             }
         }
-        self.pending.extend_from_slice(b",\n");
-        // Writing into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut self.pending, &row.to_json());
-        self.pending_rows += 1;
         if !batched
             || self.pending.len() >= PENDING_MAX
             || self.last_write.elapsed() >= BATCH.max(self.last_cost * 10)
@@ -140,12 +176,42 @@ impl<'a> Recorder<'a> {
         }
     }
 
+    /// Whether the row just recorded, `pending[at..]`, is the one at its place among this
+    /// run's lists' rows in the `status.json` found.
+    fn unchanged(&mut self, at: usize) -> bool {
+        if !self.looked {
+            self.looked = true;
+            self.earlier = Earlier::read(self.run, &self.ours);
+        }
+        let index = self.recorded;
+        self.recorded += 1;
+        let Some(earlier) = &mut self.earlier else {
+            return false;
+        };
+        let same = earlier.row(index).ok().flatten() == Some(&self.pending[at..]);
+        if !same {
+            earlier.differs = true;
+        }
+        same
+    }
+
     /// Writes the rows not yet in `status.json`.
     pub fn flush(&mut self) {
         if self.pending.is_empty() {
             return;
         }
         let started = Instant::now();
+        if !self.already_there() {
+            self.write_or_report();
+        }
+        self.pending.clear();
+        self.pending_rows = 0;
+        self.last_write = Instant::now();
+        self.last_cost = self.last_write - started;
+    }
+
+    /// Writes `status.json` with the pending rows; a failure is logged and makes the run fail.
+    fn write_or_report(&mut self) {
         if let Err(e) = self.write() {
             self.failed = true;
             self.written = None;
@@ -154,10 +220,6 @@ impl<'a> Recorder<'a> {
                 self.run.join(STATUS_FILE).display()
             ));
         }
-        self.pending.clear();
-        self.pending_rows = 0;
-        self.last_write = Instant::now();
-        self.last_cost = self.last_write - started;
     }
 
     fn write(&mut self) -> io::Result<()> {
@@ -178,7 +240,14 @@ impl<'a> Recorder<'a> {
                 rows
             }
             // The first write, or another loader has written since: read and merged.
-            _ => self.merge_earlier(&mut out)?,
+            _ => {
+                let mut rows = self.merge_earlier(&mut out)?;
+                // The rows this run matched in the file found, and so did not write yet.
+                if let Some(earlier) = &mut self.earlier {
+                    rows += earlier.copy_matched(rows, &mut out)?;
+                }
+                rows
+            }
         };
         // The first row of an empty array has no comma before it.
         let skip = if rows == 0 { 1 } else { 0 };
@@ -190,6 +259,10 @@ impl<'a> Recorder<'a> {
         let identity = rundir::identity(&file)?;
         drop(file);
         self.run.rename(STATUS_PARTIAL, STATUS_FILE)?;
+        // The rows matched in the file found are in the new one.
+        if let Some(earlier) = &mut self.earlier {
+            earlier.matched = 0;
+        }
         self.written = Some((identity, rows));
         self.wrote_once = true;
         Ok(())
@@ -205,15 +278,10 @@ impl<'a> Recorder<'a> {
         let earlier = earlier.unwrap_or_default();
         let earlier: Vec<&RawValue> = serde_json::from_slice(&earlier).unwrap_or_default();
         let first = !self.wrote_once;
-        let kept = earlier.into_iter().filter(|raw| {
-            if !first {
-                return true;
-            }
-            let entry: Value = serde_json::from_str(raw.get()).unwrap_or_default();
-            entry["list"]
-                .as_str()
-                .is_some_and(|l| !self.ours.contains(l) && Path::new(l).exists())
-        });
+        let mut lists = Lists::default();
+        let kept = earlier
+            .into_iter()
+            .filter(|raw| !first || lists.keep(raw, &self.ours) == Some(Keep::Other));
         out.write_all(b"[")?;
         let mut rows = 0;
         for raw in kept {
@@ -224,8 +292,26 @@ impl<'a> Recorder<'a> {
         Ok(rows)
     }
 
-    /// Puts down or takes away the marker for `row`'s image.
-    fn mark(&mut self, row: &Row) -> Result<(), String> {
+    /// Whether `status.json` holds the pending rows already: every row this run recorded is
+    /// the one at its place there, and the file is still the one found.
+    fn already_there(&mut self) -> bool {
+        if self.wrote_once {
+            return false;
+        }
+        let Some(earlier) = &mut self.earlier else {
+            return false;
+        };
+        // Replaced by another loader since: written, merged with what it wrote.
+        if earlier.differs || self.run.identity(STATUS_FILE) != Some(earlier.identity) {
+            return false;
+        }
+        earlier.matched += self.pending_rows;
+        true
+    }
+
+    /// Puts down or takes away the marker for `row`'s image; `unchanged`: the row is the one
+    /// the `status.json` found holds.
+    fn mark(&mut self, row: &Row, unchanged: bool) -> Result<(), String> {
         if row.state == State::Unknown {
             // Not asked: what an earlier run recorded stays.
             return Ok(());
@@ -235,6 +321,7 @@ impl<'a> Recorder<'a> {
                 .run
                 .subdir(MARKER_DIR)
                 .map_err(|e: RunDirError| e.to_string())?;
+            self.marker_names = dir.regular_files().ok();
             self.markers = Some(dir);
         }
         let Some(markers) = &self.markers else {
@@ -244,9 +331,21 @@ impl<'a> Recorder<'a> {
         let result = match row.state {
             State::Present | State::Differs => {
                 let id = row.image_id.as_deref().unwrap_or_default();
-                // A leading `.` is never a marker's (the encoding escapes it).
-                let partial = format!(".partial-{}", std::process::id());
-                markers.replace(&name, &partial, format!("{id}\n").as_bytes())
+                let content = format!("{id}\n");
+                let listed = self
+                    .marker_names
+                    .as_ref()
+                    .map(|names| names.contains(name.as_bytes()));
+                // Most runs find the marker the run that wrote the same row put down: left as
+                // it is, unread.
+                if unchanged && listed == Some(true) {
+                    return Ok(());
+                }
+                // At a boot's first run, `images/` is empty, and nothing is read.
+                if listed != Some(false) && markers.holds(&name, content.as_bytes()) {
+                    return Ok(());
+                }
+                markers.replace(&name, &self.marker_partial, content.as_bytes())
             }
             State::Missing => markers.remove(&name),
             State::Unknown => Ok(()),
@@ -257,7 +356,155 @@ impl<'a> Recorder<'a> {
     /// Writes what is still pending; the run is over.
     pub fn finish(mut self) -> bool {
         self.flush();
+        // The file found holds more rows of this run's lists than the run recorded (a list
+        // got shorter): written without them.
+        if !self.wrote_once
+            && self
+                .earlier
+                .as_ref()
+                .is_some_and(|e| e.matched < e.ours.len())
+        {
+            self.write_or_report();
+        }
         !self.failed
+    }
+}
+
+/// The `status.json` found before this run's first entry.
+struct Earlier {
+    /// Held open: its rows are read from it as the run's rows are compared, and the rows
+    /// matched copied from it should the file have to be written.
+    file: File,
+    identity: (u64, u64),
+    /// Where each row of this run's lists lies in it (offset, length), in the file's order.
+    ours: Vec<(u64, usize)>,
+    /// A stretch of the file, read at `window_at`, holding the rows compared next.
+    window: Vec<u8>,
+    window_at: u64,
+    /// Whether a row this run recorded is not the one at its place.
+    differs: bool,
+    /// How many of this run's rows were not written, the file holding them already.
+    matched: usize,
+}
+
+/// How much of the earlier `status.json` is read at a time to compare rows with (some 180
+/// rows): memory stays flat however long the file is.
+const WINDOW: usize = 64 << 10;
+
+impl Earlier {
+    /// The `status.json` in `run`, if this run may leave it as it is while its rows match:
+    /// none when it is missing or not a JSON array of rows, or when another list's rows in it
+    /// are to be dropped (that list is gone).
+    fn read(run: &RunDir, ours: &HashSet<String>) -> Option<Earlier> {
+        let mut file = run.open_read(STATUS_FILE).ok()??;
+        let identity = rundir::identity(&file).ok()?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).ok()?;
+        let rows: Vec<&RawValue> = serde_json::from_slice(&bytes).ok()?;
+        let mut lists = Lists::default();
+        let mut mine = Vec::new();
+        for raw in rows {
+            match lists.keep(raw, ours)? {
+                Keep::Ours => {
+                    let text = raw.get();
+                    // Where the row's text lies in the file it was parsed from.
+                    let offset = text.as_ptr() as usize - bytes.as_ptr() as usize;
+                    mine.push((offset as u64, text.len()));
+                }
+                Keep::Other => {}
+            }
+        }
+        Some(Earlier {
+            file,
+            identity,
+            ours: mine,
+            window: Vec::new(),
+            window_at: 0,
+            differs: false,
+            matched: 0,
+        })
+    }
+
+    /// The text of row `index` of ours; `None` past the last.
+    fn row(&mut self, index: usize) -> io::Result<Option<&[u8]>> {
+        let Some(&(offset, len)) = self.ours.get(index) else {
+            return Ok(None);
+        };
+        let within = offset >= self.window_at
+            && offset + len as u64 <= self.window_at + self.window.len() as u64;
+        if !within {
+            self.window.resize(len.max(WINDOW), 0);
+            let mut read = 0;
+            while read < self.window.len() {
+                match self
+                    .file
+                    .read_at(&mut self.window[read..], offset + read as u64)
+                {
+                    Ok(0) => break,
+                    Ok(n) => read += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            self.window.truncate(read);
+            self.window_at = offset;
+            if read < len {
+                return Ok(None);
+            }
+        }
+        let from = (offset - self.window_at) as usize;
+        Ok(Some(&self.window[from..from + len]))
+    }
+
+    /// Writes the rows matched so far after `rows` rows already written; returns how many.
+    fn copy_matched(&mut self, rows: usize, out: &mut impl Write) -> io::Result<usize> {
+        for i in 0..self.matched {
+            let text = self.row(i)?.ok_or(io::ErrorKind::UnexpectedEof)?;
+            out.write_all(if rows + i == 0 { b"\n" } else { b",\n" })?;
+            out.write_all(text)?;
+        }
+        Ok(self.matched)
+    }
+}
+
+/// Whose a row of `status.json` is, for a run over some lists.
+#[derive(Debug, PartialEq, Eq)]
+enum Keep {
+    /// Of one of the run's lists: replaced by the run's own.
+    Ours,
+    /// Of another list that is still there: kept.
+    Other,
+}
+
+/// The lists named in `status.json`, each looked for once.
+#[derive(Default)]
+struct Lists {
+    exists: HashMap<String, bool>,
+}
+
+impl Lists {
+    /// Whose `raw` is; `None` for a row to drop (its list is gone, or it names none).
+    fn keep(&mut self, raw: &RawValue, ours: &HashSet<String>) -> Option<Keep> {
+        /// Only the field that says whose a row is.
+        #[derive(Deserialize)]
+        struct Listed<'a> {
+            #[serde(borrow)]
+            list: Cow<'a, str>,
+        }
+        let listed: Listed = serde_json::from_str(raw.get()).ok()?;
+        let list = listed.list.as_ref();
+        if ours.contains(list) {
+            return Some(Keep::Ours);
+        }
+        let exists = match self.exists.get(list) {
+            Some(&exists) => exists,
+            None => {
+                let exists = Path::new(list).exists();
+                self.exists.insert(list.to_owned(), exists);
+                exists
+            }
+        };
+        exists.then_some(Keep::Other)
     }
 }
 

@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::archive::{self, Archive, ArchiveError};
+use crate::archive::{ArchiveError, Directories, Look};
 use crate::list::Entry;
 
 /// Where an entry's image stands.
@@ -83,8 +83,9 @@ pub struct StatusRow<'a> {
 }
 
 impl Row {
-    /// The archive columns, from the file as it is now; the image columns still unknown.
-    pub fn new(entry: Entry) -> Row {
+    /// The archive columns, from the file as it is now (looked at through `dirs`); the image
+    /// columns still unknown.
+    pub fn new(entry: Entry, dirs: &mut Directories) -> Row {
         let mut row = Row {
             archive_present: false,
             format: None,
@@ -95,20 +96,19 @@ impl Row {
             errors: Vec::new(),
             entry,
         };
-        match Archive::open(&row.entry.images_dir, &row.entry.archive) {
-            Ok(a) => {
+        match dirs.look(&row.entry.images_dir, &row.entry.archive) {
+            Look::Opened { format, size } => {
                 row.archive_present = true;
-                row.format = Some(a.format.name());
-                row.size = Some(a.size);
+                row.format = Some(format.name());
+                row.size = Some(size);
             }
-            Err(e) => {
-                // A missing archive is normal once it was loaded and deleted.
-                row.archive_present =
-                    archive::locate(&row.entry.images_dir, &row.entry.archive).is_ok();
-                if row.archive_present || !matches!(e, ArchiveError::NotFound { .. }) {
-                    row.errors.push(e.to_string());
-                }
+            Look::Unusable(e) => {
+                row.archive_present = true;
+                row.errors.push(e.to_string());
             }
+            // A missing archive is normal once it was loaded and deleted.
+            Look::Absent(ArchiveError::NotFound { .. }) => {}
+            Look::Absent(e) => row.errors.push(e.to_string()),
         }
         row
     }

@@ -7,6 +7,7 @@
 //! handle. Files are opened with `O_NOFOLLOW | O_NONBLOCK` and used only when the opened file is
 //! a regular one: a symlink is never followed out, a FIFO never blocks the run.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -125,6 +126,11 @@ impl RunDir {
     /// Opens `name` with `flags` added to `O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC`, and returns it
     /// only if it is a regular file (on which O_NONBLOCK changes nothing, so it stays).
     fn open_regular(&self, name: &str, flags: OFlags) -> io::Result<File> {
+        self.open_regular_stat(name, flags).map(|(file, _)| file)
+    }
+
+    /// [`Self::open_regular`], with the opened file's size.
+    fn open_regular_stat(&self, name: &str, flags: OFlags) -> io::Result<(File, u64)> {
         let flags = flags | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
         let fd = rustix::fs::openat(&self.fd, name, flags, Mode::from_raw_mode(FILE_MODE))
             .map_err(|e| match e {
@@ -137,7 +143,19 @@ impl RunDir {
         if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
             return Err(not_regular(&self.join(name), "not a regular file"));
         }
-        Ok(File::from(fd))
+        Ok((File::from(fd), stat.st_size as u64))
+    }
+
+    /// Whether `name` is a regular file holding exactly `data` (one open, one read): what is
+    /// already right need not be written again.
+    pub fn holds(&self, name: &str, data: &[u8]) -> bool {
+        let Ok((mut file, size)) = self.open_regular_stat(name, OFlags::RDONLY) else {
+            return false;
+        };
+        let mut found = vec![0; data.len()];
+        size == data.len() as u64
+            && io::Read::read_exact(&mut file, &mut found).is_ok()
+            && found == data
     }
 
     /// Reads `name` if it is a regular file; `None` when it is missing.
@@ -166,11 +184,44 @@ impl RunDir {
         self.open_regular(name, OFlags::WRONLY | OFlags::CREATE)
     }
 
-    /// A new, empty `name` for writing: a stale one is removed first, and whatever is found in
-    /// its place between the two is not opened (`O_EXCL`).
+    /// A new, empty `name` for writing (`O_EXCL`): a stale one (or a symlink or FIFO planted in
+    /// its place) is removed, and whatever is found in its place after that is not opened.
     pub fn create_new(&self, name: &str) -> io::Result<File> {
-        self.remove(name)?;
-        self.open_regular(name, OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL)
+        match self.create_exclusive(name) {
+            // Usually there is none: the last one was renamed into place.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                self.remove(name)?;
+                self.create_exclusive(name)
+            }
+            created => created,
+        }
+    }
+
+    /// Makes `name` a new regular file, or fails: with `O_CREAT | O_EXCL` whatever is there (a
+    /// symlink included, which is not followed) makes the open fail, so what opens is the file
+    /// just made, and needs no check.
+    fn create_exclusive(&self, name: &str) -> io::Result<File> {
+        let flags = OFlags::WRONLY
+            | OFlags::CREATE
+            | OFlags::EXCL
+            | OFlags::NOFOLLOW
+            | OFlags::NOCTTY
+            | OFlags::CLOEXEC;
+        let fd = rustix::fs::openat(&self.fd, name, flags, Mode::from_raw_mode(FILE_MODE))?;
+        Ok(File::from(fd))
+    }
+
+    /// The names of the regular files in the directory, as its entries tell (one read of it,
+    /// through its handle): an entry of a file system that does not tell the type is left out.
+    pub fn regular_files(&self) -> io::Result<HashSet<Vec<u8>>> {
+        let mut names = HashSet::new();
+        for entry in rustix::fs::Dir::read_from(&self.fd)? {
+            let entry = entry?;
+            if entry.file_type() == FileType::RegularFile {
+                names.insert(entry.file_name().to_bytes().to_vec());
+            }
+        }
+        Ok(names)
     }
 
     /// Replaces `name` with `data`, written to `partial` first, so that a reader sees the old

@@ -5,6 +5,7 @@
 
 use std::fmt::Write as _;
 
+use crate::archive::Directories;
 use crate::cli::Options;
 use crate::connect::connect;
 use crate::engine::{short_hex, Engine, Listing};
@@ -39,11 +40,12 @@ pub fn run(options: &Options, json: bool, log: &Log) -> Exit {
         ));
     }
     let listing = engine.as_ref().and_then(Engine::listing);
+    let mut dirs = Directories::default();
     let rows: Vec<Row> = lists
         .entries
         .into_iter()
         .map(|entry| {
-            let mut row = Row::new(entry);
+            let mut row = Row::new(entry, &mut dirs);
             if let Some(engine) = &engine {
                 ask(&mut row, engine, listing.as_ref(), options);
             }

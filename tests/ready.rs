@@ -5,6 +5,7 @@
 mod common;
 
 use std::fs;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use common::*;
@@ -447,6 +448,148 @@ fn a_marker_that_cannot_be_written_is_reported_and_the_others_still_are() {
     let recorded = status_file(run.path());
     assert_eq!(recorded.len(), 2, "{recorded:?}");
     assert!(!run.join("status.json.partial").exists());
+}
+
+// ---------------------------------------------------------------------------------------
+// What is already right is not written again
+// ---------------------------------------------------------------------------------------
+
+/// Which file `path` is (device, inode): a file written again is a new one, renamed into place.
+fn file_identity(path: &Path) -> (u64, u64) {
+    let meta = fs::symlink_metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    (meta.dev(), meta.ino())
+}
+
+/// Two images present under their references, listed in one package.
+fn two_present(engine: &Engine, tag: &str) -> (Package, [Fixture; 2]) {
+    let pkg = Package::new();
+    let fixtures = [1, 2].map(|i| Fixture::new(&format!("example.org/again/{tag}{i}:1")));
+    let lines: Vec<String> = fixtures
+        .iter()
+        .enumerate()
+        .map(|(i, f)| pkg.add(&format!("{i}.tar.zst"), f, Codec::Zstd))
+        .collect();
+    pkg.write_list(&[&lines[0], &lines[1]]);
+    for fixture in &fixtures {
+        engine.preload(fixture);
+    }
+    (pkg, fixtures)
+}
+
+#[test]
+fn a_run_that_finds_everything_as_recorded_rewrites_neither_status_json_nor_markers() {
+    let engine = Engine::podman();
+    let run = TempDir::new("run");
+    let (pkg, _) = two_present(&engine, "same");
+    load_into(&engine, &pkg, run.path(), &[]).assert_code(0);
+    let files = [
+        run.join("status.json"),
+        run.join("images/example.org-again-same1:1"),
+        run.join("images/example.org-again-same2:1"),
+    ];
+    let before: Vec<_> = files.iter().map(|f| file_identity(f)).collect();
+    let recorded = status_file(run.path());
+
+    load_into(&engine, &pkg, run.path(), &[])
+        .assert_code(0)
+        .assert_summary("0 loaded, 2 present, 0 failed");
+
+    let after: Vec<_> = files.iter().map(|f| file_identity(f)).collect();
+    assert_eq!(before, after, "written again: {files:?}");
+    assert_eq!(status_file(run.path()), recorded);
+}
+
+#[test]
+fn a_marker_removed_since_the_last_run_is_put_down_again() {
+    let engine = Engine::podman();
+    let run = TempDir::new("run");
+    let (pkg, [_, second]) = two_present(&engine, "removed");
+    load_into(&engine, &pkg, run.path(), &[]).assert_code(0);
+    let marker = run.join("images/example.org-again-removed2:1");
+    fs::remove_file(&marker).unwrap();
+
+    load_into(&engine, &pkg, run.path(), &[]).assert_code(0);
+
+    assert_eq!(
+        fs::read_to_string(&marker).unwrap(),
+        format!("sha256:{}\n", second.id)
+    );
+}
+
+#[test]
+fn a_marker_that_cannot_be_written_fails_every_run() {
+    let engine = Engine::podman();
+    let run = TempDir::new("run");
+    let (pkg, _) = two_present(&engine, "blocked");
+    // A directory where the first marker goes: it cannot be replaced by a file.
+    fs::create_dir_all(run.join("images/example.org-again-blocked1:1/x")).unwrap();
+    load_into(&engine, &pkg, run.path(), &[]).assert_code(1);
+
+    let out = load_into(&engine, &pkg, run.path(), &[]);
+
+    out.assert_code(1)
+        .assert_entry(&pkg.list, 1, &["cannot record its marker", "blocked1:1"]);
+}
+
+#[test]
+fn a_marker_and_its_row_are_written_again_when_the_image_under_the_reference_changes() {
+    let engine = Engine::podman();
+    let run = TempDir::new("run");
+    let (pkg, [first, _]) = two_present(&engine, "changed");
+    load_into(&engine, &pkg, run.path(), &[]).assert_code(0);
+    let marker = run.join("images/example.org-again-changed1:1");
+    assert_eq!(
+        fs::read_to_string(&marker).unwrap(),
+        format!("sha256:{}\n", first.id)
+    );
+    // Another image under the same reference, as an update by other means leaves it.
+    engine.remove(&first.reference);
+    let replacement = Fixture::new(&first.reference);
+    engine.preload(&replacement);
+
+    load_into(&engine, &pkg, run.path(), &[]).assert_code(0);
+
+    assert_eq!(
+        fs::read_to_string(&marker).unwrap(),
+        format!("sha256:{}\n", replacement.id)
+    );
+    assert_eq!(
+        status_file(run.path())[0]["image_id"],
+        format!("sha256:{}", replacement.id)
+    );
+}
+
+#[test]
+fn a_row_is_written_again_when_its_archive_is_gone() {
+    let engine = Engine::podman();
+    let run = TempDir::new("run");
+    let (pkg, _) = two_present(&engine, "archive");
+    load_into(&engine, &pkg, run.path(), &[]).assert_code(0);
+    assert_eq!(status_file(run.path())[1]["archive_present"], true);
+    fs::remove_file(pkg.archive("1.tar.zst")).unwrap();
+
+    load_into(&engine, &pkg, run.path(), &[]).assert_code(0);
+
+    let recorded = status_file(run.path());
+    assert_eq!(recorded[1]["archive_present"], false, "{recorded:?}");
+    assert_eq!(recorded[1]["format"], Value::Null);
+    assert_eq!(recorded[0]["archive_present"], true);
+}
+
+#[test]
+fn the_rows_of_lines_taken_out_of_the_list_go_away() {
+    let engine = Engine::podman();
+    let run = TempDir::new("run");
+    let (pkg, [kept, _]) = two_present(&engine, "shorter");
+    load_into(&engine, &pkg, run.path(), &[]).assert_code(0);
+    assert_eq!(status_file(run.path()).len(), 2);
+    pkg.write_list(&[&format!("0.tar.zst {}", kept.reference)]);
+
+    load_into(&engine, &pkg, run.path(), &[]).assert_code(0);
+
+    let recorded = status_file(run.path());
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    assert_eq!(recorded[0]["ref"], kept.reference);
 }
 
 #[test]
