@@ -361,6 +361,25 @@ impl Watcher {
         Some(self.data.as_ref().map_or(0, |d| d.left + d.padding))
     }
 
+    /// Steps over the rest of the entry whose data is passing, without its bytes, where the
+    /// walk would keep nothing of them (a layer, or what it does not look at); returns how
+    /// many bytes the tar has until the next header then, 0 when the entry's bytes are needed.
+    /// A first pass over a plain tar reads only headers and description files this way.
+    pub(crate) fn skip(&mut self) -> u64 {
+        let skippable = self
+            .data
+            .as_ref()
+            .is_some_and(|d| matches!(d.sink, Sink::Skip | Sink::Layer(..)));
+        if !skippable {
+            return 0;
+        }
+        let data = self.data.take().expect("checked above");
+        let n = data.left + data.padding;
+        self.offset += n;
+        // A layer not fed is not hashed: nothing is noted of it beyond its size.
+        n
+    }
+
     /// What the walk has noted so far.
     pub(crate) fn contents(&self) -> &Contents {
         &self.contents
@@ -696,6 +715,18 @@ impl Contents {
         lookups <= LOOKUPS_MAX
     }
 
+    /// The regular file `path` stands for (links followed) and its size.
+    pub(crate) fn file(&self, path: &str) -> Option<(String, u64)> {
+        let normalized = normalize(path);
+        let path = self.resolve(&normalized);
+        self.sizes.get(path).map(|&size| (path.to_owned(), size))
+    }
+
+    /// Whether a link in the archive points at `path`.
+    pub(crate) fn linked(&self, path: &str) -> bool {
+        self.links.values().any(|target| target == path)
+    }
+
     pub(crate) fn size(&self, path: &str) -> Option<u64> {
         self.sizes.get(self.resolve(&normalize(path))).copied()
     }
@@ -961,7 +992,8 @@ pub(crate) fn blob(digest: Option<&str>) -> Option<String> {
     Some(format!("blobs/{alg}/{hex}"))
 }
 
-fn normalize(path: &str) -> String {
+/// A path as the walk notes it: without a leading `./` or a trailing `/`.
+pub(crate) fn normalize(path: &str) -> String {
     path.trim_start_matches("./")
         .trim_end_matches('/')
         .to_owned()

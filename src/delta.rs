@@ -1,0 +1,183 @@
+//! Delta loads: an upload that leaves out the layer files the engine will not read, because
+//! its store already holds those layers.
+//!
+//! Before an upload, where the engine's store takes such an archive ([`Delta`]) and holds any
+//! layer at all ([`Held`]), a first pass reads what the archive describes: a plain tar's
+//! headers and description files only, stepping over layer bodies; a compressed archive is
+//! decoded once more, which costs far less than the engine's import of layers it already has.
+//! The [`Plan`] names the layer files every image of the archive can do without; the upload
+//! leaves them out ([`crate::oci::Loadable::leaving_out`]) and is otherwise the same tar, so
+//! the engine gives the image the archive's id. Whatever goes wrong here (an engine answer
+//! that cannot be read, an archive that cannot be walked) only means a whole upload.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
+
+use crate::decode::{self, Format};
+use crate::engine::store::{Delta, Holds};
+use crate::engine::{chains, Engine, EngineError, Held};
+use crate::manifest::{Contents, Watcher};
+use crate::oci;
+use crate::platform::Platform;
+
+/// tar's block: headers are one block, data is padded to whole blocks.
+const BLOCK: u64 = 512;
+/// Reads of the first pass over a plain tar: a header, or a description file in pieces.
+const PASS_READ: usize = 64 << 10;
+
+/// The layer files an upload leaves out.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Their paths, as [`crate::manifest::normalize`] writes them.
+    pub omit: HashSet<String>,
+    /// Their bytes in the tar, data only.
+    pub bytes: u64,
+}
+
+/// Why an upload goes whole although the store takes less.
+#[derive(Debug)]
+pub enum Whole {
+    /// The engine holds no layer (or none the loader could learn of).
+    NothingHeld,
+    /// What the engine holds could not be asked.
+    Engine(EngineError),
+    /// The first pass could not read the archive; the upload says why, as it would have.
+    Unread(String),
+    /// The archive's images need every layer file it has.
+    AllNeeded,
+}
+
+impl std::fmt::Display for Whole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Whole::NothingHeld => f.write_str("the engine holds no layer"),
+            Whole::Engine(e) => write!(f, "what the engine holds is not known: {e}"),
+            Whole::Unread(e) => write!(f, "the first pass over the archive failed: {e}"),
+            Whole::AllNeeded => f.write_str("the engine holds none of its layers"),
+        }
+    }
+}
+
+/// What an upload of the archive `file` (of `format`, `size` bytes) can leave out on this
+/// engine, whose store takes it as `delta`; `held` is brought up to date first.
+pub fn prepare(
+    engine: &Engine,
+    delta: Delta,
+    held: &mut Held,
+    (format, file, size): (Format, &File, u64),
+    memory_limit: u64,
+) -> Result<Plan, Whole> {
+    engine.held(delta.holds, held).map_err(Whole::Engine)?;
+    if held.is_empty() {
+        return Err(Whole::NothingHeld);
+    }
+    let contents = first_pass(format, file, size, memory_limit).map_err(Whole::Unread)?;
+    let plan = plan(&contents, &Platform::device(), delta, held);
+    match plan.omit.is_empty() {
+        true => Err(Whole::AllNeeded),
+        false => Ok(plan),
+    }
+}
+
+/// What the archive describes, read without moving the file's position.
+fn first_pass(
+    format: Format,
+    file: &File,
+    size: u64,
+    memory_limit: u64,
+) -> Result<Contents, String> {
+    let mut watcher = Watcher::default();
+    match format {
+        Format::Tar => walk_plain(file, size, &mut watcher).map_err(|e| e.to_string())?,
+        _ => {
+            let mut decoded =
+                decode::reread(format, file, memory_limit).map_err(|e| e.to_string())?;
+            let mut buf = vec![0; decode::READ_BUF];
+            loop {
+                let n = decoded.read(&mut buf).map_err(|e| e.to_string())?;
+                if n == 0 || watcher.to_next_header().is_none() {
+                    break;
+                }
+                watcher.feed(&buf[..n]);
+                if watcher.invalid().is_some() {
+                    break;
+                }
+            }
+        }
+    }
+    watcher.finish()
+}
+
+/// Feeds `watcher` a plain tar's headers and the entries it keeps, stepping over the others.
+fn walk_plain(file: &File, size: u64, watcher: &mut Watcher) -> io::Result<()> {
+    let mut buf = vec![0; PASS_READ];
+    let mut at = 0;
+    while at < size && watcher.invalid().is_none() {
+        let Some(left) = watcher.to_next_header() else {
+            break;
+        };
+        let skipped = watcher.skip();
+        if skipped > 0 {
+            at += skipped;
+            continue;
+        }
+        let want = match left {
+            0 => BLOCK,
+            left => left.min(PASS_READ as u64),
+        } as usize;
+        let n = file.read_at(&mut buf[..want], at)?;
+        if n == 0 {
+            break;
+        }
+        watcher.feed(&buf[..n]);
+        at += n as u64;
+    }
+    Ok(())
+}
+
+/// The layer files that no image of the archive needs from it: each image's layer is held
+/// (as the store tells layers) or its file is not left out. A file another entry links to,
+/// or that is also a config, stays: the engine may read it through that entry.
+pub fn plan(contents: &Contents, device: &Platform, delta: Delta, held: &Held) -> Plan {
+    let Some(items) = oci::docker_items(contents, device) else {
+        return Plan::default();
+    };
+    let mut needed: HashSet<String> = HashSet::new();
+    let mut spared: HashSet<String> = HashSet::new();
+    for (config, layers) in &items {
+        needed.extend(contents.file(config).map(|(path, _)| path));
+        let diff_ids = contents
+            .json(config)
+            .map(|c| crate::manifest::strings(&c["rootfs"]["diff_ids"]))
+            .unwrap_or_default();
+        let keys = match delta.holds {
+            Holds::Chains => chains(&diff_ids),
+        };
+        // An image whose layers and diffIDs do not pair up is the engine's to judge, whole.
+        let paired = keys.len() == layers.len();
+        for (i, layer) in layers.iter().enumerate() {
+            let Some((path, _)) = contents.file(layer) else {
+                continue;
+            };
+            match paired && held.has(&keys[i]) {
+                true => spared.insert(path),
+                false => needed.insert(path),
+            };
+        }
+    }
+    // Past the walk's budget of lookups, what was found is incomplete: nothing is left out.
+    if contents.settled().is_err() {
+        return Plan::default();
+    }
+    let omit: HashSet<String> = spared
+        .into_iter()
+        .filter(|p| !needed.contains(p) && !contents.linked(p))
+        .collect();
+    let bytes = omit
+        .iter()
+        .filter_map(|p| contents.file(p).map(|(_, size)| size))
+        .sum();
+    Plan { omit, bytes }
+}

@@ -1,0 +1,215 @@
+//! Delta loads: an engine whose store already holds some of an archive's layers gets an upload
+//! without those layer files, and still the archive's image, with the archive's id. Bytes sent
+//! are counted by a proxy in front of the real engine; what the loader left out, by its
+//! verbose line.
+
+#[macro_use]
+mod common;
+
+use common::proxy::{Fault, Proxy};
+use common::*;
+
+/// Bytes of text in each base layer: large next to everything else an upload carries.
+const BASE_LAYER: usize = 2 << 20;
+/// Bytes of text in each layer an image adds on its base.
+const OWN_LAYER: usize = 64 << 10;
+
+/// Declares, for each behaviour `fn(Flavor)`, a module with one test per engine whose store
+/// takes an upload that leaves out layers it holds: classic docker 20.10 and 26.
+macro_rules! on_classic_docker {
+    ($($behaviour:ident;)*) => {
+        $(
+            mod $behaviour {
+                #[test]
+                fn docker20() {
+                    super::$behaviour($crate::common::Flavor::Docker20)
+                }
+                #[test]
+                fn docker26() {
+                    super::$behaviour($crate::common::Flavor::Docker26)
+                }
+            }
+        )*
+    };
+}
+
+/// The same, for the engines whose store is sent whole archives.
+macro_rules! on_whole_archive_stores {
+    ($($behaviour:ident;)*) => {
+        $(
+            mod $behaviour {
+                #[test]
+                fn podman43() {
+                    super::$behaviour($crate::common::Flavor::Podman43)
+                }
+                #[test]
+                fn docker26_containerd() {
+                    super::$behaviour($crate::common::Flavor::Docker26Containerd)
+                }
+                #[test]
+                fn podman54() {
+                    super::$behaviour($crate::common::Flavor::Podman54)
+                }
+            }
+        )*
+    };
+}
+
+// Left out: layers the engine holds.
+on_classic_docker! {
+    an_image_on_a_base_the_engine_has_is_sent_without_the_base_layers;
+    an_update_that_changes_one_layer_sends_that_layer_only;
+    an_upload_refused_without_a_base_deleted_meanwhile_is_sent_whole_again;
+}
+
+// Sent whole.
+on_every_engine! {
+    an_engine_that_holds_nothing_gets_the_whole_archive;
+}
+on_whole_archive_stores! {
+    a_store_that_takes_no_omission_gets_the_whole_archive_on_a_base_it_has;
+}
+
+/// A base of two large layers, and an image tagged `reference` with one small layer on it.
+fn base_and_app(reference: &str) -> (Fixture, Fixture) {
+    let base = Fixture::build(&["example.org/delta/base:1"], 0);
+    let base = Fixture::on_base(&base, "example.org/delta/base:1", 2, BASE_LAYER);
+    let app = Fixture::on_base(&base, reference, 1, OWN_LAYER);
+    (base, app)
+}
+
+/// Runs the loader through `proxy` on `pkg`'s list, verbose.
+fn load_through(proxy: &Proxy, pkg: &Package) -> Output {
+    let mut args = proxy.host_args();
+    args.extend(["--verbose".into(), "-l".into(), pkg.list_arg()]);
+    run_loader(&args, &[])
+}
+
+/// The size of `fixture`'s layers from `from` on, as tar entries of its archive.
+fn layer_bytes(fixture: &Fixture, from: usize) -> u64 {
+    fixture.layers[from..]
+        .iter()
+        .map(|l| 512 + l.len().div_ceil(512) as u64 * 512)
+        .sum()
+}
+
+fn an_image_on_a_base_the_engine_has_is_sent_without_the_base_layers(flavor: Flavor) {
+    let engine = Engine::start(flavor);
+    let (base, app) = base_and_app("example.org/delta/app:1");
+    engine.preload(&base);
+    let pkg = Package::new();
+    pkg.write_list(&[&pkg.add("app.tar", &app, Codec::Tar)]);
+    let proxy = Proxy::start(&pkg.dir().join("p.sock"), engine.socket_path(), Fault::None);
+
+    let out = load_through(&proxy, &pkg);
+
+    out.assert_code(0)
+        .assert_summary("1 loaded, 0 present, 0 failed")
+        .assert_stderr_contains("left out 2 layer files the engine holds");
+    let id = engine.assert_has(&app.reference);
+    assert_eq!(bare_id(&id), app.id);
+    let sent = proxy.upload_bytes();
+    let whole = app.tar.len() as u64;
+    assert!(
+        sent < whole - layer_bytes(&base, 0) + (64 << 10),
+        "sent {sent} bytes of a {whole}-byte archive whose base layers are {} bytes",
+        layer_bytes(&base, 0)
+    );
+}
+
+fn an_update_that_changes_one_layer_sends_that_layer_only(flavor: Flavor) {
+    let engine = Engine::start(flavor);
+    let (_, v1) = base_and_app("example.org/delta/app:1");
+    engine.preload(&v1);
+    let v2 = v1.with_new_top("example.org/delta/app:2");
+    let pkg = Package::new();
+    pkg.write_list(&[&pkg.add("app2.tar.zst", &v2, Codec::Zstd)]);
+    let proxy = Proxy::start(&pkg.dir().join("p.sock"), engine.socket_path(), Fault::None);
+
+    let out = load_through(&proxy, &pkg);
+
+    out.assert_code(0)
+        .assert_summary("1 loaded, 0 present, 0 failed")
+        .assert_stderr_contains("left out 2 layer files the engine holds");
+    let id = engine.assert_has(&v2.reference);
+    assert_eq!(bare_id(&id), v2.id);
+    assert_ne!(v1.id, v2.id);
+    let sent = proxy.upload_bytes();
+    let top = layer_bytes(&v2, v2.layers.len() - 1);
+    assert!(
+        sent < top + (64 << 10),
+        "sent {sent} bytes for an update whose new layer is {top} bytes"
+    );
+}
+
+fn an_upload_refused_without_a_base_deleted_meanwhile_is_sent_whole_again(flavor: Flavor) {
+    let engine = Engine::start(flavor);
+    let (base, app) = base_and_app("example.org/delta/app:1");
+    engine.preload(&base);
+    let pkg = Package::new();
+    pkg.write_list(&[&pkg.add("app.tar.gz", &app, Codec::Gzip)]);
+    let proxy = Proxy::start(
+        &pkg.dir().join("p.sock"),
+        engine.socket_path(),
+        Fault::DeleteFirst {
+            path: format!("/images/{}?force=1", base.reference),
+        },
+    );
+
+    let out = load_through(&proxy, &pkg);
+
+    assert!(proxy.fired(), "the base was not deleted before the upload");
+    out.assert_code(0)
+        .assert_summary("1 loaded, 0 present, 0 failed")
+        .assert_stderr_contains("the engine refused the upload without the layers it held (")
+        .assert_stderr_contains("; sending app.tar.gz whole");
+    assert_eq!(proxy.uploads(), 2, "{:?}", proxy.request_lines());
+    assert!(!engine.has_image(&base.reference));
+    let id = engine.assert_has(&app.reference);
+    assert_eq!(bare_id(&id), app.id);
+}
+
+fn an_engine_that_holds_nothing_gets_the_whole_archive(flavor: Flavor) {
+    let engine = Engine::start(flavor);
+    let (_, app) = base_and_app("example.org/delta/app:1");
+    let pkg = Package::new();
+    pkg.write_list(&[&pkg.add("app.tar", &app, Codec::Tar)]);
+    let proxy = Proxy::start(&pkg.dir().join("p.sock"), engine.socket_path(), Fault::None);
+
+    let out = load_through(&proxy, &pkg);
+
+    out.assert_code(0)
+        .assert_summary("1 loaded, 0 present, 0 failed");
+    assert!(!out.stderr.contains("left out"), "{}", out.stderr);
+    let sent = proxy.upload_bytes();
+    assert!(
+        sent >= app.tar.len() as u64,
+        "sent {sent} of {}",
+        app.tar.len()
+    );
+    let id = engine.assert_has(&app.reference);
+    assert_eq!(bare_id(&id), app.id_on(flavor));
+}
+
+fn a_store_that_takes_no_omission_gets_the_whole_archive_on_a_base_it_has(flavor: Flavor) {
+    let engine = Engine::start(flavor);
+    let (base, app) = base_and_app("example.org/delta/app:1");
+    engine.preload(&base);
+    let pkg = Package::new();
+    pkg.write_list(&[&pkg.add("app.tar", &app, Codec::Tar)]);
+    let proxy = Proxy::start(&pkg.dir().join("p.sock"), engine.socket_path(), Fault::None);
+
+    let out = load_through(&proxy, &pkg);
+
+    out.assert_code(0)
+        .assert_summary("1 loaded, 0 present, 0 failed");
+    assert!(!out.stderr.contains("left out"), "{}", out.stderr);
+    let sent = proxy.upload_bytes();
+    assert!(
+        sent >= app.tar.len() as u64,
+        "sent {sent} of {}",
+        app.tar.len()
+    );
+    let id = engine.assert_has(&app.reference);
+    assert_eq!(bare_id(&id), app.id_on(flavor));
+}
