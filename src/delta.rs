@@ -181,3 +181,147 @@ pub fn plan(contents: &Contents, device: &Platform, delta: Delta, held: &Held) -
         .sum();
     Plan { omit, bytes }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::store::Omits;
+    use crate::manifest::Watching;
+
+    const CLASSIC: Delta = Delta {
+        holds: Holds::Chains,
+        omits: Omits::Drop,
+    };
+
+    fn digest(data: &[u8]) -> String {
+        format!("sha256:{}", crate::manifest::sha256_hex(data))
+    }
+
+    /// A docker-archive of images made of the layers named (each layer's content is its
+    /// name), the layer files at `<name>/layer.tar`, and `links` as symlinks.
+    fn archive(images: &[&[&str]], links: &[(&str, &str)]) -> Contents {
+        let mut b = tar::Builder::new(Vec::new());
+        let add = |b: &mut tar::Builder<Vec<u8>>, path: &str, data: &[u8]| {
+            let mut h = tar::Header::new_ustar();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            b.append_data(&mut h, path, data).unwrap();
+        };
+        let mut added = HashSet::new();
+        let mut items = Vec::new();
+        for (i, layers) in images.iter().enumerate() {
+            for layer in *layers {
+                if added.insert(*layer) {
+                    add(&mut b, &format!("{layer}/layer.tar"), layer.as_bytes());
+                }
+            }
+            let diff_ids: Vec<String> = layers.iter().map(|l| digest(l.as_bytes())).collect();
+            let config = serde_json::json!({"os": "linux", "n": i,
+                "rootfs": {"type": "layers", "diff_ids": diff_ids}});
+            add(&mut b, &format!("c{i}.json"), config.to_string().as_bytes());
+            let files: Vec<String> = layers.iter().map(|l| format!("{l}/layer.tar")).collect();
+            items.push(serde_json::json!({"Config": format!("c{i}.json"), "Layers": files}));
+        }
+        for (path, target) in links {
+            let mut h = tar::Header::new_ustar();
+            h.set_entry_type(tar::EntryType::Symlink);
+            h.set_size(0);
+            b.append_link(&mut h, path, target).unwrap();
+        }
+        let manifest = serde_json::Value::from(items).to_string();
+        add(&mut b, "manifest.json", manifest.as_bytes());
+        let tar = b.into_inner().unwrap();
+        let mut watching = Watching::new(&tar[..]);
+        io::copy(&mut watching, &mut io::sink()).unwrap();
+        watching.watcher.finish().unwrap()
+    }
+
+    /// The chain ids of a stack of layers named bottom up.
+    fn stack(layers: &[&str]) -> Vec<String> {
+        let diff_ids: Vec<String> = layers.iter().map(|l| digest(l.as_bytes())).collect();
+        chains(&diff_ids)
+    }
+
+    fn omitted(contents: &Contents, held: &Held) -> Vec<String> {
+        let plan = plan(contents, &Platform::device(), CLASSIC, held);
+        let mut omit: Vec<String> = plan.omit.into_iter().collect();
+        omit.sort();
+        omit
+    }
+
+    #[test]
+    fn leaves_out_the_layers_whose_chain_is_held_and_sends_the_others() {
+        let contents = archive(&[&["base", "app"]], &[]);
+        let held = Held::of(&stack(&["base"]));
+        assert_eq!(omitted(&contents, &held), ["base/layer.tar"]);
+        let plan = plan(&contents, &Platform::device(), CLASSIC, &held);
+        assert_eq!(plan.bytes, "base".len() as u64);
+    }
+
+    #[test]
+    fn sends_a_layer_held_only_on_another_stack() {
+        // The engine has `app` right above `other`, not above `base`: its chain differs.
+        let contents = archive(&[&["base", "app"]], &[]);
+        let mut keys = stack(&["other", "app"]);
+        keys.remove(0);
+        assert!(omitted(&contents, &Held::of(&keys)).is_empty());
+    }
+
+    #[test]
+    fn sends_a_layer_that_one_image_of_the_archive_needs() {
+        // Both images start with `base`; only the second one's stack is held.
+        let contents = archive(&[&["x", "base"], &["base"]], &[]);
+        let held = Held::of(&stack(&["base"]));
+        assert!(omitted(&contents, &held).is_empty());
+    }
+
+    #[test]
+    fn sends_a_held_layer_another_entry_links_to() {
+        let contents = archive(
+            &[&["base", "app"]],
+            &[("dup/layer.tar", "../base/layer.tar")],
+        );
+        let held = Held::of(&stack(&["base"]));
+        assert!(omitted(&contents, &held).is_empty());
+    }
+
+    #[test]
+    fn a_first_pass_over_a_plain_tar_steps_over_the_layers_and_plans_as_well() {
+        let (dir, tar, base) = scratch_tar();
+        let file = File::open(&tar).unwrap();
+        let size = file.metadata().unwrap().len();
+        let skipping = first_pass(Format::Tar, &file, size, 1 << 30).unwrap();
+        std::fs::remove_dir_all(dir).unwrap();
+        let held = Held::of(&chains(&[base]));
+        assert_eq!(omitted(&skipping, &held), ["base/layer.tar"]);
+    }
+
+    /// A tar file on disk (in a directory of its own) with a large base layer and an image on
+    /// it, and the base layer's diffID.
+    fn scratch_tar() -> (std::path::PathBuf, std::path::PathBuf, String) {
+        let dir = std::env::temp_dir().join(format!("delta-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut b = tar::Builder::new(Vec::new());
+        let big = vec![b'b'; 3 << 20];
+        let layers: [(&str, &[u8]); 2] = [("base", &big), ("app", b"app")];
+        for (name, data) in layers {
+            let mut h = tar::Header::new_ustar();
+            h.set_size(data.len() as u64);
+            b.append_data(&mut h, format!("{name}/layer.tar"), data)
+                .unwrap();
+        }
+        let diff_ids = [digest(&big), digest(b"app")];
+        let config = serde_json::json!({"rootfs": {"diff_ids": diff_ids}}).to_string();
+        let mut h = tar::Header::new_ustar();
+        h.set_size(config.len() as u64);
+        b.append_data(&mut h, "c.json", config.as_bytes()).unwrap();
+        let manifest = r#"[{"Config":"c.json","Layers":["base/layer.tar","app/layer.tar"]}]"#;
+        let mut h = tar::Header::new_ustar();
+        h.set_size(manifest.len() as u64);
+        b.append_data(&mut h, "manifest.json", manifest.as_bytes())
+            .unwrap();
+        let path = dir.join("a.tar");
+        std::fs::write(&path, b.into_inner().unwrap()).unwrap();
+        (dir, path, digest(&big))
+    }
+}

@@ -860,6 +860,54 @@ mod tests {
         }
     }
 
+    /// `tar` through the adapter for a classic docker, leaving out `omit`; what came out, and
+    /// what the adapter counted as left out.
+    fn leaving(tar: &[u8], omit: &[&str]) -> (Vec<u8>, (usize, u64)) {
+        let omit = omit.iter().map(|p| p.to_string()).collect();
+        let inner = Pieces {
+            data: tar,
+            step: 700,
+        };
+        let device = platform("linux/amd64");
+        let mut adapter = Loadable::new(inner, device, Reads::DockerArchive).leaving_out(omit);
+        let mut out = Vec::new();
+        adapter.read_to_end(&mut out).unwrap();
+        (out, adapter.left_out())
+    }
+
+    #[test]
+    fn leaves_out_the_files_named_and_passes_the_rest_byte_for_byte() {
+        let (a, b) = (vec![7; 1000], vec![8; 600]);
+        let files: [(&str, &[u8]); 3] = [
+            ("./a/layer.tar", &a),
+            ("b/layer.tar", &b),
+            ("manifest.json", b"[]"),
+        ];
+        let (out, left_out) = leaving(&tar_of(&files), &["a/layer.tar"]);
+        assert!(
+            out == tar_of(&files[1..]),
+            "not the tar without a/layer.tar"
+        );
+        assert_eq!(left_out, (1, 512 + 1024));
+    }
+
+    #[test]
+    fn passes_a_named_file_whose_header_a_pax_header_extends() {
+        let mut builder = tar::Builder::new(Vec::new());
+        builder
+            .append_pax_extensions([("mtime", &b"1.5"[..])])
+            .unwrap();
+        let mut h = tar::Header::new_ustar();
+        h.set_size(3);
+        builder
+            .append_data(&mut h, "a/layer.tar", &b"abc"[..])
+            .unwrap();
+        let tar = builder.into_inner().unwrap();
+        let (out, left_out) = leaving(&tar, &["a/layer.tar"]);
+        assert!(out == tar, "the extension would apply to the next entry");
+        assert_eq!(left_out, (0, 0));
+    }
+
     /// The manifest.json a tar holds.
     fn manifest_of(tar: &[u8]) -> Value {
         json_in(tar, "manifest.json").expect("a manifest.json")

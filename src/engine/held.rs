@@ -48,6 +48,15 @@ impl Held {
     pub fn len(&self) -> usize {
         self.all.len()
     }
+
+    /// Unit tests: an engine holding the layers `keys` name.
+    #[cfg(test)]
+    pub fn of(keys: &[String]) -> Held {
+        Held {
+            by_image: HashMap::new(),
+            all: keys.iter().cloned().collect(),
+        }
+    }
 }
 
 impl Engine {
