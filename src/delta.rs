@@ -16,10 +16,10 @@ use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 
 use crate::decode::{self, Format};
-use crate::engine::store::{Delta, Holds};
+use crate::engine::store::{Delta, Holds, Omit};
 use crate::engine::{chains, Engine, EngineError, Held};
 use crate::manifest::{Contents, Watcher};
-use crate::oci;
+use crate::oci::{self, Reads};
 use crate::platform::Platform;
 
 /// tar's block: headers are one block, data is padded to whole blocks.
@@ -34,6 +34,8 @@ pub struct Plan {
     pub omit: HashSet<String>,
     /// Their bytes in the tar, data only.
     pub bytes: u64,
+    /// Whether each stays as an empty file rather than being left out altogether.
+    pub empty: bool,
 }
 
 /// Why an upload goes whole although the store takes less.
@@ -74,7 +76,7 @@ pub fn prepare(
         return Err(Whole::NothingHeld);
     }
     let contents = first_pass(format, file, size, memory_limit).map_err(Whole::Unread)?;
-    let plan = plan(&contents, &Platform::device(), delta, held);
+    let plan = plan(&contents, &Platform::device(), delta, engine.reads(), held);
     match plan.omit.is_empty() {
         true => Err(Whole::AllNeeded),
         false => Ok(plan),
@@ -139,10 +141,24 @@ fn walk_plain(file: &File, size: u64, watcher: &mut Watcher) -> io::Result<()> {
 
 /// The layer files that no image of the archive needs from it: each image's layer is held
 /// (as the store tells layers) or its file is not left out. A file another entry links to,
-/// or that is also a config, stays: the engine may read it through that entry.
-pub fn plan(contents: &Contents, device: &Platform, delta: Delta, held: &Held) -> Plan {
+/// or that is also a config, stays: the engine may read it through that entry. Where the
+/// store `reads` the archive's OCI layout as it is, a blob is taken for its layer only where
+/// it is that layer uncompressed (its digest is the diffID): a compressed blob's layer is known
+/// to the store by a digest the loader does not know.
+pub fn plan(
+    contents: &Contents,
+    device: &Platform,
+    delta: Delta,
+    reads: Reads,
+    held: &Held,
+) -> Plan {
     let Some(items) = oci::docker_items(contents, device) else {
         return Plan::default();
+    };
+    let oci = reads != Reads::DockerArchive && contents.size("manifest.json").is_none();
+    let stand_in = match oci {
+        true => delta.oci_layout,
+        false => delta.docker_archive,
     };
     let mut needed: HashSet<String> = HashSet::new();
     let mut spared: HashSet<String> = HashSet::new();
@@ -154,6 +170,7 @@ pub fn plan(contents: &Contents, device: &Platform, delta: Delta, held: &Held) -
             .unwrap_or_default();
         let keys = match delta.holds {
             Holds::Chains => chains(&diff_ids),
+            Holds::DiffIds => diff_ids.clone(),
         };
         // An image whose layers and diffIDs do not pair up is the engine's to judge, whole.
         let paired = keys.len() == layers.len();
@@ -161,7 +178,8 @@ pub fn plan(contents: &Contents, device: &Platform, delta: Delta, held: &Held) -
             let Some((path, _)) = contents.file(layer) else {
                 continue;
             };
-            match paired && held.has(&keys[i]) {
+            let uncompressed = || crate::manifest::blob_digest(&path) == diff_ids.get(i).cloned();
+            match paired && held.has(&keys[i]) && (!oci || uncompressed()) {
                 true => spared.insert(path),
                 false => needed.insert(path),
             };
@@ -179,18 +197,27 @@ pub fn plan(contents: &Contents, device: &Platform, delta: Delta, held: &Held) -
         .iter()
         .filter_map(|p| contents.file(p).map(|(_, size)| size))
         .sum();
-    Plan { omit, bytes }
+    Plan {
+        omit,
+        bytes,
+        empty: stand_in == Omit::Empty,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::store::Omits;
     use crate::manifest::Watching;
 
     const CLASSIC: Delta = Delta {
         holds: Holds::Chains,
-        omits: Omits::Drop,
+        docker_archive: Omit::Drop,
+        oci_layout: Omit::Drop,
+    };
+    const PODMAN: Delta = Delta {
+        holds: Holds::DiffIds,
+        docker_archive: Omit::Empty,
+        oci_layout: Omit::Drop,
     };
 
     fn digest(data: &[u8]) -> String {
@@ -243,7 +270,13 @@ mod tests {
     }
 
     fn omitted(contents: &Contents, held: &Held) -> Vec<String> {
-        let plan = plan(contents, &Platform::device(), CLASSIC, held);
+        let plan = plan(
+            contents,
+            &Platform::device(),
+            CLASSIC,
+            Reads::DockerArchive,
+            held,
+        );
         let mut omit: Vec<String> = plan.omit.into_iter().collect();
         omit.sort();
         omit
@@ -254,8 +287,28 @@ mod tests {
         let contents = archive(&[&["base", "app"]], &[]);
         let held = Held::of(&stack(&["base"]));
         assert_eq!(omitted(&contents, &held), ["base/layer.tar"]);
-        let plan = plan(&contents, &Platform::device(), CLASSIC, &held);
+        let plan = plan(
+            &contents,
+            &Platform::device(),
+            CLASSIC,
+            Reads::DockerArchive,
+            &held,
+        );
         assert_eq!(plan.bytes, "base".len() as u64);
+        assert!(!plan.empty);
+    }
+
+    #[test]
+    fn by_diff_id_leaves_empty_a_layer_held_at_another_place_in_its_stack() {
+        let contents = archive(&[&["base", "app"]], &[]);
+        let held = Held::of(&[digest(b"app")]);
+        let plan = plan(&contents, &Platform::device(), PODMAN, Reads::Either, &held);
+        let omit: Vec<&String> = plan.omit.iter().collect();
+        assert_eq!(omit, ["app/layer.tar"]);
+        assert!(
+            plan.empty,
+            "podman's docker-archive reader needs every layer file"
+        );
     }
 
     #[test]

@@ -558,8 +558,8 @@ fn upload(
     // engine's store reads written in (src/oci.rs); any other tar passes as it is, but for the
     // layer files a delta load leaves out. Its tar walk also notes what the archive promises
     // as it streams by: no second read, and no second walk.
-    let omit = plan.map(|p| p.omit).unwrap_or_default();
-    let stream = Loadable::new(stream, Platform::device(), engine.reads()).leaving_out(omit);
+    let (omit, empty) = plan.map_or_else(Default::default, |p| (p.omit, p.empty));
+    let stream = Loadable::new(stream, Platform::device(), engine.reads()).leaving_out(omit, empty);
     let verdict = OnceLock::new();
     let (result, body) = std::thread::scope(|scope| {
         match estimate {

@@ -967,7 +967,7 @@ pub(crate) fn strings(v: &Value) -> Vec<String> {
 }
 
 /// `sha256:<hex>` from a blob path `blobs/sha256/<hex>`.
-fn blob_digest(path: &str) -> Option<String> {
+pub(crate) fn blob_digest(path: &str) -> Option<String> {
     sha256_digest(&path.strip_prefix("blobs/")?.replacen('/', ":", 1))
 }
 

@@ -131,9 +131,10 @@ pub struct Loadable<R> {
     offset: u64,
     /// Once the tar's end is past, or the tar cannot be walked: the rest passes as it is.
     through: bool,
-    /// The files left out, by path as the walk notes them, and whether the entry passing now
-    /// is one of them.
+    /// The files left out, by path as the walk notes them; whether each stays as an empty
+    /// file; and whether the entry passing now is one of them.
     omit: HashSet<String>,
+    empty: bool,
     dropping: bool,
     /// Whether the last header was a PAX or GNU extension of the entry after it: that entry
     /// is then passed on whatever its name, or the extension would apply to the next one.
@@ -161,20 +162,23 @@ impl<R: Read> Loadable<R> {
             offset: 0,
             through: false,
             omit: HashSet::new(),
+            empty: false,
             dropping: false,
             extended: false,
             left_out: (0, 0),
         }
     }
 
-    /// Leaves out the regular files at `paths` (as [`manifest::normalize`] writes them); the
-    /// walk still sees them, so what the archive describes is told as before.
-    pub fn leaving_out(mut self, paths: HashSet<String>) -> Self {
+    /// Leaves out the regular files at `paths` (as [`manifest::normalize`] writes them), or
+    /// with `empty` their data only (each header passes with a size of 0); the walk still sees
+    /// them whole, so what the archive describes is told as before.
+    pub fn leaving_out(mut self, paths: HashSet<String>, empty: bool) -> Self {
         self.omit = paths;
+        self.empty = empty;
         self
     }
 
-    /// How many files were left out so far, and their bytes in the tar.
+    /// How many files were left out so far, and their bytes in the tar not sent.
     pub fn left_out(&self) -> (usize, u64) {
         self.left_out
     }
@@ -239,8 +243,15 @@ impl<R: Read> Loadable<R> {
             self.dropping = omitted.is_some();
             if let Some(bytes) = omitted {
                 self.left_out.0 += 1;
-                self.left_out.1 += bytes;
                 self.out.clear();
+                if self.empty {
+                    let mut header = tar::Header::new_old();
+                    header.as_mut_bytes().copy_from_slice(&self.header);
+                    header.set_size(0);
+                    header.set_cksum();
+                    self.out.extend_from_slice(header.as_bytes());
+                }
+                self.left_out.1 += bytes - self.out.len() as u64;
             } else {
                 // The two buffers trade places: no allocation per entry.
                 std::mem::swap(&mut self.out, &mut self.header);
@@ -860,16 +871,17 @@ mod tests {
         }
     }
 
-    /// `tar` through the adapter for a classic docker, leaving out `omit`; what came out, and
-    /// what the adapter counted as left out.
-    fn leaving(tar: &[u8], omit: &[&str]) -> (Vec<u8>, (usize, u64)) {
+    /// `tar` through the adapter for a classic docker, leaving out `omit` (or with `empty`,
+    /// their data); what came out, and what the adapter counted as left out.
+    fn leaving(tar: &[u8], omit: &[&str], empty: bool) -> (Vec<u8>, (usize, u64)) {
         let omit = omit.iter().map(|p| p.to_string()).collect();
         let inner = Pieces {
             data: tar,
             step: 700,
         };
         let device = platform("linux/amd64");
-        let mut adapter = Loadable::new(inner, device, Reads::DockerArchive).leaving_out(omit);
+        let mut adapter =
+            Loadable::new(inner, device, Reads::DockerArchive).leaving_out(omit, empty);
         let mut out = Vec::new();
         adapter.read_to_end(&mut out).unwrap();
         (out, adapter.left_out())
@@ -883,12 +895,29 @@ mod tests {
             ("b/layer.tar", &b),
             ("manifest.json", b"[]"),
         ];
-        let (out, left_out) = leaving(&tar_of(&files), &["a/layer.tar"]);
+        let (out, left_out) = leaving(&tar_of(&files), &["a/layer.tar"], false);
         assert!(
             out == tar_of(&files[1..]),
             "not the tar without a/layer.tar"
         );
         assert_eq!(left_out, (1, 512 + 1024));
+    }
+
+    #[test]
+    fn leaves_the_files_named_empty_and_passes_the_rest_byte_for_byte() {
+        let (a, b) = (vec![7; 1000], vec![8; 600]);
+        let files: [(&str, &[u8]); 3] = [
+            ("./a/layer.tar", &a),
+            ("b/layer.tar", &b),
+            ("manifest.json", b"[]"),
+        ];
+        let (out, left_out) = leaving(&tar_of(&files), &["a/layer.tar"], true);
+        let emptied: [(&str, &[u8]); 3] = [("./a/layer.tar", b""), files[1], files[2]];
+        assert!(
+            out == tar_of(&emptied),
+            "not the tar with a/layer.tar empty"
+        );
+        assert_eq!(left_out, (1, 1024));
     }
 
     #[test]
@@ -903,7 +932,7 @@ mod tests {
             .append_data(&mut h, "a/layer.tar", &b"abc"[..])
             .unwrap();
         let tar = builder.into_inner().unwrap();
-        let (out, left_out) = leaving(&tar, &["a/layer.tar"]);
+        let (out, left_out) = leaving(&tar, &["a/layer.tar"], false);
         assert!(out == tar, "the extension would apply to the next entry");
         assert_eq!(left_out, (0, 0));
     }

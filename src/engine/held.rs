@@ -1,9 +1,10 @@
 //! What the engine already holds of the layers an archive brings, so that an upload can leave
 //! those out (see [`super::store::Delta`]).
 //!
-//! Classic docker is asked for its images (`GET /images/json`) and, for each image not seen
-//! before in this run, for its diffIDs (`GET /images/{id}/json`, `RootFS.Layers`); every
-//! prefix of an image's layer stack is a layer its store holds, named by its chain of diffIDs.
+//! The engine is asked for its images (`GET /images/json`, podman's `GET /libpod/images/json`)
+//! and, for each image not seen before in this run, for its diffIDs (`RootFS.Layers` of
+//! `GET /images/{id}/json`, podman's libpod route alike); classic docker holds every prefix of
+//! an image's layer stack, named by its chain of diffIDs, podman every layer by its diffID.
 //! The engine's answers are bounded: each is read up to [`super::ANSWER_MAX`] bytes and parsed
 //! within a budget of values, at most [`IMAGES_MAX`] images are asked about, an image of more
 //! than [`LAYERS_MAX`] layers and chains beyond [`CHAINS_MAX`] are not kept. What is not kept
@@ -14,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 use sha2::{Digest, Sha256};
 
 use super::store::Holds;
-use super::{answer, canonical_id, Engine, EngineError};
+use super::{answer, canonical_id, Engine, EngineError, Kind};
 
 /// Most images whose layers are asked about (one request each, ~1 ms on docker 26). A device
 /// holds tens; an engine with more is sent whole archives.
@@ -63,18 +64,16 @@ impl Engine {
     /// Brings `held` up to date with the engine's images, as a store that `holds` layers so
     /// tells them.
     pub fn held(&self, holds: Holds, held: &mut Held) -> Result<(), EngineError> {
-        match holds {
-            Holds::Chains => self.held_chains(held),
-        }
-    }
-
-    fn held_chains(&self, held: &mut Held) -> Result<(), EngineError> {
         let ids = self.image_ids()?;
         held.by_image.retain(|id, _| ids.contains(id));
         for id in &ids {
             if !held.by_image.contains_key(id) {
-                let chains = chains(&self.diff_ids(id)?);
-                held.by_image.insert(id.clone(), chains);
+                let diff_ids = self.diff_ids(id)?;
+                let keys = match holds {
+                    Holds::Chains => chains(&diff_ids),
+                    Holds::DiffIds => diff_ids,
+                };
+                held.by_image.insert(id.clone(), keys);
             }
         }
         held.all.clear();
@@ -87,10 +86,19 @@ impl Engine {
         Ok(())
     }
 
-    /// The ids of docker's images (`GET /images/json`), at most [`IMAGES_MAX`].
+    /// Where the image routes are: docker's API, or podman's libpod API (whose image answers
+    /// give podman's own ids).
+    fn route(&self) -> &str {
+        match self.kind {
+            Kind::Docker => "",
+            Kind::Podman => &self.libpod,
+        }
+    }
+
+    /// The ids of the engine's images, at most [`IMAGES_MAX`].
     fn image_ids(&self) -> Result<HashSet<String>, EngineError> {
         let what = "listing the engine's images";
-        let (status, body) = self.get("/images/json", what)?;
+        let (status, body) = self.get(&format!("{}/images/json", self.route()), what)?;
         if status != 200 {
             return Err(answer::unexpected(what, status, &body));
         }
@@ -122,7 +130,8 @@ impl Engine {
     /// none for an image gone meanwhile or of more than [`LAYERS_MAX`] layers.
     fn diff_ids(&self, id: &str) -> Result<Vec<String>, EngineError> {
         let what = format!("asking which layers {} has", super::short_id(id));
-        let (status, body) = self.get(&format!("/images/{id}/json"), &what)?;
+        let path = format!("{}/images/{id}/json", self.route());
+        let (status, body) = self.get(&path, &what)?;
         match status {
             200 => {}
             404 => return Ok(Vec::new()),

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use super::{Delta, Holds, Omits, Store};
+use super::{Delta, Holds, Omit, Store};
 use crate::manifest::Image;
 use crate::oci::Reads;
 
@@ -43,9 +43,11 @@ impl Store for ClassicStore {
     }
 
     fn delta(&self) -> Option<Delta> {
+        // An OCI archive is read through the manifest.json written into it: a docker-archive.
         Some(Delta {
             holds: Holds::Chains,
-            omits: Omits::Drop,
+            docker_archive: Omit::Drop,
+            oci_layout: Omit::Drop,
         })
     }
 }

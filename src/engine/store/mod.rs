@@ -44,11 +44,15 @@ pub trait Store: Send + Sync {
     }
 }
 
-/// What a store holds of an archive's layers, and how an upload leaves one out.
+/// What a store holds of an archive's layers, and how an upload leaves one out, by the layout
+/// the store reads of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Delta {
     pub holds: Holds,
-    pub omits: Omits,
+    /// In a docker-archive (manifest.json), what stands for a layer file left out.
+    pub docker_archive: Omit,
+    /// In an OCI layout the store reads as it is, what stands for a layer blob left out.
+    pub oci_layout: Omit,
 }
 
 /// How the store tells that it holds an archive's layer.
@@ -58,13 +62,19 @@ pub enum Holds {
     /// top of a stack of exactly those layers below it, which is how classic docker's layer
     /// store files them and looks them up on a load.
     Chains,
+    /// By its diffID alone, wherever it sits in the stack: containers/storage finds a layer by
+    /// its uncompressed digest and copies it into the new stack.
+    DiffIds,
 }
 
 /// What an upload carries in place of a layer file the store holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Omits {
+pub enum Omit {
     /// Nothing: the file's entry is left out of the tar (header, data and padding).
     Drop,
+    /// The file's header with a size of 0, and no data: for a reader that checks that every
+    /// file the manifest names is there before it looks at what the store holds.
+    Empty,
 }
 
 /// The store behind an engine of `kind`. Only docker has two, told apart by its `GET /info`,
