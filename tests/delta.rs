@@ -46,6 +46,7 @@ macro_rules! on_engines_taking_less {
 on_engines_taking_less! {
     an_image_on_a_base_the_engine_has_is_sent_without_the_base_layers;
     an_update_that_changes_one_layer_sends_that_layer_only;
+    an_oci_archive_on_a_base_the_engine_has_is_sent_without_the_base_blobs;
     an_upload_refused_without_a_base_deleted_meanwhile_is_sent_whole_again;
 }
 
@@ -134,6 +135,83 @@ fn an_update_that_changes_one_layer_sends_that_layer_only(flavor: Flavor) {
     assert!(
         sent < top + (64 << 10),
         "sent {sent} bytes for an update whose new layer is {top} bytes"
+    );
+}
+
+/// The OCI archive of `fixture`'s image, its layers as uncompressed blobs: the config and the
+/// layers of its docker-archive, a manifest and an index.json naming it by its reference.
+fn oci_archive_of(fixture: &Fixture) -> Vec<u8> {
+    let config = tar::Archive::new(&fixture.tar[..])
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap())
+        .find(|e| e.path().unwrap().to_str() == Some(&format!("{}.json", fixture.id)))
+        .map(|mut e| {
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+            data
+        })
+        .expect("the fixture's config");
+    let descriptor = |media: &str, data: &[u8]| {
+        serde_json::json!({"mediaType": media, "digest": format!("sha256:{}", sha256_hex(data)),
+            "size": data.len()})
+    };
+    let layer = "application/vnd.oci.image.layer.v1.tar";
+    let manifest = serde_json::json!({"schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": descriptor("application/vnd.oci.image.config.v1+json", &config),
+        "layers": fixture.layers.iter().map(|l| descriptor(layer, l)).collect::<Vec<_>>()})
+    .to_string();
+    let mut named = descriptor(
+        "application/vnd.oci.image.manifest.v1+json",
+        manifest.as_bytes(),
+    );
+    named["annotations"] =
+        serde_json::json!({"org.opencontainers.image.ref.name": fixture.reference});
+    let index = serde_json::json!({"schemaVersion": 2, "manifests": [named]}).to_string();
+    let mut blobs: Vec<&[u8]> = fixture.layers.iter().map(Vec::as_slice).collect();
+    blobs.push(&config);
+    blobs.push(manifest.as_bytes());
+    let mut b = tar::Builder::new(Vec::new());
+    let mut add = |path: &str, data: &[u8]| {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, path, data).unwrap();
+    };
+    for blob in blobs {
+        add(&format!("blobs/sha256/{}", sha256_hex(blob)), blob);
+    }
+    add("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
+    add("index.json", index.as_bytes());
+    b.into_inner().unwrap()
+}
+
+/// An OCI archive of uncompressed layer blobs: classic docker reads it through the
+/// manifest.json the loader writes, podman as it is.
+fn an_oci_archive_on_a_base_the_engine_has_is_sent_without_the_base_blobs(flavor: Flavor) {
+    let engine = Engine::start(flavor);
+    let (base, app) = base_and_app("example.org/delta/app:1");
+    engine.preload(&base);
+    let pkg = Package::new();
+    let archive = oci_archive_of(&app);
+    let path = pkg.add_archive("app-oci.tar", &archive);
+    pkg.write_list(&["app-oci.tar example.org/delta/app:1"]);
+    let proxy = Proxy::start(&pkg.dir().join("p.sock"), engine.socket_path(), Fault::None);
+
+    let out = load_through(&proxy, &pkg);
+
+    out.assert_code(0)
+        .assert_summary("1 loaded, 0 present, 0 failed")
+        .assert_stderr_contains("left out 2 layer files the engine holds");
+    let id = engine.assert_has(&app.reference);
+    assert_eq!(bare_id(&id), archive_id_on(flavor, &path));
+    let sent = proxy.upload_bytes();
+    let whole = archive.len() as u64;
+    assert!(
+        sent < whole - layer_bytes(&base, 0) + (64 << 10),
+        "sent {sent} bytes of a {whole}-byte archive whose base layers are {} bytes",
+        layer_bytes(&base, 0)
     );
 }
 
