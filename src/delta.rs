@@ -36,6 +36,8 @@ pub struct Plan {
     pub bytes: u64,
     /// Whether each stays as an empty file rather than being left out altogether.
     pub empty: bool,
+    /// Whether the engine's listing must show the image after the load ([`Delta::check_listed`]).
+    pub check_listed: bool,
 }
 
 /// Why an upload goes whole although the store takes less.
@@ -201,6 +203,7 @@ pub fn plan(
         omit,
         bytes,
         empty: stand_in == Omit::Empty,
+        check_listed: delta.check_listed,
     }
 }
 
@@ -213,11 +216,13 @@ mod tests {
         holds: Holds::Chains,
         docker_archive: Omit::Drop,
         oci_layout: Omit::Drop,
+        check_listed: false,
     };
     const PODMAN: Delta = Delta {
         holds: Holds::DiffIds,
         docker_archive: Omit::Empty,
         oci_layout: Omit::Drop,
+        check_listed: false,
     };
 
     fn digest(data: &[u8]) -> String {

@@ -28,6 +28,7 @@ use crate::oci::{Loadable, Unloadable};
 use crate::platform::Platform;
 use crate::progress::{EntryReport, Reporter};
 use crate::ready::{self, Recorder};
+use crate::reference::Reference;
 use crate::row::State;
 use crate::rundir::RunDir;
 use crate::space::{self, Shortfall};
@@ -413,15 +414,31 @@ fn load_entry(
     // A retry reads the file already opened, from its start: the same file as the first
     // upload, whatever its name stands for by then.
     let again = plan.as_ref().and_then(|_| archive.file().try_clone().ok());
+    let check_listed = plan.as_ref().is_some_and(|p| p.check_listed);
     let decoder = archive.decoder(options.memory_limit);
     let name = || entry.archive.clone();
     let mut sent = upload(
         engine, decoder, format, plan, estimate, &place, log, report, size,
     );
-    if let (Some(file), Err(EngineError::Refused { message })) = (again, &sent.result) {
-        if sent.error.is_none() {
+    if let Some(file) = again.filter(|_| sent.error.is_none()) {
+        let why = match &sent.result {
+            Err(EngineError::Refused { message }) => {
+                // docker's containerd store names the image before it finds a blob missing.
+                if !replacing && matches!(engine.image_id(image), Ok(Some(_))) {
+                    let _ = engine.remove(image);
+                }
+                Some(format!(
+                    "the engine refused the upload without the layers it held ({message})"
+                ))
+            }
+            Ok(carried) if check_listed && !lists_any(engine, carried) => Some(
+                "the engine does not list the image loaded without the layers it held (its content is incomplete)".to_owned(),
+            ),
+            _ => None,
+        };
+        if let Some(why) = why {
             log.info(format_args!(
-                "{place}: {image}: the engine refused the upload without the layers it held ({message}); sending {} whole",
+                "{place}: {image}: {why}; sending {} whole",
                 entry.archive
             ));
             let decoder =
@@ -513,6 +530,18 @@ fn plan_delta(
             None
         }
     }
+}
+
+/// Whether the engine's listing shows one of the names it says it loaded: docker's containerd
+/// store leaves an image whose content is incomplete out of it.
+fn lists_any(engine: &Engine, carried: &[String]) -> bool {
+    let Some(listing) = engine.listing() else {
+        return false;
+    };
+    carried
+        .iter()
+        .filter_map(|name| Reference::parse(name).ok())
+        .any(|name| listing.id_of(&name).is_some())
 }
 
 /// How one upload of an archive went.

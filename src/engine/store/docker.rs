@@ -48,6 +48,7 @@ impl Store for ClassicStore {
             holds: Holds::Chains,
             docker_archive: Omit::Drop,
             oci_layout: Omit::Drop,
+            check_listed: false,
         })
     }
 }

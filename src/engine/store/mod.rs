@@ -53,6 +53,10 @@ pub struct Delta {
     pub docker_archive: Omit,
     /// In an OCI layout the store reads as it is, what stands for a layer blob left out.
     pub oci_layout: Omit,
+    /// Whether a reduced load the store accepts may still leave an image it cannot use, which
+    /// its listing then leaves out: the loader checks the listing, and sends the archive whole
+    /// when the image is not there.
+    pub check_listed: bool,
 }
 
 /// How the store tells that it holds an archive's layer.

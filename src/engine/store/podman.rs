@@ -48,6 +48,7 @@ impl Store for PodmanStore {
             holds: Holds::DiffIds,
             docker_archive: Omit::Empty,
             oci_layout: Omit::Drop,
+            check_listed: false,
         })
     }
 }
