@@ -47,6 +47,8 @@ pub enum Whole {
     NothingHeld,
     /// What the engine holds could not be asked.
     Engine(EngineError),
+    /// Nor could it earlier in this run.
+    GaveUp,
     /// The first pass could not read the archive; the upload says why, as it would have.
     Unread(String),
     /// The archive's images need every layer file it has.
@@ -58,6 +60,9 @@ impl std::fmt::Display for Whole {
         match self {
             Whole::NothingHeld => f.write_str("the engine holds no layer"),
             Whole::Engine(e) => write!(f, "what the engine holds is not known: {e}"),
+            Whole::GaveUp => {
+                f.write_str("what the engine holds could not be asked earlier in this run")
+            }
             Whole::Unread(e) => write!(f, "the first pass over the archive failed: {e}"),
             Whole::AllNeeded => f.write_str("the engine holds none of its layers"),
         }
@@ -73,7 +78,13 @@ pub fn prepare(
     (format, file, size): (Format, &File, u64),
     memory_limit: u64,
 ) -> Result<Plan, Whole> {
-    engine.held(delta.holds, held).map_err(Whole::Engine)?;
+    if held.gave_up {
+        return Err(Whole::GaveUp);
+    }
+    engine.held(delta.holds, held).map_err(|e| {
+        held.gave_up = true;
+        Whole::Engine(e)
+    })?;
     if held.is_empty() {
         return Err(Whole::NothingHeld);
     }

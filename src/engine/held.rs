@@ -32,6 +32,9 @@ const CHAINS_MAX: usize = 16_384;
 pub struct Held {
     by_image: HashMap<String, Vec<String>>,
     all: HashSet<String>,
+    /// Asking failed once in this run (an engine of more images than are asked about, an
+    /// answer that cannot be read): not asked again, every later upload goes whole.
+    pub gave_up: bool,
 }
 
 impl Held {
@@ -56,6 +59,7 @@ impl Held {
         Held {
             by_image: HashMap::new(),
             all: keys.iter().cloned().collect(),
+            gave_up: false,
         }
     }
 }
