@@ -420,7 +420,8 @@ fn load_entry(
     let mut sent = upload(
         engine, decoder, format, plan, estimate, &place, log, report, size,
     );
-    if let Some(file) = again.filter(|_| sent.error.is_none()) {
+    // Not when the archive or the space check failed the upload: a whole one would fail too.
+    if let Some(file) = again.filter(|_| sent.error.is_none() && sent.shortfall.is_none()) {
         let why = match &sent.result {
             Err(EngineError::Refused { message }) => {
                 // docker's containerd store names the image before it finds a blob missing.

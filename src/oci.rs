@@ -139,7 +139,7 @@ pub struct Loadable<R> {
     /// Whether the last header was a PAX or GNU extension of the entry after it: that entry
     /// is then passed on whatever its name, or the extension would apply to the next one.
     extended: bool,
-    /// Files left out so far, and their bytes in the tar (headers and padding included).
+    /// Files left out so far, and their bytes in the tar that were not sent.
     left_out: (usize, u64),
 }
 
@@ -371,9 +371,9 @@ impl<R: Read> Read for Loadable<R> {
     }
 }
 
-/// Each image as classic docker reads it: its config's path and its layer files' paths, from
-/// manifest.json, or for an OCI archive from the manifest.json written into it. `None` when
-/// the archive describes no image classic docker would load.
+/// Each image of the archive: its config's path and its layer files' paths, from manifest.json,
+/// or for an OCI archive from its index as the manifest.json written for classic docker has
+/// them (the device's platform chosen). `None` when the archive describes no image.
 pub(crate) fn docker_items(
     contents: &Contents,
     device: &Platform,
