@@ -48,8 +48,14 @@ fn base_and_app(reference: &str) -> (Fixture, Fixture) {
 
 /// Runs the loader through `proxy` on `pkg`'s list, verbose.
 fn load_through(proxy: &Proxy, pkg: &Package) -> Output {
+    load_through_with(proxy, pkg, &[])
+}
+
+/// The same, with `extra` options.
+fn load_through_with(proxy: &Proxy, pkg: &Package, extra: &[&str]) -> Output {
     let mut args = proxy.host_args();
     args.extend(["--verbose".into(), "-l".into(), pkg.list_arg()]);
+    args.extend(extra.iter().map(|a| a.to_string()));
     run_loader(&args, &[])
 }
 
@@ -85,19 +91,21 @@ fn an_image_on_a_base_the_engine_has_is_sent_without_the_base_layers(flavor: Fla
     );
 }
 
+/// The shipped archive of an image the engine has under the same name changes its top layer:
+/// `--verify --replace-differing` loads it, sending that layer only.
 fn an_update_that_changes_one_layer_sends_that_layer_only(flavor: Flavor) {
     let engine = Engine::start(flavor);
     let (_, v1) = base_and_app("example.org/delta/app:1");
     engine.preload(&v1);
-    let v2 = v1.with_new_top("example.org/delta/app:2");
+    let v2 = v1.with_new_top("example.org/delta/app:1");
     let pkg = Package::new();
-    pkg.write_list(&[&pkg.add("app2.tar.zst", &v2, Codec::Zstd)]);
+    pkg.write_list(&[&pkg.add("app.tar.zst", &v2, Codec::Zstd)]);
     let proxy = Proxy::start(&pkg.dir().join("p.sock"), engine.socket_path(), Fault::None);
 
-    let out = load_through(&proxy, &pkg);
+    let out = load_through_with(&proxy, &pkg, &["--verify", "--replace-differing"]);
 
     out.assert_code(0)
-        .assert_summary("1 loaded, 0 present, 0 failed")
+        .assert_summary("1 loaded, 0 present, 0 differ, 0 failed")
         .assert_stderr_contains("left out 2 layer files the engine holds");
     let id = engine.assert_has(&v2.reference);
     assert_eq!(bare_id(&id), v2.id_on(flavor));
