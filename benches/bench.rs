@@ -14,8 +14,9 @@
 //! BENCH_RUNS (runs per quick figure, default 7), BENCH_LOAD_RUNS (runs per load, default 3),
 //! BENCH_ONLY (a comma list of startup, decoders, docker, podman, containerd, delta: run only
 //! those parts). `containerd` is dockerd 26 with the containerd image store, from the Debian 13
-//! root filesystem of `make engines-root`. `delta` loads an image on a base docker 20.10 already
-//! has (a delta load) against `docker load` of the same archive.
+//! root filesystem of `make engines-root`. `delta` loads an image on a base docker 20.10 (and
+//! podman 4.3) already has (a delta load) against `docker load` (`podman load`) of the same
+//! archive.
 
 #[path = "../tests/common/mod.rs"]
 #[allow(unused_macros, unused_imports)]
@@ -1155,13 +1156,19 @@ fn peak_bytes<R>(dir: &Path, f: impl FnOnce() -> R) -> (R, u64) {
     (r, sampler.join().unwrap())
 }
 
-/// The delta row: docker 20.10 (classic store) holds the one-layer rootfs image; an image of
-/// that layer and one of its own is loaded by the loader (which leaves the base layer out) and
-/// by `zstd -dc | docker load`, each time into an engine without the image. Time, CPU and the
-/// peak bytes in docker's temp directory (where it unpacks an upload).
-fn delta_row(table: &mut Table, archives: &Archives, work: &Path, runs: usize) {
-    let engine = engine_on_tmpfs(Flavor::Docker20);
-    let dir = work.join("delta");
+/// The delta rows: the engine (docker 20.10's classic store, podman 4.3) holds the one-layer
+/// rootfs image; an image of that layer and one of its own is loaded by the loader (which
+/// leaves the base layer out, or on podman sends it empty) and by `zstd -dc | CLI load`, each
+/// time into an engine without the image. Time, CPU, the engine's CPU (the podman CLI loads
+/// without the service, so there it is the CLI's own) and the peak bytes in the engine's temp
+/// directory (where it unpacks or copies an upload).
+fn delta_row(table: &mut Table, archives: &Archives, work: &Path, runs: usize, flavor: Flavor) {
+    let engine = engine_on_tmpfs(flavor);
+    let (label, cli, service) = match flavor.family() {
+        Kind::Docker => ("docker 20.10", "docker", "dockerd"),
+        Kind::Podman => ("podman 4.3", "podman", "podman service"),
+    };
+    let dir = work.join(format!("delta-{}", flavor.name()));
     let rootfs = fs::read(cache_dir().join("rootfs.tar")).unwrap();
     let mut own = tar::Builder::new(Vec::new());
     let mut h = tar::Header::new_ustar();
@@ -1189,24 +1196,24 @@ fn delta_row(table: &mut Table, archives: &Archives, work: &Path, runs: usize) {
     let log = dir.join("run.log");
     // The base: the one-layer image, loaded once and kept.
     let base = package(
-        &work.join("delta-base"),
+        &dir.join("base"),
         &[("one.tar.zst".to_owned(), REF_ONE.to_owned())],
     );
-    fs::copy(
-        zst(&archives.one),
-        work.join("delta-base/images/one.tar.zst"),
-    )
-    .unwrap();
+    fs::copy(zst(&archives.one), dir.join("base/images/one.tar.zst")).unwrap();
     measure(&mut loader(engine.socket_path(), &base), "base load", &log);
     engine.assert_has(REF_ONE);
-    let temp = engine.dir().join("root").join("tmp");
-    let docker_load = format!(
+    let temp = match flavor.family() {
+        Kind::Docker => engine.dir().join("root").join("tmp"),
+        // The service's TMPDIR, and the CLI's (see `engine_cli`).
+        Kind::Podman => engine.dir().join("tmp"),
+    };
+    let cli_load = format!(
         "zstd -q -dc '{}' | {} load",
         app.display(),
         engine_cli(&engine)
     );
     let (mut ours, mut theirs, mut our_bytes, mut their_bytes) = (vec![], vec![], 0, 0);
-    // dockerd's own CPU during each load: where the time goes once the upload is small.
+    // The engine's own CPU during each load: where the time goes once the upload is small.
     let (mut our_engine, mut their_engine) = (vec![], vec![]);
     for i in 0..runs {
         for loader_turn in [i % 2 == 0, i % 2 != 0] {
@@ -1223,9 +1230,8 @@ fn delta_row(table: &mut Table, archives: &Archives, work: &Path, runs: usize) {
                 our_bytes = our_bytes.max(bytes);
             } else {
                 let before = process_cpu(engine.pid());
-                let (run, bytes) = peak_bytes(&temp, || {
-                    measure(&mut sh(&docker_load), "docker load", &log)
-                });
+                let (run, bytes) =
+                    peak_bytes(&temp, || measure(&mut sh(&cli_load), "CLI load", &log));
                 their_engine.push(process_cpu(engine.pid()) - before);
                 theirs.push(run);
                 their_bytes = their_bytes.max(bytes);
@@ -1252,7 +1258,7 @@ fn delta_row(table: &mut Table, archives: &Archives, work: &Path, runs: usize) {
     let (ours, theirs) = (summarize(&ours), summarize(&theirs));
     let ratio = ours.wall.as_secs_f64() / theirs.wall.as_secs_f64();
     let what = format!(
-        "load an image on a base docker has ({:.0} MiB base layer, {:.0} MiB own layer, .zst), docker 20.10",
+        "load an image on a base the engine has ({:.0} MiB base layer, {:.0} MiB own layer, .zst), {label}",
         size_mib(&archives.one),
         APP_LAYER as f64 / MIB
     );
@@ -1260,13 +1266,13 @@ fn delta_row(table: &mut Table, archives: &Archives, work: &Path, runs: usize) {
     table.row(
         &what,
         format!(
-            "{}, CPU {:.2} s; dockerd CPU {:.2} s",
+            "{}, CPU {:.2} s; {service} CPU {:.2} s",
             ms(ours.wall),
             ours.cpu.as_secs_f64(),
             our_engine.as_secs_f64()
         ),
         format!(
-            "`zstd -dc \\| docker load`: {}, CPU {:.2} s; dockerd CPU {:.2} s",
+            "`zstd -dc \\| {cli} load`: {}, CPU {:.2} s; {service} CPU {:.2} s",
             ms(theirs.wall),
             theirs.cpu.as_secs_f64(),
             their_engine.as_secs_f64()
@@ -1276,22 +1282,22 @@ fn delta_row(table: &mut Table, archives: &Archives, work: &Path, runs: usize) {
         Some(ratio <= 0.3),
     );
     table.row(
-        "its own layer alone as an image (no parent layer for vfs to copy), docker 20.10",
+        &format!("its own layer alone as an image (no parent layer for vfs to copy), {label}"),
         format!(
-            "{}; dockerd CPU {:.2} s",
+            "{}; {service} CPU {:.2} s",
             ms(floor.wall),
             floor_engine.as_secs_f64()
         ),
-        "what docker's import of the new layer costs on its own".to_owned(),
+        "what the engine's import of the new layer costs on its own".to_owned(),
         String::new(),
         "(report)",
         None,
     );
     let layer = own.len() as u64;
     table.row(
-        "bytes docker wrote to its temp directory for it (peak)",
+        &format!("bytes {label} wrote to its temp directory for it (peak)"),
         format!("{:.1} MiB", our_bytes as f64 / MIB),
-        format!("`docker load`: {:.1} MiB", their_bytes as f64 / MIB),
+        format!("`{cli} load`: {:.1} MiB", their_bytes as f64 / MIB),
         String::new(),
         &format!(
             "<= the new layer ({:.1} MiB) and its description files",
@@ -1516,7 +1522,9 @@ fn main() {
     }
 
     if part("delta") {
-        delta_row(&mut table, &archives, work.path(), load_runs);
+        for flavor in [Flavor::Docker20, Flavor::Podman43] {
+            delta_row(&mut table, &archives, work.path(), load_runs, flavor);
+        }
     }
 
     let text = table.print();
