@@ -12,10 +12,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use sha2::{Digest, Sha256};
-
 use super::store::Holds;
 use super::{answer, canonical_id, Engine, EngineError, Kind};
+use crate::manifest::sha256_hex;
 
 /// Most images whose layers are asked about (one request each, ~1 ms on docker 26). A device
 /// holds tens; an engine with more is sent whole archives.
@@ -159,11 +158,10 @@ pub fn chains(diff_ids: &[String]) -> Vec<String> {
     for diff_id in diff_ids {
         let chain = match out.last() {
             None => diff_id.clone(),
-            Some(below) => {
-                let digest = Sha256::digest(format!("{below} {diff_id}").as_bytes());
-                let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-                format!("sha256:{hex}")
-            }
+            Some(below) => format!(
+                "sha256:{}",
+                sha256_hex(format!("{below} {diff_id}").as_bytes())
+            ),
         };
         out.push(chain);
     }
