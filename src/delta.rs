@@ -153,8 +153,10 @@ fn walk_plain(file: &File, size: u64, watcher: &mut Watcher) -> io::Result<()> {
 }
 
 /// The layer files that no image of the archive needs from it: each image's layer is held
-/// (as the store tells layers) or its file is not left out. A file another entry links to,
-/// or that is also a config, stays: the engine may read it through that entry. Where the
+/// (as the store tells layers) or its file is not left out. A file a hard link points to, or
+/// that is also a config, stays: the engine's tar reader makes the link from it, or reads it
+/// as the config. A symlink to a file left out may dangle (podman's docker-archives have
+/// one per layer, `<v1 id>/layer.tar`, which no engine opens for a layer it holds). Where the
 /// store `reads` the archive's OCI layout as it is, a blob is taken for its layer only where
 /// it is that layer uncompressed (its digest is the diffID): a compressed blob's layer is known
 /// to the store by a digest the loader does not know.
@@ -204,7 +206,7 @@ pub fn plan(
     }
     let omit: HashSet<String> = spared
         .into_iter()
-        .filter(|p| !needed.contains(p) && !contents.linked(p))
+        .filter(|p| !needed.contains(p) && !contents.hard_linked(p))
         .collect();
     let bytes = omit
         .iter()
@@ -241,8 +243,8 @@ mod tests {
     }
 
     /// A docker-archive of images made of the layers named (each layer's content is its
-    /// name), the layer files at `<name>/layer.tar`, and `links` as symlinks.
-    fn archive(images: &[&[&str]], links: &[(&str, &str)]) -> Contents {
+    /// name), the layer files at `<name>/layer.tar`, and `links` (path, target, kind).
+    fn archive(images: &[&[&str]], links: &[(&str, &str, tar::EntryType)]) -> Contents {
         let mut b = tar::Builder::new(Vec::new());
         let add = |b: &mut tar::Builder<Vec<u8>>, path: &str, data: &[u8]| {
             let mut h = tar::Header::new_ustar();
@@ -265,9 +267,9 @@ mod tests {
             let files: Vec<String> = layers.iter().map(|l| format!("{l}/layer.tar")).collect();
             items.push(serde_json::json!({"Config": format!("c{i}.json"), "Layers": files}));
         }
-        for (path, target) in links {
+        for (path, target, kind) in links {
             let mut h = tar::Header::new_ustar();
-            h.set_entry_type(tar::EntryType::Symlink);
+            h.set_entry_type(*kind);
             h.set_size(0);
             b.append_link(&mut h, path, target).unwrap();
         }
@@ -345,13 +347,23 @@ mod tests {
     }
 
     #[test]
-    fn sends_a_held_layer_another_entry_links_to() {
-        let contents = archive(
-            &[&["base", "app"]],
-            &[("dup/layer.tar", "../base/layer.tar")],
-        );
+    fn sends_a_held_layer_a_hard_link_points_to() {
+        let link = ("dup/layer.tar", "base/layer.tar", tar::EntryType::Link);
+        let contents = archive(&[&["base", "app"]], &[link]);
         let held = Held::of(&stack(&["base"]));
         assert!(omitted(&contents, &held).is_empty());
+    }
+
+    #[test]
+    fn leaves_out_a_held_layer_a_symlink_points_to() {
+        let link = (
+            "dup/layer.tar",
+            "../base/layer.tar",
+            tar::EntryType::Symlink,
+        );
+        let contents = archive(&[&["base", "app"]], &[link]);
+        let held = Held::of(&stack(&["base"]));
+        assert_eq!(omitted(&contents, &held), ["base/layer.tar"]);
     }
 
     #[test]

@@ -466,6 +466,9 @@ impl Watcher {
                     false => "",
                 };
                 let resolved = join(base, &target);
+                if kind.is_hard_link() {
+                    self.contents.hard_linked.insert(resolved.clone());
+                }
                 self.contents.links.insert(path, resolved);
             }
             Sink::Skip
@@ -590,6 +593,9 @@ struct Kept {
 pub struct Contents {
     sizes: HashMap<String, u64>,
     links: HashMap<String, String>,
+    /// The targets of hard links: a tar reader makes a hard link from its target's file, so
+    /// that file must be in the tar (a symlink may dangle).
+    hard_linked: std::collections::HashSet<String>,
     kept: HashMap<String, Kept>,
     /// `sha256:<hex>` of each large compressed file.
     digests: HashMap<String, String>,
@@ -722,9 +728,9 @@ impl Contents {
         self.sizes.get(path).map(|&size| (path.to_owned(), size))
     }
 
-    /// Whether a link in the archive points at `path`.
-    pub(crate) fn linked(&self, path: &str) -> bool {
-        self.links.values().any(|target| target == path)
+    /// Whether a hard link in the archive points at `path`.
+    pub(crate) fn hard_linked(&self, path: &str) -> bool {
+        self.hard_linked.contains(path)
     }
 
     pub(crate) fn size(&self, path: &str) -> Option<u64> {

@@ -19,6 +19,7 @@ on_every_engine! {
     an_image_on_a_base_the_engine_has_is_sent_without_the_base_layers;
     an_update_that_changes_one_layer_sends_that_layer_only;
     an_oci_archive_on_a_base_the_engine_has_is_sent_without_the_base_blobs;
+    a_docker_archive_podman_saved_is_sent_without_the_base_layers_its_symlinks_name;
     an_upload_refused_without_a_base_deleted_meanwhile_is_sent_whole_again;
 }
 
@@ -177,6 +178,33 @@ fn an_oci_archive_on_a_base_the_engine_has_is_sent_without_the_base_blobs(flavor
     let archive = oci_archive_of(&app);
     let path = pkg.add_archive("app-oci.tar", &archive);
     pkg.write_list(&["app-oci.tar example.org/delta/app:1"]);
+    let proxy = Proxy::start(&pkg.dir().join("p.sock"), engine.socket_path(), Fault::None);
+
+    let out = load_through(&proxy, &pkg);
+
+    out.assert_code(0)
+        .assert_summary("1 loaded, 0 present, 0 failed")
+        .assert_stderr_contains("left out 2 layer files the engine holds");
+    let id = engine.assert_has(&app.reference);
+    assert_eq!(bare_id(&id), archive_id_on(flavor, &path));
+    let sent = proxy.upload_bytes();
+    let whole = archive.len() as u64;
+    assert!(
+        sent < whole - layer_bytes(&base, 0) + (64 << 10),
+        "sent {sent} bytes of a {whole}-byte archive whose base layers are {} bytes",
+        layer_bytes(&base, 0)
+    );
+}
+
+/// `podman save` writes each layer as `<diffID>.tar`, and a `<v1 id>/layer.tar` symlink to it.
+fn a_docker_archive_podman_saved_is_sent_without_the_base_layers_its_symlinks_name(flavor: Flavor) {
+    let engine = Engine::start(flavor);
+    let (base, app) = base_and_app("example.org/delta/app:1");
+    engine.preload(&base);
+    let pkg = Package::new();
+    let archive = podman_saved(&app, "docker-archive");
+    let path = pkg.add_archive("app-saved.tar", &archive);
+    pkg.write_list(&["app-saved.tar example.org/delta/app:1"]);
     let proxy = Proxy::start(&pkg.dir().join("p.sock"), engine.socket_path(), Fault::None);
 
     let out = load_through(&proxy, &pkg);
