@@ -15,8 +15,8 @@
 //! BENCH_ONLY (a comma list of startup, decoders, docker, podman, containerd, delta: run only
 //! those parts). `containerd` is dockerd 26 with the containerd image store, from the Debian 13
 //! root filesystem of `make engines-root`. `delta` loads an image on a base docker 20.10 (and
-//! podman 4.3) already has (a delta load) against `docker load` (`podman load`) of the same
-//! archive.
+//! podman 4.3, and docker 26's containerd store) already has (a delta load) against `docker
+//! load` (`podman load`) of the same archive.
 
 #[path = "../tests/common/mod.rs"]
 #[allow(unused_macros, unused_imports)]
@@ -1156,17 +1156,18 @@ fn peak_bytes<R>(dir: &Path, f: impl FnOnce() -> R) -> (R, u64) {
     (r, sampler.join().unwrap())
 }
 
-/// The delta rows: the engine (docker 20.10's classic store, podman 4.3) holds the one-layer
-/// rootfs image; an image of that layer and one of its own is loaded by the loader (which
-/// leaves the base layer out, or on podman sends it empty) and by `zstd -dc | CLI load`, each
-/// time into an engine without the image. Time, CPU, the engine's CPU (the podman CLI loads
+/// The delta rows: the engine (docker 20.10's classic store, podman 4.3, docker 26's containerd
+/// store) holds the one-layer rootfs image; an image of that layer and one of its own is loaded
+/// by the loader (which leaves the base layer out, or on podman sends it empty) and by `zstd
+/// -dc | CLI load`, each time into an engine without the image. Time, CPU, the engine's CPU (the podman CLI loads
 /// without the service, so there it is the CLI's own) and the peak bytes in the engine's temp
-/// directory (where it unpacks or copies an upload).
+/// directory (where it unpacks or copies an upload; containerd's ingest directory).
 fn delta_row(table: &mut Table, archives: &Archives, work: &Path, runs: usize, flavor: Flavor) {
     let engine = engine_on_tmpfs(flavor);
-    let (label, cli, service) = match flavor.family() {
-        Kind::Docker => ("docker 20.10", "docker", "dockerd"),
-        Kind::Podman => ("podman 4.3", "podman", "podman service"),
+    let (label, cli, service) = match flavor {
+        Flavor::Docker26Containerd => ("docker 26 containerd store", "docker", "dockerd"),
+        _ if flavor.family() == Kind::Docker => ("docker 20.10", "docker", "dockerd"),
+        _ => ("podman 4.3", "podman", "podman service"),
     };
     let dir = work.join(format!("delta-{}", flavor.name()));
     let rootfs = fs::read(cache_dir().join("rootfs.tar")).unwrap();
@@ -1203,6 +1204,10 @@ fn delta_row(table: &mut Table, archives: &Archives, work: &Path, runs: usize, f
     measure(&mut loader(engine.socket_path(), &base), "base load", &log);
     engine.assert_has(REF_ONE);
     let temp = match flavor.family() {
+        // An upload streams into containerd's content store: its ingest directory.
+        Kind::Docker if flavor.containerd_store() => engine
+            .dir()
+            .join("root/containerd/daemon/io.containerd.content.v1.content/ingest"),
         Kind::Docker => engine.dir().join("root").join("tmp"),
         // The service's TMPDIR, and the CLI's (see `engine_cli`).
         Kind::Podman => engine.dir().join("tmp"),
@@ -1282,7 +1287,7 @@ fn delta_row(table: &mut Table, archives: &Archives, work: &Path, runs: usize, f
         Some(ratio <= 0.3),
     );
     table.row(
-        &format!("its own layer alone as an image (no parent layer for vfs to copy), {label}"),
+        &format!("its own layer alone as an image (no parent layer below it), {label}"),
         format!(
             "{}; {service} CPU {:.2} s",
             ms(floor.wall),
@@ -1522,7 +1527,11 @@ fn main() {
     }
 
     if part("delta") {
-        for flavor in [Flavor::Docker20, Flavor::Podman43] {
+        for flavor in [
+            Flavor::Docker20,
+            Flavor::Podman43,
+            Flavor::Docker26Containerd,
+        ] {
             delta_row(&mut table, &archives, work.path(), load_runs, flavor);
         }
     }
