@@ -23,6 +23,11 @@ on_every_engine! {
     an_upload_refused_without_a_base_deleted_meanwhile_is_sent_whole_again;
 }
 
+// Not loaded: the integrity guard holds with a delta plan too.
+on_every_engine! {
+    an_archive_whose_checksum_fails_on_a_base_the_engine_has_loads_nothing_and_is_sent_once;
+}
+
 // Sent whole, at once or after a reduced upload did not do.
 on_every_engine! {
     an_engine_that_holds_nothing_gets_the_whole_archive;
@@ -248,6 +253,32 @@ fn an_upload_refused_without_a_base_deleted_meanwhile_is_sent_whole_again(flavor
     assert!(!engine.has_image(&base.reference));
     let id = engine.assert_has(&app.reference);
     assert_eq!(bare_id(&id), app.id_on(flavor));
+}
+
+/// Whichever pass finds the checksum wrong (the first pass reads to it), the upload aborts
+/// before its end, the archive is kept, and no whole upload follows.
+fn an_archive_whose_checksum_fails_on_a_base_the_engine_has_loads_nothing_and_is_sent_once(
+    flavor: Flavor,
+) {
+    let engine = Engine::start(flavor);
+    let (base, app) = base_and_app("example.org/delta/app:1");
+    engine.preload(&base);
+    let pkg = Package::new();
+    let mut zst = app.compressed(Codec::Zstd);
+    // zstd's content checksum: the frame's last four bytes.
+    let last = zst.len() - 2;
+    flip(&mut zst, last);
+    pkg.add_archive("app.tar.zst", &zst);
+    pkg.write_list(&["app.tar.zst example.org/delta/app:1"]);
+    let proxy = Proxy::start(&pkg.dir().join("p.sock"), engine.socket_path(), Fault::None);
+
+    let out = load_through(&proxy, &pkg);
+
+    out.assert_code(1)
+        .assert_entry(&pkg.list, 1, &["failed: app.tar.zst: corrupt"]);
+    assert_eq!(proxy.uploads(), 1, "{:?}", proxy.request_lines());
+    engine.assert_has_not(&app.reference);
+    assert!(pkg.archive("app.tar.zst").exists());
 }
 
 fn an_engine_that_holds_nothing_gets_the_whole_archive(flavor: Flavor) {
