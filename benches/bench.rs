@@ -12,9 +12,12 @@
 //!
 //! Environment: CONTAINER_LOADER_BIN (the binary measured; `make bench` sets the static one),
 //! BENCH_RUNS (runs per quick figure, default 7), BENCH_LOAD_RUNS (runs per load, default 3),
-//! BENCH_ONLY (a comma list of startup, decoders, docker, podman, containerd, noop: run only
-//! those parts; noop is the no-op rows of docker and podman without their loads). `containerd` is dockerd 26 with the containerd image store, from the Debian 13 root
-//! filesystem of `make engines-root`.
+//! BENCH_ONLY (a comma list of startup, decoders, docker, podman, containerd, noop, delta: run
+//! only those parts; noop is the no-op rows of docker and podman without their loads).
+//! `containerd` is dockerd 26 with the containerd image store, from the Debian 13 root
+//! filesystem of `make engines-root`. `delta` loads an image on a base docker 20.10 (and
+//! podman 4.3, and docker 26's containerd store) already has (a delta load) against `docker
+//! load` (`podman load`) of the same archive.
 
 #[path = "../tests/common/mod.rs"]
 #[allow(unused_macros, unused_imports)]
@@ -492,6 +495,14 @@ struct Archives {
 const REF_TWO: &str = "bench.example/debian/minbase:two-layers";
 const REF_ONE: &str = "bench.example/debian/minbase:one-layer";
 const REF_BIG: &str = "bench.example/debian/big:1g";
+/// The image of the delta row: the one-layer rootfs (REF_ONE's layer) and a layer of its own.
+const REF_APP: &str = "bench.example/debian/app:1";
+/// Its own layer alone as an image: what docker's import of that layer costs without a parent.
+const REF_ALONE: &str = "bench.example/debian/app-layer:1";
+/// Bytes of that image's own layer: a file of the rootfs tar's first bytes (real data).
+const APP_LAYER: usize = 8 << 20;
+/// How often the engine's temp directory is measured during a load.
+const TEMP_SAMPLE: Duration = Duration::from_millis(5);
 
 fn mirror() -> String {
     // deb822 sources first, then the one-line format; the first http(s) URI that serves debian.
@@ -1149,6 +1160,211 @@ const DECODERS: [Decoder; 4] = [
     ("", "tar", "cat", "(report)", 0.0),
 ];
 
+/// The bytes of the files below `dir` (0 when it is gone).
+fn bytes_below(dir: &Path) -> u64 {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => bytes_below(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
+            _ => 0,
+        })
+        .sum()
+}
+
+/// CPU time (user + system) process `pid` and the children it waited for (docker unpacks a
+/// layer in a re-executed child) have used so far, from /proc (clock ticks of 10 ms).
+fn process_cpu(pid: u32) -> Duration {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let field = |i: usize| -> u64 {
+        rest.split_whitespace()
+            .nth(i)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    // utime, stime, cutime and cstime are fields 14 to 17 of stat(5); `rest` starts at 3.
+    Duration::from_millis((field(11) + field(12) + field(13) + field(14)) * 10)
+}
+
+/// Runs `f` while sampling how many bytes are in `dir`; the result and the peak.
+fn peak_bytes<R>(dir: &Path, f: impl FnOnce() -> R) -> (R, u64) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (dir2, stop2) = (dir.to_owned(), stop.clone());
+    let sampler = thread::spawn(move || {
+        let mut peak = 0;
+        while !stop2.load(Ordering::SeqCst) {
+            peak = peak.max(bytes_below(&dir2));
+            thread::sleep(TEMP_SAMPLE);
+        }
+        peak
+    });
+    let r = f();
+    stop.store(true, Ordering::SeqCst);
+    (r, sampler.join().unwrap())
+}
+
+/// The delta rows: the engine (docker 20.10's classic store, podman 4.3, docker 26's containerd
+/// store) holds the one-layer rootfs image; an image of that layer and one of its own is loaded
+/// by the loader (which leaves the base layer out, or on podman sends it empty) and by `zstd
+/// -dc | CLI load`, each time into an engine without the image. Time, CPU, the engine's CPU (the podman CLI loads
+/// without the service, so there it is the CLI's own) and the peak bytes in the engine's temp
+/// directory (where it unpacks or copies an upload; containerd's ingest directory).
+fn delta_row(table: &mut Table, archives: &Archives, work: &Path, runs: usize, flavor: Flavor) {
+    let engine = engine_on_tmpfs(flavor);
+    let (label, cli, service) = match flavor {
+        Flavor::Docker26Containerd => ("docker 26 containerd store", "docker", "dockerd"),
+        _ if flavor.family() == Kind::Docker => ("docker 20.10", "docker", "dockerd"),
+        _ => ("podman 4.3", "podman", "podman service"),
+    };
+    let dir = work.join(format!("delta-{}", flavor.name()));
+    let rootfs = fs::read(cache_dir().join("rootfs.tar")).unwrap();
+    let mut own = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_ustar();
+    h.set_size(APP_LAYER as u64);
+    h.set_mode(0o644);
+    h.set_mtime(0);
+    own.append_data(&mut h, "app/data.bin", &rootfs[..APP_LAYER])
+        .unwrap();
+    let own = own.into_inner().unwrap();
+    fs::create_dir_all(dir.join("images")).unwrap();
+    let alone = dir.join("images").join("app-layer.tar");
+    docker_archive(&alone, REF_ALONE, &[&own]);
+    let alone_list = dir.join("alone.list");
+    fs::write(&alone_list, format!("app-layer.tar {REF_ALONE}\n")).unwrap();
+    let app = dir.join("debian-app.tar");
+    docker_archive(&app, REF_APP, &[&rootfs, &own]);
+    drop(rootfs);
+    let tar = app;
+    let app = compress(&tar, "zst", ZSTD);
+    fs::remove_file(&tar).unwrap();
+    let name = app.file_name().unwrap().to_string_lossy().into_owned();
+    let list = package(&dir, &[(name.clone(), REF_APP.to_owned())]);
+    fs::rename(&app, dir.join("images").join(&name)).unwrap();
+    let app = dir.join("images").join(&name);
+    let log = dir.join("run.log");
+    // The base: the one-layer image, loaded once and kept.
+    let base = package(
+        &dir.join("base"),
+        &[("one.tar.zst".to_owned(), REF_ONE.to_owned())],
+    );
+    fs::copy(zst(&archives.one), dir.join("base/images/one.tar.zst")).unwrap();
+    measure(&mut loader(engine.socket_path(), &base), "base load", &log);
+    engine.assert_has(REF_ONE);
+    let temp = match flavor.family() {
+        // An upload streams into containerd's content store: its ingest directory.
+        Kind::Docker if flavor.containerd_store() => engine
+            .dir()
+            .join("root/containerd/daemon/io.containerd.content.v1.content/ingest"),
+        Kind::Docker => engine.dir().join("root").join("tmp"),
+        // The service's TMPDIR, and the CLI's (see `engine_cli`).
+        Kind::Podman => engine.dir().join("tmp"),
+    };
+    let cli_load = format!(
+        "zstd -q -dc '{}' | {} load",
+        app.display(),
+        engine_cli(&engine)
+    );
+    let (mut ours, mut theirs, mut our_bytes, mut their_bytes) = (vec![], vec![], 0, 0);
+    // The engine's own CPU during each load: where the time goes once the upload is small.
+    let (mut our_engine, mut their_engine) = (vec![], vec![]);
+    for i in 0..runs {
+        for loader_turn in [i % 2 == 0, i % 2 != 0] {
+            engine.assert_has_not(REF_APP);
+            if loader_turn {
+                let mut cmd = loader(engine.socket_path(), &list);
+                cmd.arg("--verbose");
+                let before = process_cpu(engine.pid());
+                let (run, bytes) = peak_bytes(&temp, || measure(&mut cmd, "delta load", &log));
+                our_engine.push(process_cpu(engine.pid()) - before);
+                let text = fs::read_to_string(&log).unwrap();
+                assert!(text.contains("left out 1 layer files"), "{text}");
+                ours.push(run);
+                our_bytes = our_bytes.max(bytes);
+            } else {
+                let before = process_cpu(engine.pid());
+                let (run, bytes) =
+                    peak_bytes(&temp, || measure(&mut sh(&cli_load), "CLI load", &log));
+                their_engine.push(process_cpu(engine.pid()) - before);
+                theirs.push(run);
+                their_bytes = their_bytes.max(bytes);
+            }
+            engine.assert_has(REF_APP);
+            delete_image(&engine, REF_APP);
+        }
+    }
+    // The floor: the same layer as an image of its own, which docker stores without copying a
+    // parent first (vfs makes each new layer as a copy of the one below it).
+    let (mut floor, mut floor_engine) = (vec![], vec![]);
+    for _ in 0..runs {
+        let before = process_cpu(engine.pid());
+        floor.push(measure(
+            &mut loader(engine.socket_path(), &alone_list),
+            "layer alone",
+            &log,
+        ));
+        floor_engine.push(process_cpu(engine.pid()) - before);
+        engine.assert_has(REF_ALONE);
+        delete_image(&engine, REF_ALONE);
+    }
+    let (floor, floor_engine) = (summarize(&floor), median(floor_engine));
+    let (ours, theirs) = (summarize(&ours), summarize(&theirs));
+    let ratio = ours.wall.as_secs_f64() / theirs.wall.as_secs_f64();
+    let what = format!(
+        "load an image on a base the engine has ({:.0} MiB base layer, {:.0} MiB own layer, .zst), {label}",
+        size_mib(&archives.one),
+        APP_LAYER as f64 / MIB
+    );
+    let (our_engine, their_engine) = (median(our_engine), median(their_engine));
+    table.row(
+        &what,
+        format!(
+            "{}, CPU {:.2} s; {service} CPU {:.2} s",
+            ms(ours.wall),
+            ours.cpu.as_secs_f64(),
+            our_engine.as_secs_f64()
+        ),
+        format!(
+            "`zstd -dc \\| {cli} load`: {}, CPU {:.2} s; {service} CPU {:.2} s",
+            ms(theirs.wall),
+            theirs.cpu.as_secs_f64(),
+            their_engine.as_secs_f64()
+        ),
+        format!("{ratio:.2}"),
+        "<= 0.3",
+        Some(ratio <= 0.3),
+    );
+    table.row(
+        &format!("its own layer alone as an image (no parent layer below it), {label}"),
+        format!(
+            "{}; {service} CPU {:.2} s",
+            ms(floor.wall),
+            floor_engine.as_secs_f64()
+        ),
+        "what the engine's import of the new layer costs on its own".to_owned(),
+        String::new(),
+        "(report)",
+        None,
+    );
+    let layer = own.len() as u64;
+    table.row(
+        &format!("bytes {label} wrote to its temp directory for it (peak)"),
+        format!("{:.1} MiB", our_bytes as f64 / MIB),
+        format!("`{cli} load`: {:.1} MiB", their_bytes as f64 / MIB),
+        String::new(),
+        &format!(
+            "<= the new layer ({:.1} MiB) and its description files",
+            layer as f64 / MIB
+        ),
+        Some(our_bytes <= layer + (64 << 10)),
+    );
+    drop(engine);
+}
+
 /// Whether the part `name` runs (BENCH_ONLY unset: every part).
 fn part(name: &str) -> bool {
     match std::env::var("BENCH_ONLY") {
@@ -1364,6 +1580,16 @@ fn main() {
             format!("load {decoded_two:.0} MiB two-layer image (.zst), docker 26 containerd store");
         load_row(&mut table, &what, "docker", &r);
         drop(engine);
+    }
+
+    if part("delta") {
+        for flavor in [
+            Flavor::Docker20,
+            Flavor::Podman43,
+            Flavor::Docker26Containerd,
+        ] {
+            delta_row(&mut table, &archives, work.path(), load_runs, flavor);
+        }
     }
 
     let text = table.print();

@@ -13,11 +13,12 @@
 //!   markers, with [`marker`], [`rundir`] and [`lock`]), and the reporting: [`log`],
 //!   [`progress`], [`notify`], [`stdout`];
 //! - the core: [`list`], [`reference`](mod@reference), [`archive`], [`space`], [`decode`], [`manifest`],
-//!   [`platform`], [`oci`], [`engine`], [`units`].
+//!   [`platform`], [`oci`], [`engine`], [`delta`] (what an upload can leave out), [`units`].
 //!
 //! A load's data flows one way: [`list`] -> [`reference`](mod@reference) -> [`engine`] (present?) ->
-//! [`archive`] -> [`space`] (fits?) -> [`decode`] -> [`oci`] (the device's platform;
-//! manifest.json for classic docker) -> [`engine`] (load) -> [`engine`] (present!), driven by
+//! [`archive`] -> [`delta`] (layers the engine holds?) -> [`space`] (fits?) -> [`decode`] ->
+//! [`oci`] (the device's platform; manifest.json for classic docker; layers left out) ->
+//! [`engine`] (load) -> [`engine`] (present!), driven by
 //! [`load`]. What differs between engines and their image stores is in [`engine::store`]; what
 //! differs between archive formats is in [`decode`].
 #![forbid(unsafe_code)]
@@ -27,6 +28,7 @@ pub mod cli;
 pub mod connect;
 pub mod contents;
 pub mod decode;
+pub mod delta;
 pub mod engine;
 pub mod entries;
 pub mod exit;

@@ -14,8 +14,9 @@ use std::time::Instant;
 use crate::archive::{self, Archive, ArchiveError, Origin};
 use crate::cli::Options;
 use crate::connect::connect;
-use crate::decode::{DecodeError, Format, HoldBack, Pipelined};
-use crate::engine::{short_id, Engine, EngineError, Listing, LISTING_NAMES_MAX};
+use crate::decode::{self, DecodeError, Format, HoldBack, Pipelined};
+use crate::delta::{self, Plan};
+use crate::engine::{short_id, Engine, EngineError, Held, Listing, LISTING_NAMES_MAX};
 use crate::entries::read_lists;
 use crate::exit::Exit;
 use crate::list::Entry;
@@ -27,6 +28,7 @@ use crate::oci::{Loadable, Unloadable};
 use crate::platform::Platform;
 use crate::progress::{EntryReport, Reporter};
 use crate::ready::{self, Recorder};
+use crate::reference::Reference;
 use crate::row::State;
 use crate::rundir::RunDir;
 use crate::space::{self, Shortfall};
@@ -126,6 +128,9 @@ pub fn run(options: &Options, log: &Log) -> Exit {
             _ => None,
         };
         let mut deletions = Deletions::new(&lists.entries);
+        // The layers the engine holds, learned once and brought up to date before each upload
+        // that could leave some out (src/delta.rs).
+        let mut held = Held::default();
         for (index, entry) in lists.entries.iter().enumerate() {
             let report = reporter.entry(index + 1, total, entry);
             // Answered by the listing, without a request: written with the next ones.
@@ -144,6 +149,7 @@ pub fn run(options: &Options, log: &Log) -> Exit {
                 log,
                 &report,
                 &mut deletions,
+                &mut held,
             );
             deletions.ended(index, entry, result.is_ok(), log);
             if let Some(recorder) = &mut recorder {
@@ -340,6 +346,7 @@ impl std::error::Error for EntryError {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn load_entry(
     engine: &Engine,
     listing: Option<&Listing>,
@@ -348,6 +355,7 @@ fn load_entry(
     log: &Log,
     report: &EntryReport,
     deletions: &mut Deletions,
+    held: &mut Held,
 ) -> Result<Outcome, EntryError> {
     let image = &entry.reference;
     let place = entry.place();
@@ -402,47 +410,65 @@ fn load_entry(
     let (format, size) = (archive.format, archive.size);
     // Deletion later goes through the directory handle the archive was opened from.
     let origin = archive.origin();
+    let plan = plan_delta(engine, &archive, options, held, &place, log);
+    // A retry reads the file already opened, from its start: the same file as the first
+    // upload, whatever its name stands for by then.
+    let again = plan.as_ref().and_then(|_| archive.file().try_clone().ok());
+    let check_listed = plan.as_ref().is_some_and(|p| p.check_listed);
     let decoder = archive.decoder(options.memory_limit);
-    let progress = decoder.progress.clone();
-    // Decoding on its own thread, overlapping the socket writes; a plain tar has nothing to
-    // decode, and the thread's copy would only slow it (docs/performance.md).
-    let held = HoldBack::new(decoder);
-    let stream: Box<dyn Read> = match format {
-        Format::Tar => Box::new(held),
-        _ => Box::new(Pipelined::new(held)),
-    };
-    // OCI archives: the device's platform chosen and checked for every engine; what the
-    // engine's store reads written in (src/oci.rs); any other tar passes as it is. Its tar
-    // walk also notes what the archive promises as it streams by: no second read, and no
-    // second walk.
-    let stream = Loadable::new(stream, Platform::device(), engine.reads());
-    let verdict = OnceLock::new();
-    let (result, body) = std::thread::scope(|scope| {
-        match estimate {
-            Some(estimate) => {
-                let (verdict, place) = (&verdict, &place);
-                scope.spawn(move || {
-                    // The upload waits for a verdict at its end: there is one even if the
-                    // check could not finish.
-                    let _unblock = Unblock(verdict);
-                    let _ = verdict.set(space::judge(engine, estimate, place, log));
-                });
-            }
-            None => drop(verdict.set(Ok(()))),
-        }
-        let mut body = Guarded::new(space::Gate::new(stream, &verdict));
-        let result = report.during(&progress, size, || engine.load(&mut body));
-        (result, body)
-    });
     let name = || entry.archive.clone();
-    // A shortfall is the cause, whatever the upload ended with: the engine may have found its
-    // disk full before the check answered.
-    if let Some(Err(shortfall)) = verdict.get() {
-        if result.is_err() || body.error.is_some() {
-            return Err(EntryError::Space(shortfall.clone()));
+    let mut sent = upload(
+        engine, decoder, format, plan, estimate, &place, log, report, size,
+    );
+    // Not when the archive or the space check failed the upload: a whole one would fail too.
+    if let Some(file) = again.filter(|_| sent.error.is_none() && sent.shortfall.is_none()) {
+        let why = match &sent.result {
+            Err(EngineError::Refused { message }) => {
+                // docker's containerd store names the image before it finds a blob missing.
+                if !replacing && matches!(engine.image_id(image), Ok(Some(_))) {
+                    let _ = engine.remove(image);
+                }
+                Some(format!(
+                    "the engine refused the upload without the layers it held ({message})"
+                ))
+            }
+            Ok(carried) if check_listed && !lists_any(engine, carried) => Some(
+                "the engine does not list the image loaded without the layers it held (its content is incomplete)".to_owned(),
+            ),
+            _ => None,
+        };
+        if let Some(why) = why {
+            log.info(format_args!(
+                "{place}: {image}: {why}; sending {} whole",
+                entry.archive
+            ));
+            let decoder =
+                decode::reread(format, &file, options.memory_limit).map_err(|source| {
+                    EntryError::Read {
+                        archive: name(),
+                        source,
+                    }
+                })?;
+            sent = upload(
+                engine, decoder, format, None, estimate, &place, log, report, size,
+            );
         }
     }
-    if let Some(source) = body.error {
+    let Upload {
+        result,
+        error,
+        promised,
+        shortfall,
+        progress,
+    } = sent;
+    // A shortfall is the cause, whatever the upload ended with: the engine may have found its
+    // disk full before the check answered.
+    if let Some(shortfall) = shortfall {
+        if result.is_err() || error.is_some() {
+            return Err(EntryError::Space(shortfall));
+        }
+    }
+    if let Some(source) = error {
         // The decoder or the disk failed: the request was aborted, the engine loaded nothing.
         let unusable = DecodeError::find(&source).is_some() || Unloadable::find(&source).is_some();
         return Err(match unusable {
@@ -456,12 +482,6 @@ fn load_entry(
             },
         });
     }
-    let promised = body
-        .inner
-        .into_inner()
-        .finish()
-        .ok()
-        .and_then(|c| c.images());
     let carried = match result {
         Ok(carried) => carried,
         Err(source) => {
@@ -490,6 +510,120 @@ fn load_entry(
         deletions.loaded(entry, origin);
     }
     Ok(Outcome::Loaded(id))
+}
+
+/// What an upload can leave out of the archive, where the engine's store takes that and holds
+/// some of its layers; `None` for a whole upload (why, in the verbose log).
+fn plan_delta(
+    engine: &Engine,
+    archive: &Archive,
+    options: &Options,
+    held: &mut Held,
+    place: &str,
+    log: &Log,
+) -> Option<Plan> {
+    let delta = engine.store().ok()?.delta()?;
+    let opened = (archive.format, archive.file(), archive.size);
+    match delta::prepare(engine, delta, held, opened, options.memory_limit) {
+        Ok(plan) => Some(plan),
+        Err(whole) => {
+            log.debug(format_args!("{place}: sending the archive whole: {whole}"));
+            None
+        }
+    }
+}
+
+/// Whether the engine's listing shows one of the names it says it loaded: docker's containerd
+/// store leaves an image whose content is incomplete out of it.
+fn lists_any(engine: &Engine, carried: &[String]) -> bool {
+    let Some(listing) = engine.listing() else {
+        return false;
+    };
+    carried
+        .iter()
+        .filter_map(|name| Reference::parse(name).ok())
+        .any(|name| listing.id_of(&name).is_some())
+}
+
+/// How one upload of an archive went.
+struct Upload {
+    /// The engine's answer: the names it says it loaded, or why not.
+    result: Result<Vec<String>, EngineError>,
+    /// The first error reading the archive (decoder, disk, an archive that cannot be loaded).
+    error: Option<io::Error>,
+    /// What the archive described, from the walk on the way.
+    promised: Option<Images>,
+    /// The space check found the archive would not fit.
+    shortfall: Option<Shortfall>,
+    progress: std::sync::Arc<crate::decode::Progress>,
+}
+
+/// Streams the archive read by `decoder` into the engine, leaving out what `plan` says.
+#[allow(clippy::too_many_arguments)]
+fn upload(
+    engine: &Engine,
+    decoder: crate::decode::Decoder,
+    format: Format,
+    plan: Option<Plan>,
+    estimate: Option<space::Estimate>,
+    place: &str,
+    log: &Log,
+    report: &EntryReport,
+    size: u64,
+) -> Upload {
+    let progress = decoder.progress.clone();
+    // Decoding on its own thread, overlapping the socket writes; a plain tar has nothing to
+    // decode, and the thread's copy would only slow it (docs/performance.md).
+    let held = HoldBack::new(decoder);
+    let stream: Box<dyn Read> = match format {
+        Format::Tar => Box::new(held),
+        _ => Box::new(Pipelined::new(held)),
+    };
+    // What the engine unpacks is less by the files left out.
+    let estimate = estimate.map(|e| space::Estimate {
+        bytes: e.bytes.saturating_sub(plan.as_ref().map_or(0, |p| p.bytes)),
+        ..e
+    });
+    // OCI archives: the device's platform chosen and checked for every engine; what the
+    // engine's store reads written in (src/oci.rs); any other tar passes as it is, but for the
+    // layer files a delta load leaves out. Its tar walk also notes what the archive promises
+    // as it streams by: no second read, and no second walk.
+    let (omit, empty) = plan.map_or_else(Default::default, |p| (p.omit, p.empty));
+    let stream = Loadable::new(stream, Platform::device(), engine.reads()).leaving_out(omit, empty);
+    let verdict = OnceLock::new();
+    let (result, body) = std::thread::scope(|scope| {
+        match estimate {
+            Some(estimate) => {
+                let verdict = &verdict;
+                scope.spawn(move || {
+                    // The upload waits for a verdict at its end: there is one even if the
+                    // check could not finish.
+                    let _unblock = Unblock(verdict);
+                    let _ = verdict.set(space::judge(engine, estimate, place, log));
+                });
+            }
+            None => drop(verdict.set(Ok(()))),
+        }
+        let mut body = Guarded::new(space::Gate::new(stream, &verdict));
+        let result = report.during(&progress, size, || engine.load(&mut body));
+        (result, body)
+    });
+    let loadable = body.inner.into_inner();
+    let (files, bytes) = loadable.left_out();
+    if files > 0 {
+        log.debug(format_args!(
+            "{place}: left out {files} layer files the engine holds ({} of tar)",
+            Size(bytes)
+        ));
+    }
+    let promised = loadable.finish().ok().and_then(|c| c.images());
+    Upload {
+        result,
+        error: body.error,
+        promised,
+        shortfall: verdict.get().and_then(|v| v.clone().err()),
+        progress,
+    }
 }
 
 /// `--verify` for a present image whose engine id is `id`: `Some` outcome when the entry is

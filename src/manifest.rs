@@ -361,6 +361,25 @@ impl Watcher {
         Some(self.data.as_ref().map_or(0, |d| d.left + d.padding))
     }
 
+    /// Steps over the rest of the entry whose data is passing, without its bytes, where the
+    /// walk would keep nothing of them (a layer, or what it does not look at); returns how
+    /// many bytes the tar has until the next header then, 0 when the entry's bytes are needed.
+    /// A first pass over a plain tar reads only headers and description files this way.
+    pub(crate) fn skip(&mut self) -> u64 {
+        let skippable = self
+            .data
+            .as_ref()
+            .is_some_and(|d| matches!(d.sink, Sink::Skip | Sink::Layer(..)));
+        if !skippable {
+            return 0;
+        }
+        let data = self.data.take().expect("checked above");
+        let n = data.left + data.padding;
+        self.offset += n;
+        // A layer not fed is not hashed: nothing is noted of it beyond its size.
+        n
+    }
+
     /// What the walk has noted so far.
     pub(crate) fn contents(&self) -> &Contents {
         &self.contents
@@ -447,6 +466,9 @@ impl Watcher {
                     false => "",
                 };
                 let resolved = join(base, &target);
+                if kind.is_hard_link() {
+                    self.contents.hard_linked.insert(resolved.clone());
+                }
                 self.contents.links.insert(path, resolved);
             }
             Sink::Skip
@@ -571,6 +593,9 @@ struct Kept {
 pub struct Contents {
     sizes: HashMap<String, u64>,
     links: HashMap<String, String>,
+    /// The targets of hard links: a tar reader makes a hard link from its target's file, so
+    /// that file must be in the tar (a symlink may dangle).
+    hard_linked: std::collections::HashSet<String>,
     kept: HashMap<String, Kept>,
     /// `sha256:<hex>` of each large compressed file.
     digests: HashMap<String, String>,
@@ -694,6 +719,18 @@ impl Contents {
         let lookups = self.lookups.get() + 1;
         self.lookups.set(lookups);
         lookups <= LOOKUPS_MAX
+    }
+
+    /// The regular file `path` stands for (links followed) and its size.
+    pub(crate) fn file(&self, path: &str) -> Option<(String, u64)> {
+        let normalized = normalize(path);
+        let path = self.resolve(&normalized);
+        self.sizes.get(path).map(|&size| (path.to_owned(), size))
+    }
+
+    /// Whether a hard link in the archive points at `path`.
+    pub(crate) fn hard_linked(&self, path: &str) -> bool {
+        self.hard_linked.contains(path)
     }
 
     pub(crate) fn size(&self, path: &str) -> Option<u64> {
@@ -936,7 +973,7 @@ pub(crate) fn strings(v: &Value) -> Vec<String> {
 }
 
 /// `sha256:<hex>` from a blob path `blobs/sha256/<hex>`.
-fn blob_digest(path: &str) -> Option<String> {
+pub(crate) fn blob_digest(path: &str) -> Option<String> {
     sha256_digest(&path.strip_prefix("blobs/")?.replacen('/', ":", 1))
 }
 
@@ -961,7 +998,8 @@ pub(crate) fn blob(digest: Option<&str>) -> Option<String> {
     Some(format!("blobs/{alg}/{hex}"))
 }
 
-fn normalize(path: &str) -> String {
+/// A path as the walk notes it: without a leading `./` or a trailing `/`.
+pub(crate) fn normalize(path: &str) -> String {
     path.trim_start_matches("./")
         .trim_end_matches('/')
         .to_owned()

@@ -15,9 +15,11 @@
 //! one item per image, with its config and layer blobs and its names.
 //!
 //! Only the small description files are kept on the way (the tar walk of [`crate::manifest`]);
-//! blobs pass as they are, and any other tar passes byte for byte.
+//! blobs pass as they are, and any other tar passes byte for byte, but for the layer files a
+//! delta load leaves out ([`Loadable::leaving_out`]): their entries (header, data, padding)
+//! are walked as before and not passed on.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::io::{self, Read};
 use std::rc::Rc;
@@ -129,6 +131,16 @@ pub struct Loadable<R> {
     offset: u64,
     /// Once the tar's end is past, or the tar cannot be walked: the rest passes as it is.
     through: bool,
+    /// The files left out, by path as the walk notes them; whether each stays as an empty
+    /// file; and whether the entry passing now is one of them.
+    omit: HashSet<String>,
+    empty: bool,
+    dropping: bool,
+    /// Whether the last header was a PAX or GNU extension of the entry after it: that entry
+    /// is then passed on whatever its name, or the extension would apply to the next one.
+    extended: bool,
+    /// Files left out so far, and their bytes in the tar that were not sent.
+    left_out: (usize, u64),
 }
 
 impl<R: Read> Loadable<R> {
@@ -149,7 +161,45 @@ impl<R: Read> Loadable<R> {
             out_at: 0,
             offset: 0,
             through: false,
+            omit: HashSet::new(),
+            empty: false,
+            dropping: false,
+            extended: false,
+            left_out: (0, 0),
         }
+    }
+
+    /// Leaves out the regular files at `paths` (as [`manifest::normalize`] writes them), or
+    /// with `empty` their data only (each header passes with a size of 0); the walk still sees
+    /// them whole, so what the archive describes is told as before.
+    pub fn leaving_out(mut self, paths: HashSet<String>, empty: bool) -> Self {
+        self.omit = paths;
+        self.empty = empty;
+        self
+    }
+
+    /// How many files were left out so far, and their bytes in the tar not sent.
+    pub fn left_out(&self) -> (usize, u64) {
+        self.left_out
+    }
+
+    /// Whether the entry whose header is in `self.header` is one to leave out, and its bytes
+    /// in the tar then.
+    fn omitted(&mut self) -> Option<u64> {
+        let header = tar::Header::from_byte_slice(&self.header);
+        let kind = header.entry_type();
+        let extended = self.extended;
+        self.extended =
+            kind.is_pax_local_extensions() || kind.is_gnu_longname() || kind.is_gnu_longlink();
+        if self.omit.is_empty() || extended || !kind.is_file() {
+            return None;
+        }
+        let path = manifest::normalize(&String::from_utf8_lossy(&header.path_bytes()));
+        if !self.omit.contains(&path) {
+            return None;
+        }
+        let size = header.entry_size().ok()?;
+        Some(BLOCK as u64 + size.div_ceil(BLOCK as u64) * BLOCK as u64)
     }
 
     /// An error once the walk has found the archive invalid: the upload ends before the
@@ -169,6 +219,7 @@ impl<R: Read> Loadable<R> {
 
     /// A whole header block is in `self.header`: the end of the archive, or one to pass on.
     fn on_header(&mut self) -> io::Result<()> {
+        self.dropping = false;
         if self.header.iter().all(|&b| b == 0) {
             // The end-of-archive block: the entry goes in front of it, once the archive is
             // known to describe no more than the loader reads.
@@ -186,10 +237,25 @@ impl<R: Read> Loadable<R> {
         } else if let Some(size) = index_json(&self.header) {
             self.on_index(size)?;
         } else {
+            let omitted = self.omitted();
             self.watcher.feed(&self.header);
             self.checked()?;
-            // The two buffers trade places: no allocation per entry.
-            std::mem::swap(&mut self.out, &mut self.header);
+            self.dropping = omitted.is_some();
+            if let Some(bytes) = omitted {
+                self.left_out.0 += 1;
+                self.out.clear();
+                if self.empty {
+                    let mut header = tar::Header::new_old();
+                    header.as_mut_bytes().copy_from_slice(&self.header);
+                    header.set_size(0);
+                    header.set_cksum();
+                    self.out.extend_from_slice(header.as_bytes());
+                }
+                self.left_out.1 += bytes - self.out.len() as u64;
+            } else {
+                // The two buffers trade places: no allocation per entry.
+                std::mem::swap(&mut self.out, &mut self.header);
+            }
             self.header.clear();
         }
         self.out_at = 0;
@@ -279,6 +345,10 @@ impl<R: Read> Read for Loadable<R> {
                     }
                     self.watcher.feed(&buf[..n]);
                     self.checked()?;
+                    if self.dropping {
+                        // Walked, not passed on: the caller's buffer served as scratch.
+                        continue;
+                    }
                     return Ok(n);
                 }
                 Some(_) => {
@@ -299,6 +369,25 @@ impl<R: Read> Read for Loadable<R> {
             }
         }
     }
+}
+
+/// Each image of the archive: its config's path and its layer files' paths, from manifest.json,
+/// or for an OCI archive from its index as the manifest.json written for classic docker has
+/// them (the device's platform chosen). `None` when the archive describes no image.
+pub(crate) fn docker_items(
+    contents: &Contents,
+    device: &Platform,
+) -> Option<Vec<(String, Vec<String>)>> {
+    if let Some(manifest) = contents.json("manifest.json") {
+        let items = manifest.as_array()?.iter().map(|item| {
+            let config = item["Config"].as_str().unwrap_or_default().to_owned();
+            (config, manifest::strings(&item["Layers"]))
+        });
+        return Some(items.collect());
+    }
+    let index = contents.json("index.json")?;
+    let items = items(contents, &index, device).ok()?;
+    Some(items.into_iter().map(|i| (i.config, i.layers)).collect())
 }
 
 /// Whether the tar is an OCI archive without the file classic docker reads.
@@ -780,6 +869,72 @@ mod tests {
                 n => out.extend_from_slice(&buf[..n]),
             }
         }
+    }
+
+    /// `tar` through the adapter for a classic docker, leaving out `omit` (or with `empty`,
+    /// their data); what came out, and what the adapter counted as left out.
+    fn leaving(tar: &[u8], omit: &[&str], empty: bool) -> (Vec<u8>, (usize, u64)) {
+        let omit = omit.iter().map(|p| p.to_string()).collect();
+        let inner = Pieces {
+            data: tar,
+            step: 700,
+        };
+        let device = platform("linux/amd64");
+        let mut adapter =
+            Loadable::new(inner, device, Reads::DockerArchive).leaving_out(omit, empty);
+        let mut out = Vec::new();
+        adapter.read_to_end(&mut out).unwrap();
+        (out, adapter.left_out())
+    }
+
+    #[test]
+    fn leaves_out_the_files_named_and_passes_the_rest_byte_for_byte() {
+        let (a, b) = (vec![7; 1000], vec![8; 600]);
+        let files: [(&str, &[u8]); 3] = [
+            ("./a/layer.tar", &a),
+            ("b/layer.tar", &b),
+            ("manifest.json", b"[]"),
+        ];
+        let (out, left_out) = leaving(&tar_of(&files), &["a/layer.tar"], false);
+        assert!(
+            out == tar_of(&files[1..]),
+            "not the tar without a/layer.tar"
+        );
+        assert_eq!(left_out, (1, 512 + 1024));
+    }
+
+    #[test]
+    fn leaves_the_files_named_empty_and_passes_the_rest_byte_for_byte() {
+        let (a, b) = (vec![7; 1000], vec![8; 600]);
+        let files: [(&str, &[u8]); 3] = [
+            ("./a/layer.tar", &a),
+            ("b/layer.tar", &b),
+            ("manifest.json", b"[]"),
+        ];
+        let (out, left_out) = leaving(&tar_of(&files), &["a/layer.tar"], true);
+        let emptied: [(&str, &[u8]); 3] = [("./a/layer.tar", b""), files[1], files[2]];
+        assert!(
+            out == tar_of(&emptied),
+            "not the tar with a/layer.tar empty"
+        );
+        assert_eq!(left_out, (1, 1024));
+    }
+
+    #[test]
+    fn passes_a_named_file_whose_header_a_pax_header_extends() {
+        let mut builder = tar::Builder::new(Vec::new());
+        builder
+            .append_pax_extensions([("mtime", &b"1.5"[..])])
+            .unwrap();
+        let mut h = tar::Header::new_ustar();
+        h.set_size(3);
+        builder
+            .append_data(&mut h, "a/layer.tar", &b"abc"[..])
+            .unwrap();
+        let tar = builder.into_inner().unwrap();
+        let (out, left_out) = leaving(&tar, &["a/layer.tar"], false);
+        assert!(out == tar, "the extension would apply to the next entry");
+        assert_eq!(left_out, (0, 0));
     }
 
     /// The manifest.json a tar holds.

@@ -693,6 +693,82 @@ fn info_answer_naming_a_megabyte_directory_skips_the_space_check_briefly() {
     assert_short_lines(&out);
 }
 
+/// A scripted classic docker (its `GET /info` names no containerd store) whose listing is
+/// `listing` and whose every image, asked by id, has `inspect` for its description; no image
+/// is present by name, and every load is answered as done.
+fn docker_holding(listing: String, inspect: String) -> Scripted {
+    Scripted::start(move |line| match path_of(line) {
+        "/_ping" => docker_pong(),
+        "/info" => json(
+            "200 OK",
+            r#"{"Driver":"vfs","DriverStatus":[],"DockerRootDir":"/nonexistent"}"#,
+        ),
+        "/images/json" => json("200 OK", listing.clone()),
+        p if p.starts_with("/images/sha256:") => json("200 OK", inspect.clone()),
+        p if p.starts_with("/images/load") => json("200 OK", r#"{"stream":"Loaded image: x:1\n"}"#),
+        _ => no_such_image(),
+    })
+}
+
+#[test]
+fn an_engine_of_more_images_than_are_asked_about_gets_whole_archives_and_is_asked_once() {
+    let ids: Vec<String> = (0..1001)
+        .map(|i| format!(r#"{{"Id":"sha256:{i:064x}","RepoTags":[]}}"#))
+        .collect();
+    let engine = docker_holding(format!("[{}]", ids.join(",")), "{}".into());
+    let (pkg, _) = images(2);
+
+    let (out, peak) = run_within(
+        &args(&engine.host(), &pkg, &["--no-space-check", "-v"]),
+        RUN_LIMIT,
+    );
+
+    out.assert_entry(
+        &pkg.list,
+        1,
+        &[
+            "sending the archive whole: what the engine holds is not known: listing the engine's images",
+            "1001 images, more than the 1000 whose layers are asked about",
+        ],
+    )
+    .assert_entry(
+        &pkg.list,
+        2,
+        &["sending the archive whole: what the engine holds could not be asked earlier in this run"],
+    );
+    let requests = engine.requests();
+    assert!(
+        !requests.iter().any(|r| r.contains("/images/sha256:")),
+        "asked about an image's layers: {requests:?}"
+    );
+    assert_small(&out, peak, &engine);
+    assert_short_lines(&out);
+}
+
+#[test]
+fn an_image_of_more_layers_than_any_real_one_is_not_taken_as_held() {
+    let layers: Vec<String> = (0..1000).map(|i| format!(r#""sha256:{i:064x}""#)).collect();
+    let listing = format!(r#"[{{"Id":"{ID}","RepoTags":["held:1"]}}]"#);
+    let inspect = format!(
+        r#"{{"Id":"{ID}","RootFS":{{"Type":"layers","Layers":[{}]}}}}"#,
+        layers.join(",")
+    );
+    let engine = docker_holding(listing, inspect);
+    let (pkg, _) = images(1);
+
+    let (out, peak) = run_within(
+        &args(&engine.host(), &pkg, &["--no-space-check", "-v"]),
+        RUN_LIMIT,
+    );
+
+    out.assert_entry(
+        &pkg.list,
+        1,
+        &["sending the archive whole: the engine holds no layer"],
+    );
+    assert_small(&out, peak, &engine);
+}
+
 #[test]
 fn load_answer_naming_two_million_images_keeps_the_loader_small() {
     let names: Vec<String> = (0..2_000_000)

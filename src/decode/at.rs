@@ -53,3 +53,18 @@ impl Seek for At<'_> {
         Ok(self.pos)
     }
 }
+
+/// An owned reader of a file by position from its start, for a second pass over an archive
+/// (or a second upload of it) that leaves the first reader's file position alone.
+pub struct Reread {
+    pub file: File,
+    pub pos: u64,
+}
+
+impl Read for Reread {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}

@@ -291,6 +291,14 @@ pub fn decoder<R: Read + Send + 'static>(
     }
 }
 
+/// Another decoder of the archive `file` (of `format`) from its first byte, reading it by
+/// position: the file's own position, where an upload's decoder reads on, stays where it is.
+pub fn reread(format: Format, file: &File, memory_limit: u64) -> io::Result<Decoder> {
+    let file = file.try_clone()?;
+    let reader = at::Reread { file, pos: 0 };
+    Ok(decoder(format, Vec::new(), reader, memory_limit))
+}
+
 /// Unit tests only: `tool` (a compressor command) with `data` on stdin, its output. Piped,
 /// so the tools record no content size unless told to.
 #[cfg(test)]

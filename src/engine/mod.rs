@@ -20,6 +20,7 @@
 //! names of at most [`NAME_MAX`] bytes).
 
 pub mod answer;
+mod held;
 mod listing;
 pub mod store;
 mod unix;
@@ -37,6 +38,7 @@ use ureq::{Agent, Body, RequestBuilder, SendBody};
 use crate::manifest::Image;
 use crate::oci::Reads;
 use crate::reference::Reference;
+pub use held::{chains, Held};
 pub use listing::Listing;
 use store::Store;
 use unix::{LateAnswer, NoResolver, UnixConnector};

@@ -1066,6 +1066,8 @@ pub struct Fixture {
     /// The ID on docker's containerd image store (`<hex>`): the digest of the manifest
     /// containerd writes for a docker-archive (containerd's images/archive `ImportIndex`).
     pub manifest_id: String,
+    /// The layer tars, bottom up, so that another image can be built on them.
+    pub layers: Vec<Vec<u8>>,
 }
 
 impl Fixture {
@@ -1105,6 +1107,30 @@ impl Fixture {
         }
         let layer = b.into_inner().expect("finish layer tar");
         Fixture::from_layers(&[reference], vec![layer])
+    }
+
+    /// An image tagged `reference` made of `base`'s layers and `more` layers of its own on
+    /// top, each as large as `layer_len` bytes of text: images on a shared base.
+    pub fn on_base(base: &Fixture, reference: &str, more: usize, layer_len: usize) -> Fixture {
+        let seed = fresh_seed();
+        let mut layers = base.layers.clone();
+        layers.extend((0..more).map(|i| {
+            let mut content = format!("{reference} layer {i} ({seed:x})\n").into_bytes();
+            content.extend(filler(seed.wrapping_add(i as u64), layer_len));
+            layer_of(&format!("on-base-{seed:x}-{i}.txt"), &content)
+        }));
+        Fixture::from_layers(&[reference], layers)
+    }
+
+    /// `self` with its top layer replaced by one of its own: an update that changes one layer.
+    pub fn with_new_top(&self, reference: &str) -> Fixture {
+        let seed = fresh_seed();
+        let mut layers = self.layers.clone();
+        let top = layers.pop().map_or(0, |l| l.len());
+        let mut content = format!("{reference} new top ({seed:x})\n").into_bytes();
+        content.extend(filler(seed, top));
+        layers.push(layer_of(&format!("top-{seed:x}.txt"), &content));
+        Fixture::from_layers(&[reference], layers)
     }
 
     /// The docker-archive (`docker save` layout) of an image made of `layer_tars`.
@@ -1160,6 +1186,7 @@ impl Fixture {
             tar: b.into_inner().expect("finish image tar"),
             id,
             manifest_id: sha256_hex(made_up.as_bytes()),
+            layers: layer_tars,
         }
     }
 

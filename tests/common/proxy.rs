@@ -41,6 +41,10 @@ pub enum Fault {
     /// Forward the first upload at about `per_second` bytes a second: a slow engine or disk,
     /// so the load lasts long enough to be watched.
     Throttle { per_second: u64 },
+    /// When the first upload's request comes, first send `DELETE path` to the engine (on a
+    /// connection of its own, waiting for the answer), then forward the upload: something
+    /// else changed the engine between the loader's questions and its load.
+    DeleteFirst { path: String },
 }
 
 #[derive(Default)]
@@ -113,7 +117,8 @@ impl Proxy {
                         let (s1, s2, f1) = (st.clone(), st.clone(), fault.clone());
                         let held = Arc::new(AtomicBool::new(false));
                         let h1 = held.clone();
-                        let a = thread::spawn(move || client_to_engine(c1, u1, &s1, &f1, &h1));
+                        let e1 = engine.clone();
+                        let a = thread::spawn(move || client_to_engine(c1, u1, &s1, &f1, &h1, &e1));
                         let b =
                             thread::spawn(move || engine_to_client(upstream, client, &s2, &held));
                         let mut w = wk.lock().unwrap();
@@ -226,6 +231,7 @@ fn client_to_engine(
     state: &State,
     fault: &Fault,
     held: &AtomicBool,
+    engine: &Path,
 ) {
     let mut buf = vec![0u8; 64 << 10];
     // Whether this connection carries the first upload right now, and how far into it.
@@ -264,6 +270,12 @@ fn client_to_engine(
                 if !state.first_upload_taken.swap(true, Ordering::SeqCst) {
                     in_first_upload = true;
                     offset = 0;
+                    if let Fault::DeleteFirst { path } = fault {
+                        // Fired only if the engine deleted it: the test checks.
+                        if let Some((200, _)) = super::http_delete(engine, path) {
+                            state.fired.store(true, Ordering::SeqCst);
+                        }
+                    }
                 }
             }
         }

@@ -1,6 +1,6 @@
 //! What differs between engines and their image stores, behind one interface: which of an
-//! archive's digests becomes the image's id, which archive layout it reads, and where an
-//! upload is copied before it is imported. One file per store; [`detect`] picks one from the
+//! archive's digests becomes the image's id, which archive layout it reads, where an upload is
+//! copied before it is imported, and which layers it lets an upload leave out ([`Delta`]). One file per store; [`detect`] picks one from the
 //! engine's own answers, so supporting the next store is one new file and one line there.
 //!
 //! The HTTP routes are not here: they follow the engine's API (docker's or podman's), which
@@ -36,6 +36,49 @@ pub trait Store: Send + Sync {
     /// The directory (in the engine's view) that holds the whole upload while it is
     /// imported, from the engine's `info` answer; why not, when it cannot be told.
     fn upload_dir(&self, info: &Value) -> Result<PathBuf, String>;
+
+    /// How the store takes an archive that leaves out layers it already holds; `None` when it
+    /// is sent whole, as for a store whose readers have not been shown to accept less.
+    fn delta(&self) -> Option<Delta> {
+        None
+    }
+}
+
+/// What a store holds of an archive's layers, and how an upload leaves one out, by the layout
+/// the store reads of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delta {
+    pub holds: Holds,
+    /// In a docker-archive (manifest.json), what stands for a layer file left out.
+    pub docker_archive: Omit,
+    /// In an OCI layout the store reads as it is, what stands for a layer blob left out.
+    pub oci_layout: Omit,
+    /// Whether a reduced load the store accepts may still leave an image it cannot use, which
+    /// its listing then leaves out: the loader checks the listing, and sends the archive whole
+    /// when the image is not there.
+    pub check_listed: bool,
+}
+
+/// How the store tells that it holds an archive's layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holds {
+    /// By the chain of diffIDs up to it (OCI image-spec's ChainID): a layer is held as the
+    /// top of a stack of exactly those layers below it, which is how classic docker's layer
+    /// store files them and looks them up on a load.
+    Chains,
+    /// By its diffID alone, wherever it sits in the stack: containers/storage finds a layer by
+    /// its uncompressed digest and copies it into the new stack.
+    DiffIds,
+}
+
+/// What an upload carries in place of a layer file the store holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Omit {
+    /// Nothing: the file's entry is left out of the tar (header, data and padding).
+    Drop,
+    /// The file's header with a size of 0, and no data: for a reader that checks that every
+    /// file the manifest names is there before it looks at what the store holds.
+    Empty,
 }
 
 /// The store behind an engine of `kind`. Only docker has two, told apart by its `GET /info`,

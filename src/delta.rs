@@ -1,0 +1,408 @@
+//! Delta loads: an upload that leaves out the layer files the engine will not read, because
+//! its store already holds those layers.
+//!
+//! Before an upload, where the engine's store takes such an archive ([`Delta`]) and holds any
+//! layer at all ([`Held`]), a first pass reads what the archive describes: a plain tar's
+//! headers and description files only, stepping over layer bodies; a compressed archive is
+//! decoded once more, which costs far less than the engine's import of layers it already has.
+//! The [`Plan`] names the layer files every image of the archive can do without; the upload
+//! leaves them out ([`crate::oci::Loadable::leaving_out`]) and is otherwise the same tar, so
+//! the engine gives the image the archive's id. Whatever goes wrong here (an engine answer
+//! that cannot be read, an archive that cannot be walked) only means a whole upload.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
+
+use crate::decode::{self, Format};
+use crate::engine::store::{Delta, Holds, Omit};
+use crate::engine::{chains, Engine, EngineError, Held};
+use crate::manifest::{Contents, Watcher};
+use crate::oci::{self, Reads};
+use crate::platform::Platform;
+
+/// tar's block: headers are one block, data is padded to whole blocks.
+const BLOCK: u64 = 512;
+/// Reads of the first pass over a plain tar: a header, or a description file in pieces.
+const PASS_READ: usize = 64 << 10;
+
+/// The layer files an upload leaves out.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Their paths, as [`crate::manifest::normalize`] writes them.
+    pub omit: HashSet<String>,
+    /// Their bytes in the tar, data only.
+    pub bytes: u64,
+    /// Whether each stays as an empty file rather than being left out altogether.
+    pub empty: bool,
+    /// Whether the engine's listing must show the image after the load ([`Delta::check_listed`]).
+    pub check_listed: bool,
+}
+
+/// Why an upload goes whole although the store takes less.
+#[derive(Debug)]
+pub enum Whole {
+    /// The engine holds no layer (or none the loader could learn of).
+    NothingHeld,
+    /// What the engine holds could not be asked.
+    Engine(EngineError),
+    /// Nor could it earlier in this run.
+    GaveUp,
+    /// The first pass could not read the archive; the upload says why, as it would have.
+    Unread(String),
+    /// The archive's images need every layer file it has.
+    AllNeeded,
+}
+
+impl std::fmt::Display for Whole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Whole::NothingHeld => f.write_str("the engine holds no layer"),
+            Whole::Engine(e) => write!(f, "what the engine holds is not known: {e}"),
+            Whole::GaveUp => {
+                f.write_str("what the engine holds could not be asked earlier in this run")
+            }
+            Whole::Unread(e) => write!(f, "the first pass over the archive failed: {e}"),
+            Whole::AllNeeded => f.write_str("the engine holds none of its layers"),
+        }
+    }
+}
+
+/// What an upload of the archive `file` (of `format`, `size` bytes) can leave out on this
+/// engine, whose store takes it as `delta`; `held` is brought up to date first.
+pub fn prepare(
+    engine: &Engine,
+    delta: Delta,
+    held: &mut Held,
+    (format, file, size): (Format, &File, u64),
+    memory_limit: u64,
+) -> Result<Plan, Whole> {
+    if held.gave_up {
+        return Err(Whole::GaveUp);
+    }
+    engine.held(delta.holds, held).map_err(|e| {
+        held.gave_up = true;
+        Whole::Engine(e)
+    })?;
+    if held.is_empty() {
+        return Err(Whole::NothingHeld);
+    }
+    let contents = first_pass(format, file, size, memory_limit).map_err(Whole::Unread)?;
+    let plan = plan(&contents, &Platform::device(), delta, engine.reads(), held);
+    match plan.omit.is_empty() {
+        true => Err(Whole::AllNeeded),
+        false => Ok(plan),
+    }
+}
+
+/// What the archive describes, read without moving the file's position.
+fn first_pass(
+    format: Format,
+    file: &File,
+    size: u64,
+    memory_limit: u64,
+) -> Result<Contents, String> {
+    let mut watcher = Watcher::default();
+    match format {
+        Format::Tar => walk_plain(file, size, &mut watcher).map_err(|e| e.to_string())?,
+        _ => {
+            let mut decoded =
+                decode::reread(format, file, memory_limit).map_err(|e| e.to_string())?;
+            let mut buf = vec![0; decode::READ_BUF];
+            loop {
+                let n = decoded.read(&mut buf).map_err(|e| e.to_string())?;
+                if n == 0 || watcher.to_next_header().is_none() {
+                    break;
+                }
+                watcher.feed(&buf[..n]);
+                if watcher.invalid().is_some() {
+                    break;
+                }
+            }
+        }
+    }
+    watcher.finish()
+}
+
+/// Feeds `watcher` a plain tar's headers and the entries it keeps, stepping over the others.
+fn walk_plain(file: &File, size: u64, watcher: &mut Watcher) -> io::Result<()> {
+    let mut buf = vec![0; PASS_READ];
+    let mut at = 0;
+    while at < size && watcher.invalid().is_none() {
+        let Some(left) = watcher.to_next_header() else {
+            break;
+        };
+        let skipped = watcher.skip();
+        if skipped > 0 {
+            at += skipped;
+            continue;
+        }
+        let want = match left {
+            0 => BLOCK,
+            left => left.min(PASS_READ as u64),
+        } as usize;
+        let n = file.read_at(&mut buf[..want], at)?;
+        if n == 0 {
+            break;
+        }
+        watcher.feed(&buf[..n]);
+        at += n as u64;
+    }
+    Ok(())
+}
+
+/// The layer files that no image of the archive needs from it: each image's layer is held
+/// (as the store tells layers) or its file is not left out. A file a hard link points to, or
+/// that is also a config, stays: the engine's tar reader makes the link from it, or reads it
+/// as the config. A symlink to a file left out may dangle (podman's docker-archives have
+/// one per layer, `<v1 id>/layer.tar`, which no engine opens for a layer it holds). Where the
+/// store `reads` the archive's OCI layout as it is, a blob is taken for its layer only where
+/// it is that layer uncompressed (its digest is the diffID): a compressed blob's layer is known
+/// to the store by a digest the loader does not know.
+pub fn plan(
+    contents: &Contents,
+    device: &Platform,
+    delta: Delta,
+    reads: Reads,
+    held: &Held,
+) -> Plan {
+    let Some(items) = oci::docker_items(contents, device) else {
+        return Plan::default();
+    };
+    let oci = reads != Reads::DockerArchive && contents.size("manifest.json").is_none();
+    let stand_in = match oci {
+        true => delta.oci_layout,
+        false => delta.docker_archive,
+    };
+    let mut needed: HashSet<String> = HashSet::new();
+    let mut spared: HashSet<String> = HashSet::new();
+    for (config, layers) in &items {
+        needed.extend(contents.file(config).map(|(path, _)| path));
+        let diff_ids = contents
+            .json(config)
+            .map(|c| crate::manifest::strings(&c["rootfs"]["diff_ids"]))
+            .unwrap_or_default();
+        let keys = match delta.holds {
+            Holds::Chains => chains(&diff_ids),
+            Holds::DiffIds => diff_ids.clone(),
+        };
+        // An image whose layers and diffIDs do not pair up is the engine's to judge, whole.
+        let paired = keys.len() == layers.len();
+        for (i, layer) in layers.iter().enumerate() {
+            let Some((path, _)) = contents.file(layer) else {
+                continue;
+            };
+            let uncompressed = || crate::manifest::blob_digest(&path) == diff_ids.get(i).cloned();
+            match paired && held.has(&keys[i]) && (!oci || uncompressed()) {
+                true => spared.insert(path),
+                false => needed.insert(path),
+            };
+        }
+    }
+    // Past the walk's budget of lookups, what was found is incomplete: nothing is left out.
+    if contents.settled().is_err() {
+        return Plan::default();
+    }
+    let omit: HashSet<String> = spared
+        .into_iter()
+        .filter(|p| !needed.contains(p) && !contents.hard_linked(p))
+        .collect();
+    let bytes = omit
+        .iter()
+        .filter_map(|p| contents.file(p).map(|(_, size)| size))
+        .sum();
+    Plan {
+        omit,
+        bytes,
+        empty: stand_in == Omit::Empty,
+        check_listed: delta.check_listed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::Watching;
+
+    const CLASSIC: Delta = Delta {
+        holds: Holds::Chains,
+        docker_archive: Omit::Drop,
+        oci_layout: Omit::Drop,
+        check_listed: false,
+    };
+    const PODMAN: Delta = Delta {
+        holds: Holds::DiffIds,
+        docker_archive: Omit::Empty,
+        oci_layout: Omit::Drop,
+        check_listed: false,
+    };
+
+    fn digest(data: &[u8]) -> String {
+        format!("sha256:{}", crate::manifest::sha256_hex(data))
+    }
+
+    /// A docker-archive of images made of the layers named (each layer's content is its
+    /// name), the layer files at `<name>/layer.tar`, and `links` (path, target, kind).
+    fn archive(images: &[&[&str]], links: &[(&str, &str, tar::EntryType)]) -> Contents {
+        let mut b = tar::Builder::new(Vec::new());
+        let add = |b: &mut tar::Builder<Vec<u8>>, path: &str, data: &[u8]| {
+            let mut h = tar::Header::new_ustar();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            b.append_data(&mut h, path, data).unwrap();
+        };
+        let mut added = HashSet::new();
+        let mut items = Vec::new();
+        for (i, layers) in images.iter().enumerate() {
+            for layer in *layers {
+                if added.insert(*layer) {
+                    add(&mut b, &format!("{layer}/layer.tar"), layer.as_bytes());
+                }
+            }
+            let diff_ids: Vec<String> = layers.iter().map(|l| digest(l.as_bytes())).collect();
+            let config = serde_json::json!({"os": "linux", "n": i,
+                "rootfs": {"type": "layers", "diff_ids": diff_ids}});
+            add(&mut b, &format!("c{i}.json"), config.to_string().as_bytes());
+            let files: Vec<String> = layers.iter().map(|l| format!("{l}/layer.tar")).collect();
+            items.push(serde_json::json!({"Config": format!("c{i}.json"), "Layers": files}));
+        }
+        for (path, target, kind) in links {
+            let mut h = tar::Header::new_ustar();
+            h.set_entry_type(*kind);
+            h.set_size(0);
+            b.append_link(&mut h, path, target).unwrap();
+        }
+        let manifest = serde_json::Value::from(items).to_string();
+        add(&mut b, "manifest.json", manifest.as_bytes());
+        let tar = b.into_inner().unwrap();
+        let mut watching = Watching::new(&tar[..]);
+        io::copy(&mut watching, &mut io::sink()).unwrap();
+        watching.watcher.finish().unwrap()
+    }
+
+    /// The chain ids of a stack of layers named bottom up.
+    fn stack(layers: &[&str]) -> Vec<String> {
+        let diff_ids: Vec<String> = layers.iter().map(|l| digest(l.as_bytes())).collect();
+        chains(&diff_ids)
+    }
+
+    fn omitted(contents: &Contents, held: &Held) -> Vec<String> {
+        let plan = plan(
+            contents,
+            &Platform::device(),
+            CLASSIC,
+            Reads::DockerArchive,
+            held,
+        );
+        let mut omit: Vec<String> = plan.omit.into_iter().collect();
+        omit.sort();
+        omit
+    }
+
+    #[test]
+    fn leaves_out_the_layers_whose_chain_is_held_and_sends_the_others() {
+        let contents = archive(&[&["base", "app"]], &[]);
+        let held = Held::of(&stack(&["base"]));
+        assert_eq!(omitted(&contents, &held), ["base/layer.tar"]);
+        let plan = plan(
+            &contents,
+            &Platform::device(),
+            CLASSIC,
+            Reads::DockerArchive,
+            &held,
+        );
+        assert_eq!(plan.bytes, "base".len() as u64);
+        assert!(!plan.empty);
+    }
+
+    #[test]
+    fn by_diff_id_leaves_empty_a_layer_held_at_another_place_in_its_stack() {
+        let contents = archive(&[&["base", "app"]], &[]);
+        let held = Held::of(&[digest(b"app")]);
+        let plan = plan(&contents, &Platform::device(), PODMAN, Reads::Either, &held);
+        let omit: Vec<&String> = plan.omit.iter().collect();
+        assert_eq!(omit, ["app/layer.tar"]);
+        assert!(
+            plan.empty,
+            "podman's docker-archive reader needs every layer file"
+        );
+    }
+
+    #[test]
+    fn sends_a_layer_held_only_on_another_stack() {
+        // The engine has `app` right above `other`, not above `base`: its chain differs.
+        let contents = archive(&[&["base", "app"]], &[]);
+        let mut keys = stack(&["other", "app"]);
+        keys.remove(0);
+        assert!(omitted(&contents, &Held::of(&keys)).is_empty());
+    }
+
+    #[test]
+    fn sends_a_layer_that_one_image_of_the_archive_needs() {
+        // Both images start with `base`; only the second one's stack is held.
+        let contents = archive(&[&["x", "base"], &["base"]], &[]);
+        let held = Held::of(&stack(&["base"]));
+        assert!(omitted(&contents, &held).is_empty());
+    }
+
+    #[test]
+    fn sends_a_held_layer_a_hard_link_points_to() {
+        let link = ("dup/layer.tar", "base/layer.tar", tar::EntryType::Link);
+        let contents = archive(&[&["base", "app"]], &[link]);
+        let held = Held::of(&stack(&["base"]));
+        assert!(omitted(&contents, &held).is_empty());
+    }
+
+    #[test]
+    fn leaves_out_a_held_layer_a_symlink_points_to() {
+        let link = (
+            "dup/layer.tar",
+            "../base/layer.tar",
+            tar::EntryType::Symlink,
+        );
+        let contents = archive(&[&["base", "app"]], &[link]);
+        let held = Held::of(&stack(&["base"]));
+        assert_eq!(omitted(&contents, &held), ["base/layer.tar"]);
+    }
+
+    #[test]
+    fn a_first_pass_over_a_plain_tar_steps_over_the_layers_and_plans_as_well() {
+        let (dir, tar, base) = scratch_tar();
+        let file = File::open(&tar).unwrap();
+        let size = file.metadata().unwrap().len();
+        let skipping = first_pass(Format::Tar, &file, size, 1 << 30).unwrap();
+        std::fs::remove_dir_all(dir).unwrap();
+        let held = Held::of(&chains(&[base]));
+        assert_eq!(omitted(&skipping, &held), ["base/layer.tar"]);
+    }
+
+    /// A tar file on disk (in a directory of its own) with a large base layer and an image on
+    /// it, and the base layer's diffID.
+    fn scratch_tar() -> (std::path::PathBuf, std::path::PathBuf, String) {
+        let dir = std::env::temp_dir().join(format!("delta-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut b = tar::Builder::new(Vec::new());
+        let big = vec![b'b'; 3 << 20];
+        let layers: [(&str, &[u8]); 2] = [("base", &big), ("app", b"app")];
+        for (name, data) in layers {
+            let mut h = tar::Header::new_ustar();
+            h.set_size(data.len() as u64);
+            b.append_data(&mut h, format!("{name}/layer.tar"), data)
+                .unwrap();
+        }
+        let diff_ids = [digest(&big), digest(b"app")];
+        let config = serde_json::json!({"rootfs": {"diff_ids": diff_ids}}).to_string();
+        let mut h = tar::Header::new_ustar();
+        h.set_size(config.len() as u64);
+        b.append_data(&mut h, "c.json", config.as_bytes()).unwrap();
+        let manifest = r#"[{"Config":"c.json","Layers":["base/layer.tar","app/layer.tar"]}]"#;
+        let mut h = tar::Header::new_ustar();
+        h.set_size(manifest.len() as u64);
+        b.append_data(&mut h, "manifest.json", manifest.as_bytes())
+            .unwrap();
+        let path = dir.join("a.tar");
+        std::fs::write(&path, b.into_inner().unwrap()).unwrap();
+        (dir, path, digest(&big))
+    }
+}

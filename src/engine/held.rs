@@ -1,0 +1,184 @@
+//! What the engine already holds of the layers an archive brings, so that an upload can leave
+//! those out (see [`super::store::Delta`]).
+//!
+//! The engine is asked for its images (`GET /images/json`, podman's `GET /libpod/images/json`)
+//! and, for each image not seen before in this run, for its diffIDs (`RootFS.Layers` of
+//! `GET /images/{id}/json`, podman's libpod route alike); classic docker holds every prefix of
+//! an image's layer stack, named by its chain of diffIDs, podman every layer by its diffID.
+//! The engine's answers are bounded: each is read up to [`super::ANSWER_MAX`] bytes and parsed
+//! within a budget of values, at most [`IMAGES_MAX`] images are asked about, an image of more
+//! than [`LAYERS_MAX`] layers and chains beyond [`CHAINS_MAX`] are not kept. What is not kept
+//! only makes an upload larger, never wrong.
+
+use std::collections::{HashMap, HashSet};
+
+use super::store::Holds;
+use super::{answer, canonical_id, Engine, EngineError, Kind};
+use crate::manifest::sha256_hex;
+
+/// Most images whose layers are asked about (one request each, ~1 ms on docker 26). A device
+/// holds tens; an engine with more is sent whole archives.
+const IMAGES_MAX: usize = 1_000;
+/// Most layers of one image taken: docker itself refuses images of more than 127 layers on
+/// overlay2, so an answer with more is not a real image's.
+const LAYERS_MAX: usize = 512;
+/// Most chains kept in all (as many as the layers one archive may describe).
+const CHAINS_MAX: usize = 16_384;
+
+/// The layers an engine holds, kept across the entries of a run: each image is asked about
+/// once, and images gone since are forgotten.
+#[derive(Default)]
+pub struct Held {
+    by_image: HashMap<String, Vec<String>>,
+    all: HashSet<String>,
+    /// Asking failed once in this run (an engine of more images than are asked about, an
+    /// answer that cannot be read): not asked again, every later upload goes whole.
+    pub gave_up: bool,
+}
+
+impl Held {
+    /// Whether the engine holds the layer that `key` (as its store tells layers) names.
+    pub fn has(&self, key: &str) -> bool {
+        self.all.contains(key)
+    }
+
+    /// Whether the engine holds any layer at all.
+    pub fn is_empty(&self) -> bool {
+        self.all.is_empty()
+    }
+
+    /// How many layers are known to be held.
+    pub fn len(&self) -> usize {
+        self.all.len()
+    }
+
+    /// Unit tests: an engine holding the layers `keys` name.
+    #[cfg(test)]
+    pub fn of(keys: &[String]) -> Held {
+        Held {
+            by_image: HashMap::new(),
+            all: keys.iter().cloned().collect(),
+            gave_up: false,
+        }
+    }
+}
+
+impl Engine {
+    /// Brings `held` up to date with the engine's images, as a store that `holds` layers so
+    /// tells them.
+    pub fn held(&self, holds: Holds, held: &mut Held) -> Result<(), EngineError> {
+        let ids = self.image_ids()?;
+        held.by_image.retain(|id, _| ids.contains(id));
+        for id in &ids {
+            if !held.by_image.contains_key(id) {
+                let diff_ids = self.diff_ids(id)?;
+                let keys = match holds {
+                    Holds::Chains => chains(&diff_ids),
+                    Holds::DiffIds => diff_ids,
+                };
+                held.by_image.insert(id.clone(), keys);
+            }
+        }
+        held.all.clear();
+        for chain in held.by_image.values().flatten() {
+            if held.all.len() >= CHAINS_MAX {
+                break;
+            }
+            held.all.insert(chain.clone());
+        }
+        Ok(())
+    }
+
+    /// Where the image routes are: docker's API, or podman's libpod API (whose image answers
+    /// give podman's own ids).
+    fn route(&self) -> &str {
+        match self.kind {
+            Kind::Docker => "",
+            Kind::Podman => &self.libpod,
+        }
+    }
+
+    /// The ids of the engine's images, at most [`IMAGES_MAX`].
+    fn image_ids(&self) -> Result<HashSet<String>, EngineError> {
+        let what = "listing the engine's images";
+        let (status, body) = self.get(&format!("{}/images/json", self.route()), what)?;
+        if status != 200 {
+            return Err(answer::unexpected(what, status, &body));
+        }
+        let listed = answer::parse(&body).map_err(|e| EngineError::Answer {
+            what: what.to_owned(),
+            status,
+            message: format!("not JSON: {e}"),
+        })?;
+        let ids: HashSet<String> = listed
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|image| canonical_id(image["Id"].as_str()?))
+            .collect();
+        if ids.len() > IMAGES_MAX {
+            return Err(EngineError::Answer {
+                what: what.to_owned(),
+                status,
+                message: format!(
+                    "{} images, more than the {IMAGES_MAX} whose layers are asked about",
+                    ids.len()
+                ),
+            });
+        }
+        Ok(ids)
+    }
+
+    /// The diffIDs of image `id`, bottom up (`RootFS.Layers` of `GET /images/{id}/json`);
+    /// none for an image gone meanwhile or of more than [`LAYERS_MAX`] layers.
+    fn diff_ids(&self, id: &str) -> Result<Vec<String>, EngineError> {
+        let what = format!("asking which layers {} has", super::short_id(id));
+        let path = format!("{}/images/{id}/json", self.route());
+        let (status, body) = self.get(&path, &what)?;
+        match status {
+            200 => {}
+            404 => return Ok(Vec::new()),
+            _ => return Err(answer::unexpected(&what, status, &body)),
+        }
+        let image = answer::parse(&body).unwrap_or_default();
+        let layers = image["RootFS"]["Layers"].as_array();
+        let layers = layers
+            .filter(|l| l.len() <= LAYERS_MAX)
+            .into_iter()
+            .flatten();
+        // A layer that is not a sha256 digest ends the stack: nothing above it is taken.
+        Ok(layers.map_while(|l| canonical_id(l.as_str()?)).collect())
+    }
+}
+
+/// The chain ids of a stack of layers given bottom up by their diffIDs (OCI image-spec):
+/// the first is its diffID, each next one `sha256(chain below + " " + diffID)`.
+pub fn chains(diff_ids: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(diff_ids.len());
+    for diff_id in diff_ids {
+        let chain = match out.last() {
+            None => diff_id.clone(),
+            Some(below) => format!(
+                "sha256:{}",
+                sha256_hex(format!("{below} {diff_id}").as_bytes())
+            ),
+        };
+        out.push(chain);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chains_a_stack_of_diff_ids_as_the_image_spec_does() {
+        let a = format!("sha256:{}", "a".repeat(64));
+        let b = format!("sha256:{}", "b".repeat(64));
+        // printf '%s %s' "$a" "$b" | sha256sum
+        let ab = "sha256:ccd722928bd92476ba1745586fed6e45a102504185ad88cd89e01ff116fd146c";
+        assert_eq!(chains(&[a.clone(), b]), vec![a, ab.to_owned()]);
+        assert!(chains(&[]).is_empty());
+    }
+}

@@ -1,0 +1,339 @@
+//! Delta loads: an engine whose store already holds some of an archive's layers gets an upload
+//! without those layer files, and still the archive's image, with the archive's id. Bytes sent
+//! are counted by a proxy in front of the real engine; what the loader left out, by its
+//! verbose line.
+
+#[macro_use]
+mod common;
+
+use common::proxy::{Fault, Proxy};
+use common::*;
+
+/// Bytes of text in each base layer: large next to everything else an upload carries.
+const BASE_LAYER: usize = 2 << 20;
+/// Bytes of text in each layer an image adds on its base.
+const OWN_LAYER: usize = 64 << 10;
+
+// Left out: layers the engine holds.
+on_every_engine! {
+    an_image_on_a_base_the_engine_has_is_sent_without_the_base_layers;
+    an_update_that_changes_one_layer_sends_that_layer_only;
+    an_oci_archive_on_a_base_the_engine_has_is_sent_without_the_base_blobs;
+    a_docker_archive_podman_saved_is_sent_without_the_base_layers_its_symlinks_name;
+    an_upload_refused_without_a_base_deleted_meanwhile_is_sent_whole_again;
+}
+
+// Not loaded: the integrity guard holds with a delta plan too.
+on_every_engine! {
+    an_archive_whose_checksum_fails_on_a_base_the_engine_has_loads_nothing_and_is_sent_once;
+}
+
+// Sent whole, at once or after a reduced upload did not do.
+on_every_engine! {
+    an_engine_that_holds_nothing_gets_the_whole_archive;
+}
+/// docker's containerd store may hold a layer as a snapshot of another blob than the one the
+/// archive's manifest names: a load without it is accepted, and leaves an image whose content
+/// is incomplete, which docker does not list.
+mod a_load_that_leaves_an_image_the_engine_does_not_list_is_sent_whole_again {
+    #[test]
+    fn docker26_containerd() {
+        super::a_load_that_leaves_an_image_the_engine_does_not_list_is_sent_whole_again(
+            crate::common::Flavor::Docker26Containerd,
+        )
+    }
+}
+
+/// A base of two large layers, and an image tagged `reference` with one small layer on it.
+fn base_and_app(reference: &str) -> (Fixture, Fixture) {
+    let base = Fixture::build(&["example.org/delta/base:1"], 0);
+    let base = Fixture::on_base(&base, "example.org/delta/base:1", 2, BASE_LAYER);
+    let app = Fixture::on_base(&base, reference, 1, OWN_LAYER);
+    (base, app)
+}
+
+/// Runs the loader through `proxy` on `pkg`'s list, verbose.
+fn load_through(proxy: &Proxy, pkg: &Package) -> Output {
+    load_through_with(proxy, pkg, &[])
+}
+
+/// The same, with `extra` options.
+fn load_through_with(proxy: &Proxy, pkg: &Package, extra: &[&str]) -> Output {
+    let mut args = proxy.host_args();
+    args.extend(["--verbose".into(), "-l".into(), pkg.list_arg()]);
+    args.extend(extra.iter().map(|a| a.to_string()));
+    run_loader(&args, &[])
+}
+
+/// The size of `fixture`'s layers from `from` on, as tar entries of its archive.
+fn layer_bytes(fixture: &Fixture, from: usize) -> u64 {
+    fixture.layers[from..]
+        .iter()
+        .map(|l| 512 + l.len().div_ceil(512) as u64 * 512)
+        .sum()
+}
+
+fn an_image_on_a_base_the_engine_has_is_sent_without_the_base_layers(flavor: Flavor) {
+    let engine = Engine::start(flavor);
+    let (base, app) = base_and_app("example.org/delta/app:1");
+    engine.preload(&base);
+    let pkg = Package::new();
+    pkg.write_list(&[&pkg.add("app.tar", &app, Codec::Tar)]);
+    let proxy = Proxy::start(&pkg.dir().join("p.sock"), engine.socket_path(), Fault::None);
+
+    let out = load_through(&proxy, &pkg);
+
+    out.assert_code(0)
+        .assert_summary("1 loaded, 0 present, 0 failed")
+        .assert_stderr_contains("left out 2 layer files the engine holds");
+    let id = engine.assert_has(&app.reference);
+    assert_eq!(bare_id(&id), app.id_on(flavor));
+    let sent = proxy.upload_bytes();
+    let whole = app.tar.len() as u64;
+    assert!(
+        sent < whole - layer_bytes(&base, 0) + (64 << 10),
+        "sent {sent} bytes of a {whole}-byte archive whose base layers are {} bytes",
+        layer_bytes(&base, 0)
+    );
+}
+
+/// The shipped archive of an image the engine has under the same name changes its top layer:
+/// `--verify --replace-differing` loads it, sending that layer only.
+fn an_update_that_changes_one_layer_sends_that_layer_only(flavor: Flavor) {
+    let engine = Engine::start(flavor);
+    let (_, v1) = base_and_app("example.org/delta/app:1");
+    engine.preload(&v1);
+    let v2 = v1.with_new_top("example.org/delta/app:1");
+    let pkg = Package::new();
+    pkg.write_list(&[&pkg.add("app.tar.zst", &v2, Codec::Zstd)]);
+    let proxy = Proxy::start(&pkg.dir().join("p.sock"), engine.socket_path(), Fault::None);
+
+    let out = load_through_with(&proxy, &pkg, &["--verify", "--replace-differing"]);
+
+    out.assert_code(0)
+        .assert_summary("1 loaded, 0 present, 0 differ, 0 failed")
+        .assert_stderr_contains("left out 2 layer files the engine holds");
+    let id = engine.assert_has(&v2.reference);
+    assert_eq!(bare_id(&id), v2.id_on(flavor));
+    assert_ne!(v1.id, v2.id);
+    let sent = proxy.upload_bytes();
+    let top = layer_bytes(&v2, v2.layers.len() - 1);
+    assert!(
+        sent < top + (64 << 10),
+        "sent {sent} bytes for an update whose new layer is {top} bytes"
+    );
+}
+
+/// The OCI archive of `fixture`'s image, its layers as uncompressed blobs: the config and the
+/// layers of its docker-archive, a manifest and an index.json naming it by its reference.
+fn oci_archive_of(fixture: &Fixture) -> Vec<u8> {
+    let config = tar::Archive::new(&fixture.tar[..])
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap())
+        .find(|e| e.path().unwrap().to_str() == Some(&format!("{}.json", fixture.id)))
+        .map(|mut e| {
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+            data
+        })
+        .expect("the fixture's config");
+    let descriptor = |media: &str, data: &[u8]| {
+        serde_json::json!({"mediaType": media, "digest": format!("sha256:{}", sha256_hex(data)),
+            "size": data.len()})
+    };
+    let layer = "application/vnd.oci.image.layer.v1.tar";
+    let manifest = serde_json::json!({"schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": descriptor("application/vnd.oci.image.config.v1+json", &config),
+        "layers": fixture.layers.iter().map(|l| descriptor(layer, l)).collect::<Vec<_>>()})
+    .to_string();
+    let mut named = descriptor(
+        "application/vnd.oci.image.manifest.v1+json",
+        manifest.as_bytes(),
+    );
+    named["annotations"] =
+        serde_json::json!({"org.opencontainers.image.ref.name": fixture.reference});
+    let index = serde_json::json!({"schemaVersion": 2, "manifests": [named]}).to_string();
+    let mut blobs: Vec<&[u8]> = fixture.layers.iter().map(Vec::as_slice).collect();
+    blobs.push(&config);
+    blobs.push(manifest.as_bytes());
+    let mut b = tar::Builder::new(Vec::new());
+    let mut add = |path: &str, data: &[u8]| {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, path, data).unwrap();
+    };
+    for blob in blobs {
+        add(&format!("blobs/sha256/{}", sha256_hex(blob)), blob);
+    }
+    add("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
+    add("index.json", index.as_bytes());
+    b.into_inner().unwrap()
+}
+
+/// An OCI archive of uncompressed layer blobs: classic docker reads it through the
+/// manifest.json the loader writes, podman as it is.
+fn an_oci_archive_on_a_base_the_engine_has_is_sent_without_the_base_blobs(flavor: Flavor) {
+    let engine = Engine::start(flavor);
+    let (base, app) = base_and_app("example.org/delta/app:1");
+    engine.preload(&base);
+    let pkg = Package::new();
+    let archive = oci_archive_of(&app);
+    let path = pkg.add_archive("app-oci.tar", &archive);
+    pkg.write_list(&["app-oci.tar example.org/delta/app:1"]);
+    let proxy = Proxy::start(&pkg.dir().join("p.sock"), engine.socket_path(), Fault::None);
+
+    let out = load_through(&proxy, &pkg);
+
+    out.assert_code(0)
+        .assert_summary("1 loaded, 0 present, 0 failed")
+        .assert_stderr_contains("left out 2 layer files the engine holds");
+    let id = engine.assert_has(&app.reference);
+    assert_eq!(bare_id(&id), archive_id_on(flavor, &path));
+    let sent = proxy.upload_bytes();
+    let whole = archive.len() as u64;
+    assert!(
+        sent < whole - layer_bytes(&base, 0) + (64 << 10),
+        "sent {sent} bytes of a {whole}-byte archive whose base layers are {} bytes",
+        layer_bytes(&base, 0)
+    );
+}
+
+/// `podman save` writes each layer as `<diffID>.tar`, and a `<v1 id>/layer.tar` symlink to it.
+fn a_docker_archive_podman_saved_is_sent_without_the_base_layers_its_symlinks_name(flavor: Flavor) {
+    let engine = Engine::start(flavor);
+    let (base, app) = base_and_app("example.org/delta/app:1");
+    engine.preload(&base);
+    let pkg = Package::new();
+    let archive = podman_saved(&app, "docker-archive");
+    let path = pkg.add_archive("app-saved.tar", &archive);
+    pkg.write_list(&["app-saved.tar example.org/delta/app:1"]);
+    let proxy = Proxy::start(&pkg.dir().join("p.sock"), engine.socket_path(), Fault::None);
+
+    let out = load_through(&proxy, &pkg);
+
+    out.assert_code(0)
+        .assert_summary("1 loaded, 0 present, 0 failed")
+        .assert_stderr_contains("left out 2 layer files the engine holds");
+    let id = engine.assert_has(&app.reference);
+    assert_eq!(bare_id(&id), archive_id_on(flavor, &path));
+    let sent = proxy.upload_bytes();
+    let whole = archive.len() as u64;
+    assert!(
+        sent < whole - layer_bytes(&base, 0) + (64 << 10),
+        "sent {sent} bytes of a {whole}-byte archive whose base layers are {} bytes",
+        layer_bytes(&base, 0)
+    );
+}
+
+fn an_upload_refused_without_a_base_deleted_meanwhile_is_sent_whole_again(flavor: Flavor) {
+    let engine = Engine::start(flavor);
+    let (base, app) = base_and_app("example.org/delta/app:1");
+    engine.preload(&base);
+    let pkg = Package::new();
+    pkg.write_list(&[&pkg.add("app.tar.gz", &app, Codec::Gzip)]);
+    let proxy = Proxy::start(
+        &pkg.dir().join("p.sock"),
+        engine.socket_path(),
+        Fault::DeleteFirst {
+            path: format!("/images/{}?force=1", base.reference),
+        },
+    );
+
+    let out = load_through(&proxy, &pkg);
+
+    assert!(proxy.fired(), "the base was not deleted before the upload");
+    out.assert_code(0)
+        .assert_summary("1 loaded, 0 present, 0 failed")
+        .assert_stderr_contains("the engine refused the upload without the layers it held (")
+        .assert_stderr_contains("; sending app.tar.gz whole");
+    assert_eq!(proxy.uploads(), 2, "{:?}", proxy.request_lines());
+    assert!(!engine.has_image(&base.reference));
+    let id = engine.assert_has(&app.reference);
+    assert_eq!(bare_id(&id), app.id_on(flavor));
+}
+
+/// Whichever pass finds the checksum wrong (the first pass reads to it), the upload aborts
+/// before its end, the archive is kept, and no whole upload follows.
+fn an_archive_whose_checksum_fails_on_a_base_the_engine_has_loads_nothing_and_is_sent_once(
+    flavor: Flavor,
+) {
+    let engine = Engine::start(flavor);
+    let (base, app) = base_and_app("example.org/delta/app:1");
+    engine.preload(&base);
+    let pkg = Package::new();
+    let mut zst = app.compressed(Codec::Zstd);
+    // zstd's content checksum: the frame's last four bytes.
+    let last = zst.len() - 2;
+    flip(&mut zst, last);
+    pkg.add_archive("app.tar.zst", &zst);
+    pkg.write_list(&["app.tar.zst example.org/delta/app:1"]);
+    let proxy = Proxy::start(&pkg.dir().join("p.sock"), engine.socket_path(), Fault::None);
+
+    let out = load_through(&proxy, &pkg);
+
+    out.assert_code(1)
+        .assert_entry(&pkg.list, 1, &["failed: app.tar.zst: corrupt"]);
+    assert_eq!(proxy.uploads(), 1, "{:?}", proxy.request_lines());
+    engine.assert_has_not(&app.reference);
+    assert!(pkg.archive("app.tar.zst").exists());
+}
+
+fn an_engine_that_holds_nothing_gets_the_whole_archive(flavor: Flavor) {
+    let engine = Engine::start(flavor);
+    let (_, app) = base_and_app("example.org/delta/app:1");
+    let pkg = Package::new();
+    pkg.write_list(&[&pkg.add("app.tar", &app, Codec::Tar)]);
+    let proxy = Proxy::start(&pkg.dir().join("p.sock"), engine.socket_path(), Fault::None);
+
+    let out = load_through(&proxy, &pkg);
+
+    out.assert_code(0)
+        .assert_summary("1 loaded, 0 present, 0 failed");
+    assert!(!out.stderr.contains("left out"), "{}", out.stderr);
+    let sent = proxy.upload_bytes();
+    assert!(
+        sent >= app.tar.len() as u64,
+        "sent {sent} of {}",
+        app.tar.len()
+    );
+    let id = engine.assert_has(&app.reference);
+    assert_eq!(bare_id(&id), app.id_on(flavor));
+}
+
+fn a_load_that_leaves_an_image_the_engine_does_not_list_is_sent_whole_again(flavor: Flavor) {
+    let engine = Engine::start(flavor);
+    let (base, app) = base_and_app("example.org/delta/app:1");
+    // podman saves an OCI archive with gzip layer blobs: the store holds the base layers as
+    // snapshots, and its content under their compressed digests only.
+    let saved = podman_saved(&base, "oci-archive");
+    let (status, body) = http_post(engine.socket_path(), "/images/load?quiet=1", &saved)
+        .expect("the engine answers a load");
+    assert!(
+        status == 200 && !body.contains("\"error"),
+        "{status} {body}"
+    );
+    let pkg = Package::new();
+    pkg.write_list(&[&pkg.add("app.tar", &app, Codec::Tar)]);
+    let proxy = Proxy::start(&pkg.dir().join("p.sock"), engine.socket_path(), Fault::None);
+
+    let out = load_through(&proxy, &pkg);
+
+    out.assert_code(0)
+        .assert_summary("1 loaded, 0 present, 0 failed")
+        .assert_stderr_contains("left out 2 layer files the engine holds")
+        .assert_stderr_contains("the engine does not list the image loaded without the layers it held (its content is incomplete); sending app.tar whole");
+    assert_eq!(proxy.uploads(), 2, "{:?}", proxy.request_lines());
+    let id = engine.assert_has(&app.reference);
+    assert_eq!(bare_id(&id), app.id_on(flavor));
+    assert!(
+        engine
+            .list_images()
+            .iter()
+            .any(|n| n.contains("delta/app:1")),
+        "not listed: {:?}",
+        engine.list_images()
+    );
+}
