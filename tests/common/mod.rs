@@ -433,6 +433,9 @@ pub struct Engine {
     child: Option<Child>,
     socket: PathBuf,
     log: PathBuf,
+    /// The storage driver, `vfs` unless `set_storage_driver` chose another (the containerd
+    /// store's snapshotter takes none).
+    storage_driver: &'static str,
     // Dropped last, after the engine process is gone.
     dir: TempDir,
 }
@@ -494,6 +497,7 @@ impl Engine {
             child: None,
             socket,
             log,
+            storage_driver: "vfs",
             dir,
         }
     }
@@ -510,6 +514,18 @@ impl Engine {
                 "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
             );
         c
+    }
+
+    /// Another storage driver than vfs, before `launch`: overlay2 for docker, overlay for
+    /// podman, as devices run them (vfs copies every parent layer whole for each new one).
+    pub fn set_storage_driver(&mut self, driver: &'static str) {
+        assert!(self.child.is_none(), "set the storage driver before launch");
+        self.storage_driver = driver;
+    }
+
+    /// The storage driver the engine runs with (vfs unless set otherwise).
+    pub fn storage_driver(&self) -> &'static str {
+        self.storage_driver
     }
 
     /// Starts the engine process and waits until it answers `GET /_ping` with OK.
@@ -535,7 +551,7 @@ impl Engine {
                     Command::new("dockerd")
                 };
                 if !self.flavor.containerd_store() {
-                    c.arg("--storage-driver=vfs");
+                    c.arg(format!("--storage-driver={}", self.storage_driver));
                 }
                 c.args([
                     "--iptables=false",
@@ -567,7 +583,7 @@ impl Engine {
                     .arg(d.join("run"))
                     .arg("--tmpdir")
                     .arg(d.join("libpod"))
-                    .args(["--storage-driver", "vfs"])
+                    .args(["--storage-driver", self.storage_driver])
                     .args(["--cgroup-manager=cgroupfs", "--events-backend=file"])
                     .args(["system", "service", "--time=0"])
                     .arg(format!("unix://{}", self.socket.display()));
