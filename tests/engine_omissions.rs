@@ -435,6 +435,12 @@ fn assert_loaded_as_whole(engine: &Engine, app: &Image, layout: Layout, answer: 
         "{flavor}: {} not listed",
         app.reference
     );
+    if engine.kind() == Kind::Podman && layout.is_oci() {
+        // Podman keeps the archive's manifest (its `Digest`) when it loads an OCI archive.
+        let digest = image_json(engine, &app.reference)["Digest"].clone();
+        let manifest = format!("sha256:{}", sha256_hex(app.manifest(layout).as_bytes()));
+        assert_eq!(digest, manifest, "{flavor}: Digest");
+    }
     let (status, size) = export(engine, &app.reference);
     let layers: usize = app.layers.iter().map(Vec::len).sum();
     assert!(
@@ -597,6 +603,30 @@ on_engines! {
         docker20 Docker20, docker26 Docker26;
 }
 
+/// From a docker-archive podman stores a manifest it makes up, with each layer's size as the
+/// upload had it: after a load with empty entries the image's `Digest` (and `RepoDigests`)
+/// differ from a whole load's, though its id is the same.
+fn docker_archive_with_held_layers_empty_gets_another_manifest_digest(flavor: Flavor) {
+    let (base, app) = base_and_app();
+    let whole = Engine::start(flavor);
+    let answer = upload(
+        &whole,
+        &app.archive(Layout::DockerArchive, &[], Omission::Whole),
+    );
+    assert!(accepted(&answer), "{answer:?}");
+    let reduced = Engine::start(flavor);
+    hold(&reduced, &base, Layout::DockerArchive);
+    let archive = app.archive(Layout::DockerArchive, &base.diff_ids, Omission::Empty);
+    let answer = upload(&reduced, &archive);
+    assert!(accepted(&answer), "{answer:?}");
+    let (a, b) = (
+        image_json(&whole, &app.reference),
+        image_json(&reduced, &app.reference),
+    );
+    assert_eq!(a["Id"], b["Id"]);
+    assert_ne!(a["Digest"], b["Digest"]);
+}
+
 /// Podman and the containerd store find a held layer by its digest alone: base [b1, b2], an
 /// image on [b2, n] with b2 left out loads (podman: empty entry, its docker-archive needs one).
 fn held_layer_at_another_position_is_reused(flavor: Flavor) {
@@ -631,6 +661,8 @@ on_engines! {
     held_layer_at_another_position_is_reused:
         podman43 Podman43, podman54 Podman54, docker26_containerd Docker26Containerd;
     layer_held_compressed_is_reused: podman43 Podman43, podman54 Podman54;
+    docker_archive_with_held_layers_empty_gets_another_manifest_digest:
+        podman43 Podman43, podman54 Podman54;
 }
 
 // --- Refused although the base is held ---------------------------------------------------
