@@ -25,7 +25,8 @@ enum Layout {
     DockerArchivePlusOci,
     /// An OCI archive (`index.json`, `blobs/sha256/...`), uncompressed layers.
     Oci,
-    /// The OCI archive with the manifest.json the loader writes at its end for classic docker.
+    /// The OCI archive with the manifest.json the loader writes at its end for classic docker;
+    /// also how `docker save` of docker >= 25 lays an image out.
     OciWithManifestJson,
     /// An OCI archive whose layer blobs are gzip-compressed (as pulled or saved compressed).
     OciGzip,
@@ -576,12 +577,19 @@ fn oci_archive_with_held_layers_empty_loads_as_whole(flavor: Flavor) {
     loads_as_whole(flavor, Layout::Oci, Omission::Empty);
 }
 
+/// The OCI layout with manifest.json (`docker save` of docker >= 25, or what the loader sends
+/// classic docker for an OCI archive): every engine reads it so that held blobs may be left out.
 fn oci_with_manifest_json_held_layers_dropped_loads_as_whole(flavor: Flavor) {
     loads_as_whole(flavor, Layout::OciWithManifestJson, Omission::Dropped);
 }
 
 fn oci_with_manifest_json_held_layers_empty_loads_as_whole(flavor: Flavor) {
     loads_as_whole(flavor, Layout::OciWithManifestJson, Omission::Empty);
+}
+
+on_every_engine! {
+    oci_with_manifest_json_held_layers_dropped_loads_as_whole;
+    oci_with_manifest_json_held_layers_empty_loads_as_whole;
 }
 
 on_engines! {
@@ -597,10 +605,6 @@ on_engines! {
         docker26_containerd Docker26Containerd, podman43 Podman43, podman54 Podman54;
     oci_archive_with_held_layers_empty_loads_as_whole:
         docker26_containerd Docker26Containerd, podman43 Podman43, podman54 Podman54;
-    oci_with_manifest_json_held_layers_dropped_loads_as_whole:
-        docker20 Docker20, docker26 Docker26;
-    oci_with_manifest_json_held_layers_empty_loads_as_whole:
-        docker20 Docker20, docker26 Docker26;
 }
 
 /// From a docker-archive podman stores a manifest it makes up, with each layer's size as the
