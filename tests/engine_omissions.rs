@@ -30,6 +30,9 @@ enum Layout {
     OciWithManifestJson,
     /// An OCI archive whose layer blobs are gzip-compressed (as pulled or saved compressed).
     OciGzip,
+    /// `OciGzip` made a docker-archive: `index.json` and `oci-layout` left out, a manifest.json
+    /// naming the config and the gzip blobs under `blobs/sha256/` written instead.
+    GzipBlobsUnderManifestJson,
 }
 
 impl Layout {
@@ -90,7 +93,7 @@ impl Image {
     /// for an OCI archive.
     fn manifest(&self, layout: Layout) -> String {
         let (manifest_type, config_type, layer_type) = match layout {
-            Layout::OciGzip => (
+            Layout::OciGzip | Layout::GzipBlobsUnderManifestJson => (
                 "application/vnd.oci.image.manifest.v1+json",
                 "application/vnd.oci.image.config.v1+json",
                 "application/vnd.oci.image.layer.v1.tar+gzip",
@@ -129,7 +132,7 @@ impl Image {
         self.layers
             .iter()
             .map(|l| match layout {
-                Layout::OciGzip => {
+                Layout::OciGzip | Layout::GzipBlobsUnderManifestJson => {
                     let gz = gzip(l);
                     (sha256_hex(&gz), gz)
                 }
@@ -190,27 +193,36 @@ impl Image {
                     files.push(("oci-layout".into(), OCI_LAYOUT.as_bytes().to_vec()));
                 }
             }
-            Layout::Oci | Layout::OciWithManifestJson | Layout::OciGzip => {
-                files.push(("oci-layout".into(), OCI_LAYOUT.as_bytes().to_vec()));
-                files.push(("index.json".into(), index_json(&manifest, &full, layout)));
-                files.push((
-                    format!("blobs/sha256/{manifest_digest}"),
-                    manifest.clone().into_bytes(),
-                ));
+            Layout::Oci
+            | Layout::OciWithManifestJson
+            | Layout::OciGzip
+            | Layout::GzipBlobsUnderManifestJson => {
+                if layout != Layout::GzipBlobsUnderManifestJson {
+                    files.push(("oci-layout".into(), OCI_LAYOUT.as_bytes().to_vec()));
+                    files.push(("index.json".into(), index_json(&manifest, &full, layout)));
+                    files.push((
+                        format!("blobs/sha256/{manifest_digest}"),
+                        manifest.clone().into_bytes(),
+                    ));
+                }
                 files.push((
                     format!("blobs/sha256/{}", self.config_digest),
                     self.config.clone().into_bytes(),
                 ));
-                for (i, (d, layer)) in self.blobs(layout).into_iter().enumerate() {
-                    if let Some(data) = layer_file(i, &layer) {
+                let blobs = self.blobs(layout);
+                for (i, (d, layer)) in blobs.iter().enumerate() {
+                    if let Some(data) = layer_file(i, layer) {
                         files.push((format!("blobs/sha256/{d}"), data));
                     }
                 }
-                if layout == Layout::OciWithManifestJson {
+                if matches!(
+                    layout,
+                    Layout::OciWithManifestJson | Layout::GzipBlobsUnderManifestJson
+                ) {
                     let manifest_json = serde_json::json!([{
                         "Config": format!("blobs/sha256/{}", self.config_digest),
                         "RepoTags": [self.reference],
-                        "Layers": self.diff_ids.iter().map(|d| format!("blobs/sha256/{d}")).collect::<Vec<_>>(),
+                        "Layers": blobs.iter().map(|(d, _)| format!("blobs/sha256/{d}")).collect::<Vec<_>>(),
                     }]);
                     files.push((
                         "manifest.json".into(),
@@ -649,8 +661,8 @@ fn held_layer_at_another_position_is_reused(flavor: Flavor) {
     assert_loaded_as_whole(&engine, &app, layout, &answer);
 }
 
-/// Podman finds a layer it holds from a compressed blob by its diffID too.
-fn layer_held_compressed_is_reused(flavor: Flavor) {
+/// From a docker-archive podman finds a layer it holds from a gzip blob by its diffID too.
+fn docker_archive_layer_held_from_a_gzip_blob_is_reused(flavor: Flavor) {
     let engine = Engine::start(flavor);
     let (base, app) = base_and_app();
     hold(&engine, &base, Layout::OciGzip);
@@ -661,10 +673,42 @@ fn layer_held_compressed_is_reused(flavor: Flavor) {
     assert_loaded_as_whole(&engine, &app, Layout::DockerArchive, &answer);
 }
 
+/// Podman and the containerd store find a gzip blob they hold by its digest: the base loaded
+/// from gzip blobs, the image on it with the same blobs left out.
+fn oci_archive_with_compressed_held_layers_dropped_loads_as_whole(flavor: Flavor) {
+    let engine = Engine::start(flavor);
+    let (base, app) = base_and_app();
+    hold(&engine, &base, Layout::OciGzip);
+    let answer = upload(
+        &engine,
+        &app.archive(Layout::OciGzip, &base.diff_ids, Omission::Dropped),
+    );
+    assert_loaded_as_whole(&engine, &app, Layout::OciGzip, &answer);
+}
+
+/// An OCI archive's gzip blobs sent to podman as a docker-archive (index.json and oci-layout
+/// left out, manifest.json naming the blobs) are matched by diffID: layers held from plain tars
+/// may be sent empty.
+fn gzip_blobs_under_manifest_json_with_held_layers_empty_load_as_whole(flavor: Flavor) {
+    let engine = Engine::start(flavor);
+    let (base, app) = base_and_app();
+    hold(&engine, &base, Layout::DockerArchive);
+    let layout = Layout::GzipBlobsUnderManifestJson;
+    let answer = upload(
+        &engine,
+        &app.archive(layout, &base.diff_ids, Omission::Empty),
+    );
+    assert_loaded_as_whole(&engine, &app, layout, &answer);
+}
+
 on_engines! {
+    oci_archive_with_compressed_held_layers_dropped_loads_as_whole:
+        podman43 Podman43, podman54 Podman54, docker26_containerd Docker26Containerd;
+    gzip_blobs_under_manifest_json_with_held_layers_empty_load_as_whole:
+        podman43 Podman43, podman54 Podman54;
     held_layer_at_another_position_is_reused:
         podman43 Podman43, podman54 Podman54, docker26_containerd Docker26Containerd;
-    layer_held_compressed_is_reused: podman43 Podman43, podman54 Podman54;
+    docker_archive_layer_held_from_a_gzip_blob_is_reused: podman43 Podman43, podman54 Podman54;
     docker_archive_with_held_layers_empty_gets_another_manifest_digest:
         podman43 Podman43, podman54 Podman54;
 }
@@ -711,38 +755,65 @@ fn held_layer_at_another_position_is_read_from_the_upload(flavor: Flavor) {
 }
 
 /// The containerd store unpacks a layer whose snapshot exists without reading its blob, so an
-/// image whose manifest names blobs the store lacks (held only gzipped) loads, but stays
-/// incomplete: left out of the listing, not exportable, until it is loaded whole.
-fn layer_held_only_compressed_loads_unlisted_until_loaded_whole(flavor: Flavor) {
-    let layout = Layout::DockerArchivePlusOci;
+/// image whose manifest names blobs the store lacks loads, but stays incomplete: left out of the
+/// listing, not exportable, until it is loaded whole. Here the base is held as gzip blobs and
+/// the manifest names the plain ones, and the other way round.
+fn layer_held_as_another_blob_loads_unlisted_until_loaded_whole(flavor: Flavor) {
+    for (held_as, layout) in [
+        (Layout::OciGzip, Layout::DockerArchivePlusOci),
+        (Layout::DockerArchivePlusOci, Layout::OciGzip),
+    ] {
+        let engine = Engine::start(flavor);
+        let (base, app) = base_and_app();
+        hold(&engine, &base, held_as);
+        let answer = upload(
+            &engine,
+            &app.archive(layout, &base.diff_ids, Omission::Dropped),
+        );
+        assert!(accepted(&answer), "{layout:?}: {answer:?}");
+        let id = engine.assert_has(&app.reference);
+        assert_eq!(bare_id(&id), app.id_on(flavor, layout), "{layout:?}");
+        assert!(
+            !listed(&engine, &app.reference),
+            "{layout:?}: {:?}",
+            engine.list_images()
+        );
+        let (_, size) = export(&engine, &app.reference);
+        assert!(
+            size < app.layers[0].len(),
+            "{layout:?}: exported {size} bytes"
+        );
+
+        let answer = upload(&engine, &app.archive(layout, &[], Omission::Whole));
+        assert_loaded_as_whole(&engine, &app, layout, &answer);
+    }
+}
+
+/// Podman finds a compressed blob of an OCI archive only by that blob's digest: layers held
+/// from plain tars do not stand for their gzip blobs.
+fn oci_archive_with_compressed_layers_held_only_uncompressed_is_refused(flavor: Flavor) {
     let engine = Engine::start(flavor);
     let (base, app) = base_and_app();
-    hold(&engine, &base, Layout::OciGzip);
+    hold(&engine, &base, Layout::DockerArchive);
     let answer = upload(
         &engine,
-        &app.archive(layout, &base.diff_ids, Omission::Dropped),
+        &app.archive(Layout::OciGzip, &base.diff_ids, Omission::Dropped),
     );
-    assert!(accepted(&answer), "{answer:?}");
-    let id = engine.assert_has(&app.reference);
-    assert_eq!(bare_id(&id), app.id_on(flavor, layout));
-    assert!(
-        !listed(&engine, &app.reference),
-        "{:?}",
-        engine.list_images()
-    );
-    let (_, size) = export(&engine, &app.reference);
-    assert!(size < app.layers[0].len(), "exported {size} bytes");
-
-    let answer = upload(&engine, &app.archive(layout, &[], Omission::Whole));
-    assert_loaded_as_whole(&engine, &app, layout, &answer);
+    assert_eq!(answer.0, 500, "{answer:?}");
+    let first = &app.blobs(Layout::OciGzip)[0].0;
+    let says = format!("oci-archive: reading blob sha256:{first}: open ");
+    assert!(answer.1.contains(&says), "{answer:?} lacks {says:?}");
+    engine.assert_has_not(&app.reference);
 }
 
 on_engines! {
     docker_archive_with_held_layers_dropped_is_refused_as_missing_tarfiles:
         podman43 Podman43, podman54 Podman54;
     held_layer_at_another_position_is_read_from_the_upload: docker20 Docker20, docker26 Docker26;
-    layer_held_only_compressed_loads_unlisted_until_loaded_whole:
+    layer_held_as_another_blob_loads_unlisted_until_loaded_whole:
         docker26_containerd Docker26Containerd;
+    oci_archive_with_compressed_layers_held_only_uncompressed_is_refused:
+        podman43 Podman43, podman54 Podman54;
 }
 
 // --- The base gone by the time the reduced upload arrives -------------------------------
