@@ -2,9 +2,16 @@
 //! engine already holds, with the base's layer files left out (no tar entry) or left empty
 //! (a zero-size entry in their place), in each layout the loader sends (a docker-archive, the
 //! same with the OCI layout the loader appends for docker's containerd image store, an OCI
-//! archive, with the manifest.json the loader appends for classic docker). And what each
-//! engine answers, and leaves behind, when the base is gone by the time such an upload
-//! arrives. A delta load relies on these facts; an engine upgrade that changes one fails here.
+//! archive, with the manifest.json the loader appends for classic docker; plain or gzip layer
+//! blobs). And what each engine answers, and leaves behind, when the base is gone by the time
+//! such an upload arrives. A delta load relies on these facts; an engine upgrade that changes
+//! one fails here.
+//!
+//! In short: classic docker skips a layer file whose chain it has; podman's docker-archive
+//! reader needs every layer entry (an empty one does) and matches held layers by diffID, its
+//! OCI reader needs none it holds but matches them by blob digest; the containerd store needs
+//! the blob the manifest names in its content store, and loads an image without it (from a
+//! snapshot) only to leave it out of its listing.
 
 #[macro_use]
 mod common;
