@@ -785,10 +785,12 @@ fn layer_held_as_another_blob_loads_unlisted_until_loaded_whole(flavor: Flavor) 
             "{layout:?}: {:?}",
             engine.list_images()
         );
+        // A whole image exports more bytes than its layers hold.
         let (_, size) = export(&engine, &app.reference);
+        let layers: usize = app.layers.iter().map(Vec::len).sum();
         assert!(
-            size < app.layers[0].len(),
-            "{layout:?}: exported {size} bytes"
+            size < layers,
+            "{layout:?}: exported {size} bytes for {layers}"
         );
 
         let answer = upload(&engine, &app.archive(layout, &[], Omission::Whole));
@@ -902,5 +904,205 @@ on_engines! {
     gone_base_empty_layer_is_refused_as_an_invalid_diff_id: docker20 Docker20, docker26 Docker26;
     gone_base_empty_layer_is_refused_as_a_digest_mismatch: podman43 Podman43, podman54 Podman54;
     gone_base_is_refused_as_content_not_found_keeping_the_name:
+        docker26_containerd Docker26Containerd;
+}
+
+// --- Archives the engines wrote ----------------------------------------------------------
+
+/// `tar` (an archive an engine saved, uncompressed layers) with the entries of the layers in
+/// `held` treated as `omission` says: `<diffID>.tar` (podman's docker-archive),
+/// `<diffID>/layer.tar` (docker < 25) and `blobs/sha256/<diffID>` (OCI).
+fn reduced(tar: &[u8], held: &[String], omission: Omission) -> Vec<u8> {
+    let is_held = |path: &str| {
+        held.iter().any(|d| {
+            path == format!("{d}.tar")
+                || path == format!("{d}/layer.tar")
+                || path == format!("blobs/sha256/{d}")
+        })
+    };
+    let mut out = tar::Builder::new(Vec::new());
+    let mut found = 0;
+    let mut archive = tar::Archive::new(tar);
+    for entry in archive.entries().expect("read saved archive") {
+        let mut entry = entry.expect("saved archive entry");
+        let path = entry.path().expect("entry path").display().to_string();
+        let mut header = entry.header().clone();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut data).expect("entry data");
+        if header.entry_type().is_file() && is_held(&path) {
+            found += 1;
+            match omission {
+                Omission::Whole => {}
+                Omission::Dropped => continue,
+                Omission::Empty => data.clear(),
+            }
+        }
+        header.set_size(data.len() as u64);
+        out.append_data(&mut header, &path, &data[..])
+            .expect("append entry");
+    }
+    assert_eq!(found, held.len(), "held layer files in the saved archive");
+    out.into_inner().expect("finish reduced archive")
+}
+
+/// The manifest.json of a docker-archive.
+fn saved_manifest(tar: &[u8]) -> serde_json::Value {
+    let mut archive = tar::Archive::new(tar);
+    for entry in archive.entries().expect("read archive") {
+        let mut entry = entry.expect("entry");
+        if entry.path().expect("path").as_os_str() == "manifest.json" {
+            return serde_json::from_reader(&mut entry).expect("manifest.json");
+        }
+    }
+    panic!("no manifest.json");
+}
+
+/// The image on the held base as `podman save --format <format>` (podman 4.3) writes it, with
+/// the held layers `omission`ed, loads as a whole load would.
+fn podman_saved_loads_as_whole(flavor: Flavor, format: &str, omission: Omission) {
+    let engine = Engine::start(flavor);
+    let (base, app) = base_and_app();
+    let layout = match flavor.containerd_store() {
+        true => Layout::DockerArchivePlusOci,
+        false => Layout::DockerArchive,
+    };
+    hold(&engine, &base, layout);
+    // Saved under its full name, so that every engine names it alike.
+    let full = full_name(&app.reference);
+    let fixture = Fixture {
+        reference: full.clone(),
+        tar: Image::new(&full, app.layers.clone()).archive(
+            Layout::DockerArchive,
+            &[],
+            Omission::Whole,
+        ),
+        id: app.config_digest.clone(),
+        manifest_id: String::new(),
+    };
+    let saved = podman_saved(&fixture, format);
+    let answer = upload(&engine, &reduced(&saved, &base.diff_ids, omission));
+    assert!(accepted(&answer), "{flavor}: {answer:?}");
+    // podman writes the config anew: the id is the digest of the saved one, named
+    // `<digest>.json` in manifest.json.
+    let config = saved_manifest(&saved)[0]["Config"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let id = engine.assert_has(&app.reference);
+    assert_eq!(format!("{}.json", bare_id(&id)), config);
+    assert_eq!(root_fs(&engine, &app.reference), app.diff_ids);
+    assert!(
+        listed(&engine, &app.reference),
+        "{:?}",
+        engine.list_images()
+    );
+    let (status, size) = export(&engine, &app.reference);
+    assert!(
+        status == 200 && size > app.layers.iter().map(Vec::len).sum(),
+        "{status} {size}"
+    );
+}
+
+fn podman_saved_docker_archive_with_held_layers_empty_loads_as_whole(flavor: Flavor) {
+    podman_saved_loads_as_whole(flavor, "docker-archive", Omission::Empty);
+}
+
+fn podman_saved_docker_archive_with_held_layers_dropped_loads_as_whole(flavor: Flavor) {
+    podman_saved_loads_as_whole(flavor, "docker-archive", Omission::Dropped);
+}
+
+on_engines! {
+    podman_saved_docker_archive_with_held_layers_empty_loads_as_whole:
+        docker20 Docker20, docker26 Docker26, podman43 Podman43, podman54 Podman54;
+    podman_saved_docker_archive_with_held_layers_dropped_loads_as_whole:
+        docker20 Docker20, docker26 Docker26;
+}
+
+/// `podman save --format oci-archive` gzips the layers: their blobs are not named by diffID,
+/// so a podman or containerd store that holds the layers from plain tars does not hold them.
+#[test]
+fn podman_save_writes_oci_archives_with_gzip_layers() {
+    let (_, app) = base_and_app();
+    let full = full_name(&app.reference);
+    let fixture = Fixture {
+        reference: full.clone(),
+        tar: Image::new(&full, app.layers.clone()).archive(
+            Layout::DockerArchive,
+            &[],
+            Omission::Whole,
+        ),
+        id: app.config_digest.clone(),
+        manifest_id: String::new(),
+    };
+    let saved = podman_saved(&fixture, "oci-archive");
+    let mut archive = tar::Archive::new(&saved[..]);
+    let mut layer_types = Vec::new();
+    for entry in archive.entries().expect("read saved archive") {
+        let mut entry = entry.expect("entry");
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut data).expect("entry data");
+        let Ok(manifest) = serde_json::from_slice::<serde_json::Value>(&data) else {
+            continue;
+        };
+        if let Some(layers) = manifest["layers"].as_array() {
+            layer_types.extend(layers.iter().map(|l| l["mediaType"].to_string()));
+        }
+    }
+    let gzip = "\"application/vnd.oci.image.layer.v1.tar+gzip\"";
+    assert_eq!(layer_types, vec![gzip; app.layers.len()]);
+}
+
+/// Without the OCI layout the loader appends, the containerd store resolves manifest.json's
+/// layer files itself: a left-out one is refused...
+fn plain_docker_archive_with_held_layers_dropped_is_refused_as_layer_not_found(flavor: Flavor) {
+    let engine = Engine::start(flavor);
+    let (base, app) = base_and_app();
+    hold(&engine, &base, Layout::DockerArchivePlusOci);
+    let answer = upload(
+        &engine,
+        &app.archive(Layout::DockerArchive, &base.diff_ids, Omission::Dropped),
+    );
+    let says = format!(
+        "failed to resolve layers: layer \\\"{}/layer.tar\\\" not found",
+        base.diff_ids[0]
+    );
+    assert!(answer.1.contains(&says), "{answer:?} lacks {says}");
+    engine.assert_has_not(&app.reference);
+}
+
+/// ...and an empty one becomes the layer in the manifest it makes up: the image loads (its
+/// snapshots exist) and is listed, under another id, but exports empty layers.
+fn plain_docker_archive_with_held_layers_empty_loads_naming_the_empty_blob(flavor: Flavor) {
+    let engine = Engine::start(flavor);
+    let (base, app) = base_and_app();
+    hold(&engine, &base, Layout::DockerArchivePlusOci);
+    let answer = upload(
+        &engine,
+        &app.archive(Layout::DockerArchive, &base.diff_ids, Omission::Empty),
+    );
+    assert!(accepted(&answer), "{answer:?}");
+    let id = engine.assert_has(&app.reference);
+    assert_ne!(
+        bare_id(&id),
+        app.id_on(flavor, Layout::DockerArchivePlusOci)
+    );
+    assert!(
+        listed(&engine, &app.reference),
+        "{:?}",
+        engine.list_images()
+    );
+    // A whole image exports more bytes than its layers hold.
+    let (status, size) = export(&engine, &app.reference);
+    let layers: usize = app.layers.iter().map(Vec::len).sum();
+    assert!(
+        status == 200 && size < layers,
+        "{status} {size} for {layers}"
+    );
+}
+
+on_engines! {
+    plain_docker_archive_with_held_layers_dropped_is_refused_as_layer_not_found:
+        docker26_containerd Docker26Containerd;
+    plain_docker_archive_with_held_layers_empty_loads_naming_the_empty_blob:
         docker26_containerd Docker26Containerd;
 }
