@@ -1106,3 +1106,56 @@ on_engines! {
     plain_docker_archive_with_held_layers_empty_loads_naming_the_empty_blob:
         docker26_containerd Docker26Containerd;
 }
+
+/// An update whose reduced upload is refused because the base went away meanwhile: the image
+/// the name was on before (`old`), and the id the name is on after the refusal.
+fn update_with_the_base_gone(engine: &Engine) -> (Image, String, String) {
+    let flavor = engine.flavor();
+    let (layout, omission) = match flavor.family() {
+        Kind::Podman => (Layout::DockerArchive, Omission::Empty),
+        Kind::Docker if flavor.containerd_store() => {
+            (Layout::DockerArchivePlusOci, Omission::Dropped)
+        }
+        Kind::Docker => (Layout::DockerArchive, Omission::Dropped),
+    };
+    let (base, app) = base_and_app();
+    let old = Image::new(&app.reference, vec![layer("old", 5000)]);
+    hold(engine, &old, layout);
+    let old_id = engine.assert_has(&app.reference);
+    hold(engine, &base, layout);
+    engine.remove(&base.reference);
+    let answer = upload(engine, &app.archive(layout, &base.diff_ids, omission));
+    assert!(!accepted(&answer), "{flavor}: {answer:?}");
+    let now = engine.assert_has(&app.reference);
+    assert_ne!(bare_id(&old_id), app.id_on(flavor, layout));
+    (app, old_id, now)
+}
+
+/// Podman and classic docker name an image only once it is loaded: a refused update leaves the
+/// name on the old image.
+fn gone_base_during_an_update_leaves_the_name_on_the_old_image(flavor: Flavor) {
+    let engine = Engine::start(flavor);
+    let (_, old_id, now) = update_with_the_base_gone(&engine);
+    assert_eq!(now, old_id);
+}
+
+/// The containerd store names the image before it unpacks it: after a refused update the name
+/// is on the image that could not be unpacked, and the old image is gone from the listing.
+fn gone_base_during_an_update_moves_the_name_to_the_image_it_could_not_unpack(flavor: Flavor) {
+    let engine = Engine::start(flavor);
+    let (app, old_id, now) = update_with_the_base_gone(&engine);
+    assert_eq!(
+        bare_id(&now),
+        app.id_on(flavor, Layout::DockerArchivePlusOci)
+    );
+    let (status, body) = http_get(engine.socket_path(), "/images/json?all=1").expect("listing");
+    assert_eq!(status, 200, "{body}");
+    assert!(!body.contains(bare_id(&old_id)), "{body}");
+}
+
+on_engines! {
+    gone_base_during_an_update_leaves_the_name_on_the_old_image:
+        docker20 Docker20, docker26 Docker26, podman43 Podman43, podman54 Podman54;
+    gone_base_during_an_update_moves_the_name_to_the_image_it_could_not_unpack:
+        docker26_containerd Docker26Containerd;
+}
