@@ -978,6 +978,7 @@ fn podman_saved_loads_as_whole(flavor: Flavor, format: &str, omission: Omission)
         ),
         id: app.config_digest.clone(),
         manifest_id: String::new(),
+        layers: app.layers.clone(),
     };
     let saved = podman_saved(&fixture, format);
     let answer = upload(&engine, &reduced(&saved, &base.diff_ids, omission));
@@ -1033,6 +1034,7 @@ fn podman_save_writes_oci_archives_with_gzip_layers() {
         ),
         id: app.config_digest.clone(),
         manifest_id: String::new(),
+        layers: app.layers.clone(),
     };
     let saved = podman_saved(&fixture, "oci-archive");
     let mut archive = tar::Archive::new(&saved[..]);
