@@ -73,12 +73,18 @@ fn layer_bytes(fixture: &Fixture, from: usize) -> u64 {
         .sum()
 }
 
-fn an_image_on_a_base_the_engine_has_is_sent_without_the_base_layers(flavor: Flavor) {
-    let engine = Engine::start(flavor);
-    let (base, app) = base_and_app("example.org/delta/app:1");
-    engine.preload(&base);
+/// Loads `archive` of `app` (on `base`, which `engine` holds) as `name` through a proxy, and
+/// checks that the base's layer files were left out and the image got the archive's id.
+fn assert_sent_without_the_base(
+    flavor: Flavor,
+    engine: &Engine,
+    (base, app): (&Fixture, &Fixture),
+    name: &str,
+    archive: &[u8],
+) {
     let pkg = Package::new();
-    pkg.write_list(&[&pkg.add("app.tar", &app, Codec::Tar)]);
+    let path = pkg.add_archive(name, archive);
+    pkg.write_list(&[&format!("{name} {}", app.reference)]);
     let proxy = Proxy::start(&pkg.dir().join("p.sock"), engine.socket_path(), Fault::None);
 
     let out = load_through(&proxy, &pkg);
@@ -87,14 +93,21 @@ fn an_image_on_a_base_the_engine_has_is_sent_without_the_base_layers(flavor: Fla
         .assert_summary("1 loaded, 0 present, 0 failed")
         .assert_stderr_contains("left out 2 layer files the engine holds");
     let id = engine.assert_has(&app.reference);
-    assert_eq!(bare_id(&id), app.id_on(flavor));
+    assert_eq!(bare_id(&id), archive_id_on(flavor, &path));
     let sent = proxy.upload_bytes();
-    let whole = app.tar.len() as u64;
+    let whole = archive.len() as u64;
     assert!(
-        sent < whole - layer_bytes(&base, 0) + (64 << 10),
+        sent < whole - layer_bytes(base, 0) + (64 << 10),
         "sent {sent} bytes of a {whole}-byte archive whose base layers are {} bytes",
-        layer_bytes(&base, 0)
+        layer_bytes(base, 0)
     );
+}
+
+fn an_image_on_a_base_the_engine_has_is_sent_without_the_base_layers(flavor: Flavor) {
+    let engine = Engine::start(flavor);
+    let (base, app) = base_and_app("example.org/delta/app:1");
+    engine.preload(&base);
+    assert_sent_without_the_base(flavor, &engine, (&base, &app), "app.tar", &app.tar);
 }
 
 /// The shipped archive of an image the engine has under the same name changes its top layer:
@@ -179,26 +192,8 @@ fn an_oci_archive_on_a_base_the_engine_has_is_sent_without_the_base_blobs(flavor
     let engine = Engine::start(flavor);
     let (base, app) = base_and_app("example.org/delta/app:1");
     engine.preload(&base);
-    let pkg = Package::new();
     let archive = oci_archive_of(&app);
-    let path = pkg.add_archive("app-oci.tar", &archive);
-    pkg.write_list(&["app-oci.tar example.org/delta/app:1"]);
-    let proxy = Proxy::start(&pkg.dir().join("p.sock"), engine.socket_path(), Fault::None);
-
-    let out = load_through(&proxy, &pkg);
-
-    out.assert_code(0)
-        .assert_summary("1 loaded, 0 present, 0 failed")
-        .assert_stderr_contains("left out 2 layer files the engine holds");
-    let id = engine.assert_has(&app.reference);
-    assert_eq!(bare_id(&id), archive_id_on(flavor, &path));
-    let sent = proxy.upload_bytes();
-    let whole = archive.len() as u64;
-    assert!(
-        sent < whole - layer_bytes(&base, 0) + (64 << 10),
-        "sent {sent} bytes of a {whole}-byte archive whose base layers are {} bytes",
-        layer_bytes(&base, 0)
-    );
+    assert_sent_without_the_base(flavor, &engine, (&base, &app), "app-oci.tar", &archive);
 }
 
 /// `podman save` writes each layer as `<diffID>.tar`, and a `<v1 id>/layer.tar` symlink to it.
@@ -206,26 +201,8 @@ fn a_docker_archive_podman_saved_is_sent_without_the_base_layers_its_symlinks_na
     let engine = Engine::start(flavor);
     let (base, app) = base_and_app("example.org/delta/app:1");
     engine.preload(&base);
-    let pkg = Package::new();
     let archive = podman_saved(&app, "docker-archive");
-    let path = pkg.add_archive("app-saved.tar", &archive);
-    pkg.write_list(&["app-saved.tar example.org/delta/app:1"]);
-    let proxy = Proxy::start(&pkg.dir().join("p.sock"), engine.socket_path(), Fault::None);
-
-    let out = load_through(&proxy, &pkg);
-
-    out.assert_code(0)
-        .assert_summary("1 loaded, 0 present, 0 failed")
-        .assert_stderr_contains("left out 2 layer files the engine holds");
-    let id = engine.assert_has(&app.reference);
-    assert_eq!(bare_id(&id), archive_id_on(flavor, &path));
-    let sent = proxy.upload_bytes();
-    let whole = archive.len() as u64;
-    assert!(
-        sent < whole - layer_bytes(&base, 0) + (64 << 10),
-        "sent {sent} bytes of a {whole}-byte archive whose base layers are {} bytes",
-        layer_bytes(&base, 0)
-    );
+    assert_sent_without_the_base(flavor, &engine, (&base, &app), "app-saved.tar", &archive);
 }
 
 fn an_upload_refused_without_a_base_deleted_meanwhile_is_sent_whole_again(flavor: Flavor) {
