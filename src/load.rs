@@ -404,12 +404,12 @@ fn load_entry(
     let origin = archive.origin();
     let decoder = archive.decoder(options.memory_limit);
     let progress = decoder.progress.clone();
-    // Decoding on its own thread, overlapping the socket writes; a plain tar has nothing to
-    // decode, and the thread's copy would only slow it (docs/performance.md).
-    let held = HoldBack::new(decoder);
+    // Decoding on its own thread, overlapping the socket writes, which holds back the tail
+    // until the decoder verified it; a plain tar has nothing to decode, and the thread's copy
+    // would only slow it (docs/performance.md): `HoldBack` keeps its tail from a failed read.
     let stream: Box<dyn Read> = match format {
-        Format::Tar => Box::new(held),
-        _ => Box::new(Pipelined::new(held)),
+        Format::Tar => Box::new(HoldBack::new(decoder)),
+        _ => Box::new(Pipelined::new(decoder)),
     };
     // OCI archives: the device's platform chosen and checked for every engine; what the
     // engine's store reads written in (src/oci.rs); any other tar passes as it is. Its tar
