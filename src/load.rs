@@ -572,12 +572,12 @@ fn upload(
     size: u64,
 ) -> Upload {
     let progress = decoder.progress.clone();
-    // Decoding on its own thread, overlapping the socket writes; a plain tar has nothing to
-    // decode, and the thread's copy would only slow it (docs/performance.md).
-    let held = HoldBack::new(decoder);
+    // Decoding on its own thread, overlapping the socket writes, which holds back the tail
+    // until the decoder verified it; a plain tar has nothing to decode, and the thread's copy
+    // would only slow it (docs/performance.md): `HoldBack` keeps its tail from a failed read.
     let stream: Box<dyn Read> = match format {
-        Format::Tar => Box::new(held),
-        _ => Box::new(Pipelined::new(held)),
+        Format::Tar => Box::new(HoldBack::new(decoder)),
+        _ => Box::new(Pipelined::new(decoder)),
     };
     // What the engine unpacks is less by the files left out.
     let estimate = estimate.map(|e| space::Estimate {

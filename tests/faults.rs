@@ -785,8 +785,8 @@ fn wait_sampling_peak_rss(running: Running) -> (Output, u64) {
     (out, sampler.join().unwrap())
 }
 
-/// Peak RSS the loader may reach while streaming gigabytes: the decoders, HoldBack's
-/// 576 KiB buffer and ureq's buffers are fixed-size.
+/// Peak RSS the loader may reach while streaming gigabytes: the decoders, the decoder thread's
+/// four 256 KiB buffers, the upload's 256 KiB chunk buffer and ureq's buffers are fixed-size.
 const BOMB_RSS_LIMIT_KIB: u64 = 32 << 10;
 
 #[test]

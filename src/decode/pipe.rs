@@ -1,20 +1,29 @@
-//! Runs a reader (the decoder under its `HoldBack`) on its own thread, so decoding overlaps the
-//! socket writes instead of taking turns with them.
+//! Runs the decoder on its own thread, so decoding overlaps the socket writes instead of taking
+//! turns with them, and holds back the end of its output until it has verified it.
 //!
-//! The thread fills a few fixed buffers and passes them over a channel; emptied buffers come
-//! back for reuse, so nothing is allocated after the start and memory stays at
-//! `BUFFERS * BUF_LEN`. The first error of the reader reaches the consumer as is (the same
-//! `io::Error`, with its `DecodeError` inside), after the bytes read before it, and nothing
-//! after it. The thread only moves bytes: what `HoldBack` withholds it never sees.
+//! The decoder writes straight into a few fixed buffers, which the thread passes over a channel;
+//! emptied buffers come back for reuse, so nothing is allocated after the start and memory stays
+//! at `BUFFERS * BUF_LEN`. A filled buffer is passed on only once [`HOLD`] more bytes follow it
+//! or the decoder has returned end-of-stream: zstd, gzip and xz find a bad checksum only after
+//! the last data bytes have come out, and the tar's end must not reach the engine before that
+//! (see `tail.rs`, which does the same for a plain tar, read without this thread). The first
+//! error of the decoder reaches the consumer as is (the same `io::Error`, with its
+//! `DecodeError` inside), after the bytes released before it; the held ones are dropped unsent.
 
 use std::io::{self, Read};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread::{self, JoinHandle};
 
+use super::tail::HOLD;
+
 /// Buffer size and count (measured into a null sink: 512 KiB buffers here and in ureq, instead
-/// of 256 KiB and ureq's 128 KiB, made no difference beyond noise).
+/// of 256 KiB and ureq's 128 KiB, made no difference beyond noise). Four: one being read by the
+/// consumer, one held back, one being filled, and one spare so the decoder need not wait for
+/// the consumer to finish a buffer.
 const BUF_LEN: usize = 256 << 10;
 const BUFFERS: usize = 4;
+// A filled buffer is released by the next one reaching HOLD bytes, so one buffer must hold it.
+const _: () = assert!(BUF_LEN >= HOLD);
 
 enum Message {
     Data(Box<[u8]>, usize),
@@ -32,7 +41,9 @@ pub struct Pipelined {
 }
 
 impl Pipelined {
-    pub fn new<R: Read + Send + 'static>(mut inner: R) -> Pipelined {
+    /// `decoder` runs on the thread; none of its last [`HOLD`] bytes are released unless it
+    /// ends cleanly.
+    pub fn new<R: Read + Send + 'static>(mut decoder: R) -> Pipelined {
         let (empty, empties) = mpsc::sync_channel::<Box<[u8]>>(BUFFERS);
         let (fill, filled) = mpsc::sync_channel(BUFFERS);
         for _ in 0..BUFFERS {
@@ -40,28 +51,50 @@ impl Pipelined {
             let _ = empty.send(vec![0; BUF_LEN].into_boxed_slice());
         }
         let thread = thread::spawn(move || {
-            // Ends when the consumer is gone (recv or send fails) or the reader is done.
+            // A full buffer waiting for HOLD more bytes behind it.
+            let mut held: Option<Box<[u8]>> = None;
+            // Ends when the consumer is gone (recv or send fails) or the decoder is done.
             while let Ok(mut buf) = empties.recv() {
                 let mut len = 0;
                 let end = loop {
-                    match inner.read(&mut buf[len..]) {
+                    match decoder.read(&mut buf[len..]) {
                         Ok(0) => break Some(Message::End),
                         Ok(n) => {
                             len += n;
+                            if len >= HOLD {
+                                if let Some(full) = held.take() {
+                                    if fill.send(Message::Data(full, BUF_LEN)).is_err() {
+                                        return;
+                                    }
+                                }
+                            }
                             if len == buf.len() {
                                 break None;
                             }
                         }
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        // What is held and what this buffer got are dropped, never sent.
                         Err(e) => break Some(Message::Failed(e)),
                     }
                 };
-                if len > 0 && fill.send(Message::Data(buf, len)).is_err() {
-                    return;
-                }
-                if let Some(end) = end {
-                    let _ = fill.send(end);
-                    return;
+                match end {
+                    None => held = Some(buf),
+                    Some(Message::End) => {
+                        // Verified: everything goes, in order.
+                        let rest = held.take().map(|full| Message::Data(full, BUF_LEN));
+                        let last = (len > 0).then_some(Message::Data(buf, len));
+                        for message in rest.into_iter().chain(last) {
+                            if fill.send(message).is_err() {
+                                return;
+                            }
+                        }
+                        let _ = fill.send(Message::End);
+                        return;
+                    }
+                    Some(failed) => {
+                        let _ = fill.send(failed);
+                        return;
+                    }
                 }
             }
         });
@@ -130,9 +163,11 @@ impl Drop for Pipelined {
 mod tests {
     use super::*;
 
-    struct FailsAfter<'a>(&'a [u8]);
+    /// Gives `data` in small reads, then fails instead of reporting end-of-stream, as a decoder
+    /// does on a bad trailing checksum.
+    struct FailsAtEnd<'a>(&'a [u8]);
 
-    impl Read for FailsAfter<'_> {
+    impl Read for FailsAtEnd<'_> {
         fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
             if self.0.is_empty() {
                 return Err(io::Error::new(io::ErrorKind::InvalidData, "bad checksum"));
@@ -144,32 +179,73 @@ mod tests {
         }
     }
 
-    #[test]
-    fn passes_every_byte_through_in_order() {
-        let data: Vec<u8> = (0..3_000_017u32).map(|i| (i * 7) as u8).collect();
-        let mut out = Vec::new();
-        Pipelined::new(io::Cursor::new(data.clone()))
-            .read_to_end(&mut out)
-            .unwrap();
-        assert!(out == data);
+    /// Stream lengths around the buffer and hold sizes.
+    const LENGTHS: [usize; 8] = [
+        0,
+        5,
+        HOLD,
+        BUF_LEN,
+        BUF_LEN + HOLD - 1,
+        BUF_LEN + HOLD,
+        3 * BUF_LEN,
+        3_000_017,
+    ];
+
+    fn data(len: usize) -> &'static [u8] {
+        let v: Vec<u8> = (0..len as u32).map(|i| (i * 7 + (i >> 9)) as u8).collect();
+        Box::leak(v.into_boxed_slice())
     }
 
     #[test]
-    fn gives_the_bytes_before_an_error_then_the_error_itself() {
-        let data: &'static [u8] = Box::leak(vec![5u8; 1_000_000].into_boxed_slice());
-        let mut p = Pipelined::new(FailsAfter(data));
-        let mut got = 0;
+    fn passes_every_byte_through_in_order_when_the_stream_ends_cleanly() {
+        for len in LENGTHS {
+            let data = data(len);
+            let mut out = Vec::new();
+            Pipelined::new(data).read_to_end(&mut out).unwrap();
+            assert!(out == data, "{len} bytes");
+        }
+    }
+
+    #[test]
+    fn never_releases_the_last_bytes_of_a_stream_that_fails_at_the_end() {
+        for len in LENGTHS {
+            let data = data(len);
+            let mut p = Pipelined::new(FailsAtEnd(data));
+            let mut released = Vec::new();
+            let mut buf = [0u8; 10_000];
+            let err = loop {
+                match p.read(&mut buf) {
+                    Ok(0) => panic!("a failing stream must not end cleanly"),
+                    Ok(n) => released.extend_from_slice(&buf[..n]),
+                    Err(e) => break e,
+                }
+            };
+            assert!(
+                released.len() <= len.saturating_sub(HOLD),
+                "{len} bytes: released {}",
+                released.len()
+            );
+            assert!(released == data[..released.len()], "{len} bytes");
+            // The error itself, not one made up around it.
+            assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+            assert_eq!(err.to_string(), "bad checksum");
+        }
+    }
+
+    #[test]
+    fn releases_all_but_the_held_buffer_before_the_stream_fails() {
+        let data = data(3_000_017);
+        let mut p = Pipelined::new(FailsAtEnd(data));
+        let mut released = 0;
         let mut buf = [0u8; 10_000];
-        let err = loop {
-            match p.read(&mut buf) {
-                Ok(0) => panic!("a failing reader must not end cleanly"),
-                Ok(n) => got += n,
-                Err(e) => break e,
-            }
-        };
-        assert_eq!(got, data.len());
-        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
-        assert_eq!(err.to_string(), "bad checksum");
+        while let Ok(n) = p.read(&mut buf) {
+            released += n;
+        }
+        assert!(
+            released + HOLD + BUF_LEN >= data.len(),
+            "released only {released} of {} bytes",
+            data.len()
+        );
     }
 
     #[test]

@@ -5,6 +5,11 @@
 //! blocks) and import it before the decoder says the archive is corrupt. Holding back the
 //! last [`HOLD`] bytes until the decoder returns end-of-stream keeps the tar's end away from
 //! the engine; on a decoder error the request is aborted and the held bytes are never sent.
+//!
+//! `HoldBack` is the guard for a plain tar, read without a decoder thread (a failed read of the
+//! file must not let the tar's end through either); the compressed formats get the same rule
+//! from `Pipelined` (`pipe.rs`), whose decoder writes into its buffers directly, so that no
+//! extra copy goes through a buffer here.
 
 use std::io::{self, Read};
 

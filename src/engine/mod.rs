@@ -5,8 +5,10 @@
 //! and will it load this tar (`POST /images/load`, `POST /libpod/images/load`); before a load,
 //! also where it will write it (`GET /info`, `GET /libpod/info`). An expected answer is not an
 //! error: "no such image" is `Ok(false)`. Requests share one kept-alive connection, so presence
-//! checks for many images cost one connect. The routes follow the engine's API; what its image
-//! store decides (ids, accepted layouts, where uploads go) is in [`store`].
+//! checks for many images cost one connect; an upload has one of its own, whose socket its
+//! body writes to as chunks straight from the pipeline's buffer ([`chunks`]). The routes
+//! follow the engine's API; what its image store decides (ids, accepted layouts, where
+//! uploads go) is in [`store`].
 //!
 //! Every request is bounded in time, so a hung or hostile engine cannot hold the boot:
 //! `GET /_ping` gets what is left of `--wait` (connect, headers and body together), asked of
@@ -20,6 +22,7 @@
 //! names of at most [`NAME_MAX`] bytes).
 
 pub mod answer;
+mod chunks;
 mod held;
 mod listing;
 pub mod store;
@@ -38,10 +41,11 @@ use ureq::{Agent, Body, RequestBuilder, SendBody};
 use crate::manifest::Image;
 use crate::oci::Reads;
 use crate::reference::Reference;
+use chunks::Chunked;
 pub use held::{chains, Held};
 pub use listing::Listing;
 use store::Store;
-use unix::{LateAnswer, NoResolver, UnixConnector};
+use unix::{BodySocket, LateAnswer, NoResolver, UnixConnector};
 
 /// docker's socket when it runs as a system service.
 pub const DOCKER_SOCKET: &str = "/run/docker.sock";
@@ -305,6 +309,7 @@ impl Engine {
         let connector = UnixConnector {
             path: socket.to_owned(),
             late: late.clone(),
+            body: None,
         };
         Engine {
             agent: Agent::with_parts(config, connector, NoResolver),
@@ -540,11 +545,22 @@ impl Engine {
         if let Ok(mut slot) = self.late.lock() {
             *slot = None;
         }
-        let sent = self
-            .agent
+        // An agent of its own, so the upload has a connection of its own, whose socket its
+        // body writes its chunks to (chunks.rs).
+        let config = self.agent.config().clone();
+        let socket = BodySocket::default();
+        let connector = UnixConnector {
+            path: self.socket.clone(),
+            late: self.late.clone(),
+            body: Some(socket.clone()),
+        };
+        let write_timeout = config.timeout_per_write();
+        let agent = Agent::with_parts(config, connector, NoResolver);
+        let mut body = Chunked::new(tar, socket, self.late.clone(), write_timeout);
+        let sent = agent
             .post(format!("{BASE}{path}"))
             .header("Content-Type", "application/x-tar")
-            .send(SendBody::from_reader(tar));
+            .send(SendBody::from_reader(&mut body));
         let mut r = match sent {
             Ok(r) => r,
             Err(source) => {

@@ -11,6 +11,9 @@
 //! When a write fails because the engine has answered and closed (it refused the upload
 //! early), the transport reads what the engine had sent before closing and keeps it as the
 //! [`LateAnswer`], so the caller can report the engine's own words instead of a broken pipe.
+//!
+//! The upload's connector also hands a handle on its socket to the body ([`BodySocket`]), which
+//! writes its chunks there itself (`chunks.rs`).
 
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -35,10 +38,16 @@ const LATE_ANSWER_WAIT: Duration = Duration::from_secs(2);
 /// Bytes the engine sent before it closed a connection we were still writing to.
 pub type LateAnswer = Arc<Mutex<Option<Vec<u8>>>>;
 
+/// The socket of the upload's connection, for its body's chunks.
+pub type BodySocket = Arc<Mutex<Option<UnixStream>>>;
+
 #[derive(Debug)]
 pub struct UnixConnector {
     pub path: PathBuf,
     pub late: LateAnswer,
+    /// The upload's connector (a connector of its own, so its one connection is the upload's)
+    /// puts a handle on the socket it connects here.
+    pub body: Option<BodySocket>,
 }
 
 impl Connector<()> for UnixConnector {
@@ -52,6 +61,12 @@ impl Connector<()> for UnixConnector {
         let within = remaining(details.timeout)?;
         let stream =
             connect_within(&self.path, within).map_err(|e| io_error(e, details.timeout))?;
+        if let Some(slot) = &self.body {
+            let handle = stream.try_clone().map_err(Error::Io)?;
+            if let Ok(mut slot) = slot.lock() {
+                *slot = Some(handle);
+            }
+        }
         let config = details.config;
         Ok(Some(UnixTransport {
             stream,
@@ -102,18 +117,14 @@ fn io_error(e: io::Error, timeout: NextTimeout) -> Error {
     }
 }
 
-impl UnixTransport {
-    fn keep_late_answer(&mut self) {
-        let mut answer = Vec::new();
-        let _ = self.stream.set_read_timeout(Some(LATE_ANSWER_WAIT));
-        self.read_timeout = Some(LATE_ANSWER_WAIT);
-        let _ = (&self.stream)
-            .take(LATE_ANSWER_MAX)
-            .read_to_end(&mut answer);
-        if !answer.is_empty() {
-            if let Ok(mut slot) = self.late.lock() {
-                *slot = Some(answer);
-            }
+/// Reads what the engine sent before closing `stream`, on which a write just failed, into `late`.
+pub fn keep_late_answer(stream: &UnixStream, late: &LateAnswer) {
+    let mut answer = Vec::new();
+    let _ = stream.set_read_timeout(Some(LATE_ANSWER_WAIT));
+    let _ = stream.take(LATE_ANSWER_MAX).read_to_end(&mut answer);
+    if !answer.is_empty() {
+        if let Ok(mut slot) = late.lock() {
+            *slot = Some(answer);
         }
     }
 }
@@ -138,7 +149,8 @@ impl Transport for UnixTransport {
                     e.kind(),
                     io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
                 ) {
-                    self.keep_late_answer();
+                    keep_late_answer(&self.stream, &self.late);
+                    self.read_timeout = Some(LATE_ANSWER_WAIT);
                 }
                 Err(io_error(e, timeout))
             }
