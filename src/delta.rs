@@ -53,6 +53,9 @@ pub enum Whole {
     Unread(String),
     /// The archive's images need every layer file it has.
     AllNeeded,
+    /// The first layer file the first pass met, named by its diffID, is not held: the pass
+    /// stopped there rather than decode the rest for nothing.
+    BottomNotHeld,
 }
 
 impl std::fmt::Display for Whole {
@@ -65,6 +68,9 @@ impl std::fmt::Display for Whole {
             }
             Whole::Unread(e) => write!(f, "the first pass over the archive failed: {e}"),
             Whole::AllNeeded => f.write_str("the engine holds none of its layers"),
+            Whole::BottomNotHeld => {
+                f.write_str("the engine does not hold the first layer it names (read no further)")
+            }
         }
     }
 }
@@ -88,7 +94,9 @@ pub fn prepare(
     if held.is_empty() {
         return Err(Whole::NothingHeld);
     }
-    let contents = first_pass(format, file, size, memory_limit).map_err(Whole::Unread)?;
+    let contents = first_pass(format, file, size, memory_limit, held)
+        .map_err(Whole::Unread)?
+        .ok_or(Whole::BottomNotHeld)?;
     let plan = plan(&contents, &Platform::device(), delta, engine.reads(), held);
     match plan.omit.is_empty() {
         true => Err(Whole::AllNeeded),
@@ -96,13 +104,18 @@ pub fn prepare(
     }
 }
 
-/// What the archive describes, read without moving the file's position.
+/// What the archive describes, read without moving the file's position; `None` when a
+/// compressed archive's first layer file, named by its diffID as containers/image (skopeo,
+/// podman save, so ISAR's fetched images) names them, bottom layer first, is not `held`:
+/// decoding the rest, as long as the upload's own decode, would most likely find nothing to
+/// leave out (a layer above a base the engine lacks is seldom held), so it stops there.
 fn first_pass(
     format: Format,
     file: &File,
     size: u64,
     memory_limit: u64,
-) -> Result<Contents, String> {
+    held: &Held,
+) -> Result<Option<Contents>, String> {
     let mut watcher = Watcher::default();
     match format {
         Format::Tar => walk_plain(file, size, &mut watcher).map_err(|e| e.to_string())?,
@@ -110,6 +123,7 @@ fn first_pass(
             let mut decoded =
                 decode::reread(format, file, memory_limit).map_err(|e| e.to_string())?;
             let mut buf = vec![0; decode::READ_BUF];
+            let mut bottom_checked = false;
             loop {
                 let n = decoded.read(&mut buf).map_err(|e| e.to_string())?;
                 if n == 0 || watcher.to_next_header().is_none() {
@@ -119,10 +133,25 @@ fn first_pass(
                 if watcher.invalid().is_some() {
                     break;
                 }
+                if let Some(first) = watcher.first_layer().filter(|_| !bottom_checked) {
+                    bottom_checked = true;
+                    // A bottom layer's chain id is its diffID: one look serves every store.
+                    if named_by_diff_id(first).is_some_and(|diff_id| !held.has(&diff_id)) {
+                        return Ok(None);
+                    }
+                }
             }
         }
     }
-    watcher.finish()
+    watcher.finish().map(Some)
+}
+
+/// `sha256:<hex>` of a layer file named `<hex>.tar` at the archive's top, as containers/image
+/// writes a docker-archive's layers (by diffID).
+fn named_by_diff_id(path: &str) -> Option<String> {
+    let hex = path.strip_suffix(".tar")?;
+    let lower_hex = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
+    (hex.len() == 64 && hex.bytes().all(lower_hex)).then(|| format!("sha256:{hex}"))
 }
 
 /// Feeds `watcher` a plain tar's headers and the entries it keeps, stepping over the others.
@@ -237,6 +266,23 @@ mod tests {
         oci_layout: Omit::Drop,
         check_listed: false,
     };
+
+    #[test]
+    fn takes_a_top_level_hex_tar_for_a_layer_named_by_its_diff_id() {
+        let hex = "ab".repeat(32);
+        assert_eq!(
+            named_by_diff_id(&format!("{hex}.tar")),
+            Some(format!("sha256:{hex}"))
+        );
+        for other in [
+            format!("{hex}/layer.tar"),
+            format!("{}.tar", "AB".repeat(32)),
+            format!("{}.tar", &hex[1..]),
+            format!("{hex}.json"),
+        ] {
+            assert_eq!(named_by_diff_id(&other), None, "{other}");
+        }
+    }
 
     fn digest(data: &[u8]) -> String {
         format!("sha256:{}", crate::manifest::sha256_hex(data))
@@ -371,9 +417,11 @@ mod tests {
         let (dir, tar, base) = scratch_tar();
         let file = File::open(&tar).unwrap();
         let size = file.metadata().unwrap().len();
-        let skipping = first_pass(Format::Tar, &file, size, 1 << 30).unwrap();
-        std::fs::remove_dir_all(dir).unwrap();
         let held = Held::of(&chains(&[base]));
+        let skipping = first_pass(Format::Tar, &file, size, 1 << 30, &held)
+            .unwrap()
+            .expect("a plain tar is read through");
+        std::fs::remove_dir_all(dir).unwrap();
         assert_eq!(omitted(&skipping, &held), ["base/layer.tar"]);
     }
 

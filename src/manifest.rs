@@ -245,6 +245,7 @@ pub struct Watcher {
     contents: Contents,
     kept_bytes: u64,
     kept_values: usize,
+    first_layer: Option<String>,
 }
 
 /// The entry whose data is passing.
@@ -330,6 +331,9 @@ impl Watcher {
                                 Sink::Skip
                             });
                     }
+                    if let (None, Sink::Layer(path, _)) = (&self.first_layer, &data.sink) {
+                        self.first_layer = Some(path.clone());
+                    }
                     data.left -= n as u64;
                     n
                 }
@@ -350,6 +354,12 @@ impl Watcher {
                 self.on_data(data.sink);
             }
         }
+    }
+
+    /// The path of the first file the walk took for a layer (too large to keep, or not JSON),
+    /// once its data has begun to pass.
+    pub(crate) fn first_layer(&self) -> Option<&str> {
+        self.first_layer.as_deref()
     }
 
     /// Bytes before the next header block begins (0 at or inside a header); `None` once the

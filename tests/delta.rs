@@ -31,6 +31,7 @@ on_every_engine! {
 // Sent whole, at once or after a reduced upload did not do.
 on_every_engine! {
     an_engine_that_holds_nothing_gets_the_whole_archive;
+    a_compressed_archive_whose_bottom_layer_the_engine_lacks_is_read_no_further_than_it;
 }
 /// docker's containerd store may hold a layer as a snapshot of another blob than the one the
 /// archive's manifest names: a load without it is accepted, and leaves an image whose content
@@ -278,6 +279,32 @@ fn an_engine_that_holds_nothing_gets_the_whole_archive(flavor: Flavor) {
     );
     let id = engine.assert_has(&app.reference);
     assert_eq!(bare_id(&id), app.id_on(flavor));
+}
+
+/// The engine holds another image; the archive (named as containers/image names layers, by
+/// diffID, bottom first) is on a base it lacks: the first pass stops at its first layer file,
+/// and the archive goes whole, loaded under its own id.
+fn a_compressed_archive_whose_bottom_layer_the_engine_lacks_is_read_no_further_than_it(
+    flavor: Flavor,
+) {
+    let engine = Engine::start(flavor);
+    let (other, _) = base_and_app("example.org/delta/other:1");
+    engine.preload(&other);
+    let app = Fixture::build(&["example.org/delta/unrelated:1"], 2);
+    let saved = podman_saved(&app, "docker-archive");
+    let pkg = Package::new();
+    let path = pkg.add_archive("unrelated.tar.zst", &Codec::Zstd.compress(&saved));
+    pkg.write_list(&["unrelated.tar.zst example.org/delta/unrelated:1"]);
+    let proxy = Proxy::start(&pkg.dir().join("p.sock"), engine.socket_path(), Fault::None);
+
+    let out = load_through(&proxy, &pkg);
+
+    out.assert_code(0)
+        .assert_summary("1 loaded, 0 present, 0 failed")
+        .assert_stderr_contains("does not hold the first layer it names (read no further)");
+    assert!(proxy.upload_bytes() >= saved.len() as u64);
+    let id = engine.assert_has(&app.reference);
+    assert_eq!(bare_id(&id), archive_id_on(flavor, &path));
 }
 
 fn a_load_that_leaves_an_image_the_engine_does_not_list_is_sent_whole_again(flavor: Flavor) {
