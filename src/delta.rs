@@ -16,8 +16,8 @@ use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 
 use crate::decode::{self, Format};
-use crate::engine::store::{Delta, Holds, Omit};
-use crate::engine::{chains, Engine, EngineError, Held};
+use crate::engine::store::{Delta, Omit};
+use crate::engine::{Engine, EngineError, Held};
 use crate::manifest::{Contents, Watcher};
 use crate::oci::{self, Reads};
 use crate::platform::Platform;
@@ -149,9 +149,7 @@ fn first_pass(
 /// `sha256:<hex>` of a layer file named `<hex>.tar` at the archive's top, as containers/image
 /// writes a docker-archive's layers (by diffID).
 fn named_by_diff_id(path: &str) -> Option<String> {
-    let hex = path.strip_suffix(".tar")?;
-    let lower_hex = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
-    (hex.len() == 64 && hex.bytes().all(lower_hex)).then(|| format!("sha256:{hex}"))
+    crate::manifest::sha256_digest(&format!("sha256:{}", path.strip_suffix(".tar")?))
 }
 
 /// Feeds `watcher` a plain tar's headers and the entries it keeps, stepping over the others.
@@ -212,10 +210,7 @@ pub fn plan(
             .json(config)
             .map(|c| crate::manifest::strings(&c["rootfs"]["diff_ids"]))
             .unwrap_or_default();
-        let keys = match delta.holds {
-            Holds::Chains => chains(&diff_ids),
-            Holds::DiffIds => diff_ids.clone(),
-        };
+        let keys = delta.holds.keys(diff_ids.clone());
         // An image whose layers and diffIDs do not pair up is the engine's to judge, whole.
         let paired = keys.len() == layers.len();
         for (i, layer) in layers.iter().enumerate() {
@@ -252,6 +247,8 @@ pub fn plan(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::chains;
+    use crate::engine::store::Holds;
     use crate::manifest::Watching;
 
     const CLASSIC: Delta = Delta {

@@ -988,7 +988,7 @@ pub(crate) fn blob_digest(path: &str) -> Option<String> {
 }
 
 /// `sha256:` and 64 lower-case hex digits, the only digests an engine gives as ids.
-fn sha256_digest(text: &str) -> Option<String> {
+pub(crate) fn sha256_digest(text: &str) -> Option<String> {
     let hex = text.strip_prefix("sha256:")?;
     let valid = hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
     valid.then(|| text.to_owned())

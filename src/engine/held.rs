@@ -47,11 +47,6 @@ impl Held {
         self.all.is_empty()
     }
 
-    /// How many layers are known to be held.
-    pub fn len(&self) -> usize {
-        self.all.len()
-    }
-
     /// Unit tests: an engine holding the layers `keys` name.
     #[cfg(test)]
     pub fn of(keys: &[String]) -> Held {
@@ -71,11 +66,7 @@ impl Engine {
         held.by_image.retain(|id, _| ids.contains(id));
         for id in &ids {
             if !held.by_image.contains_key(id) {
-                let diff_ids = self.diff_ids(id)?;
-                let keys = match holds {
-                    Holds::Chains => chains(&diff_ids),
-                    Holds::DiffIds => diff_ids,
-                };
+                let keys = holds.keys(self.diff_ids(id)?);
                 held.by_image.insert(id.clone(), keys);
             }
         }

@@ -71,6 +71,17 @@ pub enum Holds {
     DiffIds,
 }
 
+impl Holds {
+    /// The keys a store that holds layers so tells a stack of them by, given bottom up by
+    /// their diffIDs.
+    pub fn keys(self, diff_ids: Vec<String>) -> Vec<String> {
+        match self {
+            Holds::Chains => super::chains(&diff_ids),
+            Holds::DiffIds => diff_ids,
+        }
+    }
+}
+
 /// What an upload carries in place of a layer file the store holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Omit {
