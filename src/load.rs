@@ -424,9 +424,10 @@ fn load_entry(
     if let Some(file) = again.filter(|_| sent.error.is_none() && sent.shortfall.is_none()) {
         let why = match &sent.result {
             Err(EngineError::Refused { message }) => {
-                // docker's containerd store names the image before it finds a blob missing.
-                if !replacing && matches!(engine.image_id(image), Ok(Some(_))) {
-                    let _ = engine.remove(image);
+                // docker's containerd store names the image before it finds a blob missing;
+                // the whole upload follows at once, so the name goes without a word.
+                if !replacing {
+                    let _ = remove_left_name(engine, image);
                 }
                 Some(format!(
                     "the engine refused the upload without the layers it held ({message})"
@@ -780,11 +781,11 @@ fn confirm(
 /// name and skip the entry: a failed entry leaves its name missing, as on the other engines.
 fn drop_broken_name(engine: &Engine, entry: &Entry, log: &Log) {
     let image = &entry.reference;
-    let Ok(Some(left)) = engine.image_id(image) else {
+    let Some((left, removed)) = remove_left_name(engine, image) else {
         return;
     };
     let place = entry.place();
-    match engine.remove(image) {
+    match removed {
         Ok(()) => log.warn(format_args!(
             "{place}: {image}: removed the name the failed load left on {}, so that the next run loads it again",
             short_id(&left)
@@ -794,6 +795,18 @@ fn drop_broken_name(engine: &Engine, entry: &Entry, log: &Log) {
             short_id(&left)
         )),
     }
+}
+
+/// Removes the name `image` a failed load left on an image, if any: the id it was on, and
+/// whether removing it worked.
+fn remove_left_name(
+    engine: &Engine,
+    image: &Reference,
+) -> Option<(String, Result<(), EngineError>)> {
+    let Ok(Some(left)) = engine.image_id(image) else {
+        return None;
+    };
+    Some((left, engine.remove(image)))
 }
 
 /// `--delete-after-load` when several lines name one archive (one per image or name it holds,
