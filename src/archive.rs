@@ -308,9 +308,8 @@ impl Directories {
             Err(e) => return Look::Unusable(e),
         };
         // O_NONBLOCK stays set: it changes nothing on a regular file.
-        let mut head = [0u8; decode::SNIFF_LEN];
-        let read = match read_head(&mut File::from(fd), &mut head) {
-            Ok(read) => read,
+        let format = match decode::peek(&mut File::from(fd)) {
+            Ok((_, format)) => format,
             Err(source) => {
                 return Look::Unusable(ArchiveError::Io {
                     name: name.to_owned(),
@@ -318,7 +317,7 @@ impl Directories {
                 })
             }
         };
-        match decode::sniff(&head[..read]) {
+        match format {
             Some(format) => Look::Opened {
                 format,
                 size: stat.st_size as u64,
@@ -328,20 +327,6 @@ impl Directories {
             }),
         }
     }
-}
-
-/// Reads from the start of `file` until `head` is full or the file ends; how much was read.
-fn read_head(file: &mut File, head: &mut [u8]) -> io::Result<usize> {
-    let mut read = 0;
-    while read < head.len() {
-        match io::Read::read(file, &mut head[read..]) {
-            Ok(0) => break,
-            Ok(n) => read += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(read)
 }
 
 /// An archive opened for reading, its format known.

@@ -29,7 +29,7 @@ pub use pipe::Pipelined;
 pub use tail::HoldBack;
 
 /// Enough to see the tar magic at offset 257 as well as every compression magic.
-pub const SNIFF_LEN: usize = 512;
+const SNIFF_LEN: usize = 512;
 /// Reads from the archive file in blocks this size (measured: larger blocks do not pay).
 pub(crate) const READ_BUF: usize = 128 << 10;
 
