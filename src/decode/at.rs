@@ -1,6 +1,7 @@
 //! Reading an archive file at a position without moving it (pread): a format's recorded size
 //! is read before the upload, and the decoder then goes on from where the file stands.
 
+use std::borrow::Borrow;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
@@ -27,22 +28,23 @@ pub fn read_at_most(file: &File, pos: u64, buf: &mut [u8]) -> Option<usize> {
 }
 
 /// A `Read + Seek` view of a file that keeps its own position (pread), so the file's own
-/// position, where the decoder goes on, stays where it is.
-pub struct At<'a> {
-    pub file: &'a File,
+/// position, where the decoder goes on, stays where it is. `F` is the file, borrowed (a
+/// format's recorded size) or owned (another decoder of the archive, see `reread`).
+pub struct At<F> {
+    pub file: F,
     pub pos: u64,
     pub len: u64,
 }
 
-impl Read for At<'_> {
+impl<F: Borrow<File>> Read for At<F> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.file.read_at(buf, self.pos)?;
+        let n = self.file.borrow().read_at(buf, self.pos)?;
         self.pos += n as u64;
         Ok(n)
     }
 }
 
-impl Seek for At<'_> {
+impl<F: Borrow<File>> Seek for At<F> {
     fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
         let target = match to {
             SeekFrom::Start(n) => Some(n),
@@ -51,20 +53,5 @@ impl Seek for At<'_> {
         };
         self.pos = target.ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
         Ok(self.pos)
-    }
-}
-
-/// An owned reader of a file by position from its start, for a second pass over an archive
-/// (or a second upload of it) that leaves the first reader's file position alone.
-pub struct Reread {
-    pub file: File,
-    pub pos: u64,
-}
-
-impl Read for Reread {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.file.read_at(buf, self.pos)?;
-        self.pos += n as u64;
-        Ok(n)
     }
 }

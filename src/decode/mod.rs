@@ -295,7 +295,8 @@ pub fn decoder<R: Read + Send + 'static>(
 /// position: the file's own position, where an upload's decoder reads on, stays where it is.
 pub fn reread(format: Format, file: &File, memory_limit: u64) -> io::Result<Decoder> {
     let file = file.try_clone()?;
-    let reader = at::Reread { file, pos: 0 };
+    let len = file.metadata()?.len();
+    let reader = at::At { file, pos: 0, len };
     Ok(decoder(format, Vec::new(), reader, memory_limit))
 }
 
