@@ -33,12 +33,16 @@ impl Flipper {
     fn start(at: &Path, targets: &[PathBuf]) -> Flipper {
         let stop = Arc::new(AtomicBool::new(false));
         let (at, targets, flag) = (at.to_owned(), targets.to_vec(), stop.clone());
+        let tmp = at.with_extension("flip");
+        // The link is there before the run starts: what flips is its target, not its being.
+        symlink(&targets[0], &tmp).unwrap();
+        fs::rename(&tmp, &at).unwrap();
         let thread = thread::spawn(move || {
             let started = Instant::now();
-            let tmp = at.with_extension("flip");
             let mut flips = 0;
             while !flag.load(Ordering::SeqCst) && started.elapsed() < FLIP_LIMIT {
-                let target = &targets[flips % targets.len()];
+                // The first target is in place already.
+                let target = &targets[(flips + 1) % targets.len()];
                 let _ = fs::remove_file(&tmp);
                 symlink(target, &tmp).unwrap();
                 fs::rename(&tmp, &at).unwrap();
