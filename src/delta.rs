@@ -4,11 +4,16 @@
 //! Before an upload, where the engine's store takes such an archive ([`Delta`]) and holds any
 //! layer at all ([`Held`]), a first pass reads what the archive describes: a plain tar's
 //! headers and description files only, stepping over layer bodies; a compressed archive is
-//! decoded once more, which costs far less than the engine's import of layers it already has.
-//! The [`Plan`] names the layer files every image of the archive can do without; the upload
-//! leaves them out ([`crate::oci::Loadable::leaving_out`]) and is otherwise the same tar, so
-//! the engine gives the image the archive's id. Whatever goes wrong here (an engine answer
-//! that cannot be read, an archive that cannot be walked) only means a whole upload.
+//! decoded as far as its first layer file. Where that file is named by its diffID
+//! (`<hex>.tar`, as containers/image, so skopeo, `podman save` and ISAR's fetcher write a
+//! docker-archive), the upload decides from the names as the files stream by ([`ByName`]) and
+//! confirms that against the archive's description before the tar's end, so the archive is
+//! decoded once; any other compressed archive is decoded through once more for its
+//! description files. The [`Plan`] names the layer files every image of the archive can do
+//! without; the upload leaves them out ([`crate::oci::Loadable::leaving_out`]) and is
+//! otherwise the same tar, so the engine gives the image the archive's id. Whatever goes wrong
+//! here (an engine answer that cannot be read, an archive that cannot be walked, a name that
+//! told wrong) only means a whole upload.
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -16,10 +21,10 @@ use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 
 use crate::decode::{self, Format};
-use crate::engine::store::{Delta, Omit};
-use crate::engine::{Engine, EngineError, Held};
+use crate::engine::store::{Delta, Holds, Omit};
+use crate::engine::{chains, Engine, EngineError, Held};
 use crate::manifest::{Contents, Watcher};
-use crate::oci::{self, Reads};
+use crate::oci::{self, Omission, Reads};
 use crate::platform::Platform;
 
 /// tar's block: headers are one block, data is padded to whole blocks.
@@ -75,15 +80,27 @@ impl std::fmt::Display for Whole {
     }
 }
 
+/// What an upload leaves out, and how it is told.
+pub struct Leaving<'a> {
+    /// The files left out, as the tar streams by.
+    pub omission: Box<dyn Omission + 'a>,
+    /// Their bytes in the tar, where known before the upload (not when told by name).
+    pub bytes: Option<u64>,
+    /// Whether each stays as an empty file rather than being left out altogether.
+    pub empty: bool,
+    /// Whether the engine's listing must show the image after the load ([`Delta::check_listed`]).
+    pub check_listed: bool,
+}
+
 /// What an upload of the archive `file` (of `format`, `size` bytes) can leave out on this
 /// engine, whose store takes it as `delta`; `held` is brought up to date first.
-pub fn prepare(
+pub fn prepare<'h>(
     engine: &Engine,
     delta: Delta,
-    held: &mut Held,
+    held: &'h mut Held,
     (format, file, size): (Format, &File, u64),
     memory_limit: u64,
-) -> Result<Plan, Whole> {
+) -> Result<Leaving<'h>, Whole> {
     if held.gave_up {
         return Err(Whole::GaveUp);
     }
@@ -94,28 +111,56 @@ pub fn prepare(
     if held.is_empty() {
         return Err(Whole::NothingHeld);
     }
-    let contents = first_pass(format, file, size, memory_limit, held)
-        .map_err(Whole::Unread)?
-        .ok_or(Whole::BottomNotHeld)?;
+    let held: &'h Held = held;
+    let contents = match first_pass(format, file, size, memory_limit, held) {
+        Err(e) => return Err(Whole::Unread(e)),
+        Ok(Pass::BottomNotHeld) => return Err(Whole::BottomNotHeld),
+        Ok(Pass::ByName) => {
+            let by_name = ByName::new(delta, engine.reads(), held);
+            return Ok(Leaving {
+                empty: by_name.empty,
+                omission: Box::new(by_name),
+                bytes: None,
+                check_listed: delta.check_listed,
+            });
+        }
+        Ok(Pass::Read(contents)) => contents,
+    };
     let plan = plan(&contents, &Platform::device(), delta, engine.reads(), held);
     match plan.omit.is_empty() {
         true => Err(Whole::AllNeeded),
-        false => Ok(plan),
+        false => Ok(Leaving {
+            bytes: Some(plan.bytes),
+            empty: plan.empty,
+            check_listed: plan.check_listed,
+            omission: Box::new(plan.omit),
+        }),
     }
 }
 
-/// What the archive describes, read without moving the file's position; `None` when a
-/// compressed archive's first layer file, named by its diffID as containers/image (skopeo,
-/// podman save, so ISAR's fetched images) names them, bottom layer first, is not `held`:
-/// decoding the rest, as long as the upload's own decode, would most likely find nothing to
-/// leave out (a layer above a base the engine lacks is seldom held), so it stops there.
+/// How far the first pass went.
+enum Pass {
+    /// Through the archive: what it describes.
+    Read(Box<Contents>),
+    /// To a compressed archive's first layer file, named by a diffID the engine does not
+    /// hold: decoding the rest, as long as the upload's own decode, would most likely find
+    /// nothing to leave out (a layer above a base the engine lacks is seldom held).
+    BottomNotHeld,
+    /// To a compressed archive's first layer file, named by a diffID the engine holds: the
+    /// upload tells the others by their names ([`ByName`]).
+    ByName,
+}
+
+/// What the archive describes, or how far it had to be read to decide, without moving the
+/// file's position. A compressed archive stops at its first layer file where that is named by
+/// its diffID (containers/image writes the bottom layer first).
 fn first_pass(
     format: Format,
     file: &File,
     size: u64,
     memory_limit: u64,
     held: &Held,
-) -> Result<Option<Contents>, String> {
+) -> Result<Pass, String> {
     let mut watcher = Watcher::default();
     match format {
         Format::Tar => walk_plain(file, size, &mut watcher).map_err(|e| e.to_string())?,
@@ -123,7 +168,6 @@ fn first_pass(
             let mut decoded =
                 decode::reread(format, file, memory_limit).map_err(|e| e.to_string())?;
             let mut buf = vec![0; decode::READ_BUF];
-            let mut bottom_checked = false;
             loop {
                 let n = decoded.read(&mut buf).map_err(|e| e.to_string())?;
                 if n == 0 || watcher.to_next_header().is_none() {
@@ -133,17 +177,93 @@ fn first_pass(
                 if watcher.invalid().is_some() {
                     break;
                 }
-                if let Some(first) = watcher.first_layer().filter(|_| !bottom_checked) {
-                    bottom_checked = true;
-                    // A bottom layer's chain id is its diffID: one look serves every store.
-                    if named_by_diff_id(first).is_some_and(|diff_id| !held.has(&diff_id)) {
-                        return Ok(None);
-                    }
+                // A bottom layer's chain id is its diffID: one look serves every store.
+                if let Some(diff_id) = watcher.first_layer().and_then(named_by_diff_id) {
+                    return Ok(match held.has(&diff_id) {
+                        true => Pass::ByName,
+                        false => Pass::BottomNotHeld,
+                    });
                 }
             }
         }
     }
-    watcher.finish().map(Some)
+    watcher.finish().map(|c| Pass::Read(Box::new(c)))
+}
+
+/// Layer files named by their diffIDs (`<hex>.tar`), left out as they stream by where the
+/// engine holds the layer: by diffID, or for a store that holds chains, while the files so far
+/// stack up to a chain it holds (containers/image writes an image's layers bottom up).
+/// Confirmed against [`plan`] once the archive's description has passed.
+pub struct ByName<'h> {
+    delta: Delta,
+    reads: Reads,
+    held: &'h Held,
+    empty: bool,
+    /// The chain of the files left out so far, and whether a file broke it (no later file
+    /// is then left out).
+    chain: Option<String>,
+    broken: bool,
+    left_out: Vec<String>,
+}
+
+impl<'h> ByName<'h> {
+    pub fn new(delta: Delta, reads: Reads, held: &'h Held) -> Self {
+        ByName {
+            delta,
+            reads,
+            held,
+            // `<hex>.tar` files are a docker-archive's.
+            empty: delta.docker_archive == Omit::Empty,
+            chain: None,
+            broken: false,
+            left_out: Vec::new(),
+        }
+    }
+}
+
+impl Omission for ByName<'_> {
+    fn omits(&mut self, path: &str) -> bool {
+        let Some(diff_id) = named_by_diff_id(path) else {
+            return false;
+        };
+        let held = match self.delta.holds {
+            Holds::DiffIds => self.held.has(&diff_id),
+            Holds::Chains if self.broken => false,
+            Holds::Chains => {
+                // chains([c, d])'s second is the chain of d on a stack whose chain is c.
+                let below = self.chain.take().into_iter();
+                let chain = chains(&below.chain([diff_id]).collect::<Vec<_>>())
+                    .pop()
+                    .expect("a chain of at least one layer");
+                self.broken = !self.held.has(&chain);
+                self.chain = Some(chain);
+                !self.broken
+            }
+        };
+        if held {
+            self.left_out.push(path.to_owned());
+        }
+        held
+    }
+
+    fn confirm(&self, contents: &Contents) -> Result<(), String> {
+        let plan = plan(
+            contents,
+            &Platform::device(),
+            self.delta,
+            self.reads,
+            self.held,
+        );
+        if plan.empty != self.empty {
+            return Err("the archive is not a docker-archive".to_owned());
+        }
+        match self.left_out.iter().find(|p| !plan.omit.contains(*p)) {
+            Some(path) => Err(format!(
+                "{path} is not a layer the engine holds for every image of the archive"
+            )),
+            None => Ok(()),
+        }
+    }
 }
 
 /// `sha256:<hex>` of a layer file named `<hex>.tar` at the archive's top, as containers/image
@@ -324,6 +444,86 @@ mod tests {
         watching.watcher.finish().unwrap()
     }
 
+    /// A docker-archive of one image of `layers` (each layer's content is its name), the
+    /// layer files at the top named `<name>.tar` by `names`, and its description.
+    fn named_archive(layers: &[&str], names: &[String]) -> Contents {
+        let mut b = tar::Builder::new(Vec::new());
+        let add = |b: &mut tar::Builder<Vec<u8>>, path: &str, data: &[u8]| {
+            let mut h = tar::Header::new_ustar();
+            h.set_size(data.len() as u64);
+            b.append_data(&mut h, path, data).unwrap();
+        };
+        for (layer, name) in layers.iter().zip(names) {
+            add(&mut b, &format!("{name}.tar"), layer.as_bytes());
+        }
+        let diff_ids: Vec<String> = layers.iter().map(|l| digest(l.as_bytes())).collect();
+        let config = serde_json::json!({"rootfs": {"diff_ids": diff_ids}}).to_string();
+        add(&mut b, "c.json", config.as_bytes());
+        let files: Vec<String> = names.iter().map(|n| format!("{n}.tar")).collect();
+        let manifest = serde_json::json!([{"Config": "c.json", "Layers": files}]).to_string();
+        add(&mut b, "manifest.json", manifest.as_bytes());
+        let tar = b.into_inner().unwrap();
+        let mut watching = Watching::new(&tar[..]);
+        io::copy(&mut watching, &mut io::sink()).unwrap();
+        watching.watcher.finish().unwrap()
+    }
+
+    fn hex(layer: &str) -> String {
+        crate::manifest::sha256_hex(layer.as_bytes())
+    }
+
+    #[test]
+    fn by_name_leaves_out_files_while_they_stack_up_to_a_chain_the_engine_holds() {
+        // `top` is held on its own, not above `app`: its chain is not.
+        let mut keys = stack(&["base"]);
+        keys.push(digest(b"top"));
+        let held = Held::of(&keys);
+        let mut by_name = ByName::new(CLASSIC, Reads::DockerArchive, &held);
+        let omits: Vec<bool> = ["base", "app", "top"]
+            .iter()
+            .map(|l| by_name.omits(&format!("{}.tar", hex(l))))
+            .collect();
+        assert_eq!(omits, [true, false, false]);
+        let contents = named_archive(
+            &["base", "app", "top"],
+            &[hex("base"), hex("app"), hex("top")],
+        );
+        assert_eq!(by_name.confirm(&contents), Ok(()));
+    }
+
+    #[test]
+    fn by_name_leaves_out_a_held_diff_id_anywhere_in_the_stack_as_an_empty_file() {
+        let held = Held::of(&[digest(b"top")]);
+        let mut by_name = ByName::new(PODMAN, Reads::Either, &held);
+        assert!(!by_name.omits(&format!("{}.tar", hex("base"))));
+        assert!(by_name.omits(&format!("{}.tar", hex("top"))));
+        assert!(by_name.empty);
+        let contents = named_archive(&["base", "top"], &[hex("base"), hex("top")]);
+        assert_eq!(by_name.confirm(&contents), Ok(()));
+    }
+
+    #[test]
+    fn by_name_leaves_no_file_out_that_is_not_named_by_a_digest() {
+        let held = Held::of(&stack(&["base"]));
+        let mut by_name = ByName::new(CLASSIC, Reads::DockerArchive, &held);
+        assert!(!by_name.omits(&format!("{}/layer.tar", hex("base"))));
+        assert!(!by_name.omits(&format!("{}.json", hex("base"))));
+    }
+
+    #[test]
+    fn by_name_is_not_confirmed_for_a_file_misnamed_for_a_held_layer() {
+        let held = Held::of(&stack(&["base"]));
+        let mut by_name = ByName::new(CLASSIC, Reads::DockerArchive, &held);
+        // The bottom layer is `other`, its file named as if it were `base`.
+        assert!(by_name.omits(&format!("{}.tar", hex("base"))));
+        let contents = named_archive(&["other", "app"], &[hex("base"), hex("app")]);
+        let why = by_name.confirm(&contents).unwrap_err();
+        assert!(
+            why.starts_with(&format!("{}.tar is not", hex("base"))),
+            "{why}"
+        );
+    }
+
     /// The chain ids of a stack of layers named bottom up.
     fn stack(layers: &[&str]) -> Vec<String> {
         let diff_ids: Vec<String> = layers.iter().map(|l| digest(l.as_bytes())).collect();
@@ -415,9 +615,9 @@ mod tests {
         let file = File::open(&tar).unwrap();
         let size = file.metadata().unwrap().len();
         let held = Held::of(&chains(&[base]));
-        let skipping = first_pass(Format::Tar, &file, size, 1 << 30, &held)
-            .unwrap()
-            .expect("a plain tar is read through");
+        let Ok(Pass::Read(skipping)) = first_pass(Format::Tar, &file, size, 1 << 30, &held) else {
+            panic!("a plain tar is read through");
+        };
         std::fs::remove_dir_all(dir).unwrap();
         assert_eq!(omitted(&skipping, &held), ["base/layer.tar"]);
     }

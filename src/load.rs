@@ -15,7 +15,7 @@ use crate::archive::{self, Archive, ArchiveError, Origin};
 use crate::cli::Options;
 use crate::connect::connect;
 use crate::decode::{self, DecodeError, Format, HoldBack, Pipelined};
-use crate::delta::{self, Plan};
+use crate::delta::{self, Leaving};
 use crate::engine::{short_id, Engine, EngineError, Held, Listing, LISTING_NAMES_MAX};
 use crate::entries::read_lists;
 use crate::exit::Exit;
@@ -24,7 +24,7 @@ use crate::lock;
 use crate::log::Log;
 use crate::manifest::{Images, Match};
 use crate::notify::Notifier;
-use crate::oci::{Loadable, Unloadable};
+use crate::oci::{LeftOutNeeded, Loadable, Unloadable};
 use crate::platform::Platform;
 use crate::progress::{EntryReport, Reporter};
 use crate::ready::{self, Recorder};
@@ -410,7 +410,7 @@ fn load_entry(
     let (format, size) = (archive.format, archive.size);
     // Deletion later goes through the directory handle the archive was opened from.
     let origin = archive.origin();
-    let plan = plan_delta(engine, &archive, options, held, &place, log);
+    let plan = leaving(engine, &archive, options, held, &place, log);
     // A retry reads the file already opened, from its start: the same file as the first
     // upload, whatever its name stands for by then.
     let again = plan.as_ref().and_then(|_| archive.file().try_clone().ok());
@@ -421,9 +421,13 @@ fn load_entry(
         engine, decoder, format, plan, estimate, &place, log, report, size,
     );
     // Not when the archive or the space check failed the upload: a whole one would fail too.
-    if let Some(file) = again.filter(|_| sent.error.is_none() && sent.shortfall.is_none()) {
-        let why = match &sent.result {
-            Err(EngineError::Refused { message }) => {
+    let misjudged = sent.error.as_ref().and_then(LeftOutNeeded::find).cloned();
+    let retry = (sent.error.is_none() || misjudged.is_some()) && sent.shortfall.is_none();
+    if let Some(file) = again.filter(|_| retry) {
+        let why = match (misjudged, &sent.result) {
+            // Cut before the tar's end: the engine loaded nothing.
+            (Some(misjudged), _) => Some(format!("the upload stopped before its end: {misjudged}")),
+            (None, Err(EngineError::Refused { message })) => {
                 // docker's containerd store names the image before it finds a blob missing;
                 // the whole upload follows at once, so the name goes without a word.
                 if !replacing {
@@ -433,7 +437,7 @@ fn load_entry(
                     "the engine refused the upload without the layers it held ({message})"
                 ))
             }
-            Ok(carried) if check_listed && !lists_any(engine, carried) => Some(
+            (None, Ok(carried)) if check_listed && !lists_any(engine, carried) => Some(
                 "the engine does not list the image loaded without the layers it held (its content is incomplete)".to_owned(),
             ),
             _ => None,
@@ -515,18 +519,25 @@ fn load_entry(
 
 /// What an upload can leave out of the archive, where the engine's store takes that and holds
 /// some of its layers; `None` for a whole upload (why, in the verbose log).
-fn plan_delta(
+fn leaving<'h>(
     engine: &Engine,
     archive: &Archive,
     options: &Options,
-    held: &mut Held,
+    held: &'h mut Held,
     place: &str,
     log: &Log,
-) -> Option<Plan> {
+) -> Option<Leaving<'h>> {
     let delta = engine.store().ok()?.delta()?;
     let opened = (archive.format, archive.file(), archive.size);
     match delta::prepare(engine, delta, held, opened, options.memory_limit) {
-        Ok(plan) => Some(plan),
+        Ok(leaving) => {
+            if leaving.bytes.is_none() {
+                log.debug(format_args!(
+                    "{place}: leaving out the layer files the engine holds by their names"
+                ));
+            }
+            Some(leaving)
+        }
         Err(whole) => {
             log.debug(format_args!("{place}: sending the archive whole: {whole}"));
             None
@@ -565,7 +576,7 @@ fn upload(
     engine: &Engine,
     decoder: crate::decode::Decoder,
     format: Format,
-    plan: Option<Plan>,
+    plan: Option<Leaving>,
     estimate: Option<space::Estimate>,
     place: &str,
     log: &Log,
@@ -582,15 +593,20 @@ fn upload(
     };
     // What the engine unpacks is less by the files left out.
     let estimate = estimate.map(|e| space::Estimate {
-        bytes: e.bytes.saturating_sub(plan.as_ref().map_or(0, |p| p.bytes)),
+        bytes: e
+            .bytes
+            .saturating_sub(plan.as_ref().and_then(|p| p.bytes).unwrap_or(0)),
         ..e
     });
     // OCI archives: the device's platform chosen and checked for every engine; what the
     // engine's store reads written in (src/oci.rs); any other tar passes as it is, but for the
     // layer files a delta load leaves out. Its tar walk also notes what the archive promises
     // as it streams by: no second read, and no second walk.
-    let (omit, empty) = plan.map_or_else(Default::default, |p| (p.omit, p.empty));
-    let stream = Loadable::new(stream, Platform::device(), engine.reads()).leaving_out(omit, empty);
+    let stream = Loadable::new(stream, Platform::device(), engine.reads());
+    let stream = match plan {
+        Some(p) => stream.leaving_out(p.omission, p.empty),
+        None => stream,
+    };
     let verdict = OnceLock::new();
     let (result, body) = std::thread::scope(|scope| {
         match estimate {

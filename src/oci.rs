@@ -17,7 +17,9 @@
 //! Only the small description files are kept on the way (the tar walk of [`crate::manifest`]);
 //! blobs pass as they are, and any other tar passes byte for byte, but for the layer files a
 //! delta load leaves out ([`Loadable::leaving_out`]): their entries (header, data, padding)
-//! are walked as before and not passed on.
+//! are walked as before and not passed on. What was left out is confirmed against what the
+//! archive describes before the engine gets the tar's end ([`Omission::confirm`]): when an
+//! image needs a file that was left out, the upload fails there, so the engine loads nothing.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -82,6 +84,47 @@ impl fmt::Display for Unloadable {
 
 impl std::error::Error for Unloadable {}
 
+/// What a delta load leaves out of the tar, told file by file as the tar streams by.
+pub trait Omission {
+    /// Whether the regular file at `path` (as [`manifest::normalize`] writes it) is left out.
+    fn omits(&mut self, path: &str) -> bool;
+    /// Once the archive is described, before its end is passed on: why not, when what was
+    /// left out is more than its images can do without.
+    fn confirm(&self, contents: &Contents) -> Result<(), String>;
+}
+
+/// The files at these paths, decided before the upload from what the archive describes.
+impl Omission for HashSet<String> {
+    fn omits(&mut self, path: &str) -> bool {
+        self.contains(path)
+    }
+
+    fn confirm(&self, _: &Contents) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// An upload that left out a file an image of the archive needs from it ([`Omission`]):
+/// stopped before the tar's end, so the engine loads nothing; the archive is fine, and goes
+/// whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeftOutNeeded(pub String);
+
+impl fmt::Display for LeftOutNeeded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a layer file left out is needed: {}", self.0)
+    }
+}
+
+impl std::error::Error for LeftOutNeeded {}
+
+impl LeftOutNeeded {
+    /// The `LeftOutNeeded` inside `e`, if it is one.
+    pub fn find(e: &io::Error) -> Option<&LeftOutNeeded> {
+        e.get_ref().and_then(|inner| inner.downcast_ref())
+    }
+}
+
 impl Unloadable {
     /// The `Unloadable` inside `e`, if it is one.
     pub fn find(e: &io::Error) -> Option<&Unloadable> {
@@ -117,7 +160,7 @@ pub enum Reads {
 
 /// Reads a decoded tar through, choosing the device's platform in an OCI archive and adding
 /// what the engine's store reads (see [`Reads`]).
-pub struct Loadable<R> {
+pub struct Loadable<'a, R> {
     inner: R,
     device: Platform,
     reads: Reads,
@@ -131,9 +174,9 @@ pub struct Loadable<R> {
     offset: u64,
     /// Once the tar's end is past, or the tar cannot be walked: the rest passes as it is.
     through: bool,
-    /// The files left out, by path as the walk notes them; whether each stays as an empty
-    /// file; and whether the entry passing now is one of them.
-    omit: HashSet<String>,
+    /// What is left out; whether each file left out stays as an empty one; and whether the
+    /// entry passing now is left out.
+    omission: Option<Box<dyn Omission + 'a>>,
     empty: bool,
     dropping: bool,
     /// Whether the last header was a PAX or GNU extension of the entry after it: that entry
@@ -143,7 +186,7 @@ pub struct Loadable<R> {
     left_out: (usize, u64),
 }
 
-impl<R: Read> Loadable<R> {
+impl<'a, R: Read> Loadable<'a, R> {
     /// What the archive described, from the walk the adapter made of it on the way (what it
     /// wrote in names the same images with the same ids), or why it could not be read.
     pub fn finish(self) -> Result<Contents, String> {
@@ -161,7 +204,7 @@ impl<R: Read> Loadable<R> {
             out_at: 0,
             offset: 0,
             through: false,
-            omit: HashSet::new(),
+            omission: None,
             empty: false,
             dropping: false,
             extended: false,
@@ -169,11 +212,11 @@ impl<R: Read> Loadable<R> {
         }
     }
 
-    /// Leaves out the regular files at `paths` (as [`manifest::normalize`] writes them), or
-    /// with `empty` their data only (each header passes with a size of 0); the walk still sees
-    /// them whole, so what the archive describes is told as before.
-    pub fn leaving_out(mut self, paths: HashSet<String>, empty: bool) -> Self {
-        self.omit = paths;
+    /// Leaves out the regular files `omission` names, or with `empty` their data only (each
+    /// header passes with a size of 0); the walk still sees them whole, so what the archive
+    /// describes is told as before.
+    pub fn leaving_out(mut self, omission: Box<dyn Omission + 'a>, empty: bool) -> Self {
+        self.omission = Some(omission);
         self.empty = empty;
         self
     }
@@ -191,15 +234,27 @@ impl<R: Read> Loadable<R> {
         let extended = self.extended;
         self.extended =
             kind.is_pax_local_extensions() || kind.is_gnu_longname() || kind.is_gnu_longlink();
-        if self.omit.is_empty() || extended || !kind.is_file() {
-            return None;
-        }
+        let omission = self
+            .omission
+            .as_mut()
+            .filter(|_| !extended && kind.is_file())?;
         let path = manifest::normalize(&String::from_utf8_lossy(&header.path_bytes()));
-        if !self.omit.contains(&path) {
+        if !omission.omits(&path) {
             return None;
         }
         let size = header.entry_size().ok()?;
         Some(BLOCK as u64 + size.div_ceil(BLOCK as u64) * BLOCK as u64)
+    }
+
+    /// An error when a file was left out that the archive's images need (so far as the walk
+    /// tells them).
+    fn confirm(&self) -> io::Result<()> {
+        match (&self.omission, self.left_out.0) {
+            (Some(omission), 1..) => omission
+                .confirm(self.watcher.contents())
+                .map_err(|why| io::Error::new(io::ErrorKind::InvalidData, LeftOutNeeded(why))),
+            _ => Ok(()),
+        }
     }
 
     /// An error once the walk has found the archive invalid: the upload ends before the
@@ -223,6 +278,7 @@ impl<R: Read> Loadable<R> {
         if self.header.iter().all(|&b| b == 0) {
             // The end-of-archive block: the entry goes in front of it, once the archive is
             // known to describe no more than the loader reads.
+            self.confirm()?;
             let contents = self.watcher.contents();
             let described = contents.describe().map_err(Unloadable::from);
             let written = written(contents, &self.device, self.reads);
@@ -306,6 +362,7 @@ impl<R: Read> Loadable<R> {
     /// written (docker judges it), an error for one that does.
     fn on_early_end(&mut self) -> io::Result<()> {
         self.through = true;
+        self.confirm()?;
         if needs_manifest(self.watcher.contents()) {
             let at = self.offset;
             return Err(Unloadable::CutShort { at }.into_io());
@@ -316,7 +373,7 @@ impl<R: Read> Loadable<R> {
     }
 }
 
-impl<R: Read> Read for Loadable<R> {
+impl<R: Read> Read for Loadable<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);
@@ -874,17 +931,57 @@ mod tests {
     /// `tar` through the adapter for a classic docker, leaving out `omit` (or with `empty`,
     /// their data); what came out, and what the adapter counted as left out.
     fn leaving(tar: &[u8], omit: &[&str], empty: bool) -> (Vec<u8>, (usize, u64)) {
-        let omit = omit.iter().map(|p| p.to_string()).collect();
+        let omit: HashSet<String> = omit.iter().map(|p| p.to_string()).collect();
         let inner = Pieces {
             data: tar,
             step: 700,
         };
         let device = platform("linux/amd64");
         let mut adapter =
-            Loadable::new(inner, device, Reads::DockerArchive).leaving_out(omit, empty);
+            Loadable::new(inner, device, Reads::DockerArchive).leaving_out(Box::new(omit), empty);
         let mut out = Vec::new();
         adapter.read_to_end(&mut out).unwrap();
         (out, adapter.left_out())
+    }
+
+    /// Leaves out every file named `*.tar`, and finds that wrong once the archive is told.
+    struct Misjudging;
+
+    impl Omission for Misjudging {
+        fn omits(&mut self, path: &str) -> bool {
+            path.ends_with(".tar")
+        }
+
+        fn confirm(&self, contents: &Contents) -> Result<(), String> {
+            match contents.size("manifest.json") {
+                Some(_) => Err("a.tar is a layer of c.json".to_owned()),
+                None => Ok(()),
+            }
+        }
+    }
+
+    #[test]
+    fn stops_before_the_end_when_a_file_left_out_is_needed() {
+        let files: [(&str, &[u8]); 2] = [("a.tar", &[7; 1000]), ("manifest.json", b"[]")];
+        let tar = tar_of(&files);
+        let inner = Pieces {
+            data: &tar,
+            step: 700,
+        };
+        let device = platform("linux/amd64");
+        let mut adapter = Loadable::new(inner, device, Reads::DockerArchive)
+            .leaving_out(Box::new(Misjudging), false);
+        let mut out = Vec::new();
+        let e = adapter.read_to_end(&mut out).unwrap_err();
+        assert_eq!(
+            LeftOutNeeded::find(&e).map(|l| l.0.as_str()),
+            Some("a.tar is a layer of c.json")
+        );
+        let kept = tar_of(&files[1..]);
+        assert!(
+            out == kept[..kept.len() - 1024],
+            "not manifest.json alone, without the tar's end"
+        );
     }
 
     #[test]

@@ -20,6 +20,7 @@ on_every_engine! {
     an_update_that_changes_one_layer_sends_that_layer_only;
     an_oci_archive_on_a_base_the_engine_has_is_sent_without_the_base_blobs;
     a_docker_archive_podman_saved_is_sent_without_the_base_layers_its_symlinks_name;
+    a_compressed_archive_named_by_diff_ids_is_sent_without_the_base_as_it_streams;
     an_upload_refused_without_a_base_deleted_meanwhile_is_sent_whole_again;
 }
 
@@ -32,6 +33,7 @@ on_every_engine! {
 on_every_engine! {
     an_engine_that_holds_nothing_gets_the_whole_archive;
     a_compressed_archive_whose_bottom_layer_the_engine_lacks_is_read_no_further_than_it;
+    an_upload_that_left_out_a_file_misnamed_for_a_held_layer_stops_and_goes_whole;
 }
 /// docker's containerd store may hold a layer as a snapshot of another blob than the one the
 /// archive's manifest names: a load without it is accepted, and leaves an image whose content
@@ -204,6 +206,108 @@ fn a_docker_archive_podman_saved_is_sent_without_the_base_layers_its_symlinks_na
     engine.preload(&base);
     let archive = podman_saved(&app, "docker-archive");
     assert_sent_without_the_base(flavor, &engine, (&base, &app), "app-saved.tar", &archive);
+}
+
+/// `fixture`'s docker-archive with its layer files at the top, bottom first, each named
+/// `<name>.tar` by `names`: as containers/image (skopeo, ISAR's fetcher) names them when
+/// `names` are the diffIDs' hex.
+fn layers_named(fixture: &Fixture, names: &[String]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut add = |path: &str, data: &[u8]| {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, path, data).unwrap();
+    };
+    for (name, layer) in names.iter().zip(&fixture.layers) {
+        add(&format!("{name}.tar"), layer);
+    }
+    let mut archive = tar::Archive::new(&fixture.tar[..]);
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = entry.path().unwrap().to_string_lossy().into_owned();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
+        if path == "manifest.json" {
+            let mut manifest = String::from_utf8(data).unwrap();
+            for (name, layer) in names.iter().zip(&fixture.layers) {
+                let old = format!("\"{}/layer.tar\"", sha256_hex(layer));
+                manifest = manifest.replacen(&old, &format!("\"{name}.tar\""), 1);
+            }
+            data = manifest.into_bytes();
+        }
+        if path.ends_with(".json") {
+            add(&path, &data);
+        }
+    }
+    b.into_inner().unwrap()
+}
+
+/// The diffIDs' hex of `fixture`'s layers, bottom up.
+fn diff_id_names(fixture: &Fixture) -> Vec<String> {
+    fixture.layers.iter().map(|l| sha256_hex(l)).collect()
+}
+
+/// Its first layer file, named by a diffID the engine holds, tells the loader to leave out
+/// the held layers as their files stream by: the archive is decoded once.
+fn a_compressed_archive_named_by_diff_ids_is_sent_without_the_base_as_it_streams(flavor: Flavor) {
+    let engine = Engine::start(flavor);
+    let (base, app) = base_and_app("example.org/delta/app:1");
+    engine.preload(&base);
+    let archive = Codec::Zstd.compress(&layers_named(&app, &diff_id_names(&app)));
+    let name = "app.tar.zst";
+    let pkg = Package::new();
+    let path = pkg.add_archive(name, &archive);
+    pkg.write_list(&[&format!("{name} {}", app.reference)]);
+    let proxy = Proxy::start(&pkg.dir().join("p.sock"), engine.socket_path(), Fault::None);
+
+    let out = load_through(&proxy, &pkg);
+
+    out.assert_code(0)
+        .assert_summary("1 loaded, 0 present, 0 failed")
+        .assert_stderr_contains("leaving out the layer files the engine holds by their names")
+        .assert_stderr_contains("left out 2 layer files the engine holds");
+    assert_eq!(proxy.uploads(), 1, "{:?}", proxy.request_lines());
+    let id = engine.assert_has(&app.reference);
+    assert_eq!(bare_id(&id), archive_id_on(flavor, &path));
+    let sent = proxy.upload_bytes();
+    let whole = layers_named(&app, &diff_id_names(&app)).len() as u64;
+    assert!(
+        sent < whole - layer_bytes(&base, 0) + (64 << 10),
+        "sent {sent} bytes of a {whole}-byte tar whose base layers are {} bytes",
+        layer_bytes(&base, 0)
+    );
+}
+
+/// An image on a base the engine lacks, whose bottom layer file is named by the diffID of a
+/// layer the engine holds: left out by its name, found needed once the archive's description
+/// passed, so the upload stops before the tar's end (the engine loads nothing) and the archive
+/// goes whole, loaded under its own id.
+fn an_upload_that_left_out_a_file_misnamed_for_a_held_layer_stops_and_goes_whole(flavor: Flavor) {
+    let engine = Engine::start(flavor);
+    let (base, _) = base_and_app("example.org/delta/base-only:1");
+    engine.preload(&base);
+    let app = Fixture::build(&["example.org/delta/misnamed:1"], 2);
+    let mut names = diff_id_names(&app);
+    names[0] = sha256_hex(&base.layers[0]);
+    let archive = Codec::Zstd.compress(&layers_named(&app, &names));
+    let pkg = Package::new();
+    let path = pkg.add_archive("misnamed.tar.zst", &archive);
+    pkg.write_list(&["misnamed.tar.zst example.org/delta/misnamed:1"]);
+    let proxy = Proxy::start(&pkg.dir().join("p.sock"), engine.socket_path(), Fault::None);
+
+    let out = load_through(&proxy, &pkg);
+
+    out.assert_code(0)
+        .assert_summary("1 loaded, 0 present, 0 failed")
+        .assert_stderr_contains(&format!(
+            "the upload stopped before its end: a layer file left out is needed: {}.tar is not a layer the engine holds",
+            names[0]
+        ))
+        .assert_stderr_contains("; sending misnamed.tar.zst whole");
+    assert_eq!(proxy.uploads(), 2, "{:?}", proxy.request_lines());
+    let id = engine.assert_has(&app.reference);
+    assert_eq!(bare_id(&id), archive_id_on(flavor, &path));
 }
 
 fn an_upload_refused_without_a_base_deleted_meanwhile_is_sent_whole_again(flavor: Flavor) {
