@@ -370,6 +370,26 @@ fn ping_that_drips_header_lines_is_given_up_after_wait() {
     );
 }
 
+/// Real engines answer with heads under 1 KiB; the loader reads answers through 16 KiB.
+#[test]
+fn answer_head_over_eight_kib_is_refused_by_name_within_wait() {
+    let engine = Scripted::start(|_| {
+        Reply::Answer(
+            "200 OK",
+            vec![format!("X-Padding: {}", "p".repeat(9 << 10))],
+            b"OK".to_vec(),
+        )
+    });
+    let (pkg, _) = images(1);
+
+    let (out, peak_kib) = run_within(&args(&engine.host(), &pkg, &["--wait", "2"]), RUN_LIMIT);
+
+    out.assert_code(3)
+        .assert_stderr_contains("response header is too big");
+    assert!(out.elapsed < Duration::from_secs(6), "{out:?}");
+    assert_small(&out, peak_kib, &engine);
+}
+
 #[test]
 fn listener_that_never_accepts_is_given_up_after_wait() {
     // A hung engine whose backlog is full: connect(2) itself would block until it accepts.

@@ -59,6 +59,14 @@ pub const LIBPOD_FALLBACK_VERSION: &str = "4.0.0";
 const WAIT_STEP: Duration = Duration::from_millis(200);
 /// Largest answer read for presence, version and load results (load answers are a few lines).
 pub const ANSWER_MAX: u64 = 8 << 20;
+/// ureq's buffers of each connection, in and out. An engine's answer head is under 1 KiB and a
+/// request head smaller, and a body passes through in pieces; ureq's 128 KiB defaults were
+/// zeroed on every connection and, that large, mapped and unmapped by musl's malloc, each
+/// unmap a TLB flush on every core: a fifth of a no-op run's CPU (docs/performance.md).
+const CONNECTION_BUFFER: usize = 16 << 10;
+/// The longest answer head taken, in the input buffer with room to spare, so that a longer one
+/// is refused by name (`response header is too big`), not as a stall.
+const ANSWER_HEAD_MAX: usize = 8 << 10;
 /// Longest a request other than the upload may take in all (connect, headers, body), when
 /// `--timeout` is longer: the slowest seen is podman 4.3 listing its images or answering
 /// `GET /libpod/info` (~0.2 s), so 30 s means a hung engine, not a busy one.
@@ -201,7 +209,7 @@ struct Pong {
 impl Engine {
     /// Waits up to `wait` for an engine to answer on one of `sockets`, then learns which
     /// engine it is unless `kind` says. Every socket is asked at once, each on a thread of its
-    /// own, and asked again [`WAIT_STEP`] after each failure until `wait` is over. The engine
+    /// own (one socket alone without one), and asked again [`WAIT_STEP`] after each failure until `wait` is over. The engine
     /// is the first socket in the list that answers; one that answers while an earlier one's
     /// knock is still out waits for it up to [`PREFER_EARLIER`]. A knock's answer may take until
     /// the end of `wait` (at least [`PING_MIN`]): a socket that accepts and stays silent costs
@@ -246,14 +254,17 @@ impl Engine {
                     out += 1;
                     let agent = &candidates[i].agent;
                     let within = deadline.saturating_duration_since(now).max(PING_MIN);
-                    // Left to finish on its own if another socket answers first: its
-                    // request ends by `within` anyway.
-                    let knock = {
+                    // One socket (the usual case) is knocked on from here: a thread's start
+                    // costs about as much as the knock (docs/performance.md). Otherwise a
+                    // thread each, left to finish on its own if another socket answers first:
+                    // its request ends by `within` anyway.
+                    let in_turn = candidates.len() == 1 || {
                         let (agent, answers) = (agent.clone(), answers.clone());
-                        move || drop(answers.send((i, ping(&agent, within))))
-                    };
-                    if std::thread::Builder::new().spawn(knock).is_err() {
+                        let knock = move || drop(answers.send((i, ping(&agent, within))));
                         // No thread to be had (a tight limit at boot): knock in turn.
+                        std::thread::Builder::new().spawn(knock).is_err()
+                    };
+                    if in_turn {
                         let _ = answers.send((i, ping(agent, within)));
                     }
                 }
@@ -304,6 +315,9 @@ impl Engine {
             .timeout_per_read(Some(timeout))
             .timeout_per_write(Some(timeout))
             .user_agent(concat!("container-loader/", env!("CARGO_PKG_VERSION")))
+            .input_buffer_size(CONNECTION_BUFFER)
+            .output_buffer_size(CONNECTION_BUFFER)
+            .max_response_header_size(ANSWER_HEAD_MAX)
             .build();
         let late = LateAnswer::default();
         let connector = UnixConnector {
