@@ -9,6 +9,13 @@ use container_loader::log::Log;
 use container_loader::stdout::Stdout;
 use container_loader::{inspect, load, scan, status};
 
+/// dlmalloc in place of musl's malloc, whose allocator maps and unmaps a group of pages for a
+/// few small allocations at a time: about a quarter of a no-op run's CPU went to mmap, munmap
+/// (each a TLB flush on every core the process ran on) and their page faults
+/// (docs/performance.md). dlmalloc keeps what was freed for the next allocation.
+#[global_allocator]
+static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+
 fn main() -> ExitCode {
     let command = cli::parse(std::env::args_os().skip(1), |k| std::env::var(k).ok());
     let exit = match command {
