@@ -47,6 +47,10 @@ use crate::rundir::{self, RunDir, RunDirError};
 
 /// The run's entries, as `status --json` prints them, merged with other lists' entries.
 pub const STATUS_FILE: &str = "status.json";
+/// The largest `status.json` read back: some 13,000 rows, more than any device's lists hold.
+/// A larger one was not written by the loader; it is written anew (other lists' rows with it
+/// until their next run) rather than read into memory.
+const STATUS_MAX: u64 = 4 << 20;
 /// Where `status.json` is written before it is renamed into place.
 const STATUS_PARTIAL: &str = "status.json.partial";
 /// Serialises loaders that update `status.json` at the same moment (one per engine may run).
@@ -274,7 +278,7 @@ impl<'a> Recorder<'a> {
     fn merge_earlier(&self, out: &mut impl Write) -> io::Result<usize> {
         // A status.json that is not a regular file (a FIFO, a symlink) is not read, and is
         // replaced by the rename.
-        let earlier = self.run.read(STATUS_FILE).unwrap_or_default();
+        let earlier = self.run.read(STATUS_FILE, STATUS_MAX).unwrap_or_default();
         let earlier = earlier.unwrap_or_default();
         let earlier: Vec<&RawValue> = serde_json::from_slice(&earlier).unwrap_or_default();
         let first = !self.wrote_once;
@@ -396,10 +400,9 @@ impl Earlier {
     /// none when it is missing or not a JSON array of rows, or when another list's rows in it
     /// are to be dropped (that list is gone).
     fn read(run: &RunDir, ours: &HashSet<String>) -> Option<Earlier> {
-        let mut file = run.open_read(STATUS_FILE).ok()??;
+        let file = run.open_read(STATUS_FILE).ok()??;
         let identity = rundir::identity(&file).ok()?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes).ok()?;
+        let bytes = rundir::read_at_most(&file, STATUS_MAX).ok()?;
         let rows: Vec<&RawValue> = serde_json::from_slice(&bytes).ok()?;
         let mut lists = Lists::default();
         let mut mine = Vec::new();

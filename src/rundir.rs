@@ -158,16 +158,14 @@ impl RunDir {
             && found == data
     }
 
-    /// Reads `name` if it is a regular file; `None` when it is missing.
-    pub fn read(&self, name: &str) -> io::Result<Option<Vec<u8>>> {
-        let mut file = match self.open_regular(name, OFlags::RDONLY) {
+    /// Reads `name` if it is a regular file of at most `max` bytes; `None` when it is missing.
+    pub fn read(&self, name: &str, max: u64) -> io::Result<Option<Vec<u8>>> {
+        let file = match self.open_regular(name, OFlags::RDONLY) {
             Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         };
-        let mut data = Vec::new();
-        io::Read::read_to_end(&mut file, &mut data)?;
-        Ok(Some(data))
+        read_at_most(&file, max).map(Some)
     }
 
     /// Opens `name` for reading if it is a regular file; `None` when it is missing.
@@ -268,6 +266,20 @@ fn not_regular(path: &Path, what: &str) -> io::Error {
     )
 }
 
+/// All of `file`, or an error if it holds more than `max` bytes: a file in the run directory
+/// may be anything, of any size, and is never read into memory whole beyond that.
+pub fn read_at_most(file: &File, max: u64) -> io::Result<Vec<u8>> {
+    let mut data = Vec::new();
+    io::Read::read_to_end(&mut io::Read::take(file, max + 1), &mut data)?;
+    match data.len() as u64 > max {
+        true => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("more than {max} bytes"),
+        )),
+        false => Ok(data),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -347,7 +359,7 @@ mod tests {
         fifo(&s.0.join("run/status.json"));
         fifo(&s.0.join("run/x.lock"));
         let started = Instant::now();
-        assert!(run.read("status.json").is_err());
+        assert!(run.read("status.json", 1 << 20).is_err());
         assert!(run.lock_file("x.lock").is_err());
         assert!(started.elapsed() < Duration::from_secs(5));
     }

@@ -318,6 +318,39 @@ fn a_status_json_that_is_a_fifo_neither_hangs_the_run_nor_stays() {
     assert_eq!(status_file(run.path())[0]["state"], "present");
 }
 
+/// A `status.json` of a gibibyte (sparse: no disk) is not read into memory: the run records
+/// its rows in a new one.
+#[test]
+fn a_status_json_of_a_gibibyte_is_written_anew_in_bounded_memory() {
+    let engine = Engine::podman();
+    let run = TempDir::new("run");
+    let huge = fs::File::create(run.join("status.json")).unwrap();
+    huge.set_len(1 << 30).unwrap();
+    drop(huge);
+    let (pkg, _) = one_image("huge");
+    let run_dir = run.path().display().to_string();
+    let mut args = engine.host_args();
+    args.extend(["-l".into(), pkg.list_arg(), "--run-dir".into(), run_dir]);
+
+    let running = spawn_loader(&args, &[]);
+    let pid = running.pid();
+    let sampler = std::thread::spawn(move || {
+        let mut peak = 0;
+        while let Some(kib) = peak_rss_kib(pid) {
+            peak = peak.max(kib);
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        peak
+    });
+    let out = running.wait();
+    let peak_kib = sampler.join().unwrap();
+
+    out.assert_code(0);
+    assert!(peak_kib < 32 << 10, "peak RSS {peak_kib} KiB");
+    assert!(fs::metadata(run.join("status.json")).unwrap().len() < 1 << 20);
+    assert_eq!(status_file(run.path())[0]["state"], "present");
+}
+
 #[test]
 fn a_lock_file_that_is_a_fifo_does_not_hang_the_run() {
     let engine = Engine::podman();
