@@ -76,17 +76,21 @@ fn layer_bytes(fixture: &Fixture, from: usize) -> u64 {
         .sum()
 }
 
-/// Loads `archive` of `app` (on `base`, which `engine` holds) as `name` through a proxy, and
-/// checks that the base's layer files were left out and the image got the archive's id.
-fn assert_sent_without_the_base(
+/// An engine holding a base, and an image on it shipped as `name` in the archive `archive`
+/// makes of it (with the bytes of tar the archive holds), loaded through a proxy: the base's
+/// layer files are left out, in one upload, and the image gets the archive's id. The run's
+/// output, for more.
+fn loads_without_the_base(
     flavor: Flavor,
-    engine: &Engine,
-    (base, app): (&Fixture, &Fixture),
     name: &str,
-    archive: &[u8],
-) {
+    archive: impl Fn(&Fixture) -> (Vec<u8>, u64),
+) -> Output {
+    let engine = Engine::start(flavor);
+    let (base, app) = base_and_app("example.org/delta/app:1");
+    engine.preload(&base);
+    let (archive, whole) = archive(&app);
     let pkg = Package::new();
-    let path = pkg.add_archive(name, archive);
+    let path = pkg.add_archive(name, &archive);
     pkg.write_list(&[&format!("{name} {}", app.reference)]);
     let proxy = Proxy::start(&pkg.dir().join("p.sock"), engine.socket_path(), Fault::None);
 
@@ -95,22 +99,26 @@ fn assert_sent_without_the_base(
     out.assert_code(0)
         .assert_summary("1 loaded, 0 present, 0 failed")
         .assert_stderr_contains("left out 2 layer files the engine holds");
+    assert_eq!(proxy.uploads(), 1, "{:?}", proxy.request_lines());
     let id = engine.assert_has(&app.reference);
     assert_eq!(bare_id(&id), archive_id_on(flavor, &path));
     let sent = proxy.upload_bytes();
-    let whole = archive.len() as u64;
     assert!(
-        sent < whole - layer_bytes(base, 0) + (64 << 10),
-        "sent {sent} bytes of a {whole}-byte archive whose base layers are {} bytes",
-        layer_bytes(base, 0)
+        sent < whole - layer_bytes(&base, 0) + (64 << 10),
+        "sent {sent} bytes of a {whole}-byte tar whose base layers are {} bytes",
+        layer_bytes(&base, 0)
     );
+    out
+}
+
+/// A tar, as an archive of itself.
+fn plain(tar: Vec<u8>) -> (Vec<u8>, u64) {
+    let whole = tar.len() as u64;
+    (tar, whole)
 }
 
 fn an_image_on_a_base_the_engine_has_is_sent_without_the_base_layers(flavor: Flavor) {
-    let engine = Engine::start(flavor);
-    let (base, app) = base_and_app("example.org/delta/app:1");
-    engine.preload(&base);
-    assert_sent_without_the_base(flavor, &engine, (&base, &app), "app.tar", &app.tar);
+    loads_without_the_base(flavor, "app.tar", |app| plain(app.tar.clone()));
 }
 
 /// The shipped archive of an image the engine has under the same name changes its top layer:
@@ -192,20 +200,14 @@ fn oci_archive_of(fixture: &Fixture) -> Vec<u8> {
 /// An OCI archive of uncompressed layer blobs: classic docker reads it through the
 /// manifest.json the loader writes, podman as it is.
 fn an_oci_archive_on_a_base_the_engine_has_is_sent_without_the_base_blobs(flavor: Flavor) {
-    let engine = Engine::start(flavor);
-    let (base, app) = base_and_app("example.org/delta/app:1");
-    engine.preload(&base);
-    let archive = oci_archive_of(&app);
-    assert_sent_without_the_base(flavor, &engine, (&base, &app), "app-oci.tar", &archive);
+    loads_without_the_base(flavor, "app-oci.tar", |app| plain(oci_archive_of(app)));
 }
 
 /// `podman save` writes each layer as `<diffID>.tar`, and a `<v1 id>/layer.tar` symlink to it.
 fn a_docker_archive_podman_saved_is_sent_without_the_base_layers_its_symlinks_name(flavor: Flavor) {
-    let engine = Engine::start(flavor);
-    let (base, app) = base_and_app("example.org/delta/app:1");
-    engine.preload(&base);
-    let archive = podman_saved(&app, "docker-archive");
-    assert_sent_without_the_base(flavor, &engine, (&base, &app), "app-saved.tar", &archive);
+    loads_without_the_base(flavor, "app-saved.tar", |app| {
+        plain(podman_saved(app, "docker-archive"))
+    });
 }
 
 /// `fixture`'s docker-archive with its layer files at the top, bottom first, each named
@@ -213,14 +215,8 @@ fn a_docker_archive_podman_saved_is_sent_without_the_base_layers_its_symlinks_na
 /// `names` are the diffIDs' hex.
 fn layers_named(fixture: &Fixture, names: &[String]) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
-    let mut add = |path: &str, data: &[u8]| {
-        let mut h = tar::Header::new_ustar();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        b.append_data(&mut h, path, data).unwrap();
-    };
     for (name, layer) in names.iter().zip(&fixture.layers) {
-        add(&format!("{name}.tar"), layer);
+        append_file(&mut b, &format!("{name}.tar"), layer, 0o644);
     }
     let mut archive = tar::Archive::new(&fixture.tar[..]);
     for entry in archive.entries().unwrap() {
@@ -237,7 +233,7 @@ fn layers_named(fixture: &Fixture, names: &[String]) -> Vec<u8> {
             data = manifest.into_bytes();
         }
         if path.ends_with(".json") {
-            add(&path, &data);
+            append_file(&mut b, &path, &data, 0o644);
         }
     }
     b.into_inner().unwrap()
@@ -251,32 +247,12 @@ fn diff_id_names(fixture: &Fixture) -> Vec<String> {
 /// Its first layer file, named by a diffID the engine holds, tells the loader to leave out
 /// the held layers as their files stream by: the archive is decoded once.
 fn a_compressed_archive_named_by_diff_ids_is_sent_without_the_base_as_it_streams(flavor: Flavor) {
-    let engine = Engine::start(flavor);
-    let (base, app) = base_and_app("example.org/delta/app:1");
-    engine.preload(&base);
-    let archive = Codec::Zstd.compress(&layers_named(&app, &diff_id_names(&app)));
-    let name = "app.tar.zst";
-    let pkg = Package::new();
-    let path = pkg.add_archive(name, &archive);
-    pkg.write_list(&[&format!("{name} {}", app.reference)]);
-    let proxy = Proxy::start(&pkg.dir().join("p.sock"), engine.socket_path(), Fault::None);
+    let out = loads_without_the_base(flavor, "app.tar.zst", |app| {
+        let (tar, whole) = plain(layers_named(app, &diff_id_names(app)));
+        (Codec::Zstd.compress(&tar), whole)
+    });
 
-    let out = load_through(&proxy, &pkg);
-
-    out.assert_code(0)
-        .assert_summary("1 loaded, 0 present, 0 failed")
-        .assert_stderr_contains("leaving out the layer files the engine holds by their names")
-        .assert_stderr_contains("left out 2 layer files the engine holds");
-    assert_eq!(proxy.uploads(), 1, "{:?}", proxy.request_lines());
-    let id = engine.assert_has(&app.reference);
-    assert_eq!(bare_id(&id), archive_id_on(flavor, &path));
-    let sent = proxy.upload_bytes();
-    let whole = layers_named(&app, &diff_id_names(&app)).len() as u64;
-    assert!(
-        sent < whole - layer_bytes(&base, 0) + (64 << 10),
-        "sent {sent} bytes of a {whole}-byte tar whose base layers are {} bytes",
-        layer_bytes(&base, 0)
-    );
+    out.assert_stderr_contains("leaving out the layer files the engine holds by their names");
 }
 
 /// An image on a base the engine lacks, whose bottom layer file is named by the diffID of a

@@ -1046,7 +1046,8 @@ fn filler(seed: u64, len: usize) -> Vec<u8> {
     out
 }
 
-fn append_file(builder: &mut tar::Builder<Vec<u8>>, path: &str, data: &[u8], mode: u32) {
+/// Appends a regular file holding `data` at `path`, with `mode`.
+pub fn append_file(builder: &mut tar::Builder<Vec<u8>>, path: &str, data: &[u8], mode: u32) {
     let mut header = tar::Header::new_ustar();
     header.set_size(data.len() as u64);
     header.set_mode(mode);
