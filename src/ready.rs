@@ -18,8 +18,8 @@
 //!
 //! Most runs find what the last one left: every image present, as it was. So nothing is
 //! written that is already right. `status.json` is read once, at the first entry, keeping only
-//! where this run's lists' rows lie in it; each row recorded is compared with the one at its
-//! place there, read a window at a time. The file is not rewritten while those rows are, in
+//! it (at most [`STATUS_MAX`] bytes) and where this run's lists' rows lie in it; each row
+//! recorded is compared with the one at its place there. The file is not rewritten while those rows are, in
 //! order and byte for byte, the rows recorded so far (and no other list's rows are to be
 //! dropped); the first row that differs has it written as before, with the rows matched. A
 //! marker whose entry's row is unchanged and which `images/` (read once) lists as a regular
@@ -28,9 +28,7 @@
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
-use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -192,7 +190,7 @@ impl<'a> Recorder<'a> {
         let Some(earlier) = &mut self.earlier else {
             return false;
         };
-        let same = earlier.row(index).ok().flatten() == Some(&self.pending[at..]);
+        let same = earlier.row(index) == Some(&self.pending[at..]);
         if !same {
             earlier.differs = true;
         }
@@ -376,29 +374,22 @@ impl<'a> Recorder<'a> {
 
 /// The `status.json` found before this run's first entry.
 struct Earlier {
-    /// Held open: its rows are read from it as the run's rows are compared, and the rows
-    /// matched copied from it should the file have to be written.
-    file: File,
+    /// Its bytes (at most [`STATUS_MAX`]): the run's rows are compared with its rows, and the
+    /// rows matched copied from it should the file have to be written.
+    bytes: Vec<u8>,
     identity: (u64, u64),
     /// Where each row of this run's lists lies in it (offset, length), in the file's order.
-    ours: Vec<(u64, usize)>,
-    /// A stretch of the file, read at `window_at`, holding the rows compared next.
-    window: Vec<u8>,
-    window_at: u64,
+    ours: Vec<(usize, usize)>,
     /// Whether a row this run recorded is not the one at its place.
     differs: bool,
     /// How many of this run's rows were not written, the file holding them already.
     matched: usize,
 }
 
-/// How much of the earlier `status.json` is read at a time to compare rows with (some 180
-/// rows): memory stays flat however long the file is.
-const WINDOW: usize = 64 << 10;
-
 impl Earlier {
     /// The `status.json` in `run`, if this run may leave it as it is while its rows match:
-    /// none when it is missing or not a JSON array of rows, or when another list's rows in it
-    /// are to be dropped (that list is gone).
+    /// none when it is missing, larger than [`STATUS_MAX`] or not a JSON array of rows, or
+    /// when another list's rows in it are to be dropped (that list is gone).
     fn read(run: &RunDir, ours: &HashSet<String>) -> Option<Earlier> {
         let file = run.open_read(STATUS_FILE).ok()??;
         let identity = rundir::identity(&file).ok()?;
@@ -410,59 +401,32 @@ impl Earlier {
             match lists.keep(raw, ours)? {
                 Keep::Ours => {
                     let text = raw.get();
-                    // Where the row's text lies in the file it was parsed from.
+                    // Where the row's text lies in the bytes it was parsed from.
                     let offset = text.as_ptr() as usize - bytes.as_ptr() as usize;
-                    mine.push((offset as u64, text.len()));
+                    mine.push((offset, text.len()));
                 }
                 Keep::Other => {}
             }
         }
         Some(Earlier {
-            file,
+            bytes,
             identity,
             ours: mine,
-            window: Vec::new(),
-            window_at: 0,
             differs: false,
             matched: 0,
         })
     }
 
     /// The text of row `index` of ours; `None` past the last.
-    fn row(&mut self, index: usize) -> io::Result<Option<&[u8]>> {
-        let Some(&(offset, len)) = self.ours.get(index) else {
-            return Ok(None);
-        };
-        let within = offset >= self.window_at
-            && offset + len as u64 <= self.window_at + self.window.len() as u64;
-        if !within {
-            self.window.resize(len.max(WINDOW), 0);
-            let mut read = 0;
-            while read < self.window.len() {
-                match self
-                    .file
-                    .read_at(&mut self.window[read..], offset + read as u64)
-                {
-                    Ok(0) => break,
-                    Ok(n) => read += n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            self.window.truncate(read);
-            self.window_at = offset;
-            if read < len {
-                return Ok(None);
-            }
-        }
-        let from = (offset - self.window_at) as usize;
-        Ok(Some(&self.window[from..from + len]))
+    fn row(&self, index: usize) -> Option<&[u8]> {
+        let &(offset, len) = self.ours.get(index)?;
+        self.bytes.get(offset..offset + len)
     }
 
     /// Writes the rows matched so far after `rows` rows already written; returns how many.
-    fn copy_matched(&mut self, rows: usize, out: &mut impl Write) -> io::Result<usize> {
+    fn copy_matched(&self, rows: usize, out: &mut impl Write) -> io::Result<usize> {
         for i in 0..self.matched {
-            let text = self.row(i)?.ok_or(io::ErrorKind::UnexpectedEof)?;
+            let text = self.row(i).ok_or(io::ErrorKind::UnexpectedEof)?;
             out.write_all(if rows + i == 0 { b"\n" } else { b",\n" })?;
             out.write_all(text)?;
         }
