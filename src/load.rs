@@ -127,7 +127,10 @@ pub fn run(options: &Options, log: &Log) -> Exit {
             (false, Some(run)) => Some(Recorder::new(run, &options.lists, *log)),
             _ => None,
         };
-        let mut deletions = Deletions::new(&lists.entries);
+        let mut deletions = match options.delete_after_load {
+            true => Deletions::new(&lists.entries),
+            false => Deletions::default(),
+        };
         // The layers the engine holds, learned once and brought up to date before each upload
         // that could leave some out (src/delta.rs).
         let mut held = Held::default();
@@ -829,6 +832,7 @@ fn remove_left_name(
 /// as `scan` writes them): the archive is deleted after the last of those lines, once each of
 /// them ended with its image present, so that no line finds its archive gone while it still
 /// needs it. A line whose image is present needs no archive.
+#[derive(Default)]
 struct Deletions {
     /// The index of the last entry naming each archive.
     last: HashMap<(PathBuf, String), usize>,
@@ -866,6 +870,10 @@ impl Deletions {
     /// The entry at `index` ended; at the last line naming its archive, the archive is deleted
     /// if a line loaded it and none failed.
     fn ended(&mut self, index: usize, entry: &Entry, ok: bool, log: &Log) {
+        // Nothing to delete, nothing to remember (no archive loaded so far, as on a no-op run).
+        if ok && self.loaded.is_empty() {
+            return;
+        }
         let key = Deletions::key(entry);
         if !ok {
             self.failed.insert(key.clone());

@@ -148,7 +148,7 @@ impl<'a> Recorder<'a> {
     /// Records `entry`'s outcome: its marker now, its row in `status.json` now unless
     /// `batched` (it was answered without asking the engine; see [`BATCH`]).
     pub fn entry(&mut self, entry: &Entry, outcome: &Outcome, batched: bool) {
-        let mut row = Row::new(entry.clone(), &mut self.dirs);
+        let mut row = Row::new(entry, &mut self.dirs);
         row.state = outcome.state;
         row.image_id.clone_from(&outcome.image_id);
         row.archive_id.clone_from(&outcome.archive_id);

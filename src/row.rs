@@ -39,8 +39,8 @@ impl State {
 }
 
 /// One entry as `status` shows it, and as `/run/container-loader/status.json` records it.
-pub struct Row {
-    pub entry: Entry,
+pub struct Row<'e> {
+    pub entry: &'e Entry,
     pub archive_present: bool,
     pub format: Option<&'static str>,
     pub size: Option<u64>,
@@ -82,10 +82,10 @@ pub struct StatusRow<'a> {
     pub state: &'static str,
 }
 
-impl Row {
+impl<'e> Row<'e> {
     /// The archive columns, from the file as it is now (looked at through `dirs`); the image
     /// columns still unknown.
-    pub fn new(entry: Entry, dirs: &mut Directories) -> Row {
+    pub fn new(entry: &'e Entry, dirs: &mut Directories) -> Row<'e> {
         let mut row = Row {
             archive_present: false,
             format: None,

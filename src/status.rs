@@ -43,7 +43,7 @@ pub fn run(options: &Options, json: bool, log: &Log) -> Exit {
     let mut dirs = Directories::default();
     let rows: Vec<Row> = lists
         .entries
-        .into_iter()
+        .iter()
         .map(|entry| {
             let mut row = Row::new(entry, &mut dirs);
             if let Some(engine) = &engine {
@@ -92,7 +92,7 @@ fn ask(row: &mut Row, engine: &Engine, listing: Option<&Listing>, options: &Opti
     if !options.verify || !row.archive_present {
         return;
     }
-    match archive_id(&row.entry, engine, options.memory_limit) {
+    match archive_id(row.entry, engine, options.memory_limit) {
         Ok(id) => {
             if row.state == State::Present && row.image_id.as_ref() != Some(&id) {
                 row.state = State::Differs;
