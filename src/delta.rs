@@ -22,7 +22,7 @@ use std::os::unix::fs::FileExt;
 
 use crate::decode::{self, Format};
 use crate::engine::store::{Delta, Holds, Omit};
-use crate::engine::{chains, Engine, EngineError, Held};
+use crate::engine::{chain_on, Engine, EngineError, Held};
 use crate::manifest::{Contents, Watcher};
 use crate::oci::{self, Omission, Reads};
 use crate::platform::Platform;
@@ -230,11 +230,7 @@ impl Omission for ByName<'_> {
             Holds::DiffIds => self.held.has(&diff_id),
             Holds::Chains if self.broken => false,
             Holds::Chains => {
-                // chains([c, d])'s second is the chain of d on a stack whose chain is c.
-                let below = self.chain.take().into_iter();
-                let chain = chains(&below.chain([diff_id]).collect::<Vec<_>>())
-                    .pop()
-                    .expect("a chain of at least one layer");
+                let chain = chain_on(self.chain.as_deref(), &diff_id);
                 self.broken = !self.held.has(&chain);
                 self.chain = Some(chain);
                 !self.broken

@@ -142,21 +142,25 @@ impl Engine {
     }
 }
 
-/// The chain ids of a stack of layers given bottom up by their diffIDs (OCI image-spec):
-/// the first is its diffID, each next one `sha256(chain below + " " + diffID)`.
+/// The chain ids of a stack of layers given bottom up by their diffIDs (OCI image-spec).
 pub fn chains(diff_ids: &[String]) -> Vec<String> {
     let mut out: Vec<String> = Vec::with_capacity(diff_ids.len());
     for diff_id in diff_ids {
-        let chain = match out.last() {
-            None => diff_id.clone(),
-            Some(below) => format!(
-                "sha256:{}",
-                sha256_hex(format!("{below} {diff_id}").as_bytes())
-            ),
-        };
-        out.push(chain);
+        out.push(chain_on(out.last().map(String::as_str), diff_id));
     }
     out
+}
+
+/// The chain id of the layer `diff_id` on a stack whose chain id is `below` (none: the bottom
+/// layer): its diffID at the bottom, else `sha256(below + " " + diffID)`.
+pub fn chain_on(below: Option<&str>, diff_id: &str) -> String {
+    match below {
+        None => diff_id.to_owned(),
+        Some(below) => format!(
+            "sha256:{}",
+            sha256_hex(format!("{below} {diff_id}").as_bytes())
+        ),
+    }
 }
 
 #[cfg(test)]

@@ -42,7 +42,7 @@ use crate::manifest::Image;
 use crate::oci::Reads;
 use crate::reference::Reference;
 use chunks::Chunked;
-pub use held::{chains, Held};
+pub use held::{chain_on, chains, Held};
 pub use listing::Listing;
 use store::Store;
 use unix::{BodySocket, LateAnswer, NoResolver, UnixConnector};
@@ -209,12 +209,12 @@ struct Pong {
 impl Engine {
     /// Waits up to `wait` for an engine to answer on one of `sockets`, then learns which
     /// engine it is unless `kind` says. Every socket is asked at once, each on a thread of its
-    /// own (one socket alone without one), and asked again [`WAIT_STEP`] after each failure until `wait` is over. The engine
-    /// is the first socket in the list that answers; one that answers while an earlier one's
-    /// knock is still out waits for it up to [`PREFER_EARLIER`]. A knock's answer may take until
-    /// the end of `wait` (at least [`PING_MIN`]): a socket that accepts and stays silent costs
-    /// no more than that, and holds up the others no longer than [`PREFER_EARLIER`]. `timeout`
-    /// bounds how long the engine may stay silent in a request.
+    /// own (one socket alone without one), and asked again [`WAIT_STEP`] after each failure
+    /// until `wait` is over. The engine is the first socket in the list that answers; one that
+    /// answers while an earlier one's knock is still out waits for it up to [`PREFER_EARLIER`].
+    /// A knock's answer may take until the end of `wait` (at least [`PING_MIN`]): a socket that
+    /// accepts and stays silent costs no more than that, and holds up the others no longer than
+    /// [`PREFER_EARLIER`]. `timeout` bounds how long the engine may stay silent in a request.
     pub fn connect(
         sockets: &[PathBuf],
         kind: Option<Kind>,
