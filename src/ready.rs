@@ -17,10 +17,10 @@
 //! them (the writes then cost at most about a tenth of the run).
 //!
 //! Most runs find what the last one left: every image present, as it was. So nothing is
-//! written that is already right. `status.json` is read once, at the first entry, keeping only
-//! it (at most [`STATUS_MAX`] bytes) and where this run's lists' rows lie in it; each row
-//! recorded is compared with the one at its place there. The file is not rewritten while those rows are, in
-//! order and byte for byte, the rows recorded so far (and no other list's rows are to be
+//! written that is already right. `status.json` is read once, at the first entry (at most
+//! [`STATUS_MAX`] bytes), noting where this run's lists' rows lie in it; each row recorded is
+//! compared with the one at its place there. The file is not rewritten while those rows are,
+//! in order and byte for byte, the rows recorded so far (and no other list's rows are to be
 //! dropped); the first row that differs has it written as before, with the rows matched. A
 //! marker whose entry's row is unchanged and which `images/` (read once) lists as a regular
 //! file is left alone: the run that wrote that row put it down. Any other marker is read, and
@@ -393,7 +393,7 @@ impl Earlier {
     fn read(run: &RunDir, ours: &HashSet<String>) -> Option<Earlier> {
         let file = run.open_read(STATUS_FILE).ok()??;
         let identity = rundir::identity(&file).ok()?;
-        let bytes = rundir::read_at_most(&file, STATUS_MAX).ok()?;
+        let bytes = rundir::read_bounded(&file, STATUS_MAX).ok()?;
         let rows: Vec<&RawValue> = serde_json::from_slice(&bytes).ok()?;
         let mut lists = Lists::default();
         let mut mine = Vec::new();

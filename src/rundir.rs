@@ -165,7 +165,7 @@ impl RunDir {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         };
-        read_at_most(&file, max).map(Some)
+        read_bounded(&file, max).map(Some)
     }
 
     /// Opens `name` for reading if it is a regular file; `None` when it is missing.
@@ -268,7 +268,7 @@ fn not_regular(path: &Path, what: &str) -> io::Error {
 
 /// All of `file`, or an error if it holds more than `max` bytes: a file in the run directory
 /// may be anything, of any size, and is never read into memory whole beyond that.
-pub fn read_at_most(file: &File, max: u64) -> io::Result<Vec<u8>> {
+pub fn read_bounded(file: &File, max: u64) -> io::Result<Vec<u8>> {
     let mut data = Vec::new();
     io::Read::read_to_end(&mut io::Read::take(file, max + 1), &mut data)?;
     match data.len() as u64 > max {
