@@ -770,21 +770,6 @@ fn zero_bomb(pkg: &Package, name: &str, gib: u64) -> (PathBuf, Vec<u8>) {
     (path, data)
 }
 
-/// Waits for `running`, sampling its peak RSS (VmHWM, KiB) until it exits.
-fn wait_sampling_peak_rss(running: Running) -> (Output, u64) {
-    let pid = running.pid();
-    let sampler = thread::spawn(move || {
-        let mut peak = 0;
-        while let Some(kib) = peak_rss_kib(pid) {
-            peak = peak.max(kib);
-            thread::sleep(Duration::from_millis(10));
-        }
-        peak
-    });
-    let out = running.wait();
-    (out, sampler.join().unwrap())
-}
-
 /// Peak RSS the loader may reach while streaming gigabytes: the decoders, the decoder thread's
 /// four 256 KiB buffers, the upload's 256 KiB chunk buffer and ureq's buffers are fixed-size.
 const BOMB_RSS_LIMIT_KIB: u64 = 32 << 10;

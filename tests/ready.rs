@@ -332,18 +332,7 @@ fn a_status_json_of_a_gibibyte_is_written_anew_in_bounded_memory() {
     let mut args = engine.host_args();
     args.extend(["-l".into(), pkg.list_arg(), "--run-dir".into(), run_dir]);
 
-    let running = spawn_loader(&args, &[]);
-    let pid = running.pid();
-    let sampler = std::thread::spawn(move || {
-        let mut peak = 0;
-        while let Some(kib) = peak_rss_kib(pid) {
-            peak = peak.max(kib);
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-        peak
-    });
-    let out = running.wait();
-    let peak_kib = sampler.join().unwrap();
+    let (out, peak_kib) = wait_sampling_peak_rss(spawn_loader(&args, &[]));
 
     out.assert_code(0);
     assert!(peak_kib < 32 << 10, "peak RSS {peak_kib} KiB");

@@ -1926,6 +1926,21 @@ impl Running {
     }
 }
 
+/// Waits for `running`, sampling its peak RSS (VmHWM, KiB) until it exits.
+pub fn wait_sampling_peak_rss(running: Running) -> (Output, u64) {
+    let pid = running.pid();
+    let sampler = std::thread::spawn(move || {
+        let mut peak = 0;
+        while let Some(kib) = peak_rss_kib(pid) {
+            peak = peak.max(kib);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        peak
+    });
+    let out = running.wait();
+    (out, sampler.join().unwrap())
+}
+
 /// `VmHWM` (peak resident memory) of process `pid` in KiB, None once it is gone.
 pub fn peak_rss_kib(pid: u32) -> Option<u64> {
     proc_status_kib(pid, "VmHWM:")
