@@ -16,7 +16,7 @@ use crate::cli::Options;
 use crate::connect::connect;
 use crate::decode::{self, DecodeError, Format, HoldBack, Pipelined};
 use crate::delta::{self, Leaving};
-use crate::engine::{short_id, Engine, EngineError, Held, Listing, LISTING_NAMES_MAX};
+use crate::engine::{short_id, Engine, EngineError, Held, Knock, Listing, LISTING_NAMES_MAX};
 use crate::entries::read_lists;
 use crate::exit::Exit;
 use crate::list::Entry;
@@ -63,11 +63,20 @@ pub fn run(options: &Options, log: &Log) -> Exit {
             .ok();
         // A dry run records nothing anyway.
         unrecorded = run_dir.is_none() && !options.dry_run;
-        let engine = match connect(
+        let total = lists.entries.len();
+        // One listing answers "present" for every entry it names (measured: 50 entries cost
+        // one request instead of 50); the rest are asked one by one. It is the knock itself:
+        // one answer to wait for instead of two.
+        let knock = match total > 1 {
+            true => Knock::Listing,
+            false => Knock::Ping,
+        };
+        let mut engine = match connect(
             &options.sockets,
             options.engine,
             options.wait,
             options.timeout,
+            knock,
             log,
         ) {
             Ok(engine) => engine,
@@ -95,9 +104,11 @@ pub fn run(options: &Options, log: &Log) -> Exit {
         // Held until the run ends. Without /run (a very early hook), running unlocked beats
         // not running: the engines refuse nothing when two loads overlap, they only slow down.
         let lock_name = lock::name_for(&engine.socket);
+        let mut waited = false;
         let _lock = run_dir.as_ref().and_then(|run| {
             let lock_path = run.join(&lock_name);
             lock::acquire(run, &lock_name, || {
+                waited = true;
                 log.info(format_args!(
                     "another container-loader is using this engine; waiting for {}",
                     lock_path.display()
@@ -111,11 +122,12 @@ pub fn run(options: &Options, log: &Log) -> Exit {
             })
             .ok()
         });
-        let total = lists.entries.len();
-        // One listing answers "present" for every entry it names (measured: 50 entries cost
-        // one request instead of 50); the rest are asked one by one. Loads add images only,
-        // so what was listed at the start stays present.
-        let listing = (total > 1).then(|| engine.listing()).flatten();
+        // Loads add images only, so what was listed at the start stays present; but another
+        // loader that held the lock may have replaced some since the knock.
+        let listing = match waited {
+            false => engine.first_listing(),
+            true => (total > 1).then(|| engine.listing()).flatten(),
+        };
         if let Some(dropped) = listing.as_ref().map(|l| l.dropped).filter(|&n| n > 0) {
             log.debug(format_args!(
                 "the engine's listing: {dropped} names not kept (over {} names, too long, or of an id that is not a sha256 digest); entries under them are asked one by one",

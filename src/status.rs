@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use crate::archive::Directories;
 use crate::cli::Options;
 use crate::connect::connect;
-use crate::engine::{short_hex, Engine, Listing};
+use crate::engine::{short_hex, Engine, Knock, Listing};
 use crate::entries::read_lists;
 use crate::exit::Exit;
 use crate::log::Log;
@@ -19,18 +19,20 @@ use crate::verify::archive_id;
 
 pub fn run(options: &Options, json: bool, log: &Log) -> Exit {
     let lists = read_lists(&options.lists, options.images_dir.as_deref(), log);
-    let engine = match lists.entries.is_empty() {
+    let mut engine = match lists.entries.is_empty() {
         true => None,
         false => connect(
             &options.sockets,
             options.engine,
             options.wait,
             options.timeout,
+            Knock::Listing,
             log,
         )
         .inspect_err(|e| log.error(e))
         .ok(),
     };
+    let listing = engine.as_mut().and_then(Engine::first_listing);
     if let Some(engine) = &engine {
         // On stderr, so that the table and --json on stdout stay as tools read them.
         log.info(format_args!(
@@ -39,7 +41,6 @@ pub fn run(options: &Options, json: bool, log: &Log) -> Exit {
             engine.socket.display()
         ));
     }
-    let listing = engine.as_ref().and_then(Engine::listing);
     let mut dirs = Directories::default();
     let rows: Vec<Row> = lists
         .entries

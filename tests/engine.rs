@@ -8,6 +8,7 @@ use std::os::unix::net::UnixListener;
 use std::thread;
 use std::time::Duration;
 
+use common::proxy::{Fault, Proxy};
 use common::*;
 
 on_every_engine! {
@@ -22,6 +23,8 @@ on_every_engine! {
     host_option_wins_over_environment;
     late_socket_is_waited_for;
     status_and_verbose_name_the_engine_its_version_and_its_store;
+    present_images_cost_one_request_the_listing_that_finds_the_engine;
+    the_listing_that_finds_the_engine_tells_which_engine_it_is;
 }
 
 /// `engine: docker 26.1.5+dfsg1, containerd image store at SOCKET`, and the like.
@@ -64,6 +67,28 @@ fn one_image(tag: &str) -> (Package, Fixture) {
     let line = pkg.add(&format!("{tag}.tar.zst"), &fixture, Codec::Zstd);
     pkg.write_list(&[&line]);
     (pkg, fixture)
+}
+
+/// A package of `count` zstd images, `example.org/engine/{tag}{i}:1`.
+fn images(tag: &str, count: usize) -> (Package, Vec<Fixture>) {
+    let pkg = Package::new();
+    let fixtures: Vec<Fixture> = (0..count)
+        .map(|i| Fixture::new(&format!("example.org/engine/{tag}{i}:1")))
+        .collect();
+    let lines: Vec<String> = fixtures
+        .iter()
+        .enumerate()
+        .map(|(i, f)| pkg.add(&format!("{tag}{i}.tar.zst"), f, Codec::Zstd))
+        .collect();
+    pkg.write_list(&lines.iter().map(String::as_str).collect::<Vec<_>>());
+    (pkg, fixtures)
+}
+
+/// Runs the loader on `pkg` through `proxy`, the engine's kind left to be found.
+fn load_through(proxy: &Proxy, pkg: &Package) -> Output {
+    let mut args = proxy.host_args();
+    args.extend(["-l".into(), pkg.list_arg()]);
+    run_loader(&args, &[])
 }
 
 /// The run loaded the package's one image into `engine`.
@@ -255,4 +280,55 @@ fn silent_engine_fails_the_load_after_timeout() {
         out.elapsed >= Duration::from_millis(1500) && out.elapsed < Duration::from_secs(15),
         "the entry should fail about --timeout 2 s after the engine fell silent\n{out:?}"
     );
+}
+
+/// The boot of a device whose images are all there: the listing is the only request, the
+/// knock that finds the engine as well as the answer for every entry.
+fn present_images_cost_one_request_the_listing_that_finds_the_engine(flavor: Flavor) {
+    let engine = Engine::start(flavor);
+    let (pkg, fixtures) = images("listed", 2);
+    for fixture in &fixtures {
+        engine.preload(fixture);
+    }
+    let proxy = Proxy::start(&pkg.dir().join("p.sock"), engine.socket_path(), Fault::None);
+
+    let out = load_through(&proxy, &pkg);
+
+    out.assert_code(0)
+        .assert_summary("0 loaded, 2 present, 0 failed");
+    assert_eq!(proxy.request_lines(), ["GET /images/json HTTP/1.1"]);
+}
+
+/// The listing's answer carries the engine's headers: podman is told by its
+/// `Libpod-Api-Version`, and the upload goes to its own API at that version.
+fn the_listing_that_finds_the_engine_tells_which_engine_it_is(flavor: Flavor) {
+    let engine = Engine::start(flavor);
+    let (pkg, fixtures) = images("told", 2);
+    engine.preload(&fixtures[0]);
+    let proxy = Proxy::start(&pkg.dir().join("p.sock"), engine.socket_path(), Fault::None);
+
+    let out = load_through(&proxy, &pkg);
+
+    out.assert_code(0)
+        .assert_summary("1 loaded, 1 present, 0 failed");
+    engine.assert_has(&fixtures[1].reference);
+    let asked = proxy.request_lines();
+    assert_eq!(asked[0], "GET /images/json HTTP/1.1", "{asked:?}");
+    assert!(!asked.iter().any(|r| r.contains("/_ping")), "{asked:?}");
+    let upload = asked
+        .iter()
+        .find(|r| r.starts_with("POST ") && r.contains("/images/load"))
+        .unwrap_or_else(|| panic!("no upload: {asked:?}"));
+    let version = match flavor {
+        Flavor::Podman43 => Some("4.3."),
+        Flavor::Podman54 => Some("5.4."),
+        _ => None,
+    };
+    match version {
+        Some(v) => assert!(
+            upload.starts_with(&format!("POST /v{v}")) && upload.contains("/libpod/images/load"),
+            "{upload}"
+        ),
+        None => assert!(upload.starts_with("POST /images/load"), "{upload}"),
+    }
 }

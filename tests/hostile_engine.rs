@@ -611,6 +611,65 @@ fn listing_over_the_answer_cap_is_ignored_and_each_entry_asked() {
 }
 
 #[test]
+fn listing_that_fails_leaves_the_engine_to_its_ping_and_each_entry_asked_once() {
+    let engine = Scripted::start(|line| match path_of(line) {
+        "/_ping" => docker_pong(),
+        "/images/json" => json(
+            "500 Internal Server Error",
+            r#"{"message":"listing broke"}"#,
+        ),
+        _ => no_such_image(),
+    });
+    let (pkg, _) = images(2);
+
+    let (out, _) = run_within(&args(&engine.host(), &pkg, &["--dry-run"]), RUN_LIMIT);
+
+    out.assert_code(0)
+        .assert_summary("2 would load, 0 present, 0 failed");
+    let asked: Vec<String> = engine
+        .requests()
+        .iter()
+        .map(|r| path_of(r).to_owned())
+        .collect();
+    assert_eq!(asked[..2], ["/images/json", "/_ping"], "{asked:?}");
+    assert_eq!(
+        asked
+            .iter()
+            .filter(|p| p.starts_with("/images/example.org"))
+            .count(),
+        2,
+        "{asked:?}"
+    );
+    assert_eq!(
+        asked.iter().filter(|p| *p == "/images/json").count(),
+        1,
+        "the listing is not asked again: {asked:?}"
+    );
+}
+
+#[test]
+fn listing_that_never_answers_holds_the_run_no_longer_than_the_wait() {
+    let engine = Scripted::start(|line| match path_of(line) {
+        "/_ping" => docker_pong(),
+        "/images/json" => Reply::Silent,
+        _ => no_such_image(),
+    });
+    let (pkg, _) = images(2);
+
+    let (out, _) = run_within(
+        &args(&engine.host(), &pkg, &["--dry-run", "--wait", "2"]),
+        RUN_LIMIT,
+    );
+
+    out.assert_code(0)
+        .assert_summary("2 would load, 0 present, 0 failed");
+    assert!(
+        out.elapsed >= Duration::from_millis(1500) && out.elapsed < Duration::from_secs(6),
+        "the listing is given the 2 s of --wait, then the ping finds the engine\n{out:?}"
+    );
+}
+
+#[test]
 fn listing_of_an_id_that_is_not_a_digest_names_nothing_present() {
     let (pkg, fixtures) = images(2);
     let names = fixtures.iter().map(|f| f.reference.clone());
@@ -855,10 +914,11 @@ fn libpod_api_version_that_is_not_a_version_is_not_put_in_urls() {
     out.assert_code(0)
         .assert_summary("2 would load, 0 present, 0 failed")
         .assert_stderr_contains("ignored the engine's Libpod-Api-Version \"4#frag\"");
+    // The knock (the listing, then `/_ping`) carries no version; every request after it does.
     let asked: Vec<String> = engine
         .requests()
         .into_iter()
-        .filter(|r| !r.contains("/_ping"))
+        .filter(|r| !matches!(path_of(r), "/_ping" | "/images/json"))
         .collect();
     assert!(
         !asked.is_empty()

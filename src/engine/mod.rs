@@ -1,6 +1,7 @@
 //! The engine client: docker's and podman's HTTP API over their unix socket.
 //!
-//! Three questions are asked of an engine: which engine is it (`GET /_ping`), does it have
+//! Three questions are asked of an engine: which engine is it (the headers of its first
+//! answer: `GET /_ping`, or the image listing when that is asked next anyway), does it have
 //! an image (`GET /images/{ref}/json` on docker, `GET /libpod/images/{ref}/exists` on podman),
 //! and will it load this tar (`POST /images/load`, `POST /libpod/images/load`); before a load,
 //! also where it will write it (`GET /info`, `GET /libpod/info`). An expected answer is not an
@@ -11,7 +12,7 @@
 //! uploads go) is in [`store`].
 //!
 //! Every request is bounded in time, so a hung or hostile engine cannot hold the boot:
-//! `GET /_ping` gets what is left of `--wait` (connect, headers and body together), asked of
+//! the knock gets what is left of `--wait` (connect, headers and body together), asked of
 //! every candidate socket at once, so a silent one does not hold up the others; the other
 //! small requests (presence, listing, inspect, tag, delete, info) get
 //! min(`--timeout`, [`SMALL_REQUEST_MAX`]) in total; only the upload and its answer, which
@@ -55,6 +56,9 @@ pub const PODMAN_SOCKET: &str = "/run/podman/podman.sock";
 const BASE: &str = "http://localhost";
 /// libpod API version used when `--engine podman` talks to an engine that does not say.
 pub const LIBPOD_FALLBACK_VERSION: &str = "4.0.0";
+/// podman's listing at that version: what `--engine podman` knocks with before the engine
+/// says its version (podman 4 and 5 answer it alike).
+const LIBPOD_FALLBACK_LISTING: &str = "/v4.0.0/libpod/images/json";
 /// How often to knock while waiting for the engine to come up.
 const WAIT_STEP: Duration = Duration::from_millis(200);
 /// Largest answer read for presence, version and load results (load answers are a few lines).
@@ -189,6 +193,8 @@ pub struct Engine {
     /// A `Libpod-Api-Version` header that was not a version (digits and dots), quoted, and
     /// so not used in URLs: for the caller to log.
     pub ignored_api_version: Option<String>,
+    /// The listing the knock got ([`Knock::Listing`]).
+    first_listing: Option<Listing>,
     /// Total time for a request other than the upload.
     small: Duration,
     late: LateAnswer,
@@ -198,12 +204,26 @@ pub struct Engine {
     store: OnceLock<Box<dyn Store>>,
 }
 
-/// What `GET /_ping` told.
+/// What the first answer of a socket told (`GET /_ping`, or the listing: both engines send the
+/// same headers with every answer).
 struct Pong {
     /// podman's libpod API version (`Libpod-Api-Version`); docker sends none.
     libpod: Option<String>,
     /// `Server: Docker/26.1.5+dfsg1 (linux)`, `Server: Libpod/5.4.2 (linux)`.
     server: Option<String>,
+    /// The listing, when that was the knock and it could be read.
+    listing: Option<Listing>,
+}
+
+/// What a socket is first asked, to tell whether an engine answers there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Knock {
+    /// `GET /_ping`.
+    Ping,
+    /// The image listing, for a caller that asks it next anyway: a no-op boot then waits for
+    /// one answer instead of two (docs/performance.md). An engine that answers it otherwise
+    /// than with a listing is pinged.
+    Listing,
 }
 
 impl Engine {
@@ -215,11 +235,13 @@ impl Engine {
     /// A knock's answer may take until the end of `wait` (at least [`PING_MIN`]): a socket that
     /// accepts and stays silent costs no more than that, and holds up the others no longer than
     /// [`PREFER_EARLIER`]. `timeout` bounds how long the engine may stay silent in a request.
+    /// With [`Knock::Listing`], the listing that answered is kept for [`Engine::first_listing`].
     pub fn connect(
         sockets: &[PathBuf],
         kind: Option<Kind>,
         wait: Duration,
         timeout: Duration,
+        knock: Knock,
     ) -> Result<Engine, EngineError> {
         let start = Instant::now();
         let deadline = start + wait;
@@ -253,19 +275,20 @@ impl Engine {
                     knocking[i] = true;
                     out += 1;
                     let agent = &candidates[i].agent;
-                    let within = deadline.saturating_duration_since(now).max(PING_MIN);
+                    let until = now + deadline.saturating_duration_since(now).max(PING_MIN);
+                    let first = knock_for(knock, kind);
                     // One socket (the usual case) is knocked on from here: a thread's start
                     // costs about as much as the knock (docs/performance.md). Otherwise a
                     // thread each, left to finish on its own if another socket answers first:
                     // its request ends by `within` anyway.
                     let in_turn = candidates.len() == 1 || {
                         let (agent, answers) = (agent.clone(), answers.clone());
-                        let knock = move || drop(answers.send((i, ping(&agent, within))));
+                        let knock = move || drop(answers.send((i, knock_on(&agent, first, until))));
                         // No thread to be had (a tight limit at boot): knock in turn.
                         std::thread::Builder::new().spawn(knock).is_err()
                     };
                     if in_turn {
-                        let _ = answers.send((i, ping(agent, within)));
+                        let _ = answers.send((i, knock_on(agent, first, until)));
                     }
                 }
             }
@@ -332,6 +355,7 @@ impl Engine {
             version: None,
             libpod: format!("/v{LIBPOD_FALLBACK_VERSION}/libpod"),
             ignored_api_version: None,
+            first_listing: None,
             small: timeout.min(SMALL_REQUEST_MAX),
             late,
             info: OnceLock::new(),
@@ -351,7 +375,14 @@ impl Engine {
             None => Kind::Docker,
         });
         self.version = pong.server.as_deref().and_then(server_version);
+        self.first_listing = pong.listing;
         self
+    }
+
+    /// The listing that answered the knock ([`Knock::Listing`]), once; `None` if the knock was
+    /// a ping, the listing could not be read, or it was taken already.
+    pub fn first_listing(&mut self) -> Option<Listing> {
+        self.first_listing.take()
     }
 
     /// The engine's image store, told from `GET /info` the first time it is asked.
@@ -603,9 +634,47 @@ impl Engine {
 /// header (docker sends none). Telling the engines apart here saves a `GET /version`, which
 /// podman answers only after asking conmon and the OCI runtime for theirs (half a second on
 /// every boot).
-fn ping(agent: &Agent, within: Duration) -> Result<Pong, ureq::Error> {
-    let r = agent
-        .get(format!("{BASE}/_ping"))
+/// The path a knock asks: the listing of the engine `kind` says (docker's, which podman also
+/// answers, when it is not said), or `/_ping`.
+fn knock_for(knock: Knock, kind: Option<Kind>) -> &'static str {
+    match (knock, kind) {
+        (Knock::Ping, _) => "/_ping",
+        (Knock::Listing, Some(Kind::Podman)) => LIBPOD_FALLBACK_LISTING,
+        (Knock::Listing, _) => "/images/json",
+    }
+}
+
+/// Asks `path` of a socket until `until`: a ping, or a listing. A listing answered otherwise
+/// than 200, or not in time, is followed by a ping, which decides; where nothing listens,
+/// there is nothing to ping.
+fn knock_on(agent: &Agent, path: &str, until: Instant) -> Result<Pong, ureq::Error> {
+    let left = || {
+        until
+            .saturating_duration_since(Instant::now())
+            .max(PING_MIN)
+    };
+    if path != "/_ping" {
+        match first_answer(agent, path, left()) {
+            Ok(pong) => return Ok(pong),
+            Err(ureq::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+                ) =>
+            {
+                return Err(ureq::Error::Io(e))
+            }
+            Err(_) => {}
+        }
+    }
+    first_answer(agent, "/_ping", left())
+}
+
+/// `GET path`, its answer 200 within `within`: the engine's headers, and the listing if that
+/// was asked and could be read.
+fn first_answer(agent: &Agent, path: &str, within: Duration) -> Result<Pong, ureq::Error> {
+    let mut r = agent
+        .get(format!("{BASE}{path}"))
         .config()
         .timeout_global(Some(within))
         .build()
@@ -616,10 +685,17 @@ fn ping(agent: &Agent, within: Duration) -> Result<Pong, ureq::Error> {
             .and_then(|v| v.to_str().ok())
             .map(|v| v.chars().take(NAME_MAX).collect::<String>())
     };
+    let (libpod, server) = (header("Libpod-Api-Version"), header("Server"));
     match r.status().as_u16() {
         200 => Ok(Pong {
-            libpod: header("Libpod-Api-Version"),
-            server: header("Server"),
+            libpod,
+            server,
+            listing: (path != "/_ping")
+                .then(|| {
+                    let answer = r.body_mut().with_config().limit(ANSWER_MAX).reader();
+                    Listing::read(answer).ok()
+                })
+                .flatten(),
         }),
         status => Err(ureq::Error::StatusCode(status)),
     }
