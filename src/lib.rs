@@ -12,7 +12,7 @@
 //!   archive's image id), [`contents`] (what an archive holds), [`ready`] (status.json and the
 //!   markers, with [`marker`], [`rundir`] and [`lock`]), and the reporting: [`log`],
 //!   [`progress`], [`notify`], [`stdout`];
-//! - the core: [`list`], [`reference`](mod@reference), [`archive`], [`space`], [`decode`], [`manifest`],
+//! - the core: [`list`], [`bounded`] (a whole file read within a bound), [`reference`](mod@reference), [`archive`], [`space`], [`decode`], [`manifest`],
 //!   [`platform`], [`oci`], [`engine`], [`delta`] (what an upload can leave out), [`units`].
 //!
 //! A load's data flows one way: [`list`] -> [`reference`](mod@reference) -> [`engine`] (present?) ->
@@ -24,6 +24,7 @@
 #![forbid(unsafe_code)]
 
 pub mod archive;
+pub mod bounded;
 pub mod cli;
 pub mod connect;
 pub mod contents;

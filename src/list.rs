@@ -7,9 +7,13 @@
 
 use std::fmt;
 use std::fs;
-use std::io::{self, Read};
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use rustix::fs::OFlags;
+
+use crate::bounded;
 use crate::reference::{RefError, Reference};
 
 /// The list shipped by a package that installs the loader itself.
@@ -117,21 +121,23 @@ pub fn read(path: &Path, images_dir: Option<&Path>) -> Result<Parsed, ListError>
         list: path.to_owned(),
         source,
     };
-    // Checked before opening: opening a FIFO would block the boot until a writer appears.
-    let meta = fs::metadata(path).map_err(fail)?;
-    if !meta.is_file() {
+    // O_NONBLOCK: opening a FIFO would block the boot until a writer appears; the file
+    // opened is the one checked, and read.
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(OFlags::NONBLOCK.bits() as i32)
+        .open(path)
+        .map_err(fail)?;
+    if !file.metadata().map_err(fail)?.is_file() {
         return Err(fail(io::Error::other("not a regular file")));
     }
-    let mut bytes = Vec::new();
-    fs::File::open(path)
-        .and_then(|f| f.take(MAX_LIST_BYTES + 1).read_to_end(&mut bytes))
-        .map_err(fail)?;
-    if bytes.len() as u64 > MAX_LIST_BYTES {
-        return Err(fail(io::Error::other(format!(
+    let bytes = bounded::read(&file, MAX_LIST_BYTES).map_err(|e| match e.kind() {
+        io::ErrorKind::InvalidData => fail(io::Error::other(format!(
             "larger than {} MiB",
             MAX_LIST_BYTES >> 20
-        ))));
-    }
+        ))),
+        _ => fail(e),
+    })?;
     let images_dir = match images_dir {
         Some(dir) => dir.to_owned(),
         None => path.parent().unwrap_or(Path::new(".")).join(IMAGES_SUBDIR),
@@ -249,6 +255,26 @@ mod tests {
     fn refuses_a_directory_as_list() {
         let err = read(Path::new("/"), None).unwrap_err();
         assert!(err.to_string().contains("not a regular file"), "{err}");
+    }
+
+    #[test]
+    fn refuses_a_fifo_as_list_without_waiting_for_a_writer() {
+        let dir = std::env::temp_dir().join(format!("cl-list-fifo-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("image.list");
+        let _ = fs::remove_file(&fifo);
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        // No writer ever opens it: a blocking open would hang here.
+        let err = read(&fifo, None).unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -36,6 +36,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::archive::Directories;
+use crate::bounded;
 use crate::list::Entry;
 use crate::lock;
 use crate::log::Log;
@@ -393,7 +394,7 @@ impl Earlier {
     fn read(run: &RunDir, ours: &HashSet<String>) -> Option<Earlier> {
         let file = run.open_read(STATUS_FILE).ok()??;
         let identity = rundir::identity(&file).ok()?;
-        let bytes = rundir::read_bounded(&file, STATUS_MAX).ok()?;
+        let bytes = bounded::read(&file, STATUS_MAX).ok()?;
         let rows: Vec<&RawValue> = serde_json::from_slice(&bytes).ok()?;
         let mut lists = Lists::default();
         let mut mine = Vec::new();

@@ -18,6 +18,8 @@ use rustix::fd::AsFd;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 
+use crate::bounded;
+
 /// A run directory that is not one the loader may use.
 #[derive(Debug)]
 pub struct RunDirError {
@@ -165,7 +167,7 @@ impl RunDir {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         };
-        read_bounded(&file, max).map(Some)
+        bounded::read(&file, max).map(Some)
     }
 
     /// Opens `name` for reading if it is a regular file; `None` when it is missing.
@@ -264,20 +266,6 @@ fn not_regular(path: &Path, what: &str) -> io::Error {
         io::ErrorKind::InvalidInput,
         format!("{} is {what}; refusing to use it", path.display()),
     )
-}
-
-/// All of `file`, or an error if it holds more than `max` bytes: a file in the run directory
-/// may be anything, of any size, and is never read into memory whole beyond that.
-pub fn read_bounded(file: &File, max: u64) -> io::Result<Vec<u8>> {
-    let mut data = Vec::new();
-    io::Read::read_to_end(&mut io::Read::take(file, max + 1), &mut data)?;
-    match data.len() as u64 > max {
-        true => Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("more than {max} bytes"),
-        )),
-        false => Ok(data),
-    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 //! 20,000 entries is sampled from /proc/<loader pid> while it works.
 //!
 //! A run costs ~20 ms on either engine, so 1,000 runs each take ~20 s. (That relies on the
-//! loader telling podman by the `Libpod-Api-Version` header of `GET /_ping`: podman answers
+//! loader telling podman by the `Libpod-Api-Version` header of its first answer: podman answers
 //! `GET /version` only after 0.45-0.65 s, which made each podman run cost ~0.5 s.)
 
 #[macro_use]
