@@ -1,6 +1,7 @@
 //! An entry's row: where its archive and its image stand, as `status` shows it and as
 //! `status.json` records it. The JSON form is [`StatusRow`], the format tools read.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::Serialize;
@@ -72,7 +73,7 @@ pub struct StatusRow<'a> {
     /// The line of the list the entry is on, from 1.
     pub line: usize,
     /// The list the entry comes from.
-    pub list: String,
+    pub list: Cow<'a, str>,
     /// The image reference, as the list writes it.
     #[serde(rename = "ref")]
     pub reference: &'a str,
@@ -133,7 +134,8 @@ impl<'e> Row<'e> {
             image_id: self.image_id.as_deref(),
             image_present,
             line: self.entry.line,
-            list: self.entry.list.display().to_string(),
+            // As `display()` writes it, without a copy when the path is UTF-8.
+            list: self.entry.list.to_string_lossy(),
             reference: self.entry.reference.as_str(),
             size: self.size,
             state: self.state.name(),
