@@ -1279,14 +1279,70 @@ fn process_cpu(pid: u32) -> Duration {
     Duration::from_millis((field(11) + field(12) + field(13) + field(14)) * 10)
 }
 
+/// The bytes below each entry of `dir`, by its name with the random digits the engines end
+/// their temp names with cut (`libpod-images-load.tar*`); largest first.
+fn bytes_by_entry(dir: &Path) -> Vec<(String, u64)> {
+    let mut by: Vec<(String, u64)> = Vec::new();
+    for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let bytes = match e.file_type() {
+            Ok(t) if t.is_dir() => bytes_below(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
+            _ => 0,
+        };
+        let name = e.file_name().to_string_lossy().into_owned();
+        let stem = name.trim_end_matches(|c: char| c.is_ascii_digit());
+        let name = if name.len() >= 32 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
+            // containerd's ingest: a directory per blob, named by a digest.
+            "(a blob's ingest)".to_owned()
+        } else if stem.len() < name.len() {
+            format!("{stem}*")
+        } else {
+            name
+        };
+        match by.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, b)) => *b += bytes,
+            None => by.push((name, bytes)),
+        }
+    }
+    by.sort_by(|a, b| b.1.cmp(&a.1));
+    by
+}
+
+/// Peak bytes in an engine's temp directory, and what they were at that moment.
+#[derive(Default, Clone)]
+struct Peak {
+    bytes: u64,
+    parts: Vec<(String, u64)>,
+}
+
+impl Peak {
+    /// `NAME* 8.0 MiB + NAME* 8.0 MiB`.
+    fn parts_text(&self) -> String {
+        let parts: Vec<String> = self
+            .parts
+            .iter()
+            .filter(|(_, b)| *b > 0)
+            .map(|(n, b)| format!("`{n}` {:.1} MiB", *b as f64 / MIB))
+            .collect();
+        match parts.is_empty() {
+            true => "nothing".to_owned(),
+            false => parts.join(" + "),
+        }
+    }
+}
+
 /// Runs `f` while sampling how many bytes are in `dir`; the result and the peak.
-fn peak_bytes<R>(dir: &Path, f: impl FnOnce() -> R) -> (R, u64) {
+fn peak_bytes<R>(dir: &Path, f: impl FnOnce() -> R) -> (R, Peak) {
     let stop = Arc::new(AtomicBool::new(false));
     let (dir2, stop2) = (dir.to_owned(), stop.clone());
     let sampler = thread::spawn(move || {
-        let mut peak = 0;
+        let mut peak = Peak::default();
         while !stop2.load(Ordering::SeqCst) {
-            peak = peak.max(bytes_below(&dir2));
+            let parts = bytes_by_entry(&dir2);
+            let bytes = parts.iter().map(|(_, b)| b).sum();
+            if bytes > peak.bytes {
+                peak = Peak { bytes, parts };
+            }
             thread::sleep(TEMP_SAMPLE);
         }
         peak
@@ -1368,7 +1424,8 @@ fn delta_row(table: &mut Table, archives: &Archives, work: &Path, runs: usize, f
         app.display(),
         engine_cli(&engine)
     );
-    let (mut ours, mut theirs, mut our_bytes, mut their_bytes) = (vec![], vec![], 0, 0);
+    let (mut ours, mut theirs) = (vec![], vec![]);
+    let (mut our_peak, mut their_peak) = (Peak::default(), Peak::default());
     // The engine's own CPU during each load: where the time goes once the upload is small.
     let (mut our_engine, mut their_engine) = (vec![], vec![]);
     for i in 0..runs {
@@ -1383,14 +1440,18 @@ fn delta_row(table: &mut Table, archives: &Archives, work: &Path, runs: usize, f
                 let text = fs::read_to_string(&log).unwrap();
                 assert!(text.contains("left out 1 layer files"), "{text}");
                 ours.push(run);
-                our_bytes = our_bytes.max(bytes);
+                if bytes.bytes >= our_peak.bytes {
+                    our_peak = bytes;
+                }
             } else {
                 let before = process_cpu(engine.pid());
                 let (run, bytes) =
                     peak_bytes(&temp, || measure(&mut sh(&cli_load), "CLI load", &log));
                 their_engine.push(process_cpu(engine.pid()) - before);
                 theirs.push(run);
-                their_bytes = their_bytes.max(bytes);
+                if bytes.bytes >= their_peak.bytes {
+                    their_peak = bytes;
+                }
             }
             engine.assert_has(REF_APP);
             delete_image(&engine, REF_APP);
@@ -1462,10 +1523,11 @@ fn delta_row(table: &mut Table, archives: &Archives, work: &Path, runs: usize, f
     table.row(
         &format!("what a delta load of it cannot go below, {label}: the archive decoded (zstd cannot skip the base), and the new layer loaded"),
         format!(
-            "{}: the longer of `zstd -dc > /dev/null` {} and the layer alone {}",
+            "{}: the longer of `zstd -dc > /dev/null` {} and the layer alone {} (one after the other {}: the engine imports only once the upload has ended)",
             ms(least),
             ms(decode.wall),
-            ms(floor.wall)
+            ms(floor.wall),
+            ms(decode.wall + floor.wall)
         ),
         format!("`zstd -dc \\| {cli} load`: {}", ms(theirs.wall)),
         format!("{least_ratio:.2}"),
@@ -1473,6 +1535,7 @@ fn delta_row(table: &mut Table, archives: &Archives, work: &Path, runs: usize, f
         None,
     );
     let layer = own.len() as u64;
+    let (our_bytes, their_bytes) = (our_peak.bytes, their_peak.bytes);
     table.row(
         &format!("bytes {label} wrote to its temp directory for it (peak)"),
         format!("{:.1} MiB", our_bytes as f64 / MIB),
@@ -1483,6 +1546,14 @@ fn delta_row(table: &mut Table, archives: &Archives, work: &Path, runs: usize, f
             layer as f64 / MIB
         ),
         Some(our_bytes <= layer + (64 << 10)),
+    );
+    table.row(
+        &format!("what {label}'s temp directory held at that peak"),
+        our_peak.parts_text(),
+        format!("`{cli} load`: {}", their_peak.parts_text()),
+        String::new(),
+        "(report: where a copy beyond the new layer comes from)",
+        None,
     );
     drop(engine);
 }
