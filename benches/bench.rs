@@ -40,13 +40,20 @@ use common::{Engine, Fixture, Flavor, Kind, TempDir};
 /// Longest any single measured command may run before it is killed (and the bench fails).
 const RUN_LIMIT: Duration = Duration::from_secs(300);
 const MIB: f64 = 1024.0 * 1024.0;
-/// Each no-op image's archive: a zstd frame (of an empty tar's 1 KiB of zeros), as a device
-/// ships one. A no-op run reads only its first bytes, for the row's format; an empty file
-/// would give every row an error to format instead.
-const NOOP_ARCHIVE: &[u8] = &[
-    0x28, 0xb5, 0x2f, 0xfd, 0x04, 0x58, 0x4d, 0x00, 0x00, 0x10, 0x00, 0x00, 0x01, 0x00, 0xfb, 0x2b,
-    0x80, 0x05, 0xcd, 0xac, 0x85, 0xf0,
-];
+/// Each no-op image's archive: a zstd frame (of an empty tar's 1 KiB of zeros) and a skippable
+/// frame of 1 KiB after it, a valid zstd stream as a device ships one, and larger than the
+/// 512 bytes a row's look reads, as a real archive is. A no-op run reads only those first
+/// bytes, for the row's format; an empty file would give every row an error to format instead.
+fn noop_archive() -> Vec<u8> {
+    let mut data = vec![
+        0x28, 0xb5, 0x2f, 0xfd, 0x04, 0x58, 0x4d, 0x00, 0x00, 0x10, 0x00, 0x00, 0x01, 0x00, 0xfb,
+        0x2b, 0x80, 0x05, 0xcd, 0xac, 0x85, 0xf0,
+    ];
+    data.extend_from_slice(&0x184d_2a50u32.to_le_bytes());
+    data.extend_from_slice(&1024u32.to_le_bytes());
+    data.extend_from_slice(&[0; 1024]);
+    data
+}
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -853,7 +860,7 @@ fn noop_boot(table: &mut Table, engine: &Engine, work: &Path, runs: usize) {
             .collect();
         let list = package(&dir, &entries);
         for (archive, _) in &entries {
-            fs::write(dir.join("images").join(archive), NOOP_ARCHIVE).unwrap();
+            fs::write(dir.join("images").join(archive), noop_archive()).unwrap();
         }
         let script = seed_script(&dir, &engine_cli(engine));
         let log = dir.join("run.log");
@@ -962,7 +969,7 @@ fn noop_boot(table: &mut Table, engine: &Engine, work: &Path, runs: usize) {
                 .collect();
             let list = package(&dir, &entries);
             for (archive, _) in &entries {
-                fs::write(dir.join("images").join(archive), NOOP_ARCHIVE).unwrap();
+                fs::write(dir.join("images").join(archive), noop_archive()).unwrap();
             }
             list
         })
