@@ -160,7 +160,7 @@ const FLAGS: &[Flag] = &[
         "engine",
         Some("auto|docker|podman"),
         ENGINE,
-        "default auto: detect from the engine's GET /_ping",
+        "default auto: told from the engine's first answer",
     ),
     flag(
         Some('H'),

@@ -276,11 +276,12 @@ impl Engine {
                     out += 1;
                     let agent = &candidates[i].agent;
                     let until = now + deadline.saturating_duration_since(now).max(PING_MIN);
-                    let first = knock_for(knock, kind);
+                    let first = listing_for(knock, kind);
                     // One socket (the usual case) is knocked on from here: a thread's start
                     // costs about as much as the knock (docs/performance.md). Otherwise a
                     // thread each, left to finish on its own if another socket answers first:
-                    // its request ends by `within` anyway.
+                    // its requests end by `until` anyway (a ping after a silent listing, by
+                    // PING_MIN later).
                     let in_turn = candidates.len() == 1 || {
                         let (agent, answers) = (agent.clone(), answers.clone());
                         let knock = move || drop(answers.send((i, knock_on(&agent, first, until))));
@@ -629,32 +630,27 @@ impl Engine {
     }
 }
 
-/// `GET /_ping` within `within` in all (connect, headers and body); on success, podman's
-/// libpod API version if the engine is podman, which says so in a `Libpod-Api-Version`
-/// header (docker sends none). Telling the engines apart here saves a `GET /version`, which
-/// podman answers only after asking conmon and the OCI runtime for theirs (half a second on
-/// every boot).
-/// The path a knock asks: the listing of the engine `kind` says (docker's, which podman also
-/// answers, when it is not said), or `/_ping`.
-fn knock_for(knock: Knock, kind: Option<Kind>) -> &'static str {
+/// The listing a knock asks before anything else, if any: the one of the engine `kind` says
+/// (docker's, which podman serves too, when it is not said).
+fn listing_for(knock: Knock, kind: Option<Kind>) -> Option<&'static str> {
     match (knock, kind) {
-        (Knock::Ping, _) => "/_ping",
-        (Knock::Listing, Some(Kind::Podman)) => LIBPOD_FALLBACK_LISTING,
-        (Knock::Listing, _) => "/images/json",
+        (Knock::Ping, _) => None,
+        (Knock::Listing, Some(Kind::Podman)) => Some(LIBPOD_FALLBACK_LISTING),
+        (Knock::Listing, _) => Some("/images/json"),
     }
 }
 
-/// Asks `path` of a socket until `until`: a ping, or a listing. A listing answered otherwise
-/// than 200, or not in time, is followed by a ping, which decides; where nothing listens,
-/// there is nothing to ping.
-fn knock_on(agent: &Agent, path: &str, until: Instant) -> Result<Pong, ureq::Error> {
+/// Knocks on a socket until `until`: the `listing` if there is one, else `GET /_ping`. A
+/// listing answered otherwise than 200, or not in time, is followed by a ping, which decides;
+/// where nothing listens there is nothing to ping.
+fn knock_on(agent: &Agent, listing: Option<&str>, until: Instant) -> Result<Pong, ureq::Error> {
     let left = || {
         until
             .saturating_duration_since(Instant::now())
             .max(PING_MIN)
     };
-    if path != "/_ping" {
-        match first_answer(agent, path, left()) {
+    if let Some(path) = listing {
+        match first_answer(agent, path, true, left()) {
             Ok(pong) => return Ok(pong),
             Err(ureq::Error::Io(e))
                 if matches!(
@@ -667,12 +663,20 @@ fn knock_on(agent: &Agent, path: &str, until: Instant) -> Result<Pong, ureq::Err
             Err(_) => {}
         }
     }
-    first_answer(agent, "/_ping", left())
+    first_answer(agent, "/_ping", false, left())
 }
 
-/// `GET path`, its answer 200 within `within`: the engine's headers, and the listing if that
-/// was asked and could be read.
-fn first_answer(agent: &Agent, path: &str, within: Duration) -> Result<Pong, ureq::Error> {
+/// `GET path` within `within` in all (connect, headers and body), answered 200: podman's libpod
+/// API version if the engine is podman, which says so in a `Libpod-Api-Version` header on
+/// every answer (docker sends none), and the listing if `listing` and it could be read.
+/// Telling the engines apart by a header saves a `GET /version`, which podman answers only
+/// after asking conmon and the OCI runtime for theirs (half a second on every boot).
+fn first_answer(
+    agent: &Agent,
+    path: &str,
+    listing: bool,
+    within: Duration,
+) -> Result<Pong, ureq::Error> {
     let mut r = agent
         .get(format!("{BASE}{path}"))
         .config()
@@ -690,7 +694,7 @@ fn first_answer(agent: &Agent, path: &str, within: Duration) -> Result<Pong, ure
         200 => Ok(Pong {
             libpod,
             server,
-            listing: (path != "/_ping")
+            listing: listing
                 .then(|| {
                     let answer = r.body_mut().with_config().limit(ANSWER_MAX).reader();
                     Listing::read(answer).ok()
