@@ -1311,7 +1311,7 @@ fn bytes_by_entry(dir: &Path) -> Vec<(String, u64)> {
             None => by.push((name, bytes)),
         }
     }
-    by.sort_by(|a, b| b.1.cmp(&a.1));
+    by.sort_by_key(|(_, bytes)| std::cmp::Reverse(*bytes));
     by
 }
 
