@@ -156,6 +156,12 @@ pub fn run(options: &Options, log: &Log) -> Exit {
             if let Some(recorder) = recorder.as_mut().filter(|_| !batched) {
                 recorder.flush();
             }
+            // Their lines too go out together; anything that may take long or fail goes out
+            // line by line, as it happens.
+            match batched {
+                true => log.hold(),
+                false => log.release(),
+            }
             let result = load_entry(
                 &engine,
                 listing.as_ref(),
@@ -185,6 +191,7 @@ pub fn run(options: &Options, log: &Log) -> Exit {
                 }
             }
         }
+        log.release();
         if let Some(recorder) = recorder {
             unrecorded |= !recorder.finish();
         }

@@ -4,7 +4,9 @@
 #[macro_use]
 mod common;
 
-use std::os::unix::net::UnixListener;
+use std::os::fd::OwnedFd;
+use std::os::unix::net::{UnixDatagram, UnixListener};
+use std::process::Stdio;
 use std::thread;
 use std::time::Duration;
 
@@ -331,4 +333,79 @@ fn the_listing_that_finds_the_engine_tells_which_engine_it_is(flavor: Flavor) {
         ),
         None => assert!(upload.starts_with("POST /images/load"), "{upload}"),
     }
+}
+
+/// The lines of the images the listing answered go out in one write (on a journal stream, one
+/// wake-up of journald instead of one per image), in their order, before the summary. stderr is
+/// a datagram socket here, so that each write arrives as one datagram.
+#[test]
+fn present_images_lines_go_out_in_one_write() {
+    let engine = Engine::docker();
+    let (pkg, fixtures) = images("quiet", 3);
+    for fixture in &fixtures {
+        engine.preload(fixture);
+    }
+    let (ours, theirs) = UnixDatagram::pair().expect("socketpair");
+    let mut cmd = loader_command();
+    cmd.args(["-H", &engine.socket_path().display().to_string()])
+        .args(["-l", &pkg.list_arg()])
+        .env_remove("JOURNAL_STREAM")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(OwnedFd::from(theirs)));
+
+    let status = cmd.status().expect("run the loader");
+
+    assert!(status.success(), "{status}");
+    drop(cmd);
+    ours.set_nonblocking(true).unwrap();
+    let mut writes = Vec::new();
+    let mut buf = vec![0; 1 << 16];
+    while let Ok(n) = ours.recv(&mut buf) {
+        writes.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    let expected: String = fixtures
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            format!(
+                "{}:{}: {}: present, skipped\n",
+                pkg.list.display(),
+                i + 1,
+                f.reference
+            )
+        })
+        .collect();
+    assert_eq!(
+        writes,
+        [expected, "0 loaded, 3 present, 0 failed\n".to_owned()]
+    );
+}
+
+/// A line held with the present images' goes out before a failure that follows it: the order
+/// of the log is the order of the entries.
+#[test]
+fn held_lines_go_out_before_a_failure_after_them() {
+    let engine = Engine::docker();
+    let pkg = Package::new();
+    let present = Fixture::new("example.org/engine/first:1");
+    engine.preload(&present);
+    let first = pkg.add("first.tar.zst", &present, Codec::Zstd);
+    pkg.add_archive("second.tar.zst", b"not an archive");
+    pkg.write_list(&[&first, "second.tar.zst example.org/engine/second:1"]);
+
+    let out = load_package(&engine, &pkg, &[]);
+
+    out.assert_code(1);
+    let lines = out.stderr_lines();
+    let at = |needle: &str| {
+        lines
+            .iter()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no line with {needle:?}\n{out:?}"))
+    };
+    assert!(
+        at("first:1: present, skipped") < at("second:1: failed"),
+        "{out:?}"
+    );
 }
