@@ -38,8 +38,19 @@ pub struct Entry {
 
 impl Entry {
     /// `LIST:LINE`, the place an operator opens to fix the entry.
-    pub fn place(&self) -> String {
-        format!("{}:{}", self.list.display(), self.line)
+    pub fn place(&self) -> Place<'_> {
+        Place(self)
+    }
+}
+
+/// An entry's `LIST:LINE`, written out only where a line shows it (most entries of a boot
+/// show none under `-q`).
+#[derive(Clone, Copy)]
+pub struct Place<'a>(&'a Entry);
+
+impl fmt::Display for Place<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.0.list.display(), self.0.line)
     }
 }
 
@@ -215,7 +226,7 @@ mod tests {
                 (4, "b.tar.gz", "quay.io/x/y:1")
             ]
         );
-        assert_eq!(p.entries[0].place(), "/l/image.list:3");
+        assert_eq!(p.entries[0].place().to_string(), "/l/image.list:3");
     }
 
     #[test]

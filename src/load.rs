@@ -410,6 +410,8 @@ fn load_entry(
         }
         (None, _) => {}
     }
+    // From here on the entry loads, and its place is in most lines.
+    let place = place.to_string();
     let archive = Archive::open(&entry.images_dir, &entry.archive).map_err(EntryError::Archive)?;
     if options.dry_run {
         if options.space_check {

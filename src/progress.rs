@@ -68,15 +68,19 @@ impl<'a> Reporter<'a> {
 
     /// Says that entry `number` of `total` is being handled (`STATUS=loading 2/5 REF`), and
     /// returns what reports its load.
-    pub fn entry(&self, number: usize, total: usize, entry: &Entry) -> EntryReport<'_> {
+    pub fn entry<'e>(&'e self, number: usize, total: usize, entry: &'e Entry) -> EntryReport<'e> {
         let report = EntryReport {
             reporter: self,
-            place: entry.place(),
-            reference: entry.reference.to_string(),
-            position: format!("{number}/{total}"),
+            entry,
+            number,
+            total,
         };
-        self.notifier
-            .status(&format!("loading {} {}", report.position, report.reference));
+        // Formatted only for a service manager that listens: most entries of a boot take
+        // microseconds.
+        if self.notifier.is_active() {
+            self.notifier
+                .status(&format!("loading {number}/{total} {}", entry.reference));
+        }
         report
     }
 }
@@ -84,10 +88,10 @@ impl<'a> Reporter<'a> {
 /// Reports the load of one entry.
 pub struct EntryReport<'a> {
     reporter: &'a Reporter<'a>,
-    place: String,
-    reference: String,
-    /// `2/5`.
-    position: String,
+    entry: &'a Entry,
+    /// `2` of `5`.
+    number: usize,
+    total: usize,
 }
 
 impl EntryReport<'_> {
@@ -138,23 +142,24 @@ impl EntryReport<'_> {
                 elapsed: now - started,
             };
             if Ticks::due(&mut draw, now) {
-                let line = format!("\r{}: {}{ERASE_LINE}", self.reference, at.terminal());
+                let line = format!("\r{}: {}{ERASE_LINE}", self.entry.reference, at.terminal());
                 let _ = std::io::stderr().lock().write_all(line.as_bytes());
                 drawn = true;
             }
             if Ticks::due(&mut journal, now) {
                 r.log.info(format_args!(
                     "{}: {}: {}",
-                    self.place,
-                    self.reference,
+                    self.entry.place(),
+                    self.entry.reference,
                     at.journal()
                 ));
             }
             if Ticks::due(&mut notify, now) {
                 r.notifier.status(&format!(
-                    "loading {} {} {}%",
-                    self.position,
-                    self.reference,
+                    "loading {}/{} {} {}%",
+                    self.number,
+                    self.total,
+                    self.entry.reference,
                     at.percent()
                 ));
             }

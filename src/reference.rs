@@ -9,6 +9,7 @@
 //! segment and no `?`, `#`, `%` or blank, so a validated reference cannot name another
 //! endpoint; the engine client still percent-encodes it as a second line of defence.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// docker's `NameTotalLengthMax`: the name as the engine spells it (domain and path, with
@@ -127,11 +128,11 @@ fn normalized_len(name: &str) -> usize {
 }
 
 /// `name` with `:latest` when it has neither tag nor digest, as the engines read it.
-pub fn tagged(name: &str) -> String {
+pub fn tagged(name: &str) -> Cow<'_, str> {
     let last = name.rsplit('/').next().unwrap_or_default();
     match last.contains(':') || last.contains('@') {
-        true => name.to_owned(),
-        false => format!("{name}:latest"),
+        true => Cow::Borrowed(name),
+        false => Cow::Owned(format!("{name}:latest")),
     }
 }
 
@@ -140,7 +141,7 @@ pub fn tagged(name: &str) -> String {
 pub fn canonical(name: &str) -> String {
     let (domain, library, rest) = split_domain(name);
     let library = if library { "library/" } else { "" };
-    tagged(&format!("{domain}/{library}{rest}"))
+    tagged(&format!("{domain}/{library}{rest}")).into_owned()
 }
 
 /// The short form docker lists a Docker Hub name in (`debian:12` for

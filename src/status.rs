@@ -129,7 +129,7 @@ fn table(rows: &[Row]) -> String {
             format!("{} (absent)", r.entry.archive)
         };
         lines.push([
-            r.entry.place(),
+            r.entry.place().to_string(),
             r.entry.reference.to_string(),
             image,
             id,

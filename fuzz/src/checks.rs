@@ -64,7 +64,10 @@ pub fn list_parser(data: &[u8]) {
         let text = e.reference.as_str();
         assert!(contains(raw, text.as_bytes()), "{text:?} not on its line");
         accepted_reference(text, &e.reference);
-        assert_eq!(e.place(), format!("{}:{}", path.display(), e.line));
+        assert_eq!(
+            e.place().to_string(),
+            format!("{}:{}", path.display(), e.line)
+        );
     }
     let mut last = 0;
     for bad in &parsed.invalid {

@@ -54,7 +54,7 @@ impl Listing {
         let short = reference::familiar(&full);
         let index = self
             .names
-            .get(full.as_str())
+            .get(&*full)
             .or_else(|| short.and_then(|s| self.names.get(s)))?;
         self.ids.get(*index as usize).map(|id| &**id)
     }
