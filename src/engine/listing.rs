@@ -13,13 +13,17 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::io::{BufReader, Read};
+use std::io::{self, BufReader, Read};
 
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Deserializer;
 
 use super::{canonical_id, LISTING_NAMES_MAX, NAME_MAX};
 use crate::reference::{self, Reference};
+
+/// What of a listing is read into memory before it is parsed, and the buffer it streams
+/// through when it is longer.
+const STREAM_BUFFER: usize = 64 << 10;
 
 /// The names an engine listed, each with its image id.
 #[derive(Default)]
@@ -33,11 +37,26 @@ pub struct Listing {
 
 impl Listing {
     /// Reads a listing answer (a JSON array of image objects) from `answer`.
-    pub fn read(answer: impl Read) -> Result<Listing, serde_json::Error> {
+    pub fn read(mut answer: impl Read) -> Result<Listing, serde_json::Error> {
         let mut listing = Listing::default();
-        let mut de = Deserializer::from_reader(BufReader::with_capacity(64 << 10, answer));
-        ListingSeed(&mut listing).deserialize(&mut de)?;
-        de.end()?;
+        // A device's listing is a few KiB: read whole, it is parsed from memory, several times
+        // faster than from a reader byte by byte (4-7% of a no-op run). A longer one streams
+        // on from where this buffer ends, through a second buffer of the same size.
+        let mut head = Vec::with_capacity(STREAM_BUFFER);
+        (&mut answer)
+            .take(STREAM_BUFFER as u64)
+            .read_to_end(&mut head)
+            .map_err(serde_json::Error::io)?;
+        if head.len() < STREAM_BUFFER {
+            let mut de = Deserializer::from_slice(&head);
+            ListingSeed(&mut listing).deserialize(&mut de)?;
+            de.end()?;
+        } else {
+            let rest = BufReader::with_capacity(STREAM_BUFFER, io::Cursor::new(head).chain(answer));
+            let mut de = Deserializer::from_reader(rest);
+            ListingSeed(&mut listing).deserialize(&mut de)?;
+            de.end()?;
+        }
         Ok(listing)
     }
 
@@ -316,6 +335,24 @@ mod tests {
         assert!(!listed(
             "quay.io/a/b:1@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
         ));
+    }
+
+    #[test]
+    fn a_listing_longer_than_its_buffer_is_read_across_the_buffer_end() {
+        let names: Vec<String> = (0..5_000)
+            .map(|i| format!("\"example.org/a/long/name/{i:08}:1\""))
+            .collect();
+        let json = format!(r#"[{{"Id":"{A}","RepoTags":[{}]}}]"#, names.join(","));
+        assert!(json.len() > 2 * STREAM_BUFFER);
+        let listing = read(&json);
+        assert_eq!(
+            id_of(&listing, "example.org/a/long/name/00000000:1"),
+            Some(A)
+        );
+        assert_eq!(
+            id_of(&listing, "example.org/a/long/name/00004999:1"),
+            Some(A)
+        );
     }
 
     #[test]
