@@ -1042,6 +1042,30 @@ struct LoadResult {
     seed: Run,
 }
 
+/// A package under `work` (`PREFIX-ARCHIVE_NAME/`) whose list names `archive` (hard-linked
+/// into its images directory, or copied) as `reference`: its directory and its list.
+fn one_archive(work: &Path, prefix: &str, archive: &Path, reference: &str) -> (PathBuf, PathBuf) {
+    let name = archive.file_name().unwrap().to_string_lossy().into_owned();
+    let dir = work.join(format!("{prefix}-{name}"));
+    let list = package(&dir, &[(name.clone(), reference.to_owned())]);
+    let link = dir.join("images").join(&name);
+    if !link.exists() {
+        fs::hard_link(archive, &link)
+            .or_else(|_| fs::copy(archive, &link).map(|_| ()))
+            .unwrap();
+    }
+    (dir, list)
+}
+
+/// The loader's run of `list`, which must load its one image (peak RSS by GNU time).
+fn loader_load(engine: &Engine, list: &Path, log: &Path) -> Run {
+    let r = measure_rss(&mut loader(engine.socket_path(), list), "loader load", log);
+    assert!(fs::read_to_string(log)
+        .unwrap()
+        .contains("1 loaded, 0 present, 0 failed"));
+    r
+}
+
 /// Loads `archive` (zstd) with the loader and with the seed script, `runs` times each.
 fn load_vs_seed(
     engine: &Engine,
@@ -1051,18 +1075,7 @@ fn load_vs_seed(
     runs: usize,
 ) -> LoadResult {
     let kind = engine.flavor().name();
-    let dir = work.join(format!(
-        "load-{kind}-{}",
-        archive.file_name().unwrap().to_string_lossy()
-    ));
-    let name = archive.file_name().unwrap().to_string_lossy().into_owned();
-    let list = package(&dir, &[(name.clone(), reference.to_owned())]);
-    let link = dir.join("images").join(&name);
-    if !link.exists() {
-        fs::hard_link(archive, &link)
-            .or_else(|_| fs::copy(archive, &link).map(|_| ()))
-            .unwrap();
-    }
+    let (dir, list) = one_archive(work, &format!("load-{kind}"), archive, reference);
     let script = seed_script(&dir, &engine_cli(engine));
     let log = dir.join("run.log");
     let mut ours = Vec::new();
@@ -1077,14 +1090,7 @@ fn load_vs_seed(
         for loader_turn in order {
             engine.assert_has_not(reference);
             if loader_turn {
-                ours.push(measure_rss(
-                    &mut loader(engine.socket_path(), &list),
-                    "loader load",
-                    &log,
-                ));
-                assert!(fs::read_to_string(&log)
-                    .unwrap()
-                    .contains("1 loaded, 0 present, 0 failed"));
+                ours.push(loader_load(engine, &list, &log));
             } else {
                 seed.push(measure_rss(
                     Command::new("sh").arg(&script),
@@ -1148,18 +1154,7 @@ fn cpu_in_turns(
     reference: &str,
     runs: usize,
 ) -> CpuTurns {
-    let dir = work.join(format!(
-        "cpu-{}",
-        archive.file_name().unwrap().to_string_lossy()
-    ));
-    let name = archive.file_name().unwrap().to_string_lossy().into_owned();
-    let list = package(&dir, &[(name.clone(), reference.to_owned())]);
-    let link = dir.join("images").join(&name);
-    if !link.exists() {
-        fs::hard_link(archive, &link)
-            .or_else(|_| fs::copy(archive, &link).map(|_| ()))
-            .unwrap();
-    }
+    let (dir, list) = one_archive(work, "cpu", archive, reference);
     let log = dir.join("run.log");
     let times = dir.join("zstd-into-engine.time");
     let into_engine = format!(
@@ -1173,14 +1168,8 @@ fn cpu_in_turns(
     let (mut cpu, mut sys) = (Vec::new(), Vec::new());
     for _ in 0..runs {
         engine.assert_has_not(reference);
-        loader_runs.push(measure(
-            &mut loader(engine.socket_path(), &list),
-            "loader load",
-            &log,
-        ));
-        assert!(fs::read_to_string(&log)
-            .unwrap()
-            .contains("1 loaded, 0 present, 0 failed"));
+        loader_runs.push(loader_load(engine, &list, &log));
+        engine.assert_has(reference);
         delete_image(engine, reference);
 
         null_runs.push(measure(&mut sh(&into_null), &into_null, &log));
@@ -1239,18 +1228,7 @@ fn tool_runs(script: &str, runs: usize, log: &Path) -> Run {
 /// same machine: this one's speed moves by a third between minutes (docs/performance.md), more
 /// than the difference measured. The first turn warms the page cache and is not counted.
 fn into_sink(work: &Path, archive: &Path, theirs: &str, runs: usize, log: &Path) -> (Run, Run) {
-    let dir = work.join(format!(
-        "sink-{}",
-        archive.file_name().unwrap().to_string_lossy()
-    ));
-    let name = archive.file_name().unwrap().to_string_lossy().into_owned();
-    let list = package(&dir, &[(name.clone(), "bench.example/sink:1".to_owned())]);
-    let link = dir.join("images").join(&name);
-    if !link.exists() {
-        fs::hard_link(archive, &link)
-            .or_else(|_| fs::copy(archive, &link).map(|_| ()))
-            .unwrap();
-    }
+    let (dir, list) = one_archive(work, "sink", archive, "bench.example/sink:1");
     let run_log = dir.join("run.log");
     let id = container_loader::contents::inspect_file(archive, 128 << 20)
         .expect("inspect the bench archive")
