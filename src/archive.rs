@@ -206,14 +206,14 @@ impl Dir<'_> {
     }
 
     /// Opens the regular file `name` stands for (see `resolve`) and returns it with its status.
-    fn open(&self, name: &str) -> Result<(OwnedFd, Stat), ArchiveError> {
+    fn open(&self, name: &str) -> Result<(OwnedFd, Stat), OpenFailed> {
         // The usual archive, a regular file by that very name, is opened at once: the same
         // open and check as below, one `fstatat` fewer per entry of every run.
         if let Some(opened) = self.open_plain(name) {
             return Ok(opened);
         }
-        let (entry, _) = self.resolve(name)?;
-        self.open_resolved(name, &entry)
+        let (entry, _) = self.resolve(name).map_err(OpenFailed::Resolve)?;
+        self.open_resolved(name, &entry).map_err(OpenFailed::Open)
     }
 
     /// `name` opened, if it is a regular file itself (not a link); `None` otherwise, for
@@ -248,6 +248,22 @@ impl Dir<'_> {
             });
         }
         Ok((fd, stat))
+    }
+}
+
+/// Why [`Dir::open`] failed, by its step: `name` stands for no regular file in the directory
+/// (`resolve`), or what it stood for could not be opened as one (it changed, or the open
+/// failed). A status row tells the two apart; a load only says why.
+enum OpenFailed {
+    Resolve(ArchiveError),
+    Open(ArchiveError),
+}
+
+impl From<OpenFailed> for ArchiveError {
+    fn from(failed: OpenFailed) -> ArchiveError {
+        match failed {
+            OpenFailed::Resolve(e) | OpenFailed::Open(e) => e,
+        }
     }
 }
 
@@ -318,18 +334,10 @@ impl Directories {
             fd: fd.as_fd(),
             path: dir,
         };
-        let (fd, stat) = match images.open_plain(name) {
-            Some(opened) => opened,
-            None => {
-                let entry = match images.resolve(name) {
-                    Ok((entry, _)) => entry,
-                    Err(e) => return Look::Absent(e),
-                };
-                match images.open_resolved(name, &entry) {
-                    Ok(opened) => opened,
-                    Err(e) => return Look::Unusable(e),
-                }
-            }
+        let (fd, stat) = match images.open(name) {
+            Ok(opened) => opened,
+            Err(OpenFailed::Resolve(e)) => return Look::Absent(e),
+            Err(OpenFailed::Open(e)) => return Look::Unusable(e),
         };
         // O_NONBLOCK stays set: it changes nothing on a regular file.
         let format = match decode::peek(&mut File::from(fd)) {
