@@ -48,16 +48,21 @@ impl Listing {
             .read_to_end(&mut head)
             .map_err(serde_json::Error::io)?;
         if head.len() < STREAM_BUFFER {
-            let mut de = Deserializer::from_slice(&head);
-            ListingSeed(&mut listing).deserialize(&mut de)?;
-            de.end()?;
+            listing.parse(Deserializer::from_slice(&head))?;
         } else {
             let rest = BufReader::with_capacity(STREAM_BUFFER, io::Cursor::new(head).chain(answer));
-            let mut de = Deserializer::from_reader(rest);
-            ListingSeed(&mut listing).deserialize(&mut de)?;
-            de.end()?;
+            listing.parse(Deserializer::from_reader(rest))?;
         }
         Ok(listing)
+    }
+
+    /// Adds the names of the one JSON array `de` holds, and nothing may follow it.
+    fn parse<'de, R: serde_json::de::Read<'de>>(
+        &mut self,
+        mut de: Deserializer<R>,
+    ) -> Result<(), serde_json::Error> {
+        ListingSeed(self).deserialize(&mut de)?;
+        de.end()
     }
 
     /// The id of `image` if the listing shows it under exactly its name: a tagless reference
