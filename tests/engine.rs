@@ -73,17 +73,7 @@ fn one_image(tag: &str) -> (Package, Fixture) {
 
 /// A package of `count` zstd images, `example.org/engine/{tag}{i}:1`.
 fn images(tag: &str, count: usize) -> (Package, Vec<Fixture>) {
-    let pkg = Package::new();
-    let fixtures: Vec<Fixture> = (0..count)
-        .map(|i| Fixture::new(&format!("example.org/engine/{tag}{i}:1")))
-        .collect();
-    let lines: Vec<String> = fixtures
-        .iter()
-        .enumerate()
-        .map(|(i, f)| pkg.add(&format!("{tag}{i}.tar.zst"), f, Codec::Zstd))
-        .collect();
-    pkg.write_list(&lines.iter().map(String::as_str).collect::<Vec<_>>());
-    (pkg, fixtures)
+    Package::of_images(&format!("engine/{tag}"), count)
 }
 
 /// Runs the loader on `pkg` through `proxy`, the engine's kind left to be found.

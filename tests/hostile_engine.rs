@@ -291,16 +291,7 @@ fn wait_within(mut running: Running, limit: Duration) -> (Output, u64) {
 
 /// A package of `n` zstd images the engine is asked about.
 fn images(n: usize) -> (Package, Vec<Fixture>) {
-    let pkg = Package::new();
-    let mut fixtures = Vec::new();
-    let mut lines = Vec::new();
-    for i in 0..n {
-        let fixture = Fixture::new(&format!("example.org/hostile/app{i}:1"));
-        lines.push(pkg.add(&format!("app{i}.tar.zst"), &fixture, Codec::Zstd));
-        fixtures.push(fixture);
-    }
-    pkg.write_list(&lines.iter().map(String::as_str).collect::<Vec<_>>());
-    (pkg, fixtures)
+    Package::of_images("hostile/app", n)
 }
 
 fn args(host: &str, pkg: &Package, extra: &[&str]) -> Vec<String> {

@@ -1519,6 +1519,23 @@ impl Package {
         fs::write(&self.list, text).unwrap();
     }
 
+    /// A package of `n` zstd images, `example.org/{repo}{i}:1` in `{name}{i}.tar.zst` (`name`:
+    /// the last part of `repo`), listed in that order.
+    pub fn of_images(repo: &str, n: usize) -> (Package, Vec<Fixture>) {
+        let pkg = Package::new();
+        let name = repo.rsplit('/').next().unwrap_or(repo);
+        let fixtures: Vec<Fixture> = (0..n)
+            .map(|i| Fixture::new(&format!("example.org/{repo}{i}:1")))
+            .collect();
+        let lines: Vec<String> = fixtures
+            .iter()
+            .enumerate()
+            .map(|(i, f)| pkg.add(&format!("{name}{i}.tar.zst"), f, Codec::Zstd))
+            .collect();
+        pkg.write_list(&lines.iter().map(String::as_str).collect::<Vec<_>>());
+        (pkg, fixtures)
+    }
+
     pub fn write_list_bytes(&self, data: &[u8]) {
         fs::write(&self.list, data).unwrap();
     }
