@@ -1302,14 +1302,17 @@ fn bytes_below(dir: &Path) -> u64 {
     let Ok(entries) = fs::read_dir(dir) else {
         return 0;
     };
-    entries
-        .flatten()
-        .map(|e| match e.file_type() {
-            Ok(t) if t.is_dir() => bytes_below(&e.path()),
-            Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
-            _ => 0,
-        })
-        .sum()
+    entries.flatten().map(|e| bytes_of(&e)).sum()
+}
+
+/// The bytes of a file, or of the files below a directory (0 for anything else, or when it
+/// is gone: the engines remove their temp files while they are counted).
+fn bytes_of(e: &fs::DirEntry) -> u64 {
+    match e.file_type() {
+        Ok(t) if t.is_dir() => bytes_below(&e.path()),
+        Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
+        _ => 0,
+    }
 }
 
 /// CPU time (user + system) process `pid` and the children it waited for (docker unpacks a
@@ -1333,11 +1336,7 @@ fn process_cpu(pid: u32) -> Duration {
 fn bytes_by_entry(dir: &Path) -> Vec<(String, u64)> {
     let mut by: Vec<(String, u64)> = Vec::new();
     for e in fs::read_dir(dir).into_iter().flatten().flatten() {
-        let bytes = match e.file_type() {
-            Ok(t) if t.is_dir() => bytes_below(&e.path()),
-            Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
-            _ => 0,
-        };
+        let bytes = bytes_of(&e);
         let name = e.file_name().to_string_lossy().into_owned();
         let stem = name.trim_end_matches(|c: char| c.is_ascii_digit());
         let name = if name.len() >= 32 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
