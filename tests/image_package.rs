@@ -1,12 +1,10 @@
-//! The image package, as an ISAR recipe with isar/recipes-support/container-loader/
-//! container-loader.inc builds it, made by isar/scripts/image-package from the same steps
-//! (image-package-steps.sh): its image.list and archives, the enabled instance bound to its
-//! engine, its Depends, and how it installs, verifies and purges in a Debian 13 root beside the
-//! loader's own package. The include's own tasks run too, without bitbake
-//! (tests/scripts/isar-include.py), and must lay out what the builder lays out.
+//! The image package as an Isar recipe with `inherit docker-loader` / `inherit podman-loader`
+//! builds it with the layer's classes, made by isar/scripts/image-package from the same steps
+//! (image-package-steps.sh): its image.list and archives, its unit (PKG.service, bound to its
+//! engine), its Depends, and how it installs, verifies and purges in a Debian 13 root beside the
+//! loader's own package. What real bitbake builds from the classes is tests/isar_build.rs's.
 //!
-//! The builder needs dpkg-dev, debhelper, fakeroot, zstd, gzip and xz-utils, the include's tasks
-//! python3; the tests that
+//! The builder needs dpkg-dev, debhelper, fakeroot, zstd, gzip and xz-utils; the tests that
 //! install need the loader's .deb (`make deb`, dist/deb/) and the cached Debian 13 root
 //! (`make roots`), which each test copies. Root is needed (chroot). Nothing is skipped: a missing
 //! piece fails the test naming the make target that provides it.
@@ -24,24 +22,22 @@ use device::debian_root::{loader_deb, DebianRoot};
 
 /// The builder under test.
 const BUILDER: &str = "isar/scripts/image-package";
-/// The ISAR layer's includes, which name the engine packages.
-const RECIPE_DIR: &str = "isar/recipes-support/container-loader";
+/// The class that runs the same steps as the builder.
+const CLASS: &str = "isar/classes-recipe/container-loader.bbclass";
 /// The Debian 13 root with systemd that `make roots` caches; copied, never changed.
 const SUITE: &str = "trixie";
 /// What install and purge change by design, left out of the comparison: dpkg's database and
 /// the logs.
 const DPKG_OWN_FILES: [&str; 2] = ["var/lib/dpkg", "var/log"];
-/// Where the loader package puts the drop-ins that image packages link.
-const DROP_IN_DIR: &str = "/usr/share/container-loader/drop-ins";
-/// The instance link and the drop-in directory of package PKG, relative to the root.
+/// Where the package's unit is, relative to the root.
 const UNIT_DIR: &str = "lib/systemd/system";
 
 fn project(p: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
 }
 
-fn instance(pkg: &str) -> String {
-    format!("container-loader@{pkg}.service")
+fn unit(pkg: &str) -> String {
+    format!("{pkg}.service")
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -132,23 +128,20 @@ impl Built {
         .to_string()
     }
 
-    /// The names in the instance's drop-in directory, and what each links to.
-    fn drop_ins(&self, pkg: &str) -> Vec<(String, String)> {
-        let dir = self.path(&format!("{UNIT_DIR}/{}.d", instance(pkg)));
-        let mut links: Vec<_> = fs::read_dir(&dir)
-            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-            .map(|e| {
-                let e = e.unwrap();
-                let target = fs::read_link(e.path())
-                    .unwrap_or_else(|err| panic!("{}: not a link ({err})", e.path().display()));
-                (
-                    e.file_name().to_string_lossy().into_owned(),
-                    target.display().to_string(),
-                )
-            })
-            .collect();
-        links.sort();
-        links
+    /// The unit's lines that set something (no comments, no blank lines).
+    fn unit_settings(&self, pkg: &str) -> Vec<String> {
+        let path = self.path(&format!("{UNIT_DIR}/{}", unit(pkg)));
+        fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Whether the unit has `line` as one of its settings.
+    fn unit_says(&self, pkg: &str, line: &str) -> bool {
+        self.unit_settings(pkg).iter().any(|l| l == line)
     }
 }
 
@@ -258,9 +251,9 @@ fn image_list_names_every_archive_with_its_reference() {
     let list = fs::read_to_string(built.path("/usr/share/app-images/image.list")).unwrap();
     assert_eq!(
         list,
-        "example.com.team.app:1.2.tar.zst example.com/team/app:1.2\n\
-         busybox:1.36.tar.zst busybox:1.36\n\
-         localhost:5000.tool:v1.tar.zst localhost:5000/tool:v1\n"
+        "example.com.team.app:1.2.zst example.com/team/app:1.2\n\
+         busybox:1.36.zst busybox:1.36\n\
+         localhost:5000.tool:v1.zst localhost:5000/tool:v1\n"
     );
     let archives: BTreeSet<String> = fs::read_dir(built.path("/usr/share/app-images/images"))
         .unwrap()
@@ -288,7 +281,7 @@ fn each_archive_decompresses_to_its_input_tar_with_every_compression() {
         for fixture in &images.fixtures {
             let (name, tag) = fixture.reference.rsplit_once(':').unwrap();
             let archive = built.path(&format!(
-                "/usr/share/app-images/images/{}:{tag}.tar.{compression}",
+                "/usr/share/app-images/images/{}:{tag}.{compression}",
                 name.replace('/', ".")
             ));
             let out = run(Command::new(tool).arg("-dc").arg(&archive));
@@ -335,114 +328,81 @@ fn the_loader_reads_the_reference_inside_each_archive() {
 }
 
 #[test]
-fn the_instance_is_enabled_and_bound_to_the_engine() {
+fn the_unit_is_named_after_the_package_and_bound_to_its_engine() {
     let images = Images::of(&["example.com/app:1"]);
-    for engine in ["docker", "podman"] {
+    for (engine, engine_unit) in [("docker", "docker.service"), ("podman", "podman.socket")] {
         let built = build("app-images", &["--engine", engine], &images);
-        let wants = built.path(&format!(
-            "{UNIT_DIR}/multi-user.target.wants/{}",
-            instance("app-images")
-        ));
-        assert_eq!(
-            fs::read_link(&wants).unwrap(),
-            Path::new("../container-loader@.service"),
-            "{engine}: multi-user.target does not want the template's instance"
-        );
-        assert_eq!(
-            built.drop_ins("app-images"),
-            [(
-                "engine.conf".to_string(),
-                format!("{DROP_IN_DIR}/{engine}.conf")
-            )],
-            "{engine}: the instance is not bound to its engine by the loader's drop-in"
-        );
+        for line in [
+            format!("Requires={engine_unit}"),
+            format!("After={engine_unit}"),
+            format!("Environment=CONTAINER_LOADER_ENGINE={engine}"),
+            "ExecStart=/usr/bin/container-loader load --list /usr/share/app-images/image.list \
+             --engine ${CONTAINER_LOADER_ENGINE} $CONTAINER_LOADER_OPTS"
+                .to_string(),
+            "WantedBy=multi-user.target".to_string(),
+        ] {
+            assert!(built.unit_says("app-images", &line), "{engine}: no {line}");
+        }
     }
 }
 
 #[test]
-fn the_links_resolve_to_the_loaders_files_inside_a_root_with_its_package() {
-    let root = Root::with_loader();
+fn the_unit_keeps_every_setting_of_the_loaders_template_for_the_package() {
     let images = Images::of(&["example.com/app:1"]);
-    let built = build(
-        "app-images",
-        &["--engine", "docker", "--delete-after-load"],
-        &images,
-    );
-    root.install_image_package(&built, &["docker.io", "apparmor"]);
-
-    let template = root.resolve("/lib/systemd/system/container-loader@.service");
-    let wants = format!(
-        "/lib/systemd/system/multi-user.target.wants/{}",
-        instance("app-images")
-    );
-    assert_eq!(root.resolve(&wants), template);
-    for (link, shipped) in [
-        ("engine.conf", "docker.conf"),
-        ("delete-after-load.conf", "delete-after-load.conf"),
-    ] {
-        let link = format!("/lib/systemd/system/{}.d/{link}", instance("app-images"));
-        assert_eq!(
-            root.resolve(&link),
-            root.resolve(&format!("{DROP_IN_DIR}/{shipped}")),
-            "{link} does not lead to the loader package's {shipped}"
-        );
+    let built = build("app-images", &["--engine", "podman"], &images);
+    let template = fs::read_to_string(project("systemd/container-loader@.service")).unwrap();
+    let settings = built.unit_settings("app-images");
+    for line in template
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        let line = line.replace("%i", "app-images");
+        assert!(settings.contains(&line), "the unit lost {line:?}");
     }
 }
 
 #[test]
-fn delete_after_load_adds_its_drop_in_only_when_asked() {
+fn delete_after_load_is_in_the_unit_only_when_asked() {
     let images = Images::of(&["example.com/app:1"]);
+    let lines = [
+        "Environment=CONTAINER_LOADER_OPTS=--delete-after-load",
+        "ReadWritePaths=-/usr/share/app-images/images",
+    ];
     let kept = build("app-images", &["--engine", "docker"], &images);
-    assert_eq!(
-        kept.drop_ins("app-images"),
-        [(
-            "engine.conf".to_string(),
-            format!("{DROP_IN_DIR}/docker.conf")
-        )]
-    );
     let deleted = build(
         "app-images",
         &["--engine", "docker", "--delete-after-load"],
         &images,
     );
-    assert_eq!(
-        deleted.drop_ins("app-images"),
-        [
-            (
-                "delete-after-load.conf".to_string(),
-                format!("{DROP_IN_DIR}/delete-after-load.conf")
-            ),
-            (
-                "engine.conf".to_string(),
-                format!("{DROP_IN_DIR}/docker.conf")
-            ),
-        ]
-    );
-}
-
-#[test]
-fn depends_names_the_engine_packages_and_the_loader() {
-    let images = Images::of(&["example.com/app:1"]);
-    for (engine, depends) in [
-        ("docker", "docker.io, apparmor, container-loader"),
-        ("podman", "podman, container-loader"),
-    ] {
-        let built = build("app-images", &["--engine", engine], &images);
-        assert_eq!(built.field("Depends"), depends, "{engine}");
+    for line in lines {
+        assert!(!kept.unit_says("app-images", line), "{line}");
+        assert!(deleted.unit_says("app-images", line), "{line}");
     }
 }
 
 #[test]
-fn the_engine_packages_are_the_ones_the_engine_include_names() {
-    for (engine, packages) in [("docker", "docker.io, apparmor"), ("podman", "podman")] {
-        let inc = project(&format!("{RECIPE_DIR}/{engine}-loader.inc"));
-        let text = fs::read_to_string(&inc).unwrap();
-        let line = format!("CONTAINER_ENGINE_PACKAGES ?= \"{packages}\"");
-        assert!(
-            text.lines().any(|l| l == line),
-            "{}: no line {line}",
-            inc.display()
+fn depends_names_the_engine_packages_of_the_suite_and_the_loader() {
+    let images = Images::of(&["example.com/app:1"]);
+    for (engine, suite, depends) in [
+        (
+            "docker",
+            "bookworm",
+            "docker.io, apparmor, container-loader",
+        ),
+        (
+            "docker",
+            "trixie",
+            "docker-cli, docker.io, apparmor, container-loader",
+        ),
+        ("podman", "trixie", "podman, container-loader"),
+    ] {
+        let built = build(
+            "app-images",
+            &["--engine", engine, "--suite", suite],
+            &images,
         );
+        assert_eq!(built.field("Depends"), depends, "{engine} on {suite}");
+        assert_eq!(built.field("Multi-Arch"), "allowed", "{engine} on {suite}");
     }
 }
 
@@ -482,24 +442,22 @@ fn the_package_is_named_after_name_version_and_architecture() {
 }
 
 #[test]
-fn the_include_runs_the_steps_the_builder_runs() {
+fn the_class_makes_the_unit_with_the_step_the_builder_runs() {
     let steps = "image-package-steps.sh";
-    let inc = fs::read_to_string(project(&format!("{RECIPE_DIR}/container-loader.inc"))).unwrap();
+    let class = fs::read_to_string(project(CLASS)).unwrap();
     let script = fs::read_to_string(project(BUILDER)).unwrap();
     assert!(
-        inc.contains(&format!("file://{steps}")),
-        "the include does not fetch {steps}"
+        class.contains(&format!("file://{steps}")),
+        "the class does not fetch {steps}"
     );
-    for step in ["install-units", "install-images"] {
-        assert!(
-            inc.contains(step),
-            "the include does not run the step {step}"
-        );
-        assert!(
-            script.contains(&format!("\"$steps\" {step}")),
-            "the builder does not run the step {step}"
-        );
-    }
+    assert!(
+        class.contains("sh ${CONTAINER_STEPS} unit "),
+        "the class does not run the step unit"
+    );
+    assert!(
+        script.contains("\"$steps\" unit "),
+        "the builder does not run the step unit"
+    );
     assert!(
         script.contains(&format!("files/{steps}")),
         "the builder runs another steps file"
@@ -511,7 +469,7 @@ fn the_include_runs_the_steps_the_builder_runs() {
 // ---------------------------------------------------------------------------------------
 
 #[test]
-fn the_installed_instance_passes_systemd_analyze_verify() {
+fn the_installed_unit_passes_systemd_analyze_verify() {
     for (engine, engine_packages) in [
         ("docker", &["docker.io", "apparmor"][..]),
         ("podman", &["podman"][..]),
@@ -527,35 +485,30 @@ fn the_installed_instance_passes_systemd_analyze_verify() {
         root.install_image_package(&built, engine_packages);
 
         // --man=no: the root has no man; the unit's man: link is the loader package's.
-        let out = run(&mut root.command(&[
-            "systemd-analyze",
-            "verify",
-            "--man=no",
-            &instance("app-images"),
-        ]));
+        let out =
+            run(&mut root.command(&["systemd-analyze", "verify", "--man=no", &unit("app-images")]));
         let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
         assert!(
             out.status.success(),
             "{engine}: systemd-analyze verify failed:\n{said}"
         );
         assert!(
-            !said.contains("container-loader"),
+            !said.contains("app-images") && !said.contains("container-loader"),
             "{engine}: systemd-analyze verify complains about the unit:\n{said}"
         );
     }
 }
 
 #[test]
-fn the_installed_instance_is_enabled_as_a_static_unit() {
+fn the_installed_unit_is_enabled() {
     let root = Root::with_loader();
     let images = Images::of(&["example.com/app:1"]);
     let built = build("app-images", &["--engine", "podman"], &images);
     root.install_image_package(&built, &["podman"]);
 
-    // docs/install.md: the multi-user.target.wants link enables the instance for as long as
-    // the package is installed, and `systemctl is-enabled` says static.
-    let out = run(&mut root.command(&["systemctl", "is-enabled", &instance("app-images")]));
-    assert_eq!(text(&out.stdout).trim(), "static", "{}", text(&out.stderr));
+    // dh_installsystemd's maintainer scripts enable it, as for Isar's own unit.
+    let out = run(&mut root.command(&["systemctl", "is-enabled", &unit("app-images")]));
+    assert_eq!(text(&out.stdout).trim(), "enabled", "{}", text(&out.stderr));
     assert!(out.status.success());
 }
 
@@ -691,116 +644,6 @@ fn refuses_two_images_that_would_share_an_archive() {
             "APP_TAR=example.com/app:1",
             "APP_TAR=example.com.app:1",
         ],
-        "archive example.com.app:1.tar.zst is named twice",
+        "archive example.com.app:1.zst is named twice",
     );
-}
-
-// ---------------------------------------------------------------------------------------
-// The ISAR include, its tasks run by tests/scripts/isar-include.py
-// ---------------------------------------------------------------------------------------
-
-/// Runs the include's do_install and do_install_fetched_containers for an image recipe of
-/// `engine` with `settings` (the recipe's variables; SRC_URI gets `docker://` entries for
-/// `images`, with `;tag=` unless a reference's tag is `latest`), `images` unpacked in WORKDIR as
-/// ISAR's docker:// fetcher leaves them. Returns D and the Depends the package would get.
-fn run_include(
-    engine: &str,
-    settings: &[&str],
-    images: &Images,
-    dir: &TempDir,
-) -> (PathBuf, String) {
-    require_program("python3");
-    let workdir = dir.join("workdir");
-    fs::create_dir_all(&workdir).unwrap();
-    let steps = "image-package-steps.sh";
-    fs::copy(
-        project(&format!("{RECIPE_DIR}/files/{steps}")),
-        workdir.join(steps),
-    )
-    .unwrap();
-    let mut src_uri = format!("file://{steps}");
-    for fixture in &images.fixtures {
-        let (name, tag) = fixture.reference.rsplit_once(':').unwrap();
-        // container_fetcher's unpack: <name, / as .>:<tag>.zst, a zstd docker-archive.
-        let unpacked = workdir.join(format!("{}:{tag}.zst", name.replace('/', ".")));
-        fs::write(&unpacked, Codec::Zstd.compress(&fixture.tar)).unwrap();
-        src_uri.push_str(&format!(" docker://{name}"));
-        if tag != "latest" {
-            src_uri.push_str(&format!(";tag={tag}"));
-        }
-    }
-    let d = dir.join("image");
-    let stdout = run_ok(
-        Command::new("python3")
-            .arg(project("tests/scripts/isar-include.py"))
-            .arg(project(&format!("{RECIPE_DIR}/{engine}-loader.inc")))
-            .arg(&workdir)
-            .arg(&d)
-            .args(settings)
-            .arg(format!("SRC_URI={src_uri}")),
-    );
-    (d, stdout.lines().last().unwrap_or_default().to_string())
-}
-
-/// Every path below `root` but `skip`, with what it is: a link's target, a file's bytes.
-fn tree(root: &Path, skip: &str) -> Vec<(String, String)> {
-    let mut entries = Vec::new();
-    let mut dirs = vec![root.to_path_buf()];
-    while let Some(dir) = dirs.pop() {
-        for entry in fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            let name = path.strip_prefix(root).unwrap().display().to_string();
-            if name == skip || name.starts_with(&format!("{skip}/")) {
-                continue;
-            }
-            let meta = fs::symlink_metadata(&path).unwrap();
-            let what = if meta.file_type().is_symlink() {
-                format!("-> {}", fs::read_link(&path).unwrap().display())
-            } else if meta.is_dir() {
-                dirs.push(path.clone());
-                "dir".to_string()
-            } else {
-                format!("file {}", sha256_hex(&fs::read(&path).unwrap()))
-            };
-            entries.push((name, what));
-        }
-    }
-    entries.sort();
-    entries
-}
-
-#[test]
-fn the_include_lays_out_the_files_and_depends_the_builder_builds() {
-    let dir = TempDir::new("ipkg-isar");
-    let images = Images::of(&["example.com/team/app:1.2", "busybox:1.36"]);
-    let settings = [
-        "BPN=app-images",
-        "CONTAINER_DELETE_AFTER_LOAD=1",
-        "CONTAINER_COMPRESSION=xz",
-    ];
-    let (d, depends) = run_include("docker", &settings, &images, &dir);
-    let built = build(
-        "app-images",
-        &[
-            "--engine",
-            "docker",
-            "--delete-after-load",
-            "--compression",
-            "xz",
-        ],
-        &images,
-    );
-
-    // dh adds the changelog; the rest is the steps' work in both.
-    assert_eq!(tree(&d, ""), tree(&built.tree, "usr/share/doc"));
-    assert_eq!(depends, built.field("Depends"));
-}
-
-#[test]
-fn the_include_lists_an_image_fetched_without_a_tag_as_latest() {
-    let dir = TempDir::new("ipkg-isar");
-    let images = Images::of(&["busybox:latest"]);
-    let (d, _) = run_include("podman", &["BPN=app-images"], &images, &dir);
-    let list = fs::read_to_string(d.join("usr/share/app-images/image.list")).unwrap();
-    assert_eq!(list, "busybox:latest.tar.zst busybox:latest\n");
 }

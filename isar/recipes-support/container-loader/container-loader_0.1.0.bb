@@ -1,25 +1,11 @@
-# The container-loader package itself: /usr/bin/container-loader, container-loader.service,
-# container-loader@.service and the drop-ins in /usr/share/container-loader/drop-ins/.
+# The container-loader package itself: /usr/bin/container-loader (static), its units and
+# drop-ins. Image packages (inherit docker-loader / podman-loader) depend on it.
 #
 # dpkg-prebuilt puts the .deb that `make deb` builds into isar-apt as it is: the same bytes the
-# project's CI installs and tests. Copy dist/deb/container-loader_${PV}-1_<arch>.deb next to this
-# recipe (files/), or point CONTAINER_LOADER_DEB_DIR at dist/deb/. One .deb per DISTRO_ARCH
-# (amd64, arm64; armhf with the binary of `make dist-armhf`).
-#
-# From source instead, a dpkg-raw recipe around the static binary (`make` or `make dist-armhf`,
-# copied next to the recipe as files/container-loader-${DISTRO_ARCH}) and the repository:
-#
-#   inherit dpkg-raw
-#   SRC_URI = "git://git.example.com/container-loader.git;protocol=https;branch=main;destsuffix=container-loader \
-#              file://container-loader-${DISTRO_ARCH}"
-#   SRCREV = "..."
-#   DPKG_ARCH = "${DISTRO_ARCH}"
-#   do_install() {
-#       make -C ${WORKDIR}/container-loader install DESTDIR=${D} PREFIX=/usr \
-#           INSTALL_BIN=${WORKDIR}/container-loader-${DISTRO_ARCH}
-#   }
-#
-# (dpkg-raw enables no unit: image packages enable their own instances.)
+# project's CI installs and tests. Run `make deb` in the repository this layer is part of (the
+# .debs land in its dist/deb/), or point CONTAINER_LOADER_DEB_DIR at a directory that holds
+# container-loader_${PV}-<revision>_<arch>.deb. Where there is none for DISTRO_ARCH, the recipe
+# skips itself and says why: parsing never needs a file that a clean checkout lacks.
 
 DESCRIPTION = "Load the container images of image packages into docker or podman at boot"
 HOMEPAGE = "https://git.example.com/container-loader"
@@ -29,8 +15,37 @@ inherit dpkg-prebuilt
 
 # The Debian revision of the package `make deb` builds.
 CONTAINER_LOADER_DEB_REVISION ?= "1"
-# Where the .debs are: beside this recipe unless the build configuration says otherwise.
-CONTAINER_LOADER_DEB_DIR ?= "${FILE_DIRNAME}/files"
-FILESPATH:prepend = "${CONTAINER_LOADER_DEB_DIR}:"
+# Where the .debs are: `make deb`'s output beside the layer unless the configuration says
+# otherwise (local.conf, or the kas file's local_conf_header).
+CONTAINER_LOADER_DEB_DIR ?= "${LAYERDIR_container-loader}/../dist/deb"
+# The Debian architectures `make deb` builds a static binary for. Others (i386, armel, mipsel,
+# riscv64, ...) have no Rust musl build here, and no test against an engine.
+CONTAINER_LOADER_ARCHS = "amd64 arm64 armhf"
 
-SRC_URI = "file://container-loader_${PV}-${CONTAINER_LOADER_DEB_REVISION}_${DISTRO_ARCH}.deb"
+CONTAINER_LOADER_DEB = "container-loader_${PV}-${CONTAINER_LOADER_DEB_REVISION}_${DISTRO_ARCH}.deb"
+
+python __anonymous() {
+    import os
+
+    arch = d.getVar('DISTRO_ARCH')
+    archs = d.getVar('CONTAINER_LOADER_ARCHS').split()
+    if arch not in archs:
+        raise bb.parse.SkipRecipe(
+            "container-loader is built for %s only, not DISTRO_ARCH %s: leave image packages "
+            "(inherit docker-loader / podman-loader) out of this configuration's images"
+            % (", ".join(archs), arch))
+
+    deb_dir = os.path.normpath(d.getVar('CONTAINER_LOADER_DEB_DIR'))
+    deb = os.path.join(deb_dir, d.getVar('CONTAINER_LOADER_DEB'))
+    # The recipe's parse depends on the file: bitbake parses it again once the file appears
+    # (the skip is cached otherwise).
+    bb.parse.mark_dependency(d, deb)
+    if not os.path.isfile(deb):
+        raise bb.parse.SkipRecipe(
+            "no %s in %s: run `make deb` in container-loader's repository, or set "
+            "CONTAINER_LOADER_DEB_DIR to the directory that holds it"
+            % (os.path.basename(deb), deb_dir))
+
+    d.prependVar('FILESPATH', deb_dir + ":")
+    d.appendVar('SRC_URI', " file://" + os.path.basename(deb))
+}

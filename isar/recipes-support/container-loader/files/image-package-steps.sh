@@ -1,36 +1,39 @@
 #!/bin/sh
-# The steps that make a container image package for container-loader, shared by the ISAR
-# include (container-loader.inc runs them in do_install and do_install_fetched_containers) and by
-# isar/scripts/image-package (which runs them outside bitbake), so that the two cannot drift.
+# The steps that make a container image package for container-loader, shared by the Isar class
+# (container-loader.bbclass runs `unit`) and by isar/scripts/image-package (which builds the same
+# package outside bitbake), so that the two cannot drift.
 #
 #   image-package-steps.sh check PKG ENGINE COMPRESSION DELETE TAR=REF...
 #       refuses bad input with a message naming it, and writes nothing
 #   image-package-steps.sh install-images D PKG COMPRESSION TAR=REF...
 #       D/usr/share/PKG/images/<archive> for each TAR (an uncompressed docker-archive of REF,
-#       compressed here) and D/usr/share/PKG/image.list naming each archive with its REF
-#   image-package-steps.sh install-units D PKG ENGINE DELETE
-#       enables container-loader@PKG.service and binds it to ENGINE (docker|podman); DELETE=1
-#       adds the drop-in that deletes each archive once its image is loaded
+#       compressed here as Isar's docker fetcher compresses it) and D/usr/share/PKG/image.list
+#       naming each archive with its REF
+#   image-package-steps.sh unit UNITS PKG ENGINE DELETE
+#       prints PKG.service, the package's unit: UNITS/container-loader@.service read for PKG,
+#       then UNITS/drop-ins/ENGINE.conf and, with DELETE=1, UNITS/drop-ins/delete-after-load.conf
 #   image-package-steps.sh archive-name REF COMPRESSION
-#       the file name REF's archive gets: <REF's name, / as .>:<tag>.tar.<zst|gz|xz>
+#       the file name REF's archive gets: <REF's name, / as .>:<tag>.<zst|gz|xz>, the name Isar's
+#       fetcher gives a zstd one
 #
 # REF is NAME:TAG, the tag written out: the list names each image as the engines will know it,
 # and a digest cannot name a docker-archive's image (skopeo refuses one there).
-# Compression commands take their options from ZSTD_DEFAULTS and XZ_DEFAULTS when set (ISAR's
-# variables of those names; the include passes them on).
+# Compression commands take their options from ZSTD_DEFAULTS and XZ_DEFAULTS when set (Isar's
+# variables of those names).
 set -eu
 
-# Where the container-loader package puts the template unit and the drop-ins (make install).
-UNIT_DIR=/lib/systemd/system
-DROP_IN_DIR=/usr/share/container-loader/drop-ins
-# The template every image package instantiates once, with its own package name.
+# The loader's template unit and its drop-ins (systemd/ in the repository, the same names below
+# UNITS), of which the package's unit is made.
 TEMPLATE=container-loader@.service
+DROP_INS=drop-ins
+# Where the loader package installs the drop-ins: the generated unit says where each part is from.
+DROP_IN_DIR=/usr/share/container-loader/drop-ins
 # What an image package ships, below /usr/share/PKG: where container-loader@PKG.service reads.
 LIST_NAME=image.list
 IMAGES_SUBDIR=images
-# Defaults when ISAR's ZSTD_DEFAULTS/XZ_DEFAULTS are not given: ISAR's level, all cores.
+# Defaults when Isar's ZSTD_DEFAULTS/XZ_DEFAULTS are not given: Isar's level, all cores.
 ZSTD_OPTS_DEFAULT="-3 -T0"
-XZ_OPTS_DEFAULT="-6 -T0"
+XZ_OPTS_DEFAULT="-T0"
 # The seed's gzip options: best compression, no name or time stamp (the same bytes every build),
 # rsync-friendly.
 GZIP_OPTS="-9 -n --rsyncable"
@@ -105,11 +108,11 @@ ref_problem() {
 	fi
 }
 
-# The archive's file name: the seed's (REF's name with '/' as '.') plus the tag, so that two
-# tags of one image get two archives, and the compression's extension.
+# The archive's file name, Isar's: REF's name with '/' as '.', the tag, and the compression's
+# extension.
 archive_name() {
 	name=${1%:*}
-	printf '%s:%s.tar.%s\n' "$(printf '%s' "$name" | tr / .)" "${1##*:}" "$2"
+	printf '%s:%s.%s\n' "$(printf '%s' "$name" | tr / .)" "${1##*:}" "$2"
 }
 
 check_compression() {
@@ -204,26 +207,38 @@ install_images() {
 	chmod 0644 "$list"
 }
 
-install_units() {
-	[ "$#" -eq 4 ] || die "usage: install-units D PKG ENGINE DELETE"
-	dest=$1 pkg=$2 engine=$3 delete=$4
+# The package's unit as systemd reads an instance of the template with its drop-ins: the
+# template (its opening comment, which speaks of instances, left out) with each %i as PKG, then
+# each drop-in's lines. Sections may come again, and a later Environment= of one name replaces
+# an earlier one, so the file means what the instance and its drop-ins mean together.
+unit() {
+	[ "$#" -eq 4 ] || die "usage: unit UNITS PKG ENGINE DELETE"
+	units=$1 pkg=$2 engine=$3 delete=$4
 	check_package "$pkg"
 	check_engine "$engine"
 	check_delete "$delete"
-	units=$dest$UNIT_DIR
-	dropins=$units/container-loader@$pkg.service.d
-	mkdir -p "$dropins" "$units/multi-user.target.wants"
-	# Links, not copies: the drop-ins stay those of the installed loader package. Absolute,
-	# since /lib may be a link to /usr/lib, where a relative path would miss /usr/share.
-	ln -sfn "$DROP_IN_DIR/$engine.conf" "$dropins/engine.conf"
-	if [ "$delete" = 1 ]; then
-		ln -sfn "$DROP_IN_DIR/delete-after-load.conf" "$dropins/delete-after-load.conf"
-	fi
-	# Enabled for as long as the package is installed: multi-user.target wants the instance.
-	ln -sfn "../$TEMPLATE" "$units/multi-user.target.wants/container-loader@$pkg.service"
+	drop_ins=$engine.conf
+	[ "$delete" = 0 ] || drop_ins="$drop_ins delete-after-load.conf"
+	for f in "$TEMPLATE" $drop_ins; do
+		[ "$f" = "$TEMPLATE" ] || f=$DROP_INS/$f
+		[ -f "$units/$f" ] || die "$units/$f: missing (the loader's units: systemd/ in its repository)"
+	done
+	cat <<EOF
+# $pkg.service: loads the container images of package $pkg into $engine at boot with
+# /usr/bin/container-loader (list: /usr/share/$pkg/image.list).
+# Made when the package was built from container-loader's $TEMPLATE and, after it, its
+# drop-ins $drop_ins (in $DROP_IN_DIR/),
+# as systemd reads container-loader@$pkg.service with them.
+
+EOF
+	sed -e '1,/^$/d' -e "s/%i/$pkg/g" "$units/$TEMPLATE"
+	for f in $drop_ins; do
+		printf '\n# --- %s/%s\n' "$DROP_IN_DIR" "$f"
+		sed -e '/^#/d' -e "s/%i/$pkg/g" "$units/$DROP_INS/$f"
+	done
 }
 
-[ "$#" -gt 0 ] || die "usage: image-package-steps.sh check|install-images|install-units|archive-name ARGS..."
+[ "$#" -gt 0 ] || die "usage: image-package-steps.sh check|install-images|unit|archive-name ARGS..."
 step=$1
 shift
 case $step in
@@ -238,7 +253,7 @@ check)
 	check_images "$compression" "$@"
 	;;
 install-images) install_images "$@" ;;
-install-units) install_units "$@" ;;
+unit) unit "$@" ;;
 archive-name)
 	[ "$#" -eq 2 ] || die "usage: archive-name REF COMPRESSION"
 	problem=$(ref_problem "$1")
@@ -246,5 +261,5 @@ archive-name)
 	check_compression "$2"
 	archive_name "$1" "$2"
 	;;
-*) die "unknown step \"$step\": check, install-images, install-units or archive-name" ;;
+*) die "unknown step \"$step\": check, install-images, unit or archive-name" ;;
 esac

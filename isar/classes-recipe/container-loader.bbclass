@@ -1,0 +1,128 @@
+# An image package: container images fetched at build time (docker:// entries in SRC_URI),
+# shipped in /usr/share/${BPN}/images/ with /usr/share/${BPN}/image.list, and loaded into the
+# device's engine at every boot by ${BPN}.service until the engine has them.
+#
+# This class takes the place of Isar's own container-loader.bbclass (the layer's conf puts its
+# classes first in BBPATH): a recipe that writes `inherit docker-loader` or `inherit
+# podman-loader` builds the package Isar builds, with Isar's variables and defaults and its
+# layout on the device, and one difference: ${BPN}.service runs /usr/bin/container-loader (from
+# the container-loader package, which the image package depends on) instead of a shell script
+# with pzstd and the engine's CLI.
+#
+# Isar's variables, with Isar's defaults:
+#   CONTAINER_ENGINE             docker or podman (set by docker-loader / podman-loader)
+#   CONTAINER_ENGINE_PACKAGES    the package's Depends besides container-loader
+#   CONTAINER_DELETE_AFTER_LOAD  "1": delete each archive once its image is verified present
+#   DPKG_ARCH, DEBIAN_MULTI_ARCH ${DISTRO_ARCH} and "allowed": the archives hold images of one
+#                                architecture
+# This layer's, opt-in:
+#   CONTAINER_LOADER_COMPRESSION "" (the archives as fetched: zstd docker-archives, hard-linked),
+#                                or "xz" or "gz": recompressed, named <name>:<tag>.xz or .gz; the
+#                                loader reads each archive's format from its bytes
+#   CONTAINER_LOADER_SYSTEMD_DIR where the loader's units are (the repository's systemd/):
+#                                ${BPN}.service is made of them
+
+inherit dpkg-raw
+
+DPKG_ARCH ?= "${DISTRO_ARCH}"
+DEBIAN_MULTI_ARCH ?= "allowed"
+
+CONTAINER_DELETE_AFTER_LOAD ?= "0"
+CONTAINER_LOADER_COMPRESSION ?= ""
+
+# The loader decompresses in process: no zstd on the device. The leading comma keeps a recipe's
+# own DEBIAN_DEPENDS apart (Isar drops the empty item when there is none).
+DEBIAN_DEPENDS += ", ${CONTAINER_ENGINE_PACKAGES}, container-loader"
+# The loader's recipe deploys its package to isar-apt before this one is built, so that the
+# image's rootfs finds it there: IMAGE_INSTALL needs only the image package.
+DEPENDS += "container-loader"
+
+# The unit comes from the loader's own template unit and drop-ins, so that the hardening and
+# the engine bindings tested with the loader are the ones on the device.
+CONTAINER_LOADER_SYSTEMD_DIR ?= "${LAYERDIR_container-loader}/../systemd"
+FILESPATH:append = ":${LAYERDIR_container-loader}/recipes-support/container-loader/files:${CONTAINER_LOADER_SYSTEMD_DIR}"
+SRC_URI += " \
+    file://image-package-steps.sh \
+    file://container-loader@.service \
+    file://drop-ins/docker.conf \
+    file://drop-ins/podman.conf \
+    file://drop-ins/delete-after-load.conf"
+
+# Where the steps script lands (file:// entries are unpacked into WORKDIR).
+CONTAINER_STEPS = "${WORKDIR}/image-package-steps.sh"
+
+# ${BPN}.service, made of the loader's units (do_prepare_build puts it where dh_installsystemd
+# installs and enables it); the images come in do_install_fetched_containers.
+do_install() {
+    sh ${CONTAINER_STEPS} unit ${WORKDIR} ${BPN} ${CONTAINER_ENGINE} ${CONTAINER_DELETE_AFTER_LOAD} \
+        > ${WORKDIR}/${BPN}.service
+}
+do_install[cleandirs] += " \
+    ${D}/usr/share/${BPN} \
+    ${D}/usr/share/${BPN}/images"
+
+# Isar's task, with Isar's names: each docker:// image, as the fetcher left it in WORKDIR
+# (<name with / as .>:<tag>.zst, a zstd docker-archive), hard-linked into images/ and listed in
+# image.list as `<file> <name>:<tag>`.
+python do_install_fetched_containers() {
+    import os
+    import shlex
+    from oe.path import copyhardlink
+
+    workdir = d.getVar('WORKDIR')
+    share = os.path.join(d.getVar('D'), "usr/share", d.getVar('BPN'))
+    images_dir = os.path.join(share, "images")
+    compression = d.getVar('CONTAINER_LOADER_COMPRESSION') or ""
+    compressors = {
+        "xz": "xz -c " + (d.getVar('XZ_DEFAULTS') or ""),
+        "gz": "gzip -c -9 -n --rsyncable",
+    }
+    if compression and compression not in compressors:
+        bb.fatal('CONTAINER_LOADER_COMPRESSION = "%s": leave it empty for the archives as '
+                 'fetched (zstd), or set "xz" or "gz"' % compression)
+
+    lines = []
+    for uri in d.getVar('SRC_URI').split():
+        scheme, host, path, _, _, parm = bb.fetch.decodeurl(uri)
+        if scheme != "docker":
+            continue
+
+        tag = parm["tag"] if "tag" in parm else "latest"
+        image_name = host + (path if path != "/" else "")
+        fetched = image_name.replace('/', '.') + ":" + tag + ".zst"
+        source = os.path.join(workdir, fetched)
+        if not os.path.isfile(source):
+            bb.fatal("%s: the docker fetcher left no %s in WORKDIR" % (uri, fetched))
+
+        if compression:
+            image_file = fetched[:-len(".zst")] + "." + compression
+            cmd = "zstd -q -d -c %s | %s > %s" % (shlex.quote(source), compressors[compression],
+                                                  shlex.quote(os.path.join(images_dir, image_file)))
+            bb.note("running: " + cmd)
+            bb.process.run(cmd)
+        else:
+            image_file = fetched
+            copyhardlink(source, os.path.join(images_dir, image_file))
+
+        line = f"{image_file} {image_name}:{tag}"
+        bb.note(f"adding '{line}' to image.list")
+        lines.append(line + "\n")
+
+    with open(os.path.join(share, "image.list"), "w") as image_list:
+        image_list.writelines(lines)
+}
+
+addtask install_fetched_containers after do_install before do_prepare_build
+
+do_prepare_build:append() {
+    # The name and the ordering after the engine that Isar's unit has, so units ordered after
+    # it keep working.
+    install -v -m 644 ${WORKDIR}/${BPN}.service ${S}/debian/${BPN}.service
+
+    # Do not compress the package, most of its payload is already, and trying
+    # nevertheless will only cost time without any gain.
+    cat <<EOF >> ${S}/debian/rules
+override_dh_builddeb:
+	dh_builddeb -- -Znone
+EOF
+}
