@@ -18,22 +18,16 @@ CONTAINER_LOADER_DEB_REVISION ?= "1"
 # Where the .debs are: `make deb`'s output beside the layer unless the configuration says
 # otherwise (local.conf, or the kas file's local_conf_header).
 CONTAINER_LOADER_DEB_DIR ?= "${LAYERDIR_container-loader}/../dist/deb"
-# The Debian architectures `make deb` builds a static binary for. Others (i386, armel, mipsel,
-# riscv64, ...) have no Rust musl build here, and no test against an engine.
+# The Debian architectures `make deb` builds a static binary for, named in the skip reason. Others
+# (i386, armel, mipsel, riscv64, ...) have no Rust musl build here and no test on an engine.
 CONTAINER_LOADER_ARCHS = "amd64 arm64 armhf"
 
 CONTAINER_LOADER_DEB = "container-loader_${PV}-${CONTAINER_LOADER_DEB_REVISION}_${DISTRO_ARCH}.deb"
 
+# Skipped, not failed, without the .deb: one reason for every DISTRO_ARCH, since bitbake may show
+# the reason of another multiconfig's skip when a build asks for the recipe.
 python __anonymous() {
     import os
-
-    arch = d.getVar('DISTRO_ARCH')
-    archs = d.getVar('CONTAINER_LOADER_ARCHS').split()
-    if arch not in archs:
-        raise bb.parse.SkipRecipe(
-            "container-loader is built for %s only, not DISTRO_ARCH %s: leave image packages "
-            "(inherit docker-loader / podman-loader) out of this configuration's images"
-            % (", ".join(archs), arch))
 
     deb_dir = os.path.normpath(d.getVar('CONTAINER_LOADER_DEB_DIR'))
     deb = os.path.join(deb_dir, d.getVar('CONTAINER_LOADER_DEB'))
@@ -41,10 +35,12 @@ python __anonymous() {
     # (the skip is cached otherwise).
     bb.parse.mark_dependency(d, deb)
     if not os.path.isfile(deb):
+        archs = d.getVar('CONTAINER_LOADER_ARCHS').split()
         raise bb.parse.SkipRecipe(
-            "no %s in %s: run `make deb` in container-loader's repository, or set "
-            "CONTAINER_LOADER_DEB_DIR to the directory that holds it"
-            % (os.path.basename(deb), deb_dir))
+            "no %s in %s: run `make deb` in container-loader's repository (it builds the %s and "
+            "%s packages; no other architecture has one), or set CONTAINER_LOADER_DEB_DIR to the "
+            "directory that holds it"
+            % (os.path.basename(deb), deb_dir, ", ".join(archs[:-1]), archs[-1]))
 
     d.prependVar('FILESPATH', deb_dir + ":")
     d.appendVar('SRC_URI', " file://" + os.path.basename(deb))
