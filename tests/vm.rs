@@ -24,11 +24,11 @@ use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use common::*;
 use device::debian_root;
+use device::qemu;
 use device::*;
 
 /// The base root filesystem `make vm-base` builds; $CONTAINER_LOADER_VM_BASE points elsewhere.
@@ -43,12 +43,6 @@ const REPORTS_DIR: &str = "/var/lib/vmtest/reports";
 const PREPARE_SCRIPT: &str = "/etc/vmtest-prepare.sh";
 /// Free space in the disk image beyond the root's files: the engines' stores and what they load.
 const DISK_HEADROOM: u64 = 2 << 30;
-const VM_MEMORY_MIB: u32 = 2048;
-const VM_CPUS: u32 = 2;
-/// Longest one boot may take, power-off included, before qemu is killed and the test fails.
-/// Under TCG on 2 busy cores a boot took 50-125 s; a hung boot must not eat CI's time.
-const BOOT_TIMEOUT_KVM: Duration = Duration::from_secs(300);
-const BOOT_TIMEOUT_TCG: Duration = Duration::from_secs(600);
 /// The builder of image packages.
 const IMAGE_PACKAGE: &str = "isar/scripts/image-package";
 /// Where the host's static busybox is (busybox-static), copied into the images the apps run.
@@ -77,8 +71,9 @@ const BOOT_CORRUPT: usize = 3;
 /// The archive as it was shipped again; nothing removed.
 const BOOT_REPAIRED: usize = 4;
 
+/// An image package's unit, named after the package as the Isar classes name it.
 fn loader_unit(pkg: &str) -> String {
-    format!("container-loader@{pkg}.service")
+    format!("{pkg}.service")
 }
 
 // ---------------------------------------------------------------------------------------
@@ -181,7 +176,9 @@ fn second_boot_loads_nothing_and_records_the_units_times() {
         ));
         for line in boot.lines("blame.txt") {
             let unit = line.split_whitespace().last().unwrap_or("");
-            if unit.starts_with("container-loader")
+            if [PODMAN_PKG, DOCKER_PKG]
+                .iter()
+                .any(|p| unit == loader_unit(p))
                 || ["docker.service", "podman.service"].contains(&unit)
             {
                 text.push_str(&line);
@@ -429,105 +426,35 @@ impl Machine {
 
     fn boot(&mut self, n: usize) {
         let serial = self.run.join(format!("serial-{n}.log"));
-        let (accel, cpu, timeout) = match hardware_kvm() {
-            true => ("kvm", "host", BOOT_TIMEOUT_KVM),
-            false => ("tcg", "max", BOOT_TIMEOUT_TCG),
-        };
-        let started = Instant::now();
-        let mut qemu = Command::new("qemu-system-x86_64")
-            .args(["-machine", &format!("q35,accel={accel}"), "-cpu", cpu])
-            .args([
-                "-m",
-                &VM_MEMORY_MIB.to_string(),
-                "-smp",
-                &VM_CPUS.to_string(),
-            ])
-            .arg("-kernel")
-            .arg(&self.kernel)
-            .arg("-initrd")
-            .arg(&self.initrd)
-            // panic=-1: a kernel panic reboots at once, and -no-reboot turns that into an exit.
-            .args(["-append", "root=/dev/vda rw console=ttyS0 panic=-1"])
-            .arg("-drive")
-            .arg(format!(
+        let machine = qemu::Machine {
+            kernel: self.kernel.clone(),
+            initrd: self.initrd.clone(),
+            append: "root=/dev/vda rw".to_string(),
+            drives: vec![format!(
                 "file={},format=raw,if=virtio,cache=unsafe",
                 self.disk.display()
-            ))
-            // No graphics card: drawing the kernel's console on a framebuffer is slow under TCG.
-            .args([
-                "-nodefaults",
-                "-vga",
-                "none",
-                "-display",
-                "none",
-                "-no-reboot",
-            ])
-            .arg("-serial")
-            .arg(format!("file:{}", serial.display()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start qemu-system-x86_64");
-        let status = loop {
-            if let Some(status) = qemu.try_wait().unwrap() {
-                break status;
-            }
-            if started.elapsed() > timeout {
-                let _ = qemu.kill();
-                let _ = qemu.wait();
-                panic!(
-                    "boot {n} did not power off within {timeout:?}; serial console:\n{}",
-                    tail(&serial)
-                );
-            }
-            thread::sleep(Duration::from_millis(200));
+            )],
+            nic: false,
         };
-        let seconds = started.elapsed().as_secs_f64();
-        let out = qemu.wait_with_output().unwrap();
-        assert!(
-            status.success(),
-            "qemu: {status}\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let booted = machine.boot(&serial);
         let dir = self.run.join("reports");
         self.debugfs(&[&format!("rdump {REPORTS_DIR}/{n} {}", dir.display())]);
         let dir = dir.join(n.to_string());
         assert!(
             dir.join("done").exists(),
             "boot {n} wrote no report; serial console:\n{}",
-            tail(&serial)
+            qemu::tail(&serial)
         );
-        eprintln!("vm: boot {n} ({accel}) to power-off: {seconds:.1} s");
+        eprintln!(
+            "vm: boot {n} ({}) to power-off: {:.1} s",
+            booted.accel, booted.seconds
+        );
         self.reports.push(Report {
             boot: n,
             dir,
-            seconds,
+            seconds: booted.seconds,
         });
     }
-}
-
-/// Whether qemu can run a stock kernel under KVM: /dev/kvm opens and is backed by the CPU's
-/// virtualization (kvm_intel, kvm_amd). A /dev/kvm of kvm_pvm (a paging-based KVM some cloud
-/// sandboxes offer) runs only kernels built as PVM guests: a Debian kernel's decompressor dies
-/// there at once ("KVM internal error ... emulation failure"). $CONTAINER_LOADER_VM_ACCEL=kvm
-/// or tcg decides instead.
-fn hardware_kvm() -> bool {
-    match std::env::var("CONTAINER_LOADER_VM_ACCEL").as_deref() {
-        Ok("kvm") => return true,
-        Ok("tcg") => return false,
-        _ => {}
-    }
-    let opens = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/kvm")
-        .is_ok();
-    opens
-        && ["kvm_intel", "kvm_amd"]
-            .iter()
-            .any(|m| Path::new("/sys/module").join(m).exists())
 }
 
 /// The one entry of `dir` whose name starts with `prefix` (the kernel, its initrd).
@@ -539,13 +466,6 @@ fn only_match(dir: &Path, prefix: &str) -> PathBuf {
         .collect();
     assert_eq!(found.len(), 1, "{}: {prefix}*: {found:?}", dir.display());
     found.into_iter().next().unwrap()
-}
-
-/// The last lines of a serial log.
-fn tail(path: &Path) -> String {
-    let text = String::from_utf8_lossy(&fs::read(path).unwrap_or_default()).into_owned();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(80)..].join("\n")
 }
 
 // ---------------------------------------------------------------------------------------
@@ -697,7 +617,7 @@ engine_report() {{
 engine_report podman {PODMAN_APP_UNIT} &
 engine_report docker {DOCKER_APP_UNIT} &
 wait
-journalctl -b -o json --no-pager -u 'container-loader*' > "$out/loader-journal.json"
+journalctl -b -o json --no-pager -u {PODMAN_PKG}.service -u {DOCKER_PKG}.service > "$out/loader-journal.json"
 journalctl -b --no-pager > "$out/journal.txt"
 for u in {units}; do
     systemctl show "$u" > "$out/show-$u.txt"

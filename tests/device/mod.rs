@@ -12,6 +12,7 @@ use std::process::{Command, Stdio};
 use crate::common::loader_bin;
 
 pub mod debian_root;
+pub mod qemu;
 
 /// Runs `cmd`, returns (exit code, stdout + stderr).
 pub fn run(cmd: &mut Command) -> (i32, String) {
