@@ -18,6 +18,11 @@
 #                 two image packages (tests/vm.rs); its base root, target/vm/trixie, is built
 #                 once (make vm-base), then reused
 #   make deb      dist/deb/container-loader_<version>_{amd64,arm64,armhf}.deb, lintian-checked
+#   make isar-parse-test  upstream Isar (../shared/isar/) parses its default multiconfigs with the
+#                 layer first, last and absent, before and after make deb (tests/isar_parse.rs)
+#   make isar-test  a real Isar build of upstream-style recipes with the layer, and its image
+#                 booted four times under qemu, an upgrade from Isar's own packages among them
+#                 (tests/isar_build.rs)
 #   make clean
 
 SHELL := /bin/bash
@@ -110,7 +115,7 @@ fi
 endef
 
 .PHONY: all dist-armhf deps engines-root roots toolchain test demo bench clean install fuzz-smoke \
-	vm-base vm-test
+	vm-base vm-test isar-deps isar-parse-test isar-test
 
 all: $(DIST_x86_64) $(DIST_aarch64)
 
@@ -219,6 +224,47 @@ vm-test: $(VM_STAMP) $(DIST_x86_64)
 	CONTAINER_LOADER_BIN=$(DIST_x86_64) CONTAINER_LOADER_VM_BASE=$(VM_BASE) \
 		CONTAINER_LOADER_DEB=$(DEB_DIR)/$(BIN)_$(DEB_VERSION)_amd64.deb \
 		$(CARGO) test --test vm -- --ignored --test-threads=1 --nocapture
+
+# The Isar tests (tests/isar_parse.rs, tests/isar_build.rs) run upstream Isar from
+# ../shared/isar/ (CONTAINER_LOADER_ISAR_TARBALL names another snapshot) as its user manual asks:
+# its host packages, the en_US.UTF-8 locale bitbake insists on, and an unprivileged build user
+# with passwordless sudo in group sbuild (Isar's sbuild steps fail as root). Its sites live in
+# ISAR_WORK, outside the repository, which may sit where that user cannot read (under /root).
+# skopeo makes the seeded downloads as Isar's docker fetcher makes them; qemu boots the image;
+# mkfs.ext4 and debugfs carry the probe's data disk.
+ISAR_WORK     ?= /var/tmp/container-loader-isar
+ISAR_BUILDER  := isarbuild
+ISAR_PACKAGES := binfmt-support bubblewrap bzip2 mmdebstrap arch-test apt-utils dpkg-dev \
+	gettext-base git python3 python3-distutils quilt qemu-user-static reprepro sudo unzip \
+	xz-utils git-buildpackage pristine-tar sbuild schroot zstd skopeo locales qemu-system-x86 \
+	e2fsprogs busybox-static
+ISAR_ENV      := CONTAINER_LOADER_ISAR_WORK=$(ISAR_WORK)
+
+isar-deps:
+	@missing=; \
+	for p in $(ISAR_PACKAGES); do \
+		dpkg-query -W -f '$${Status}\n' "$$p" 2>/dev/null | grep -q ' installed$$' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -q; \
+		apt-get install -y -q $$missing; \
+	fi
+	@locale -a | grep -qx 'en_US.utf8' || localedef -i en_US -f UTF-8 en_US.UTF-8
+	@id -u $(ISAR_BUILDER) >/dev/null 2>&1 || useradd --create-home --shell /bin/bash $(ISAR_BUILDER)
+	@usermod -a -G sbuild $(ISAR_BUILDER)
+	@echo '$(ISAR_BUILDER) ALL=(ALL:ALL) NOPASSWD:ALL' > /etc/sudoers.d/$(ISAR_BUILDER)
+	@chmod 0440 /etc/sudoers.d/$(ISAR_BUILDER)
+	@mkdir -p $(ISAR_WORK) && chown $(ISAR_BUILDER): $(ISAR_WORK)
+
+# One parse at a time: each takes both cores. --nocapture: the parse summaries are printed.
+isar-parse-test: deb isar-deps
+	$(ISAR_ENV) $(CARGO) test --test isar_parse -- --ignored --test-threads=1 --nocapture
+
+# The build's and the boots' times are printed as they come (--nocapture).
+isar-test: deb isar-deps
+	$(ISAR_ENV) $(CARGO) test --test isar_build -- --ignored --test-threads=1 --nocapture
 
 # Everything `all` needs besides cargo: the C tools and the rustup musl target.
 # The rustup targets still give the musl start files and libc.a that rust-lld links (their
@@ -428,3 +474,4 @@ fuzz-smoke:
 clean:
 	$(CARGO) clean
 	rm -rf dist
+	rm -rf --one-file-system $(ISAR_WORK)

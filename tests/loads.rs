@@ -558,7 +558,7 @@ fn images_dir_option_overrides_the_default(flavor: Flavor) {
 }
 
 fn archive_name_with_colon_loads(flavor: Flavor) {
-    // What the ISAR recipe produces for docker://quay.io/libpod/alpine;tag=3.10.2.
+    // The archive name an Isar image package gives docker://quay.io/libpod/alpine;tag=3.10.2.
     let engine = Engine::start(flavor);
     let pkg = Package::new();
     let fixture = Fixture::new("quay.io/libpod/alpine:3.10.2");

@@ -207,7 +207,7 @@ fn root_with_system_units(tag: &str) -> TempDir {
 }
 
 /// Copies `conf` from the installed drop-ins into `unit`'s drop-in directory, as a package
-/// (an ISAR recipe) does it.
+/// (one that enables an instance of the template) does it.
 fn copy_drop_in(root: &Path, unit: &str, conf: &str) {
     let dir = root.join(format!("{UNIT_DIR}/{unit}.d"));
     fs::create_dir_all(&dir).unwrap();
@@ -642,7 +642,7 @@ fn units_load_images_under_a_real_systemd_with_their_hardening() {
     let s = stage.path();
 
     // demo: podman (shipped podman.conf), keeps its archive; enabled the way docs/install.md's
-    // ISAR recipe does it, so it starts at boot.
+    // "Installing on a device" does it, so it starts at boot.
     let demo = Fixture::new("localhost/units/demo:1");
     let demo_archive = stage_package(s, "demo", &demo);
     link_drop_in(s, "container-loader@demo.service", "podman.conf");
