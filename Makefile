@@ -17,7 +17,8 @@
 #   make vm-test  a Debian 13 machine under qemu, booted four times with the loader's .deb and
 #                 two image packages (tests/vm.rs); its base root, target/vm/trixie, is built
 #                 once (make vm-base), then reused
-#   make deb      dist/deb/container-loader_<version>_{amd64,arm64,armhf}.deb, lintian-checked
+#   make deb      dist/deb/container-loader_<version>_{amd64,arm64,armhf}.deb and
+#                 container-loader-initramfs_<version>_all.deb, lintian-checked
 #   make isar-parse-test  upstream Isar (../shared/isar/) parses its default multiconfigs with the
 #                 layer first, last and absent, before and after make deb (tests/isar_parse.rs)
 #   make isar-test  a real Isar build of upstream-style recipes with the layer, and its image
@@ -374,11 +375,20 @@ DEB_ENV     := DEB_RULES_REQUIRES_ROOT=no DEB_BUILD_OPTIONS=nocheck
 # $(call deb_package,ARCH): build and lintian-check the package of Debian architecture ARCH.
 define deb_package
 	debian/rules clean >/dev/null
-	$(DEB_ENV) dpkg-architecture -a $(1) -c debian/rules binary \
+	$(DEB_ENV) dpkg-architecture -a $(1) -c debian/rules binary-arch \
 		CONTAINER_LOADER_BIN=$(DEB_BIN_$(1)) DEB_OUT_DIR=$(DEB_DIR)
 	debian/rules clean >/dev/null
 	lintian --fail-on error $(DEB_DIR)/$(BIN)_$(DEB_VERSION)_$(1).deb
 
+endef
+
+# The initramfs hooks' package (container-loader-initramfs, Architecture: all): built once, from
+# `make install` like the rest (any architecture's binary serves: the package leaves it out).
+define deb_indep_package
+	debian/rules clean >/dev/null
+	$(DEB_ENV) debian/rules binary-indep CONTAINER_LOADER_BIN=$(DIST_x86_64) DEB_OUT_DIR=$(DEB_DIR)
+	debian/rules clean >/dev/null
+	lintian --fail-on error $(DEB_DIR)/$(BIN)-initramfs_$(DEB_VERSION)_all.deb
 endef
 
 # `make image-package-test`: tests/image_package.rs alone (`make test` runs it among the rest):
@@ -394,6 +404,7 @@ deb: $(foreach a,$(DEB_ARCHS),$(DEB_BIN_$(a)))
 	@$(call ensure_tools,$(DEB_TOOLS))
 	rm -rf $(DEB_DIR)
 	$(foreach a,$(DEB_ARCHS),$(call deb_package,$(a)))
+	$(call deb_indep_package)
 	@ls -l $(DEB_DIR)
 
 # `make size-report`: what each crate costs in the device binaries (README.md, "What the binary

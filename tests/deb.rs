@@ -1,4 +1,5 @@
-//! The Debian packages `make deb` builds in dist/deb/, one per architecture.
+//! The Debian packages `make deb` builds in dist/deb/: the loader's, one per architecture, and
+//! its initramfs hooks' (container-loader-initramfs, Architecture: all).
 //!
 //! The amd64 package is installed into copies of Debian 12 and 13 root filesystems with systemd
 //! (`make roots`: target/roots/{bookworm,trixie}; each test copies one), by the root's own dpkg,
@@ -26,8 +27,12 @@ use device::{read, run, run_ok};
 
 /// Where `make deb` writes the packages, relative to the project.
 const DEB_DIR: &str = "dist/deb";
-/// The binary package's name.
+/// The binary packages' names.
 const PACKAGE: &str = "container-loader";
+const INITRAMFS_PACKAGE: &str = "container-loader-initramfs";
+/// What the initramfs package holds, in the root.
+const INITRAMFS_HOOK: &str = "usr/share/initramfs-tools/hooks/container-loader";
+const DRACUT_MODULE: &str = "usr/lib/dracut/modules.d/90container-loader/module-setup.sh";
 /// The package's changelog, whose first line gives the version of every .deb.
 const CHANGELOG: &str = "debian/changelog";
 /// The architectures `make deb` builds, each with the ELF machine (e_machine) and class
@@ -75,6 +80,7 @@ macro_rules! on_debian_12_and_13 {
 
 on_debian_12_and_13! {
     install_puts_the_files_where_the_docs_say;
+    the_initramfs_package_puts_the_hooks_where_the_tools_look;
     units_and_an_instance_with_drop_ins_pass_systemd_analyze_verify;
     install_enables_the_plain_unit_and_not_the_template;
     install_upgrade_and_remove_start_and_stop_no_unit;
@@ -102,8 +108,6 @@ fn install_puts_the_files_where_the_docs_say(suite: &str) {
         format!("{DROP_IN_DIR}/docker.conf"),
         format!("{DROP_IN_DIR}/podman.conf"),
         format!("{DROP_IN_DIR}/delete-after-load.conf"),
-        "usr/share/initramfs-tools/hooks/container-loader".into(),
-        "usr/lib/dracut/modules.d/90container-loader/module-setup.sh".into(),
         "usr/share/man/man8/container-loader.8.gz".into(),
         format!("{DOC_DIR}/README.md.gz"),
         format!("{DOC_DIR}/docs/install.md.gz"),
@@ -134,6 +138,15 @@ fn install_puts_the_files_where_the_docs_say(suite: &str) {
         ) && copyright.contains("License: MIT"),
         "not a machine-readable MIT copyright:\n{copyright}"
     );
+}
+
+fn the_initramfs_package_puts_the_hooks_where_the_tools_look(suite: &str) {
+    let root = DebianRoot::copy_of(suite);
+    install_amd64(&root);
+    root.dpkg_install(&indep_deb_path(INITRAMFS_PACKAGE), &[]);
+    for file in [INITRAMFS_HOOK, DRACUT_MODULE] {
+        assert_eq!(device::mode(&root.join(file)), 0o755, "{file}");
+    }
 }
 
 fn units_and_an_instance_with_drop_ins_pass_systemd_analyze_verify(suite: &str) {
@@ -338,6 +351,53 @@ fn each_architecture_ships_the_same_files_as_amd64() {
 }
 
 #[test]
+fn the_loaders_package_leaves_the_initramfs_alone() {
+    // No hook, so dpkg's update-initramfs trigger never fires for the loader: installing or
+    // upgrading it does not rebuild an initramfs (which fails on a /boot without room for a
+    // second copy, as on Isar's EFI images).
+    for (arch, _, _) in ARCHS {
+        let contents = deb_contents(arch);
+        let hooks: Vec<&String> = contents
+            .iter()
+            .filter(|p| {
+                p.starts_with("./usr/share/initramfs-tools") || p.starts_with("./usr/lib/dracut")
+            })
+            .collect();
+        assert_eq!(hooks, Vec::<&String>::new(), "{arch}");
+        let control = control_files(&deb_path(arch));
+        assert!(!control.contains("triggers"), "{arch}: {control}");
+    }
+}
+
+#[test]
+fn the_initramfs_package_holds_the_hooks_and_triggers_their_rebuild() {
+    let deb = indep_deb_path(INITRAMFS_PACKAGE);
+    let out = run_ok(Command::new("dpkg-deb").arg("--contents").arg(&deb));
+    for file in [INITRAMFS_HOOK, DRACUT_MODULE] {
+        assert!(out.contains(&format!(" ./{file}\n")), "{file}:\n{out}");
+    }
+    assert!(!out.contains(&format!("./{BIN}")), "{out}");
+    let field = |name: &str| {
+        let (_, out) = run(Command::new("dpkg-deb").arg("-f").arg(&deb).arg(name));
+        out.trim_end().to_string()
+    };
+    assert_eq!(field("Architecture"), "all");
+    assert_eq!(
+        field("Depends"),
+        format!("{PACKAGE} (>= {})", deb_version())
+    );
+    let dir = TempDir::new("deb-ctl");
+    run_ok(Command::new("dpkg-deb").arg("-e").arg(&deb).arg(dir.path()));
+    let triggers = read(&dir.join("triggers"));
+    assert!(
+        triggers
+            .lines()
+            .any(|l| l.trim() == "activate-noawait update-initramfs"),
+        "{triggers}"
+    );
+}
+
+#[test]
 fn package_metadata_is_as_intended() {
     for (arch, _, _) in ARCHS {
         let deb = deb_path(arch);
@@ -367,7 +427,8 @@ fn package_metadata_is_as_intended() {
         assert!(
             description.starts_with(
                 "load the container images a root filesystem ships into docker or podman\n"
-            ) && description.contains("container-loader@PKG.service"),
+            ) && description.contains("container-loader@PKG.service")
+                && description.contains("PKG.service made of it"),
             "{arch}: Description:\n{description}"
         );
         assert!(
@@ -412,6 +473,31 @@ fn deb_path(arch: &str) -> PathBuf {
         path.display()
     );
     path
+}
+
+/// dist/deb/PACKAGE_VERSION_all.deb, which must exist.
+fn indep_deb_path(package: &str) -> PathBuf {
+    let path = project()
+        .join(DEB_DIR)
+        .join(format!("{package}_{}_all.deb", deb_version()));
+    assert!(
+        path.is_file(),
+        "{} is missing: run make deb",
+        path.display()
+    );
+    path
+}
+
+/// The names of a .deb's control files, one a line.
+fn control_files(deb: &Path) -> String {
+    let dir = TempDir::new("deb-ctl");
+    run_ok(Command::new("dpkg-deb").arg("-e").arg(deb).arg(dir.path()));
+    let mut names: Vec<String> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names.join("\n")
 }
 
 /// The paths in a .deb (`./usr/bin/container-loader`), directories included.
