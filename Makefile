@@ -235,23 +235,18 @@ vm-test: $(VM_STAMP) $(DIST_x86_64)
 # mkfs.ext4 and debugfs carry the probe's data disk.
 ISAR_WORK     ?= /var/tmp/container-loader-isar
 ISAR_BUILDER  := isarbuild
-ISAR_PACKAGES := binfmt-support bubblewrap bzip2 mmdebstrap arch-test apt-utils dpkg-dev \
-	gettext-base git python3 python3-distutils quilt qemu-user-static reprepro sudo unzip \
-	xz-utils git-buildpackage pristine-tar sbuild schroot zstd skopeo locales qemu-system-x86 \
-	e2fsprogs busybox-static
+# Isar's user manual's host packages (python3-distutils left out: nothing in this Isar imports it),
+# as "command:package" pairs.
+ISAR_TOOLS := update-binfmts:binfmt-support bwrap:bubblewrap bzip2:bzip2 mmdebstrap:mmdebstrap \
+	arch-test:arch-test apt-ftparchive:apt-utils dpkg-buildpackage:dpkg-dev envsubst:gettext-base \
+	git:git python3:python3 quilt:quilt qemu-aarch64-static:qemu-user-static reprepro:reprepro \
+	sudo:sudo unzip:unzip xz:xz-utils gbp:git-buildpackage pristine-tar:pristine-tar sbuild:sbuild \
+	schroot:schroot zstd:zstd skopeo:skopeo locale-gen:locales \
+	qemu-system-x86_64:qemu-system-x86 debugfs:e2fsprogs busybox:busybox-static
 ISAR_ENV      := CONTAINER_LOADER_ISAR_WORK=$(ISAR_WORK)
 
 isar-deps:
-	@missing=; \
-	for p in $(ISAR_PACKAGES); do \
-		dpkg-query -W -f '$${Status}\n' "$$p" 2>/dev/null | grep -q ' installed$$' || missing="$$missing $$p"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-		echo "installing:$$missing"; \
-		export DEBIAN_FRONTEND=noninteractive; \
-		apt-get update -q; \
-		apt-get install -y -q $$missing; \
-	fi
+	@$(call ensure_tools,$(ISAR_TOOLS))
 	@locale -a | grep -qx 'en_US.utf8' || localedef -i en_US -f UTF-8 en_US.UTF-8
 	@id -u $(ISAR_BUILDER) >/dev/null 2>&1 || useradd --create-home --shell /bin/bash $(ISAR_BUILDER)
 	@usermod -a -G sbuild $(ISAR_BUILDER)

@@ -31,8 +31,9 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use common::{require_program, Fixture};
-use device::qemu;
-use isar::{run_ok, BuildDir, LocalConf, Site};
+use device::qemu::{self, Report};
+use device::run_ok;
+use isar::{BuildDir, LocalConf, Site};
 
 /// The image packages, as the tests' layer names them, and what each ships.
 const DOCKER_PKG: &str = "isar-test-docker-images";
@@ -769,26 +770,6 @@ state after
 // Reading a boot's report
 // ---------------------------------------------------------------------------------------
 
-#[derive(Clone)]
-struct Report {
-    boot: usize,
-    dir: PathBuf,
-    seconds: f64,
-}
-
-impl std::fmt::Debug for Report {
-    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        write!(
-            f,
-            "boot {} ({:.0} s), report in {}:\n{}",
-            self.boot,
-            self.seconds,
-            self.dir.display(),
-            fs::read_to_string(self.dir.join("run.log")).unwrap_or_default()
-        )
-    }
-}
-
 /// A line of an image package unit's journal: its message and the program that wrote it.
 #[derive(Debug)]
 struct JournalLine {
@@ -797,21 +778,6 @@ struct JournalLine {
 }
 
 impl Report {
-    fn text(&self, name: &str) -> String {
-        let path = self.dir.join(name);
-        fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}; {self:?}", path.display()))
-    }
-
-    /// The file's lines, trimmed, blank ones left out.
-    fn lines(&self, name: &str) -> Vec<String> {
-        self.text(name)
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .map(str::to_string)
-            .collect()
-    }
-
     fn images(&self, engine: &str) -> Vec<String> {
         self.lines(&format!("images-{engine}.txt"))
     }

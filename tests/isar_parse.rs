@@ -9,6 +9,7 @@
 //! loader's recipe asked for, then the .debs added and the same questions asked again.
 
 mod common;
+mod device;
 mod isar;
 
 use std::collections::HashMap;

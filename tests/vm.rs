@@ -28,7 +28,7 @@ use std::time::Instant;
 
 use common::*;
 use device::debian_root;
-use device::qemu;
+use device::qemu::{self, Report};
 use device::*;
 
 /// The base root filesystem `make vm-base` builds; $CONTAINER_LOADER_VM_BASE points elsewhere.
@@ -690,45 +690,7 @@ fn enable(root: &Path, unit: &str, target: &str) {
 // Reading a boot's report
 // ---------------------------------------------------------------------------------------
 
-#[derive(Clone)]
-struct Report {
-    boot: usize,
-    dir: PathBuf,
-    seconds: f64,
-}
-
-impl std::fmt::Debug for Report {
-    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        write!(
-            f,
-            "boot {} ({:.1} s), report in {}",
-            self.boot,
-            self.seconds,
-            self.dir.display()
-        )
-    }
-}
-
 impl Report {
-    fn text(&self, name: &str) -> String {
-        read(&self.dir.join(name))
-    }
-
-    /// The file's lines, trimmed, blank ones left out.
-    fn lines(&self, name: &str) -> Vec<String> {
-        self.text(name)
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .map(str::to_string)
-            .collect()
-    }
-
-    /// Whether the file has `line` as one of its lines.
-    fn has_line(&self, name: &str, line: &str) -> bool {
-        self.lines(name).iter().any(|l| l == line)
-    }
-
     fn is_failed(&self, unit: &str) -> String {
         self.text(&format!("is-failed-{unit}.txt"))
             .trim()

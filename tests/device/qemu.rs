@@ -2,6 +2,7 @@
 //! tests/isar_build.rs): the disk's own kernel and initrd, KVM where it can run a stock kernel
 //! and TCG otherwise, the serial console in a file. A boot ends when the machine powers off; one
 //! that does not within its timeout is killed and fails the test with the console's last lines.
+//! What the machine wrote during a boot is read back as a `Report`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -123,4 +124,54 @@ pub fn tail(path: &Path) -> String {
     let text = String::from_utf8_lossy(&fs::read(path).unwrap_or_default()).into_owned();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(80)..].join("\n")
+}
+
+/// What one boot left for the test: the files the machine wrote, read back out of its disk
+/// into `dir`. Each test adds the readings of its own files.
+#[derive(Clone)]
+pub struct Report {
+    pub boot: usize,
+    pub dir: PathBuf,
+    pub seconds: f64,
+}
+
+/// The log of the commands the machine ran for the test, where it kept one (the Isar probe's).
+const RUN_LOG: &str = "run.log";
+
+impl std::fmt::Debug for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(
+            f,
+            "boot {} ({:.1} s), report in {}",
+            self.boot,
+            self.seconds,
+            self.dir.display()
+        )?;
+        match fs::read_to_string(self.dir.join(RUN_LOG)) {
+            Ok(log) => write!(f, ":\n{log}"),
+            Err(_) => Ok(()),
+        }
+    }
+}
+
+impl Report {
+    pub fn text(&self, name: &str) -> String {
+        let path = self.dir.join(name);
+        fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}; {self:?}", path.display()))
+    }
+
+    /// The file's lines, trimmed, blank ones left out.
+    pub fn lines(&self, name: &str) -> Vec<String> {
+        self.text(name)
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Whether the file has `line` as one of its lines.
+    pub fn has_line(&self, name: &str, line: &str) -> bool {
+        self.lines(name).iter().any(|l| l == line)
+    }
 }

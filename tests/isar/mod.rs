@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::common::require_root;
+use crate::device::run_ok;
 
 /// The Isar snapshot, relative to the repository: CI has ../shared/ beside its clone.
 /// $CONTAINER_LOADER_ISAR_TARBALL names another one.
@@ -58,18 +59,6 @@ fn work_root() -> PathBuf {
         Some(p) if !p.is_empty() => PathBuf::from(p),
         _ => PathBuf::from(WORK_DEFAULT),
     }
-}
-
-/// Runs `cmd`; panics with its output unless it succeeds; returns stdout and stderr.
-pub fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
-    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "{cmd:?} failed:\n{text}");
-    text
 }
 
 /// One test site: Isar unpacked, a checkout of this layer (and of the tests' layer), and the
