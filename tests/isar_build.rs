@@ -30,7 +30,7 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use common::{require_program, Fixture};
+use common::{pipe, require_program, Fixture};
 use device::qemu::{self, Report};
 use device::run_ok;
 use isar::{BuildDir, LocalConf, Site};
@@ -38,8 +38,18 @@ use isar::{BuildDir, LocalConf, Site};
 /// The image packages, as the tests' layer names them, and what each ships.
 const DOCKER_PKG: &str = "isar-test-docker-images";
 const PODMAN_PKG: &str = "isar-test-podman-images";
+/// Opts into this layer's xz recompression (CONTAINER_LOADER_COMPRESSION).
+const XZ_PKG: &str = "isar-test-xz-images";
 const APP: &str = "registry.example.com/isar-test/app:1";
 const TOOLS: &str = "registry.example.com/isar-test/tools:2";
+/// Each image package: its engine and the images it lists.
+const PACKAGES: [(&str, &str, &[&str]); 3] = [
+    (DOCKER_PKG, "docker", &[APP, TOOLS]),
+    (PODMAN_PKG, "podman", &[APP]),
+    (XZ_PKG, "podman", &[TOOLS]),
+];
+/// The packages whose recipes build the same package with Isar's classes: no opt-in of ours.
+const AS_ISAR_BUILDS: [&str; 2] = [DOCKER_PKG, PODMAN_PKG];
 /// The applications the probe package orders after the image packages' units.
 const APP_DOCKER_UNIT: &str = "isar-test-app-docker.service";
 const APP_PODMAN_UNIT: &str = "isar-test-app-podman.service";
@@ -74,7 +84,7 @@ DL_DIR = "@SITE@/downloads"
 SSTATE_DIR = "@SITE@/sstate"
 ROOTFS_FEATURES:remove = "generate-sbom"
 ISAR_RELEASE_CMD = "echo isar-test"
-IMAGE_INSTALL = "isar-test-docker-images isar-test-podman-images isar-test-probe"
+IMAGE_INSTALL = "isar-test-docker-images isar-test-podman-images isar-test-xz-images isar-test-probe"
 IMAGE_PREINSTALL:append = " zstd"
 USERS += "root"
 USER_root[password] = "root"
@@ -99,7 +109,7 @@ const BOOT_UPGRADED: usize = 4;
 #[ignore = "a full Isar build: make isar-test"]
 fn an_unchanged_recipe_builds_a_package_whose_unit_runs_the_loader() {
     let build = built();
-    for (pkg, engine) in [(DOCKER_PKG, "docker"), (PODMAN_PKG, "podman")] {
+    for (pkg, engine, _) in PACKAGES {
         let tree = &build.ours[pkg];
         let unit = tree.text(&format!("lib/systemd/system/{pkg}.service"));
         let exec =
@@ -126,6 +136,7 @@ fn an_unchanged_recipe_depends_on_the_engine_and_the_loader_instead_of_zstd() {
     for (pkg, depends) in [
         (DOCKER_PKG, "docker.io, apparmor, container-loader"),
         (PODMAN_PKG, "podman, container-loader"),
+        (XZ_PKG, "podman, container-loader"),
     ] {
         let control = &build.ours[pkg].control();
         assert_eq!(control.field("Depends"), depends, "{pkg}");
@@ -167,7 +178,7 @@ fn the_unit_keeps_isars_name_and_its_place_after_the_engine() {
 #[ignore = "a full Isar build: make isar-test"]
 fn the_package_ships_the_list_and_the_archives_isars_classes_ship_byte_for_byte() {
     let build = built();
-    for pkg in [DOCKER_PKG, PODMAN_PKG] {
+    for pkg in AS_ISAR_BUILDS {
         let (ours, isar) = (&build.ours[pkg], &build.isar[pkg]);
         let list = format!("usr/share/{pkg}/image.list");
         assert_eq!(ours.text(&list), isar.text(&list), "{pkg}: image.list");
@@ -185,6 +196,28 @@ fn the_package_ships_the_list_and_the_archives_isars_classes_ship_byte_for_byte(
     }
 }
 
+#[test]
+#[ignore = "a full Isar build: make isar-test"]
+fn an_opted_in_compression_stores_the_fetched_archive_recompressed() {
+    let build = built();
+    let ours = &build.ours[XZ_PKG];
+    let isar = &build.isar[XZ_PKG];
+    let (name, tag) = TOOLS.rsplit_once(':').unwrap();
+    let fetched = format!("{}:{tag}", name.replace('/', "."));
+    assert_eq!(
+        ours.text(&format!("usr/share/{XZ_PKG}/image.list")),
+        format!("{fetched}.xz {TOOLS}\n")
+    );
+    // Isar's class ignores the variable: its package holds the archive as fetched.
+    let zst = isar.bytes(&format!("usr/share/{XZ_PKG}/images/{fetched}.zst"));
+    let xz = ours.bytes(&format!("usr/share/{XZ_PKG}/images/{fetched}.xz"));
+    assert_eq!(&xz[..6], b"\xfd7zXZ\0", "not an xz stream");
+    assert!(
+        pipe("xz", &["-dc"], &xz) == pipe("zstd", &["-dc"], &zst),
+        "the xz archive does not hold the fetched tar"
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // The boots
 // ---------------------------------------------------------------------------------------
@@ -193,15 +226,19 @@ fn the_package_ships_the_list_and_the_archives_isars_classes_ship_byte_for_byte(
 #[ignore = "a full Isar build and a boot: make isar-test"]
 fn first_boot_loads_every_image_with_the_loader() {
     let boot = report(BOOT_FIRST);
-    for (pkg, refs) in [(DOCKER_PKG, &[APP, TOOLS][..]), (PODMAN_PKG, &[APP][..])] {
+    for (pkg, _, refs) in PACKAGES {
         assert_eq!(boot.state(&unit(pkg)), "active success", "{boot:?}");
         for reference in refs {
             let line = boot.loader_line(pkg, &format!("{reference}: loaded from "));
             assert_eq!(line.program, LOADER_BIN, "{pkg}: {line:?}");
         }
     }
+    boot.loader_line(
+        XZ_PKG,
+        &format!("{TOOLS}: loaded from registry.example.com.isar-test.tools:2.xz (xz, "),
+    );
     assert_eq!(boot.images("docker"), [APP, TOOLS], "{boot:?}");
-    assert_eq!(boot.images("podman"), [APP], "{boot:?}");
+    assert_eq!(boot.images("podman"), [APP, TOOLS], "{boot:?}");
 }
 
 #[test]
@@ -230,7 +267,7 @@ fn first_boot_starts_the_applications_once_their_images_are_loaded() {
 #[ignore = "a full Isar build and a boot: make isar-test"]
 fn second_boot_skips_every_image_and_starts_the_applications() {
     let boot = report(BOOT_AGAIN);
-    for (pkg, refs) in [(DOCKER_PKG, &[APP, TOOLS][..]), (PODMAN_PKG, &[APP][..])] {
+    for (pkg, _, refs) in PACKAGES {
         assert_eq!(boot.state(&unit(pkg)), "active success", "{boot:?}");
         for reference in refs {
             boot.loader_line(pkg, &format!("{reference}: present, skipped"));
@@ -248,7 +285,7 @@ fn second_boot_skips_every_image_and_starts_the_applications() {
 #[ignore = "a full Isar build and boots: make isar-test"]
 fn isars_own_packages_load_with_their_script_before_the_upgrade() {
     let boot = report(BOOT_ISAR);
-    for pkg in [DOCKER_PKG, PODMAN_PKG] {
+    for (pkg, _, _) in PACKAGES {
         assert_eq!(
             boot.text(&format!("before-exec-{pkg}.txt")).trim(),
             format!("/usr/share/{pkg}/container-loader.sh"),
@@ -283,7 +320,7 @@ fn an_apt_upgrade_from_isars_packages_keeps_each_unit_enabled_and_leaves_no_scri
         "apt-get install:\n{}",
         boot.text("apt.log")
     );
-    for pkg in [DOCKER_PKG, PODMAN_PKG] {
+    for (pkg, _, _) in PACKAGES {
         assert_eq!(
             boot.text(&format!("after-enabled-{pkg}.txt")).trim(),
             "enabled"
@@ -305,7 +342,7 @@ fn an_apt_upgrade_from_isars_packages_keeps_each_unit_enabled_and_leaves_no_scri
 #[ignore = "a full Isar build and boots: make isar-test"]
 fn after_the_upgrade_the_images_isars_script_loaded_are_skipped_and_the_applications_start() {
     let boot = report(BOOT_UPGRADED);
-    for (pkg, refs) in [(DOCKER_PKG, &[APP, TOOLS][..]), (PODMAN_PKG, &[APP][..])] {
+    for (pkg, _, refs) in PACKAGES {
         assert_eq!(boot.state(&unit(pkg)), "active success", "{boot:?}");
         for reference in refs {
             let line = boot.loader_line(pkg, &format!("{reference}: present, skipped"));
@@ -368,7 +405,7 @@ fn build() -> Built {
     let mut layers = site.isar_layers();
     layers.push(site.test_layer());
     let isar = site.build_dir("build-isar", &layers, LocalConf::Text(conf.clone()));
-    isar.bitbake_ok(&[DOCKER_PKG, PODMAN_PKG]);
+    isar.bitbake_ok(&PACKAGES.map(|(pkg, _, _)| pkg));
     eprintln!(
         "isar: Isar's classes: {:.0} s",
         started.elapsed().as_secs_f64()
@@ -388,19 +425,14 @@ fn build() -> Built {
         (pkg, Tree::of_deb(&deb, &unpacked.join(which).join(pkg)))
     };
     let deploy = ours.path().join(DEPLOY_IMAGES);
+    let pkgs = PACKAGES.map(|(pkg, _, _)| pkg);
+    let mut debs_ours: Vec<PathBuf> = pkgs.iter().map(|p| deployed_deb(&ours, p)).collect();
+    debs_ours.push(deployed_deb(&ours, LOADER_PKG));
     Built {
-        ours: [DOCKER_PKG, PODMAN_PKG]
-            .map(|p| tree(&ours, "ours", p))
-            .into(),
-        isar: [DOCKER_PKG, PODMAN_PKG]
-            .map(|p| tree(&isar, "isar", p))
-            .into(),
-        debs_ours: [DOCKER_PKG, PODMAN_PKG, LOADER_PKG]
-            .map(|p| deployed_deb(&ours, p))
-            .into(),
-        debs_isar: [DOCKER_PKG, PODMAN_PKG]
-            .map(|p| deployed_deb(&isar, p))
-            .into(),
+        ours: pkgs.map(|p| tree(&ours, "ours", p)).into(),
+        isar: pkgs.map(|p| tree(&isar, "isar", p)).into(),
+        debs_ours,
+        debs_isar: pkgs.iter().map(|p| deployed_deb(&isar, p)).collect(),
         kernel: deploy.join(format!("{IMAGE_NAME}-vmlinuz")),
         initrd: deploy.join(format!("{IMAGE_NAME}-initrd.img")),
         wic: deploy.join(format!("{IMAGE_NAME}.wic")),
@@ -709,15 +741,20 @@ fn du_mib(dir: &Path) -> u64 {
 /// What the probe runs at the end of boot `n`, with the data disk's mount point as $1: the
 /// report every boot writes, then what changes the machine before the next boot.
 fn run_script(n: usize) -> String {
+    let names = PACKAGES.map(|(pkg, _, _)| pkg);
+    let pkgs = names.join(" ");
+    let units = names.map(unit).join(" ");
+    // The image packages' .debs on the data disk, by their file names' start.
+    let debs = names.map(|pkg| format!("\"$out\"/{pkg}_*.deb")).join(" ");
     let mut script = format!(
         r#"set -u
 out=$1
 report() {{
-    for pkg in {DOCKER_PKG} {PODMAN_PKG}; do
+    for pkg in {pkgs}; do
         journalctl -b -o json --no-pager -u "$pkg.service" > "$out/journal-$pkg.json"
         ls -1 "/usr/share/$pkg/images" > "$out/archives-$pkg.txt"
     done
-    for u in {DOCKER_PKG}.service {PODMAN_PKG}.service {APP_DOCKER_UNIT} {APP_PODMAN_UNIT}; do
+    for u in {units} {APP_DOCKER_UNIT} {APP_PODMAN_UNIT}; do
         systemctl show -p ActiveState -p Result -p ExecMainStartTimestampMonotonic \
             -p ExecMainExitTimestampMonotonic "$u" > "$out/show-$u.txt"
         journalctl -b -o cat --no-pager -u "$u" > "$out/log-$u.txt"
@@ -727,7 +764,7 @@ report() {{
 }}
 # PREFIX: what each image package's unit runs and which files it has, and the loader package.
 state() {{
-    for pkg in {DOCKER_PKG} {PODMAN_PKG}; do
+    for pkg in {pkgs}; do
         systemctl show -p ExecStart --value "$pkg.service" | sed -n 's/^{{ path=\([^ ;]*\).*/\1/p' \
             > "$out/$1-exec-$pkg.txt"
         systemctl is-enabled "$pkg.service" > "$out/$1-enabled-$pkg.txt"
@@ -744,18 +781,17 @@ report
             r#"# The machine as Isar's classes make it: their packages, no loader, the images not
 # loaded yet (Isar's units run their script as the packages are installed: the images are
 # removed after).
-dpkg -i "$out"/{DOCKER_PKG}_*.deb "$out"/{PODMAN_PKG}_*.deb > "$out/downgrade.log" 2>&1
+dpkg -i {debs} > "$out/downgrade.log" 2>&1
 dpkg --purge {LOADER_PKG} >> "$out/downgrade.log" 2>&1
 docker rmi {APP} {TOOLS} >> "$out/downgrade.log" 2>&1
-podman rmi {APP} >> "$out/downgrade.log" 2>&1
+podman rmi {APP} {TOOLS} >> "$out/downgrade.log" 2>&1
 "#
         )),
         BOOT_ISAR => script.push_str(&format!(
             r#"state before
 # The upgrade: the same recipes built with this layer, and the loader they depend on.
 cd "$out"
-apt-get install --reinstall -y ./{DOCKER_PKG}_*.deb ./{PODMAN_PKG}_*.deb ./{LOADER_PKG}_*.deb \
-    > "$out/apt.log" 2>&1
+apt-get install --reinstall -y {debs} "$out"/{LOADER_PKG}_*.deb > "$out/apt.log" 2>&1
 echo $? > "$out/apt-exit.txt"
 state after
 "#
