@@ -66,20 +66,18 @@ do_install[cleandirs] += " \
 # image.list as `<file> <name>:<tag>`.
 python do_install_fetched_containers() {
     import os
-    import shlex
     from oe.path import copyhardlink
 
     workdir = d.getVar('WORKDIR')
     share = os.path.join(d.getVar('D'), "usr/share", d.getVar('BPN'))
     images_dir = os.path.join(share, "images")
     compression = d.getVar('CONTAINER_LOADER_COMPRESSION') or ""
-    compressors = {
-        "xz": "xz -c " + (d.getVar('XZ_DEFAULTS') or ""),
-        "gz": "gzip -c -9 -n --rsyncable",
-    }
-    if compression and compression not in compressors:
+    if compression not in ("", "xz", "gz"):
         bb.fatal('CONTAINER_LOADER_COMPRESSION = "%s": leave it empty for the archives as '
                  'fetched (zstd), or set "xz" or "gz"' % compression)
+    # The steps' compressors take their options from Isar's XZ_DEFAULTS.
+    env = dict(os.environ, IMAGE_PACKAGE_PROG=d.getVar('PN'),
+               XZ_DEFAULTS=d.getVar('XZ_DEFAULTS') or "")
 
     lines = []
     for uri in d.getVar('SRC_URI').split():
@@ -96,10 +94,10 @@ python do_install_fetched_containers() {
 
         if compression:
             image_file = fetched[:-len(".zst")] + "." + compression
-            cmd = "zstd -q -d -c %s | %s > %s" % (shlex.quote(source), compressors[compression],
-                                                  shlex.quote(os.path.join(images_dir, image_file)))
-            bb.note("running: " + cmd)
-            bb.process.run(cmd)
+            cmd = ["sh", d.getVar('CONTAINER_STEPS'), "recompress", source,
+                   os.path.join(images_dir, image_file), compression]
+            bb.note("running: " + " ".join(cmd))
+            bb.process.run(cmd, env=env)
         else:
             image_file = fetched
             copyhardlink(source, os.path.join(images_dir, image_file))

@@ -1,7 +1,7 @@
 #!/bin/sh
 # The steps that make a container image package for container-loader, shared by the Isar class
-# (container-loader.bbclass runs `unit`) and by isar/scripts/image-package (which builds the same
-# package outside bitbake), so that the two cannot drift.
+# (container-loader.bbclass runs `unit` and `recompress`) and by isar/scripts/image-package (which
+# builds the same package outside bitbake), so that the two cannot drift.
 #
 #   image-package-steps.sh check PKG ENGINE COMPRESSION DELETE TAR=REF...
 #       refuses bad input with a message naming it, and writes nothing
@@ -9,6 +9,8 @@
 #       D/usr/share/PKG/images/<archive> for each TAR (an uncompressed docker-archive of REF,
 #       compressed here as Isar's docker fetcher compresses it) and D/usr/share/PKG/image.list
 #       naming each archive with its REF
+#   image-package-steps.sh recompress ARCHIVE.zst OUT COMPRESSION
+#       OUT: the zstd ARCHIVE (as Isar's docker fetcher leaves it) compressed with COMPRESSION
 #   image-package-steps.sh unit UNITS PKG ENGINE DELETE
 #       prints PKG.service, the package's unit: UNITS/container-loader@.service read for PKG,
 #       then UNITS/drop-ins/ENGINE.conf and, with DELETE=1, UNITS/drop-ins/delete-after-load.conf
@@ -28,13 +30,13 @@ TEMPLATE=container-loader@.service
 DROP_INS=drop-ins
 # Where the loader package installs the drop-ins: the generated unit says where each part is from.
 DROP_IN_DIR=/usr/share/container-loader/drop-ins
-# What an image package ships, below /usr/share/PKG: where container-loader@PKG.service reads.
+# What an image package ships, below /usr/share/PKG: where PKG.service reads.
 LIST_NAME=image.list
 IMAGES_SUBDIR=images
 # Defaults when Isar's ZSTD_DEFAULTS/XZ_DEFAULTS are not given: Isar's level, all cores.
 ZSTD_OPTS_DEFAULT="-3 -T0"
 XZ_OPTS_DEFAULT="-T0"
-# The seed's gzip options: best compression, no name or time stamp (the same bytes every build),
+# gzip's options: best compression, no name or time stamp (the same bytes every build),
 # rsync-friendly.
 GZIP_OPTS="-9 -n --rsyncable"
 # The longest name the engines take (docker's NameTotalLengthMax) and tag (128 characters).
@@ -176,12 +178,23 @@ check_images() {
 
 # The option variables are lists of words: unquoted on purpose.
 # shellcheck disable=SC2086
+# Standard input compressed with COMPRESSION to standard output.
 compress() {
 	case $1 in
-	zst) zstd -q -c ${ZSTD_DEFAULTS:-$ZSTD_OPTS_DEFAULT} <"$2" >"$3" ;;
-	xz) xz -c ${XZ_DEFAULTS:-$XZ_OPTS_DEFAULT} <"$2" >"$3" ;;
-	gz) gzip -c $GZIP_OPTS <"$2" >"$3" ;;
+	zst) zstd -q -c ${ZSTD_DEFAULTS:-$ZSTD_OPTS_DEFAULT} ;;
+	xz) xz -c ${XZ_DEFAULTS:-$XZ_OPTS_DEFAULT} ;;
+	gz) gzip -c $GZIP_OPTS ;;
 	esac
+}
+
+# The fetched zstd archive in another compression. A failure anywhere in the pipe fails the
+# step (no pipefail in sh: the decompressor's status is kept by hand).
+recompress() {
+	[ "$#" -eq 3 ] || die "usage: recompress ARCHIVE.zst OUT COMPRESSION"
+	check_compression "$3"
+	status=$( { { zstd -q -d -c "$1" || echo "zstd -d: exit $?" >&3; } | compress "$3" >"$2"; } 3>&1)
+	[ -z "$status" ] || die "$1: $status"
+	chmod 0644 "$2"
 }
 
 install_images() {
@@ -199,7 +212,7 @@ install_images() {
 		tar=${pair%=*}
 		ref=${pair##*=}
 		archive=$(archive_name "$ref" "$compression")
-		compress "$compression" "$tar" "$share/$IMAGES_SUBDIR/$archive" ||
+		compress "$compression" <"$tar" >"$share/$IMAGES_SUBDIR/$archive" ||
 			die "$tar: compressing to $archive failed"
 		chmod 0644 "$share/$IMAGES_SUBDIR/$archive"
 		printf '%s %s\n' "$archive" "$ref" >>"$list"
@@ -226,9 +239,9 @@ unit() {
 	cat <<EOF
 # $pkg.service: loads the container images of package $pkg into $engine at boot with
 # /usr/bin/container-loader (list: /usr/share/$pkg/image.list).
-# Made when the package was built from container-loader's $TEMPLATE and, after it, its
-# drop-ins $drop_ins (in $DROP_IN_DIR/),
-# as systemd reads container-loader@$pkg.service with them.
+# Made when the package was built: container-loader's $TEMPLATE for $pkg, then the
+# drop-ins of $DROP_IN_DIR/ it names below. systemd reads it as it reads
+# container-loader@$pkg.service with those drop-ins.
 
 EOF
 	sed -e '1,/^$/d' -e "s/%i/$pkg/g" "$units/$TEMPLATE"
@@ -238,7 +251,7 @@ EOF
 	done
 }
 
-[ "$#" -gt 0 ] || die "usage: image-package-steps.sh check|install-images|unit|archive-name ARGS..."
+[ "$#" -gt 0 ] || die "usage: image-package-steps.sh check|install-images|recompress|unit|archive-name ARGS..."
 step=$1
 shift
 case $step in
@@ -253,6 +266,7 @@ check)
 	check_images "$compression" "$@"
 	;;
 install-images) install_images "$@" ;;
+recompress) recompress "$@" ;;
 unit) unit "$@" ;;
 archive-name)
 	[ "$#" -eq 2 ] || die "usage: archive-name REF COMPRESSION"
@@ -261,5 +275,5 @@ archive-name)
 	check_compression "$2"
 	archive_name "$1" "$2"
 	;;
-*) die "unknown step \"$step\": check, install-images, unit or archive-name" ;;
+*) die "unknown step \"$step\": check, install-images, recompress, unit or archive-name" ;;
 esac
