@@ -6,7 +6,9 @@
 //!
 //! Ignored by default (each parse takes minutes): `make isar-parse-test` runs them. Each layer
 //! position is one site, parsed once per run whichever test asks first: a clean parse, the
-//! loader's recipe asked for, then the .debs added and the same questions asked again.
+//! loader's recipe asked for, then the .debs added, the same questions asked again, and the
+//! loader's recipe built for each architecture it has a package for (9 quick tasks each: no
+//! bootstrap, the .deb goes into isar-apt as it is).
 
 mod common;
 mod device;
@@ -33,6 +35,9 @@ const ISAR_PODMAN_RECIPE: &str = "prebuilt-podman-img";
 /// The tests' recipe that still requires Isar's transitional include.
 const LEGACY_RECIPE: &str = "isar-test-legacy-images";
 const LOADER_RECIPE: &str = "container-loader";
+/// Each site's build directory, and where Isar's deploy step puts the packages in it.
+const BUILD_DIR: &str = "build";
+const ISAR_APT: &str = "tmp/deploy/isar-apt";
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 enum Position {
@@ -47,6 +52,8 @@ struct Answers {
     clean_loader: Bitbake,
     debs_parse: Bitbake,
     debs_loader: HashMap<&'static str, Bitbake>,
+    /// `bitbake` of the loader's recipe for every architecture with a .deb.
+    debs_build: Bitbake,
     i386_loader: Bitbake,
     upstream: HashMap<&'static str, Bitbake>,
 }
@@ -74,7 +81,7 @@ fn ask(position: Position) -> Answers {
         Position::Last => layers.push(site.layer()),
         Position::Absent => {}
     }
-    let build = site.build_dir("build", &layers, LocalConf::Sample);
+    let build = site.build_dir(BUILD_DIR, &layers, LocalConf::Sample);
     let loader = |mc: &str| build.bitbake(&["-e", &format!("{mc}:{LOADER_RECIPE}")]);
 
     let clean_parse = build.bitbake(&["-p"]);
@@ -82,6 +89,11 @@ fn ask(position: Position) -> Answers {
     site.add_debs();
     let debs_parse = build.bitbake(&["-p"]);
     let debs_loader = BUILT_FOR.iter().map(|(mc, _)| (*mc, loader(mc))).collect();
+    let targets: Vec<String> = BUILT_FOR
+        .iter()
+        .map(|(mc, _)| format!("{mc}:{LOADER_RECIPE}"))
+        .collect();
+    let debs_build = build.bitbake(&targets.iter().map(String::as_str).collect::<Vec<_>>());
     let i386_loader = loader(I386);
     let upstream = [ISAR_DOCKER_RECIPE, ISAR_PODMAN_RECIPE, LEGACY_RECIPE]
         .into_iter()
@@ -92,6 +104,7 @@ fn ask(position: Position) -> Answers {
         clean_loader,
         debs_parse,
         debs_loader,
+        debs_build,
         i386_loader,
         upstream,
     }
@@ -227,6 +240,31 @@ fn once_make_deb_has_run_the_loaders_recipe_takes_the_deb_of_each_built_architec
                 "{position:?} {mc}: SRC_URI={src_uri}"
             );
         }
+    }
+}
+
+#[test]
+#[ignore = "parses Isar's default multiconfigs: make isar-parse-test"]
+fn the_loaders_recipe_puts_make_debs_package_into_isar_apt_for_each_built_architecture() {
+    let run = &answers(Position::Last).debs_build;
+    assert_eq!(run.code, 0, "{run:?}");
+    let site = isar::site_dir(&format!("parse-{:?}", Position::Last).to_lowercase());
+    for (_, arch) in BUILT_FOR {
+        let name = format!("{LOADER_RECIPE}_0.1.0-1_{arch}.deb");
+        let found = device::run_ok(
+            std::process::Command::new("find")
+                .arg(site.join(BUILD_DIR).join(ISAR_APT))
+                .args(["-name", &name]),
+        );
+        let deployed: Vec<&str> = found.lines().collect();
+        assert_eq!(deployed.len(), 1, "{name}: {deployed:?}");
+        let made = isar::project("dist/deb").join(&name);
+        assert!(
+            std::fs::read(deployed[0]).unwrap() == std::fs::read(&made).unwrap(),
+            "{}: not the bytes of {}",
+            deployed[0],
+            made.display()
+        );
     }
 }
 

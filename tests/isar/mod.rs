@@ -54,6 +54,11 @@ pub fn tarball() -> PathBuf {
     path
 }
 
+/// Where the site `name` is (`Site::fresh` makes it).
+pub fn site_dir(name: &str) -> PathBuf {
+    work_root().join(name)
+}
+
 fn work_root() -> PathBuf {
     match std::env::var_os("CONTAINER_LOADER_ISAR_WORK") {
         Some(p) if !p.is_empty() => PathBuf::from(p),
@@ -79,7 +84,7 @@ impl Site {
             .status()
             .is_ok_and(|s| s.success());
         assert!(known, "no build user {BUILDER} (make isar-deps creates it)");
-        let root = work_root().join(name);
+        let root = site_dir(name);
         if root.exists() {
             // --one-file-system: never into a mount a failed build left behind.
             run_ok(
