@@ -26,7 +26,7 @@ mod isar;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -701,16 +701,10 @@ impl Machine {
         let dir = self.run.join(format!("report-{n}"));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
-        let out = Command::new("debugfs")
-            .args(["-R", &format!("rdump / {}", dir.display())])
-            .arg(&image)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run debugfs");
-        assert!(
-            out.status.success(),
-            "debugfs: {}",
-            String::from_utf8_lossy(&out.stderr)
+        run_ok(
+            Command::new("debugfs")
+                .args(["-R", &format!("rdump / {}", dir.display())])
+                .arg(&image),
         );
         let report = Report {
             boot: n,
