@@ -40,6 +40,7 @@ pub mod lock;
 pub mod log;
 pub mod manifest;
 pub mod marker;
+pub mod names;
 pub mod notify;
 pub mod oci;
 pub mod platform;

@@ -4,6 +4,7 @@
 //! one still runs. An entry counts as loaded only when the engine has its reference after the
 //! upload, and only then is its archive deleted (with `--delete-after-load`).
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::io::{self, Read};
@@ -23,6 +24,7 @@ use crate::list::Entry;
 use crate::lock;
 use crate::log::Log;
 use crate::manifest::{Images, Match};
+use crate::names::{self, Asked, Before, Change};
 use crate::notify::Notifier;
 use crate::oci::{LeftOutNeeded, Loadable, Unloadable};
 use crate::platform::Platform;
@@ -122,8 +124,7 @@ pub fn run(options: &Options, log: &Log) -> Exit {
             })
             .ok()
         });
-        // Loads add images only, so what was listed at the start stays present; but another
-        // loader that held the lock may have replaced some since the knock.
+        // Another loader that held the lock may have loaded since the knock.
         let listing = match waited {
             false => engine.first_listing(),
             true => (total > 1).then(|| engine.listing()).flatten(),
@@ -135,26 +136,31 @@ pub fn run(options: &Options, log: &Log) -> Exit {
             ));
         }
         // Each entry is recorded as it ends (docs/operations.md, "Starting what needs the images").
-        let mut recorder = match (options.dry_run, &run_dir) {
-            (false, Some(run)) => Some(Recorder::new(run, &options.lists, *log)),
-            _ => None,
+        let mut records = Records {
+            recorder: match (options.dry_run, &run_dir) {
+                (false, Some(run)) => Some(Recorder::new(run, &options.lists, *log)),
+                _ => None,
+            },
+            outcomes: Vec::with_capacity(total),
         };
-        let mut deletions = match options.delete_after_load {
-            true => Deletions::new(&lists.entries),
-            false => Deletions::default(),
+        let mut turns = Turns {
+            engine: &engine,
+            options,
+            log,
+            deletions: match options.delete_after_load {
+                true => Deletions::new(&lists.entries),
+                false => Deletions::default(),
+            },
+            held: Held::default(),
+            fresh: listing.is_some(),
+            listing,
         };
-        // The layers the engine holds, learned once and brought up to date before each upload
-        // that could leave some out (src/delta.rs).
-        let mut held = Held::default();
         for (index, entry) in lists.entries.iter().enumerate() {
             let report = reporter.entry(index + 1, total, entry);
             // Answered by the listing, without a request: written with the next ones.
-            let batched = !options.verify
-                && listing
-                    .as_ref()
-                    .is_some_and(|l| l.id_of(&entry.reference).is_some());
-            if let Some(recorder) = recorder.as_mut().filter(|_| !batched) {
-                recorder.flush();
+            let batched = !options.verify && turns.listed(&entry.reference).is_some();
+            if !batched {
+                records.flush();
             }
             // Their lines too go out together; anything that may take long or fail goes out
             // line by line, as it happens.
@@ -162,23 +168,20 @@ pub fn run(options: &Options, log: &Log) -> Exit {
                 true => log.hold(),
                 false => log.release(),
             }
-            let result = load_entry(
-                &engine,
-                listing.as_ref(),
-                entry,
-                options,
-                log,
-                &report,
-                &mut deletions,
-                &mut held,
-            );
-            deletions.ended(index, entry, result.is_ok(), log);
-            if let Some(recorder) = &mut recorder {
-                recorder.entry(entry, &recorded(&result), batched);
-            }
-            match result {
+            let ended = turns.entry(entry, &report);
+            turns
+                .deletions
+                .ended(index, entry, ended.result.is_ok(), log);
+            let present = matches!(ended.result, Ok(Outcome::Present(_) | Outcome::Verified(_)));
+            records.entry(entry, recorded(&ended, options.verify), batched, present);
+            // A load that moved names earlier entries were recorded under changed what they
+            // stand for: those entries are recorded again (a verified one may now differ).
+            let revised = records.revise(&lists.entries, index, &ended.moved, log);
+            summary.present -= revised.no_longer_present;
+            summary.differ += revised.now_differ;
+            match ended.result {
                 Ok(Outcome::Present(_) | Outcome::Verified(_)) => summary.present += 1,
-                Ok(Outcome::Loaded(_)) => summary.loaded += 1,
+                Ok(Outcome::Loaded { .. }) => summary.loaded += 1,
                 Ok(Outcome::WouldLoad) => summary.would_load += 1,
                 Ok(Outcome::Differs { .. }) => summary.differ += 1,
                 Err(reason) => {
@@ -192,7 +195,7 @@ pub fn run(options: &Options, log: &Log) -> Exit {
             }
         }
         log.release();
-        if let Some(recorder) = recorder {
+        if let Some(recorder) = records.recorder {
             unrecorded |= !recorder.finish();
         }
     }
@@ -224,19 +227,28 @@ pub fn run(options: &Options, log: &Log) -> Exit {
     }
 }
 
-/// What status.json records of an entry's turn.
-fn recorded(result: &Result<Outcome, EntryError>) -> ready::Outcome {
-    let (state, image_id, archive_id) = match result {
-        Ok(Outcome::Present(id)) | Ok(Outcome::Loaded(id)) => (State::Present, id.clone(), None),
+/// What status.json records of an entry's turn; `verify`: the run compares ids (--verify).
+fn recorded(ended: &Ended, verify: bool) -> ready::Outcome {
+    let (state, image_id, archive_id) = match &ended.result {
+        Ok(Outcome::Present(id)) => (State::Present, id.clone(), None),
+        Ok(Outcome::Loaded { id, archive_id }) => (
+            State::Present,
+            id.clone(),
+            archive_id.clone().filter(|_| verify),
+        ),
         Ok(Outcome::Verified(id)) => (State::Present, Some(id.clone()), Some(id.clone())),
         Ok(Outcome::Differs { id, archive_id }) => {
             (State::Differs, Some(id.clone()), Some(archive_id.clone()))
         }
         Ok(Outcome::WouldLoad) => (State::Missing, None, None),
         Err(EntryError::Presence(_)) => (State::Unknown, None, None),
-        Err(_) => (State::Missing, None, None),
+        // A failed load over an image the engine had (--replace-differing) leaves it there.
+        Err(_) => match &ended.remains {
+            Some(id) => (State::Present, Some(id.clone()), None),
+            None => (State::Missing, None, None),
+        },
     };
-    let error = result.as_ref().err().map(ToString::to_string);
+    let error = ended.result.as_ref().err().map(ToString::to_string);
     ready::Outcome {
         state,
         image_id,
@@ -245,12 +257,95 @@ fn recorded(result: &Result<Outcome, EntryError>) -> ready::Outcome {
     }
 }
 
+/// The run's entries as recorded: status.json and the markers, and what each entry was
+/// recorded as, so that a later load that moves its name has it recorded again.
+struct Records<'r> {
+    recorder: Option<Recorder<'r>>,
+    /// Each entry's outcome as recorded, and whether the summary counts it as present.
+    outcomes: Vec<(ready::Outcome, bool)>,
+}
+
+/// How many earlier entries a load's moved names recorded again.
+#[derive(Default)]
+struct Revised {
+    no_longer_present: usize,
+    now_differ: usize,
+}
+
+impl Records<'_> {
+    fn flush(&mut self) {
+        if let Some(recorder) = &mut self.recorder {
+            recorder.flush();
+        }
+    }
+
+    /// Records `entry`'s outcome; `present`: the summary counts it as present.
+    fn entry(&mut self, entry: &Entry, outcome: ready::Outcome, batched: bool, present: bool) {
+        if let Some(recorder) = &mut self.recorder {
+            recorder.entry(entry, &outcome, batched);
+        }
+        self.outcomes.push((outcome, present));
+    }
+
+    /// Entry `index` loaded, moving the names `moved`: each earlier entry under one of them
+    /// now stands for the image the name is on now, and is recorded again with it.
+    fn revise(&mut self, entries: &[Entry], index: usize, moved: &[Change], log: &Log) -> Revised {
+        let mut revised = Revised::default();
+        for change in moved {
+            for (earlier, (outcome, present)) in self.outcomes[..index].iter_mut().enumerate() {
+                let entry = &entries[earlier];
+                let stale = names::same_name(&entry.reference, &change.name)
+                    && matches!(outcome.state, State::Present | State::Differs)
+                    && outcome.image_id != change.now;
+                if !stale {
+                    continue;
+                }
+                let was = outcome.state;
+                revise_outcome(outcome, change.now.clone());
+                log.warn(format_args!(
+                    "{}: {}: now {}: the load of {} ({}) moved the name",
+                    entry.place(),
+                    entry.reference,
+                    change.now.as_deref().map_or("gone".to_owned(), short_id),
+                    entries[index].archive,
+                    entries[index].place()
+                ));
+                if let Some(recorder) = &mut self.recorder {
+                    recorder.revise(entry, outcome);
+                }
+                if was != State::Differs && outcome.state == State::Differs {
+                    revised.now_differ += 1;
+                    revised.no_longer_present += usize::from(*present);
+                    *present = false;
+                }
+            }
+        }
+        revised
+    }
+}
+
+/// `outcome` with its reference now on `now`: present, or with --verify's archive id, present
+/// only as that image and differing otherwise.
+fn revise_outcome(outcome: &mut ready::Outcome, now: Option<String>) {
+    outcome.state = match (&now, &outcome.archive_id) {
+        (None, _) => State::Missing,
+        (Some(now), Some(archive)) if now != archive => State::Differs,
+        (Some(_), _) => State::Present,
+    };
+    outcome.image_id = now;
+}
+
 /// How an entry ended, with the engine's id for its reference where known.
 enum Outcome {
     Present(Option<String>),
     /// `--verify`: present, and the archive's image.
     Verified(String),
-    Loaded(Option<String>),
+    /// Loaded; with the archive's id for the reference where it could be told, which the
+    /// engine's was checked to be.
+    Loaded {
+        id: Option<String>,
+        archive_id: Option<String>,
+    },
     WouldLoad,
     /// `--verify` without `--replace-differing`: the engine's image is not the archive's.
     Differs {
@@ -368,177 +463,449 @@ impl std::error::Error for EntryError {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn load_entry(
+/// What the run carries from one entry to the next.
+struct Turns<'a> {
+    engine: &'a Engine,
+    options: &'a Options,
+    log: &'a Log,
+    deletions: Deletions,
+    /// The layers the engine holds, learned once and brought up to date before each upload
+    /// that could leave some out (src/delta.rs).
+    held: Held,
+    /// The engine's listing (names and ids). A load moves names, so it says what they stand
+    /// for only while `fresh`: taken since the run's last load.
+    listing: Option<Listing>,
+    fresh: bool,
+}
+
+/// How an entry's turn ended.
+struct Ended {
+    result: Result<Outcome, EntryError>,
+    /// What the names the archive carries are on after a load that worked, and were on before.
+    moved: Vec<Change>,
+    /// After a failed load over an image the engine had (--replace-differing): that image,
+    /// when the reference is back on it.
+    remains: Option<String>,
+}
+
+impl From<Result<Outcome, EntryError>> for Ended {
+    fn from(result: Result<Outcome, EntryError>) -> Ended {
+        Ended {
+            result,
+            moved: Vec::new(),
+            remains: None,
+        }
+    }
+}
+
+/// Where an entry stands after the presence check.
+enum Settled {
+    Done(Outcome),
+    /// To be loaded; the id the engine has under the reference now, if any (--replace-differing).
+    Load(Option<String>),
+}
+
+impl Turns<'_> {
+    /// The listing's id for `image`, the listing taken again first if a load came since.
+    fn listed(&mut self, image: &Reference) -> Option<String> {
+        if !self.fresh && self.listing.is_some() {
+            self.listing = self.engine.listing();
+        }
+        self.fresh = true;
+        self.listing.as_ref()?.id_of(image).map(str::to_owned)
+    }
+
+    /// The listing as of now, for the upload about to start, which makes it stale.
+    fn take_listing(&mut self) -> Option<Listing> {
+        if !self.fresh || self.listing.is_none() {
+            self.listing = self.engine.listing();
+        }
+        self.fresh = false;
+        self.listing.take()
+    }
+
+    fn entry(&mut self, entry: &Entry, report: &EntryReport) -> Ended {
+        match self.settle(entry) {
+            Ok(Settled::Done(outcome)) => Ok(outcome).into(),
+            Ok(Settled::Load(replacing)) => self.load(entry, report, replacing),
+            Err(e) => Err(e).into(),
+        }
+    }
+
+    /// Whether the engine has the entry's image, and with --verify whether it is the archive's.
+    fn settle(&mut self, entry: &Entry) -> Result<Settled, EntryError> {
+        let (engine, options, log) = (self.engine, self.options, self.log);
+        let image = &entry.reference;
+        // Presence first: with --delete-after-load a present image's archive is gone by design.
+        let present = match (self.listed(image), options.verify) {
+            (Some(id), _) => Some(Some(id)),
+            // --verify compares ids, so it asks for the id; podman answers `exists` faster.
+            (None, true) => engine
+                .image_id(image)
+                .map_err(EntryError::Presence)?
+                .map(Some),
+            (None, false) => engine
+                .has_image(image)
+                .map_err(EntryError::Presence)?
+                .then_some(None),
+        };
+        match (present, options.verify) {
+            // `None`: it differs, and --replace-differing loads the archive.
+            (Some(Some(id)), true) => Ok(match verify(engine, entry, &id, options, log)? {
+                Some(outcome) => Settled::Done(outcome),
+                None => Settled::Load(Some(id)),
+            }),
+            (Some(id), _) => {
+                log.info(format_args!("{}: {image}: present, skipped", entry.place()));
+                Ok(Settled::Done(Outcome::Present(id)))
+            }
+            (None, _) => Ok(Settled::Load(None)),
+        }
+    }
+
+    /// Loads the entry's archive as a transaction over names: a load that fails or ends with
+    /// an image that is not the archive's puts back every name it moved (src/names.rs).
+    fn load(&mut self, entry: &Entry, report: &EntryReport, replacing: Option<String>) -> Ended {
+        let (engine, options, log) = (self.engine, self.options, self.log);
+        let archive = match Archive::open(&entry.images_dir, &entry.archive) {
+            Ok(archive) => archive,
+            Err(e) => return Err(EntryError::Archive(e)).into(),
+        };
+        if options.dry_run {
+            return dry_run(engine, entry, &archive, options, log).into();
+        }
+        let asked = RefCell::new(Asked::default());
+        let ended = self.transact(entry, report, archive, replacing, &asked);
+        asked
+            .borrow_mut()
+            .let_go(engine, &entry.place().to_string(), log);
+        ended
+    }
+
+    /// [`Turns::load`] once the archive is open: `asked` gets the names the archive carries
+    /// as the engine has them just before the tar's end.
+    fn transact(
+        &mut self,
+        entry: &Entry,
+        report: &EntryReport,
+        archive: Archive,
+        replacing: Option<String>,
+        asked: &RefCell<Asked>,
+    ) -> Ended {
+        let (engine, options, log) = (self.engine, self.options, self.log);
+        let (image, place) = (&entry.reference, entry.place().to_string());
+        let started = Instant::now();
+        let snapshot = self.take_listing();
+        let origin = archive.origin();
+        let sent = self.send(entry, report, archive, replacing.is_some(), asked);
+        let asked = asked.borrow();
+        let before = Before {
+            asked: &asked.names,
+            listing: snapshot.as_ref(),
+            reference: (image, replacing),
+        };
+        let sent = match sent {
+            Ok(Ok(sent)) => sent,
+            Ok(Err(failed)) => return self.undo(entry, &before, failed),
+            Err(e) => return Err(e).into(),
+        };
+        let Sent {
+            carried,
+            promised,
+            progress,
+            format,
+        } = sent;
+        log.debug(format_args!(
+            "{place}: engine reports loaded: {}",
+            carried.join(", ")
+        ));
+        let names = names_of(image, promised.as_ref(), &carried);
+        let archive_id = promised.as_ref().and_then(|p| match p.find(image) {
+            Match::Named(i) | Match::Only(i) => engine.id_for(i).ok().flatten().map(str::to_owned),
+            _ => None,
+        });
+        let confirmed = confirm(engine, entry, promised.as_ref(), carried, log);
+        let readings = names::read_back(engine, &before, &names, &place, log);
+        let checked = confirmed.and_then(|id| {
+            whole(engine, entry, promised.as_ref(), &readings)?;
+            Ok(id)
+        });
+        let id = match checked {
+            Ok(id) => id,
+            Err(e) => return self.undo(entry, &before, Failed::Read(e, readings)),
+        };
+        log.info(format_args!(
+            "{place}: {image}: loaded from {} ({format}, {} -> {}, {:.2} s)",
+            entry.archive,
+            Size(progress.compressed()),
+            Size(progress.decoded()),
+            started.elapsed().as_secs_f64()
+        ));
+        if options.delete_after_load {
+            self.deletions.loaded(entry, origin);
+        }
+        Ended {
+            result: Ok(Outcome::Loaded { id, archive_id }),
+            moved: readings.into_iter().filter(Change::moved).collect(),
+            remains: None,
+        }
+    }
+
+    /// After a failed load: every name it may have moved goes back where it was.
+    fn undo(&self, entry: &Entry, before: &Before, failed: Failed) -> Ended {
+        let (engine, log) = (self.engine, self.log);
+        let place = entry.place().to_string();
+        let (error, readings) = match failed {
+            Failed::Read(error, readings) => (error, readings),
+            Failed::Refused { error, names } => {
+                let readings = names::read_back(engine, before, &names, &place, log);
+                (error, readings)
+            }
+            // The request was cut before the tar's end: the engine loaded nothing.
+            Failed::Aborted(error) => return Err(error).into(),
+        };
+        names::restore(engine, &readings, &place, log);
+        // Back where it was, or the entry is not recorded as present.
+        let remains = before
+            .reference
+            .1
+            .clone()
+            .filter(|id| engine.image_id(&entry.reference).ok().flatten().as_ref() == Some(id));
+        Ended {
+            result: Err(error),
+            moved: Vec::new(),
+            remains,
+        }
+    }
+
+    /// Uploads the archive, and again whole where the engine refused it without the layers
+    /// it holds. `Err` when nothing could be sent; `Ok(Err)` when the load failed.
+    fn send(
+        &mut self,
+        entry: &Entry,
+        report: &EntryReport,
+        archive: Archive,
+        replacing: bool,
+        asked: &RefCell<Asked>,
+    ) -> Result<Result<Sent, Failed>, EntryError> {
+        let (engine, options, log) = (self.engine, self.options, self.log);
+        let (image, place) = (&entry.reference, entry.place().to_string());
+        // The archive's unpacked size is read here (a few reads); where the engine copies it,
+        // and how much room is there, is asked beside the upload (see `space::Gate`).
+        let estimate = options
+            .space_check
+            .then(|| space::estimate(archive.format, archive.file(), archive.size));
+        let (format, size) = (archive.format, archive.size);
+        let plan = leaving(engine, &archive, options, &mut self.held, &place, log);
+        // A retry reads the file already opened, from its start: the same file as the first
+        // upload, whatever its name stands for by then.
+        let again = plan.as_ref().and_then(|_| archive.file().try_clone().ok());
+        let check_listed = plan.as_ref().is_some_and(|p| p.check_listed);
+        let decoder = archive.decoder(options.memory_limit);
+        let name = || entry.archive.clone();
+        let job = Job {
+            engine,
+            reference: image,
+            asked,
+            keep: engine.store().is_ok_and(|s| s.names_hold_images()),
+            format,
+            estimate,
+            place: &place,
+            log,
+            report,
+            size,
+        };
+        let mut sent = upload(&job, decoder, plan);
+        // Not when the archive or the space check failed the upload: a whole one would fail too.
+        let misjudged = sent.error.as_ref().and_then(LeftOutNeeded::find).cloned();
+        let retry = (sent.error.is_none() || misjudged.is_some()) && sent.shortfall.is_none();
+        if let Some(file) = again.filter(|_| retry) {
+            let why = match (misjudged, &sent.result) {
+                // Cut before the tar's end: the engine loaded nothing.
+                (Some(misjudged), _) => {
+                    Some(format!("the upload stopped before its end: {misjudged}"))
+                }
+                (None, Err(EngineError::Refused { message })) => {
+                    // docker's containerd store names the image before it finds a blob missing;
+                    // the whole upload follows at once, so the name goes without a word.
+                    if !replacing {
+                        let _ = remove_left_name(engine, image);
+                    }
+                    Some(format!(
+                        "the engine refused the upload without the layers it held ({message})"
+                    ))
+                }
+                (None, Ok(carried))
+                    if check_listed && !listed_whole(engine, image, sent.promised.as_ref(), carried) =>
+                {
+                    Some("the engine does not list the image loaded without the layers it held (its content is incomplete)".to_owned())
+                }
+                _ => None,
+            };
+            if let Some(why) = why {
+                log.info(format_args!(
+                    "{place}: {image}: {why}; sending {} whole",
+                    entry.archive
+                ));
+                let decoder =
+                    decode::reread(format, &file, options.memory_limit).map_err(|source| {
+                        EntryError::Read {
+                            archive: name(),
+                            source,
+                        }
+                    })?;
+                sent = upload(&job, decoder, None);
+            }
+        }
+        Ok(sent.outcome(entry, image))
+    }
+}
+
+/// `--dry-run`: what loading the entry would do, and whether it would fit.
+fn dry_run(
     engine: &Engine,
-    listing: Option<&Listing>,
     entry: &Entry,
+    archive: &Archive,
     options: &Options,
     log: &Log,
-    report: &EntryReport,
-    deletions: &mut Deletions,
-    held: &mut Held,
 ) -> Result<Outcome, EntryError> {
-    let image = &entry.reference;
-    let place = entry.place();
-    // Presence first: with --delete-after-load a present image's archive is gone by design.
-    let listed = listing.and_then(|l| l.id_of(image)).map(str::to_owned);
-    let present = match (&listed, options.verify) {
-        (Some(id), _) => Some(Some(id.clone())),
-        // --verify compares ids, so it asks for the id; podman answers `exists` faster.
-        (None, true) => engine
-            .image_id(image)
-            .map_err(EntryError::Presence)?
-            .map(Some),
-        (None, false) => engine
-            .has_image(image)
-            .map_err(EntryError::Presence)?
-            .then_some(None),
-    };
-    // Only --replace-differing loads over an image the engine has under the name.
-    let replacing = present.is_some();
-    match (present, options.verify) {
-        (Some(Some(id)), true) => {
-            // `None`: it differs, and --replace-differing loads the archive below.
-            if let Some(outcome) = verify(engine, entry, &id, options, log)? {
-                return Ok(outcome);
-            }
-        }
-        (Some(id), _) => {
-            log.info(format_args!("{place}: {image}: present, skipped"));
-            return Ok(Outcome::Present(id));
-        }
-        (None, _) => {}
+    let place = entry.place().to_string();
+    if options.space_check {
+        space::check(engine, archive, &place, log).map_err(EntryError::Space)?;
     }
-    // From here on the entry loads, and its place is in most lines.
-    let place = place.to_string();
-    let archive = Archive::open(&entry.images_dir, &entry.archive).map_err(EntryError::Archive)?;
-    if options.dry_run {
-        if options.space_check {
-            space::check(engine, &archive, &place, log).map_err(EntryError::Space)?;
-        }
-        log.info(format_args!(
-            "{place}: {image}: would load from {} ({}, {})",
-            entry.archive,
-            archive.format,
-            Size(archive.size)
-        ));
-        return Ok(Outcome::WouldLoad);
-    }
-    let started = Instant::now();
-    // The archive's unpacked size is read here (a few reads); where the engine copies it,
-    // and how much room is there, is asked beside the upload (see `space::Gate`).
-    let estimate = options
-        .space_check
-        .then(|| space::estimate(archive.format, archive.file(), archive.size));
-    let (format, size) = (archive.format, archive.size);
-    // Deletion later goes through the directory handle the archive was opened from.
-    let origin = archive.origin();
-    let plan = leaving(engine, &archive, options, held, &place, log);
-    // A retry reads the file already opened, from its start: the same file as the first
-    // upload, whatever its name stands for by then.
-    let again = plan.as_ref().and_then(|_| archive.file().try_clone().ok());
-    let check_listed = plan.as_ref().is_some_and(|p| p.check_listed);
-    let decoder = archive.decoder(options.memory_limit);
-    let name = || entry.archive.clone();
-    let mut sent = upload(
-        engine, decoder, format, plan, estimate, &place, log, report, size,
-    );
-    // Not when the archive or the space check failed the upload: a whole one would fail too.
-    let misjudged = sent.error.as_ref().and_then(LeftOutNeeded::find).cloned();
-    let retry = (sent.error.is_none() || misjudged.is_some()) && sent.shortfall.is_none();
-    if let Some(file) = again.filter(|_| retry) {
-        let why = match (misjudged, &sent.result) {
-            // Cut before the tar's end: the engine loaded nothing.
-            (Some(misjudged), _) => Some(format!("the upload stopped before its end: {misjudged}")),
-            (None, Err(EngineError::Refused { message })) => {
-                // docker's containerd store names the image before it finds a blob missing;
-                // the whole upload follows at once, so the name goes without a word.
-                if !replacing {
-                    let _ = remove_left_name(engine, image);
-                }
-                Some(format!(
-                    "the engine refused the upload without the layers it held ({message})"
-                ))
-            }
-            (None, Ok(carried)) if check_listed && !lists_any(engine, carried) => Some(
-                "the engine does not list the image loaded without the layers it held (its content is incomplete)".to_owned(),
-            ),
-            _ => None,
-        };
-        if let Some(why) = why {
-            log.info(format_args!(
-                "{place}: {image}: {why}; sending {} whole",
-                entry.archive
-            ));
-            let decoder =
-                decode::reread(format, &file, options.memory_limit).map_err(|source| {
-                    EntryError::Read {
-                        archive: name(),
-                        source,
-                    }
-                })?;
-            sent = upload(
-                engine, decoder, format, None, estimate, &place, log, report, size,
-            );
-        }
-    }
-    let Upload {
-        result,
-        error,
-        promised,
-        shortfall,
-        progress,
-    } = sent;
-    // A shortfall is the cause, whatever the upload ended with: the engine may have found its
-    // disk full before the check answered.
-    if let Some(shortfall) = shortfall {
-        if result.is_err() || error.is_some() {
-            return Err(EntryError::Space(shortfall));
-        }
-    }
-    if let Some(source) = error {
-        // The decoder or the disk failed: the request was aborted, the engine loaded nothing.
-        let unusable = DecodeError::find(&source).is_some() || Unloadable::find(&source).is_some();
-        return Err(match unusable {
-            true => EntryError::Decode {
-                archive: name(),
-                source,
-            },
-            false => EntryError::Read {
-                archive: name(),
-                source,
-            },
-        });
-    }
-    let carried = match result {
-        Ok(carried) => carried,
-        Err(source) => {
-            if !replacing {
-                drop_broken_name(engine, entry, log);
-            }
-            return Err(EntryError::Load {
-                archive: name(),
-                source,
-            });
-        }
-    };
-    log.debug(format_args!(
-        "{place}: engine reports loaded: {}",
-        carried.join(", ")
-    ));
-    let id = confirm(engine, entry, promised.as_ref(), carried, log)?;
     log.info(format_args!(
-        "{place}: {image}: loaded from {} ({format}, {} -> {}, {:.2} s)",
+        "{place}: {}: would load from {} ({}, {})",
+        entry.reference,
         entry.archive,
-        Size(progress.compressed()),
-        Size(progress.decoded()),
-        started.elapsed().as_secs_f64()
+        archive.format,
+        Size(archive.size)
     ));
-    if options.delete_after_load {
-        deletions.loaded(entry, origin);
+    Ok(Outcome::WouldLoad)
+}
+
+/// A load that worked, as far as the engine says.
+struct Sent {
+    /// The names the engine says it loaded.
+    carried: Vec<String>,
+    /// What the archive described, from the walk on the way.
+    promised: Option<Images>,
+    progress: std::sync::Arc<crate::decode::Progress>,
+    format: Format,
+}
+
+/// A load that did not work, and what is known of the names it may have moved.
+enum Failed {
+    /// The request was aborted before the tar's end (the archive, the disk, the space check):
+    /// the engine loaded nothing.
+    Aborted(EntryError),
+    /// The engine refused the archive: `names` are those it may have moved.
+    Refused {
+        error: EntryError,
+        names: Vec<Reference>,
+    },
+    /// The engine loaded it, but the names are not the archive's image: as read back.
+    Read(EntryError, Vec<Change>),
+}
+
+/// Every name the load may have moved: the entry's own, those the archive carries, and those
+/// the engine says it loaded.
+fn names_of(image: &Reference, promised: Option<&Images>, carried: &[String]) -> Vec<Reference> {
+    let archive = promised
+        .into_iter()
+        .flat_map(|p| p.images.iter())
+        .flat_map(|i| i.references.iter());
+    std::iter::once(image.clone())
+        .chain(
+            archive
+                .chain(carried.iter())
+                .filter_map(|name| Reference::parse(name).ok()),
+        )
+        .collect()
+}
+
+/// The names the archive gives its images, each with the id this engine gives that image
+/// (where it can be told).
+fn archive_names(engine: &Engine, promised: Option<&Images>) -> Vec<(Reference, Option<String>)> {
+    let mut names = Vec::new();
+    for image in promised.into_iter().flat_map(|p| p.images.iter()) {
+        let id = engine.id_for(image).ok().flatten().map(str::to_owned);
+        for name in &image.references {
+            if let (Ok(name), Some(images)) = (Reference::parse(name), promised) {
+                // One name on several images (one per platform): the device's.
+                if let Match::Named(named) = images.find(&name) {
+                    if std::ptr::eq(named, image) {
+                        names.push((name, id.clone()));
+                    }
+                }
+            }
+        }
     }
-    Ok(Outcome::Loaded(id))
+    names
+}
+
+/// After a load that worked: every name the archive carries is on the archive's image.
+fn whole(
+    engine: &Engine,
+    entry: &Entry,
+    promised: Option<&Images>,
+    readings: &[Change],
+) -> Result<(), EntryError> {
+    for (name, wanted) in archive_names(engine, promised) {
+        let Some(wanted) = wanted else { continue };
+        let reading = readings.iter().find(|r| names::same_name(&r.name, &name));
+        let Some(now) = reading.map(|r| r.now.clone()) else {
+            continue;
+        };
+        match now {
+            Some(now) if now == wanted => {}
+            Some(now) => {
+                return Err(EntryError::NotTheArchives {
+                    archive: entry.archive.clone(),
+                    image: name.to_string(),
+                    engine_id: short_id(&now),
+                    archive_id: short_id(&wanted),
+                })
+            }
+            None => {
+                return Err(EntryError::NotPresentAfterLoad {
+                    archive: entry.archive.clone(),
+                    image: name.to_string(),
+                    carried: vec![name.to_string()],
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether the engine's listing shows the entry's reference and every name the archive
+/// carries, each on the archive's image: docker's containerd store leaves an image whose
+/// content is incomplete out of it, and a load of several images may complete some only.
+/// Without a description, whether it shows one of the names the engine says it loaded.
+fn listed_whole(
+    engine: &Engine,
+    image: &Reference,
+    promised: Option<&Images>,
+    carried: &[String],
+) -> bool {
+    let Some(listing) = engine.listing() else {
+        return false;
+    };
+    let mut names = archive_names(engine, promised);
+    if names.is_empty() {
+        return carried
+            .iter()
+            .filter_map(|name| Reference::parse(name).ok())
+            .any(|name| listing.id_of(&name).is_some());
+    }
+    // A reference the archive does not carry gets its name after this check.
+    if let Some(Match::Named(i)) = promised.map(|p| p.find(image)) {
+        let id = engine.id_for(i).ok().flatten().map(str::to_owned);
+        names.push((image.clone(), id));
+    }
+    names
+        .iter()
+        .all(|(name, wanted)| listing.id_of(name).map(str::to_owned) == *wanted)
 }
 
 /// What an upload can leave out of the archive, where the engine's store takes that and holds
@@ -569,18 +936,6 @@ fn leaving<'h>(
     }
 }
 
-/// Whether the engine's listing shows one of the names it says it loaded: docker's containerd
-/// store leaves an image whose content is incomplete out of it.
-fn lists_any(engine: &Engine, carried: &[String]) -> bool {
-    let Some(listing) = engine.listing() else {
-        return false;
-    };
-    carried
-        .iter()
-        .filter_map(|name| Reference::parse(name).ok())
-        .any(|name| listing.id_of(&name).is_some())
-}
-
 /// How one upload of an archive went.
 struct Upload {
     /// The engine's answer: the names it says it loaded, or why not.
@@ -592,21 +947,83 @@ struct Upload {
     /// The space check found the archive would not fit.
     shortfall: Option<Shortfall>,
     progress: std::sync::Arc<crate::decode::Progress>,
+    format: Format,
+}
+
+/// What every upload of one entry shares.
+struct Job<'a> {
+    engine: &'a Engine,
+    /// The entry's reference, and what the engine's names were before the tar's end.
+    reference: &'a Reference,
+    asked: &'a RefCell<Asked>,
+    /// Whether images about to lose a name get a keeper name ([`names::Asked`]).
+    keep: bool,
+    format: Format,
+    estimate: Option<space::Estimate>,
+    place: &'a str,
+    log: &'a Log,
+    report: &'a EntryReport<'a>,
+    size: u64,
+}
+
+impl Upload {
+    /// How the load went, as the entry sees it.
+    fn outcome(self, entry: &Entry, image: &Reference) -> Result<Sent, Failed> {
+        let name = || entry.archive.clone();
+        // A shortfall is the cause, whatever the upload ended with: the engine may have found
+        // its disk full before the check answered.
+        if let Some(shortfall) = self.shortfall {
+            if self.result.is_err() || self.error.is_some() {
+                return Err(Failed::Aborted(EntryError::Space(shortfall)));
+            }
+        }
+        if let Some(source) = self.error {
+            // The decoder or the disk failed: the request was aborted, the engine loaded nothing.
+            let unusable =
+                DecodeError::find(&source).is_some() || Unloadable::find(&source).is_some();
+            return Err(Failed::Aborted(match unusable {
+                true => EntryError::Decode {
+                    archive: name(),
+                    source,
+                },
+                false => EntryError::Read {
+                    archive: name(),
+                    source,
+                },
+            }));
+        }
+        match self.result {
+            Ok(carried) => Ok(Sent {
+                carried,
+                promised: self.promised,
+                progress: self.progress,
+                format: self.format,
+            }),
+            Err(source) => Err(Failed::Refused {
+                names: names_of(image, self.promised.as_ref(), &[]),
+                error: EntryError::Load {
+                    archive: name(),
+                    source,
+                },
+            }),
+        }
+    }
 }
 
 /// Streams the archive read by `decoder` into the engine, leaving out what `plan` says.
-#[allow(clippy::too_many_arguments)]
-fn upload(
-    engine: &Engine,
-    decoder: crate::decode::Decoder,
-    format: Format,
-    plan: Option<Leaving>,
-    estimate: Option<space::Estimate>,
-    place: &str,
-    log: &Log,
-    report: &EntryReport,
-    size: u64,
-) -> Upload {
+fn upload(job: &Job, decoder: crate::decode::Decoder, plan: Option<Leaving>) -> Upload {
+    let Job {
+        engine,
+        reference,
+        asked,
+        keep,
+        format,
+        estimate,
+        place,
+        log,
+        report,
+        size,
+    } = *job;
     let progress = decoder.progress.clone();
     // Decoding on its own thread, overlapping the socket writes, which holds back the tail
     // until the decoder verified it; a plain tar has nothing to decode, and the thread's copy
@@ -626,7 +1043,9 @@ fn upload(
     // engine's store reads written in (src/oci.rs); any other tar passes as it is, but for the
     // layer files a delta load leaves out. Its tar walk also notes what the archive promises
     // as it streams by: no second read, and no second walk.
-    let stream = Loadable::new(stream, Platform::device(), engine.reads());
+    let stream = Loadable::new(stream, Platform::device(), engine.reads()).before_end(Box::new(
+        move |images: &Images| asked.borrow_mut().ask(engine, reference, images, keep),
+    ));
     let stream = match plan {
         Some(p) => stream.leaving_out(p.omission, p.empty),
         None => stream,
@@ -664,6 +1083,7 @@ fn upload(
         promised,
         shortfall: verdict.get().and_then(|v| v.clone().err()),
         progress,
+        format,
     }
 }
 
@@ -811,29 +1231,6 @@ fn confirm(
             image: image.to_string(),
             carried,
         }),
-    }
-}
-
-/// After a refused load of an image the engine did not have: a name the engine has now is what
-/// the failed import left behind. docker's containerd store names the image before it unpacks
-/// it, and keeps the name when a layer then does not match its diffID; it shows the image by
-/// name though it leaves it out of its listing. Removed, or every later boot would find the
-/// name and skip the entry: a failed entry leaves its name missing, as on the other engines.
-fn drop_broken_name(engine: &Engine, entry: &Entry, log: &Log) {
-    let image = &entry.reference;
-    let Some((left, removed)) = remove_left_name(engine, image) else {
-        return;
-    };
-    let place = entry.place();
-    match removed {
-        Ok(()) => log.warn(format_args!(
-            "{place}: {image}: removed the name the failed load left on {}, so that the next run loads it again",
-            short_id(&left)
-        )),
-        Err(e) => log.warn(format_args!(
-            "{place}: {image}: the failed load left the name on {}, and removing it failed: {e}; remove it by hand (docker rmi {image})",
-            short_id(&left)
-        )),
     }
 }
 

@@ -29,7 +29,7 @@ use std::rc::Rc;
 use serde_json::Value;
 
 use crate::manifest::{
-    self, attestation, Contents, Watcher, CONTAINERD_NAME, NESTING_MAX, OCI_REF_NAME,
+    self, attestation, Contents, Images, Watcher, CONTAINERD_NAME, NESTING_MAX, OCI_REF_NAME,
 };
 use crate::platform::Platform;
 use crate::reference::{canonical, Reference};
@@ -184,7 +184,12 @@ pub struct Loadable<'a, R> {
     extended: bool,
     /// Files left out so far, and their bytes in the tar that were not sent.
     left_out: (usize, u64),
+    /// Called with what the archive describes before the engine gets the tar's end.
+    before_end: Option<BeforeEnd<'a>>,
 }
+
+/// See [`Loadable::before_end`].
+pub type BeforeEnd<'a> = Box<dyn FnMut(&Images) + 'a>;
 
 impl<'a, R: Read> Loadable<'a, R> {
     /// What the archive described, from the walk the adapter made of it on the way (what it
@@ -209,7 +214,17 @@ impl<'a, R: Read> Loadable<'a, R> {
             dropping: false,
             extended: false,
             left_out: (0, 0),
+            before_end: None,
         }
+    }
+
+    /// Calls `hook` with what the archive describes just before the engine gets the tar's
+    /// end-of-archive blocks: no engine has loaded or named anything yet (each reads to the
+    /// end first), and the archive's names are known. Not called for a tar the walk cannot
+    /// describe, nor when the upload fails before its end.
+    pub fn before_end(mut self, hook: BeforeEnd<'a>) -> Self {
+        self.before_end = Some(hook);
+        self
     }
 
     /// Leaves out the regular files `omission` names, or with `empty` their data only (each
@@ -283,11 +298,15 @@ impl<'a, R: Read> Loadable<'a, R> {
             let described = contents.describe().map_err(Unloadable::from);
             let written = written(contents, &self.device, self.reads);
             let settled = contents.settled().map_err(Unloadable::from);
+            let images = described.clone().ok().flatten();
             self.out = described
                 .and(settled)
                 .and(written)
                 .map_err(Unloadable::into_io)?
                 .unwrap_or_default();
+            if let (Some(images), Some(hook)) = (images, self.before_end.as_mut()) {
+                hook(&images);
+            }
             self.out.append(&mut self.header);
             self.through = true;
         } else if let Some(size) = index_json(&self.header) {

@@ -111,8 +111,9 @@ pub struct Recorder<'a> {
     last_write: Instant,
     /// How long the last write took.
     last_cost: Duration,
-    /// References whose marker this run has put down or taken away: the first entry decides.
-    marked: HashSet<String>,
+    /// Rows recorded again after a later load moved their reference (see [`Recorder::revise`]),
+    /// by list and line, to put in place of the rows first written when the run ends.
+    revised: HashMap<(String, usize), Vec<u8>>,
     failed: bool,
 }
 
@@ -136,7 +137,7 @@ impl<'a> Recorder<'a> {
             recorded: 0,
             last_write: Instant::now(),
             last_cost: Duration::ZERO,
-            marked: HashSet::new(),
+            revised: HashMap::new(),
             failed: false,
         }
     }
@@ -160,22 +161,43 @@ impl<'a> Recorder<'a> {
         let _ = serde_json::to_writer(&mut self.pending, &row.to_json());
         self.pending_rows += 1;
         let unchanged = self.unchanged(start + 2);
-        if self.marked.insert(entry.reference.as_str().to_owned()) {
-            if let Err(e) = self.mark(&row, unchanged) {
-                self.failed = true;
-                self.log.error(format_args!(
-                    "{}: {}: cannot record its marker {}: {e}",
-                    entry.place(),
-                    entry.reference,
-                    marker(self.run.path(), entry.reference.as_str()).display()
-                ));
-            }
-        }
+        // Every entry puts down or takes away its reference's marker: where two lines name
+        // one reference, the marker follows the last, as the image under the name does.
+        self.mark_or_report(&row, unchanged);
         if !batched
             || self.pending.len() >= PENDING_MAX
             || self.last_write.elapsed() >= BATCH.max(self.last_cost * 10)
         {
             self.flush();
+        }
+    }
+
+    /// Records `entry` again with `outcome`: a later load of the run moved its reference. Its
+    /// marker follows at once; its row replaces the one written when the run ends.
+    pub fn revise(&mut self, entry: &Entry, outcome: &Outcome) {
+        let mut row = Row::new(entry, &mut self.dirs);
+        row.state = outcome.state;
+        row.image_id.clone_from(&outcome.image_id);
+        row.archive_id.clone_from(&outcome.archive_id);
+        row.errors.extend(outcome.error.clone());
+        self.mark_or_report(&row, false);
+        // Writing into a Vec cannot fail.
+        let json = serde_json::to_vec(&row.to_json()).unwrap_or_default();
+        let key = (entry.list.display().to_string(), entry.line);
+        self.revised.insert(key, json);
+    }
+
+    /// [`Recorder::mark`], a failure logged and remembered.
+    fn mark_or_report(&mut self, row: &Row, unchanged: bool) {
+        if let Err(e) = self.mark(row, unchanged) {
+            self.failed = true;
+            let entry = row.entry;
+            self.log.error(format_args!(
+                "{}: {}: cannot record its marker {}: {e}",
+                entry.place(),
+                entry.reference,
+                marker(self.run.path(), entry.reference.as_str()).display()
+            ));
         }
     }
 
@@ -369,7 +391,51 @@ impl<'a> Recorder<'a> {
         {
             self.write_or_report();
         }
+        if !self.revised.is_empty() {
+            if let Err(e) = self.write_revised() {
+                self.failed = true;
+                self.log.error(format_args!(
+                    "cannot record the result in {}: {e}",
+                    self.run.join(STATUS_FILE).display()
+                ));
+            }
+        }
         !self.failed
+    }
+
+    /// Writes `status.json` again with the revised rows in place of those first recorded.
+    /// Rare (a load moved a name an earlier line was recorded under), so the file is read whole.
+    fn write_revised(&mut self) -> io::Result<()> {
+        let _lock = lock::acquire(self.run, STATUS_LOCK, || {})?;
+        let bytes = self.run.read(STATUS_FILE, STATUS_MAX)?.unwrap_or_default();
+        let rows: Vec<&RawValue> = serde_json::from_slice(&bytes).map_err(io::Error::other)?;
+        let mut out = BufWriter::new(self.run.create_new(STATUS_PARTIAL)?);
+        out.write_all(b"[")?;
+        for (i, raw) in rows.iter().enumerate() {
+            out.write_all(if i == 0 { b"\n" } else { b",\n" })?;
+            let revised = Placed::of(raw).and_then(|key| self.revised.get(&key));
+            out.write_all(revised.map_or(raw.get().as_bytes(), Vec::as_slice))?;
+        }
+        out.write_all(TAIL)?;
+        out.into_inner().map_err(|e| e.into_error())?;
+        self.run.rename(STATUS_PARTIAL, STATUS_FILE)?;
+        self.written = None;
+        Ok(())
+    }
+}
+
+/// Where a row of `status.json` comes from: its list and line.
+#[derive(Deserialize)]
+struct Placed<'a> {
+    #[serde(borrow)]
+    list: Cow<'a, str>,
+    line: usize,
+}
+
+impl Placed<'_> {
+    fn of(raw: &RawValue) -> Option<(String, usize)> {
+        let placed: Placed = serde_json::from_str(raw.get()).ok()?;
+        Some((placed.list.into_owned(), placed.line))
     }
 }
 

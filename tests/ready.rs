@@ -24,11 +24,6 @@ fn load_into(engine: &Engine, pkg: &Package, run: &Path, extra: &[&str]) -> Outp
     load_package(engine, pkg, &args)
 }
 
-fn status_file(run: &Path) -> Vec<Value> {
-    let text = fs::read_to_string(run.join("status.json")).expect("status.json written");
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("status.json is not JSON ({e}): {text}"))
-}
-
 fn load_records_every_entry_in_status_json(flavor: Flavor) {
     let engine = Engine::start(flavor);
     let run = TempDir::new("run");
@@ -47,7 +42,7 @@ fn load_records_every_entry_in_status_json(flavor: Flavor) {
         &[],
     );
 
-    let recorded = status_file(run.path());
+    let recorded = status_rows(run.path());
     let printed: Vec<Value> = serde_json::from_str(&status.stdout).expect("status --json");
     assert_eq!(recorded.len(), 3, "{recorded:?}");
     assert_eq!(recorded[..2], printed[..2], "as status --json prints them");
@@ -93,7 +88,7 @@ fn a_marker_goes_away_when_its_image_is_missing_again() {
     load_into(&engine, &pkg, run.path(), &["--delete-after-load"]).assert_code(0);
     let marker = run.join("images/example.org-ready-reset:1");
     assert!(marker.exists());
-    let recorded = status_file(run.path());
+    let recorded = status_rows(run.path());
     assert_eq!(
         recorded[0]["archive_present"], false,
         "deleted after the load"
@@ -105,7 +100,7 @@ fn a_marker_goes_away_when_its_image_is_missing_again() {
     load_into(&engine, &pkg, run.path(), &[]).assert_code(1);
 
     assert!(!marker.exists(), "marker of a missing image left behind");
-    assert_eq!(status_file(run.path())[0]["state"], "missing");
+    assert_eq!(status_rows(run.path())[0]["state"], "missing");
 }
 
 #[test]
@@ -125,7 +120,7 @@ fn each_list_keeps_its_own_entries_in_a_shared_status_json() {
     load_into(&engine, &second, run.path(), &[]).assert_code(0);
     load_into(&engine, &first, run.path(), &[]).assert_code(0);
 
-    let recorded = status_file(run.path());
+    let recorded = status_rows(run.path());
     let lists: Vec<&str> = recorded.iter().filter_map(|e| e["list"].as_str()).collect();
     assert_eq!(lists.len(), 2, "one entry per list line: {recorded:?}");
     assert!(lists.contains(&first.list_arg().as_str()), "{lists:?}");
@@ -175,7 +170,7 @@ fn an_unreachable_engine_is_recorded_as_unknown_and_keeps_markers() {
     );
 
     out.assert_code(3);
-    let recorded = status_file(run.path());
+    let recorded = status_rows(run.path());
     assert_eq!(recorded[0]["state"], "unknown", "{recorded:?}");
     assert_eq!(recorded[0]["image_present"], Value::Null);
     let error = recorded[0]["error"].as_str().unwrap_or_default();
@@ -196,7 +191,7 @@ fn a_differing_image_is_recorded_with_both_ids_and_keeps_its_marker() {
 
     load_into(&engine, &pkg, run.path(), &["--verify"]).assert_code(1);
 
-    let recorded = status_file(run.path());
+    let recorded = status_rows(run.path());
     assert_eq!(recorded[0]["state"], "differs", "{recorded:?}");
     assert_eq!(recorded[0]["image_id"], format!("sha256:{}", runtime.id));
     assert_eq!(recorded[0]["archive_id"], format!("sha256:{}", fixture.id));
@@ -281,7 +276,7 @@ fn markers_directory_planted_as_a_symlink_is_refused_and_its_target_untouched() 
         "keep"
     );
     assert_eq!(
-        status_file(run.path()).len(),
+        status_rows(run.path()).len(),
         1,
         "status.json still written"
     );
@@ -299,7 +294,7 @@ fn a_planted_status_partial_symlink_is_not_followed() {
     load_into(&engine, &pkg, run.path(), &[]).assert_code(0);
 
     assert_eq!(fs::read_to_string(victim.join("file")).unwrap(), "keep");
-    assert_eq!(status_file(run.path())[0]["state"], "present");
+    assert_eq!(status_rows(run.path())[0]["state"], "present");
     assert!(!run.join("status.json.partial").exists());
 }
 
@@ -315,7 +310,7 @@ fn a_status_json_that_is_a_fifo_neither_hangs_the_run_nor_stays() {
     out.assert_code(0);
     assert!(out.elapsed < std::time::Duration::from_secs(30), "{out:?}");
     assert!(fs::metadata(run.join("status.json")).unwrap().is_file());
-    assert_eq!(status_file(run.path())[0]["state"], "present");
+    assert_eq!(status_rows(run.path())[0]["state"], "present");
 }
 
 /// A `status.json` of a gibibyte (sparse: no disk) is not read into memory: the run records
@@ -337,7 +332,7 @@ fn a_status_json_of_a_gibibyte_is_written_anew_in_bounded_memory() {
     out.assert_code(0);
     assert!(peak_kib < 32 << 10, "peak RSS {peak_kib} KiB");
     assert!(fs::metadata(run.join("status.json")).unwrap().len() < 1 << 20);
-    assert_eq!(status_file(run.path())[0]["state"], "present");
+    assert_eq!(status_rows(run.path())[0]["state"], "present");
 }
 
 #[test]
@@ -397,7 +392,7 @@ fn a_repository_and_its_subpath_both_get_markers() {
         let held = fs::read_to_string(run.join("images").join(name)).expect(name);
         assert_eq!(held, format!("sha256:{}\n", fixture.id));
     }
-    assert_eq!(status_file(run.path()).len(), 3);
+    assert_eq!(status_rows(run.path()).len(), 3);
     assert!(!run.join("status.json.partial").exists());
 }
 
@@ -445,7 +440,7 @@ fn a_reference_too_long_for_a_file_name_gets_a_hashed_marker() {
     assert_eq!(marker.len(), 255);
     let held = fs::read_to_string(run.join("images").join(&marker)).expect("hashed marker");
     assert_eq!(held, format!("sha256:{}\n", fixture.id));
-    assert_eq!(status_file(run.path())[0]["state"], "present");
+    assert_eq!(status_rows(run.path())[0]["state"], "present");
 }
 
 #[test]
@@ -467,7 +462,7 @@ fn a_marker_that_cannot_be_written_is_reported_and_the_others_still_are() {
         .assert_summary("2 loaded, 0 present, 0 failed")
         .assert_entry(&pkg.list, 1, &["cannot record its marker", "blocked:1"]);
     assert!(run.join("images/example.org-ready-fine:1").is_file());
-    let recorded = status_file(run.path());
+    let recorded = status_rows(run.path());
     assert_eq!(recorded.len(), 2, "{recorded:?}");
     assert!(!run.join("status.json.partial").exists());
 }
@@ -510,7 +505,7 @@ fn a_run_that_finds_everything_as_recorded_rewrites_neither_status_json_nor_mark
         run.join("images/example.org-again-same2:1"),
     ];
     let before: Vec<_> = files.iter().map(|f| file_identity(f)).collect();
-    let recorded = status_file(run.path());
+    let recorded = status_rows(run.path());
 
     load_into(&engine, &pkg, run.path(), &[])
         .assert_code(0)
@@ -518,7 +513,7 @@ fn a_run_that_finds_everything_as_recorded_rewrites_neither_status_json_nor_mark
 
     let after: Vec<_> = files.iter().map(|f| file_identity(f)).collect();
     assert_eq!(before, after, "written again: {files:?}");
-    assert_eq!(status_file(run.path()), recorded);
+    assert_eq!(status_rows(run.path()), recorded);
 }
 
 #[test]
@@ -576,7 +571,7 @@ fn a_marker_and_its_row_are_written_again_when_the_image_under_the_reference_cha
         format!("sha256:{}\n", replacement.id)
     );
     assert_eq!(
-        status_file(run.path())[0]["image_id"],
+        status_rows(run.path())[0]["image_id"],
         format!("sha256:{}", replacement.id)
     );
 }
@@ -587,12 +582,12 @@ fn a_row_is_written_again_when_its_archive_is_gone() {
     let run = TempDir::new("run");
     let (pkg, _) = two_present(&engine, "archive");
     load_into(&engine, &pkg, run.path(), &[]).assert_code(0);
-    assert_eq!(status_file(run.path())[1]["archive_present"], true);
+    assert_eq!(status_rows(run.path())[1]["archive_present"], true);
     fs::remove_file(pkg.archive("1.tar.zst")).unwrap();
 
     load_into(&engine, &pkg, run.path(), &[]).assert_code(0);
 
-    let recorded = status_file(run.path());
+    let recorded = status_rows(run.path());
     assert_eq!(recorded[1]["archive_present"], false, "{recorded:?}");
     assert_eq!(recorded[1]["format"], Value::Null);
     assert_eq!(recorded[0]["archive_present"], true);
@@ -604,12 +599,12 @@ fn the_rows_of_lines_taken_out_of_the_list_go_away() {
     let run = TempDir::new("run");
     let (pkg, [kept, _]) = two_present(&engine, "shorter");
     load_into(&engine, &pkg, run.path(), &[]).assert_code(0);
-    assert_eq!(status_file(run.path()).len(), 2);
+    assert_eq!(status_rows(run.path()).len(), 2);
     pkg.write_list(&[&format!("0.tar.zst {}", kept.reference)]);
 
     load_into(&engine, &pkg, run.path(), &[]).assert_code(0);
 
-    let recorded = status_file(run.path());
+    let recorded = status_rows(run.path());
     assert_eq!(recorded.len(), 1, "{recorded:?}");
     assert_eq!(recorded[0]["ref"], kept.reference);
 }
@@ -651,7 +646,7 @@ fn sigterm_mid_run_leaves_status_json_and_markers_for_the_finished_entries() {
     let stderr = running.kill9();
     proxy.release();
 
-    let recorded = status_file(run.path());
+    let recorded = status_rows(run.path());
     assert_eq!(
         recorded.len(),
         2,

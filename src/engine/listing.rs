@@ -83,6 +83,11 @@ impl Listing {
         self.ids.get(*index as usize).map(|id| &**id)
     }
 
+    /// Whether the listing holds an image with the id `id` (`sha256:` and 64 hex digits).
+    pub fn holds_id(&self, id: &str) -> bool {
+        self.ids.iter().any(|held| &**held == id)
+    }
+
     #[cfg(test)]
     pub fn of(pairs: &[(&str, &str)]) -> Listing {
         let mut listing = Listing::default();

@@ -1219,6 +1219,33 @@ impl Fixture {
     pub fn compressed(&self, codec: Codec) -> Vec<u8> {
         codec.compress(&self.tar)
     }
+
+    /// Its archive with one byte of its first layer's file changed: still a valid tar, whose
+    /// layer no longer matches the config's diff_id. Every engine refuses it, each at its own
+    /// point of the load (docker's containerd store after naming the image).
+    pub fn with_a_layer_not_its_diff_id(&self) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut damaged = false;
+        let mut archive = tar::Archive::new(&self.tar[..]);
+        for entry in archive.entries().expect("read fixture tar") {
+            let mut entry = entry.expect("fixture tar entry");
+            let path = entry.path().unwrap().display().to_string();
+            if entry.header().entry_type().is_dir() {
+                append_dir(&mut b, &path);
+                continue;
+            }
+            let mut data = Vec::new();
+            entry.read_to_end(&mut data).unwrap();
+            if path.ends_with("/layer.tar") && !damaged {
+                // Past the layer's first tar header: inside the file it holds.
+                data[512 + 16] ^= 0x01;
+                damaged = true;
+            }
+            append_file(&mut b, &path, &data, 0o644);
+        }
+        assert!(damaged, "the fixture has a layer");
+        b.into_inner().expect("finish image tar")
+    }
 }
 
 /// One docker-archive holding both fixtures' images, each under its own RepoTags.
@@ -1795,6 +1822,19 @@ fn start_loader<S: AsRef<str>>(mut cmd: Command, args: &[S], env: &[(&str, &str)
         err,
         _run_dir: run_dir,
     }
+}
+
+/// The rows of `status.json` in the run directory `run`.
+pub fn status_rows(run: &Path) -> Vec<serde_json::Value> {
+    let text = fs::read_to_string(run.join("status.json")).expect("status.json written");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("status.json is not JSON ({e}): {text}"))
+}
+
+/// The image id the marker for `reference` in the run directory `run` holds, if there is one.
+pub fn marker_id(run: &Path, reference: &str) -> Option<String> {
+    let name = reference.replace('/', "-");
+    let text = fs::read_to_string(run.join("images").join(name)).ok()?;
+    Some(text.trim_end().to_owned())
 }
 
 /// Runs the loader to completion (see `spawn_loader`).

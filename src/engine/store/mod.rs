@@ -42,6 +42,13 @@ pub trait Store: Send + Sync {
     fn delta(&self) -> Option<Delta> {
         None
     }
+
+    /// Whether an image exists only by its names: once its last name moves to another
+    /// image, it is gone, and cannot be named again by its id. A load that may have to be
+    /// undone gives such an image a name of its own first (src/names.rs).
+    fn names_hold_images(&self) -> bool {
+        false
+    }
 }
 
 /// What a store holds of an archive's layers, and how an upload leaves one out, by the layout

@@ -1,0 +1,384 @@
+//! A load as a transaction over names.
+//!
+//! Loading an archive moves names: the engine gives each name the archive carries to the image
+//! the archive holds under it, taking it off whatever image had it. That is the point of a load
+//! that works. One that fails must leave the names as they were, and the engines do not all
+//! see to it: docker's containerd image store names the images of an archive before it unpacks
+//! them, and keeps the names when unpacking then fails, on a new image that cannot be used.
+//! A load that "works" but ends with an image that is not the archive's under a name has the
+//! same effect. The next boot would find the names and skip the entries, and the units waiting
+//! for the images would start on an image that is not whole or not theirs.
+//!
+//! So the loader asks the engine what each name the archive carries stands for just before the
+//! engine gets the tar's end ([`Asked`], called from the upload's tar walk, when the names are
+//! known and nothing is loaded yet: every engine reads an archive to its end first). After the
+//! load it asks again ([`read_back`]). A name whose image changed is a [`Change`]; when the load
+//! is to be undone, [`restore`] puts each changed name back on the image it was on, or removes
+//! it where it was on none. On docker's containerd store an image exists only by its names, so
+//! an image about to lose one gets a keeper name of its own first ([`KEEPER_REPOSITORY`]), which
+//! keeps it there to be named again, and which goes when the load ends.
+//!
+//! Where the walk could not describe the archive, what a name stood for is taken from the
+//! presence check (the entry's own reference) and the engine's listing as of the run's last
+//! load ([`Before`]); a name the listing does not show (podman spells some names its own way)
+//! counts as having been on no image only when the image it is on now is one the listing did
+//! not hold: an image that the load created.
+
+use std::fmt;
+
+use crate::engine::{short_hex, short_id, Engine, EngineError, Listing};
+use crate::log::Log;
+use crate::manifest::Images;
+use crate::reference::{canonical, Reference};
+
+/// The repository of the keeper names: the tag is the image's id in hex. A keeper left by a
+/// loader killed mid-load is a name like any other (`docker rmi` removes it).
+pub const KEEPER_REPOSITORY: &str = "localhost/container-loader-keep";
+
+/// What the engine's names stood for just before an upload.
+pub struct Before<'a> {
+    /// The names the archive carries, each with the id the engine gave it just before the
+    /// tar's end (`None`: on no image); empty when the walk could not describe the archive.
+    pub asked: &'a [(Reference, Option<String>)],
+    /// The engine's listing, taken since the run's last load (`None` if it could not be read).
+    pub listing: Option<&'a Listing>,
+    /// The entry's own reference, and the id the presence check found for it (`None`: absent).
+    pub reference: (&'a Reference, Option<String>),
+}
+
+/// The names an archive carries as the engine had them just before the tar's end reached it,
+/// and the keeper names given to their images.
+#[derive(Default)]
+pub struct Asked {
+    pub names: Vec<(Reference, Option<String>)>,
+    keepers: Vec<Reference>,
+}
+
+impl Asked {
+    /// Asks the engine for `reference` and each name `images` carries; with `keep`, gives each
+    /// image found a keeper name. A name the engine cannot be asked about is left out.
+    pub fn ask(&mut self, engine: &Engine, reference: &Reference, images: &Images, keep: bool) {
+        let carried = images.images.iter().flat_map(|i| i.references.iter());
+        let names = std::iter::once(reference.clone())
+            .chain(carried.filter_map(|name| Reference::parse(name).ok()));
+        for name in names {
+            let known = self.names.iter().any(|(n, _)| same_name(n, &name));
+            if known || name.as_str().contains('@') {
+                continue;
+            }
+            if let Ok(id) = engine.image_id(&name) {
+                self.names.push((name, id));
+            }
+        }
+        if keep {
+            self.keep(engine);
+        }
+    }
+
+    /// Gives each image a name is on a keeper name, so that it stays to be named again.
+    fn keep(&mut self, engine: &Engine) {
+        let mut ids: Vec<&String> = self
+            .names
+            .iter()
+            .filter_map(|(_, id)| id.as_ref())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        for id in ids {
+            let tag = id.strip_prefix("sha256:").unwrap_or(id);
+            let Ok(keeper) = Reference::parse(&format!("{KEEPER_REPOSITORY}:{tag}")) else {
+                continue;
+            };
+            if engine.tag(id, KEEPER_REPOSITORY, tag).is_ok() {
+                self.keepers.push(keeper);
+            }
+        }
+    }
+
+    /// Removes the keeper names (the load is over); a failure is logged.
+    pub fn let_go(&mut self, engine: &Engine, place: &str, log: &Log) {
+        for keeper in self.keepers.drain(..) {
+            if let Err(e) = engine.remove(&keeper) {
+                let id = keeper.as_str().rsplit(':').next().unwrap_or_default();
+                log.warn(format_args!(
+                    "{place}: cannot remove the name {keeper} kept on {} during the load: {e}; remove it by hand (docker rmi {keeper})",
+                    short_hex(id)
+                ));
+            }
+        }
+    }
+}
+
+/// Where a name stood before the upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Was {
+    /// On this image.
+    On(String),
+    /// On no image.
+    Nowhere,
+    /// Not known: the listing did not show it and the image it is on now was there before.
+    Unknown,
+}
+
+/// A name read back after a load: where it was, and the image it is on now (`None`: on none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub name: Reference,
+    pub was: Was,
+    pub now: Option<String>,
+}
+
+impl fmt::Display for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let on = |id: &Option<String>| match id {
+            Some(id) => short_id(id),
+            None => "no image".to_owned(),
+        };
+        let was = match &self.was {
+            Was::On(id) => short_id(id),
+            Was::Nowhere => "no image".to_owned(),
+            Was::Unknown => "an image not known".to_owned(),
+        };
+        write!(f, "{} from {was} to {}", self.name, on(&self.now))
+    }
+}
+
+impl Change {
+    /// Whether the load moved the name: it is not where it was (as far as that is known).
+    pub fn moved(&self) -> bool {
+        match (&self.was, &self.now) {
+            (Was::On(id), Some(now)) => id != now,
+            (Was::Nowhere, None) | (Was::Unknown, _) => false,
+            _ => true,
+        }
+    }
+}
+
+impl Before<'_> {
+    /// Where `name` stood, as far as this snapshot tells; `now` is the image it is on now.
+    fn was(&self, name: &Reference, now: Option<&str>) -> Was {
+        if let Some((_, id)) = self.asked.iter().find(|(n, _)| same_name(n, name)) {
+            return match id {
+                Some(id) => Was::On(id.clone()),
+                None => Was::Nowhere,
+            };
+        }
+        let (reference, id) = &self.reference;
+        if same_name(name, reference) {
+            return match id {
+                Some(id) => Was::On(id.clone()),
+                None => Was::Nowhere,
+            };
+        }
+        let Some(listing) = self.listing else {
+            return Was::Unknown;
+        };
+        if let Some(id) = listing.id_of(name) {
+            return Was::On(id.to_owned());
+        }
+        match now {
+            // Not on an image the listing held: on one this load made, so it was on none.
+            Some(now) if !listing.holds_id(now) => Was::Nowhere,
+            Some(_) => Was::Unknown,
+            None => Was::Nowhere,
+        }
+    }
+}
+
+/// Whether two references name the same image as the engines read them.
+pub fn same_name(a: &Reference, b: &Reference) -> bool {
+    canonical(a.as_str()) == canonical(b.as_str())
+}
+
+/// Asks the engine for each of `names` (digest references and repeats left out): where each
+/// is now, and where `before` says it was. A name the engine could not be asked about is
+/// reported to `log` and left out.
+pub fn read_back(
+    engine: &Engine,
+    before: &Before,
+    names: &[Reference],
+    place: &str,
+    log: &Log,
+) -> Vec<Change> {
+    let mut changes = Vec::new();
+    let mut seen: Vec<&Reference> = Vec::new();
+    for name in names {
+        if name.as_str().contains('@') || seen.iter().any(|s| same_name(s, name)) {
+            continue;
+        }
+        seen.push(name);
+        let now = match engine.image_id(name) {
+            Ok(now) => now,
+            Err(e) => {
+                log.warn(format_args!(
+                    "{place}: cannot tell which image {name} is after the load: {e}"
+                ));
+                continue;
+            }
+        };
+        let was = before.was(name, now.as_deref());
+        changes.push(Change {
+            name: name.clone(),
+            was,
+            now,
+        });
+    }
+    changes
+}
+
+/// Undoes the moves among `changes`: each name goes back on the image it was on, or is removed
+/// where it was on none. Each step is logged under `place`; returns whether every name is back.
+pub fn restore(engine: &Engine, changes: &[Change], place: &str, log: &Log) -> bool {
+    let mut all = true;
+    for change in changes.iter().filter(|c| c.moved()) {
+        let name = &change.name;
+        let undone = match &change.was {
+            Was::On(id) => put_back(engine, name, id),
+            Was::Nowhere => engine.remove(name),
+            Was::Unknown => continue,
+        };
+        match undone {
+            Ok(()) => log.warn(format_args!(
+                "{place}: {name}: the failed load had moved it {}; {}",
+                moved_text(change),
+                match &change.was {
+                    Was::On(id) => format!("put back on {}", short_id(id)),
+                    _ => "removed, as it was on no image before".to_owned(),
+                }
+            )),
+            Err(e) => {
+                all = false;
+                log.error(format_args!(
+                    "{place}: {name}: the failed load moved it {}, and undoing that failed: {e}; {}",
+                    moved_text(change),
+                    by_hand(change)
+                ));
+            }
+        }
+    }
+    all
+}
+
+/// "from A to B", for a change whose name is already said.
+fn moved_text(change: &Change) -> String {
+    let text = change.to_string();
+    text.strip_prefix(change.name.as_str())
+        .map_or(text.clone(), |rest| rest.trim_start().to_owned())
+}
+
+/// What an operator types to do what [`restore`] could not.
+fn by_hand(change: &Change) -> String {
+    match &change.was {
+        Was::On(id) => format!("put it back by hand (docker tag {} {})", id, change.name),
+        _ => format!("remove it by hand (docker rmi {})", change.name),
+    }
+}
+
+/// Gives `name` back to the image `id`.
+fn put_back(engine: &Engine, name: &Reference, id: &str) -> Result<(), EngineError> {
+    match name.repository_and_tag() {
+        Some((repo, tag)) => engine.tag(id, repo, tag),
+        // Digest references are left out by read_back: they name content, not a place.
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reference(text: &str) -> Reference {
+        Reference::parse(text).unwrap()
+    }
+
+    const A: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    const B: &str = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+    const NEW: &str = "sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc";
+
+    #[test]
+    fn the_entrys_own_reference_was_where_the_presence_check_found_it() {
+        let listing = Listing::of(&[("app:1", B)]);
+        let app = reference("app:1");
+        let before = Before {
+            asked: &[],
+            listing: Some(&listing),
+            reference: (&app, Some(A.to_owned())),
+        };
+        assert_eq!(before.was(&app, Some(NEW)), Was::On(A.to_owned()));
+    }
+
+    #[test]
+    fn a_listed_name_was_on_its_listed_image() {
+        let listing = Listing::of(&[("app:shared", B)]);
+        let app = reference("app:1");
+        let before = Before {
+            asked: &[],
+            listing: Some(&listing),
+            reference: (&app, None),
+        };
+        let shared = reference("docker.io/library/app:shared");
+        assert_eq!(before.was(&shared, Some(NEW)), Was::On(B.to_owned()));
+    }
+
+    #[test]
+    fn an_unlisted_name_on_a_new_image_was_on_none() {
+        let listing = Listing::of(&[("other:1", B)]);
+        let app = reference("app:1");
+        let before = Before {
+            asked: &[],
+            listing: Some(&listing),
+            reference: (&app, None),
+        };
+        assert_eq!(before.was(&reference("app:2"), Some(NEW)), Was::Nowhere);
+    }
+
+    #[test]
+    fn an_unlisted_name_on_an_image_that_was_there_is_not_known() {
+        let listing = Listing::of(&[("other:1", B)]);
+        let app = reference("app:1");
+        let before = Before {
+            asked: &[],
+            listing: Some(&listing),
+            reference: (&app, None),
+        };
+        assert_eq!(before.was(&reference("app:2"), Some(B)), Was::Unknown);
+    }
+
+    #[test]
+    fn without_a_listing_only_the_entrys_reference_is_known() {
+        let app = reference("app:1");
+        let before = Before {
+            asked: &[],
+            listing: None,
+            reference: (&app, None),
+        };
+        assert_eq!(before.was(&app, Some(NEW)), Was::Nowhere);
+        assert_eq!(before.was(&reference("app:2"), Some(NEW)), Was::Unknown);
+    }
+
+    #[test]
+    fn a_name_asked_before_the_tars_end_was_where_the_engine_said() {
+        let listing = Listing::of(&[("app:2", B)]);
+        let (app, two) = (reference("app:1"), reference("app:2"));
+        let asked = [(two.clone(), Some(A.to_owned()))];
+        let before = Before {
+            asked: &asked,
+            listing: Some(&listing),
+            reference: (&app, None),
+        };
+        assert_eq!(before.was(&two, Some(NEW)), Was::On(A.to_owned()));
+    }
+
+    #[test]
+    fn a_change_says_where_the_name_went() {
+        let change = Change {
+            name: reference("app:1"),
+            was: Was::On(A.to_owned()),
+            now: Some(NEW.to_owned()),
+        };
+        assert_eq!(
+            moved_text(&change),
+            "from sha256:aaaaaaaaaaaa to sha256:cccccccccccc"
+        );
+    }
+}
