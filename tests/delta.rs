@@ -47,6 +47,17 @@ mod a_load_that_leaves_an_image_the_engine_does_not_list_is_sent_whole_again {
     }
 }
 
+/// The same with a second, unrelated image in the archive: the engine lists that one, which
+/// does not make the first whole.
+mod a_two_image_load_whose_image_on_the_base_is_not_listed_is_sent_whole_again {
+    #[test]
+    fn docker26_containerd() {
+        super::a_two_image_load_whose_image_on_the_base_is_not_listed_is_sent_whole_again(
+            crate::common::Flavor::Docker26Containerd,
+        )
+    }
+}
+
 /// A base of two large layers, and an image tagged `reference` with one small layer on it.
 fn base_and_app(reference: &str) -> (Fixture, Fixture) {
     let base = Fixture::build(&["example.org/delta/base:1"], 0);
@@ -385,6 +396,39 @@ fn a_compressed_archive_whose_bottom_layer_the_engine_lacks_is_read_no_further_t
     assert!(proxy.upload_bytes() >= saved.len() as u64);
     let id = engine.assert_has(&app.reference);
     assert_eq!(bare_id(&id), archive_id_on(flavor, &path));
+}
+
+fn a_two_image_load_whose_image_on_the_base_is_not_listed_is_sent_whole_again(flavor: Flavor) {
+    let engine = Engine::start(flavor);
+    let (base, app) = base_and_app("example.org/delta/pair:1");
+    let other = Fixture::new("example.org/delta/unrelated:1");
+    let saved = podman_saved(&base, "oci-archive");
+    let (status, body) = http_post(engine.socket_path(), "/images/load?quiet=1", &saved)
+        .expect("the engine answers a load");
+    assert!(
+        status == 200 && !body.contains("\"error"),
+        "{status} {body}"
+    );
+    let pkg = Package::new();
+    pkg.add_archive("pair.tar", &two_image_archive(&app, &other));
+    pkg.write_list(&["pair.tar example.org/delta/pair:1"]);
+    let proxy = Proxy::start(&pkg.dir().join("p.sock"), engine.socket_path(), Fault::None);
+
+    let out = load_through_with(&proxy, &pkg, &["--delete-after-load"]);
+
+    out.assert_code(0)
+        .assert_summary("1 loaded, 0 present, 0 failed")
+        .assert_stderr_contains("sending pair.tar whole");
+    assert_eq!(proxy.uploads(), 2, "{:?}", proxy.request_lines());
+    assert!(
+        engine
+            .list_images()
+            .iter()
+            .any(|n| n.contains("delta/pair:1")),
+        "not listed: {:?}",
+        engine.list_images()
+    );
+    assert!(!pkg.archive("pair.tar").exists(), "deleted once whole");
 }
 
 fn a_load_that_leaves_an_image_the_engine_does_not_list_is_sent_whole_again(flavor: Flavor) {
