@@ -3,9 +3,10 @@
 //! reading of archives, so the list and the loader never disagree.
 
 use std::fmt;
-use std::fs;
+use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::path::Path;
+use std::process;
 
 use crate::cli::Scan;
 use crate::contents::{inspect_file, Unreadable};
@@ -153,12 +154,52 @@ fn lines_for(scan: &Scan, name: &str, log: &Log) -> Result<String, Skipped> {
     Ok(lines)
 }
 
-/// Writes next to the target and renames, so a reader never sees half a list.
+/// Writes a new file next to the target and renames it into place, so a reader never sees half
+/// a list. The file must be new: `create_new` (O_EXCL) fails on anything already at its name, a
+/// symbolic link included, where a plain create would write through a link planted there to its
+/// target. Its name carries the process ID, so that two scans writing one
+/// list do not share it; whatever is found at it is left alone, and the scan fails.
 fn write(output: Option<&Path>, list: &str) -> io::Result<()> {
     let Some(path) = output else {
         return io::stdout().lock().write_all(list.as_bytes());
     };
-    let tmp = path.with_extension("tmp");
-    fs::write(&tmp, list)?;
-    fs::rename(&tmp, path)
+    let Some(name) = path.file_name() else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{}: not a file name", path.display()),
+        ));
+    };
+    let mut tmp_name = name.to_os_string();
+    tmp_name.push(format!(".{}.tmp", process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    let mut file = match OpenOptions::new().write(true).create_new(true).open(&tmp) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            return Err(io::Error::new(
+                e.kind(),
+                format!(
+                    "{}: exists already, and is left as it is (the list is written to a new \
+                     file of that name, then renamed into place)",
+                    tmp.display()
+                ),
+            ))
+        }
+        Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", tmp.display()))),
+    };
+    let written = file
+        .write_all(list.as_bytes())
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", tmp.display())))
+        .and_then(|()| {
+            fs::rename(&tmp, path).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("renaming {} to {}: {e}", tmp.display(), path.display()),
+                )
+            })
+        });
+    if written.is_err() {
+        // Ours, created above: nothing else is removed.
+        let _ = fs::remove_file(&tmp);
+    }
+    written
 }

@@ -2,7 +2,8 @@
 //! builds it with the layer's classes, made by isar/scripts/image-package from the same steps
 //! (image-package-steps.sh): its image.list and archives, its unit (PKG.service, bound to its
 //! engine), its Depends, and how it installs, verifies and purges in a Debian 13 root beside the
-//! loader's own package. What real bitbake builds from the classes is tests/isar_build.rs's.
+//! loader's own package, and the input the builder and the steps refuse before writing anything.
+//! What real bitbake builds from the classes is tests/isar_build.rs's.
 //!
 //! The builder needs dpkg-dev, debhelper, fakeroot, zstd, gzip and xz-utils; the tests that
 //! install need the loader's .deb (`make deb`, dist/deb/) and the cached Debian 13 root
@@ -24,6 +25,10 @@ use device::debian_root::{loader_deb, DebianRoot};
 const BUILDER: &str = "isar/scripts/image-package";
 /// The class that runs the same steps as the builder.
 const CLASS: &str = "isar/classes-recipe/container-loader.bbclass";
+/// The steps both run, each a `sh STEPS STEP ARGS...` command.
+const STEPS: &str = "isar/recipes-support/container-loader/files/image-package-steps.sh";
+/// The loader's units, of which the `unit` step makes the package's unit.
+const UNITS: &str = "systemd";
 /// The Debian 13 root with systemd that `make roots` caches; copied, never changed.
 const SUITE: &str = "trixie";
 /// What install and purge change by design, left out of the comparison: dpkg's database and
@@ -646,4 +651,141 @@ fn refuses_two_images_that_would_share_an_archive() {
         ],
         "archive example.com.app:1.zst is named twice",
     );
+}
+
+/// Package names that are not one Debian package name, each but the first something the old
+/// line-by-line check already refused: a second line whose '..' climb out of the package tree,
+/// a '/', a leading '-' and a leading '.'.
+const NOT_A_PACKAGE_NAME: [&str; 4] = ["app\n/../../../../esc", "app/esc", "-app", ".app"];
+
+#[test]
+fn refuses_a_name_that_is_not_one_debian_package_name() {
+    for name in NOT_A_PACKAGE_NAME {
+        refused(
+            &[
+                "--name",
+                name,
+                "--engine",
+                "docker",
+                "APP_TAR=example.com/app:1",
+            ],
+            &format!("image-package: package name \"{name}\": lower-case letters, digits"),
+        );
+    }
+}
+
+#[test]
+fn refuses_a_version_that_is_not_one_debian_version() {
+    for version in ["1.0\n/../../../../esc", "1.0/esc", "-1.0", ".1.0"] {
+        refused(
+            &[
+                "--version",
+                version,
+                "--engine",
+                "docker",
+                "APP_TAR=example.com/app:1",
+            ],
+            &format!("image-package: version \"{version}\": a Debian upstream version"),
+        );
+    }
+}
+
+#[test]
+fn refuses_an_architecture_that_is_not_one_debian_architecture() {
+    for arch in ["amd64\n/../../../../esc", "amd64/esc", "-amd64", ".amd64"] {
+        refused(
+            &[
+                "--arch",
+                arch,
+                "--engine",
+                "docker",
+                "APP_TAR=example.com/app:1",
+            ],
+            &format!("image-package: architecture \"{arch}\": a Debian architecture"),
+        );
+    }
+}
+
+#[test]
+fn refuses_a_suite_that_is_not_one_code_name() {
+    for suite in [
+        "trixie\n/../../../../esc",
+        "trixie/esc",
+        "-trixie",
+        ".trixie",
+    ] {
+        refused(
+            &[
+                "--suite",
+                suite,
+                "--engine",
+                "docker",
+                "APP_TAR=example.com/app:1",
+            ],
+            &format!("image-package: suite \"{suite}\": a Debian release's code name"),
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Bad input to the steps, as the class runs them
+// ---------------------------------------------------------------------------------------
+
+/// Runs `sh STEPS args...` as the class does, under the steps' own name in messages.
+fn step(args: &[&str]) -> Output {
+    run(Command::new("sh")
+        .arg(project(STEPS))
+        .args(args)
+        .env_remove("IMAGE_PACKAGE_PROG"))
+}
+
+/// Checks that a step failed saying `message`, with nothing on standard output (which the class
+/// writes to ${BPN}.service).
+fn step_refused(out: &Output, message: &str) {
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(message),
+        "stderr does not say {message:?}:\n{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "printed {:?}", text(&out.stdout));
+}
+
+#[test]
+fn the_unit_step_refuses_a_name_that_is_not_one_debian_package_name() {
+    let units = project(UNITS);
+    for name in NOT_A_PACKAGE_NAME {
+        let out = step(&["unit", units.to_str().unwrap(), name, "docker", "0"]);
+        step_refused(
+            &out,
+            &format!("image-package-steps: package name \"{name}\": lower-case letters, digits"),
+        );
+    }
+}
+
+#[test]
+fn the_install_images_step_refuses_a_name_that_is_not_one_debian_package_name_and_writes_nothing() {
+    for name in NOT_A_PACKAGE_NAME {
+        let dir = TempDir::new("ipkg-steps");
+        let tar = dir.join("app.tar");
+        fs::write(&tar, &Fixture::new("example.com/app:1").tar).unwrap();
+        let dest = dir.join("D");
+        let out = step(&[
+            "install-images",
+            dest.to_str().unwrap(),
+            name,
+            "zst",
+            &format!("{}=example.com/app:1", tar.display()),
+        ]);
+        step_refused(
+            &out,
+            &format!("image-package-steps: package name \"{name}\": lower-case letters, digits"),
+        );
+        let written: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .filter(|n| n != "app.tar")
+            .collect();
+        assert!(written.is_empty(), "{name:?}: wrote {written:?}");
+    }
 }

@@ -3,6 +3,7 @@
 mod common;
 
 use std::fs;
+use std::process::Command;
 
 use common::*;
 
@@ -189,4 +190,37 @@ fn delete_after_load_deletes_an_image_tagged_twice_after_its_second_line() {
     assert!(!path.exists(), "{out:?}");
     engine.assert_has("example.org/scan/tags:1");
     engine.assert_has("example.org/scan/tags:2");
+}
+
+#[test]
+fn refuses_to_write_through_a_link_planted_at_its_temporary_name() {
+    let pkg = Package::new();
+    let fixture = Fixture::new("example.org/scan/link:1");
+    pkg.add_archive("link.tar.zst", &fixture.compressed(Codec::Zstd));
+    let target = pkg.dir().join("target");
+    fs::write(&target, "not the list\n").unwrap();
+    // The temporary name is LIST.PID.tmp: the shell plants the link at the name of its own
+    // process ID, then becomes the loader, which keeps it.
+    let mut plant = Command::new("sh");
+    plant
+        .args(["-c", r#"ln -s "$TARGET" "$LIST.$$.tmp" && exec "$@""#, "sh"])
+        .env("TARGET", &target)
+        .env("LIST", &pkg.list);
+    let images = pkg.images.display().to_string();
+    let list = pkg.list_arg();
+
+    let out = spawn_loader_behind(plant, &["scan", &images, "-o", &list]).wait();
+
+    let link = fs::read_dir(pkg.dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".tmp"))
+        .expect("the planted link is gone");
+    out.assert_code(2).assert_stderr_contains(&format!(
+        "writing the list: {}: exists already, and is left as it is",
+        link.display()
+    ));
+    assert_eq!(fs::read_link(&link).unwrap(), target, "{out:?}");
+    assert_eq!(fs::read_to_string(&target).unwrap(), "not the list\n");
+    assert_eq!(fs::read_to_string(&pkg.list).unwrap(), "", "{out:?}");
 }

@@ -67,6 +67,8 @@ ref_problem() {
 		return
 		;;
 	esac
+	# From here the reference is one line (the set above has no newline): grep -x below checks
+	# all of it.
 	case ${ref##*/} in
 	*:*) ;;
 	*)
@@ -139,11 +141,15 @@ check_delete() {
 }
 
 # A Debian package name that is also a unit instance name as written: systemd refuses '+' in
-# unit names, and escaping it would change the /usr/share/%i path the template reads.
+# unit names, and escaping it would change the /usr/share/%i path the template reads. The name
+# becomes paths (/usr/share/PKG, PKG.service), so it is checked whole: a case pattern matches
+# the value, where grep -x would accept a value of several lines for one line that fits.
 check_package() {
-	if ! printf '%s\n' "$1" | grep -Eqx '[a-z0-9][a-z0-9.-]+'; then
+	case $1 in
+	'' | ? | [!a-z0-9]* | *[!a-z0-9.-]*)
 		die "package name \"$1\": lower-case letters, digits, '.' and '-', at least two, starting with a letter or digit"
-	fi
+		;;
+	esac
 }
 
 # TAR=REF... : every REF valid, every TAR a tar file, no archive name twice.
