@@ -153,6 +153,7 @@ pub fn run(options: &Options, log: &Log) -> Exit {
             },
             held: Held::default(),
             fresh: listing.is_some(),
+            lists: listing.is_some(),
             listing,
         };
         for (index, entry) in lists.entries.iter().enumerate() {
@@ -476,6 +477,8 @@ struct Turns<'a> {
     /// for only while `fresh`: taken since the run's last load.
     listing: Option<Listing>,
     fresh: bool,
+    /// Whether presence is answered from the listing (a run of more than one entry).
+    lists: bool,
 }
 
 /// How an entry's turn ended.
@@ -508,10 +511,10 @@ enum Settled {
 impl Turns<'_> {
     /// The listing's id for `image`, the listing taken again first if a load came since.
     fn listed(&mut self, image: &Reference) -> Option<String> {
-        if !self.fresh && self.listing.is_some() {
+        if self.lists && !self.fresh {
             self.listing = self.engine.listing();
+            self.fresh = true;
         }
-        self.fresh = true;
         self.listing.as_ref()?.id_of(image).map(str::to_owned)
     }
 
@@ -537,27 +540,20 @@ impl Turns<'_> {
         let (engine, options, log) = (self.engine, self.options, self.log);
         let image = &entry.reference;
         // Presence first: with --delete-after-load a present image's archive is gone by design.
-        let present = match (self.listed(image), options.verify) {
-            (Some(id), _) => Some(Some(id)),
-            // --verify compares ids, so it asks for the id; podman answers `exists` faster.
-            (None, true) => engine
-                .image_id(image)
-                .map_err(EntryError::Presence)?
-                .map(Some),
-            (None, false) => engine
-                .has_image(image)
-                .map_err(EntryError::Presence)?
-                .then_some(None),
+        // Asked by its id where the listing does not answer: the marker and the row give it.
+        let present = match self.listed(image) {
+            Some(id) => Some(id),
+            None => engine.image_id(image).map_err(EntryError::Presence)?,
         };
         match (present, options.verify) {
             // `None`: it differs, and --replace-differing loads the archive.
-            (Some(Some(id)), true) => Ok(match verify(engine, entry, &id, options, log)? {
+            (Some(id), true) => Ok(match verify(engine, entry, &id, options, log)? {
                 Some(outcome) => Settled::Done(outcome),
                 None => Settled::Load(Some(id)),
             }),
-            (Some(id), _) => {
+            (Some(id), false) => {
                 log.info(format_args!("{}: {image}: present, skipped", entry.place()));
-                Ok(Settled::Done(Outcome::Present(id)))
+                Ok(Settled::Done(Outcome::Present(Some(id))))
             }
             (None, _) => Ok(Settled::Load(None)),
         }

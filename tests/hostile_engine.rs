@@ -434,7 +434,7 @@ fn presence_answer_that_drips_fails_the_entry_within_timeout() {
         &pkg.list,
         1,
         &[
-            &format!("{}: failed: checking ", fixtures[0].reference),
+            &format!("{}: failed: inspecting ", fixtures[0].reference),
             "timeout",
         ],
     );
@@ -690,7 +690,7 @@ fn error_answer_of_six_mebibytes_is_quoted_short_in_bounded_memory() {
         &pkg.list,
         1,
         &[
-            &format!("{}: failed: checking ", fixtures[0].reference),
+            &format!("{}: failed: inspecting ", fixtures[0].reference),
             "x x … x x",
             "no space left on device",
         ],
@@ -713,7 +713,7 @@ fn error_answer_of_millions_of_values_is_refused_in_bounded_memory() {
 
     // Not one of the engine's error objects: an unknown route, not a missing image.
     out.assert_code(1)
-        .assert_entry(&pkg.list, 1, &["failed: checking "]);
+        .assert_entry(&pkg.list, 1, &["failed: inspecting "]);
     assert_small(&out, peak, &engine);
     assert_short_lines(&out);
 }

@@ -467,22 +467,6 @@ impl Engine {
         Ok((status, body))
     }
 
-    /// Whether the engine has `image`. 404 with the engine's error object means no; a 404
-    /// without one means the route is unknown, which is an error, not an absent image.
-    pub fn has_image(&self, image: &Reference) -> Result<bool, EngineError> {
-        let path = match self.kind {
-            Kind::Docker => format!("/images/{}/json", encode(image)),
-            Kind::Podman => format!("{}/images/{}/exists", self.libpod, encode(image)),
-        };
-        let what = format!("checking {image}");
-        let (status, body) = self.get(&path, &what)?;
-        match status {
-            200 | 204 => Ok(true),
-            404 if answer::is_engine_error(&body) => Ok(false),
-            _ => Err(answer::unexpected(&what, status, &body)),
-        }
-    }
-
     /// Every name the engine lists with its image id, from one request: docker's `RepoTags`
     /// (`GET /images/json`), podman's `Names` (`GET /libpod/images/json`), read as it streams
     /// in ([`Listing`]). `None` if the listing fails or cannot be read; the caller then asks
@@ -506,7 +490,13 @@ impl Engine {
     /// The engine's id for `image` (`sha256:…`), `None` when it has no such image.
     pub fn image_id(&self, image: &Reference) -> Result<Option<String>, EngineError> {
         let what = format!("inspecting {image}");
-        let (status, body) = self.get(&format!("/images/{}/json", encode(image)), &what)?;
+        // Each engine's own route: podman's under its API version, which it answers with the
+        // same `Id` (bare hex) and 404.
+        let path = match self.kind {
+            Kind::Docker => format!("/images/{}/json", encode(image)),
+            Kind::Podman => format!("{}/images/{}/json", self.libpod, encode(image)),
+        };
+        let (status, body) = self.get(&path, &what)?;
         match status {
             200 => {
                 let v = answer::parse(&body).unwrap_or_default();

@@ -989,6 +989,25 @@ fn xorshift(seed: u64) -> impl Iterator<Item = u64> {
     })
 }
 
+/// A seeded generator for randomized tests: the same seed makes the same choices.
+pub struct Rng(Box<dyn Iterator<Item = u64>>);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(Box::new(xorshift(seed)))
+    }
+
+    /// A number below `n` (n > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.0.next().unwrap_or_default() % n as u64) as usize
+    }
+
+    /// One of `items` (not empty).
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+}
+
 /// `len` bytes that do not compress, so an upload is as big as its archive.
 pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(len + 8);
@@ -1151,7 +1170,7 @@ impl Fixture {
     }
 
     /// The docker-archive (`docker save` layout) of an image made of `layer_tars`.
-    fn from_layers(repo_tags: &[&str], layer_tars: Vec<Vec<u8>>) -> Fixture {
+    pub fn from_layers(repo_tags: &[&str], layer_tars: Vec<Vec<u8>>) -> Fixture {
         let diff_ids: Vec<String> = layer_tars.iter().map(|l| sha256_hex(l)).collect();
         let config = format!(
             r#"{{"architecture":"{}","os":"linux","config":{{}},"rootfs":{{"type":"layers","diff_ids":[{}]}}}}"#,
