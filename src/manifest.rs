@@ -16,7 +16,9 @@
 //! parsed and hashed once however often it is named, and past the limits below (images, names,
 //! layers, files tracked, JSON kept) the archive is refused as [`Invalid`], naming the limit,
 //! rather than read in memory or time without end. So is an archive holding one description
-//! file twice, which the engines and the loader could read differently.
+//! file twice, which the engines and the loader could read differently; a file is known by its
+//! name as the engines resolve it ([`normalize`]: `./a`, `.//a`, `x/../a` and `/a` are all
+//! `a`), so another spelling of a name is the same file again.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -246,6 +248,19 @@ pub struct Watcher {
     kept_bytes: u64,
     kept_values: usize,
     first_layer: Option<String>,
+    /// The file or link whose header came last, as the walk noted it.
+    entry: Option<Entry>,
+}
+
+/// A file or link of the tar, as the walk notes it (after any extension header before it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Entry {
+    /// Its path, as [`normalize`] writes it.
+    pub path: String,
+    /// Its data's size in the tar.
+    pub size: u64,
+    /// Whether it is a regular file.
+    pub file: bool,
 }
 
 /// The entry whose data is passing.
@@ -390,6 +405,12 @@ impl Watcher {
         n
     }
 
+    /// The file or link whose header the walk was fed last; `None` after any other header
+    /// (a directory, an extension header).
+    pub(crate) fn entry(&self) -> Option<&Entry> {
+        self.entry.as_ref()
+    }
+
     /// What the walk has noted so far.
     pub(crate) fn contents(&self) -> &Contents {
         &self.contents
@@ -419,6 +440,7 @@ impl Watcher {
 
     /// A whole header block is in `self.header`; `at` is its offset in the tar.
     fn on_header(&mut self, at: u64) {
+        self.entry = None;
         if self.header.iter().all(|&b| b == 0) {
             self.ended = true;
             return;
@@ -456,6 +478,11 @@ impl Watcher {
             return;
         }
         let tracked = kind.is_file() || kind.is_symlink() || kind.is_hard_link();
+        self.entry = (tracked && !extension).then(|| Entry {
+            path: path.clone(),
+            size,
+            file: kind.is_file(),
+        });
         if tracked && !extension {
             if let Err(e) = self.contents.track(&path) {
                 self.invalid = Some(e);
@@ -1008,40 +1035,48 @@ pub(crate) fn blob(digest: Option<&str>) -> Option<String> {
     Some(format!("blobs/{alg}/{hex}"))
 }
 
-/// A path as the walk notes it: without a leading `./` or a trailing `/`.
+/// A tar entry's name as the engines resolve it, the one spelling every walk of a tar notes and
+/// looks a file up by: Go's `path.Clean` (docker's extraction, containers/image's
+/// `findTarComponent` and containerd's importer all clean names so: `./a`, `.//a` and
+/// `x/../a` are `a`), without the leading `/` that docker's extraction drops by joining the
+/// name to its directory (`/../a` is `a` too). A `..` above the top stays: it names no file
+/// inside the archive. The top itself is "".
 pub(crate) fn normalize(path: &str) -> String {
-    path.trim_start_matches("./")
-        .trim_end_matches('/')
-        .to_owned()
-}
-
-/// `dir` + a relative link target, with `..` folded.
-fn join(dir: &str, target: &str) -> String {
-    let mut parts: Vec<&str> = dir.split('/').filter(|p| !p.is_empty()).collect();
-    for part in target.split('/') {
+    let rooted = path.starts_with('/');
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
         match part {
             "" | "." => {}
-            ".." => {
+            ".." if parts.last().is_some_and(|&p| p != "..") => {
                 parts.pop();
             }
+            ".." if rooted => {}
             p => parts.push(p),
         }
     }
     parts.join("/")
 }
 
+/// `dir` + a link target, as [`normalize`] writes the path: `..` stops at the archive's top.
+fn join(dir: &str, target: &str) -> String {
+    normalize(&format!("/{dir}/{target}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// A tar of `files`, each name (at most 100 bytes) written as given, byte for byte: the
+    /// tar crate would clean `./a` and refuse `x/../a`, which a hostile archive may hold.
     fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
         let mut b = tar::Builder::new(Vec::new());
         for (path, data) in files {
             let mut h = tar::Header::new_gnu();
+            h.as_old_mut().name[..path.len()].copy_from_slice(path.as_bytes());
             h.set_size(data.len() as u64);
             h.set_mode(0o644);
             h.set_cksum();
-            b.append_data(&mut h, path, *data).unwrap();
+            b.append(&h, *data).unwrap();
         }
         b.into_inner().unwrap()
     }
@@ -1309,6 +1344,44 @@ mod tests {
             Some(&b"[]"[..])
         );
         assert!(!contents.kept.contains_key("short.json"));
+    }
+
+    #[test]
+    fn cleans_tar_names_as_the_engines_read_them() {
+        for (name, clean) in [
+            ("manifest.json", "manifest.json"),
+            ("./manifest.json", "manifest.json"),
+            (".//manifest.json", "manifest.json"),
+            ("././manifest.json", "manifest.json"),
+            ("x/../manifest.json", "manifest.json"),
+            ("/manifest.json", "manifest.json"),
+            ("/../manifest.json", "manifest.json"),
+            ("blobs//sha256/./a/", "blobs/sha256/a"),
+            ("a/b/../../c", "c"),
+            ("../manifest.json", "../manifest.json"),
+            ("a/../../b", "../b"),
+            ("./", ""),
+            ("", ""),
+        ] {
+            assert_eq!(normalize(name), clean, "{name:?}");
+        }
+    }
+
+    #[test]
+    fn refuses_a_manifest_json_held_twice_under_another_spelling() {
+        for spelling in [
+            "x/../manifest.json",
+            "./manifest.json",
+            ".//manifest.json",
+            "/manifest.json",
+        ] {
+            let tar = tar_of(&[("manifest.json", b"[]"), (spelling, b"[]")]);
+            assert_eq!(
+                refused(&tar),
+                Invalid::Twice("manifest.json".to_owned()).to_string(),
+                "{spelling}"
+            );
+        }
     }
 
     #[test]

@@ -226,24 +226,14 @@ impl<'a, R: Read> Loadable<'a, R> {
         self.left_out
     }
 
-    /// Whether the entry whose header is in `self.header` is one to leave out, and its bytes
-    /// in the tar then.
-    fn omitted(&mut self) -> Option<u64> {
-        let header = tar::Header::from_byte_slice(&self.header);
-        let kind = header.entry_type();
-        let extended = self.extended;
-        self.extended =
-            kind.is_pax_local_extensions() || kind.is_gnu_longname() || kind.is_gnu_longlink();
-        let omission = self
-            .omission
-            .as_mut()
-            .filter(|_| !extended && kind.is_file())?;
-        let path = manifest::normalize(&String::from_utf8_lossy(&header.path_bytes()));
-        if !omission.omits(&path) {
+    /// Whether the entry whose header the walk was just fed is one to leave out, and its
+    /// bytes in the tar then; `extended`: whether an extension header came before it.
+    fn omitted(&mut self, extended: bool) -> Option<u64> {
+        let entry = self.watcher.entry().filter(|e| e.file && !extended)?;
+        if !self.omission.as_mut()?.omits(&entry.path) {
             return None;
         }
-        let size = header.entry_size().ok()?;
-        Some(BLOCK as u64 + size.div_ceil(BLOCK as u64) * BLOCK as u64)
+        Some(BLOCK as u64 + entry.size.div_ceil(BLOCK as u64) * BLOCK as u64)
     }
 
     /// An error when a file was left out that the archive's images need (so far as the walk
@@ -290,12 +280,20 @@ impl<'a, R: Read> Loadable<'a, R> {
                 .unwrap_or_default();
             self.out.append(&mut self.header);
             self.through = true;
-        } else if let Some(size) = index_json(&self.header) {
-            self.on_index(size)?;
         } else {
-            let omitted = self.omitted();
+            // The walk names the entry, as the engines do (`./index.json` is index.json).
+            let kind = tar::Header::from_byte_slice(&self.header).entry_type();
+            let extension =
+                kind.is_pax_local_extensions() || kind.is_gnu_longname() || kind.is_gnu_longlink();
+            let extended = std::mem::replace(&mut self.extended, extension);
             self.watcher.feed(&self.header);
             self.checked()?;
+            if let Some(size) = self.watcher.entry().and_then(index_json) {
+                self.on_index(size)?;
+                self.out_at = 0;
+                return Ok(());
+            }
+            let omitted = self.omitted(extended);
             self.dropping = omitted.is_some();
             if let Some(bytes) = omitted {
                 self.left_out.0 += 1;
@@ -318,7 +316,7 @@ impl<'a, R: Read> Loadable<'a, R> {
         Ok(())
     }
 
-    /// index.json, whose header is in `self.header`: read whole (it is small), and passed on
+    /// index.json, whose header the walk was just fed: read whole (it is small), and passed on
     /// with only the device's entry where it offers one name for several platforms side by
     /// side (podman refuses such an index; docker's containerd store loads each and leaves
     /// the name on the last).
@@ -331,7 +329,6 @@ impl<'a, R: Read> Loadable<'a, R> {
             });
         }
         self.offset += data.len() as u64;
-        self.watcher.feed(&self.header);
         self.watcher.feed(&data);
         self.checked()?;
         let chosen = for_device(self.watcher.contents(), &data[..size], &self.device);
@@ -452,14 +449,10 @@ fn needs_manifest(contents: &Contents) -> bool {
     contents.size("manifest.json").is_none() && contents.size("index.json").is_some()
 }
 
-/// The size of the entry whose header `block` is, if it is a top-level `index.json` small
-/// enough to be kept.
-fn index_json(block: &[u8]) -> Option<usize> {
-    let header = tar::Header::from_byte_slice(block);
-    let path = header.path_bytes();
-    let named = matches!(&path[..], b"index.json" | b"./index.json");
-    let size = header.entry_size().ok()?;
-    (named && header.entry_type().is_file() && size <= manifest::SMALL_MAX).then_some(size as usize)
+/// The size of a walked entry, if it is a top-level `index.json` small enough to be kept.
+fn index_json(entry: &manifest::Entry) -> Option<usize> {
+    let named = entry.path == "index.json" && entry.file;
+    (named && entry.size <= manifest::SMALL_MAX).then_some(entry.size as usize)
 }
 
 /// index.json with only the device's entry where it offers one name (or no name) for several
@@ -868,16 +861,23 @@ mod tests {
         }
     }
 
+    /// A tar of `files`, each name (at most 100 bytes) written as given, byte for byte: the
+    /// tar crate would clean `./a` and refuse `x/../a`, which a hostile archive may hold.
     fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
         let mut b = tar::Builder::new(Vec::new());
         for (path, data) in files {
-            let mut h = tar::Header::new_ustar();
-            h.set_size(data.len() as u64);
-            h.set_mode(0o644);
-            h.set_cksum();
-            b.append_data(&mut h, path, *data).unwrap();
+            append(&mut b, path, data);
         }
         b.into_inner().unwrap()
+    }
+
+    fn append(b: &mut tar::Builder<Vec<u8>>, path: &str, data: &[u8]) {
+        let mut h = tar::Header::new_ustar();
+        h.as_old_mut().name[..path.len()].copy_from_slice(path.as_bytes());
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append(&h, data).unwrap();
     }
 
     /// With a platform in a descriptor, as image indexes give it.
@@ -1381,6 +1381,29 @@ mod tests {
             assert_eq!(
                 e,
                 Unloadable::Invalid(manifest::Invalid::Twice("manifest.json".into()))
+            );
+        }
+    }
+
+    #[test]
+    fn aborts_an_archive_holding_manifest_json_twice_under_another_spelling_before_its_end() {
+        for spelling in ["x/../manifest.json", "./manifest.json", ".//manifest.json"] {
+            let first = br#"[{"Config":"a.json","RepoTags":["a:1"],"Layers":[]}]"#;
+            let last = br#"[{"Config":"b.json","RepoTags":["b:1"],"Layers":[]}]"#;
+            let tar = tar_of(&[
+                ("manifest.json", first),
+                ("l/layer.tar", &[1; 3000]),
+                (spelling, last),
+            ]);
+            let (passed, e) = passed_before_failing(&tar, Reads::Either);
+            assert!(
+                passed < tar.len() - 2 * BLOCK,
+                "{spelling}: {passed} bytes passed"
+            );
+            assert_eq!(
+                e,
+                Unloadable::Invalid(manifest::Invalid::Twice("manifest.json".into())),
+                "{spelling}"
             );
         }
     }
