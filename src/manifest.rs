@@ -16,10 +16,16 @@
 //! parsed and hashed once however often it is named, and past the limits below (images, names,
 //! layers, files tracked, JSON kept) the archive is refused as [`Invalid`], naming the limit,
 //! rather than read in memory or time without end. So is an archive holding one description
-//! file twice, which the engines and the loader could read differently.
+//! file twice, which the engines and the loader could read differently; a file is known by its
+//! name as the engines resolve it ([`normalize`]: `./a`, `.//a`, `x/../a` and `/a` are all
+//! `a`), so another spelling of a name is the same file again.
+//!
+//! Where an archive offers one name for several platforms (an image index, or the name on
+//! several images), it is described as an engine on the device gets it through
+//! [`crate::oci::Loadable`]: the name on the device's image alone.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::io::{self, Read};
 use std::rc::Rc;
@@ -27,7 +33,7 @@ use std::rc::Rc;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::platform::Platform;
+use crate::platform::{best, Best, Platform, Unsuited};
 use crate::reference::{canonical, Reference};
 
 /// tar's block: headers are one block, data is padded to whole blocks.
@@ -246,6 +252,19 @@ pub struct Watcher {
     kept_bytes: u64,
     kept_values: usize,
     first_layer: Option<String>,
+    /// The file or link whose header came last, as the walk noted it.
+    entry: Option<Entry>,
+}
+
+/// A file or link of the tar, as the walk notes it (after any extension header before it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Entry {
+    /// Its path, as [`normalize`] writes it.
+    pub path: String,
+    /// Its data's size in the tar.
+    pub size: u64,
+    /// Whether it is a regular file.
+    pub file: bool,
 }
 
 /// The entry whose data is passing.
@@ -390,6 +409,12 @@ impl Watcher {
         n
     }
 
+    /// The file or link whose header the walk was fed last; `None` after any other header
+    /// (a directory, an extension header).
+    pub(crate) fn entry(&self) -> Option<&Entry> {
+        self.entry.as_ref()
+    }
+
     /// What the walk has noted so far.
     pub(crate) fn contents(&self) -> &Contents {
         &self.contents
@@ -419,6 +444,7 @@ impl Watcher {
 
     /// A whole header block is in `self.header`; `at` is its offset in the tar.
     fn on_header(&mut self, at: u64) {
+        self.entry = None;
         if self.header.iter().all(|&b| b == 0) {
             self.ended = true;
             return;
@@ -456,6 +482,11 @@ impl Watcher {
             return;
         }
         let tracked = kind.is_file() || kind.is_symlink() || kind.is_hard_link();
+        self.entry = (tracked && !extension).then(|| Entry {
+            path: path.clone(),
+            size,
+            file: kind.is_file(),
+        });
         if tracked && !extension {
             if let Err(e) = self.contents.track(&path) {
                 self.invalid = Some(e);
@@ -652,9 +683,18 @@ impl Contents {
     }
 
     /// The images described, `None` when the tar is neither a docker-archive nor OCI; an
-    /// error when it describes more than the loader reads.
+    /// error when it describes more than the loader reads. Where the archive offers one name
+    /// for several platforms, the image this machine's engine gets ([`Contents::describe_for`]).
     pub fn describe(&self) -> Result<Option<Images>, Invalid> {
-        let described = self.describe_all();
+        self.describe_for(&Platform::device())
+    }
+
+    /// The images described as an engine on `device` gets them: where several carry one name,
+    /// the one for `device` alone ([`one_per_name`]), and an image index resolved to its
+    /// manifest for `device`. Where no single image suits `device`, every image is listed as
+    /// the archive has it (the load fails before its end, [`crate::oci`]).
+    pub fn describe_for(&self, device: &Platform) -> Result<Option<Images>, Invalid> {
+        let described = self.describe_all(device);
         self.settled().and(described)
     }
 
@@ -672,7 +712,7 @@ impl Contents {
         Ok(())
     }
 
-    fn describe_all(&self) -> Result<Option<Images>, Invalid> {
+    fn describe_all(&self, device: &Platform) -> Result<Option<Images>, Invalid> {
         // containerd reads index.json only with an `oci-layout` file beside it, and then
         // ignores manifest.json; docker and podman read manifest.json first.
         let oci_layout = self
@@ -683,7 +723,7 @@ impl Contents {
             let index = index.as_deref().filter(|_| oci_layout);
             return Ok(Some(Images {
                 layout: "docker-archive",
-                images: self.docker_images(&manifest, index)?,
+                images: self.docker_images(&manifest, index, device)?,
             }));
         }
         let Some(index) = index else {
@@ -691,7 +731,7 @@ impl Contents {
         };
         Ok(Some(Images {
             layout: "oci-archive",
-            images: self.oci_images(&index)?,
+            images: self.oci_images(&index, device)?,
         }))
     }
 
@@ -769,32 +809,147 @@ impl Contents {
         })
     }
 
-    /// The image manifest a descriptor stands for: its blob, or where that is an image index
-    /// (one image for several platforms), the manifest for the device's platform, as the
-    /// engines pick it. `None` when the archive lacks it or no platform fits.
-    fn image_manifest(&self, descriptor: &Value, depth: usize) -> Option<Rc<Value>> {
-        let manifest = self.json(&blob(descriptor["digest"].as_str())?)?;
-        let Some(children) = manifest["manifests"].as_array() else {
-            return Some(manifest);
-        };
-        let device = Platform::device();
-        let best = children
-            .iter()
-            .filter(|c| depth < NESTING_MAX && !attestation(c))
-            .filter_map(|c| Some((self.descriptor_platform(c)?.rank(&device)?, c)))
-            .min_by_key(|(rank, _)| *rank);
-        self.image_manifest(best?.1, depth + 1)
+    /// The image manifest a descriptor stands for on `device`: its blob, or where that is an
+    /// image index (one image for several platforms), its entry for `device` ([`Contents::
+    /// best_child`]), as the engines pick it. An error when the archive lacks the blob, or no
+    /// entry suits `device` (the platforms offered then).
+    pub(crate) fn image_manifest(
+        &self,
+        descriptor: &Value,
+        device: &Platform,
+        depth: usize,
+    ) -> Result<Rc<Value>, Unresolved> {
+        let digest = descriptor["digest"].as_str();
+        let missing = || Unresolved::Missing(digest.unwrap_or("a manifest without digest").into());
+        let manifest = self
+            .json(&blob(digest).ok_or_else(missing)?)
+            .ok_or_else(missing)?;
+        if !manifest["manifests"].is_array() {
+            return Ok(manifest);
+        }
+        if depth >= NESTING_MAX {
+            return Err(Unresolved::TooDeep);
+        }
+        match self.best_child(&manifest, device, depth) {
+            Some(child) => self.image_manifest(child, device, depth + 1),
+            None => Err(Unresolved::NoPlatform(
+                self.children_platforms(&manifest, device, depth),
+            )),
+        }
     }
 
-    /// The platform a descriptor names, else the one its manifest's config names.
-    pub(crate) fn descriptor_platform(&self, descriptor: &Value) -> Option<Platform> {
+    /// The entry of the image index `index` for `device`: the one whose platform suits it
+    /// best, the first of equals, as podman and containerd pick it; attestations are no
+    /// images. `None` when none suits it, or the index is nested deeper than [`NESTING_MAX`].
+    fn best_child<'v>(
+        &self,
+        index: &'v Value,
+        device: &Platform,
+        depth: usize,
+    ) -> Option<&'v Value> {
+        if depth >= NESTING_MAX {
+            return None;
+        }
+        let children = index["manifests"].as_array()?;
+        children
+            .iter()
+            .filter(|c| !attestation(c))
+            .filter_map(|c| Some((self.platform_at(c, device, depth + 1)?.rank(device)?, c)))
+            .min_by_key(|(rank, _)| *rank)
+            .map(|(_, c)| c)
+    }
+
+    /// The platforms an image index offers (its entries', as [`Contents::platform_at`] tells
+    /// them), for a message.
+    fn children_platforms(
+        &self,
+        index: &Value,
+        device: &Platform,
+        depth: usize,
+    ) -> Vec<Option<Platform>> {
+        let children = index["manifests"].as_array().map_or(&[][..], Vec::as_slice);
+        children
+            .iter()
+            .filter(|c| !attestation(c))
+            .map(|c| self.platform_at(c, device, depth + 1))
+            .collect()
+    }
+
+    /// The platform of the image a descriptor stands for on `device`: the one the descriptor
+    /// names, else its manifest's config's, and for an image index its entry's for `device`.
+    fn platform_at(&self, descriptor: &Value, device: &Platform, depth: usize) -> Option<Platform> {
         if !self.spend() {
             return None;
         }
-        Platform::of(&descriptor["platform"]).or_else(|| {
-            let manifest = self.json(&blob(descriptor["digest"].as_str())?)?;
-            Platform::of(&*self.json(&blob(manifest["config"]["digest"].as_str())?)?)
-        })
+        if let Some(platform) = Platform::of(&descriptor["platform"]) {
+            return Some(platform);
+        }
+        let manifest = self.json(&blob(descriptor["digest"].as_str())?)?;
+        if manifest["manifests"].is_array() {
+            let child = self.best_child(&manifest, device, depth)?;
+            return self.platform_at(child, device, depth + 1);
+        }
+        Platform::of(&*self.json(&blob(manifest["config"]["digest"].as_str())?)?)
+    }
+
+    /// Which items of manifest.json an engine on `device` gets, under which names: `None` for
+    /// an item left out ([`one_per_name`], each item's platform from its config).
+    pub(crate) fn docker_choice(
+        &self,
+        items: &[Value],
+        device: &Platform,
+    ) -> Result<Vec<Option<Vec<String>>>, Unsuited> {
+        let images: Vec<(Vec<String>, Option<Platform>)> = items
+            .iter()
+            .map(|item| {
+                let names = strings(&item["RepoTags"]);
+                let config = item["Config"].as_str().filter(|_| !names.is_empty());
+                let platform = config.and_then(|c| Platform::of(&*self.json(c)?));
+                (names, platform)
+            })
+            .collect();
+        one_per_name(&images, device)
+    }
+
+    /// Which entries of index.json an engine on `device` gets (`true`: kept): where several
+    /// carry one name, the one for `device` ([`one_per_name`]; an entry that loses a name is
+    /// left out, names and all); entries without a name, where they are for several
+    /// platforms, the one for `device` (podman refuses several, docker's containerd store
+    /// loads each). Attestations stay: they are no images.
+    pub(crate) fn index_choice(
+        &self,
+        descriptors: &[Value],
+        device: &Platform,
+    ) -> Result<Vec<bool>, Unsuited> {
+        let images: Vec<(Vec<String>, Option<Platform>)> = descriptors
+            .iter()
+            .map(|d| match attestation(d) {
+                true => (Vec::new(), None),
+                false => (descriptor_names(d), self.platform_at(d, device, 0)),
+            })
+            .collect();
+        let kept = one_per_name(&images, device)?;
+        let mut keep: Vec<bool> = kept
+            .iter()
+            .zip(&images)
+            .map(|(k, (names, _))| k.as_ref().is_some_and(|k| k.len() == names.len()))
+            .collect();
+        let unnamed: Vec<usize> = (0..descriptors.len())
+            .filter(|&i| images[i].0.is_empty() && !attestation(&descriptors[i]))
+            .collect();
+        let platforms: Vec<Option<Platform>> =
+            unnamed.iter().map(|&i| images[i].1.clone()).collect();
+        if platforms.iter().any(|p| *p != platforms[0]) {
+            let chosen = match best(&platforms, device) {
+                Best::One(i) => i,
+                Best::Several(at) => at[0],
+                Best::NoneFits => return Err(Unsuited::none_fits(None, device, &platforms)),
+            };
+            for (j, &i) in unnamed.iter().enumerate() {
+                keep[i] = j == chosen;
+            }
+        }
+        Ok(keep)
     }
 
     /// The images of a docker-archive; `index` is its index.json when it also has an OCI
@@ -803,14 +958,23 @@ impl Contents {
         &self,
         manifest: &Value,
         index: Option<&Value>,
+        device: &Platform,
     ) -> Result<Vec<Image>, Invalid> {
         let items = manifest.as_array().map_or(&[][..], Vec::as_slice);
+        let chosen = self.docker_choice(items, device).ok();
         let mut layers_total = 0;
         let mut images = Vec::with_capacity(items.len().min(IMAGES_MAX));
-        for item in items {
+        for (i, item) in items.iter().enumerate() {
+            let names_kept = match &chosen {
+                Some(chosen) => match &chosen[i] {
+                    Some(kept) => kept.clone(),
+                    None => continue,
+                },
+                None => strings(&item["RepoTags"]),
+            };
             let config = item["Config"].as_str().unwrap_or("");
             let mut image = self.image_of_config(config)?;
-            image.references = names(strings(&item["RepoTags"]))?;
+            image.references = names(names_kept)?;
             let layers = strings(&item["Layers"]);
             layers_total += layers.len();
             image.target = match index {
@@ -883,12 +1047,19 @@ impl Contents {
         Some(manifest)
     }
 
-    fn oci_images(&self, index: &Value) -> Result<Vec<Image>, Invalid> {
+    fn oci_images(&self, index: &Value, device: &Platform) -> Result<Vec<Image>, Invalid> {
         let descriptors = index["manifests"].as_array().map_or(&[][..], Vec::as_slice);
+        let chosen = self.index_choice(descriptors, device).ok();
+        let kept = |i: usize| chosen.as_ref().is_none_or(|c| c[i]);
         let mut layers_total = 0;
         let mut images = Vec::new();
-        for descriptor in descriptors.iter().filter(|d| !attestation(d)) {
-            let manifest = self.image_manifest(descriptor, 0).unwrap_or_default();
+        for (i, descriptor) in descriptors.iter().enumerate() {
+            if attestation(descriptor) || !kept(i) {
+                continue;
+            }
+            let manifest = self
+                .image_manifest(descriptor, device, 0)
+                .unwrap_or_default();
             let mut image = match blob(manifest["config"]["digest"].as_str()) {
                 Some(p) => self.image_of_config(&p)?,
                 None => self.image_of_config("")?,
@@ -909,6 +1080,75 @@ impl Contents {
         }
         Ok(images)
     }
+}
+
+/// Why a descriptor stands for no image manifest ([`Contents::image_manifest`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Unresolved {
+    /// The archive does not hold the manifest or index with this digest.
+    Missing(String),
+    /// An image index has no entry for the device; the platforms it offers.
+    NoPlatform(Vec<Option<Platform>>),
+    /// Image indexes nested in one another deeper than [`NESTING_MAX`].
+    TooDeep,
+}
+
+/// The names each of several images keeps on `device` (`None`: the image is left out), from
+/// each image's names and platform. Where several carry one name (one image for several
+/// platforms, which every engine would give the last of them), only the one that suits the
+/// device keeps it, and an image left without any of its names is left out; an image without
+/// names stays as it is. An error for the first name that no single image suits.
+fn one_per_name(
+    images: &[(Vec<String>, Option<Platform>)],
+    device: &Platform,
+) -> Result<Vec<Option<Vec<String>>>, Unsuited> {
+    // Each name (as the engines read it), with the images that carry it, in their order.
+    let mut carriers: Vec<(String, Vec<usize>)> = Vec::new();
+    let mut at: HashMap<String, usize> = HashMap::new();
+    for (i, (names, _)) in images.iter().enumerate() {
+        for name in names {
+            let slot = *at.entry(canonical(name)).or_insert_with(|| {
+                carriers.push((name.clone(), Vec::new()));
+                carriers.len() - 1
+            });
+            if carriers[slot].1.last() != Some(&i) {
+                carriers[slot].1.push(i);
+            }
+        }
+    }
+    let mut lost: HashSet<(usize, String)> = HashSet::new();
+    for (name, carrying) in carriers.iter().filter(|(_, c)| c.len() > 1) {
+        let platforms: Vec<Option<Platform>> =
+            carrying.iter().map(|&i| images[i].1.clone()).collect();
+        let winner = match best(&platforms, device) {
+            Best::One(winner) => winner,
+            Best::NoneFits => {
+                return Err(Unsuited::none_fits(Some(name.clone()), device, &platforms))
+            }
+            Best::Several(at) => {
+                return Err(Unsuited::Several {
+                    name: name.clone(),
+                    device: device.clone(),
+                    count: at.len(),
+                })
+            }
+        };
+        let key = canonical(name);
+        for (j, &i) in carrying.iter().enumerate() {
+            if j != winner {
+                lost.insert((i, key.clone()));
+            }
+        }
+    }
+    let kept = images.iter().enumerate().map(|(i, (names, _))| {
+        let kept: Vec<String> = names
+            .iter()
+            .filter(|n| !lost.contains(&(i, canonical(n))))
+            .cloned()
+            .collect();
+        (names.is_empty() || !kept.is_empty()).then_some(kept)
+    });
+    Ok(kept.collect())
 }
 
 /// An error when `count` of `what` is above `max`.
@@ -958,7 +1198,7 @@ pub(crate) fn attestation(descriptor: &Value) -> bool {
 
 /// The names an index.json descriptor gives its image: containerd's full name, and the OCI
 /// ref.name where it is a full name too (the spec lets it be a bare tag, which is no reference).
-fn descriptor_names(descriptor: &Value) -> Vec<String> {
+pub(crate) fn descriptor_names(descriptor: &Value) -> Vec<String> {
     let annotations = &descriptor["annotations"];
     let mut names: Vec<String> = Vec::new();
     for key in [CONTAINERD_NAME, OCI_REF_NAME] {
@@ -1008,40 +1248,48 @@ pub(crate) fn blob(digest: Option<&str>) -> Option<String> {
     Some(format!("blobs/{alg}/{hex}"))
 }
 
-/// A path as the walk notes it: without a leading `./` or a trailing `/`.
+/// A tar entry's name as the engines resolve it, the one spelling every walk of a tar notes and
+/// looks a file up by: Go's `path.Clean` (docker's extraction, containers/image's
+/// `findTarComponent` and containerd's importer all clean names so: `./a`, `.//a` and
+/// `x/../a` are `a`), without the leading `/` that docker's extraction drops by joining the
+/// name to its directory (`/../a` is `a` too). A `..` above the top stays: it names no file
+/// inside the archive. The top itself is "".
 pub(crate) fn normalize(path: &str) -> String {
-    path.trim_start_matches("./")
-        .trim_end_matches('/')
-        .to_owned()
-}
-
-/// `dir` + a relative link target, with `..` folded.
-fn join(dir: &str, target: &str) -> String {
-    let mut parts: Vec<&str> = dir.split('/').filter(|p| !p.is_empty()).collect();
-    for part in target.split('/') {
+    let rooted = path.starts_with('/');
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
         match part {
             "" | "." => {}
-            ".." => {
+            ".." if parts.last().is_some_and(|&p| p != "..") => {
                 parts.pop();
             }
+            ".." if rooted => {}
             p => parts.push(p),
         }
     }
     parts.join("/")
 }
 
+/// `dir` + a link target, as [`normalize`] writes the path: `..` stops at the archive's top.
+fn join(dir: &str, target: &str) -> String {
+    normalize(&format!("/{dir}/{target}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// A tar of `files`, each name (at most 100 bytes) written as given, byte for byte: the
+    /// tar crate would clean `./a` and refuse `x/../a`, which a hostile archive may hold.
     fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
         let mut b = tar::Builder::new(Vec::new());
         for (path, data) in files {
             let mut h = tar::Header::new_gnu();
+            h.as_old_mut().name[..path.len()].copy_from_slice(path.as_bytes());
             h.set_size(data.len() as u64);
             h.set_mode(0o644);
             h.set_cksum();
-            b.append_data(&mut h, path, *data).unwrap();
+            b.append(&h, *data).unwrap();
         }
         b.into_inner().unwrap()
     }
@@ -1263,15 +1511,100 @@ mod tests {
     }
 
     #[test]
-    fn finds_the_devices_image_among_one_name_for_several_platforms() {
+    fn describes_only_the_devices_image_where_index_json_gives_one_name_to_several() {
         let (tar, device_config, _) = two_platforms("example.org/multi:1", false);
         let images = watch(&tar, 512).unwrap().images().unwrap();
-        assert_eq!(images.images.len(), 2);
+        assert_eq!(images.images.len(), 1, "the other is not loaded");
         let wanted = Reference::parse("example.org/multi:1").unwrap();
         match images.find(&wanted) {
             Match::Named(image) => assert_eq!(image.id.as_deref(), Some(device_config.as_str())),
             other => panic!("{other:?}"),
         }
+    }
+
+    /// A docker-archive of one image per `(platform, names)` (`os/arch`), each with a config
+    /// of its own; and the images' ids.
+    fn docker_archive_of(images: &[(&str, &[&str])]) -> (Vec<u8>, Vec<String>) {
+        let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut items = Vec::new();
+        let mut ids = Vec::new();
+        for (i, (platform, names)) in images.iter().enumerate() {
+            let (os, arch) = platform.split_once('/').unwrap();
+            let config = format!(r#"{{"architecture":"{arch}","os":"{os}","n":{i}}}"#);
+            let id = sha256_hex(config.as_bytes());
+            items.push(
+                serde_json::json!({"Config": format!("{id}.json"), "RepoTags": names,
+                "Layers": []}),
+            );
+            files.push((format!("{id}.json"), config.into_bytes()));
+            ids.push(format!("sha256:{id}"));
+        }
+        files.push((
+            "manifest.json".into(),
+            Value::from(items).to_string().into_bytes(),
+        ));
+        let borrowed: Vec<(&str, &[u8])> = files
+            .iter()
+            .map(|(p, d)| (p.as_str(), d.as_slice()))
+            .collect();
+        (tar_of(&borrowed), ids)
+    }
+
+    /// Another platform than the device's.
+    fn foreign() -> &'static str {
+        match Platform::device().architecture.as_str() {
+            "arm64" => "linux/amd64",
+            _ => "linux/arm64",
+        }
+    }
+
+    #[test]
+    fn describes_only_the_devices_image_where_manifest_json_gives_one_name_to_several() {
+        let device = Platform::device().to_string();
+        let (tar, ids) = docker_archive_of(&[
+            (&device, &["example.org/a:1"]),
+            (foreign(), &["example.org/a:1"]),
+        ]);
+        let images = watch(&tar, 512).unwrap().images().unwrap();
+        assert_eq!(images.images.len(), 1, "{images:?}");
+        assert_eq!(images.images[0].id.as_ref(), Some(&ids[0]));
+    }
+
+    #[test]
+    fn keeps_the_other_names_of_an_image_that_loses_one_to_the_devices() {
+        let device = Platform::device().to_string();
+        let (tar, ids) = docker_archive_of(&[
+            (foreign(), &["a:1", "example.org/b:1"]),
+            (&device, &["docker.io/library/a:1", "a:1"]),
+            (foreign(), &[]),
+        ]);
+        let images = watch(&tar, 512).unwrap().images().unwrap();
+        let described: Vec<(&str, Vec<String>)> = images
+            .images
+            .iter()
+            .map(|i| (i.id.as_deref().unwrap(), i.references.clone()))
+            .collect();
+        assert_eq!(
+            described,
+            [
+                (ids[0].as_str(), vec!["example.org/b:1".to_owned()]),
+                (
+                    ids[1].as_str(),
+                    vec!["docker.io/library/a:1".into(), "a:1".into()]
+                ),
+                (ids[2].as_str(), vec![]),
+            ]
+        );
+    }
+
+    #[test]
+    fn lists_every_image_where_one_name_has_none_for_the_device() {
+        let (tar, _) = docker_archive_of(&[
+            ("plan9/mips", &["example.org/a:1"]),
+            (foreign(), &["example.org/a:1"]),
+        ]);
+        let images = watch(&tar, 512).unwrap().images().unwrap();
+        assert_eq!(images.images.len(), 2, "the load fails; inspect shows them");
     }
 
     #[test]
@@ -1309,6 +1642,44 @@ mod tests {
             Some(&b"[]"[..])
         );
         assert!(!contents.kept.contains_key("short.json"));
+    }
+
+    #[test]
+    fn cleans_tar_names_as_the_engines_read_them() {
+        for (name, clean) in [
+            ("manifest.json", "manifest.json"),
+            ("./manifest.json", "manifest.json"),
+            (".//manifest.json", "manifest.json"),
+            ("././manifest.json", "manifest.json"),
+            ("x/../manifest.json", "manifest.json"),
+            ("/manifest.json", "manifest.json"),
+            ("/../manifest.json", "manifest.json"),
+            ("blobs//sha256/./a/", "blobs/sha256/a"),
+            ("a/b/../../c", "c"),
+            ("../manifest.json", "../manifest.json"),
+            ("a/../../b", "../b"),
+            ("./", ""),
+            ("", ""),
+        ] {
+            assert_eq!(normalize(name), clean, "{name:?}");
+        }
+    }
+
+    #[test]
+    fn refuses_a_manifest_json_held_twice_under_another_spelling() {
+        for spelling in [
+            "x/../manifest.json",
+            "./manifest.json",
+            ".//manifest.json",
+            "/manifest.json",
+        ] {
+            let tar = tar_of(&[("manifest.json", b"[]"), (spelling, b"[]")]);
+            assert_eq!(
+                refused(&tar),
+                Invalid::Twice("manifest.json".to_owned()).to_string(),
+                "{spelling}"
+            );
+        }
     }
 
     #[test]

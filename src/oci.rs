@@ -1,12 +1,17 @@
-//! OCI archives made loadable by the engine at hand, on their way to it.
+//! Archives made loadable by the engine at hand, on their way to it.
 //!
-//! An OCI archive may offer an image for several platforms: a nested image index, or one name
-//! on several manifests side by side in index.json. The engines differ in what they do with
-//! that (podman picks the host's from an index but refuses several manifests side by side;
-//! docker's containerd store loads each and leaves the name on the last; classic docker reads
-//! none of it), so [`Loadable`] chooses the device's platform for all of them: index.json
-//! keeps only the device's entry where it offers one name for several platforms, and an
-//! archive with no image for the device fails before its end, so no engine loads a wrong one.
+//! An archive may offer an image for several platforms: a nested image index, one name on
+//! several manifests side by side in index.json, or one name on several items of a
+//! docker-archive's manifest.json. The engines differ in what they do with that (podman picks
+//! the host's from an index but refuses several manifests side by side; docker's containerd
+//! store loads each and leaves the name on the last; classic docker reads no index, and gives
+//! a name of manifest.json to its last item), so [`Loadable`] chooses the device's platform for
+//! all of them: index.json and manifest.json keep only the device's image of each name, an
+//! image index is resolved to its manifest for the device, and an archive without exactly one
+//! image of a name for the device fails before its end, so no engine loads a wrong one. The
+//! platforms are told by configs and manifests that may come after the file that names them,
+//! so such a file is held back and written just before the end-of-archive blocks, which every
+//! engine reads (they read the whole upload before they look at its description).
 //!
 //! Classic docker's image store reads only the docker-archive layout, but it unpacks the whole
 //! upload before it reads `manifest.json`, so the file may come last: for classic docker, when
@@ -21,31 +26,30 @@
 //! archive describes before the engine gets the tar's end ([`Omission::confirm`]): when an
 //! image needs a file that was left out, the upload fails there, so the engine loads nothing.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
 use std::io::{self, Read};
-use std::rc::Rc;
 
 use serde_json::Value;
 
 use crate::manifest::{
-    self, attestation, Contents, Images, Watcher, CONTAINERD_NAME, NESTING_MAX, OCI_REF_NAME,
+    self, attestation, Contents, Images, Unresolved, Watcher, CONTAINERD_NAME, OCI_REF_NAME,
 };
-use crate::platform::Platform;
+use crate::platform::{Platform, Unsuited};
 use crate::reference::{canonical, Reference};
 
 /// tar's block: headers are one block, data is padded to whole blocks.
 const BLOCK: usize = 512;
 
-/// Why an OCI archive cannot be made loadable for docker.
+/// Why an archive cannot be made loadable: the upload fails before its end, so the engine
+/// loads nothing of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Unloadable {
-    /// The index offers an image for several platforms, none of them the device's.
-    NoPlatform {
-        name: Option<String>,
-        device: Platform,
-        offered: Vec<String>,
-    },
+    /// The archive offers an image for several platforms, and not one for the device's.
+    Unsuited(Unsuited),
+    /// `file` offers a name for several platforms, and had to pass on as it was (behind a tar
+    /// extension header) before the files that tell them apart.
+    Passed { file: &'static str },
     /// The index names a manifest or config the archive does not hold.
     Missing { digest: String },
     /// The tar stops before its end-of-archive blocks.
@@ -57,18 +61,11 @@ pub enum Unloadable {
 impl fmt::Display for Unloadable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Unloadable::NoPlatform {
-                name,
-                device,
-                offered,
-            } => {
-                let which = name.as_deref().map_or(String::new(), |n| format!(" of {n}"));
-                write!(
-                    f,
-                    "no image{which} for this device's platform {device}, only for {}; ship an archive that holds the {device} image",
-                    offered.join(", ")
-                )
-            }
+            Unloadable::Unsuited(unsuited) => unsuited.fmt(f),
+            Unloadable::Passed { file } => write!(
+                f,
+                "its {file} gives one name to images for several platforms, and a tar extension header before it kept the loader from holding it back until the device's image was known; write the archive without extension headers"
+            ),
             Unloadable::Missing { digest } => write!(
                 f,
                 "its index.json names {digest}, which the archive does not hold; save the image again"
@@ -142,6 +139,12 @@ impl From<manifest::Invalid> for Unloadable {
     }
 }
 
+impl From<Unsuited> for Unloadable {
+    fn from(unsuited: Unsuited) -> Self {
+        Unloadable::Unsuited(unsuited)
+    }
+}
+
 /// Which archive layout an image store reads, and so what is written into an archive for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reads {
@@ -158,8 +161,8 @@ pub enum Reads {
     Either,
 }
 
-/// Reads a decoded tar through, choosing the device's platform in an OCI archive and adding
-/// what the engine's store reads (see [`Reads`]).
+/// Reads a decoded tar through, choosing the device's platform where the archive offers one
+/// name for several, and adding what the engine's store reads (see [`Reads`]).
 pub struct Loadable<'a, R> {
     inner: R,
     device: Platform,
@@ -184,12 +187,91 @@ pub struct Loadable<'a, R> {
     extended: bool,
     /// Files left out so far, and their bytes in the tar that were not sent.
     left_out: (usize, u64),
+    /// Description files held back until the tar's end, where what the device gets of them is
+    /// known: which one, and its bytes.
+    held: Vec<(Description, Vec<u8>)>,
+    /// Description files that offer a choice but passed on at once (behind an extension
+    /// header): which one, its bytes, and the bytes passed on (the device's choice so far).
+    passed: Vec<(Description, Vec<u8>, Vec<u8>)>,
     /// Called with what the archive describes before the engine gets the tar's end.
     before_end: Option<BeforeEnd<'a>>,
 }
 
 /// See [`Loadable::before_end`].
 pub type BeforeEnd<'a> = Box<dyn FnMut(&Images) + 'a>;
+
+/// The top-level files that say which images an engine loads, and under which names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Description {
+    ManifestJson,
+    IndexJson,
+}
+
+impl Description {
+    /// The file a walked entry is, if it is one small enough to be held.
+    fn of(entry: &manifest::Entry) -> Option<Description> {
+        let small = entry.file && entry.size <= manifest::SMALL_MAX;
+        match entry.path.as_str() {
+            "manifest.json" if small => Some(Description::ManifestJson),
+            "index.json" if small => Some(Description::IndexJson),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Description::ManifestJson => "manifest.json",
+            Description::IndexJson => "index.json",
+        }
+    }
+
+    /// Whether `json` gives one name to several images (or, in index.json, holds several
+    /// without a name): then which of them an engine gets depends on the device's platform.
+    fn offers_a_choice(self, json: &[u8]) -> bool {
+        let Ok(value) = serde_json::from_slice::<Value>(json) else {
+            return false;
+        };
+        let names: Vec<Vec<String>> = match self {
+            Description::ManifestJson => value
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|item| manifest::strings(&item["RepoTags"]))
+                .collect(),
+            Description::IndexJson => value["manifests"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|d| !attestation(d))
+                .map(manifest::descriptor_names)
+                .collect(),
+        };
+        let mut seen = HashSet::new();
+        let mut unnamed = 0;
+        for image in &names {
+            unnamed += usize::from(image.is_empty());
+            let own: HashSet<String> = image.iter().map(|n| canonical(n)).collect();
+            if own.into_iter().any(|n| !seen.insert(n)) {
+                return true;
+            }
+        }
+        self == Description::IndexJson && unnamed > 1
+    }
+
+    /// What an engine on `device` is to get of the file `json`: `None` when that is the file
+    /// as it is.
+    fn chosen(
+        self,
+        contents: &Contents,
+        json: &[u8],
+        device: &Platform,
+    ) -> Result<Option<Vec<u8>>, Unsuited> {
+        match self {
+            Description::ManifestJson => docker_for_device(contents, json, device),
+            Description::IndexJson => for_device(contents, json, device),
+        }
+    }
+}
 
 impl<'a, R: Read> Loadable<'a, R> {
     /// What the archive described, from the walk the adapter made of it on the way (what it
@@ -214,6 +296,8 @@ impl<'a, R: Read> Loadable<'a, R> {
             dropping: false,
             extended: false,
             left_out: (0, 0),
+            held: Vec::new(),
+            passed: Vec::new(),
             before_end: None,
         }
     }
@@ -241,24 +325,14 @@ impl<'a, R: Read> Loadable<'a, R> {
         self.left_out
     }
 
-    /// Whether the entry whose header is in `self.header` is one to leave out, and its bytes
-    /// in the tar then.
-    fn omitted(&mut self) -> Option<u64> {
-        let header = tar::Header::from_byte_slice(&self.header);
-        let kind = header.entry_type();
-        let extended = self.extended;
-        self.extended =
-            kind.is_pax_local_extensions() || kind.is_gnu_longname() || kind.is_gnu_longlink();
-        let omission = self
-            .omission
-            .as_mut()
-            .filter(|_| !extended && kind.is_file())?;
-        let path = manifest::normalize(&String::from_utf8_lossy(&header.path_bytes()));
-        if !omission.omits(&path) {
+    /// Whether the entry whose header the walk was just fed is one to leave out, and its
+    /// bytes in the tar then; `extended`: whether an extension header came before it.
+    fn omitted(&mut self, extended: bool) -> Option<u64> {
+        let entry = self.watcher.entry().filter(|e| e.file && !extended)?;
+        if !self.omission.as_mut()?.omits(&entry.path) {
             return None;
         }
-        let size = header.entry_size().ok()?;
-        Some(BLOCK as u64 + size.div_ceil(BLOCK as u64) * BLOCK as u64)
+        Some(BLOCK as u64 + entry.size.div_ceil(BLOCK as u64) * BLOCK as u64)
     }
 
     /// An error when a file was left out that the archive's images need (so far as the walk
@@ -291,57 +365,95 @@ impl<'a, R: Read> Loadable<'a, R> {
     fn on_header(&mut self) -> io::Result<()> {
         self.dropping = false;
         if self.header.iter().all(|&b| b == 0) {
-            // The end-of-archive block: the entry goes in front of it, once the archive is
-            // known to describe no more than the loader reads.
-            self.confirm()?;
-            let contents = self.watcher.contents();
-            let described = contents.describe().map_err(Unloadable::from);
-            let written = written(contents, &self.device, self.reads);
-            let settled = contents.settled().map_err(Unloadable::from);
-            let images = described.clone().ok().flatten();
-            self.out = described
-                .and(settled)
-                .and(written)
-                .map_err(Unloadable::into_io)?
-                .unwrap_or_default();
-            if let (Some(images), Some(hook)) = (images, self.before_end.as_mut()) {
-                hook(&images);
-            }
-            self.out.append(&mut self.header);
-            self.through = true;
-        } else if let Some(size) = index_json(&self.header) {
-            self.on_index(size)?;
-        } else {
-            let omitted = self.omitted();
-            self.watcher.feed(&self.header);
-            self.checked()?;
-            self.dropping = omitted.is_some();
-            if let Some(bytes) = omitted {
-                self.left_out.0 += 1;
-                self.out.clear();
-                if self.empty {
-                    let mut header = tar::Header::new_old();
-                    header.as_mut_bytes().copy_from_slice(&self.header);
-                    header.set_size(0);
-                    header.set_cksum();
-                    self.out.extend_from_slice(header.as_bytes());
-                }
-                self.left_out.1 += bytes - self.out.len() as u64;
-            } else {
-                // The two buffers trade places: no allocation per entry.
-                std::mem::swap(&mut self.out, &mut self.header);
-            }
-            self.header.clear();
+            return self.on_end();
         }
+        let kind = tar::Header::from_byte_slice(&self.header).entry_type();
+        let extension =
+            kind.is_pax_local_extensions() || kind.is_gnu_longname() || kind.is_gnu_longlink();
+        let extended = std::mem::replace(&mut self.extended, extension);
+        self.watcher.feed(&self.header);
+        self.checked()?;
+        if let Some(file) = self.watcher.entry().and_then(Description::of) {
+            let size = self.watcher.entry().map_or(0, |e| e.size as usize);
+            return self.on_description(file, size, extended);
+        }
+        let omitted = self.omitted(extended);
+        self.dropping = omitted.is_some();
+        if let Some(bytes) = omitted {
+            self.left_out.0 += 1;
+            self.out.clear();
+            if self.empty {
+                let mut header = tar::Header::new_old();
+                header.as_mut_bytes().copy_from_slice(&self.header);
+                header.set_size(0);
+                header.set_cksum();
+                self.out.extend_from_slice(header.as_bytes());
+            }
+            self.left_out.1 += bytes - self.out.len() as u64;
+        } else {
+            // The two buffers trade places: no allocation per entry.
+            std::mem::swap(&mut self.out, &mut self.header);
+        }
+        self.header.clear();
         self.out_at = 0;
         Ok(())
     }
 
-    /// index.json, whose header is in `self.header`: read whole (it is small), and passed on
-    /// with only the device's entry where it offers one name for several platforms side by
-    /// side (podman refuses such an index; docker's containerd store loads each and leaves
-    /// the name on the last).
-    fn on_index(&mut self, size: usize) -> io::Result<()> {
+    /// The end-of-archive block: the files held back and the entries written go in front of
+    /// it, once the archive is known to describe no more than the loader reads and to offer
+    /// the device one image per name.
+    fn on_end(&mut self) -> io::Result<()> {
+        self.confirm()?;
+        let contents = self.watcher.contents();
+        let described = contents
+            .describe_for(&self.device)
+            .map_err(Unloadable::from);
+        let held = self.released();
+        let written = written(contents, &self.device, self.reads);
+        let settled = contents.settled().map_err(Unloadable::from);
+        let images = described.clone().ok().flatten();
+        let mut out = described
+            .and(held)
+            .and_then(|mut held| {
+                held.extend(written?.unwrap_or_default());
+                settled.map(|_| held)
+            })
+            .map_err(Unloadable::into_io)?;
+        if let (Some(images), Some(hook)) = (images, self.before_end.as_mut()) {
+            hook(&images);
+        }
+        out.append(&mut self.header);
+        self.out = out;
+        self.out_at = 0;
+        self.through = true;
+        Ok(())
+    }
+
+    /// The entries of the description files held back, as the device gets them; an error
+    /// where one that passed at once is not what the device gets.
+    fn released(&self) -> Result<Vec<u8>, Unloadable> {
+        let contents = self.watcher.contents();
+        let mut out = Vec::new();
+        for (file, json) in &self.held {
+            let chosen = file.chosen(contents, json, &self.device)?;
+            out.extend(entry(file.name(), chosen.as_deref().unwrap_or(json)));
+        }
+        for (file, json, sent) in &self.passed {
+            let chosen = file.chosen(contents, json, &self.device)?;
+            if chosen.as_deref().unwrap_or(json) != sent.as_slice() {
+                return Err(Unloadable::Passed { file: file.name() });
+            }
+        }
+        Ok(out)
+    }
+
+    /// A description file, whose header the walk was just fed: read whole (it is small).
+    /// Where it offers one name for several platforms, it is held back until the tar's end,
+    /// where what the device gets of it is known (the configs and manifests that tell the
+    /// platforms may come after it); otherwise it passes as it is. One behind an extension
+    /// header cannot be held back (the extension would apply to the next entry): it passes
+    /// with the device's choice as far as the tar has told it, checked at the end.
+    fn on_description(&mut self, file: Description, size: usize, extended: bool) -> io::Result<()> {
         let mut data = vec![0; size.div_ceil(BLOCK) * BLOCK];
         if let Err(e) = self.inner.read_exact(&mut data) {
             return Err(match e.kind() {
@@ -350,39 +462,43 @@ impl<'a, R: Read> Loadable<'a, R> {
             });
         }
         self.offset += data.len() as u64;
-        self.watcher.feed(&self.header);
         self.watcher.feed(&data);
         self.checked()?;
-        let chosen = for_device(self.watcher.contents(), &data[..size], &self.device);
-        self.watcher
-            .contents()
-            .settled()
-            .map_err(|e| Unloadable::from(e).into_io())?;
-        match chosen {
-            Some(json) => {
-                let mut header = tar::Header::new_old();
-                header.as_mut_bytes().copy_from_slice(&self.header);
-                header.set_size(json.len() as u64);
-                header.set_cksum();
-                self.out = header.as_bytes().to_vec();
-                self.out.extend_from_slice(&json);
-                self.out.resize(self.out.len().div_ceil(BLOCK) * BLOCK, 0);
-            }
-            None => {
-                self.out = std::mem::take(&mut self.header);
-                self.out.append(&mut data);
-            }
+        data.truncate(size);
+        let header = std::mem::replace(&mut self.header, Vec::with_capacity(BLOCK));
+        self.out_at = 0;
+        if !file.offers_a_choice(&data) {
+            self.out = header;
+            self.out.extend_from_slice(&data);
+            self.out.resize(self.out.len().div_ceil(BLOCK) * BLOCK, 0);
+        } else if !extended {
+            self.out.clear();
+            self.held.push((file, data));
+        } else {
+            let contents = self.watcher.contents();
+            let chosen = file.chosen(contents, &data, &self.device).ok().flatten();
+            contents
+                .settled()
+                .map_err(|e| Unloadable::from(e).into_io())?;
+            let sent = chosen.unwrap_or_else(|| data.clone());
+            let mut resized = tar::Header::new_old();
+            resized.as_mut_bytes().copy_from_slice(&header);
+            resized.set_size(sent.len() as u64);
+            resized.set_cksum();
+            self.out = resized.as_bytes().to_vec();
+            self.out.extend_from_slice(&sent);
+            self.out.resize(self.out.len().div_ceil(BLOCK) * BLOCK, 0);
+            self.passed.push((file, data, sent));
         }
-        self.header = Vec::with_capacity(BLOCK);
         Ok(())
     }
 
     /// `inner` ended before the end-of-archive block: fine for a tar that needs nothing
-    /// written (docker judges it), an error for one that does.
+    /// written or held back (docker judges it), an error for one that does.
     fn on_early_end(&mut self) -> io::Result<()> {
         self.through = true;
         self.confirm()?;
-        if needs_manifest(self.watcher.contents()) {
+        if needs_manifest(self.watcher.contents()) || !self.held.is_empty() {
             let at = self.offset;
             return Err(Unloadable::CutShort { at }.into_io());
         }
@@ -471,82 +587,81 @@ fn needs_manifest(contents: &Contents) -> bool {
     contents.size("manifest.json").is_none() && contents.size("index.json").is_some()
 }
 
-/// The size of the entry whose header `block` is, if it is a top-level `index.json` small
-/// enough to be kept.
-fn index_json(block: &[u8]) -> Option<usize> {
-    let header = tar::Header::from_byte_slice(block);
-    let path = header.path_bytes();
-    let named = matches!(&path[..], b"index.json" | b"./index.json");
-    let size = header.entry_size().ok()?;
-    (named && header.entry_type().is_file() && size <= manifest::SMALL_MAX).then_some(size as usize)
-}
-
-/// index.json with only the device's entry where it offers one name (or no name) for several
-/// platforms side by side; `None` when nothing is left out, or when no entry suits the device
-/// (the end of the tar says so then).
-fn for_device(contents: &Contents, index: &[u8], device: &Platform) -> Option<Vec<u8>> {
-    let mut index: Value = serde_json::from_slice(index).ok()?;
-    let manifests = index["manifests"].as_array()?;
-    let mut groups: HashMap<Vec<String>, Vec<usize>> = HashMap::new();
-    for (i, d) in manifests.iter().enumerate() {
-        if !attestation(d) {
-            let mut key: Vec<String> = repo_tags(d).iter().map(|n| canonical(n)).collect();
-            key.sort();
-            groups.entry(key).or_default().push(i);
-        }
-    }
-    let mut dropped = vec![false; manifests.len()];
-    for group in groups.values().filter(|g| g.len() > 1) {
-        let platforms: Vec<Option<Platform>> = group
-            .iter()
-            .map(|&i| contents.descriptor_platform(&manifests[i]))
-            .collect();
-        let first = &platforms[0];
-        if platforms.iter().all(|p| p == first) {
-            continue;
-        }
-        let (_, best) = group
-            .iter()
-            .zip(&platforms)
-            .filter_map(|(&i, p)| Some((p.as_ref()?.rank(device)?, i)))
-            .min()?;
-        for &i in group.iter().filter(|&&i| i != best) {
-            dropped[i] = true;
-        }
-    }
-    if !dropped.contains(&true) {
-        return None;
+/// index.json with only the entries an engine on `device` gets ([`Contents::index_choice`]):
+/// where it offers one name (or no name) for several platforms side by side, the device's;
+/// `None` when nothing is left out.
+fn for_device(
+    contents: &Contents,
+    index: &[u8],
+    device: &Platform,
+) -> Result<Option<Vec<u8>>, Unsuited> {
+    let Ok(mut index) = serde_json::from_slice::<Value>(index) else {
+        return Ok(None);
+    };
+    let Some(manifests) = index["manifests"].as_array() else {
+        return Ok(None);
+    };
+    let keep = contents.index_choice(manifests, device)?;
+    if keep.iter().all(|&k| k) {
+        return Ok(None);
     }
     let kept: Vec<Value> = manifests
         .iter()
-        .zip(&dropped)
-        .filter(|(_, &d)| !d)
+        .zip(&keep)
+        .filter(|(_, &k)| k)
         .map(|(m, _)| m.clone())
         .collect();
     index["manifests"] = Value::Array(kept);
-    serde_json::to_vec(&index).ok()
+    Ok(serde_json::to_vec(&index).ok())
+}
+
+/// manifest.json with only the items an engine on `device` gets, under the names they keep
+/// ([`Contents::docker_choice`]); `None` when that is all of them as they are.
+fn docker_for_device(
+    contents: &Contents,
+    manifest: &[u8],
+    device: &Platform,
+) -> Result<Option<Vec<u8>>, Unsuited> {
+    let Ok(Value::Array(items)) = serde_json::from_slice::<Value>(manifest) else {
+        return Ok(None);
+    };
+    let chosen = contents.docker_choice(&items, device)?;
+    let same = |(item, names): &(&Value, &Option<Vec<String>>)| {
+        names.as_ref() == Some(&manifest::strings(&item["RepoTags"]))
+    };
+    if items.iter().zip(&chosen).all(|pair| same(&pair)) {
+        return Ok(None);
+    }
+    let kept: Vec<Value> = items
+        .iter()
+        .zip(&chosen)
+        .filter_map(|(item, names)| {
+            let mut item = item.clone();
+            item["RepoTags"] = Value::from(names.clone()?);
+            Some(item)
+        })
+        .collect();
+    Ok(serde_json::to_vec(&kept).ok())
 }
 
 /// The tar entries to write before the end of the archive, `None` when nothing is to be
 /// written: manifest.json into an OCI archive for classic docker, the OCI layout into a
-/// docker-archive for the containerd store. An OCI archive's platforms are checked whatever the
-/// engine: one with no image for the device fails here, before the engine could load a wrong one.
+/// docker-archive for the containerd store. An archive's index.json is checked whatever the
+/// engine: one without an image for the device (behind an image index, or one name side by
+/// side) fails here, before the engine could load a wrong one.
 fn written(
     contents: &Contents,
     device: &Platform,
     reads: Reads,
 ) -> Result<Option<Vec<u8>>, Unloadable> {
     if reads == Reads::OciLayout && is_docker_archive(contents) {
-        return Ok(oci_layout(contents));
-    }
-    if !needs_manifest(contents) {
-        return Ok(None);
+        return oci_layout(contents, device);
     }
     let Some(index) = contents.json("index.json") else {
         return Ok(None);
     };
     let items = items(contents, &index, device)?;
-    if items.is_empty() || reads != Reads::DockerArchive {
+    if !needs_manifest(contents) || items.is_empty() || reads != Reads::DockerArchive {
         // Nothing to describe: docker refuses the archive in its own words.
         return Ok(None);
     }
@@ -562,25 +677,31 @@ fn is_docker_archive(contents: &Contents) -> bool {
 }
 
 /// The OCI layout of a docker-archive, as containerd's importer would describe it if it could
-/// not find compressed copies of its layers: per image the manifest the loader computes
-/// ([`Contents::docker_manifest`]), and in index.json a descriptor per name, annotated as
-/// containerd annotates the ones it makes. `None` when an image cannot be described (a file
-/// it names is missing): containerd then does as it would have done.
-fn oci_layout(contents: &Contents) -> Option<Vec<u8>> {
-    let manifest = contents.json("manifest.json")?;
+/// not find compressed copies of its layers: per image the device gets ([`Contents::
+/// docker_choice`]) the manifest the loader computes ([`Contents::docker_manifest`]), and in
+/// index.json a descriptor per name, annotated as containerd annotates the ones it makes.
+/// `None` when an image cannot be described (a file it names is missing): containerd then
+/// does as it would have done.
+fn oci_layout(contents: &Contents, device: &Platform) -> Result<Option<Vec<u8>>, Unloadable> {
+    let Some(manifest) = contents.json("manifest.json") else {
+        return Ok(None);
+    };
+    let items = manifest.as_array().map_or(&[][..], Vec::as_slice);
+    let chosen = contents.docker_choice(items, device)?;
     let mut blobs: Vec<(String, String)> = Vec::new();
     let mut descriptors: Vec<Value> = Vec::new();
-    for item in manifest.as_array()? {
-        let config = item["Config"].as_str()?;
-        let layers = manifest::strings(&item["Layers"]);
-        let json = contents.docker_manifest(config, &layers)?;
-        let digest = format!("sha256:{}", manifest::sha256_hex(json.as_bytes()));
+    for (item, names) in items.iter().zip(chosen) {
+        let Some(names) = names else {
+            continue;
+        };
+        let Some((digest, json)) = item_manifest(contents, item) else {
+            return Ok(None);
+        };
         let descriptor = serde_json::json!({
             "mediaType": manifest::DOCKER_MANIFEST,
             "digest": digest,
             "size": json.len(),
         });
-        let names = manifest::strings(&item["RepoTags"]);
         if names.is_empty() {
             descriptors.push(descriptor.clone());
         }
@@ -605,7 +726,16 @@ fn oci_layout(contents: &Contents) -> Option<Vec<u8>> {
     }
     out.extend(entry("index.json", index.to_string().as_bytes()));
     out.extend(entry("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#));
-    Some(out)
+    Ok(Some(out))
+}
+
+/// The digest and JSON of the manifest the loader computes for an item of manifest.json.
+fn item_manifest(contents: &Contents, item: &Value) -> Option<(String, String)> {
+    let config = item["Config"].as_str()?;
+    let layers = manifest::strings(&item["Layers"]);
+    let json = contents.docker_manifest(config, &layers)?;
+    let digest = format!("sha256:{}", manifest::sha256_hex(json.as_bytes()));
+    Some((digest, json))
 }
 
 /// A tar entry (header and padded data) for a regular file of `name` (at most 100 bytes).
@@ -624,14 +754,6 @@ fn entry(name: &str, data: &[u8]) -> Vec<u8> {
     entry
 }
 
-/// One image of the index that could be loaded: a manifest, the names it is given, and the
-/// platform it is for where known.
-struct Candidate {
-    names: Vec<String>,
-    manifest: Rc<Value>,
-    platform: Option<Platform>,
-}
-
 /// One item of manifest.json.
 struct Item {
     config: String,
@@ -639,128 +761,52 @@ struct Item {
     layers: Vec<String>,
 }
 
-/// The manifest.json items for the images the index names, the device's platform chosen
-/// wherever one image comes for several.
+/// The manifest.json items for the images an engine on `device` gets of the index: the
+/// entries [`Contents::index_choice`] keeps, each image index resolved to its manifest for
+/// `device`. An error when an entry's image is missing, or an image index has none for the
+/// device.
 fn items(contents: &Contents, index: &Value, device: &Platform) -> Result<Vec<Item>, Unloadable> {
-    let mut candidates = Vec::new();
-    for descriptor in index["manifests"].as_array().into_iter().flatten() {
-        let names = repo_tags(descriptor);
-        collect(contents, descriptor, &names, 0, &mut candidates)?;
-    }
-    // Images with the same names are one image for several platforms (and so are the ones
-    // without a name), unless they all are for one platform.
-    let mut groups: Vec<(Vec<String>, Vec<Candidate>)> = Vec::new();
-    for candidate in candidates {
-        let mut key: Vec<String> = candidate.names.iter().map(|n| canonical(n)).collect();
-        key.sort();
-        match groups.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, group)) => group.push(candidate),
-            None => groups.push((key, vec![candidate])),
-        }
-    }
+    let descriptors = index["manifests"].as_array().map_or(&[][..], Vec::as_slice);
+    let keep = contents.index_choice(descriptors, device)?;
     let mut items: Vec<Item> = Vec::new();
-    for (_, group) in groups {
-        for chosen in choose(group, device)? {
-            let config = chosen.manifest["config"]["digest"].as_str();
-            let config = blob_in(contents, config)?;
-            let layers = chosen.manifest["layers"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|l| blob_in(contents, l["digest"].as_str()))
-                .collect::<Result<_, _>>()?;
-            let taken = |t: &String| items.iter().any(|i| i.repo_tags.contains(t));
-            let tags: Vec<String> = chosen.names.into_iter().filter(|t| !taken(t)).collect();
-            match items.iter_mut().find(|i| i.config == config) {
-                Some(item) => item.repo_tags.extend(tags),
-                None => items.push(Item {
-                    config,
-                    repo_tags: tags,
-                    layers,
-                }),
+    for (descriptor, _) in descriptors
+        .iter()
+        .zip(keep)
+        .filter(|(d, k)| *k && !attestation(d))
+    {
+        let names = repo_tags(descriptor);
+        let resolved = contents.image_manifest(descriptor, device, 0);
+        let manifest = resolved.map_err(|e| match e {
+            Unresolved::Missing(digest) => Unloadable::Missing { digest },
+            Unresolved::NoPlatform(offered) => {
+                let name = names.first().cloned();
+                Unsuited::none_fits(name, device, &offered).into()
             }
+            Unresolved::TooDeep => Unloadable::Invalid(manifest::Invalid::TooMany {
+                what: "image indexes nested in one another",
+                max: manifest::NESTING_MAX,
+            }),
+        })?;
+        let config = blob_in(contents, manifest["config"]["digest"].as_str())?;
+        let layers = manifest["layers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|l| blob_in(contents, l["digest"].as_str()))
+            .collect::<Result<_, _>>()?;
+        let taken = |t: &String| items.iter().any(|i| i.repo_tags.contains(t));
+        let tags: Vec<String> = names.into_iter().filter(|t| !taken(t)).collect();
+        match items.iter_mut().find(|i| i.config == config) {
+            Some(item) => item.repo_tags.extend(tags),
+            None => items.push(Item {
+                config,
+                repo_tags: tags,
+                layers,
+            }),
         }
+        manifest::within(items.len(), manifest::IMAGES_MAX, "images")?;
     }
     Ok(items)
-}
-
-/// The images a descriptor stands for: its manifest, or those of the image index it names.
-fn collect(
-    contents: &Contents,
-    descriptor: &Value,
-    names: &[String],
-    depth: usize,
-    into: &mut Vec<Candidate>,
-) -> Result<(), Unloadable> {
-    let platform = Platform::of(&descriptor["platform"]);
-    if attestation(descriptor) {
-        return Ok(());
-    }
-    let digest = descriptor["digest"].as_str();
-    let Some(manifest) = manifest::blob(digest).and_then(|p| contents.json(&p)) else {
-        // An export for some platforms keeps the whole image index but only their manifests.
-        if depth > 0 {
-            return Ok(());
-        }
-        return Err(Unloadable::Missing {
-            digest: digest.unwrap_or("a manifest without digest").to_owned(),
-        });
-    };
-    if let Some(children) = manifest["manifests"].as_array() {
-        if depth < NESTING_MAX {
-            for child in children {
-                collect(contents, child, names, depth + 1, into)?;
-            }
-        }
-        return Ok(());
-    }
-    let platform = platform.or_else(|| {
-        let config = manifest::blob(manifest["config"]["digest"].as_str())?;
-        Platform::of(&*contents.json(&config)?)
-    });
-    if into.len() >= manifest::IMAGES_MAX {
-        return Err(Unloadable::Invalid(manifest::Invalid::TooMany {
-            what: "images",
-            max: manifest::IMAGES_MAX,
-        }));
-    }
-    into.push(Candidate {
-        names: names.to_vec(),
-        manifest,
-        platform,
-    });
-    Ok(())
-}
-
-/// The images of a group to load: all of them when they are for one platform, else the one
-/// that suits the device best.
-fn choose(group: Vec<Candidate>, device: &Platform) -> Result<Vec<Candidate>, Unloadable> {
-    let mut offered: Vec<String> = Vec::new();
-    for c in &group {
-        let p = c
-            .platform
-            .as_ref()
-            .map_or("unknown".to_owned(), |p| p.to_string());
-        if !offered.contains(&p) {
-            offered.push(p);
-        }
-    }
-    if offered.len() <= 1 {
-        return Ok(group);
-    }
-    let best = group
-        .iter()
-        .enumerate()
-        .filter_map(|(i, c)| Some((c.platform.as_ref()?.rank(device)?, i)))
-        .min();
-    match best {
-        Some((_, i)) => Ok(group.into_iter().skip(i).take(1).collect()),
-        None => Err(Unloadable::NoPlatform {
-            name: group[0].names.first().cloned(),
-            device: device.clone(),
-            offered,
-        }),
-    }
 }
 
 /// The names a descriptor gives its image, as docker's RepoTags take them (`name:tag`). The
@@ -887,16 +933,65 @@ mod tests {
         }
     }
 
+    /// A tar of `files`, each name (at most 100 bytes) written as given, byte for byte: the
+    /// tar crate would clean `./a` and refuse `x/../a`, which a hostile archive may hold.
     fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
         let mut b = tar::Builder::new(Vec::new());
         for (path, data) in files {
-            let mut h = tar::Header::new_ustar();
-            h.set_size(data.len() as u64);
-            h.set_mode(0o644);
-            h.set_cksum();
-            b.append_data(&mut h, path, *data).unwrap();
+            append(&mut b, path, data);
         }
         b.into_inner().unwrap()
+    }
+
+    fn append(b: &mut tar::Builder<Vec<u8>>, path: &str, data: &[u8]) {
+        let mut h = tar::Header::new_ustar();
+        h.as_old_mut().name[..path.len()].copy_from_slice(path.as_bytes());
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append(&h, data).unwrap();
+    }
+
+    /// The files of a docker-archive of one image per `(platform, names)`, each with a layer
+    /// and a config of its own, manifest.json first; and each image's config path.
+    fn docker_files(images: &[(&str, &[&str])]) -> (Vec<(String, Vec<u8>)>, Vec<String>) {
+        let mut files = vec![("manifest.json".to_owned(), Vec::new())];
+        let mut items = Vec::new();
+        let mut configs = Vec::new();
+        for (i, (text, names)) in images.iter().enumerate() {
+            let p = super::tests::platform(text);
+            let layer_path = format!("l{i}/layer.tar");
+            let layer = vec![i as u8; 1024];
+            let config = json!({"architecture": p.architecture, "os": p.os,
+                "variant": p.variant,
+                "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{}", hex(&layer))]}});
+            let config_path = format!("{}.json", hex(config.to_string().as_bytes()));
+            items.push(json!({"Config": config_path, "RepoTags": names, "Layers": [layer_path]}));
+            files.push((layer_path, layer));
+            files.push((config_path.clone(), config.to_string().into_bytes()));
+            configs.push(config_path);
+        }
+        files[0].1 = Value::from(items).to_string().into_bytes();
+        (files, configs)
+    }
+
+    /// A docker-archive of `files`.
+    fn tar_of_files(files: &[(String, Vec<u8>)]) -> Vec<u8> {
+        let borrowed: Vec<(&str, &[u8])> = files
+            .iter()
+            .map(|(p, d)| (p.as_str(), d.as_slice()))
+            .collect();
+        tar_of(&borrowed)
+    }
+
+    /// The regular files of a tar, in order.
+    fn names_in(tar: &[u8]) -> Vec<String> {
+        let mut archive = tar::Archive::new(tar);
+        let entries = archive.entries().unwrap().map(Result::unwrap);
+        entries
+            .filter(|e| e.header().entry_type().is_file())
+            .map(|e| e.path().unwrap().to_string_lossy().into_owned())
+            .collect()
     }
 
     /// With a platform in a descriptor, as image indexes give it.
@@ -1216,7 +1311,10 @@ mod tests {
         let tar = oci.tar(vec![named(index, "example.org/foreign:1")], &[]);
         let e = through_to(&tar, 512, "linux/amd64", Reads::Either).unwrap_err();
         assert!(
-            matches!(Unloadable::find(&e), Some(Unloadable::NoPlatform { .. })),
+            matches!(
+                Unloadable::find(&e),
+                Some(Unloadable::Unsuited(Unsuited::NoneFits { .. }))
+            ),
             "{e}"
         );
     }
@@ -1405,6 +1503,201 @@ mod tests {
     }
 
     #[test]
+    fn aborts_an_archive_holding_manifest_json_twice_under_another_spelling_before_its_end() {
+        for spelling in ["x/../manifest.json", "./manifest.json", ".//manifest.json"] {
+            let first = br#"[{"Config":"a.json","RepoTags":["a:1"],"Layers":[]}]"#;
+            let last = br#"[{"Config":"b.json","RepoTags":["b:1"],"Layers":[]}]"#;
+            let tar = tar_of(&[
+                ("manifest.json", first),
+                ("l/layer.tar", &[1; 3000]),
+                (spelling, last),
+            ]);
+            let (passed, e) = passed_before_failing(&tar, Reads::Either);
+            assert!(
+                passed < tar.len() - 2 * BLOCK,
+                "{spelling}: {passed} bytes passed"
+            );
+            assert_eq!(
+                e,
+                Unloadable::Invalid(manifest::Invalid::Twice("manifest.json".into())),
+                "{spelling}"
+            );
+        }
+    }
+
+    #[test]
+    fn holds_back_manifest_json_giving_one_name_to_several_platforms_until_the_device_is_known() {
+        let name: &[&str] = &["example.org/two:1"];
+        let (files, configs) = docker_files(&[("linux/arm64", name), ("linux/amd64", name)]);
+        let tar = tar_of_files(&files);
+        for reads in [Reads::DockerArchive, Reads::Either, Reads::OciLayout] {
+            for step in [1, 512, 4096] {
+                let out = through_to(&tar, step, "linux/amd64", reads).unwrap();
+                let names = names_in(&out);
+                let at = names.iter().position(|n| n == "manifest.json");
+                assert_eq!(
+                    at,
+                    Some(files.len() - 1),
+                    "{reads:?}: last of the archive's"
+                );
+                let manifest = manifest_of(&out);
+                assert_eq!(
+                    manifest,
+                    json!([{"Config": configs[1], "RepoTags": name, "Layers": ["l1/layer.tar"]}])
+                );
+                let images = manifest::read(&out[..]).unwrap().unwrap().images;
+                assert_eq!(images.len(), 1, "{reads:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn gives_the_containerd_store_the_devices_image_alone_where_one_name_has_several() {
+        let name: &[&str] = &["example.org/two:1"];
+        let (files, _) = docker_files(&[("linux/amd64", name), ("linux/arm64", name)]);
+        let tar = tar_of_files(&files);
+        let out = through_to(&tar, 4096, "linux/amd64", Reads::OciLayout).unwrap();
+        let index = json_in(&out, "index.json").expect("index.json");
+        let described = manifest::read(&out[..]).unwrap().unwrap().images;
+        assert_eq!(index["manifests"].as_array().unwrap().len(), 1);
+        assert_eq!(
+            index["manifests"][0]["digest"].as_str(),
+            described[0].target.as_deref()
+        );
+    }
+
+    #[test]
+    fn fails_before_the_end_where_manifest_json_gives_one_name_only_to_other_platforms() {
+        let name: &[&str] = &["example.org/two:1"];
+        let (files, _) = docker_files(&[("linux/arm64", name), ("linux/s390x", name)]);
+        let (passed, e) = passed_before_failing(&tar_of_files(&files), Reads::Either);
+        assert!(passed <= tar_of_files(&files).len() - 2 * BLOCK);
+        assert_eq!(
+            e.to_string(),
+            "no image of example.org/two:1 for this device's platform linux/amd64, only for \
+             linux/arm64, linux/s390x; ship an archive that holds the linux/amd64 image"
+        );
+    }
+
+    #[test]
+    fn fails_before_the_end_where_manifest_json_gives_one_name_to_two_images_for_the_device() {
+        let name: &[&str] = &["example.org/two:1"];
+        let (files, _) = docker_files(&[("linux/amd64", name), ("linux/amd64", name)]);
+        let (_, e) = passed_before_failing(&tar_of_files(&files), Reads::DockerArchive);
+        assert_eq!(
+            e.to_string(),
+            "gives example.org/two:1 to 2 images for this device's platform linux/amd64, and \
+             which one is meant cannot be told; ship an archive that gives example.org/two:1 \
+             to one image per platform"
+        );
+    }
+
+    #[test]
+    fn chooses_in_place_behind_an_extension_header_once_the_platforms_are_known() {
+        let name: &[&str] = &["example.org/two:1"];
+        let (mut files, configs) = docker_files(&[("linux/arm64", name), ("linux/amd64", name)]);
+        files.rotate_left(1);
+        let mut b = tar::Builder::new(Vec::new());
+        for (path, data) in &files {
+            if path == "manifest.json" {
+                b.append_pax_extensions([("mtime", &b"1.5"[..])]).unwrap();
+            }
+            append(&mut b, path, data);
+        }
+        let tar = b.into_inner().unwrap();
+        let out = through(&tar, 700, "linux/amd64").unwrap();
+        assert_eq!(manifest_of(&out)[0]["Config"], configs[1]);
+        assert_eq!(manifest_of(&out).as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn fails_where_manifest_json_behind_an_extension_header_came_before_the_platforms() {
+        let name: &[&str] = &["example.org/two:1"];
+        let (files, _) = docker_files(&[("linux/arm64", name), ("linux/amd64", name)]);
+        let mut b = tar::Builder::new(Vec::new());
+        b.append_pax_extensions([("mtime", &b"1.5"[..])]).unwrap();
+        for (path, data) in &files {
+            append(&mut b, path, data);
+        }
+        let (_, e) = passed_before_failing(&b.into_inner().unwrap(), Reads::Either);
+        assert_eq!(
+            e,
+            Unloadable::Passed {
+                file: "manifest.json"
+            }
+        );
+    }
+
+    #[test]
+    fn keeps_the_devices_entry_where_one_name_is_on_an_image_index_and_a_manifest_beside_it() {
+        let mut oci = Oci::default();
+        let (amd64, amd64_config) = oci.image("linux/amd64", 100);
+        let (arm64, _) = oci.image("linux/arm64", 200);
+        let list = oci.index(vec![on(amd64, "linux/amd64"), on(arm64, "linux/arm64")]);
+        let (beside, _) = oci.image("linux/arm64", 300);
+        let name = "example.org/beside:1";
+        let tar = oci.tar(vec![named(list.clone(), name), named(beside, name)], &[]);
+        let out = through_to(&tar, 1000, "linux/amd64", Reads::Either).unwrap();
+        let index = json_in(&out, "index.json").expect("index.json");
+        assert_eq!(index["manifests"], json!([named(list, name)]));
+        let manifest = manifest_of(&through(&tar, 1000, "linux/amd64").unwrap());
+        assert_eq!(
+            manifest[0]["Config"],
+            format!("blobs/sha256/{amd64_config}")
+        );
+        assert_eq!(manifest.as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn holds_back_index_json_that_comes_before_the_manifests_it_chooses_between() {
+        let mut oci = Oci::default();
+        let (amd64, _) = oci.image("linux/amd64", 100);
+        let (arm64, _) = oci.image("linux/arm64", 200);
+        let name = "example.org/early:1";
+        let index = json!({"manifests": [named(arm64, name), named(amd64.clone(), name)]});
+        let index = index.to_string();
+        let mut files: Vec<(&str, &[u8])> = vec![("index.json", index.as_bytes())];
+        files.extend(oci.blobs.iter().map(|(p, d)| (p.as_str(), d.as_slice())));
+        files.push(("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#));
+        let out = through_to(&tar_of(&files), 512, "linux/amd64", Reads::Either).unwrap();
+        let index = json_in(&out, "index.json").expect("index.json");
+        assert_eq!(index["manifests"], json!([named(amd64, name)]));
+        assert_eq!(
+            names_in(&out).last().map(String::as_str),
+            Some("index.json")
+        );
+    }
+
+    #[test]
+    fn fails_before_the_end_where_an_image_index_offers_one_platform_not_the_devices() {
+        let mut oci = Oci::default();
+        let (arm64, _) = oci.image("linux/arm64", 100);
+        let list = oci.index(vec![on(arm64, "linux/arm64")]);
+        let tar = oci.tar(vec![named(list, "example.org/arm:1")], &[]);
+        for reads in [Reads::DockerArchive, Reads::Either, Reads::OciLayout] {
+            let (_, e) = passed_before_failing(&tar, reads);
+            assert!(
+                e.to_string().starts_with("no image of example.org/arm:1 for this device's platform linux/amd64, only for linux/arm64;"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn fails_before_the_end_where_index_json_gives_one_name_to_two_manifests_for_the_device() {
+        let mut oci = Oci::default();
+        let (a, _) = oci.image("linux/amd64", 100);
+        let (b, _) = oci.image("linux/amd64", 200);
+        let name = "example.org/twice:1";
+        let tar = oci.tar(vec![named(a, name), named(b, name)], &[]);
+        let (_, e) = passed_before_failing(&tar, Reads::Either);
+        assert!(
+            matches!(e, Unloadable::Unsuited(Unsuited::Several { count: 2, .. })),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn aborts_an_archive_describing_more_images_than_the_loader_reads_before_its_end() {
         let item = r#"{"Config":"c.json","RepoTags":[],"Layers":[]}"#;
         let many = format!("[{}]", vec![item; manifest::IMAGES_MAX + 1].join(","));
@@ -1417,20 +1710,37 @@ mod tests {
         );
     }
 
-    #[test]
-    fn stops_at_image_indexes_naming_each_other_over_and_over() {
-        // Four indexes, each naming the next 1,000 times: 10^12 images if all were followed.
+    /// An image under `levels` image indexes, each naming the next `width` times.
+    fn fanned_out(levels: usize, width: usize) -> (Vec<u8>, String) {
         let mut oci = Oci::default();
-        let (image, _) = oci.image("linux/amd64", 10);
+        let (image, config) = oci.image("linux/amd64", 10);
         let mut top = image;
-        for _ in 0..NESTING_MAX {
-            top = oci.index(vec![on(top, "linux/amd64"); 1000]);
+        for _ in 0..levels {
+            top = oci.index(vec![on(top, "linux/amd64"); width]);
         }
-        let tar = oci.tar(vec![named(top, "example.org/fan:1")], &[]);
+        (oci.tar(vec![named(top, "example.org/fan:1")], &[]), config)
+    }
+
+    #[test]
+    fn follows_image_indexes_naming_each_other_over_and_over_to_one_image() {
+        // 10^12 images if every entry were followed; one entry per index is.
+        let (tar, config) = fanned_out(manifest::NESTING_MAX, 1000);
         let started = std::time::Instant::now();
-        let (_, e) = passed_before_failing(&tar, Reads::DockerArchive);
-        assert!(e.to_string().starts_with("describes more than"), "{e}");
+        let manifest = manifest_of(&through(&tar, 4096, "linux/amd64").unwrap());
+        assert_eq!(manifest[0]["Config"], format!("blobs/sha256/{config}"));
+        assert_eq!(manifest.as_array().unwrap().len(), 1);
         assert!(started.elapsed().as_secs() < 10, "{:?}", started.elapsed());
+    }
+
+    #[test]
+    fn refuses_image_indexes_nested_deeper_than_it_reads() {
+        let (tar, _) = fanned_out(manifest::NESTING_MAX + 1, 2);
+        let (_, e) = passed_before_failing(&tar, Reads::Either);
+        assert!(
+            e.to_string()
+                .starts_with("describes more than 4 image indexes nested in one another"),
+            "{e}"
+        );
     }
 
     #[test]

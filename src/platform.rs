@@ -1,6 +1,7 @@
 //! Platforms: the device's, and how well an image's suits it. An archive may hold one image
-//! for several platforms (an OCI image index); the engines and the loader pick the one that
-//! runs here, as a registry pull would.
+//! for several platforms (an OCI image index, or one name on several images); the engines and
+//! the loader pick the one that runs here, as a registry pull would, and where no single image
+//! suits the device the loader says so ([`Unsuited`]) rather than let an engine pick.
 
 use std::fmt;
 
@@ -72,6 +73,101 @@ impl Platform {
     }
 }
 
+/// Which of several images suits a device best ([`best`]).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Best {
+    /// This one (its place among them): better than every other.
+    One(usize),
+    /// None runs on the device.
+    NoneFits,
+    /// These, equally well.
+    Several(Vec<usize>),
+}
+
+/// Which of `platforms` (one per image, `None` where it is not known) suits `device` best.
+pub fn best(platforms: &[Option<Platform>], device: &Platform) -> Best {
+    let ranks: Vec<Option<u8>> = platforms.iter().map(|p| p.as_ref()?.rank(device)).collect();
+    let Some(top) = ranks.iter().flatten().min().copied() else {
+        return Best::NoneFits;
+    };
+    let at_top: Vec<usize> = (0..ranks.len())
+        .filter(|&i| ranks[i] == Some(top))
+        .collect();
+    match at_top.as_slice() {
+        [one] => Best::One(*one),
+        _ => Best::Several(at_top),
+    }
+}
+
+/// Why no single image of several that carry one name (or of an image index) suits the
+/// device: the archive holds the image for other platforms only, or twice for the device's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unsuited {
+    /// None is for the device's platform; `offered` are the platforms there are.
+    NoneFits {
+        name: Option<String>,
+        device: Platform,
+        offered: Vec<String>,
+    },
+    /// `count` of them are for it, equally well.
+    Several {
+        name: String,
+        device: Platform,
+        count: usize,
+    },
+}
+
+impl Unsuited {
+    /// None of images for `platforms` (`None`: not known) suits `device`.
+    pub fn none_fits(
+        name: Option<String>,
+        device: &Platform,
+        platforms: &[Option<Platform>],
+    ) -> Self {
+        let mut offered: Vec<String> = Vec::new();
+        for p in platforms {
+            let p = p.as_ref().map_or("unknown".to_owned(), Platform::to_string);
+            if !offered.contains(&p) {
+                offered.push(p);
+            }
+        }
+        Unsuited::NoneFits {
+            name,
+            device: device.clone(),
+            offered,
+        }
+    }
+}
+
+impl fmt::Display for Unsuited {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unsuited::NoneFits {
+                name,
+                device,
+                offered,
+            } => {
+                let which = name.as_deref().map_or(String::new(), |n| format!(" of {n}"));
+                write!(
+                    f,
+                    "no image{which} for this device's platform {device}, only for {}; ship an archive that holds the {device} image",
+                    offered.join(", ")
+                )
+            }
+            Unsuited::Several {
+                name,
+                device,
+                count,
+            } => write!(
+                f,
+                "gives {name} to {count} images for this device's platform {device}, and which one is meant cannot be told; ship an archive that gives {name} to one image per platform"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Unsuited {}
+
 impl fmt::Display for Platform {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.os, self.architecture)?;
@@ -115,6 +211,20 @@ mod tests {
         assert_eq!(rank("windows/amd64", "linux/amd64"), None);
         let aarch64 = Platform::of(&json!({"os": "linux", "architecture": "aarch64"}));
         assert_eq!(aarch64, Some(platform("linux/arm64")));
+    }
+
+    #[test]
+    fn finds_the_one_image_that_suits_the_device_best() {
+        let device = platform("linux/arm/v7");
+        let of = |texts: &[&str]| -> Vec<Option<Platform>> {
+            texts.iter().map(|t| Platform::parse(t)).collect()
+        };
+        let arm = of(&["linux/arm64", "linux/arm/v6", "linux/arm/v7"]);
+        assert_eq!(best(&arm, &device), Best::One(2));
+        assert_eq!(best(&arm[..2], &device), Best::One(1));
+        assert_eq!(best(&of(&["linux/amd64", "x"]), &device), Best::NoneFits);
+        let twice = of(&["linux/arm/v7", "linux/amd64", "linux/arm"]);
+        assert_eq!(best(&twice, &device), Best::Several(vec![0, 2]));
     }
 
     #[test]

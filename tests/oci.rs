@@ -62,15 +62,45 @@ fn platform_archive(
     platforms: &[&str],
     nested: bool,
 ) -> (Vec<u8>, Vec<(String, String)>) {
-    let mut blobs: Vec<(String, Vec<u8>)> = Vec::new();
-    let mut add = |data: Vec<u8>| {
-        let hex = sha256_hex(&data);
-        blobs.push((format!("blobs/sha256/{hex}"), data.clone()));
-        (format!("sha256:{hex}"), data.len())
-    };
+    let mut layout = Layout::default();
     let mut manifests = Vec::new();
     let mut configs = Vec::new();
     for platform in platforms {
+        let (manifest, config) = layout.image(name, platform);
+        manifests.push(manifest);
+        configs.push((platform.to_string(), config));
+    }
+    let index = match nested {
+        true => vec![named(layout.index(manifests), name)],
+        false => manifests.into_iter().map(|m| named(m, name)).collect(),
+    };
+    (layout.tar(index), configs)
+}
+
+/// `descriptor` annotated with the OCI ref.name `name`.
+fn named(mut descriptor: Value, name: &str) -> Value {
+    descriptor["annotations"] = json!({"org.opencontainers.image.ref.name": name});
+    descriptor
+}
+
+/// An OCI layout being built: its blobs, then `oci-layout` and `index.json`.
+#[derive(Default)]
+struct Layout {
+    blobs: Vec<(String, Vec<u8>)>,
+}
+
+impl Layout {
+    /// Adds a blob: its digest and size.
+    fn add(&mut self, data: Vec<u8>) -> (String, usize) {
+        let hex = sha256_hex(&data);
+        let size = data.len();
+        self.blobs.push((format!("blobs/sha256/{hex}"), data));
+        (format!("sha256:{hex}"), size)
+    }
+
+    /// An image of `name` for `platform` (`os/arch[/variant]`) with a layer of its own: its
+    /// manifest's descriptor, which names the platform, and its config digest (`<hex>`).
+    fn image(&mut self, name: &str, platform: &str) -> (Value, String) {
         let mut parts = platform.split('/');
         let (os, arch, variant) = (parts.next().unwrap(), parts.next().unwrap(), parts.next());
         let mut layer = tar::Builder::new(Vec::new());
@@ -82,50 +112,49 @@ fn platform_archive(
         layer
             .append_data(&mut header, "platform.txt", content.as_bytes())
             .unwrap();
-        let (layer, layer_size) = add(layer.into_inner().unwrap());
+        let (layer, layer_size) = self.add(layer.into_inner().unwrap());
         let config = json!({"architecture": arch, "os": os, "variant": variant, "config": {},
             "rootfs": {"type": "layers", "diff_ids": [layer]}});
-        let (config, config_size) = add(config.to_string().into_bytes());
-        configs.push((platform.to_string(), config[7..].to_owned()));
+        let (config, config_size) = self.add(config.to_string().into_bytes());
         let manifest = json!({"schemaVersion": 2,
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
             "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
                 "digest": config, "size": config_size},
             "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
                 "digest": layer, "size": layer_size}]});
-        let (digest, size) = add(manifest.to_string().into_bytes());
-        manifests.push(
-            json!({"mediaType": "application/vnd.oci.image.manifest.v1+json",
+        let (digest, size) = self.add(manifest.to_string().into_bytes());
+        let descriptor = json!({"mediaType": "application/vnd.oci.image.manifest.v1+json",
             "digest": digest, "size": size,
-            "platform": {"architecture": arch, "os": os, "variant": variant}}),
-        );
+            "platform": {"architecture": arch, "os": os, "variant": variant}});
+        (descriptor, config[7..].to_owned())
     }
-    let annotations = json!({"org.opencontainers.image.ref.name": name});
-    let index = if nested {
+
+    /// An image index of `manifests`: its descriptor.
+    fn index(&mut self, manifests: Vec<Value>) -> Value {
         let list = json!({"schemaVersion": 2,
             "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests});
-        let (list, list_size) = add(list.to_string().into_bytes());
-        json!({"schemaVersion": 2, "manifests": [{
-            "mediaType": "application/vnd.oci.image.index.v1+json", "digest": list,
-            "size": list_size, "annotations": annotations}]})
-    } else {
-        for m in &mut manifests {
-            m["annotations"] = annotations.clone();
-        }
-        json!({"schemaVersion": 2, "manifests": manifests})
-    };
-    let mut tar = tar::Builder::new(Vec::new());
-    let layout = br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec();
-    blobs.push(("oci-layout".into(), layout));
-    blobs.push(("index.json".into(), index.to_string().into_bytes()));
-    for (path, data) in &blobs {
-        let mut header = tar::Header::new_ustar();
-        header.set_size(data.len() as u64);
-        header.set_mode(0o644);
-        header.set_cksum();
-        tar.append_data(&mut header, path, &data[..]).unwrap();
+        let (digest, size) = self.add(list.to_string().into_bytes());
+        json!({"mediaType": "application/vnd.oci.image.index.v1+json", "digest": digest,
+            "size": size})
     }
-    (tar.into_inner().unwrap(), configs)
+
+    /// The tar: the blobs, `oci-layout`, then `index.json` naming `manifests`.
+    fn tar(mut self, manifests: Vec<Value>) -> Vec<u8> {
+        let index = json!({"schemaVersion": 2, "manifests": manifests});
+        let layout = br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec();
+        self.blobs.push(("oci-layout".into(), layout));
+        self.blobs
+            .push(("index.json".into(), index.to_string().into_bytes()));
+        let mut tar = tar::Builder::new(Vec::new());
+        for (path, data) in &self.blobs {
+            let mut header = tar::Header::new_ustar();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            tar.append_data(&mut header, path, &data[..]).unwrap();
+        }
+        tar.into_inner().unwrap()
+    }
 }
 
 /// The digest (`<hex>`) of the descriptor index.json names for `platform` (`None`: the first).
@@ -247,7 +276,18 @@ fn podman_saved_oci_archive_is_deleted_after_loading_into_docker() {
 on_every_engine! {
     loads_the_devices_image_from_an_index_for_several_platforms;
     loads_the_devices_image_where_one_name_is_offered_for_several_platforms;
+    loads_the_devices_image_where_one_name_is_on_an_index_and_on_a_manifest_beside_it;
+    loads_the_devices_image_where_a_docker_archive_gives_one_name_to_several_platforms;
     an_archive_without_the_devices_platform_fails_and_the_other_entries_still_load;
+    a_docker_archive_giving_one_name_only_to_other_platforms_fails_and_loads_nothing;
+}
+
+/// Two architectures other than the device's.
+fn foreign_archs() -> [&'static str; 2] {
+    match device_platform() {
+        "linux/arm64" => ["amd64", "s390x"],
+        _ => ["arm64", "s390x"],
+    }
 }
 
 /// Four platforms, the device's third: an engine that took the first would show.
@@ -263,11 +303,12 @@ fn four_platforms() -> Vec<&'static str> {
     platforms
 }
 
-/// Loads `oci` as `name` into a fresh engine: the device's image, and only that one.
-fn loads_the_devices_image(flavor: Flavor, name: &str, oci: &[u8], wanted: &str) {
+/// Loads `archive` as `name` into a fresh engine: the device's image (`wanted`, the id the
+/// engine gives it), and only that one; `inspect` names the same id.
+fn loads_the_devices_image(flavor: Flavor, name: &str, archive: &[u8], wanted: &str) {
     let engine = Engine::start(flavor);
     let pkg = Package::new();
-    pkg.add_archive("multi.tar.gz", &Codec::Gzip.compress(oci));
+    let path = pkg.add_archive("multi.tar.gz", &Codec::Gzip.compress(archive));
     pkg.write_list(&[&format!("multi.tar.gz {name}")]);
 
     let out = load_package(&engine, &pkg, &[]);
@@ -286,6 +327,7 @@ fn loads_the_devices_image(flavor: Flavor, name: &str, oci: &[u8], wanted: &str)
         engine_platform(&engine, name)
     );
     assert_eq!(engine.image_count(), 1, "only the device's image");
+    assert_eq!(archive_id_on(flavor, &path), wanted, "what inspect names");
     load_package(&engine, &pkg, &["--verify"])
         .assert_code(0)
         .assert_entry(&pkg.list, 1, &["present, skipped (verified"]);
@@ -343,4 +385,68 @@ fn an_archive_without_the_devices_platform_fails_and_the_other_entries_still_loa
         "nothing of the foreign archive\n{out:?}"
     );
     assert!(path.exists(), "archive kept");
+}
+
+fn loads_the_devices_image_where_one_name_is_on_an_index_and_on_a_manifest_beside_it(
+    flavor: Flavor,
+) {
+    // Was: the containerd store named the manifest beside the index, podman refused both.
+    let name = "example.org/oci/index-and-beside:1";
+    let foreign = format!("linux/{}", foreign_archs()[0]);
+    let mut layout = Layout::default();
+    let (own, own_config) = layout.image(name, device_platform());
+    let (other, _) = layout.image(name, &foreign);
+    let index = layout.index(vec![own, other]);
+    let (beside, _) = layout.image(name, &foreign);
+    let oci = layout.tar(vec![named(index, name), named(beside, name)]);
+    let wanted = match flavor.containerd_store() {
+        true => top_digest(&oci, None),
+        false => own_config,
+    };
+    loads_the_devices_image(flavor, name, &oci, &wanted);
+}
+
+fn loads_the_devices_image_where_a_docker_archive_gives_one_name_to_several_platforms(
+    flavor: Flavor,
+) {
+    // Was: docker 20.10 named the last item, another platform's image than the loader's.
+    let name = "example.org/oci/docker-multi:1";
+    let own = Fixture::new(name);
+    let other = Fixture::for_arch(name, foreign_archs()[0]);
+    let archive = two_image_archive(&own, &other);
+    loads_the_devices_image(flavor, name, &archive, own.id_on(flavor));
+}
+
+fn a_docker_archive_giving_one_name_only_to_other_platforms_fails_and_loads_nothing(
+    flavor: Flavor,
+) {
+    let engine = Engine::start(flavor);
+    let pkg = Package::new();
+    let name = "example.org/oci/docker-foreign:1";
+    let [a, b] = foreign_archs();
+    let archive = two_image_archive(&Fixture::for_arch(name, a), &Fixture::for_arch(name, b));
+    pkg.add_archive("foreign.tar", &archive);
+    let after = Fixture::new("example.org/oci/docker-after:1");
+    let lines = [
+        format!("foreign.tar {name}"),
+        pkg.add("after.tar", &after, Codec::Tar),
+    ];
+    pkg.write_list(&lines.iter().map(String::as_str).collect::<Vec<_>>());
+
+    let out = load_package(&engine, &pkg, &[]);
+
+    let device = device_platform();
+    out.assert_code(1)
+        .assert_entry(
+            &pkg.list,
+            1,
+            &[&format!(
+                "{name}: failed: foreign.tar: no image of {name} for this device's platform \
+                 {device}, only for linux/{a}, linux/{b}; ship an archive that holds the \
+                 {device} image; nothing was loaded, the archive is kept"
+            )],
+        )
+        .assert_summary("1 loaded, 0 present, 1 failed");
+    engine.assert_has_not(name);
+    assert_eq!(engine.image_count(), 1, "nothing of foreign.tar\n{out:?}");
 }

@@ -1169,12 +1169,27 @@ impl Fixture {
         Fixture::from_layers(&[reference], layers)
     }
 
+    /// A one-layer image tagged `reference` whose config names the architecture `arch`
+    /// (`arm64`, `s390x`...): an image for another platform than the device's, which every
+    /// engine loads and no container here could run.
+    pub fn for_arch(reference: &str, arch: &str) -> Fixture {
+        let seed = fresh_seed();
+        let content = format!("fixture {seed:x} for {arch}\n").into_bytes();
+        let layer = layer_of(&format!("fixture-{seed:x}.txt"), &content);
+        Fixture::from_layers_for(arch, &[reference], vec![layer])
+    }
+
     /// The docker-archive (`docker save` layout) of an image made of `layer_tars`.
     pub fn from_layers(repo_tags: &[&str], layer_tars: Vec<Vec<u8>>) -> Fixture {
+        Fixture::from_layers_for(oci_arch(), repo_tags, layer_tars)
+    }
+
+    /// The same, for the architecture `arch`.
+    fn from_layers_for(arch: &str, repo_tags: &[&str], layer_tars: Vec<Vec<u8>>) -> Fixture {
         let diff_ids: Vec<String> = layer_tars.iter().map(|l| sha256_hex(l)).collect();
         let config = format!(
             r#"{{"architecture":"{}","os":"linux","config":{{}},"rootfs":{{"type":"layers","diff_ids":[{}]}}}}"#,
-            oci_arch(),
+            arch,
             diff_ids
                 .iter()
                 .map(|d| format!("\"sha256:{d}\""))
