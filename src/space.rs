@@ -515,6 +515,24 @@ mod tests {
     }
 
     #[test]
+    fn xz_empty_streams_count_against_the_walks_budget() {
+        // 32 MiB of empty streams (a million of them) before one that holds the data: the
+        // walk gives up within its budget, and the archive counts at its own size.
+        let empty = compress(&["xz", "-c"], &[]);
+        assert_eq!(empty.len(), 32, "fixture: an empty xz stream");
+        let data = payload(1 << 20);
+        let archive = [empty.repeat(1 << 20), compress(&["xz", "-c"], &data)].concat();
+        let e = estimate_of("xzempty", Format::Xz, &archive);
+        assert_eq!(
+            e,
+            Estimate {
+                bytes: archive.len() as u64,
+                basis: Basis::Compressed
+            }
+        );
+    }
+
+    #[test]
     fn estimating_leaves_the_file_position_to_the_decoder() {
         let data = payload(1 << 20);
         for (format, archive) in [

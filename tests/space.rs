@@ -388,3 +388,17 @@ fn image_behind_32_mib_of_empty_zstd_skippable_frames_counts_its_compressed_size
         .assert_stderr_contains(NOT_RECORDED);
     assert!(out.elapsed < WALK_TIME_LIMIT, "{out:?}");
 }
+
+#[test]
+fn image_behind_a_million_empty_xz_streams_counts_its_compressed_size_within_seconds() {
+    let image = compressible_image("example.org/space/streams:1", 1 << 20);
+    let empty = pipe("xz", &["-c"], &[]);
+    let archive = [empty.repeat(1 << 20), pipe("xz", &["-c"], &image.tar)].concat();
+
+    let out = dry_run_of(&image, "streams.tar.xz", &archive);
+
+    out.assert_code(0)
+        .assert_summary("1 would load, 0 present, 0 failed")
+        .assert_stderr_contains(NOT_RECORDED);
+    assert!(out.elapsed < WALK_TIME_LIMIT, "{out:?}");
+}
