@@ -3,6 +3,8 @@
 //!
 //! The archives are zstd written from a file, so their frames record the tar's size: a 64 MiB
 //! tar compresses to a few hundred KiB, and only the recorded size can tell that it will not fit.
+//! Last, archives of millions of empty zstd skippable frames or xz streams, whose size walk
+//! gives up within its budget.
 
 #[macro_use]
 mod common;
