@@ -381,6 +381,24 @@ mod tests {
     }
 
     #[test]
+    fn zstd_skippable_frames_count_against_the_walks_budget() {
+        // 32 MiB of empty skippable frames (4 million headers) before a frame that records its
+        // size: the walk gives up within its budget, and the archive counts at its own size.
+        let empty = [ZSTD_SKIPPABLE.to_le_bytes(), 0u32.to_le_bytes()].concat();
+        let data = payload(1 << 20);
+        let zst = from_file("zskips", &["zstd", "-q", "-c"], &data);
+        let archive = [empty.repeat(4 << 20), zst].concat();
+        let e = estimate_of("zskips", Format::Zstd, &archive);
+        assert_eq!(
+            e,
+            Estimate {
+                bytes: archive.len() as u64,
+                basis: Basis::Compressed
+            }
+        );
+    }
+
+    #[test]
     fn a_zstd_content_size_its_blocks_cannot_hold_is_not_believed() {
         let data = payload(1 << 20);
         let mut zst = from_file("zbig", &["zstd", "-q", "-c"], &data);
@@ -491,6 +509,24 @@ mod tests {
             e,
             Estimate {
                 bytes: cut.len() as u64,
+                basis: Basis::Compressed
+            }
+        );
+    }
+
+    #[test]
+    fn xz_empty_streams_count_against_the_walks_budget() {
+        // 32 MiB of empty streams (a million of them) before one that holds the data: the
+        // walk gives up within its budget, and the archive counts at its own size.
+        let empty = compress(&["xz", "-c"], &[]);
+        assert_eq!(empty.len(), 32, "fixture: an empty xz stream");
+        let data = payload(1 << 20);
+        let archive = [empty.repeat(1 << 20), compress(&["xz", "-c"], &data)].concat();
+        let e = estimate_of("xzempty", Format::Xz, &archive);
+        assert_eq!(
+            e,
+            Estimate {
+                bytes: archive.len() as u64,
                 basis: Basis::Compressed
             }
         );

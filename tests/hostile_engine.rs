@@ -840,6 +840,38 @@ fn an_image_of_more_layers_than_any_real_one_is_not_taken_as_held() {
 }
 
 #[test]
+fn an_engine_of_1000_images_of_512_layers_each_keeps_the_loader_small() {
+    // 1,000 images as asked about, each of as many layers as one is taken with: their lists
+    // count against the layers kept in all (16,384), so no more than 32 images are asked about.
+    let ids: Vec<String> = (0..1000)
+        .map(|i| format!(r#"{{"Id":"sha256:{i:064x}","RepoTags":[]}}"#))
+        .collect();
+    let layers: Vec<String> = (0..512).map(|i| format!(r#""sha256:{i:064x}""#)).collect();
+    let inspect = format!(
+        r#"{{"RootFS":{{"Type":"layers","Layers":[{}]}}}}"#,
+        layers.join(",")
+    );
+    let engine = docker_holding(format!("[{}]", ids.join(",")), inspect);
+    let (pkg, _) = images(1);
+
+    let (out, peak) = run_within(
+        &args(&engine.host(), &pkg, &["--no-space-check", "-v"]),
+        RUN_LIMIT,
+    );
+
+    assert_small(&out, peak, &engine);
+    let asked = engine.requests();
+    let images_asked = asked
+        .iter()
+        .filter(|r| r.contains("/images/sha256:"))
+        .count();
+    assert!(
+        images_asked <= 16_384 / 512,
+        "asked about {images_asked} images\n{out:?}"
+    );
+}
+
+#[test]
 fn load_answer_naming_two_million_images_keeps_the_loader_small() {
     let names: Vec<String> = (0..2_000_000)
         .map(|i| format!("\"{:x}\"", i % 4096))
