@@ -113,7 +113,7 @@ pub struct Recorder<'a> {
     last_cost: Duration,
     /// Rows recorded again after a later load moved their reference (see [`Recorder::revise`]),
     /// by list and line, to put in place of the rows first written when the run ends.
-    revised: HashMap<(String, usize), Vec<u8>>,
+    revised: Vec<((String, usize), Vec<u8>)>,
     failed: bool,
 }
 
@@ -137,7 +137,7 @@ impl<'a> Recorder<'a> {
             recorded: 0,
             last_write: Instant::now(),
             last_cost: Duration::ZERO,
-            revised: HashMap::new(),
+            revised: Vec::new(),
             failed: false,
         }
     }
@@ -181,10 +181,12 @@ impl<'a> Recorder<'a> {
         row.archive_id.clone_from(&outcome.archive_id);
         row.errors.extend(outcome.error.clone());
         self.mark_or_report(&row, false);
+        let mut json = Vec::new();
         // Writing into a Vec cannot fail.
-        let json = serde_json::to_vec(&row.to_json()).unwrap_or_default();
+        let _ = serde_json::to_writer(&mut json, &row.to_json());
         let key = (entry.list.display().to_string(), entry.line);
-        self.revised.insert(key, json);
+        self.revised.retain(|(k, _)| *k != key);
+        self.revised.push((key, json));
     }
 
     /// [`Recorder::mark`], a failure logged and remembered.
@@ -413,8 +415,9 @@ impl<'a> Recorder<'a> {
         out.write_all(b"[")?;
         for (i, raw) in rows.iter().enumerate() {
             out.write_all(if i == 0 { b"\n" } else { b",\n" })?;
-            let revised = Placed::of(raw).and_then(|key| self.revised.get(&key));
-            out.write_all(revised.map_or(raw.get().as_bytes(), Vec::as_slice))?;
+            let key = placed(raw);
+            let revised = self.revised.iter().find(|(k, _)| Some(k) == key.as_ref());
+            out.write_all(revised.map_or(raw.get().as_bytes(), |(_, json)| json))?;
         }
         out.write_all(TAIL)?;
         out.into_inner().map_err(|e| e.into_error())?;
@@ -425,18 +428,10 @@ impl<'a> Recorder<'a> {
 }
 
 /// Where a row of `status.json` comes from: its list and line.
-#[derive(Deserialize)]
-struct Placed<'a> {
-    #[serde(borrow)]
-    list: Cow<'a, str>,
-    line: usize,
-}
-
-impl Placed<'_> {
-    fn of(raw: &RawValue) -> Option<(String, usize)> {
-        let placed: Placed = serde_json::from_str(raw.get()).ok()?;
-        Some((placed.list.into_owned(), placed.line))
-    }
+fn placed(raw: &RawValue) -> Option<(String, usize)> {
+    let row: serde_json::Value = serde_json::from_str(raw.get()).ok()?;
+    let list = row["list"].as_str()?.to_owned();
+    Some((list, usize::try_from(row["line"].as_u64()?).ok()?))
 }
 
 /// The `status.json` found before this run's first entry.
