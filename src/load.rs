@@ -154,6 +154,7 @@ pub fn run(options: &Options, log: &Log) -> Exit {
             held: Held::default(),
             fresh: listing.is_some(),
             lists: listing.is_some(),
+            swept: false,
             listing,
         };
         for (index, entry) in lists.entries.iter().enumerate() {
@@ -479,6 +480,8 @@ struct Turns<'a> {
     fresh: bool,
     /// Whether presence is answered from the listing (a run of more than one entry).
     lists: bool,
+    /// Whether keeper names a load that did not end left were looked for (src/names.rs).
+    swept: bool,
 }
 
 /// How an entry's turn ended.
@@ -592,6 +595,11 @@ impl Turns<'_> {
         let (image, place) = (&entry.reference, entry.place().to_string());
         let started = Instant::now();
         let snapshot = self.take_listing();
+        let keeps = engine.store().is_ok_and(|s| s.names_hold_images());
+        if let Some(listing) = snapshot.as_ref().filter(|_| keeps && !self.swept) {
+            names::sweep(engine, listing, log);
+            self.swept = true;
+        }
         let origin = archive.origin();
         let sent = self.send(entry, report, archive, replacing.is_some(), asked);
         let asked = asked.borrow();

@@ -31,9 +31,29 @@ use crate::log::Log;
 use crate::manifest::Images;
 use crate::reference::{canonical, Reference};
 
-/// The repository of the keeper names: the tag is the image's id in hex. A keeper left by a
-/// loader killed mid-load is a name like any other (`docker rmi` removes it).
+/// The repository of the keeper names: the tag is the image's id in hex. One left by a loader
+/// killed mid-load is removed by the next load on that engine ([`sweep`]).
 pub const KEEPER_REPOSITORY: &str = "localhost/container-loader-keep";
+
+/// Removes the keeper names `listing` shows: left by a loader that did not end its load (killed,
+/// or its engine restarted). Their images are then as a load that ended would have left them.
+pub fn sweep(engine: &Engine, listing: &Listing, log: &Log) {
+    let prefix = format!("{KEEPER_REPOSITORY}:");
+    let left: Vec<Reference> = listing
+        .names_starting_with(&prefix)
+        .filter_map(|name| Reference::parse(name).ok())
+        .collect();
+    for keeper in left {
+        match engine.remove(&keeper) {
+            Ok(()) => log.info(format_args!(
+                "removed {keeper}, left by a load that did not end"
+            )),
+            Err(e) => log.warn(format_args!(
+                "cannot remove {keeper}, left by a load that did not end: {e}; remove it by hand (docker rmi {keeper})"
+            )),
+        }
+    }
+}
 
 /// What the engine's names stood for just before an upload.
 pub struct Before<'a> {

@@ -15,6 +15,17 @@ on_every_engine! {
     the_marker_follows_the_last_line_for_a_reference;
 }
 
+/// docker's containerd store keeps an image about to lose a name by a keeper name of the
+/// loader's for the length of a load; one a killed loader left is removed by the next load.
+mod a_keeper_name_a_load_that_did_not_end_left_is_removed_by_the_next_load {
+    #[test]
+    fn docker26_containerd() {
+        super::a_keeper_name_a_load_that_did_not_end_left_is_removed_by_the_next_load(
+            crate::common::Flavor::Docker26Containerd,
+        )
+    }
+}
+
 /// Two images: `a` under `example.org/names/app:1` and `app:shared`, `b` under `app:shared`
 /// alone, each in its own archive of `pkg`.
 fn sharing_a_name(pkg: &Package) -> (Fixture, Fixture) {
@@ -185,4 +196,30 @@ fn the_marker_follows_the_last_line_for_a_reference(flavor: Flavor) {
         marker_id(run.path(), &fixture.reference),
         Some(id_of(&fixture, flavor))
     );
+}
+
+fn a_keeper_name_a_load_that_did_not_end_left_is_removed_by_the_next_load(flavor: Flavor) {
+    let engine = Engine::start(flavor);
+    let pkg = Package::new();
+    let kept = Fixture::new("example.org/names/kept:1");
+    engine.preload(&kept);
+    let keeper = format!("localhost/container-loader-keep:{}", kept.id_on(flavor));
+    let path = format!(
+        "/images/{}/tag?repo=localhost/container-loader-keep&tag={}",
+        kept.reference,
+        kept.id_on(flavor)
+    );
+    let (status, body) = http_post(engine.socket_path(), &path, b"").expect("tag answered");
+    assert_eq!(status, 201, "{body}");
+    engine.assert_has(&keeper);
+    let fixture = Fixture::new("example.org/names/next:1");
+    pkg.write_list(&[&pkg.add("next.tar.zst", &fixture, Codec::Zstd)]);
+
+    let out = load_package(&engine, &pkg, &[]);
+
+    out.assert_code(0).assert_stderr_contains(&format!(
+        "removed {keeper}, left by a load that did not end"
+    ));
+    engine.assert_has_not(&keeper);
+    engine.assert_has(&kept.reference);
 }

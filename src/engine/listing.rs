@@ -83,6 +83,14 @@ impl Listing {
         self.ids.get(*index as usize).map(|id| &**id)
     }
 
+    /// The names the listing shows that start with `prefix`, as the engine spells them.
+    pub fn names_starting_with<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = &'a str> {
+        self.names
+            .keys()
+            .map(|name| &**name)
+            .filter(move |name| name.starts_with(prefix))
+    }
+
     /// Whether the listing holds an image with the id `id` (`sha256:` and 64 hex digits).
     pub fn holds_id(&self, id: &str) -> bool {
         self.ids.iter().any(|held| &**held == id)
