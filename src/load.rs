@@ -573,7 +573,7 @@ impl Turns<'_> {
         if options.dry_run {
             return dry_run(engine, entry, &archive, options, log).into();
         }
-        let asked = RefCell::new(Asked::default());
+        let asked = RefCell::new(Asked::new(engine));
         let ended = self.transact(entry, report, archive, replacing, &asked);
         asked
             .borrow_mut()
@@ -595,7 +595,7 @@ impl Turns<'_> {
         let (image, place) = (&entry.reference, entry.place().to_string());
         let started = Instant::now();
         let snapshot = self.take_listing();
-        let keeps = engine.store().is_ok_and(|s| s.names_hold_images());
+        let keeps = asked.borrow().keep;
         if let Some(listing) = snapshot.as_ref().filter(|_| keeps && !self.swept) {
             names::sweep(engine, listing, log);
             self.swept = true;
@@ -624,10 +624,7 @@ impl Turns<'_> {
             carried.join(", ")
         ));
         let names = names_of(image, promised.as_ref(), &carried);
-        let archive_id = promised.as_ref().and_then(|p| match p.find(image) {
-            Match::Named(i) | Match::Only(i) => engine.id_for(i).ok().flatten().map(str::to_owned),
-            _ => None,
-        });
+        let (archive_id, _) = archive_image(engine, promised.as_ref(), image);
         let confirmed = confirm(engine, entry, promised.as_ref(), carried, log);
         let readings = names::read_back(engine, &before, &names, &place, log);
         let checked = confirmed.and_then(|id| {
@@ -711,7 +708,6 @@ impl Turns<'_> {
             engine,
             reference: image,
             asked,
-            keep: engine.store().is_ok_and(|s| s.names_hold_images()),
             format,
             estimate,
             place: &place,
@@ -960,8 +956,6 @@ struct Job<'a> {
     /// The entry's reference, and what the engine's names were before the tar's end.
     reference: &'a Reference,
     asked: &'a RefCell<Asked>,
-    /// Whether images about to lose a name get a keeper name ([`names::Asked`]).
-    keep: bool,
     format: Format,
     estimate: Option<space::Estimate>,
     place: &'a str,
@@ -1020,7 +1014,6 @@ fn upload(job: &Job, decoder: crate::decode::Decoder, plan: Option<Leaving>) -> 
         engine,
         reference,
         asked,
-        keep,
         format,
         estimate,
         place,
@@ -1048,7 +1041,7 @@ fn upload(job: &Job, decoder: crate::decode::Decoder, plan: Option<Leaving>) -> 
     // layer files a delta load leaves out. Its tar walk also notes what the archive promises
     // as it streams by: no second read, and no second walk.
     let stream = Loadable::new(stream, Platform::device(), engine.reads()).before_end(Box::new(
-        move |images: &Images| asked.borrow_mut().ask(engine, reference, images, keep),
+        move |images: &Images| asked.borrow_mut().ask(engine, reference, images),
     ));
     let stream = match plan {
         Some(p) => stream.leaving_out(p.omission, p.empty),
@@ -1151,16 +1144,9 @@ fn confirm(
     let image = &entry.reference;
     let archive = || entry.archive.clone();
     let has = engine.image_id(image).map_err(EntryError::Presence)?;
-    let found = promised.map(|p| p.find(image));
-    // The archive's image as this engine's store names it; if the store cannot be told,
-    // nothing to compare with, and the engine's word is taken below.
-    let id_of = |i| engine.id_for(i).ok().flatten();
-    let (wanted, named) = match found {
-        Some(Match::Named(i)) => (id_of(i), true),
-        Some(Match::Only(i)) => (id_of(i), false),
-        _ => (None, false),
-    };
-    let Some(wanted) = wanted else {
+    // If the store cannot be told, nothing to compare with, and the engine's word is taken.
+    let (wanted, named) = archive_image(engine, promised, image);
+    let Some(wanted) = wanted.as_deref() else {
         // What the archive holds could not be told; the engine's word is all there is.
         return match has {
             Some(id) => Ok(Some(id)),
@@ -1235,6 +1221,21 @@ fn confirm(
             image: image.to_string(),
             carried,
         }),
+    }
+}
+
+/// The archive's image for `image` as this engine's store names it, where that can be told,
+/// and whether the archive carries the name (or holds that one image without it).
+fn archive_image(
+    engine: &Engine,
+    promised: Option<&Images>,
+    image: &Reference,
+) -> (Option<String>, bool) {
+    let id_of = |i| engine.id_for(i).ok().flatten().map(str::to_owned);
+    match promised.map(|p| p.find(image)) {
+        Some(Match::Named(i)) => (id_of(i), true),
+        Some(Match::Only(i)) => (id_of(i), false),
+        _ => (None, false),
     }
 }
 

@@ -24,8 +24,6 @@
 //! counts as having been on no image only when the image it is on now is one the listing did
 //! not hold: an image that the load created.
 
-use std::fmt;
-
 use crate::engine::{short_hex, short_id, Engine, EngineError, Listing};
 use crate::log::Log;
 use crate::manifest::Images;
@@ -68,16 +66,29 @@ pub struct Before<'a> {
 
 /// The names an archive carries as the engine had them just before the tar's end reached it,
 /// and the keeper names given to their images.
-#[derive(Default)]
 pub struct Asked {
     pub names: Vec<(Reference, Option<String>)>,
+    /// Whether the engine's store needs keeper names ([`Store::names_hold_images`]).
+    ///
+    /// [`Store::names_hold_images`]: crate::engine::store::Store::names_hold_images
+    pub keep: bool,
     keepers: Vec<Reference>,
 }
 
 impl Asked {
-    /// Asks the engine for `reference` and each name `images` carries; with `keep`, gives each
-    /// image found a keeper name. A name the engine cannot be asked about is left out.
-    pub fn ask(&mut self, engine: &Engine, reference: &Reference, images: &Images, keep: bool) {
+    /// Nothing asked yet, on `engine`'s store.
+    pub fn new(engine: &Engine) -> Asked {
+        Asked {
+            names: Vec::new(),
+            keep: engine.store().is_ok_and(|s| s.names_hold_images()),
+            keepers: Vec::new(),
+        }
+    }
+
+    /// Asks the engine for `reference` and each name `images` carries; where the store needs
+    /// it, gives each image found a keeper name. A name the engine cannot be asked about is
+    /// left out.
+    pub fn ask(&mut self, engine: &Engine, reference: &Reference, images: &Images) {
         let carried = images.images.iter().flat_map(|i| i.references.iter());
         let names = std::iter::once(reference.clone())
             .chain(carried.filter_map(|name| Reference::parse(name).ok()));
@@ -90,13 +101,13 @@ impl Asked {
                 self.names.push((name, id));
             }
         }
-        if keep {
-            self.keep(engine);
+        if self.keep {
+            self.keep_images(engine);
         }
     }
 
     /// Gives each image a name is on a keeper name, so that it stays to be named again.
-    fn keep(&mut self, engine: &Engine) {
+    fn keep_images(&mut self, engine: &Engine) {
         let mut ids: Vec<&String> = self
             .names
             .iter()
@@ -148,18 +159,13 @@ pub struct Change {
     pub now: Option<String>,
 }
 
-impl fmt::Display for Change {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let on = |id: &Option<String>| match id {
-            Some(id) => short_id(id),
-            None => "no image".to_owned(),
-        };
-        let was = match &self.was {
-            Was::On(id) => short_id(id),
-            Was::Nowhere => "no image".to_owned(),
-            Was::Unknown => "an image not known".to_owned(),
-        };
-        write!(f, "{} from {was} to {}", self.name, on(&self.now))
+impl Was {
+    /// Where a name on `id` (`None`: on no image) was.
+    fn of(id: &Option<String>) -> Was {
+        match id {
+            Some(id) => Was::On(id.clone()),
+            None => Was::Nowhere,
+        }
     }
 }
 
@@ -178,17 +184,11 @@ impl Before<'_> {
     /// Where `name` stood, as far as this snapshot tells; `now` is the image it is on now.
     fn was(&self, name: &Reference, now: Option<&str>) -> Was {
         if let Some((_, id)) = self.asked.iter().find(|(n, _)| same_name(n, name)) {
-            return match id {
-                Some(id) => Was::On(id.clone()),
-                None => Was::Nowhere,
-            };
+            return Was::of(id);
         }
         let (reference, id) = &self.reference;
         if same_name(name, reference) {
-            return match id {
-                Some(id) => Was::On(id.clone()),
-                None => Was::Nowhere,
-            };
+            return Was::of(id);
         }
         let Some(listing) = self.listing else {
             return Was::Unknown;
@@ -247,9 +247,8 @@ pub fn read_back(
 }
 
 /// Undoes the moves among `changes`: each name goes back on the image it was on, or is removed
-/// where it was on none. Each step is logged under `place`; returns whether every name is back.
-pub fn restore(engine: &Engine, changes: &[Change], place: &str, log: &Log) -> bool {
-    let mut all = true;
+/// where it was on none. Each step is logged under `place`.
+pub fn restore(engine: &Engine, changes: &[Change], place: &str, log: &Log) {
     for change in changes.iter().filter(|c| c.moved()) {
         let name = &change.name;
         let undone = match &change.was {
@@ -266,24 +265,27 @@ pub fn restore(engine: &Engine, changes: &[Change], place: &str, log: &Log) -> b
                     _ => "removed, as it was on no image before".to_owned(),
                 }
             )),
-            Err(e) => {
-                all = false;
-                log.error(format_args!(
-                    "{place}: {name}: the failed load moved it {}, and undoing that failed: {e}; {}",
-                    moved_text(change),
-                    by_hand(change)
-                ));
-            }
+            Err(e) => log.error(format_args!(
+                "{place}: {name}: the failed load moved it {}, and undoing that failed: {e}; {}",
+                moved_text(change),
+                by_hand(change)
+            )),
         }
     }
-    all
 }
 
 /// "from A to B", for a change whose name is already said.
 fn moved_text(change: &Change) -> String {
-    let text = change.to_string();
-    text.strip_prefix(change.name.as_str())
-        .map_or(text.clone(), |rest| rest.trim_start().to_owned())
+    let was = match &change.was {
+        Was::On(id) => short_id(id),
+        Was::Nowhere => "no image".to_owned(),
+        Was::Unknown => "an image not known".to_owned(),
+    };
+    let now = change
+        .now
+        .as_deref()
+        .map_or("no image".to_owned(), short_id);
+    format!("from {was} to {now}")
 }
 
 /// What an operator types to do what [`restore`] could not.

@@ -150,11 +150,7 @@ impl<'a> Recorder<'a> {
     /// Records `entry`'s outcome: its marker now, its row in `status.json` now unless
     /// `batched` (it was answered without asking the engine; see [`BATCH`]).
     pub fn entry(&mut self, entry: &Entry, outcome: &Outcome, batched: bool) {
-        let mut row = Row::new(entry, &mut self.dirs);
-        row.state = outcome.state;
-        row.image_id.clone_from(&outcome.image_id);
-        row.archive_id.clone_from(&outcome.archive_id);
-        row.errors.extend(outcome.error.clone());
+        let row = self.row(entry, outcome);
         let start = self.pending.len();
         self.pending.extend_from_slice(b",\n");
         // Writing into a Vec cannot fail.
@@ -175,11 +171,7 @@ impl<'a> Recorder<'a> {
     /// Records `entry` again with `outcome`: a later load of the run moved its reference. Its
     /// marker follows at once; its row replaces the one written when the run ends.
     pub fn revise(&mut self, entry: &Entry, outcome: &Outcome) {
-        let mut row = Row::new(entry, &mut self.dirs);
-        row.state = outcome.state;
-        row.image_id.clone_from(&outcome.image_id);
-        row.archive_id.clone_from(&outcome.archive_id);
-        row.errors.extend(outcome.error.clone());
+        let row = self.row(entry, outcome);
         self.mark_or_report(&row, false);
         let mut json = Vec::new();
         // Writing into a Vec cannot fail.
@@ -187,6 +179,16 @@ impl<'a> Recorder<'a> {
         let key = (entry.list.display().to_string(), entry.line);
         self.revised.retain(|(k, _)| *k != key);
         self.revised.push((key, json));
+    }
+
+    /// `entry`'s row with `outcome`, its archive columns as the file is now.
+    fn row<'e>(&mut self, entry: &'e Entry, outcome: &Outcome) -> Row<'e> {
+        let mut row = Row::new(entry, &mut self.dirs);
+        row.state = outcome.state;
+        row.image_id.clone_from(&outcome.image_id);
+        row.archive_id.clone_from(&outcome.archive_id);
+        row.errors.extend(outcome.error.clone());
+        row
     }
 
     /// [`Recorder::mark`], a failure logged and remembered.

@@ -58,6 +58,28 @@ mod a_two_image_load_whose_image_on_the_base_is_not_listed_is_sent_whole_again {
     }
 }
 
+/// Loads `base` as podman saves it, an OCI archive with gzip layer blobs: docker's containerd
+/// store then holds the base layers as snapshots, and its content under their compressed
+/// digests only.
+fn load_base_as_podman_saves_it(engine: &Engine, base: &Fixture) {
+    let saved = podman_saved(base, "oci-archive");
+    let (status, body) = http_post(engine.socket_path(), "/images/load?quiet=1", &saved)
+        .expect("the engine answers a load");
+    assert!(
+        status == 200 && !body.contains("\"error"),
+        "{status} {body}"
+    );
+}
+
+/// The engine's listing shows a name containing `part`.
+fn assert_listed(engine: &Engine, part: &str) {
+    let names = engine.list_images();
+    assert!(
+        names.iter().any(|n| n.contains(part)),
+        "not listed: {names:?}"
+    );
+}
+
 /// A base of two large layers, and an image tagged `reference` with one small layer on it.
 fn base_and_app(reference: &str) -> (Fixture, Fixture) {
     let base = Fixture::build(&["example.org/delta/base:1"], 0);
@@ -402,13 +424,7 @@ fn a_two_image_load_whose_image_on_the_base_is_not_listed_is_sent_whole_again(fl
     let engine = Engine::start(flavor);
     let (base, app) = base_and_app("example.org/delta/pair:1");
     let other = Fixture::new("example.org/delta/unrelated:1");
-    let saved = podman_saved(&base, "oci-archive");
-    let (status, body) = http_post(engine.socket_path(), "/images/load?quiet=1", &saved)
-        .expect("the engine answers a load");
-    assert!(
-        status == 200 && !body.contains("\"error"),
-        "{status} {body}"
-    );
+    load_base_as_podman_saves_it(&engine, &base);
     let pkg = Package::new();
     pkg.add_archive("pair.tar", &two_image_archive(&app, &other));
     pkg.write_list(&["pair.tar example.org/delta/pair:1"]);
@@ -420,29 +436,14 @@ fn a_two_image_load_whose_image_on_the_base_is_not_listed_is_sent_whole_again(fl
         .assert_summary("1 loaded, 0 present, 0 failed")
         .assert_stderr_contains("sending pair.tar whole");
     assert_eq!(proxy.uploads(), 2, "{:?}", proxy.request_lines());
-    assert!(
-        engine
-            .list_images()
-            .iter()
-            .any(|n| n.contains("delta/pair:1")),
-        "not listed: {:?}",
-        engine.list_images()
-    );
+    assert_listed(&engine, "delta/pair:1");
     assert!(!pkg.archive("pair.tar").exists(), "deleted once whole");
 }
 
 fn a_load_that_leaves_an_image_the_engine_does_not_list_is_sent_whole_again(flavor: Flavor) {
     let engine = Engine::start(flavor);
     let (base, app) = base_and_app("example.org/delta/app:1");
-    // podman saves an OCI archive with gzip layer blobs: the store holds the base layers as
-    // snapshots, and its content under their compressed digests only.
-    let saved = podman_saved(&base, "oci-archive");
-    let (status, body) = http_post(engine.socket_path(), "/images/load?quiet=1", &saved)
-        .expect("the engine answers a load");
-    assert!(
-        status == 200 && !body.contains("\"error"),
-        "{status} {body}"
-    );
+    load_base_as_podman_saves_it(&engine, &base);
     let pkg = Package::new();
     pkg.write_list(&[&pkg.add("app.tar", &app, Codec::Tar)]);
     let proxy = Proxy::start(&pkg.dir().join("p.sock"), engine.socket_path(), Fault::None);
@@ -456,12 +457,5 @@ fn a_load_that_leaves_an_image_the_engine_does_not_list_is_sent_whole_again(flav
     assert_eq!(proxy.uploads(), 2, "{:?}", proxy.request_lines());
     let id = engine.assert_has(&app.reference);
     assert_eq!(bare_id(&id), app.id_on(flavor));
-    assert!(
-        engine
-            .list_images()
-            .iter()
-            .any(|n| n.contains("delta/app:1")),
-        "not listed: {:?}",
-        engine.list_images()
-    );
+    assert_listed(&engine, "delta/app:1");
 }

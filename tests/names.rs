@@ -46,6 +46,18 @@ fn load_into(engine: &Engine, pkg: &Package, run: &TempDir, extra: &[&str]) -> O
     load_package(engine, pkg, &args)
 }
 
+/// Row `row` of status.json and app:shared's marker give `now`'s id, the row `archive`'s as the
+/// archive's (`--verify`).
+fn assert_recorded_on(run: &TempDir, row: usize, now: &Fixture, archive: &Fixture, flavor: Flavor) {
+    let rows = status_rows(run.path());
+    assert_eq!(rows[row]["image_id"], id_of(now, flavor), "{rows:?}");
+    assert_eq!(rows[row]["archive_id"], id_of(archive, flavor), "{rows:?}");
+    assert_eq!(
+        marker_id(run.path(), "example.org/names/app:shared"),
+        Some(id_of(now, flavor))
+    );
+}
+
 fn id_of(fixture: &Fixture, flavor: Flavor) -> String {
     format!("sha256:{}", fixture.id_on(flavor))
 }
@@ -77,13 +89,7 @@ fn a_later_line_is_verified_against_the_names_an_earlier_load_moved(flavor: Flav
         bare_id(&engine.assert_has("example.org/names/app:shared")),
         a.id_on(flavor)
     );
-    let rows = status_rows(run.path());
-    assert_eq!(rows[1]["image_id"], id_of(&a, flavor), "{rows:?}");
-    assert_eq!(rows[1]["archive_id"], id_of(&b, flavor), "{rows:?}");
-    assert_eq!(
-        marker_id(run.path(), "example.org/names/app:shared"),
-        Some(id_of(&a, flavor))
-    );
+    assert_recorded_on(&run, 1, &a, &b, flavor);
 }
 
 fn a_load_that_moves_an_earlier_lines_name_records_that_line_again(flavor: Flavor) {
@@ -109,14 +115,8 @@ fn a_load_that_moves_an_earlier_lines_name_records_that_line_again(flavor: Flavo
             ],
         )
         .assert_summary("2 loaded, 0 present, 1 differ, 0 failed");
-    let rows = status_rows(run.path());
-    assert_eq!(rows[0]["state"], "differs", "{rows:?}");
-    assert_eq!(rows[0]["image_id"], id_of(&a, flavor), "{rows:?}");
-    assert_eq!(rows[0]["archive_id"], id_of(&b, flavor), "{rows:?}");
-    assert_eq!(
-        marker_id(run.path(), "example.org/names/app:shared"),
-        Some(id_of(&a, flavor))
-    );
+    assert_eq!(status_rows(run.path())[0]["state"], "differs");
+    assert_recorded_on(&run, 0, &a, &b, flavor);
 }
 
 fn a_refused_replace_differing_load_leaves_the_engines_image_named(flavor: Flavor) {
