@@ -1230,7 +1230,7 @@ fn tool_runs(script: &str, runs: usize, log: &Path) -> Run {
 fn into_sink(work: &Path, archive: &Path, theirs: &str, runs: usize, log: &Path) -> (Run, Run) {
     let (dir, list) = one_archive(work, "sink", archive, "bench.example/sink:1");
     let run_log = dir.join("run.log");
-    let id = container_loader::contents::inspect_file(archive, 128 << 20)
+    let id = container_loader::image::contents::inspect_file(archive, 128 << 20)
         .expect("inspect the bench archive")
         .images[0]
         .id

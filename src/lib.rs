@@ -1,57 +1,40 @@
 //! container-loader: loads the container images a root filesystem ships into docker or
 //! podman at boot. The binary (`main.rs`) parses the command line ([`cli`]) and runs one of the
-//! commands here; the modules are public so that the fuzz targets can drive the parsers.
+//! [`commands`]; what the fuzz targets and the bench drive is public too, and nothing else.
 //!
-//! Three layers, each importing only from the ones below it (tests/import_cycles.rs checks
-//! that no import leads back):
+//! The folders are layers, top to bottom; each imports only from the ones below it
+//! (tests/import_cycles.rs checks both that and that no import leads back):
 //!
-//! - commands, one file each, never importing another: [`load`], [`status`], [`inspect`],
-//!   [`scan`];
-//! - what several commands share: [`exit`] (the exit status), [`entries`] (the lists read),
-//!   [`connect`], [`row`] (an entry's state and row, status.json's format), [`verify`] (the
-//!   archive's image id), [`contents`] (what an archive holds), [`ready`] (status.json and the
-//!   markers, with [`marker`], [`rundir`] and [`lock`]), and the reporting: [`log`],
-//!   [`progress`], [`notify`], [`stdout`];
-//! - the core: [`list`], [`bounded`] (a whole file read within a bound), [`reference`](mod@reference), [`archive`], [`space`], [`decode`], [`manifest`],
-//!   [`platform`], [`oci`], [`engine`], [`delta`] (what an upload can leave out), [`units`].
+//! - [`commands`]: `load`, `status`, `inspect`, `scan`, one folder or file each, never
+//!   importing another;
+//! - [`cli`]: the flag table that drives parsing and `--help`, and each command's options;
+//! - `plan`: what a load will send and whether it fits: the layers the engine holds
+//!   (`plan::delta`), the space check (`plan::space`), the archive's image id
+//!   (`plan::verify`);
+//! - [`state`]: the run on the device: lists read, the engine connected, the run directory, its
+//!   lock, markers and status.json's rows;
+//! - [`report`]: the journal, progress, sd_notify, stdout and the exit status;
+//! - [`rewrite`]: the archive made loadable by the engine at hand, on its way to it;
+//! - [`engine`]: docker's and libpod's HTTP API over the unix socket, and what differs between
+//!   image stores ([`engine::store`]);
+//! - [`image`]: what an archive describes: the tar walk, image descriptions, digests, platforms;
+//! - [`decode`]: zstd, gzip and xz, streamed with bounded memory;
+//! - [`input`]: what comes from outside: lists, references, archive files and their formats,
+//!   bounded reads, sizes.
 //!
-//! A load's data flows one way: [`list`] -> [`reference`](mod@reference) -> [`engine`] (present?) ->
-//! [`archive`] -> [`delta`] (layers the engine holds?) -> [`space`] (fits?) -> [`decode`] ->
-//! [`oci`] (the device's platform; manifest.json for classic docker; layers left out) ->
-//! [`engine`] (load) -> [`engine`] (present!), driven by
-//! [`load`]. What differs between engines and their image stores is in [`engine::store`]; what
-//! differs between archive formats is in [`decode`].
+//! A load's data flows one way: list -> reference -> engine (present?) -> archive -> delta
+//! (layers the engine holds?) -> space (fits?) -> decode -> rewrite (the device's platform;
+//! manifest.json for classic docker; layers left out) -> engine (load) -> engine (present!),
+//! driven by [`commands::load`].
 #![forbid(unsafe_code)]
 
-pub mod archive;
-pub mod bounded;
 pub mod cli;
-pub mod connect;
-pub mod contents;
+pub mod commands;
 pub mod decode;
-pub mod delta;
 pub mod engine;
-pub mod entries;
-pub mod exit;
-pub mod inspect;
-pub mod list;
-pub mod load;
-pub mod lock;
-pub mod log;
-pub mod manifest;
-pub mod marker;
-pub mod names;
-pub mod notify;
-pub mod oci;
-pub mod platform;
-pub mod progress;
-pub mod ready;
-pub mod reference;
-pub mod row;
-pub mod rundir;
-pub mod scan;
-pub mod space;
-pub mod status;
-pub mod stdout;
-pub mod units;
-pub mod verify;
+pub mod image;
+pub mod input;
+pub(crate) mod plan;
+pub mod report;
+pub mod rewrite;
+pub mod state;

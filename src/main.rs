@@ -4,10 +4,10 @@
 use std::process::ExitCode;
 
 use container_loader::cli::{self, Command};
-use container_loader::exit::Exit;
-use container_loader::log::Log;
-use container_loader::stdout::Stdout;
-use container_loader::{inspect, load, scan, status};
+use container_loader::commands::{inspect, load, scan, status};
+use container_loader::report::exit::Exit;
+use container_loader::report::log::Log;
+use container_loader::report::stdout::Stdout;
 
 /// dlmalloc in place of musl's malloc, whose allocator maps and unmaps a group of pages for a
 /// few small allocations at a time: about a quarter of a no-op run's CPU went to mmap, munmap

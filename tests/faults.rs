@@ -1020,7 +1020,7 @@ fn references_with_queries_or_escapes_never_reach_the_engine() {
         // The space check asks where the engine stores images.
         "/info".to_owned(),
         "/images/load?quiet=1".to_owned(),
-        // The listing: what the engine's names stand for before the upload (src/names.rs).
+        // The listing: what the engine's names stand for before the upload (src/commands/load/names.rs).
         "/images/json".to_owned(),
     ];
     let requests = fake.requests();

@@ -1,11 +1,17 @@
-//! No import circle in src/: every module's `crate::` paths (in `use` lines and in code,
-//! grouped `crate::x::{a, b::{c, self}}` included) name the modules it depends on, and following
-//! them never leads back. The layers lib.rs draws (commands on top of the shared modules, those
-//! on top of the core) hold only while this does. Run alone by `make test` before the rest.
+//! The layers of src/ hold: every module's `crate::` paths (in `use` lines and in code,
+//! grouped `crate::x::{a, b::{c, self}}` included) name the modules it depends on; a module
+//! imports only from its own folder or from the folders below its own in [`LAYERS`] (lib.rs
+//! says what each holds), and following the imports never leads back. Run alone by `make test`
+//! before the rest.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::Path;
+
+/// src/'s top folders, top to bottom. Commands import no other command.
+const LAYERS: &[&str] = &[
+    "commands", "cli", "plan", "state", "report", "rewrite", "engine", "image", "decode", "input",
+];
 
 /// Every module under src/, by path (`engine::store::docker`), with its source.
 fn modules(dir: &Path, prefix: &[String], out: &mut BTreeMap<Vec<String>, String>) {
@@ -166,8 +172,8 @@ fn circle(graph: &BTreeMap<Vec<String>, BTreeSet<Vec<String>>>) -> Option<Vec<St
         .find_map(|node| visit(node, graph, &mut done, &mut Vec::new()))
 }
 
-#[test]
-fn no_module_imports_itself_back() {
+/// Every module under src/ with the modules it imports.
+fn graph() -> BTreeMap<Vec<String>, BTreeSet<Vec<String>>> {
     let mut sources = BTreeMap::new();
     modules(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
@@ -176,11 +182,50 @@ fn no_module_imports_itself_back() {
     );
     assert!(sources.len() > 10, "src/ has {} modules", sources.len());
     let known: BTreeSet<Vec<String>> = sources.keys().cloned().collect();
-    let graph: BTreeMap<_, _> = sources
+    sources
         .iter()
         .map(|(m, s)| (m.clone(), dependencies(m, s, &known)))
-        .collect();
-    if let Some(found) = circle(&graph) {
+        .collect()
+}
+
+/// Where `module` stands in [`LAYERS`]; a module outside every layer fails the test.
+fn layer(module: &[String]) -> usize {
+    LAYERS
+        .iter()
+        .position(|l| module[0] == *l)
+        .unwrap_or_else(|| panic!("src/{} is in none of the layers", module.join("/")))
+}
+
+/// The imports that break the layer rule, as `from -> to` lines.
+fn against_the_layers(graph: &BTreeMap<Vec<String>, BTreeSet<Vec<String>>>) -> Vec<String> {
+    let mut wrong = Vec::new();
+    for (from, deps) in graph {
+        for to in deps {
+            let (a, b) = (layer(from), layer(to));
+            // A command is its own folder or file under commands/: sharing code between two
+            // of them would make one a layer under the other.
+            let other_command = a == 0 && b == 0 && from.get(1) != to.get(1) && to.len() > 1;
+            if b < a || other_command {
+                wrong.push(format!("{} -> {}", from.join("::"), to.join("::")));
+            }
+        }
+    }
+    wrong
+}
+
+#[test]
+fn each_layer_imports_only_the_layers_below_it() {
+    let wrong = against_the_layers(&graph());
+    assert!(
+        wrong.is_empty(),
+        "imports against the layers of lib.rs:\n{}",
+        wrong.join("\n")
+    );
+}
+
+#[test]
+fn no_module_imports_itself_back() {
+    if let Some(found) = circle(&graph()) {
         panic!("an import circle in src/: {}", found.join(" -> "));
     }
 }
@@ -207,4 +252,28 @@ fn grouped_and_nested_paths_are_read() {
     ]
     .into();
     assert_eq!(circle(&graph).unwrap(), ["a", "b", "a"]);
+}
+
+#[test]
+fn an_import_upwards_or_between_commands_is_reported() {
+    let path = |p: &str| -> Vec<String> { p.split("::").map(String::from).collect() };
+    let graph: BTreeMap<Vec<String>, BTreeSet<Vec<String>>> = [
+        (path("input::list"), [path("engine")].into()),
+        (
+            path("commands::load"),
+            [path("commands::status"), path("cli")].into(),
+        ),
+        (
+            path("commands::load::names"),
+            [path("commands::load")].into(),
+        ),
+    ]
+    .into();
+    assert_eq!(
+        against_the_layers(&graph),
+        [
+            "commands::load -> commands::status",
+            "input::list -> engine"
+        ]
+    );
 }

@@ -9,13 +9,15 @@
 use std::io::{self, Read};
 use std::path::Path;
 
-use container_loader::decode::{self, Format, HoldBack};
+use container_loader::decode::{self, HoldBack};
 use container_loader::engine::answer::{self, Failure};
-use container_loader::list;
-use container_loader::manifest;
-use container_loader::oci::{Loadable, Reads, Unloadable};
-use container_loader::platform::Platform;
-use container_loader::reference::Reference;
+use container_loader::engine::store::Reads;
+use container_loader::image::manifest;
+use container_loader::image::platform::Platform;
+use container_loader::input::format::{self, Format};
+use container_loader::input::list;
+use container_loader::input::reference::Reference;
+use container_loader::rewrite::{Loadable, Unloadable};
 use serde_json::Value;
 
 /// The `--memory-limit` the decoders run with: small, so that a header asking for a large
@@ -199,11 +201,11 @@ struct Decoded {
 /// format is none of ours.
 fn decode_all(data: &[u8], hold_back: bool) -> Option<Decoded> {
     let mut file = io::Cursor::new(data.to_vec());
-    let (head, format) = decode::peek(&mut file).expect("reading memory cannot fail");
+    let (head, format) = format::peek(&mut file).expect("reading memory cannot fail");
     assert!(head.len() <= 512 && data.starts_with(&head));
     assert_eq!(head.len(), data.len().min(512), "peek reads all it can");
     let format = format?;
-    assert_eq!(decode::sniff(&head), Some(format));
+    assert_eq!(format::sniff(&head), Some(format));
     let decoder = decode::decoder(format, head, file, MEMORY_LIMIT);
     let progress = decoder.progress.clone();
     // Odd read sizes too, chosen by the length so the input bytes keep their meaning.
@@ -494,7 +496,7 @@ fn tar_of(files: &[(String, &[u8])]) -> Vec<u8> {
 /// bytes escaped) holds a prefix of the escaped reference, `~` and 64 hex digits; two different
 /// references never get the same name.
 pub fn marker_name(data: &[u8]) {
-    use container_loader::marker;
+    use container_loader::state::marker;
     let text = String::from_utf8_lossy(data);
     let (a, b) = text.split_once('\0').unwrap_or((&text, ""));
     for r in [a, b].into_iter().filter(|r| !r.is_empty()) {

@@ -11,11 +11,6 @@ use super::READ_BUF;
 /// claims more than this is not the size of the whole archive.
 const DEFLATE_MAX_RATIO: u64 = 1032;
 
-/// Whether `head` starts a gzip member (RFC 1952: ID1, ID2).
-pub fn sniff(head: &[u8]) -> bool {
-    head.starts_with(&[0x1f, 0x8b])
-}
-
 /// The decoder over `raw`, the archive from its first byte.
 pub fn reader<R: Read + Send + 'static>(raw: R) -> impl Read + Send {
     flate2::read::MultiGzDecoder::new(BufReader::with_capacity(READ_BUF, raw))

@@ -1,21 +1,20 @@
-//! Format sniffing and decoders: an archive's first bytes say what it is, whatever its name.
+//! Decoders: an archive's byte stream, whatever its format ([`crate::input::format`] tells it
+//! by the first bytes).
 //!
-//! `open` reads the magic bytes, chains them back in front of the file as one `Read`, and puts
+//! [`decoder`] chains the bytes already read back in front of the file as one `Read`, and puts
 //! the matching in-process decoder on top (zstd, gzip with any number of members, xz with any
 //! number of blocks and streams, or plain tar). Every decoder streams with a fixed buffer, so
 //! memory does not grow with the archive; the only variable cost, the zstd window or xz
 //! dictionary, is capped by `--memory-limit`. Decoder failures come out as `io::Error`s that
 //! carry a [`DecodeError`], so the caller can tell a corrupt archive from a broken socket.
 //!
-//! What each format is lives in its own file (`zstd.rs`, `gzip.rs`, `xz.rs`, `tar.rs`): its
-//! magic bytes, its decoder and the unpacked size it records; [`Format::ALL`] lists them, for
-//! the sniffing here and for the messages that name them ([`KnownFormats`]).
+//! Each compression has its own file (`zstd.rs`, `gzip.rs`, `xz.rs`): its decoder and the
+//! unpacked size it records; a plain tar needs neither.
 
 mod at;
 mod gzip;
 mod pipe;
 mod tail;
-mod tar;
 mod xz;
 pub(crate) mod zstd;
 
@@ -25,67 +24,14 @@ use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
+use crate::input::archive::Archive;
+use crate::input::format::Format;
+
 pub use pipe::Pipelined;
 pub use tail::HoldBack;
 
-/// Enough to see the tar magic at offset 257 as well as every compression magic.
-const SNIFF_LEN: usize = 512;
 /// Reads from the archive file in blocks this size (measured: larger blocks do not pay).
 pub(crate) const READ_BUF: usize = 128 << 10;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Zstd,
-    Gzip,
-    Xz,
-    Tar,
-}
-
-impl Format {
-    /// Every format the loader reads, in the order messages name them.
-    pub const ALL: [Format; 4] = [Format::Zstd, Format::Gzip, Format::Xz, Format::Tar];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Format::Zstd => "zstd",
-            Format::Gzip => "gzip",
-            Format::Xz => "xz",
-            Format::Tar => "tar",
-        }
-    }
-}
-
-impl fmt::Display for Format {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// The formats as a message lists them, from [`Format::ALL`]: `zstd, gzip, xz or tar`.
-pub struct KnownFormats;
-
-impl fmt::Display for KnownFormats {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (last, rest) = Format::ALL.split_last().expect("formats");
-        for (i, format) in rest.iter().enumerate() {
-            if i > 0 {
-                f.write_str(", ")?;
-            }
-            f.write_str(format.name())?;
-        }
-        write!(f, " or {last}")
-    }
-}
-
-/// Tells the format from an archive's first bytes, `None` if it is none of ours.
-pub fn sniff(head: &[u8]) -> Option<Format> {
-    Format::ALL.into_iter().find(|format| match format {
-        Format::Zstd => zstd::sniff(head),
-        Format::Gzip => gzip::sniff(head),
-        Format::Xz => xz::sniff(head),
-        Format::Tar => tar::sniff(head),
-    })
-}
 
 /// What an archive records of the size it unpacks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,8 +87,8 @@ impl fmt::Display for DecodeError {
                 write!(
                     f,
                     "{what} needs more than --memory-limit {}; rerun with a larger --memory-limit, e.g. {}",
-                    crate::units::Size(*limit),
-                    crate::units::Size((*limit * 8).min(4 << 30)).flag()
+                    crate::input::sizes::Size(*limit),
+                    crate::input::sizes::Size((*limit * 8).min(4 << 30)).flag()
                 )
             }
         }
@@ -250,14 +196,10 @@ impl Read for Decoder {
     }
 }
 
-/// Reads just enough of `file` to tell its format.
-pub fn peek<R: Read>(file: &mut R) -> io::Result<(Vec<u8>, Option<Format>)> {
-    let mut head = Vec::with_capacity(SNIFF_LEN);
-    file.by_ref()
-        .take(SNIFF_LEN as u64)
-        .read_to_end(&mut head)?;
-    let format = sniff(&head);
-    Ok((head, format))
+/// The decoder for an opened archive.
+pub fn open(archive: Archive, memory_limit: u64) -> Decoder {
+    let (format, head, file) = archive.into_parts();
+    decoder(format, head, file, memory_limit)
 }
 
 /// Puts the decoder for `format` on top of `file`, whose first bytes `head` were already read.
@@ -324,6 +266,7 @@ pub(crate) fn compress(tool: &[&str], data: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::input::format::peek;
 
     /// A payload that compresses but is not trivial, with a recognisable end.
     fn payload(len: usize) -> Vec<u8> {
@@ -343,19 +286,6 @@ mod tests {
     }
 
     const LIMIT: u64 = 128 << 20;
-
-    #[test]
-    fn sniffs_formats_by_magic_bytes() {
-        assert_eq!(sniff(&[0x28, 0xb5, 0x2f, 0xfd, 0]), Some(Format::Zstd));
-        assert_eq!(sniff(&[0x5e, 0x2a, 0x4d, 0x18]), Some(Format::Zstd));
-        assert_eq!(sniff(&[0x1f, 0x8b, 8]), Some(Format::Gzip));
-        assert_eq!(sniff(b"\xfd7zXZ\0\0"), Some(Format::Xz));
-        let mut tar = vec![0u8; 512];
-        tar[257..263].copy_from_slice(b"ustar\0");
-        assert_eq!(sniff(&tar), Some(Format::Tar));
-        assert_eq!(sniff(b"PK\x03\x04"), None);
-        assert_eq!(sniff(b""), None);
-    }
 
     #[test]
     fn decodes_each_format_to_the_original_bytes() {

@@ -14,11 +14,6 @@ use super::{DecodeError, DecodeErrorKind, Format, READ_BUF};
 /// takes ~0.1 s, and beyond it the archive counts at its compressed size.
 const WALK_READS: u32 = 1 << 16;
 
-/// Whether `head` starts an xz stream (the stream header's magic bytes).
-pub fn sniff(head: &[u8]) -> bool {
-    head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00])
-}
-
 /// The decoder over `raw`, the archive from its first byte.
 pub fn reader<R: Read + Send + 'static>(raw: R, memory_limit: u64) -> impl Read + Send {
     XzLimited {

@@ -10,12 +10,11 @@ use std::io::{self, Read};
 use zstd_safe::{DCtx, DParameter, InBuffer, OutBuffer};
 
 use super::at::{read_at_most, read_exact_at};
-use super::{DecodeError, DecodeErrorKind, Format};
+use super::{DecodeError, DecodeErrorKind};
+use crate::input::format::{
+    Format, ZSTD_MAGIC as MAGIC, ZSTD_SKIPPABLE as SKIPPABLE, ZSTD_SKIPPABLE_MASK as SKIPPABLE_MASK,
+};
 
-const MAGIC: u32 = 0xFD2F_B528;
-/// Skippable frames (pzstd writes one in front of each frame) have magics 0x184D2A50..5F.
-pub(crate) const SKIPPABLE: u32 = 0x184D_2A50;
-const SKIPPABLE_MASK: u32 = 0xFFFF_FFF0;
 /// Most headers read for one archive, each a pread or two: frame headers, block headers, and
 /// skippable frame headers too, since an empty one is 8 bytes (32 MiB of them are 4 million
 /// headers, 2.5 to 6.6 s of reads here, where decoding the whole archive takes under a
@@ -26,17 +25,6 @@ const HEADER_BUDGET: u32 = 1 << 18;
 pub(crate) const BLOCK_MAX: u64 = 128 << 10;
 /// The longest frame header, magic included (RFC 8878, 3.1.1.1).
 const HEADER_MAX: usize = 18;
-
-/// Whether `head` starts a zstd frame, or a skippable frame (as pzstd writes in front).
-pub fn sniff(head: &[u8]) -> bool {
-    match head {
-        [a, b, c, d, ..] => {
-            let magic = u32::from_le_bytes([*a, *b, *c, *d]);
-            magic == MAGIC || magic & SKIPPABLE_MASK == SKIPPABLE
-        }
-        _ => false,
-    }
-}
 
 /// The sum of the content sizes of all frames, and whether every frame recorded its own (a
 /// frame that does not counts what its blocks are known to hold: raw and RLE blocks exactly,
@@ -243,6 +231,7 @@ impl<R: Read> Read for ZstdReader<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::input::format::sniff;
 
     #[test]
     fn frame_headers_are_stepped_over_as_zstd_reads_them() {
@@ -262,8 +251,8 @@ mod tests {
         assert_eq!(FrameHeader::parse(&frame(&[0x40, 0x58])), None, "cut short");
         let piped = crate::decode::compress(&["zstd", "-q", "-c"], &[7; 1000]);
         assert_eq!(FrameHeader::parse(&piped).unwrap().content_size, None);
-        assert!(sniff(&piped));
-        assert!(sniff(&[0x50, 0x2a, 0x4d, 0x18]));
-        assert!(!sniff(&magic[..3]));
+        assert_eq!(sniff(&piped), Some(Format::Zstd));
+        assert_eq!(sniff(&[0x50, 0x2a, 0x4d, 0x18]), Some(Format::Zstd));
+        assert_eq!(sniff(&magic[..3]), None);
     }
 }

@@ -19,7 +19,7 @@ use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Deserializer;
 
 use super::{canonical_id, LISTING_NAMES_MAX, NAME_MAX};
-use crate::reference::{self, Reference};
+use crate::input::reference::{self, Reference};
 
 /// What of a listing is read into memory before it is parsed, and the buffer it streams
 /// through when it is longer.

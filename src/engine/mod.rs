@@ -39,12 +39,12 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::Value;
 use ureq::{Agent, Body, RequestBuilder, SendBody};
 
-use crate::manifest::Image;
-use crate::oci::Reads;
-use crate::reference::Reference;
+use crate::image::manifest::Image;
+use crate::input::reference::Reference;
 use chunks::Chunked;
 pub use held::{chain_on, chains, Held};
 pub use listing::Listing;
+use store::Reads;
 use store::Store;
 use unix::{BodySocket, LateAnswer, NoResolver, UnixConnector};
 

@@ -21,9 +21,9 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
+use super::Reads;
 use super::{Delta, Holds, Omit, Store};
-use crate::manifest::Image;
-use crate::oci::Reads;
+use crate::image::manifest::Image;
 
 /// What `GET /info` says in `DriverStatus` when images are kept by a containerd snapshotter.
 const DRIVER_TYPE: &str = "io.containerd.snapshotter.v1";

@@ -11,9 +11,9 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
+use super::Reads;
 use super::{Delta, Holds, Omit, Store};
-use crate::manifest::Image;
-use crate::oci::Reads;
+use crate::image::manifest::Image;
 
 /// docker unpacks an upload into a directory here, under its data root, unless
 /// `DOCKER_TMPDIR` moves it.

@@ -15,8 +15,7 @@ use std::path::PathBuf;
 use serde_json::Value;
 
 use super::Kind;
-use crate::manifest::Image;
-use crate::oci::Reads;
+use crate::image::manifest::Image;
 
 pub use containerd::ContainerdStore;
 pub use docker::ClassicStore;
@@ -45,7 +44,7 @@ pub trait Store: Send + Sync {
 
     /// Whether an image exists only by its names: once its last name moves to another
     /// image, it is gone, and cannot be named again by its id. A load that may have to be
-    /// undone gives such an image a name of its own first (src/names.rs).
+    /// undone gives such an image a name of its own first (src/commands/load/names.rs).
     fn names_hold_images(&self) -> bool {
         false
     }
@@ -143,4 +142,20 @@ mod tests {
         assert_eq!(dir(&Value::from(format!("/{}", "a".repeat(DIR_MAX)))), None);
         assert_eq!(dir(&Value::from(1)), None);
     }
+}
+
+/// Which archive layout an image store reads, and so what is written into an archive for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reads {
+    /// Classic docker: `manifest.json` only; an OCI archive gets one.
+    DockerArchive,
+    /// docker's containerd image store: an OCI layout as it is, while for a docker-archive it
+    /// makes a manifest up, describing a plain layer by a compressed copy it may already hold
+    /// (measured: after an OCI archive with the same layers gzipped), so the image's id cannot
+    /// be told beforehand. A docker-archive gets the OCI layout instead (`oci-layout`, the
+    /// manifest the loader computes as [`crate::image::manifest::Image::target`], `index.json`), which
+    /// containerd then reads as it is: the id is that manifest's digest.
+    OciLayout,
+    /// podman: either.
+    Either,
 }

@@ -15,9 +15,9 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
+use super::Reads;
 use super::{Delta, Holds, Omit, Store};
-use crate::manifest::Image;
-use crate::oci::Reads;
+use crate::image::manifest::Image;
 
 /// Where podman's API service copies an upload when the engine does not say: podman sets its
 /// `TMPDIR` to this unless containers.conf's `image_copy_tmp_dir` or the environment says else.

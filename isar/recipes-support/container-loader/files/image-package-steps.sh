@@ -50,7 +50,7 @@ die() {
 }
 
 # Prints why $1 is not a NAME:TAG reference as docker, podman and skopeo read one; prints nothing
-# when it is. The grammar is docker's distribution/reference, as src/reference.rs applies it.
+# when it is. The grammar is docker's distribution/reference, as src/input/reference.rs applies it.
 ref_problem() {
 	ref=$1
 	case $ref in

@@ -6,8 +6,8 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::archive::{ArchiveError, Directories, Look};
-use crate::list::Entry;
+use crate::input::archive::{ArchiveError, Directories, Look};
+use crate::input::list::Entry;
 
 /// Where an entry's image stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

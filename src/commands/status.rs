@@ -5,17 +5,17 @@
 
 use std::fmt::Write as _;
 
-use crate::archive::Directories;
 use crate::cli::Options;
-use crate::connect::connect;
 use crate::engine::{short_hex, Engine, Knock, Listing};
-use crate::entries::read_lists;
-use crate::exit::Exit;
-use crate::log::Log;
-use crate::row::{Row, State};
-use crate::stdout::Stdout;
-use crate::units::Size;
-use crate::verify::archive_id;
+use crate::input::archive::Directories;
+use crate::input::sizes::Size;
+use crate::plan::verify::archive_id;
+use crate::report::exit::Exit;
+use crate::report::log::Log;
+use crate::report::stdout::Stdout;
+use crate::state::connect::connect;
+use crate::state::entries::read_lists;
+use crate::state::row::{Row, State};
 
 pub fn run(options: &Options, json: bool, log: &Log) -> Exit {
     let lists = read_lists(&options.lists, options.images_dir.as_deref(), log);

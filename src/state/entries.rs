@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::list::{self, Entry};
-use crate::log::Log;
+use crate::input::list::{self, Entry};
+use crate::report::log::Log;
 
 /// All entries of all lists, after reporting the invalid lines and unreadable lists.
 pub struct Entries {

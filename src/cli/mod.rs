@@ -15,9 +15,9 @@ use std::time::Duration;
 use lexopt::prelude::*;
 
 use crate::engine::{Kind, DOCKER_SOCKET, PODMAN_SOCKET};
-use crate::list::DEFAULT_LIST;
-use crate::lock::RUN_DIR;
-use crate::units::Size;
+use crate::input::list::DEFAULT_LIST;
+use crate::input::sizes::Size;
+use crate::state::lock::RUN_DIR;
 
 /// What `scan` is asked to do: the command's options, as the other commands' are [`Options`].
 #[derive(Debug, Clone, PartialEq, Eq)]

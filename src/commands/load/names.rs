@@ -25,9 +25,9 @@
 //! not hold: an image that the load created.
 
 use crate::engine::{short_hex, short_id, Engine, EngineError, Listing};
-use crate::log::Log;
-use crate::manifest::Images;
-use crate::reference::{canonical, Reference};
+use crate::image::manifest::Images;
+use crate::input::reference::{canonical, Reference};
+use crate::report::log::Log;
 
 /// The repository of the keeper names: the tag is the image's id in hex. One left by a loader
 /// killed mid-load is removed by the next load on that engine ([`sweep`]).

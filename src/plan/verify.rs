@@ -4,11 +4,12 @@
 use std::fmt;
 use std::io;
 
-use crate::archive::{Archive, ArchiveError};
+use crate::decode;
 use crate::decode::DecodeError;
 use crate::engine::Engine;
-use crate::list::Entry;
-use crate::manifest::{self, Match};
+use crate::image::manifest::{self, Match};
+use crate::input::archive::{Archive, ArchiveError};
+use crate::input::list::Entry;
 
 /// Why the archive's image id cannot be told. Messages name the archive.
 #[derive(Debug)]
@@ -92,7 +93,7 @@ pub fn archive_id(
 ) -> Result<String, VerifyError> {
     let archive = || entry.archive.clone();
     let file = Archive::open(&entry.images_dir, &entry.archive).map_err(VerifyError::Archive)?;
-    let images = manifest::read(file.decoder(memory_limit))
+    let images = manifest::read(decode::open(file, memory_limit))
         .map_err(|source| VerifyError::Read {
             archive: archive(),
             source,

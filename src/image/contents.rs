@@ -1,7 +1,7 @@
 //! What an archive file holds, read in one streaming pass: its format, layout, sizes and
 //! images. `inspect` prints it; `scan` writes a list from it.
 //!
-//! The archive is decoded once, never to disk, and the tar walk of [`crate::manifest`] notes
+//! The archive is decoded once, never to disk, and the tar walk of [`crate::image::manifest`] notes
 //! what describes its images, exactly as it does while a load streams. Nothing reaches an
 //! engine.
 
@@ -10,8 +10,9 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::decode::{self, DecodeError, Format, KnownFormats};
-use crate::manifest::{self, Image};
+use crate::decode::{self, DecodeError};
+use crate::image::manifest::{self, Image};
+use crate::input::format::{self, Format, KnownFormats};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inspected {
@@ -79,7 +80,7 @@ pub fn inspect_file(path: &Path, memory_limit: u64) -> Result<Inspected, Inspect
             "not a regular file",
         ))));
     }
-    let (head, format) = decode::peek(&mut file).map_err(|e| fail(Unreadable::Open(e)))?;
+    let (head, format) = format::peek(&mut file).map_err(|e| fail(Unreadable::Open(e)))?;
     let format = format.ok_or_else(|| fail(Unreadable::UnknownFormat))?;
     let decoder = decode::decoder(format, head, file, memory_limit);
     let progress = decoder.progress.clone();

@@ -8,8 +8,8 @@
 
 use std::io::{self, Write};
 
-use crate::exit::Exit;
-use crate::log::Log;
+use crate::report::exit::Exit;
+use crate::report::log::Log;
 
 /// Standard output as one command writes it: after the first failure nothing more is written.
 #[derive(Debug, Default)]

@@ -18,7 +18,7 @@ use rustix::fd::AsFd;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 
-use crate::bounded;
+use crate::input::bounded;
 
 /// A run directory that is not one the loader may use.
 #[derive(Debug)]

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
 use rustix::io::Errno;
 
-use crate::decode::{self, Decoder, Format, KnownFormats};
+use crate::input::format::{self, Format, KnownFormats};
 
 #[derive(Debug)]
 pub enum ArchiveError {
@@ -340,7 +340,7 @@ impl Directories {
             Err(OpenFailed::Open(e)) => return Look::Unusable(e),
         };
         // O_NONBLOCK stays set: it changes nothing on a regular file.
-        let format = match decode::peek(&mut File::from(fd)) {
+        let format = match format::peek(&mut File::from(fd)) {
             Ok((_, format)) => format,
             Err(source) => {
                 return Look::Unusable(ArchiveError::Io {
@@ -394,7 +394,7 @@ impl Archive {
         };
         rustix::fs::fcntl_setfl(&fd, OFlags::empty()).map_err(|e| io_err(e.into()))?;
         let mut file = File::from(fd);
-        let (head, format) = decode::peek(&mut file).map_err(io_err)?;
+        let (head, format) = format::peek(&mut file).map_err(io_err)?;
         let format = format.ok_or_else(|| ArchiveError::UnknownFormat {
             name: name.to_owned(),
         })?;
@@ -418,8 +418,10 @@ impl Archive {
         &self.file
     }
 
-    pub fn decoder(self, memory_limit: u64) -> Decoder {
-        decode::decoder(self.format, self.head, self.file, memory_limit)
+    /// The archive's format, the first bytes already read from it, and the file past them, for
+    /// the decoder.
+    pub fn into_parts(self) -> (Format, Vec<u8>, File) {
+        (self.format, self.head, self.file)
     }
 
     /// Where the archive came from, kept past `decoder` for a deletion after the load.

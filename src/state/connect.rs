@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::engine::{Engine, EngineError, Kind, Knock, LIBPOD_FALLBACK_VERSION};
-use crate::log::Log;
+use crate::report::log::Log;
 
 /// Connects to the engine, or says why not. `kind` `None`: whichever answers. `knock`: what
 /// to ask first ([`Engine::first_listing`] keeps a listing).

@@ -22,7 +22,7 @@
 //!
 //! Where an archive offers one name for several platforms (an image index, or the name on
 //! several images), it is described as an engine on the device gets it through
-//! [`crate::oci::Loadable`]: the name on the device's image alone.
+//! [`crate::rewrite::Loadable`]: the name on the device's image alone.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
@@ -33,8 +33,8 @@ use std::rc::Rc;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::platform::{best, Best, Platform, Unsuited};
-use crate::reference::{canonical, Reference};
+use crate::image::platform::{best, Best, Platform, Unsuited};
+use crate::input::reference::{canonical, Reference};
 
 /// tar's block: headers are one block, data is padded to whole blocks.
 const BLOCK: usize = 512;
@@ -692,7 +692,7 @@ impl Contents {
     /// The images described as an engine on `device` gets them: where several carry one name,
     /// the one for `device` alone ([`one_per_name`]), and an image index resolved to its
     /// manifest for `device`. Where no single image suits `device`, every image is listed as
-    /// the archive has it (the load fails before its end, [`crate::oci`]).
+    /// the archive has it (the load fails before its end, [`crate::rewrite`]).
     pub fn describe_for(&self, device: &Platform) -> Result<Option<Images>, Invalid> {
         let described = self.describe_all(device);
         self.settled().and(described)

@@ -19,7 +19,7 @@
 //! end-of-archive blocks, as `docker save` from docker >= 25 writes it beside its OCI layout:
 //! one item per image, with its config and layer blobs and its names.
 //!
-//! Only the small description files are kept on the way (the tar walk of [`crate::manifest`]);
+//! Only the small description files are kept on the way (the tar walk of [`crate::image::manifest`]);
 //! blobs pass as they are, and any other tar passes byte for byte, but for the layer files a
 //! delta load leaves out ([`Loadable::leaving_out`]): their entries (header, data, padding)
 //! are walked as before and not passed on. What was left out is confirmed against what the
@@ -32,11 +32,12 @@ use std::io::{self, Read};
 
 use serde_json::Value;
 
-use crate::manifest::{
+use crate::engine::store::Reads;
+use crate::image::manifest::{
     self, attestation, Contents, Images, Unresolved, Watcher, CONTAINERD_NAME, OCI_REF_NAME,
 };
-use crate::platform::{Platform, Unsuited};
-use crate::reference::{canonical, Reference};
+use crate::image::platform::{Platform, Unsuited};
+use crate::input::reference::{canonical, Reference};
 
 /// tar's block: headers are one block, data is padded to whole blocks.
 const BLOCK: usize = 512;
@@ -143,22 +144,6 @@ impl From<Unsuited> for Unloadable {
     fn from(unsuited: Unsuited) -> Self {
         Unloadable::Unsuited(unsuited)
     }
-}
-
-/// Which archive layout an image store reads, and so what is written into an archive for it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reads {
-    /// Classic docker: `manifest.json` only; an OCI archive gets one.
-    DockerArchive,
-    /// docker's containerd image store: an OCI layout as it is, while for a docker-archive it
-    /// makes a manifest up, describing a plain layer by a compressed copy it may already hold
-    /// (measured: after an OCI archive with the same layers gzipped), so the image's id cannot
-    /// be told beforehand. A docker-archive gets the OCI layout instead (`oci-layout`, the
-    /// manifest the loader computes as [`crate::manifest::Image::target`], `index.json`), which
-    /// containerd then reads as it is: the id is that manifest's digest.
-    OciLayout,
-    /// podman: either.
-    Either,
 }
 
 /// Reads a decoded tar through, choosing the device's platform where the archive offers one

@@ -10,7 +10,7 @@ use std::fs::{File, TryLockError};
 use std::io;
 use std::path::Path;
 
-use crate::rundir::RunDir;
+use crate::state::rundir::RunDir;
 
 /// The loader's run directory (locks, status.json, image markers): a tmpfs that starts empty
 /// at every boot. `RuntimeDirectory=container-loader` in the units.

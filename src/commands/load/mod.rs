@@ -12,30 +12,33 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use crate::archive::{self, Archive, ArchiveError, Origin};
 use crate::cli::Options;
-use crate::connect::connect;
-use crate::decode::{self, DecodeError, Format, HoldBack, Pipelined};
-use crate::delta::{self, Leaving};
+use crate::decode::{self, DecodeError, HoldBack, Pipelined};
 use crate::engine::{short_id, Engine, EngineError, Held, Knock, Listing, LISTING_NAMES_MAX};
-use crate::entries::read_lists;
-use crate::exit::Exit;
-use crate::list::Entry;
-use crate::lock;
-use crate::log::Log;
-use crate::manifest::{Images, Match};
-use crate::names::{self, Asked, Before, Change};
-use crate::notify::Notifier;
-use crate::oci::{LeftOutNeeded, Loadable, Unloadable};
-use crate::platform::Platform;
-use crate::progress::{EntryReport, Reporter};
-use crate::ready::{self, Recorder};
-use crate::reference::Reference;
-use crate::row::State;
-use crate::rundir::RunDir;
-use crate::space::{self, Shortfall};
-use crate::units::Size;
-use crate::verify::{archive_id, VerifyError};
+use crate::image::manifest::{Images, Match};
+use crate::input::archive::{self, Archive, ArchiveError, Origin};
+use crate::input::format::Format;
+use crate::input::list::Entry;
+use crate::plan::delta::{self, Leaving};
+use crate::report::exit::Exit;
+use crate::report::log::Log;
+use crate::state::connect::connect;
+use crate::state::entries::read_lists;
+use crate::state::lock;
+mod names;
+
+use crate::image::platform::Platform;
+use crate::input::reference::Reference;
+use crate::input::sizes::Size;
+use crate::plan::space::{self, Shortfall};
+use crate::plan::verify::{archive_id, VerifyError};
+use crate::report::notify::Notifier;
+use crate::report::progress::{EntryReport, Reporter};
+use crate::rewrite::{LeftOutNeeded, Loadable, Unloadable};
+use crate::state::ready::{self, Recorder};
+use crate::state::row::State;
+use crate::state::rundir::RunDir;
+use names::{Asked, Before, Change};
 
 #[derive(Debug, Default)]
 pub struct Summary {
@@ -472,7 +475,7 @@ struct Turns<'a> {
     log: &'a Log,
     deletions: Deletions,
     /// The layers the engine holds, learned once and brought up to date before each upload
-    /// that could leave some out (src/delta.rs).
+    /// that could leave some out (src/plan/delta.rs).
     held: Held,
     /// The engine's listing (names and ids). A load moves names, so it says what they stand
     /// for only while `fresh`: taken since the run's last load.
@@ -480,7 +483,7 @@ struct Turns<'a> {
     fresh: bool,
     /// Whether presence is answered from the listing (a run of more than one entry).
     lists: bool,
-    /// Whether keeper names a load that did not end left were looked for (src/names.rs).
+    /// Whether keeper names a load that did not end left were looked for (src/commands/load/names.rs).
     swept: bool,
 }
 
@@ -563,7 +566,7 @@ impl Turns<'_> {
     }
 
     /// Loads the entry's archive as a transaction over names: a load that fails or ends with
-    /// an image that is not the archive's puts back every name it moved (src/names.rs).
+    /// an image that is not the archive's puts back every name it moved (src/commands/load/names.rs).
     fn load(&mut self, entry: &Entry, report: &EntryReport, replacing: Option<String>) -> Ended {
         let (engine, options, log) = (self.engine, self.options, self.log);
         let archive = match Archive::open(&entry.images_dir, &entry.archive) {
@@ -702,7 +705,7 @@ impl Turns<'_> {
         // upload, whatever its name stands for by then.
         let again = plan.as_ref().and_then(|_| archive.file().try_clone().ok());
         let check_listed = plan.as_ref().is_some_and(|p| p.check_listed);
-        let decoder = archive.decoder(options.memory_limit);
+        let decoder = decode::open(archive, options.memory_limit);
         let name = || entry.archive.clone();
         let job = Job {
             engine,
@@ -1037,7 +1040,7 @@ fn upload(job: &Job, decoder: crate::decode::Decoder, plan: Option<Leaving>) -> 
         ..e
     });
     // OCI archives: the device's platform chosen and checked for every engine; what the
-    // engine's store reads written in (src/oci.rs); any other tar passes as it is, but for the
+    // engine's store reads written in (src/rewrite/mod.rs); any other tar passes as it is, but for the
     // layer files a delta load leaves out. Its tar walk also notes what the archive promises
     // as it streams by: no second read, and no second walk.
     let stream = Loadable::new(stream, Platform::device(), engine.reads()).before_end(Box::new(

@@ -9,10 +9,10 @@ use std::path::Path;
 use std::process;
 
 use crate::cli::Scan;
-use crate::contents::{inspect_file, Unreadable};
-use crate::exit::Exit;
-use crate::log::Log;
-use crate::reference::{RefError, Reference};
+use crate::image::contents::{inspect_file, Unreadable};
+use crate::input::reference::{RefError, Reference};
+use crate::report::exit::Exit;
+use crate::report::log::Log;
 
 pub fn run(scan: &Scan, log: &Log) -> Exit {
     let mut names: Vec<String> = match fs::read_dir(&scan.dir) {

@@ -35,14 +35,14 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::archive::Directories;
-use crate::bounded;
-use crate::list::Entry;
-use crate::lock;
-use crate::log::Log;
-use crate::marker;
-use crate::row::{Row, State};
-use crate::rundir::{self, RunDir, RunDirError};
+use crate::input::archive::Directories;
+use crate::input::bounded;
+use crate::input::list::Entry;
+use crate::report::log::Log;
+use crate::state::lock;
+use crate::state::marker;
+use crate::state::row::{Row, State};
+use crate::state::rundir::{self, RunDir, RunDirError};
 
 /// The run's entries, as `status --json` prints them, merged with other lists' entries.
 pub const STATUS_FILE: &str = "status.json";
@@ -140,11 +140,6 @@ impl<'a> Recorder<'a> {
             revised: Vec::new(),
             failed: false,
         }
-    }
-
-    /// Whether anything could not be recorded.
-    pub fn failed(&self) -> bool {
-        self.failed
     }
 
     /// Records `entry`'s outcome: its marker now, its row in `status.json` now unless

@@ -14,10 +14,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::decode::Progress;
-use crate::list::Entry;
-use crate::log::Log;
-use crate::notify::Notifier;
-use crate::units::Size;
+use crate::input::list::Entry;
+use crate::input::sizes::Size;
+use crate::report::log::Log;
+use crate::report::notify::Notifier;
 
 /// How often the terminal line is redrawn: often enough to look alive, not so often that it
 /// flickers.
@@ -391,7 +391,7 @@ mod tests {
             list: "/l/image.list".into(),
             line: 3,
             archive: "a.tar".into(),
-            reference: crate::reference::Reference::parse("example.org/a:1").unwrap(),
+            reference: crate::input::reference::Reference::parse("example.org/a:1").unwrap(),
             images_dir: "/l/images".into(),
         }
     }

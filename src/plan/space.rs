@@ -18,11 +18,12 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use crate::archive::Archive;
-use crate::decode::{self, Format};
+use crate::decode;
 use crate::engine::Engine;
-use crate::log::Log;
-use crate::units::Size;
+use crate::input::archive::Archive;
+use crate::input::format::Format;
+use crate::input::sizes::Size;
+use crate::report::log::Log;
 
 /// Unpacked bytes assumed per archive byte when the archive does not record its size: 1, the
 /// least any of these formats unpacks to (incompressible data is stored nearly as is, so the
@@ -224,7 +225,8 @@ mod tests {
     use std::io::{Seek, SeekFrom};
 
     use crate::decode::compress;
-    use crate::decode::zstd::{BLOCK_MAX as ZSTD_BLOCK_MAX, SKIPPABLE as ZSTD_SKIPPABLE};
+    use crate::decode::zstd::BLOCK_MAX as ZSTD_BLOCK_MAX;
+    use crate::input::format::ZSTD_SKIPPABLE;
     use std::process::Command;
 
     /// A payload that compresses about 3:1, like an image's tar.

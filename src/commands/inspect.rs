@@ -1,15 +1,15 @@
 //! `inspect`: which images an archive holds, as text for people or as `--json` for tools
-//! ([`ArchiveJson`]), read by [`crate::contents`] without an engine.
+//! ([`ArchiveJson`]), read by [`crate::image::contents`] without an engine.
 
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::contents::{inspect_file, Inspected};
-use crate::exit::Exit;
-use crate::log::Log;
-use crate::stdout::Stdout;
-use crate::units::Size;
+use crate::image::contents::{inspect_file, Inspected};
+use crate::input::sizes::Size;
+use crate::report::exit::Exit;
+use crate::report::log::Log;
+use crate::report::stdout::Stdout;
 
 /// One element of `inspect --json`: an archive. Fields are written in this order (by name), as
 /// they always were.

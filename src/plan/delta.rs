@@ -10,7 +10,7 @@
 //! confirms that against the archive's description before the tar's end, so the archive is
 //! decoded once; any other compressed archive is decoded through once more for its
 //! description files. The [`Plan`] names the layer files every image of the archive can do
-//! without; the upload leaves them out ([`crate::oci::Loadable::leaving_out`]) and is
+//! without; the upload leaves them out ([`crate::rewrite::Loadable::leaving_out`]) and is
 //! otherwise the same tar, so the engine gives the image the archive's id. Whatever goes wrong
 //! here (an engine answer that cannot be read, an archive that cannot be walked, a name that
 //! told wrong) only means a whole upload.
@@ -20,12 +20,14 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 
-use crate::decode::{self, Format};
+use crate::decode;
+use crate::engine::store::Reads;
 use crate::engine::store::{Delta, Holds, Omit};
 use crate::engine::{chain_on, Engine, EngineError, Held};
-use crate::manifest::{Contents, Watcher};
-use crate::oci::{self, Omission, Reads};
-use crate::platform::Platform;
+use crate::image::manifest::{Contents, Watcher};
+use crate::image::platform::Platform;
+use crate::input::format::Format;
+use crate::rewrite::{self, Omission};
 
 /// tar's block: headers are one block, data is padded to whole blocks.
 const BLOCK: u64 = 512;
@@ -35,7 +37,7 @@ const PASS_READ: usize = 64 << 10;
 /// The layer files an upload leaves out.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Plan {
-    /// Their paths, as [`crate::manifest::normalize`] writes them.
+    /// Their paths, as [`crate::image::manifest::normalize`] writes them.
     pub omit: HashSet<String>,
     /// Their bytes in the tar, data only.
     pub bytes: u64,
@@ -265,7 +267,7 @@ impl Omission for ByName<'_> {
 /// `sha256:<hex>` of a layer file named `<hex>.tar` at the archive's top, as containers/image
 /// writes a docker-archive's layers (by diffID).
 fn named_by_diff_id(path: &str) -> Option<String> {
-    crate::manifest::sha256_digest(&format!("sha256:{}", path.strip_suffix(".tar")?))
+    crate::image::manifest::sha256_digest(&format!("sha256:{}", path.strip_suffix(".tar")?))
 }
 
 /// Feeds `watcher` a plain tar's headers and the entries it keeps, stepping over the others.
@@ -310,7 +312,7 @@ pub fn plan(
     reads: Reads,
     held: &Held,
 ) -> Plan {
-    let Some(items) = oci::docker_items(contents, device) else {
+    let Some(items) = rewrite::docker_items(contents, device) else {
         return Plan::default();
     };
     let oci = reads != Reads::DockerArchive && contents.size("manifest.json").is_none();
@@ -324,7 +326,7 @@ pub fn plan(
         needed.extend(contents.file(config).map(|(path, _)| path));
         let diff_ids = contents
             .json(config)
-            .map(|c| crate::manifest::strings(&c["rootfs"]["diff_ids"]))
+            .map(|c| crate::image::manifest::strings(&c["rootfs"]["diff_ids"]))
             .unwrap_or_default();
         let keys = delta.holds.keys(diff_ids.clone());
         // An image whose layers and diffIDs do not pair up is the engine's to judge, whole.
@@ -333,7 +335,8 @@ pub fn plan(
             let Some((path, _)) = contents.file(layer) else {
                 continue;
             };
-            let uncompressed = || crate::manifest::blob_digest(&path) == diff_ids.get(i).cloned();
+            let uncompressed =
+                || crate::image::manifest::blob_digest(&path) == diff_ids.get(i).cloned();
             match paired && held.has(&keys[i]) && (!oci || uncompressed()) {
                 true => spared.insert(path),
                 false => needed.insert(path),
@@ -365,7 +368,7 @@ mod tests {
     use super::*;
     use crate::engine::chains;
     use crate::engine::store::Holds;
-    use crate::manifest::Watching;
+    use crate::image::manifest::Watching;
 
     const CLASSIC: Delta = Delta {
         holds: Holds::Chains,
@@ -398,7 +401,7 @@ mod tests {
     }
 
     fn digest(data: &[u8]) -> String {
-        format!("sha256:{}", crate::manifest::sha256_hex(data))
+        format!("sha256:{}", crate::image::manifest::sha256_hex(data))
     }
 
     /// A docker-archive of images made of the layers named (each layer's content is its
@@ -465,7 +468,7 @@ mod tests {
     }
 
     fn hex(layer: &str) -> String {
-        crate::manifest::sha256_hex(layer.as_bytes())
+        crate::image::manifest::sha256_hex(layer.as_bytes())
     }
 
     #[test]

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 
 use rustix::fs::OFlags;
 
-use crate::bounded;
-use crate::reference::{RefError, Reference};
+use crate::input::bounded;
+use crate::input::reference::{RefError, Reference};
 
 /// The list shipped by a package that installs the loader itself.
 pub const DEFAULT_LIST: &str = "/usr/share/container-loader/image.list";
