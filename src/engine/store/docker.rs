@@ -9,17 +9,14 @@
 
 use std::path::PathBuf;
 
-use serde_json::Value;
-
-use super::Reads;
-use super::{Delta, Holds, Omit, Store};
+use super::{Delta, Holds, Info, Omit, Reads, Store, StoreError};
 use crate::image::manifest::Image;
 
 /// docker unpacks an upload into a directory here, under its data root, unless
 /// `DOCKER_TMPDIR` moves it.
 const UPLOAD_SUBDIR: &str = "tmp";
 
-pub struct ClassicStore;
+pub(crate) struct ClassicStore;
 
 impl Store for ClassicStore {
     fn name(&self) -> &'static str {
@@ -36,10 +33,10 @@ impl Store for ClassicStore {
         Reads::DockerArchive
     }
 
-    fn upload_dir(&self, info: &Value) -> Result<PathBuf, String> {
+    fn upload_dir(&self, info: &Info) -> Result<PathBuf, StoreError> {
         let root = super::docker_root(info)?;
         let tmp = root.join(UPLOAD_SUBDIR);
-        Ok(if tmp.is_dir() { tmp } else { root })
+        Ok(if tmp.is_dir() { tmp } else { root.clone() })
     }
 
     fn delta(&self) -> Option<Delta> {

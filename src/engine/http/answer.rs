@@ -16,7 +16,7 @@ use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Deserializer, Map, Value};
 
-use super::{EngineError, LOADED_NAMES_MAX, NAME_MAX};
+use crate::engine::{EngineError, LOADED_NAMES_MAX, NAME_MAX};
 
 /// Longest engine text quoted in a message: its start and its end.
 pub const QUOTE_MAX: usize = 300;
