@@ -93,7 +93,7 @@ impl Engine {
 }
 
 /// The chain ids of a stack of layers given bottom up by their diffIDs (OCI image-spec).
-pub fn chains(diff_ids: &[String]) -> Vec<String> {
+pub(crate) fn chains(diff_ids: &[String]) -> Vec<String> {
     let mut out: Vec<String> = Vec::with_capacity(diff_ids.len());
     for diff_id in diff_ids {
         out.push(chain_on(out.last().map(String::as_str), diff_id));
@@ -103,7 +103,7 @@ pub fn chains(diff_ids: &[String]) -> Vec<String> {
 
 /// The chain id of the layer `diff_id` on a stack whose chain id is `below` (none: the bottom
 /// layer): its diffID at the bottom, else `sha256(below + " " + diffID)`.
-pub fn chain_on(below: Option<&str>, diff_id: &str) -> String {
+pub(crate) fn chain_on(below: Option<&str>, diff_id: &str) -> String {
     match below {
         None => diff_id.to_owned(),
         Some(below) => format!(

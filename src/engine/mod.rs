@@ -43,29 +43,30 @@ use crate::input::reference::Reference;
 use api::{Api, Request};
 pub use connect::Knock;
 pub use error::EngineError;
-pub use held::{chain_on, chains, Held};
+pub use held::Held;
+pub(crate) use held::{chain_on, chains};
 pub use http::answer;
 pub use listing::Listing;
 use store::{Info, Reads, Store, StoreError};
 
 /// docker's socket when it runs as a system service.
-pub const DOCKER_SOCKET: &str = "/run/docker.sock";
+pub(crate) const DOCKER_SOCKET: &str = "/run/docker.sock";
 /// podman's socket when `podman.socket` / `podman.service` run as root.
-pub const PODMAN_SOCKET: &str = "/run/podman/podman.sock";
+pub(crate) const PODMAN_SOCKET: &str = "/run/podman/podman.sock";
 /// libpod API version used when `--engine podman` talks to an engine that does not say.
-pub const LIBPOD_FALLBACK_VERSION: &str = "4.0.0";
+pub(crate) const LIBPOD_FALLBACK_VERSION: &str = "4.0.0";
 /// Largest answer read for presence, version and load results (load answers are a few lines).
-pub const ANSWER_MAX: u64 = 8 << 20;
+pub(crate) const ANSWER_MAX: u64 = 8 << 20;
 /// Longest a request other than the upload may take in all (connect, headers, body), when
 /// `--timeout` is longer: the slowest seen is podman 4.3 listing its images or answering
 /// `GET /libpod/info` (~0.2 s), so 30 s means a hung engine, not a busy one.
-pub const SMALL_REQUEST_MAX: Duration = Duration::from_secs(30);
+pub(crate) const SMALL_REQUEST_MAX: Duration = Duration::from_secs(30);
 /// Most names kept from one listing. A device has tens of images; names beyond this are not
 /// lost, only asked about one by one, as every name the listing does not show is.
-pub const LISTING_NAMES_MAX: usize = 10_000;
+pub(crate) const LISTING_NAMES_MAX: usize = 10_000;
 /// Longest name kept from a listing or a load answer: longer than any reference the list
 /// accepts (255 for the name, 128 for the tag), so such a name could never match an entry.
-pub const NAME_MAX: usize = 512;
+pub(crate) const NAME_MAX: usize = 512;
 /// Most names kept from one load answer (an archive names a few images).
 const LOADED_NAMES_MAX: usize = 1_000;
 
@@ -219,20 +220,20 @@ impl Engine {
 /// `sha256:` + 64 lower-case hex, whether the engine said it so (docker) or gave the bare hex
 /// (podman); `None` for anything else, which no engine gives an image: such an id is never
 /// kept, logged or put in a URL.
-pub fn canonical_id(id: &str) -> Option<String> {
+pub(crate) fn canonical_id(id: &str) -> Option<String> {
     let hex = id.strip_prefix("sha256:").unwrap_or(id);
     let digest = hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
     digest.then(|| format!("sha256:{hex}"))
 }
 
 /// `sha256:0123456789ab`: as much of an id as a log line needs, like `docker images` shows.
-pub fn short_id(id: &str) -> String {
+pub(crate) fn short_id(id: &str) -> String {
     let (algorithm, digest) = id.split_once(':').unwrap_or(("sha256", id));
     format!("{algorithm}:{}", short_hex(digest))
 }
 
 /// `0123456789ab`: the first 12 digits of an id, without `sha256:`, for a table's column.
-pub fn short_hex(id: &str) -> String {
+pub(crate) fn short_hex(id: &str) -> String {
     id.strip_prefix("sha256:")
         .unwrap_or(id)
         .chars()
