@@ -18,6 +18,9 @@ use crate::input::reference::Reference;
 
 /// The route every engine answers to tell it is up.
 pub(crate) const PING: &str = "/_ping";
+/// The header in which podman's libpod API says its version, with every answer; docker's API
+/// sends none, so it also tells the engines apart.
+pub(crate) const LIBPOD_HEADER: &str = "Libpod-Api-Version";
 
 /// Everything but what a validated reference may hold and HTTP paths carry as is.
 const REF_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
@@ -176,6 +179,22 @@ impl Api {
     }
 }
 
+/// The engine whose first answer carried `libpod` (its [`LIBPOD_HEADER`]), unless `kind` says.
+pub(crate) fn kind_of(kind: Option<Kind>, libpod: Option<&str>) -> Kind {
+    kind.unwrap_or(match libpod {
+        Some(_) => Kind::Podman,
+        None => Kind::Docker,
+    })
+}
+
+/// A libpod API version as it may go into a URL path: digits and dots (`5.4.2`).
+pub(crate) fn is_api_version(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 32
+        && text.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && text.bytes().next().is_some_and(|b| b.is_ascii_digit())
+}
+
 /// An inspect answer's `Id`; 404 with the engine's own error object is "no such image", while
 /// a plain 404 is a route the engine does not have.
 fn read_image_id(what: &str, status: u16, body: &[u8]) -> Result<Option<String>, EngineError> {
@@ -257,6 +276,25 @@ mod tests {
         let digest = format!("x@sha256:{}", "0".repeat(64));
         let d = Reference::parse(&digest).unwrap();
         assert_eq!(encode(&d), digest);
+    }
+
+    #[test]
+    fn takes_a_libpod_api_version_only_as_digits_and_dots() {
+        for good in ["4", "4.0.0", "5.4.2"] {
+            assert!(is_api_version(good), "{good}");
+        }
+        for bad in [
+            "",
+            "4#frag",
+            "4/../../x",
+            "v4",
+            ".4",
+            "4 ",
+            "4?x=1",
+            &"1".repeat(33),
+        ] {
+            assert!(!is_api_version(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use super::api::{Api, PING};
+use super::api::{self, is_api_version, Api, PING};
 use super::http::{answer, Client};
 use super::{Engine, EngineError, Kind, Listing, LIBPOD_FALLBACK_VERSION, NAME_MAX};
 
@@ -151,10 +151,7 @@ impl Engine {
             Some(api) => self.ignored_api_version = Some(answer::quote(api)),
             None => {}
         }
-        self.kind = kind.unwrap_or(match pong.libpod {
-            Some(_) => Kind::Podman,
-            None => Kind::Docker,
-        });
+        self.kind = api::kind_of(kind, pong.libpod.as_deref());
         self.api = Api::of(self.kind, libpod);
         self.version = pong.server.as_deref().and_then(server_version);
         self.first_listing = pong.listing;
@@ -299,19 +296,11 @@ fn first_answer(
             Some(value.chars().take(NAME_MAX).collect::<String>())
         };
         Pong {
-            libpod: header("Libpod-Api-Version"),
+            libpod: header(api::LIBPOD_HEADER),
             server: header("Server"),
             listing: listing.then(|| Listing::read(body).ok()).flatten(),
         }
     })
-}
-
-/// A libpod API version as it may go into a URL path: digits and dots (`5.4.2`).
-fn is_api_version(text: &str) -> bool {
-    !text.is_empty()
-        && text.len() <= 32
-        && text.bytes().all(|b| b.is_ascii_digit() || b == b'.')
-        && text.bytes().next().is_some_and(|b| b.is_ascii_digit())
 }
 
 /// `26.1.5+dfsg1` from `Docker/26.1.5+dfsg1 (linux)`.
@@ -325,25 +314,6 @@ fn server_version(server: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn takes_a_libpod_api_version_only_as_digits_and_dots() {
-        for good in ["4", "4.0.0", "5.4.2"] {
-            assert!(is_api_version(good), "{good}");
-        }
-        for bad in [
-            "",
-            "4#frag",
-            "4/../../x",
-            "v4",
-            ".4",
-            "4 ",
-            "4?x=1",
-            &"1".repeat(33),
-        ] {
-            assert!(!is_api_version(bad), "{bad}");
-        }
-    }
 
     #[test]
     fn takes_the_version_from_the_server_header() {
