@@ -49,3 +49,24 @@ impl Store for ClassicStore {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cannot_tell_the_upload_directory_without_dockers_root() {
+        let e = ClassicStore.upload_dir(&Info::default()).unwrap_err();
+        assert_eq!(e.to_string(), "docker's GET /info names no DockerRootDir");
+    }
+
+    #[test]
+    fn copies_an_upload_under_dockers_root_when_its_tmp_is_not_there() {
+        let info = Info {
+            docker_root: Some("/nonexistent/docker".into()),
+            ..Info::default()
+        };
+        let dir = ClassicStore.upload_dir(&info).unwrap();
+        assert_eq!(dir, PathBuf::from("/nonexistent/docker"));
+    }
+}

@@ -52,3 +52,21 @@ impl Store for PodmanStore {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copies_an_upload_where_podman_says_or_else_to_var_tmp() {
+        let said = Info {
+            image_copy_tmp_dir: Some("/srv/tmp".into()),
+            ..Info::default()
+        };
+        assert_eq!(PodmanStore.upload_dir(&said), Ok("/srv/tmp".into()));
+        assert_eq!(
+            PodmanStore.upload_dir(&Info::default()),
+            Ok(UPLOAD_DIR.into())
+        );
+    }
+}
