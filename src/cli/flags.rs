@@ -8,6 +8,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
+use super::error::Refusal;
 use super::options::Given;
 use super::values;
 use super::Name;
@@ -68,7 +69,7 @@ pub(super) enum Action {
     /// A path, named so in `--help`, taken as it is written (any bytes).
     Path(&'static str, fn(&mut Given, PathBuf)),
     /// Text, named so in `--help`; the setter refuses a value it cannot use, saying what it takes.
-    Text(&'static str, fn(&mut Given, &str) -> Result<(), String>),
+    Text(&'static str, fn(&mut Given, &str) -> Result<(), Refusal>),
 }
 
 /// One option: how it is spelled, the commands it belongs to, what `--help` says of it and
@@ -98,7 +99,7 @@ impl Flag {
         given: &mut Given,
         spelled: &str,
         value: Option<OsString>,
-    ) -> Result<(), String> {
+    ) -> Result<(), Refusal> {
         let value = value.unwrap_or_default();
         match self.action {
             Action::Help | Action::Version => Ok(()),
@@ -111,9 +112,10 @@ impl Flag {
                 Ok(())
             }
             Action::Text(_, set) => {
-                let text = value
-                    .into_string()
-                    .map_err(|v| format!("{spelled} takes text, not {v:?}"))?;
+                let text = value.into_string().map_err(|value| Refusal::NotText {
+                    spelled: spelled.to_owned(),
+                    value,
+                })?;
                 set(given, &text)
             }
         }

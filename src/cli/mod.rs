@@ -15,14 +15,17 @@ use std::fmt;
 
 use lexopt::prelude::*;
 
+mod error;
 mod flags;
 mod help;
 mod options;
 mod values;
 
+use error::Refusal;
 use flags::{Action, Flag, FLAGS};
 use options::Given;
 
+pub use error::UsageError;
 pub use help::{help, version};
 pub use options::{Inspect, Load, Scan, Status};
 
@@ -67,32 +70,6 @@ pub enum Command {
     Version,
 }
 
-/// A command line that cannot be run, and the command it was meant for (`None`: none given).
-#[derive(Debug, PartialEq, Eq)]
-pub struct UsageError {
-    pub(crate) command: Option<Name>,
-    pub(crate) message: String,
-}
-
-impl fmt::Display for UsageError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.command {
-            Some(name) => write!(
-                f,
-                "container-loader {name}: {}; see container-loader {name} --help",
-                self.message
-            ),
-            None => write!(
-                f,
-                "container-loader: {}; see container-loader --help",
-                self.message
-            ),
-        }
-    }
-}
-
-impl std::error::Error for UsageError {}
-
 /// Parses `args` (without the program name); `env` looks up environment variables.
 ///
 /// Options may stand before or after the command; each is checked against the command, and
@@ -110,7 +87,7 @@ pub fn parse(
         return Ok(Command::Version);
     }
     let name = command.unwrap_or(Name::Load);
-    let err = |message: String| UsageError { command, message };
+    let err = |refusal| UsageError { command, refusal };
     let owned = line.owned(name).map_err(err)?;
     let mut given = Given::default();
     for (written, flag) in line.options.into_iter().zip(owned) {
@@ -126,7 +103,7 @@ fn build(
     given: Given,
     operands: Vec<OsString>,
     env: &impl Fn(&str) -> Option<String>,
-) -> Result<Command, String> {
+) -> Result<Command, Refusal> {
     Ok(match name {
         Name::Load => Command::Load(Load::new(given, operands, env)?),
         Name::Status => Command::Status(Status::new(given, operands, env)?),
@@ -163,15 +140,15 @@ impl Line {
             help: false,
         };
         loop {
-            let err = |message: String| UsageError {
+            let err = |refusal| UsageError {
                 command: line.command,
-                message,
+                refusal,
             };
             let arg = match p.next() {
                 Ok(Some(arg)) => arg,
                 Ok(None) => break,
                 Err(_) if line.help => break,
-                Err(e) => return Err(err(e.to_string())),
+                Err(e) => return Err(err(Refusal::Unreadable(e.to_string()))),
             };
             let (spelled, found) = match arg {
                 Value(v) if line.command.is_none() && line.operands.is_empty() => {
@@ -189,14 +166,14 @@ impl Line {
                 if line.help {
                     break;
                 }
-                return Err(err(format!("unknown option {spelled}")));
+                return Err(err(Refusal::UnknownOption(spelled)));
             };
             line.help |= matches!(flag.action, Action::Help);
             let value = match flag.value() {
                 Some(_) => match p.value() {
                     Ok(v) => Some(v),
                     Err(_) if line.help => break,
-                    Err(e) => return Err(err(e.to_string())),
+                    Err(e) => return Err(err(Refusal::Unreadable(e.to_string()))),
                 },
                 None => None,
             };
@@ -218,16 +195,14 @@ impl Line {
 
     /// The row that says what `name` does with each option, in order; the first option that
     /// is not `name`'s is refused.
-    fn owned(&self, name: Name) -> Result<Vec<&'static Flag>, String> {
+    fn owned(&self, name: Name) -> Result<Vec<&'static Flag>, Refusal> {
         self.options
             .iter()
             .map(|written| {
-                flags::of(name, written.flag.long).ok_or_else(|| {
-                    let default = match self.command {
-                        None => " (the default command)",
-                        Some(_) => "",
-                    };
-                    format!("{} is not an option of {name}{default}", written.spelled)
+                flags::of(name, written.flag.long).ok_or_else(|| Refusal::NotAnOption {
+                    spelled: written.spelled.clone(),
+                    command: name,
+                    default: self.command.is_none(),
                 })
             })
             .collect()
@@ -241,7 +216,7 @@ fn command(word: &str) -> Result<Name, UsageError> {
         .find(|n| n.as_str() == word)
         .ok_or_else(|| UsageError {
             command: None,
-            message: format!("unknown command \"{word}\""),
+            refusal: Refusal::UnknownCommand(word.to_owned()),
         })
 }
 
@@ -591,7 +566,7 @@ mod tests {
     fn scan_takes_one_dir() {
         let e = parse_with(&["scan", "a", "b"], &[]).unwrap_err();
         assert_eq!(e.command, Some(Name::Scan));
-        assert!(e.message.contains("one DIR"), "{e}");
+        assert_eq!(e.refusal, Refusal::SecondDir("b".into()));
         assert!(parse_with(&["scan"], &[]).is_err());
     }
 
@@ -599,7 +574,7 @@ mod tests {
     fn load_and_status_take_no_operands() {
         for name in ["load", "status"] {
             let e = parse_with(&[name, "extra"], &[]).unwrap_err();
-            assert!(e.message.contains("\"extra\""), "{e}");
+            assert_eq!(e.refusal, Refusal::Operand("extra".into()));
         }
     }
 

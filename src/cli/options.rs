@@ -9,6 +9,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::error::Refusal;
 use super::values;
 use crate::engine::Kind;
 use crate::input::list::DEFAULT_LIST;
@@ -146,7 +147,7 @@ impl Load {
         given: Given,
         operands: Vec<OsString>,
         env: &impl Fn(&str) -> Option<String>,
-    ) -> Result<Load, String> {
+    ) -> Result<Load, Refusal> {
         let Given {
             lists,
             images_dir,
@@ -167,9 +168,9 @@ impl Load {
             output: _,
             json: _,
         } = given;
-        no_operands(&operands)?;
+        no_operands(operands)?;
         if replace_differing && !verify {
-            return Err("--replace-differing needs --verify".into());
+            return Err(Refusal::ReplaceWithoutVerify);
         }
         Ok(Load {
             lists: or_default_list(lists),
@@ -196,7 +197,7 @@ impl Status {
         given: Given,
         operands: Vec<OsString>,
         env: &impl Fn(&str) -> Option<String>,
-    ) -> Result<Status, String> {
+    ) -> Result<Status, Refusal> {
         let Given {
             lists,
             images_dir,
@@ -217,7 +218,7 @@ impl Status {
             refs: _,
             output: _,
         } = given;
-        no_operands(&operands)?;
+        no_operands(operands)?;
         Ok(Status {
             lists: or_default_list(lists),
             images_dir,
@@ -234,7 +235,7 @@ impl Status {
 }
 
 impl Inspect {
-    pub(super) fn new(given: Given, operands: Vec<OsString>) -> Result<Inspect, String> {
+    pub(super) fn new(given: Given, operands: Vec<OsString>) -> Result<Inspect, Refusal> {
         let Given {
             memory_limit,
             json,
@@ -256,7 +257,7 @@ impl Inspect {
             verbosity: _,
         } = given;
         if operands.is_empty() {
-            return Err("no ARCHIVE given".into());
+            return Err(Refusal::NoArchive);
         }
         Ok(Inspect {
             archives: operands.into_iter().map(PathBuf::from).collect(),
@@ -267,7 +268,7 @@ impl Inspect {
 }
 
 impl Scan {
-    pub(super) fn new(given: Given, operands: Vec<OsString>) -> Result<Scan, String> {
+    pub(super) fn new(given: Given, operands: Vec<OsString>) -> Result<Scan, Refusal> {
         let Given {
             refs,
             output,
@@ -289,12 +290,9 @@ impl Scan {
             json: _,
         } = given;
         let mut operands = operands.into_iter();
-        let dir = operands.next().ok_or("no DIR given")?;
+        let dir = operands.next().ok_or(Refusal::NoDir)?;
         if let Some(more) = operands.next() {
-            return Err(format!(
-                "takes one DIR, not also \"{}\"",
-                more.to_string_lossy()
-            ));
+            return Err(Refusal::SecondDir(more));
         }
         Ok(Scan {
             dir: PathBuf::from(dir),
@@ -307,12 +305,9 @@ impl Scan {
 }
 
 /// `load` and `status` read their entries from lists: a word after the options is a mistake.
-fn no_operands(operands: &[OsString]) -> Result<(), String> {
-    match operands.first() {
-        Some(extra) => Err(format!(
-            "takes only options, not \"{}\"",
-            extra.to_string_lossy()
-        )),
+fn no_operands(operands: Vec<OsString>) -> Result<(), Refusal> {
+    match operands.into_iter().next() {
+        Some(extra) => Err(Refusal::Operand(extra)),
         None => Ok(()),
     }
 }

@@ -5,41 +5,43 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::error::Refusal;
 use crate::engine::{Kind, DOCKER_SOCKET, PODMAN_SOCKET};
 use crate::input::sizes::Size;
 
 /// Whole seconds, as `--wait`, `--timeout` and `--progress-interval` take them.
-pub(super) fn seconds(flag: &str, text: &str) -> Result<Duration, String> {
+pub(super) fn seconds(flag: &'static str, text: &str) -> Result<Duration, Refusal> {
     text.parse::<u64>()
         .map(Duration::from_secs)
-        .map_err(|_| format!("{flag} takes whole seconds, not \"{text}\""))
+        .map_err(|_| Refusal::NotSeconds {
+            flag,
+            text: text.to_owned(),
+        })
 }
 
 /// `--engine`: `None` for auto, detected from the engine's first answer.
-pub(super) fn engine(text: &str) -> Result<Option<Kind>, String> {
+pub(super) fn engine(text: &str) -> Result<Option<Kind>, Refusal> {
     match text {
         "auto" => Ok(None),
         "docker" => Ok(Some(Kind::Docker)),
         "podman" => Ok(Some(Kind::Podman)),
-        other => Err(format!(
-            "--engine takes auto, docker or podman, not \"{other}\""
-        )),
+        other => Err(Refusal::NotAnEngine(other.to_owned())),
     }
 }
 
 /// `--memory-limit` in bytes: a size such as `512M`, never zero.
-pub(super) fn memory_limit(text: &str) -> Result<u64, String> {
+pub(super) fn memory_limit(text: &str) -> Result<u64, Refusal> {
     Size::parse(text)
         .filter(|s| s.0 > 0)
         .map(|s| s.0)
-        .ok_or_else(|| format!("--memory-limit takes a size like 512M or 2G, not \"{text}\""))
+        .ok_or_else(|| Refusal::NotASize(text.to_owned()))
 }
 
 /// `--ref ARCHIVE=REF`, split at its first `=`.
-pub(super) fn archive_ref(pair: &str) -> Result<(String, String), String> {
+pub(super) fn archive_ref(pair: &str) -> Result<(String, String), Refusal> {
     pair.split_once('=')
         .map(|(archive, reference)| (archive.to_owned(), reference.to_owned()))
-        .ok_or_else(|| format!("--ref takes ARCHIVE=REF, not \"{pair}\""))
+        .ok_or_else(|| Refusal::NotARef(pair.to_owned()))
 }
 
 /// The sockets to try: `--host`, else `$CONTAINER_HOST`, else `$DOCKER_HOST`, else the
@@ -48,7 +50,7 @@ pub(super) fn sockets(
     host: Option<String>,
     engine: Option<Kind>,
     env: &impl Fn(&str) -> Option<String>,
-) -> Result<Vec<PathBuf>, String> {
+) -> Result<Vec<PathBuf>, Refusal> {
     let given = host
         .map(|h| ("--host", h))
         .or_else(|| {
@@ -64,7 +66,7 @@ pub(super) fn sockets(
     if let Some((from, url)) = given {
         return unix_path(&url)
             .map(|p| vec![p])
-            .ok_or_else(|| format!("{from} must be unix:///path or a path, not \"{url}\""));
+            .ok_or(Refusal::NotASocket { from, url });
     }
     Ok(match engine {
         Some(Kind::Docker) => vec![DOCKER_SOCKET.into()],
@@ -89,7 +91,10 @@ mod tests {
         assert_eq!(seconds("--wait", "90"), Ok(Duration::from_secs(90)));
         assert_eq!(
             seconds("--wait", "1.5"),
-            Err("--wait takes whole seconds, not \"1.5\"".to_owned())
+            Err(Refusal::NotSeconds {
+                flag: "--wait",
+                text: "1.5".to_owned()
+            })
         );
         assert!(seconds("--wait", "-1").is_err());
     }
