@@ -127,3 +127,45 @@ fn exit_status(name: Name) -> String {
         .to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn help_without_a_command_names_every_command_and_load_options() {
+        let text = help(None);
+        for name in Name::ALL {
+            assert!(text.contains(&format!("container-loader {name}")) || name == Name::Load);
+        }
+        assert!(text.contains("container-loader COMMAND --help"), "{text}");
+        assert!(
+            text.contains("--delete-after-load") && !text.contains("--ref"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn an_option_too_long_for_its_column_has_its_text_on_the_next_line() {
+        let text = help(Some(Name::Load));
+        assert!(
+            text.contains(concat!(
+                "\n      --progress-interval SECONDS\n",
+                "                           without a terminal,"
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains("\n      --dry-run            say what would be loaded"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn each_command_help_ends_with_its_exit_statuses() {
+        for name in Name::ALL {
+            let text = help(Some(name));
+            assert!(text.ends_with(&exit_status(name)), "{text}");
+        }
+    }
+}

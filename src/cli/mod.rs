@@ -39,7 +39,8 @@ pub enum Name {
 }
 
 impl Name {
-    /// Every command, in the order the overview lists them.
+    /// Every command, in the order the overview lists them. A new command goes here by hand:
+    /// one left out is refused as unknown and missing from the overview.
     pub(crate) const ALL: [Name; 4] = [Name::Load, Name::Status, Name::Inspect, Name::Scan];
 
     pub(crate) fn as_str(self) -> &'static str {
@@ -529,19 +530,6 @@ mod tests {
             .filter(|w| w.starts_with('-'))
             .map(str::to_owned)
             .collect()
-    }
-
-    #[test]
-    fn help_without_a_command_names_every_command_and_load_options() {
-        let text = help(None);
-        for name in Name::ALL {
-            assert!(text.contains(&format!("container-loader {name}")) || name == Name::Load);
-        }
-        assert!(text.contains("container-loader COMMAND --help"), "{text}");
-        assert!(
-            text.contains("--delete-after-load") && !text.contains("--ref"),
-            "{text}"
-        );
     }
 
     #[test]
