@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use crate::cli::Options;
+use crate::cli::Load as Options;
 use crate::decode::{self, DecodeError, HoldBack, Pipelined};
 use crate::engine::{short_id, Engine, EngineError, Held, Knock, Listing, LISTING_NAMES_MAX};
 use crate::image::manifest::{Images, Match};
