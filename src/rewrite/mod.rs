@@ -19,7 +19,7 @@
 //! end-of-archive blocks, as `docker save` from docker >= 25 writes it beside its OCI layout:
 //! one item per image, with its config and layer blobs and its names.
 //!
-//! Only the small description files are kept on the way (the tar walk of [`crate::image::manifest`]);
+//! Only the small description files are kept on the way (the tar walk of [`crate::image::walk`]);
 //! blobs pass as they are, and any other tar passes byte for byte, but for the layer files a
 //! delta load leaves out ([`Loadable::leaving_out`]): their entries (header, data, padding)
 //! are walked as before and not passed on. What was left out is confirmed against what the
@@ -33,14 +33,15 @@ use std::io::{self, Read};
 use serde_json::Value;
 
 use crate::engine::store::Reads;
-use crate::image::manifest::{
-    self, attestation, Contents, Images, Unresolved, Watcher, CONTAINERD_NAME, OCI_REF_NAME,
+use crate::image::describe::{
+    attestation, descriptor_names, strings, Images, Unresolved, CONTAINERD_NAME, DOCKER_MANIFEST,
+    OCI_REF_NAME,
 };
+use crate::image::digest::{blob, sha256_hex};
+use crate::image::limits::{within, Invalid, IMAGES_MAX, NESTING_MAX};
 use crate::image::platform::{Platform, Unsuited};
+use crate::image::walk::{Entry, WalkError, Walked, Watcher, BLOCK, SMALL_MAX};
 use crate::input::reference::{canonical, Reference};
-
-/// tar's block: headers are one block, data is padded to whole blocks.
-const BLOCK: usize = 512;
 
 /// Why an archive cannot be made loadable: the upload fails before its end, so the engine
 /// loads nothing of it.
@@ -56,7 +57,7 @@ pub enum Unloadable {
     /// The tar stops before its end-of-archive blocks.
     CutShort { at: u64 },
     /// The tar holds a description file twice, or describes more than the loader reads.
-    Invalid(manifest::Invalid),
+    Invalid(Invalid),
 }
 
 impl fmt::Display for Unloadable {
@@ -84,11 +85,11 @@ impl std::error::Error for Unloadable {}
 
 /// What a delta load leaves out of the tar, told file by file as the tar streams by.
 pub trait Omission {
-    /// Whether the regular file at `path` (as [`manifest::normalize`] writes it) is left out.
+    /// Whether the regular file at `path` (as [`crate::image::walk::normalize`] writes it) is left out.
     fn omits(&mut self, path: &str) -> bool;
     /// Once the archive is described, before its end is passed on: why not, when what was
     /// left out is more than its images can do without.
-    fn confirm(&self, contents: &Contents) -> Result<(), String>;
+    fn confirm(&self, contents: &Walked) -> Result<(), String>;
 }
 
 /// The files at these paths, decided before the upload from what the archive describes.
@@ -97,7 +98,7 @@ impl Omission for HashSet<String> {
         self.contains(path)
     }
 
-    fn confirm(&self, _: &Contents) -> Result<(), String> {
+    fn confirm(&self, _: &Walked) -> Result<(), String> {
         Ok(())
     }
 }
@@ -134,8 +135,8 @@ impl Unloadable {
     }
 }
 
-impl From<manifest::Invalid> for Unloadable {
-    fn from(invalid: manifest::Invalid) -> Self {
+impl From<Invalid> for Unloadable {
+    fn from(invalid: Invalid) -> Self {
         Unloadable::Invalid(invalid)
     }
 }
@@ -194,8 +195,8 @@ enum Description {
 
 impl Description {
     /// The file a walked entry is, if it is one small enough to be held.
-    fn of(entry: &manifest::Entry) -> Option<Description> {
-        let small = entry.file && entry.size <= manifest::SMALL_MAX;
+    fn of(entry: &Entry) -> Option<Description> {
+        let small = entry.file && entry.size <= SMALL_MAX;
         match entry.path.as_str() {
             "manifest.json" if small => Some(Description::ManifestJson),
             "index.json" if small => Some(Description::IndexJson),
@@ -221,14 +222,14 @@ impl Description {
                 .as_array()
                 .into_iter()
                 .flatten()
-                .map(|item| manifest::strings(&item["RepoTags"]))
+                .map(|item| strings(&item["RepoTags"]))
                 .collect(),
             Description::IndexJson => value["manifests"]
                 .as_array()
                 .into_iter()
                 .flatten()
                 .filter(|d| !attestation(d))
-                .map(manifest::descriptor_names)
+                .map(descriptor_names)
                 .collect(),
         };
         let mut seen = HashSet::new();
@@ -247,7 +248,7 @@ impl Description {
     /// as it is.
     fn chosen(
         self,
-        contents: &Contents,
+        contents: &Walked,
         json: &[u8],
         device: &Platform,
     ) -> Result<Option<Vec<u8>>, Unsuited> {
@@ -261,7 +262,7 @@ impl Description {
 impl<'a, R: Read> Loadable<'a, R> {
     /// What the archive described, from the walk the adapter made of it on the way (what it
     /// wrote in names the same images with the same ids), or why it could not be read.
-    pub fn finish(self) -> Result<Contents, String> {
+    pub fn finish(self) -> Result<Walked, WalkError> {
         self.watcher.finish()
     }
 
@@ -552,13 +553,13 @@ impl<R: Read> Read for Loadable<'_, R> {
 /// or for an OCI archive from its index as the manifest.json written for classic docker has
 /// them (the device's platform chosen). `None` when the archive describes no image.
 pub(crate) fn docker_items(
-    contents: &Contents,
+    contents: &Walked,
     device: &Platform,
 ) -> Option<Vec<(String, Vec<String>)>> {
     if let Some(manifest) = contents.json("manifest.json") {
         let items = manifest.as_array()?.iter().map(|item| {
             let config = item["Config"].as_str().unwrap_or_default().to_owned();
-            (config, manifest::strings(&item["Layers"]))
+            (config, strings(&item["Layers"]))
         });
         return Some(items.collect());
     }
@@ -568,15 +569,15 @@ pub(crate) fn docker_items(
 }
 
 /// Whether the tar is an OCI archive without the file classic docker reads.
-fn needs_manifest(contents: &Contents) -> bool {
+fn needs_manifest(contents: &Walked) -> bool {
     contents.size("manifest.json").is_none() && contents.size("index.json").is_some()
 }
 
-/// index.json with only the entries an engine on `device` gets ([`Contents::index_choice`]):
+/// index.json with only the entries an engine on `device` gets ([`Walked::index_choice`]):
 /// where it offers one name (or no name) for several platforms side by side, the device's;
 /// `None` when nothing is left out.
 fn for_device(
-    contents: &Contents,
+    contents: &Walked,
     index: &[u8],
     device: &Platform,
 ) -> Result<Option<Vec<u8>>, Unsuited> {
@@ -601,9 +602,9 @@ fn for_device(
 }
 
 /// manifest.json with only the items an engine on `device` gets, under the names they keep
-/// ([`Contents::docker_choice`]); `None` when that is all of them as they are.
+/// ([`Walked::docker_choice`]); `None` when that is all of them as they are.
 fn docker_for_device(
-    contents: &Contents,
+    contents: &Walked,
     manifest: &[u8],
     device: &Platform,
 ) -> Result<Option<Vec<u8>>, Unsuited> {
@@ -612,7 +613,7 @@ fn docker_for_device(
     };
     let chosen = contents.docker_choice(&items, device)?;
     let same = |(item, names): &(&Value, &Option<Vec<String>>)| {
-        names.as_ref() == Some(&manifest::strings(&item["RepoTags"]))
+        names.as_ref() == Some(&strings(&item["RepoTags"]))
     };
     if items.iter().zip(&chosen).all(|pair| same(&pair)) {
         return Ok(None);
@@ -635,7 +636,7 @@ fn docker_for_device(
 /// engine: one without an image for the device (behind an image index, or one name side by
 /// side) fails here, before the engine could load a wrong one.
 fn written(
-    contents: &Contents,
+    contents: &Walked,
     device: &Platform,
     reads: Reads,
 ) -> Result<Option<Vec<u8>>, Unloadable> {
@@ -657,17 +658,17 @@ fn written(
 }
 
 /// Whether the tar is a docker-archive without an OCI layout beside it.
-fn is_docker_archive(contents: &Contents) -> bool {
+fn is_docker_archive(contents: &Walked) -> bool {
     contents.size("manifest.json").is_some() && contents.size("index.json").is_none()
 }
 
 /// The OCI layout of a docker-archive, as containerd's importer would describe it if it could
-/// not find compressed copies of its layers: per image the device gets ([`Contents::
-/// docker_choice`]) the manifest the loader computes ([`Contents::docker_manifest`]), and in
+/// not find compressed copies of its layers: per image the device gets ([`Walked::
+/// docker_choice`]) the manifest the loader computes ([`Walked::docker_manifest`]), and in
 /// index.json a descriptor per name, annotated as containerd annotates the ones it makes.
 /// `None` when an image cannot be described (a file it names is missing): containerd then
 /// does as it would have done.
-fn oci_layout(contents: &Contents, device: &Platform) -> Result<Option<Vec<u8>>, Unloadable> {
+fn oci_layout(contents: &Walked, device: &Platform) -> Result<Option<Vec<u8>>, Unloadable> {
     let Some(manifest) = contents.json("manifest.json") else {
         return Ok(None);
     };
@@ -683,7 +684,7 @@ fn oci_layout(contents: &Contents, device: &Platform) -> Result<Option<Vec<u8>>,
             return Ok(None);
         };
         let descriptor = serde_json::json!({
-            "mediaType": manifest::DOCKER_MANIFEST,
+            "mediaType": DOCKER_MANIFEST,
             "digest": digest,
             "size": json.len(),
         });
@@ -715,11 +716,11 @@ fn oci_layout(contents: &Contents, device: &Platform) -> Result<Option<Vec<u8>>,
 }
 
 /// The digest and JSON of the manifest the loader computes for an item of manifest.json.
-fn item_manifest(contents: &Contents, item: &Value) -> Option<(String, String)> {
+fn item_manifest(contents: &Walked, item: &Value) -> Option<(String, String)> {
     let config = item["Config"].as_str()?;
-    let layers = manifest::strings(&item["Layers"]);
+    let layers = strings(&item["Layers"]);
     let json = contents.docker_manifest(config, &layers)?;
-    let digest = format!("sha256:{}", manifest::sha256_hex(json.as_bytes()));
+    let digest = format!("sha256:{}", sha256_hex(json.as_bytes()));
     Some((digest, json))
 }
 
@@ -747,10 +748,10 @@ struct Item {
 }
 
 /// The manifest.json items for the images an engine on `device` gets of the index: the
-/// entries [`Contents::index_choice`] keeps, each image index resolved to its manifest for
+/// entries [`Walked::index_choice`] keeps, each image index resolved to its manifest for
 /// `device`. An error when an entry's image is missing, or an image index has none for the
 /// device.
-fn items(contents: &Contents, index: &Value, device: &Platform) -> Result<Vec<Item>, Unloadable> {
+fn items(contents: &Walked, index: &Value, device: &Platform) -> Result<Vec<Item>, Unloadable> {
     let descriptors = index["manifests"].as_array().map_or(&[][..], Vec::as_slice);
     let keep = contents.index_choice(descriptors, device)?;
     let mut items: Vec<Item> = Vec::new();
@@ -767,9 +768,9 @@ fn items(contents: &Contents, index: &Value, device: &Platform) -> Result<Vec<It
                 let name = names.first().cloned();
                 Unsuited::none_fits(name, device, &offered).into()
             }
-            Unresolved::TooDeep => Unloadable::Invalid(manifest::Invalid::TooMany {
+            Unresolved::TooDeep => Unloadable::Invalid(Invalid::TooMany {
                 what: "image indexes nested in one another",
-                max: manifest::NESTING_MAX,
+                max: NESTING_MAX,
             }),
         })?;
         let config = blob_in(contents, manifest["config"]["digest"].as_str())?;
@@ -789,7 +790,7 @@ fn items(contents: &Contents, index: &Value, device: &Platform) -> Result<Vec<It
                 layers,
             }),
         }
-        manifest::within(items.len(), manifest::IMAGES_MAX, "images")?;
+        within(items.len(), IMAGES_MAX, "images")?;
     }
     Ok(items)
 }
@@ -821,8 +822,8 @@ fn repo_tags(descriptor: &Value) -> Vec<String> {
 }
 
 /// The path of the blob `digest` names, if the archive holds it.
-fn blob_in(contents: &Contents, digest: Option<&str>) -> Result<String, Unloadable> {
-    manifest::blob(digest)
+fn blob_in(contents: &Walked, digest: Option<&str>) -> Result<String, Unloadable> {
+    blob(digest)
         .filter(|p| contents.size(p).is_some())
         .ok_or_else(|| Unloadable::Missing {
             digest: digest.unwrap_or("a config without digest").to_owned(),
@@ -1051,7 +1052,7 @@ mod tests {
             path.ends_with(".tar")
         }
 
-        fn confirm(&self, contents: &Contents) -> Result<(), String> {
+        fn confirm(&self, contents: &Walked) -> Result<(), String> {
             match contents.size("manifest.json") {
                 Some(_) => Err("a.tar is a layer of c.json".to_owned()),
                 None => Ok(()),
@@ -1319,7 +1320,10 @@ mod tests {
             (&format!("{cfg}.json"), config.as_bytes()),
             ("manifest.json", manifest.as_bytes()),
         ]);
-        let computed = manifest::read(&tar[..]).unwrap().unwrap().images[0]
+        let computed = crate::image::describe::read(&tar[..])
+            .unwrap()
+            .unwrap()
+            .images[0]
             .target
             .clone()
             .expect("a computed manifest digest");
@@ -1343,7 +1347,7 @@ mod tests {
                 format!("sha256:{cfg}")
             );
             assert!(json_in(&out, "oci-layout").is_some());
-            let read = manifest::read(&out[..]).unwrap().unwrap();
+            let read = crate::image::describe::read(&out[..]).unwrap().unwrap();
             assert_eq!(read.images[0].target.as_deref(), Some(computed.as_str()));
         }
         assert!(through_to(&tar, 512, "linux/amd64", Reads::Either).unwrap() == tar);
@@ -1482,7 +1486,7 @@ mod tests {
             );
             assert_eq!(
                 e,
-                Unloadable::Invalid(manifest::Invalid::Twice("manifest.json".into()))
+                Unloadable::Invalid(Invalid::Twice("manifest.json".into()))
             );
         }
     }
@@ -1504,7 +1508,7 @@ mod tests {
             );
             assert_eq!(
                 e,
-                Unloadable::Invalid(manifest::Invalid::Twice("manifest.json".into())),
+                Unloadable::Invalid(Invalid::Twice("manifest.json".into())),
                 "{spelling}"
             );
         }
@@ -1530,7 +1534,10 @@ mod tests {
                     manifest,
                     json!([{"Config": configs[1], "RepoTags": name, "Layers": ["l1/layer.tar"]}])
                 );
-                let images = manifest::read(&out[..]).unwrap().unwrap().images;
+                let images = crate::image::describe::read(&out[..])
+                    .unwrap()
+                    .unwrap()
+                    .images;
                 assert_eq!(images.len(), 1, "{reads:?}");
             }
         }
@@ -1543,7 +1550,10 @@ mod tests {
         let tar = tar_of_files(&files);
         let out = through_to(&tar, 4096, "linux/amd64", Reads::OciLayout).unwrap();
         let index = json_in(&out, "index.json").expect("index.json");
-        let described = manifest::read(&out[..]).unwrap().unwrap().images;
+        let described = crate::image::describe::read(&out[..])
+            .unwrap()
+            .unwrap()
+            .images;
         assert_eq!(index["manifests"].as_array().unwrap().len(), 1);
         assert_eq!(
             index["manifests"][0]["digest"].as_str(),
@@ -1685,7 +1695,7 @@ mod tests {
     #[test]
     fn aborts_an_archive_describing_more_images_than_the_loader_reads_before_its_end() {
         let item = r#"{"Config":"c.json","RepoTags":[],"Layers":[]}"#;
-        let many = format!("[{}]", vec![item; manifest::IMAGES_MAX + 1].join(","));
+        let many = format!("[{}]", vec![item; IMAGES_MAX + 1].join(","));
         let tar = tar_of(&[("c.json", b"{}"), ("manifest.json", many.as_bytes())]);
         let (passed, e) = passed_before_failing(&tar, Reads::Either);
         assert!(passed <= tar.len() - 2 * BLOCK);
@@ -1709,7 +1719,7 @@ mod tests {
     #[test]
     fn follows_image_indexes_naming_each_other_over_and_over_to_one_image() {
         // 10^12 images if every entry were followed; one entry per index is.
-        let (tar, config) = fanned_out(manifest::NESTING_MAX, 1000);
+        let (tar, config) = fanned_out(NESTING_MAX, 1000);
         let started = std::time::Instant::now();
         let manifest = manifest_of(&through(&tar, 4096, "linux/amd64").unwrap());
         assert_eq!(manifest[0]["Config"], format!("blobs/sha256/{config}"));
@@ -1719,7 +1729,7 @@ mod tests {
 
     #[test]
     fn refuses_image_indexes_nested_deeper_than_it_reads() {
-        let (tar, _) = fanned_out(manifest::NESTING_MAX + 1, 2);
+        let (tar, _) = fanned_out(NESTING_MAX + 1, 2);
         let (_, e) = passed_before_failing(&tar, Reads::Either);
         assert!(
             e.to_string()
