@@ -6,6 +6,7 @@
 pub mod contents;
 pub mod describe;
 pub(crate) mod digest;
+pub(crate) mod items;
 pub mod limits;
 pub mod platform;
 pub mod walk;
