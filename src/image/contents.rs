@@ -16,10 +16,10 @@ use crate::input::format::{self, Format, KnownFormats};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inspected {
-    pub format: Format,
-    pub layout: &'static str,
-    pub compressed: u64,
-    pub uncompressed: u64,
+    pub(crate) format: Format,
+    pub(crate) layout: &'static str,
+    pub(crate) compressed: u64,
+    pub(crate) uncompressed: u64,
     pub images: Vec<Image>,
 }
 
@@ -27,12 +27,12 @@ pub struct Inspected {
 /// names the file itself shows alone).
 #[derive(Debug)]
 pub struct InspectError {
-    pub path: PathBuf,
-    pub reason: Unreadable,
+    pub(crate) path: PathBuf,
+    pub(crate) reason: Unreadable,
 }
 
 #[derive(Debug)]
-pub enum Unreadable {
+pub(crate) enum Unreadable {
     Open(io::Error),
     UnknownFormat,
     Read(io::Error),

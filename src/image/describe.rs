@@ -54,14 +54,14 @@ pub struct Image {
     /// same way (config and layer digests and sizes, in the JSON that Go's encoder writes).
     pub target: Option<String>,
     pub layer_sizes: Vec<u64>,
-    pub architecture: Option<String>,
-    pub os: Option<String>,
-    pub variant: Option<String>,
+    pub(crate) architecture: Option<String>,
+    pub(crate) os: Option<String>,
+    pub(crate) variant: Option<String>,
 }
 
 impl Image {
     /// The platform its config names.
-    pub fn platform(&self) -> Option<Platform> {
+    pub(crate) fn platform(&self) -> Option<Platform> {
         Some(Platform {
             os: self.os.clone()?,
             architecture: self.architecture.clone()?,
@@ -73,13 +73,13 @@ impl Image {
 /// The images of one archive and how they are laid out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Images {
-    pub layout: &'static str,
+    pub(crate) layout: &'static str,
     pub images: Vec<Image>,
 }
 
 /// Which of an archive's images a list entry's reference stands for.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Match<'a> {
+pub(crate) enum Match<'a> {
     /// The archive carries the reference.
     Named(&'a Image),
     /// The archive holds one image and does not carry the reference.
@@ -94,7 +94,7 @@ impl Images {
     /// The image `reference` stands for. Names compare as the engines read them: a name without
     /// registry is on docker.io, one without a path under `library/`, and no tag means `latest`.
     /// Where several images carry the reference (one per platform), the one for the device.
-    pub fn find(&self, reference: &Reference) -> Match<'_> {
+    pub(crate) fn find(&self, reference: &Reference) -> Match<'_> {
         let wanted = canonical(reference.as_str());
         let device = Platform::device();
         let named = self
@@ -117,7 +117,7 @@ impl Images {
 /// Reads a whole decoded archive (to its end, where the decoder checks its checksum) and says
 /// which images it holds: `Ok(None)` for a tar that describes none.
 /// An archive found [`Invalid`] stops the reading there.
-pub fn read(decoded: impl Read) -> io::Result<Option<Images>> {
+pub(crate) fn read(decoded: impl Read) -> io::Result<Option<Images>> {
     let mut watching = Watching::new(decoded);
     let mut buf = vec![0; 64 << 10];
     while watching.read(&mut buf)? > 0 {
@@ -150,7 +150,7 @@ impl Walked {
     /// the one for `device` alone ([`one_per_name`]), and an image index resolved to its
     /// manifest for `device`. Where no single image suits `device`, every image is listed as
     /// the archive has it (the load fails before its end, [`crate::rewrite`]).
-    pub fn describe_for(&self, device: &Platform) -> Result<Option<Images>, Invalid> {
+    pub(crate) fn describe_for(&self, device: &Platform) -> Result<Option<Images>, Invalid> {
         let described = self.describe_all(device);
         self.settled().and(described)
     }

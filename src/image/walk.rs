@@ -39,13 +39,13 @@ const COMPRESSED_MAGIC: [&[u8]; 2] = [&[0x1f, 0x8b], &[0x28, 0xb5, 0x2f, 0xfd]];
 const CKSUM: std::ops::Range<usize> = 148..156;
 
 /// Reads through `R`, letting a [`Watcher`] see every byte that passes.
-pub struct Watching<R> {
+pub(crate) struct Watching<R> {
     inner: R,
-    pub watcher: Watcher,
+    pub(crate) watcher: Watcher,
 }
 
 impl<R> Watching<R> {
-    pub fn new(inner: R) -> Self {
+    pub(crate) fn new(inner: R) -> Self {
         Watching {
             inner,
             watcher: Watcher::default(),
@@ -130,11 +130,11 @@ pub struct Watcher {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Entry {
     /// Its path, as [`normalize`] writes it.
-    pub path: String,
+    pub(crate) path: String,
     /// Its data's size in the tar.
-    pub size: u64,
+    pub(crate) size: u64,
     /// Whether it is a regular file.
-    pub file: bool,
+    pub(crate) file: bool,
 }
 
 /// The entry whose data is passing.
@@ -291,7 +291,7 @@ impl Watcher {
     }
 
     /// Why the archive is refused, once the walk has found it.
-    pub fn invalid(&self) -> Option<&Invalid> {
+    pub(crate) fn invalid(&self) -> Option<&Invalid> {
         self.invalid.as_ref()
     }
 
