@@ -25,6 +25,10 @@
 //! are walked as before and not passed on. What was left out is confirmed against what the
 //! archive describes before the engine gets the tar's end ([`Omission::confirm`]): when an
 //! image needs a file that was left out, the upload fails there, so the engine loads nothing.
+//!
+//! This file holds the adapter; `choice` what an engine on the device gets of manifest.json
+//! and index.json, `written` the entries written before the tar's end, `omission` what a delta
+//! load leaves out.
 
 mod choice;
 mod omission;
