@@ -2,8 +2,6 @@
 //! names as docker's RepoTags take them. A delta load plans with them; the manifest.json written
 //! for classic docker holds them.
 
-use std::fmt;
-
 use serde_json::Value;
 
 use crate::image::describe::{attestation, strings, Unresolved, CONTAINERD_NAME, OCI_REF_NAME};
@@ -13,8 +11,8 @@ use crate::image::platform::{Platform, Unsuited};
 use crate::image::walk::Walked;
 use crate::input::reference::{canonical, Reference};
 
-/// Why an index's images cannot be told as manifest.json items. The text completes
-/// "ARCHIVE: ...".
+/// Why an index's images cannot be told as manifest.json items. An upload fails with it as
+/// [`crate::rewrite::Unloadable`], which words it; a delta's plan gives up on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum ItemError {
     /// The index names a manifest or config the archive does not hold.
@@ -24,21 +22,6 @@ pub(crate) enum ItemError {
     /// The archive describes more than the loader reads.
     Invalid(Invalid),
 }
-
-impl fmt::Display for ItemError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ItemError::Missing { digest } => write!(
-                f,
-                "its index.json names {digest}, which the archive does not hold; save the image again"
-            ),
-            ItemError::Unsuited(unsuited) => unsuited.fmt(f),
-            ItemError::Invalid(invalid) => invalid.fmt(f),
-        }
-    }
-}
-
-impl std::error::Error for ItemError {}
 
 impl From<Unsuited> for ItemError {
     fn from(unsuited: Unsuited) -> Self {
