@@ -39,7 +39,7 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::Value;
 use ureq::{Agent, Body, RequestBuilder, SendBody};
 
-use crate::image::manifest::Image;
+use crate::image::describe::Image;
 use crate::input::reference::Reference;
 use chunks::Chunked;
 pub use held::{chain_on, chains, Held};

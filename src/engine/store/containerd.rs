@@ -23,7 +23,7 @@ use serde_json::Value;
 
 use super::Reads;
 use super::{Delta, Holds, Omit, Store};
-use crate::image::manifest::Image;
+use crate::image::describe::Image;
 
 /// What `GET /info` says in `DriverStatus` when images are kept by a containerd snapshotter.
 const DRIVER_TYPE: &str = "io.containerd.snapshotter.v1";

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::Reads;
 use super::{Delta, Holds, Omit, Store};
-use crate::image::manifest::Image;
+use crate::image::describe::Image;
 
 /// docker unpacks an upload into a directory here, under its data root, unless
 /// `DOCKER_TMPDIR` moves it.

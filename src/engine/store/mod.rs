@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use serde_json::Value;
 
 use super::Kind;
-use crate::image::manifest::Image;
+use crate::image::describe::Image;
 
 pub use containerd::ContainerdStore;
 pub use docker::ClassicStore;
@@ -153,7 +153,7 @@ pub enum Reads {
     /// makes a manifest up, describing a plain layer by a compressed copy it may already hold
     /// (measured: after an OCI archive with the same layers gzipped), so the image's id cannot
     /// be told beforehand. A docker-archive gets the OCI layout instead (`oci-layout`, the
-    /// manifest the loader computes as [`crate::image::manifest::Image::target`], `index.json`), which
+    /// manifest the loader computes as [`crate::image::describe::Image::target`], `index.json`), which
     /// containerd then reads as it is: the id is that manifest's digest.
     OciLayout,
     /// podman: either.

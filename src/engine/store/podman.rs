@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use super::Reads;
 use super::{Delta, Holds, Omit, Store};
-use crate::image::manifest::Image;
+use crate::image::describe::Image;
 
 /// Where podman's API service copies an upload when the engine does not say: podman sets its
 /// `TMPDIR` to this unless containers.conf's `image_copy_tmp_dir` or the environment says else.
