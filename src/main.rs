@@ -34,15 +34,11 @@ fn main() -> ExitCode {
             out.finish(Exit::Done, &Log::from_env(0))
         }
         Ok(Command::Load(o)) => load::run(&o, &Log::from_env(o.verbosity)),
-        Ok(Command::Status { options: o, json }) => {
-            status::run(&o, json, &Log::from_env(o.verbosity))
+        Ok(Command::Status(o)) => status::run(&o, o.json, &Log::from_env(o.verbosity)),
+        Ok(Command::Inspect(o)) => {
+            inspect::run(&o.archives, o.json, o.memory_limit, &Log::from_env(0))
         }
-        Ok(Command::Inspect {
-            archives,
-            json,
-            memory_limit,
-        }) => inspect::run(&archives, json, memory_limit, &Log::from_env(0)),
-        Ok(Command::Scan { scan: s, verbosity }) => scan::run(&s, &Log::from_env(verbosity)),
+        Ok(Command::Scan(s)) => scan::run(&s, &Log::from_env(s.verbosity)),
     };
     ExitCode::from(exit as u8)
 }

@@ -12,8 +12,8 @@ use std::path::Path;
 use container_loader::decode::{self, HoldBack};
 use container_loader::engine::answer::{self, Failure};
 use container_loader::engine::store::Reads;
-use container_loader::image::manifest;
 use container_loader::image::platform::Platform;
+use container_loader::image::walk::Watcher;
 use container_loader::input::format::{self, Format};
 use container_loader::input::list;
 use container_loader::input::reference::Reference;
@@ -350,7 +350,7 @@ fn strings_in_stream(body: &[u8]) -> (Vec<String>, bool) {
     (strings, clean)
 }
 
-/// `manifest::Watcher`, the tar walk a load runs as the archive streams by: the first byte
+/// `walk::Watcher`, the tar walk a load runs as the archive streams by: the first byte
 /// picks the size of the pieces the rest is fed in. Whatever the pieces, the walk must come to
 /// the same result as one fed the whole input at once, and every image id it reports is a
 /// sha256 digest.
@@ -360,7 +360,7 @@ pub fn manifest_walk(data: &[u8]) {
         None => (1, data),
     };
     let walk = |piece: usize| {
-        let mut w = manifest::Watcher::default();
+        let mut w = Watcher::default();
         for chunk in tar.chunks(piece.max(1)) {
             w.feed(chunk);
         }
@@ -390,7 +390,7 @@ pub fn manifest_walk(data: &[u8]) {
 /// 3-5: the piece size; bits 6-7: the image store the adapter writes for), and the rest,
 /// split at zero bytes, gives the files: that first file, a config `c.json`, then blobs named
 /// `blobs/sha256/<i as 64 hex digits>`, which the JSON may name. The walk and its description
-/// (`manifest::Watcher`, `Contents::describe`) and the load's adapter (`oci::Loadable`) must
+/// (`walk::Watcher`, `Walked::describe`) and the load's adapter (`rewrite::Loadable`) must
 /// neither panic nor take more memory than libFuzzer's -malloc_limit_mb; what the walk refuses,
 /// the adapter refuses before the end; what it describes stays within the loader's limits.
 pub fn description_files(data: &[u8]) {
@@ -414,13 +414,11 @@ pub fn description_files(data: &[u8]) {
     }
     let tar = tar_of(&files);
     let step = usize::from((flags >> 3) & 7) * 97 + 1;
-    let mut walk = manifest::Watcher::default();
+    let mut walk = Watcher::default();
     for piece in tar.chunks(step) {
         walk.feed(piece);
     }
-    let described = walk
-        .finish()
-        .and_then(|c| c.describe().map_err(|e| e.to_string()));
+    let described = walk.finish().and_then(|c| c.describe().map_err(Into::into));
     if twice {
         // Refused as held twice, or for a limit the walk reached before the second one.
         described.as_ref().expect_err("a description file twice");

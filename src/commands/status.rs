@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use crate::cli::Options;
+use crate::cli::Status as Options;
 use crate::engine::{short_hex, Engine, Knock, Listing};
 use crate::input::archive::Directories;
 use crate::input::sizes::Size;

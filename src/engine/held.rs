@@ -15,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::store::Holds;
 use super::{Engine, EngineError};
-use crate::image::manifest::sha256_hex;
+use crate::image::digest::sha256_hex;
 
 /// Most images whose layers are asked about (one request each, ~1 ms on docker 26). A device
 /// holds tens; an engine with more is sent whole archives.

@@ -38,7 +38,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use crate::image::manifest::Image;
+use crate::image::describe::Image;
 use crate::input::reference::Reference;
 use api::{Api, Request};
 pub use connect::Knock;

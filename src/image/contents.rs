@@ -1,7 +1,7 @@
 //! What an archive file holds, read in one streaming pass: its format, layout, sizes and
 //! images. `inspect` prints it; `scan` writes a list from it.
 //!
-//! The archive is decoded once, never to disk, and the tar walk of [`crate::image::manifest`] notes
+//! The archive is decoded once, never to disk, and the tar walk of [`crate::image::walk`] notes
 //! what describes its images, exactly as it does while a load streams. Nothing reaches an
 //! engine.
 
@@ -11,15 +11,15 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::decode::{self, DecodeError};
-use crate::image::manifest::{self, Image};
+use crate::image::describe::{self, Image};
 use crate::input::format::{self, Format, KnownFormats};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inspected {
-    pub format: Format,
-    pub layout: &'static str,
-    pub compressed: u64,
-    pub uncompressed: u64,
+    pub(crate) format: Format,
+    pub(crate) layout: &'static str,
+    pub(crate) compressed: u64,
+    pub(crate) uncompressed: u64,
     pub images: Vec<Image>,
 }
 
@@ -27,12 +27,12 @@ pub struct Inspected {
 /// names the file itself shows alone).
 #[derive(Debug)]
 pub struct InspectError {
-    pub path: PathBuf,
-    pub reason: Unreadable,
+    pub(crate) path: PathBuf,
+    pub(crate) reason: Unreadable,
 }
 
 #[derive(Debug)]
-pub enum Unreadable {
+pub(crate) enum Unreadable {
     Open(io::Error),
     UnknownFormat,
     Read(io::Error),
@@ -84,7 +84,7 @@ pub fn inspect_file(path: &Path, memory_limit: u64) -> Result<Inspected, Inspect
     let format = format.ok_or_else(|| fail(Unreadable::UnknownFormat))?;
     let decoder = decode::decoder(format, head, file, memory_limit);
     let progress = decoder.progress.clone();
-    let found = manifest::read(decoder)
+    let found = describe::read(decoder)
         .map_err(|e| fail(Unreadable::Read(e)))?
         .ok_or_else(|| fail(Unreadable::NotAnImage))?;
     Ok(Inspected {

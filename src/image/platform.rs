@@ -10,9 +10,9 @@ use serde_json::Value;
 /// An OS, architecture and variant, as OCI descriptors and image configs spell them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Platform {
-    pub os: String,
-    pub architecture: String,
-    pub variant: Option<String>,
+    pub(crate) os: String,
+    pub(crate) architecture: String,
+    pub(crate) variant: Option<String>,
 }
 
 impl Platform {
@@ -28,8 +28,10 @@ impl Platform {
         }
     }
 
-    /// `os/architecture[/variant]`, as engines and `--platform` options write it.
-    pub fn parse(text: &str) -> Option<Platform> {
+    /// `os/architecture[/variant]`, as engines and `--platform` options write it (tests name
+    /// platforms so).
+    #[cfg(test)]
+    pub(crate) fn parse(text: &str) -> Option<Platform> {
         let mut parts = text.split('/');
         Some(Platform {
             os: parts.next().filter(|s| !s.is_empty())?.to_owned(),
@@ -39,7 +41,7 @@ impl Platform {
     }
 
     /// The platform a descriptor's `platform`, or an image config, names.
-    pub fn of(value: &Value) -> Option<Platform> {
+    pub(crate) fn of(value: &Value) -> Option<Platform> {
         let text = |key: &str| value[key].as_str().filter(|s| !s.is_empty());
         Some(Platform {
             os: text("os")?.to_owned(),
@@ -51,7 +53,7 @@ impl Platform {
     /// How well an image for `self` runs on `device`: 0 is exact, higher is worse, `None`
     /// not at all. A missing variant is the architecture's usual one; an ARMv7 device also
     /// runs v6 and v5 images.
-    pub fn rank(&self, device: &Platform) -> Option<u8> {
+    pub(crate) fn rank(&self, device: &Platform) -> Option<u8> {
         if self.os != device.os || self.architecture != device.architecture {
             return None;
         }
@@ -75,7 +77,7 @@ impl Platform {
 
 /// Which of several images suits a device best ([`best`]).
 #[derive(Debug, PartialEq, Eq)]
-pub enum Best {
+pub(crate) enum Best {
     /// This one (its place among them): better than every other.
     One(usize),
     /// None runs on the device.
@@ -85,7 +87,7 @@ pub enum Best {
 }
 
 /// Which of `platforms` (one per image, `None` where it is not known) suits `device` best.
-pub fn best(platforms: &[Option<Platform>], device: &Platform) -> Best {
+pub(crate) fn best(platforms: &[Option<Platform>], device: &Platform) -> Best {
     let ranks: Vec<Option<u8>> = platforms.iter().map(|p| p.as_ref()?.rank(device)).collect();
     let Some(top) = ranks.iter().flatten().min().copied() else {
         return Best::NoneFits;
@@ -119,7 +121,7 @@ pub enum Unsuited {
 
 impl Unsuited {
     /// None of images for `platforms` (`None`: not known) suits `device`.
-    pub fn none_fits(
+    pub(crate) fn none_fits(
         name: Option<String>,
         device: &Platform,
         platforms: &[Option<Platform>],

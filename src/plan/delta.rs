@@ -24,20 +24,21 @@ use crate::decode;
 use crate::engine::store::Reads;
 use crate::engine::store::{Delta, Holds, Omit};
 use crate::engine::{chain_on, Engine, EngineError, Held};
-use crate::image::manifest::{Contents, Watcher};
+use crate::image::describe::strings;
+use crate::image::digest::{blob_digest, sha256_digest};
+use crate::image::items::docker_items;
 use crate::image::platform::Platform;
+use crate::image::walk::{WalkError, Walked, Watcher, BLOCK};
 use crate::input::format::Format;
-use crate::rewrite::{self, Omission};
+use crate::rewrite::{Needed, Omission};
 
-/// tar's block: headers are one block, data is padded to whole blocks.
-const BLOCK: u64 = 512;
 /// Reads of the first pass over a plain tar: a header, or a description file in pieces.
 const PASS_READ: usize = 64 << 10;
 
 /// The layer files an upload leaves out.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Plan {
-    /// Their paths, as [`crate::image::manifest::normalize`] writes them.
+    /// Their paths, as [`crate::image::walk::normalize`] writes them.
     pub omit: HashSet<String>,
     /// Their bytes in the tar, data only.
     pub bytes: u64,
@@ -57,7 +58,7 @@ pub enum Whole {
     /// Nor could it earlier in this run.
     GaveUp,
     /// The first pass could not read the archive; the upload says why, as it would have.
-    Unread(String),
+    Unread(PassError),
     /// The archive's images need every layer file it has.
     AllNeeded,
     /// The first layer file the first pass met, named by its diffID, is not held: the pass
@@ -81,6 +82,26 @@ impl std::fmt::Display for Whole {
         }
     }
 }
+
+/// Why the first pass could not read the archive.
+#[derive(Debug)]
+pub enum PassError {
+    /// Reading or decoding the file failed.
+    Read(io::Error),
+    /// The tar walk stopped: not a tar, or one the loader refuses.
+    Walk(WalkError),
+}
+
+impl std::fmt::Display for PassError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PassError::Read(e) => e.fmt(f),
+            PassError::Walk(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for PassError {}
 
 /// What an upload leaves out, and how it is told.
 pub struct Leaving<'a> {
@@ -143,7 +164,7 @@ pub fn prepare<'h>(
 /// How far the first pass went.
 enum Pass {
     /// Through the archive: what it describes.
-    Read(Box<Contents>),
+    Read(Box<Walked>),
     /// To a compressed archive's first layer file, named by a diffID the engine does not
     /// hold: decoding the rest, as long as the upload's own decode, would most likely find
     /// nothing to leave out (a layer above a base the engine lacks is seldom held).
@@ -162,16 +183,16 @@ fn first_pass(
     size: u64,
     memory_limit: u64,
     held: &Held,
-) -> Result<Pass, String> {
+) -> Result<Pass, PassError> {
     let mut watcher = Watcher::default();
     match format {
-        Format::Tar => walk_plain(file, size, &mut watcher).map_err(|e| e.to_string())?,
+        Format::Tar => walk_plain(file, size, &mut watcher).map_err(PassError::Read)?,
         _ => {
             let mut decoded =
-                decode::reread(format, file, memory_limit).map_err(|e| e.to_string())?;
+                decode::reread(format, file, memory_limit).map_err(PassError::Read)?;
             let mut buf = vec![0; decode::READ_BUF];
             loop {
-                let n = decoded.read(&mut buf).map_err(|e| e.to_string())?;
+                let n = decoded.read(&mut buf).map_err(PassError::Read)?;
                 if n == 0 || watcher.to_next_header().is_none() {
                     break;
                 }
@@ -189,7 +210,8 @@ fn first_pass(
             }
         }
     }
-    watcher.finish().map(|c| Pass::Read(Box::new(c)))
+    let walked = watcher.finish().map_err(PassError::Walk)?;
+    Ok(Pass::Read(Box::new(walked)))
 }
 
 /// Layer files named by their diffIDs (`<hex>.tar`), left out as they stream by where the
@@ -244,7 +266,7 @@ impl Omission for ByName<'_> {
         held
     }
 
-    fn confirm(&self, contents: &Contents) -> Result<(), String> {
+    fn confirm(&self, contents: &Walked) -> Result<(), Needed> {
         let plan = plan(
             contents,
             &Platform::device(),
@@ -253,12 +275,10 @@ impl Omission for ByName<'_> {
             self.held,
         );
         if plan.empty != self.empty {
-            return Err("the archive is not a docker-archive".to_owned());
+            return Err(Needed::NotADockerArchive);
         }
         match self.left_out.iter().find(|p| !plan.omit.contains(*p)) {
-            Some(path) => Err(format!(
-                "{path} is not a layer the engine holds for every image of the archive"
-            )),
+            Some(path) => Err(Needed::NotHeld { path: path.clone() }),
             None => Ok(()),
         }
     }
@@ -267,7 +287,7 @@ impl Omission for ByName<'_> {
 /// `sha256:<hex>` of a layer file named `<hex>.tar` at the archive's top, as containers/image
 /// writes a docker-archive's layers (by diffID).
 fn named_by_diff_id(path: &str) -> Option<String> {
-    crate::image::manifest::sha256_digest(&format!("sha256:{}", path.strip_suffix(".tar")?))
+    sha256_digest(&format!("sha256:{}", path.strip_suffix(".tar")?))
 }
 
 /// Feeds `watcher` a plain tar's headers and the entries it keeps, stepping over the others.
@@ -284,7 +304,7 @@ fn walk_plain(file: &File, size: u64, watcher: &mut Watcher) -> io::Result<()> {
             continue;
         }
         let want = match left {
-            0 => BLOCK,
+            0 => BLOCK as u64,
             left => left.min(PASS_READ as u64),
         } as usize;
         let n = file.read_at(&mut buf[..want], at)?;
@@ -305,14 +325,8 @@ fn walk_plain(file: &File, size: u64, watcher: &mut Watcher) -> io::Result<()> {
 /// store `reads` the archive's OCI layout as it is, a blob is taken for its layer only where
 /// it is that layer uncompressed (its digest is the diffID): a compressed blob's layer is known
 /// to the store by a digest the loader does not know.
-pub fn plan(
-    contents: &Contents,
-    device: &Platform,
-    delta: Delta,
-    reads: Reads,
-    held: &Held,
-) -> Plan {
-    let Some(items) = rewrite::docker_items(contents, device) else {
+pub fn plan(contents: &Walked, device: &Platform, delta: Delta, reads: Reads, held: &Held) -> Plan {
+    let Some(items) = docker_items(contents, device) else {
         return Plan::default();
     };
     let oci = reads != Reads::DockerArchive && contents.size("manifest.json").is_none();
@@ -326,7 +340,7 @@ pub fn plan(
         needed.extend(contents.file(config).map(|(path, _)| path));
         let diff_ids = contents
             .json(config)
-            .map(|c| crate::image::manifest::strings(&c["rootfs"]["diff_ids"]))
+            .map(|c| strings(&c["rootfs"]["diff_ids"]))
             .unwrap_or_default();
         let keys = delta.holds.keys(diff_ids.clone());
         // An image whose layers and diffIDs do not pair up is the engine's to judge, whole.
@@ -335,8 +349,7 @@ pub fn plan(
             let Some((path, _)) = contents.file(layer) else {
                 continue;
             };
-            let uncompressed =
-                || crate::image::manifest::blob_digest(&path) == diff_ids.get(i).cloned();
+            let uncompressed = || blob_digest(&path) == diff_ids.get(i).cloned();
             match paired && held.has(&keys[i]) && (!oci || uncompressed()) {
                 true => spared.insert(path),
                 false => needed.insert(path),
@@ -368,7 +381,7 @@ mod tests {
     use super::*;
     use crate::engine::chains;
     use crate::engine::store::Holds;
-    use crate::image::manifest::Watching;
+    use crate::image::walk::Watching;
 
     const CLASSIC: Delta = Delta {
         holds: Holds::Chains,
@@ -401,12 +414,12 @@ mod tests {
     }
 
     fn digest(data: &[u8]) -> String {
-        format!("sha256:{}", crate::image::manifest::sha256_hex(data))
+        format!("sha256:{}", crate::image::digest::sha256_hex(data))
     }
 
     /// A docker-archive of images made of the layers named (each layer's content is its
     /// name), the layer files at `<name>/layer.tar`, and `links` (path, target, kind).
-    fn archive(images: &[&[&str]], links: &[(&str, &str, tar::EntryType)]) -> Contents {
+    fn archive(images: &[&[&str]], links: &[(&str, &str, tar::EntryType)]) -> Walked {
         let mut b = tar::Builder::new(Vec::new());
         let add = |b: &mut tar::Builder<Vec<u8>>, path: &str, data: &[u8]| {
             let mut h = tar::Header::new_ustar();
@@ -445,7 +458,7 @@ mod tests {
 
     /// A docker-archive of one image of `layers` (each layer's content is its name), the
     /// layer files at the top named `<name>.tar` by `names`, and its description.
-    fn named_archive(layers: &[&str], names: &[String]) -> Contents {
+    fn named_archive(layers: &[&str], names: &[String]) -> Walked {
         let mut b = tar::Builder::new(Vec::new());
         let add = |b: &mut tar::Builder<Vec<u8>>, path: &str, data: &[u8]| {
             let mut h = tar::Header::new_ustar();
@@ -468,7 +481,7 @@ mod tests {
     }
 
     fn hex(layer: &str) -> String {
-        crate::image::manifest::sha256_hex(layer.as_bytes())
+        crate::image::digest::sha256_hex(layer.as_bytes())
     }
 
     #[test]
@@ -517,10 +530,8 @@ mod tests {
         assert!(by_name.omits(&format!("{}.tar", hex("base"))));
         let contents = named_archive(&["other", "app"], &[hex("base"), hex("app")]);
         let why = by_name.confirm(&contents).unwrap_err();
-        assert!(
-            why.starts_with(&format!("{}.tar is not", hex("base"))),
-            "{why}"
-        );
+        let path = format!("{}.tar", hex("base"));
+        assert_eq!(why, Needed::NotHeld { path });
     }
 
     /// The chain ids of a stack of layers named bottom up.
@@ -529,7 +540,7 @@ mod tests {
         chains(&diff_ids)
     }
 
-    fn omitted(contents: &Contents, held: &Held) -> Vec<String> {
+    fn omitted(contents: &Walked, held: &Held) -> Vec<String> {
         let plan = plan(
             contents,
             &Platform::device(),

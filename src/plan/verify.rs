@@ -7,7 +7,7 @@ use std::io;
 use crate::decode;
 use crate::decode::DecodeError;
 use crate::engine::Engine;
-use crate::image::manifest::{self, Match};
+use crate::image::describe::{self, Match};
 use crate::input::archive::{Archive, ArchiveError};
 use crate::input::list::Entry;
 
@@ -93,7 +93,7 @@ pub fn archive_id(
 ) -> Result<String, VerifyError> {
     let archive = || entry.archive.clone();
     let file = Archive::open(&entry.images_dir, &entry.archive).map_err(VerifyError::Archive)?;
-    let images = manifest::read(decode::open(file, memory_limit))
+    let images = describe::read(decode::open(file, memory_limit))
         .map_err(|source| VerifyError::Read {
             archive: archive(),
             source,

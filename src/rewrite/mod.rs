@@ -19,28 +19,34 @@
 //! end-of-archive blocks, as `docker save` from docker >= 25 writes it beside its OCI layout:
 //! one item per image, with its config and layer blobs and its names.
 //!
-//! Only the small description files are kept on the way (the tar walk of [`crate::image::manifest`]);
+//! Only the small description files are kept on the way (the tar walk of [`crate::image::walk`]);
 //! blobs pass as they are, and any other tar passes byte for byte, but for the layer files a
 //! delta load leaves out ([`Loadable::leaving_out`]): their entries (header, data, padding)
 //! are walked as before and not passed on. What was left out is confirmed against what the
 //! archive describes before the engine gets the tar's end ([`Omission::confirm`]): when an
 //! image needs a file that was left out, the upload fails there, so the engine loads nothing.
+//!
+//! This file holds the adapter; `choice` what an engine on the device gets of manifest.json
+//! and index.json, `written` the entries written before the tar's end, `omission` what a delta
+//! load leaves out.
 
-use std::collections::HashSet;
+mod choice;
+mod omission;
+mod written;
+
 use std::fmt;
 use std::io::{self, Read};
 
-use serde_json::Value;
-
 use crate::engine::store::Reads;
-use crate::image::manifest::{
-    self, attestation, Contents, Images, Unresolved, Watcher, CONTAINERD_NAME, OCI_REF_NAME,
-};
+use crate::image::describe::Images;
+use crate::image::items::ItemError;
+use crate::image::limits::Invalid;
 use crate::image::platform::{Platform, Unsuited};
-use crate::input::reference::{canonical, Reference};
+use crate::image::walk::{WalkError, Walked, Watcher, BLOCK};
+use choice::Description;
+use written::{entry, needs_manifest, written};
 
-/// tar's block: headers are one block, data is padded to whole blocks.
-const BLOCK: usize = 512;
+pub(crate) use omission::{LeftOutNeeded, Needed, Omission};
 
 /// Why an archive cannot be made loadable: the upload fails before its end, so the engine
 /// loads nothing of it.
@@ -56,7 +62,7 @@ pub enum Unloadable {
     /// The tar stops before its end-of-archive blocks.
     CutShort { at: u64 },
     /// The tar holds a description file twice, or describes more than the loader reads.
-    Invalid(manifest::Invalid),
+    Invalid(Invalid),
 }
 
 impl fmt::Display for Unloadable {
@@ -82,47 +88,6 @@ impl fmt::Display for Unloadable {
 
 impl std::error::Error for Unloadable {}
 
-/// What a delta load leaves out of the tar, told file by file as the tar streams by.
-pub trait Omission {
-    /// Whether the regular file at `path` (as [`manifest::normalize`] writes it) is left out.
-    fn omits(&mut self, path: &str) -> bool;
-    /// Once the archive is described, before its end is passed on: why not, when what was
-    /// left out is more than its images can do without.
-    fn confirm(&self, contents: &Contents) -> Result<(), String>;
-}
-
-/// The files at these paths, decided before the upload from what the archive describes.
-impl Omission for HashSet<String> {
-    fn omits(&mut self, path: &str) -> bool {
-        self.contains(path)
-    }
-
-    fn confirm(&self, _: &Contents) -> Result<(), String> {
-        Ok(())
-    }
-}
-
-/// An upload that left out a file an image of the archive needs from it ([`Omission`]):
-/// stopped before the tar's end, so the engine loads nothing; the archive is fine, and goes
-/// whole.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LeftOutNeeded(pub String);
-
-impl fmt::Display for LeftOutNeeded {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "a layer file left out is needed: {}", self.0)
-    }
-}
-
-impl std::error::Error for LeftOutNeeded {}
-
-impl LeftOutNeeded {
-    /// The `LeftOutNeeded` inside `e`, if it is one.
-    pub fn find(e: &io::Error) -> Option<&LeftOutNeeded> {
-        e.get_ref().and_then(|inner| inner.downcast_ref())
-    }
-}
-
 impl Unloadable {
     /// The `Unloadable` inside `e`, if it is one.
     pub fn find(e: &io::Error) -> Option<&Unloadable> {
@@ -134,9 +99,19 @@ impl Unloadable {
     }
 }
 
-impl From<manifest::Invalid> for Unloadable {
-    fn from(invalid: manifest::Invalid) -> Self {
+impl From<Invalid> for Unloadable {
+    fn from(invalid: Invalid) -> Self {
         Unloadable::Invalid(invalid)
+    }
+}
+
+impl From<ItemError> for Unloadable {
+    fn from(e: ItemError) -> Self {
+        match e {
+            ItemError::Missing { digest } => Unloadable::Missing { digest },
+            ItemError::Unsuited(unsuited) => Unloadable::Unsuited(unsuited),
+            ItemError::Invalid(invalid) => Unloadable::Invalid(invalid),
+        }
     }
 }
 
@@ -183,85 +158,12 @@ pub struct Loadable<'a, R> {
 }
 
 /// See [`Loadable::before_end`].
-pub type BeforeEnd<'a> = Box<dyn FnMut(&Images) + 'a>;
-
-/// The top-level files that say which images an engine loads, and under which names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Description {
-    ManifestJson,
-    IndexJson,
-}
-
-impl Description {
-    /// The file a walked entry is, if it is one small enough to be held.
-    fn of(entry: &manifest::Entry) -> Option<Description> {
-        let small = entry.file && entry.size <= manifest::SMALL_MAX;
-        match entry.path.as_str() {
-            "manifest.json" if small => Some(Description::ManifestJson),
-            "index.json" if small => Some(Description::IndexJson),
-            _ => None,
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Description::ManifestJson => "manifest.json",
-            Description::IndexJson => "index.json",
-        }
-    }
-
-    /// Whether `json` gives one name to several images (or, in index.json, holds several
-    /// without a name): then which of them an engine gets depends on the device's platform.
-    fn offers_a_choice(self, json: &[u8]) -> bool {
-        let Ok(value) = serde_json::from_slice::<Value>(json) else {
-            return false;
-        };
-        let names: Vec<Vec<String>> = match self {
-            Description::ManifestJson => value
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|item| manifest::strings(&item["RepoTags"]))
-                .collect(),
-            Description::IndexJson => value["manifests"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|d| !attestation(d))
-                .map(manifest::descriptor_names)
-                .collect(),
-        };
-        let mut seen = HashSet::new();
-        let mut unnamed = 0;
-        for image in &names {
-            unnamed += usize::from(image.is_empty());
-            let own: HashSet<String> = image.iter().map(|n| canonical(n)).collect();
-            if own.into_iter().any(|n| !seen.insert(n)) {
-                return true;
-            }
-        }
-        self == Description::IndexJson && unnamed > 1
-    }
-
-    /// What an engine on `device` is to get of the file `json`: `None` when that is the file
-    /// as it is.
-    fn chosen(
-        self,
-        contents: &Contents,
-        json: &[u8],
-        device: &Platform,
-    ) -> Result<Option<Vec<u8>>, Unsuited> {
-        match self {
-            Description::ManifestJson => docker_for_device(contents, json, device),
-            Description::IndexJson => for_device(contents, json, device),
-        }
-    }
-}
+pub(crate) type BeforeEnd<'a> = Box<dyn FnMut(&Images) + 'a>;
 
 impl<'a, R: Read> Loadable<'a, R> {
     /// What the archive described, from the walk the adapter made of it on the way (what it
     /// wrote in names the same images with the same ids), or why it could not be read.
-    pub fn finish(self) -> Result<Contents, String> {
+    pub(crate) fn finish(self) -> Result<Walked, WalkError> {
         self.watcher.finish()
     }
 
@@ -291,7 +193,7 @@ impl<'a, R: Read> Loadable<'a, R> {
     /// end-of-archive blocks: no engine has loaded or named anything yet (each reads to the
     /// end first), and the archive's names are known. Not called for a tar the walk cannot
     /// describe, nor when the upload fails before its end.
-    pub fn before_end(mut self, hook: BeforeEnd<'a>) -> Self {
+    pub(crate) fn before_end(mut self, hook: BeforeEnd<'a>) -> Self {
         self.before_end = Some(hook);
         self
     }
@@ -299,14 +201,14 @@ impl<'a, R: Read> Loadable<'a, R> {
     /// Leaves out the regular files `omission` names, or with `empty` their data only (each
     /// header passes with a size of 0); the walk still sees them whole, so what the archive
     /// describes is told as before.
-    pub fn leaving_out(mut self, omission: Box<dyn Omission + 'a>, empty: bool) -> Self {
+    pub(crate) fn leaving_out(mut self, omission: Box<dyn Omission + 'a>, empty: bool) -> Self {
         self.omission = Some(omission);
         self.empty = empty;
         self
     }
 
     /// How many files were left out so far, and their bytes in the tar not sent.
-    pub fn left_out(&self) -> (usize, u64) {
+    pub(crate) fn left_out(&self) -> (usize, u64) {
         self.left_out
     }
 
@@ -548,308 +450,16 @@ impl<R: Read> Read for Loadable<'_, R> {
     }
 }
 
-/// Each image of the archive: its config's path and its layer files' paths, from manifest.json,
-/// or for an OCI archive from its index as the manifest.json written for classic docker has
-/// them (the device's platform chosen). `None` when the archive describes no image.
-pub(crate) fn docker_items(
-    contents: &Contents,
-    device: &Platform,
-) -> Option<Vec<(String, Vec<String>)>> {
-    if let Some(manifest) = contents.json("manifest.json") {
-        let items = manifest.as_array()?.iter().map(|item| {
-            let config = item["Config"].as_str().unwrap_or_default().to_owned();
-            (config, manifest::strings(&item["Layers"]))
-        });
-        return Some(items.collect());
-    }
-    let index = contents.json("index.json")?;
-    let items = items(contents, &index, device).ok()?;
-    Some(items.into_iter().map(|i| (i.config, i.layers)).collect())
-}
-
-/// Whether the tar is an OCI archive without the file classic docker reads.
-fn needs_manifest(contents: &Contents) -> bool {
-    contents.size("manifest.json").is_none() && contents.size("index.json").is_some()
-}
-
-/// index.json with only the entries an engine on `device` gets ([`Contents::index_choice`]):
-/// where it offers one name (or no name) for several platforms side by side, the device's;
-/// `None` when nothing is left out.
-fn for_device(
-    contents: &Contents,
-    index: &[u8],
-    device: &Platform,
-) -> Result<Option<Vec<u8>>, Unsuited> {
-    let Ok(mut index) = serde_json::from_slice::<Value>(index) else {
-        return Ok(None);
-    };
-    let Some(manifests) = index["manifests"].as_array() else {
-        return Ok(None);
-    };
-    let keep = contents.index_choice(manifests, device)?;
-    if keep.iter().all(|&k| k) {
-        return Ok(None);
-    }
-    let kept: Vec<Value> = manifests
-        .iter()
-        .zip(&keep)
-        .filter(|(_, &k)| k)
-        .map(|(m, _)| m.clone())
-        .collect();
-    index["manifests"] = Value::Array(kept);
-    Ok(serde_json::to_vec(&index).ok())
-}
-
-/// manifest.json with only the items an engine on `device` gets, under the names they keep
-/// ([`Contents::docker_choice`]); `None` when that is all of them as they are.
-fn docker_for_device(
-    contents: &Contents,
-    manifest: &[u8],
-    device: &Platform,
-) -> Result<Option<Vec<u8>>, Unsuited> {
-    let Ok(Value::Array(items)) = serde_json::from_slice::<Value>(manifest) else {
-        return Ok(None);
-    };
-    let chosen = contents.docker_choice(&items, device)?;
-    let same = |(item, names): &(&Value, &Option<Vec<String>>)| {
-        names.as_ref() == Some(&manifest::strings(&item["RepoTags"]))
-    };
-    if items.iter().zip(&chosen).all(|pair| same(&pair)) {
-        return Ok(None);
-    }
-    let kept: Vec<Value> = items
-        .iter()
-        .zip(&chosen)
-        .filter_map(|(item, names)| {
-            let mut item = item.clone();
-            item["RepoTags"] = Value::from(names.clone()?);
-            Some(item)
-        })
-        .collect();
-    Ok(serde_json::to_vec(&kept).ok())
-}
-
-/// The tar entries to write before the end of the archive, `None` when nothing is to be
-/// written: manifest.json into an OCI archive for classic docker, the OCI layout into a
-/// docker-archive for the containerd store. An archive's index.json is checked whatever the
-/// engine: one without an image for the device (behind an image index, or one name side by
-/// side) fails here, before the engine could load a wrong one.
-fn written(
-    contents: &Contents,
-    device: &Platform,
-    reads: Reads,
-) -> Result<Option<Vec<u8>>, Unloadable> {
-    if reads == Reads::OciLayout && is_docker_archive(contents) {
-        return oci_layout(contents, device);
-    }
-    let Some(index) = contents.json("index.json") else {
-        return Ok(None);
-    };
-    let items = items(contents, &index, device)?;
-    if !needs_manifest(contents) || items.is_empty() || reads != Reads::DockerArchive {
-        // Nothing to describe: docker refuses the archive in its own words.
-        return Ok(None);
-    }
-    Ok(Some(entry(
-        "manifest.json",
-        manifest_json(&items).as_bytes(),
-    )))
-}
-
-/// Whether the tar is a docker-archive without an OCI layout beside it.
-fn is_docker_archive(contents: &Contents) -> bool {
-    contents.size("manifest.json").is_some() && contents.size("index.json").is_none()
-}
-
-/// The OCI layout of a docker-archive, as containerd's importer would describe it if it could
-/// not find compressed copies of its layers: per image the device gets ([`Contents::
-/// docker_choice`]) the manifest the loader computes ([`Contents::docker_manifest`]), and in
-/// index.json a descriptor per name, annotated as containerd annotates the ones it makes.
-/// `None` when an image cannot be described (a file it names is missing): containerd then
-/// does as it would have done.
-fn oci_layout(contents: &Contents, device: &Platform) -> Result<Option<Vec<u8>>, Unloadable> {
-    let Some(manifest) = contents.json("manifest.json") else {
-        return Ok(None);
-    };
-    let items = manifest.as_array().map_or(&[][..], Vec::as_slice);
-    let chosen = contents.docker_choice(items, device)?;
-    let mut blobs: Vec<(String, String)> = Vec::new();
-    let mut descriptors: Vec<Value> = Vec::new();
-    for (item, names) in items.iter().zip(chosen) {
-        let Some(names) = names else {
-            continue;
-        };
-        let Some((digest, json)) = item_manifest(contents, item) else {
-            return Ok(None);
-        };
-        let descriptor = serde_json::json!({
-            "mediaType": manifest::DOCKER_MANIFEST,
-            "digest": digest,
-            "size": json.len(),
-        });
-        if names.is_empty() {
-            descriptors.push(descriptor.clone());
-        }
-        for name in names {
-            let full = canonical(&name);
-            let tag = full.rsplit_once(':').map_or("", |(_, t)| t).to_owned();
-            let mut named = descriptor.clone();
-            named["annotations"] = serde_json::json!({CONTAINERD_NAME: full, OCI_REF_NAME: tag});
-            descriptors.push(named);
-        }
-        blobs.push((digest, json));
-    }
-    let index = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": descriptors,
-    });
-    let mut out = Vec::new();
-    for (digest, json) in &blobs {
-        let path = format!("blobs/sha256/{}", &digest["sha256:".len()..]);
-        out.extend(entry(&path, json.as_bytes()));
-    }
-    out.extend(entry("index.json", index.to_string().as_bytes()));
-    out.extend(entry("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#));
-    Ok(Some(out))
-}
-
-/// The digest and JSON of the manifest the loader computes for an item of manifest.json.
-fn item_manifest(contents: &Contents, item: &Value) -> Option<(String, String)> {
-    let config = item["Config"].as_str()?;
-    let layers = manifest::strings(&item["Layers"]);
-    let json = contents.docker_manifest(config, &layers)?;
-    let digest = format!("sha256:{}", manifest::sha256_hex(json.as_bytes()));
-    Some((digest, json))
-}
-
-/// A tar entry (header and padded data) for a regular file of `name` (at most 100 bytes).
-fn entry(name: &str, data: &[u8]) -> Vec<u8> {
-    let mut header = tar::Header::new_ustar();
-    // Written as is: the tar crate's path setter weighs 4 KiB of binary for a few fixed names.
-    header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
-    header.set_size(data.len() as u64);
-    header.set_mode(0o644);
-    header.set_mtime(0);
-    header.set_entry_type(tar::EntryType::Regular);
-    header.set_cksum();
-    let mut entry = header.as_bytes().to_vec();
-    entry.extend_from_slice(data);
-    entry.resize(entry.len().div_ceil(BLOCK) * BLOCK, 0);
-    entry
-}
-
-/// One item of manifest.json.
-struct Item {
-    config: String,
-    repo_tags: Vec<String>,
-    layers: Vec<String>,
-}
-
-/// The manifest.json items for the images an engine on `device` gets of the index: the
-/// entries [`Contents::index_choice`] keeps, each image index resolved to its manifest for
-/// `device`. An error when an entry's image is missing, or an image index has none for the
-/// device.
-fn items(contents: &Contents, index: &Value, device: &Platform) -> Result<Vec<Item>, Unloadable> {
-    let descriptors = index["manifests"].as_array().map_or(&[][..], Vec::as_slice);
-    let keep = contents.index_choice(descriptors, device)?;
-    let mut items: Vec<Item> = Vec::new();
-    for (descriptor, _) in descriptors
-        .iter()
-        .zip(keep)
-        .filter(|(d, k)| *k && !attestation(d))
-    {
-        let names = repo_tags(descriptor);
-        let resolved = contents.image_manifest(descriptor, device, 0);
-        let manifest = resolved.map_err(|e| match e {
-            Unresolved::Missing(digest) => Unloadable::Missing { digest },
-            Unresolved::NoPlatform(offered) => {
-                let name = names.first().cloned();
-                Unsuited::none_fits(name, device, &offered).into()
-            }
-            Unresolved::TooDeep => Unloadable::Invalid(manifest::Invalid::TooMany {
-                what: "image indexes nested in one another",
-                max: manifest::NESTING_MAX,
-            }),
-        })?;
-        let config = blob_in(contents, manifest["config"]["digest"].as_str())?;
-        let layers = manifest["layers"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|l| blob_in(contents, l["digest"].as_str()))
-            .collect::<Result<_, _>>()?;
-        let taken = |t: &String| items.iter().any(|i| i.repo_tags.contains(t));
-        let tags: Vec<String> = names.into_iter().filter(|t| !taken(t)).collect();
-        match items.iter_mut().find(|i| i.config == config) {
-            Some(item) => item.repo_tags.extend(tags),
-            None => items.push(Item {
-                config,
-                repo_tags: tags,
-                layers,
-            }),
-        }
-        manifest::within(items.len(), manifest::IMAGES_MAX, "images")?;
-    }
-    Ok(items)
-}
-
-/// The names a descriptor gives its image, as docker's RepoTags take them (`name:tag`). The
-/// OCI ref.name may be a bare tag, which is no name; a digest cannot be a RepoTag.
-fn repo_tags(descriptor: &Value) -> Vec<String> {
-    let annotations = &descriptor["annotations"];
-    let mut tags: Vec<String> = Vec::new();
-    for key in [OCI_REF_NAME, CONTAINERD_NAME] {
-        let Some(name) = annotations[key].as_str() else {
-            continue;
-        };
-        if !name.contains('/') && !name.contains(':') {
-            continue;
-        }
-        let Ok(reference) = Reference::parse(name) else {
-            continue;
-        };
-        let Some((repo, tag)) = reference.repository_and_tag() else {
-            continue;
-        };
-        let tag = format!("{repo}:{tag}");
-        if !tags.iter().any(|t| canonical(t) == canonical(&tag)) {
-            tags.push(tag);
-        }
-    }
-    tags
-}
-
-/// The path of the blob `digest` names, if the archive holds it.
-fn blob_in(contents: &Contents, digest: Option<&str>) -> Result<String, Unloadable> {
-    manifest::blob(digest)
-        .filter(|p| contents.size(p).is_some())
-        .ok_or_else(|| Unloadable::Missing {
-            digest: digest.unwrap_or("a config without digest").to_owned(),
-        })
-}
-
-/// manifest.json as docker writes it: `Config`, `RepoTags`, `Layers`, in that order.
-fn manifest_json(items: &[Item]) -> String {
-    let items: Vec<String> = items
-        .iter()
-        .map(|i| {
-            format!(
-                r#"{{"Config":{},"RepoTags":{},"Layers":{}}}"#,
-                Value::from(i.config.as_str()),
-                Value::from(i.repo_tags.clone()),
-                Value::from(i.layers.clone())
-            )
-        })
-        .collect();
-    format!("[{}]", items.join(","))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use std::collections::HashSet;
+
+    use serde_json::{json, Value};
     use sha2::{Digest, Sha256};
+
+    use crate::image::describe::{CONTAINERD_NAME, OCI_REF_NAME};
+    use crate::image::limits::{IMAGES_MAX, NESTING_MAX};
 
     fn hex(data: &[u8]) -> String {
         Sha256::digest(data)
@@ -1051,9 +661,11 @@ mod tests {
             path.ends_with(".tar")
         }
 
-        fn confirm(&self, contents: &Contents) -> Result<(), String> {
+        fn confirm(&self, contents: &Walked) -> Result<(), Needed> {
             match contents.size("manifest.json") {
-                Some(_) => Err("a.tar is a layer of c.json".to_owned()),
+                Some(_) => Err(Needed::NotHeld {
+                    path: "a.tar".to_owned(),
+                }),
                 None => Ok(()),
             }
         }
@@ -1073,8 +685,8 @@ mod tests {
         let mut out = Vec::new();
         let e = adapter.read_to_end(&mut out).unwrap_err();
         assert_eq!(
-            LeftOutNeeded::find(&e).map(|l| l.0.as_str()),
-            Some("a.tar is a layer of c.json")
+            LeftOutNeeded::find(&e).map(|l| l.0.to_string()),
+            Some("a.tar is not a layer the engine holds for every image of the archive".to_owned())
         );
         let kept = tar_of(&files[1..]);
         assert!(
@@ -1319,7 +931,10 @@ mod tests {
             (&format!("{cfg}.json"), config.as_bytes()),
             ("manifest.json", manifest.as_bytes()),
         ]);
-        let computed = manifest::read(&tar[..]).unwrap().unwrap().images[0]
+        let computed = crate::image::describe::read(&tar[..])
+            .unwrap()
+            .unwrap()
+            .images[0]
             .target
             .clone()
             .expect("a computed manifest digest");
@@ -1343,7 +958,7 @@ mod tests {
                 format!("sha256:{cfg}")
             );
             assert!(json_in(&out, "oci-layout").is_some());
-            let read = manifest::read(&out[..]).unwrap().unwrap();
+            let read = crate::image::describe::read(&out[..]).unwrap().unwrap();
             assert_eq!(read.images[0].target.as_deref(), Some(computed.as_str()));
         }
         assert!(through_to(&tar, 512, "linux/amd64", Reads::Either).unwrap() == tar);
@@ -1482,7 +1097,7 @@ mod tests {
             );
             assert_eq!(
                 e,
-                Unloadable::Invalid(manifest::Invalid::Twice("manifest.json".into()))
+                Unloadable::Invalid(Invalid::Twice("manifest.json".into()))
             );
         }
     }
@@ -1504,7 +1119,7 @@ mod tests {
             );
             assert_eq!(
                 e,
-                Unloadable::Invalid(manifest::Invalid::Twice("manifest.json".into())),
+                Unloadable::Invalid(Invalid::Twice("manifest.json".into())),
                 "{spelling}"
             );
         }
@@ -1530,7 +1145,10 @@ mod tests {
                     manifest,
                     json!([{"Config": configs[1], "RepoTags": name, "Layers": ["l1/layer.tar"]}])
                 );
-                let images = manifest::read(&out[..]).unwrap().unwrap().images;
+                let images = crate::image::describe::read(&out[..])
+                    .unwrap()
+                    .unwrap()
+                    .images;
                 assert_eq!(images.len(), 1, "{reads:?}");
             }
         }
@@ -1543,7 +1161,10 @@ mod tests {
         let tar = tar_of_files(&files);
         let out = through_to(&tar, 4096, "linux/amd64", Reads::OciLayout).unwrap();
         let index = json_in(&out, "index.json").expect("index.json");
-        let described = manifest::read(&out[..]).unwrap().unwrap().images;
+        let described = crate::image::describe::read(&out[..])
+            .unwrap()
+            .unwrap()
+            .images;
         assert_eq!(index["manifests"].as_array().unwrap().len(), 1);
         assert_eq!(
             index["manifests"][0]["digest"].as_str(),
@@ -1685,7 +1306,7 @@ mod tests {
     #[test]
     fn aborts_an_archive_describing_more_images_than_the_loader_reads_before_its_end() {
         let item = r#"{"Config":"c.json","RepoTags":[],"Layers":[]}"#;
-        let many = format!("[{}]", vec![item; manifest::IMAGES_MAX + 1].join(","));
+        let many = format!("[{}]", vec![item; IMAGES_MAX + 1].join(","));
         let tar = tar_of(&[("c.json", b"{}"), ("manifest.json", many.as_bytes())]);
         let (passed, e) = passed_before_failing(&tar, Reads::Either);
         assert!(passed <= tar.len() - 2 * BLOCK);
@@ -1709,7 +1330,7 @@ mod tests {
     #[test]
     fn follows_image_indexes_naming_each_other_over_and_over_to_one_image() {
         // 10^12 images if every entry were followed; one entry per index is.
-        let (tar, config) = fanned_out(manifest::NESTING_MAX, 1000);
+        let (tar, config) = fanned_out(NESTING_MAX, 1000);
         let started = std::time::Instant::now();
         let manifest = manifest_of(&through(&tar, 4096, "linux/amd64").unwrap());
         assert_eq!(manifest[0]["Config"], format!("blobs/sha256/{config}"));
@@ -1719,36 +1340,12 @@ mod tests {
 
     #[test]
     fn refuses_image_indexes_nested_deeper_than_it_reads() {
-        let (tar, _) = fanned_out(manifest::NESTING_MAX + 1, 2);
+        let (tar, _) = fanned_out(NESTING_MAX + 1, 2);
         let (_, e) = passed_before_failing(&tar, Reads::Either);
         assert!(
             e.to_string()
                 .starts_with("describes more than 4 image indexes nested in one another"),
             "{e}"
-        );
-    }
-
-    #[test]
-    fn names_images_as_docker_reads_repo_tags() {
-        let names = |annotations: Value| repo_tags(&json!({ "annotations": annotations }));
-        assert_eq!(names(json!({OCI_REF_NAME: "1.0"})), Vec::<String>::new());
-        assert_eq!(
-            names(json!({OCI_REF_NAME: "example.org/a"})),
-            ["example.org/a:latest"]
-        );
-        assert_eq!(
-            names(json!({OCI_REF_NAME: "1.0", CONTAINERD_NAME: "docker.io/library/a:1.0"})),
-            ["docker.io/library/a:1.0"]
-        );
-        assert_eq!(
-            names(json!({OCI_REF_NAME: "a:1.0", CONTAINERD_NAME: "docker.io/library/a:1.0"})),
-            ["a:1.0"]
-        );
-        let digest = format!("example.org/a@sha256:{}", "0".repeat(64));
-        assert_eq!(names(json!({ OCI_REF_NAME: digest })), Vec::<String>::new());
-        assert_eq!(
-            names(json!({OCI_REF_NAME: "Upper/Case:1"})),
-            Vec::<String>::new()
         );
     }
 }

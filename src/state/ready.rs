@@ -335,16 +335,13 @@ impl<'a> Recorder<'a> {
 
     /// Puts down or takes away the marker for `row`'s image; `unchanged`: the row is the one
     /// the `status.json` found holds.
-    fn mark(&mut self, row: &Row, unchanged: bool) -> Result<(), String> {
+    fn mark(&mut self, row: &Row, unchanged: bool) -> Result<(), MarkError> {
         if row.state == State::Unknown {
             // Not asked: what an earlier run recorded stays.
             return Ok(());
         }
         if self.markers.is_none() {
-            let dir = self
-                .run
-                .subdir(MARKER_DIR)
-                .map_err(|e: RunDirError| e.to_string())?;
+            let dir = self.run.subdir(MARKER_DIR).map_err(MarkError::Dir)?;
             self.marker_names = dir.regular_files().ok();
             self.markers = Some(dir);
         }
@@ -374,7 +371,7 @@ impl<'a> Recorder<'a> {
             State::Missing => markers.remove(&name),
             State::Unknown => Ok(()),
         };
-        result.map_err(|e| e.to_string())
+        result.map_err(MarkError::File)
     }
 
     /// Writes what is still pending; the run is over.
@@ -533,6 +530,25 @@ impl Lists {
         exists.then_some(Keep::Other)
     }
 }
+
+/// Why a marker could not be put down or taken away: the directory of markers, or the
+/// marker file itself.
+#[derive(Debug)]
+enum MarkError {
+    Dir(RunDirError),
+    File(io::Error),
+}
+
+impl std::fmt::Display for MarkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MarkError::Dir(e) => e.fmt(f),
+            MarkError::File(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for MarkError {}
 
 #[cfg(test)]
 mod tests {

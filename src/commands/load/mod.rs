@@ -12,10 +12,10 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use crate::cli::Options;
+use crate::cli::Load as Options;
 use crate::decode::{self, DecodeError, HoldBack, Pipelined};
 use crate::engine::{short_id, Engine, EngineError, Held, Knock, Listing, LISTING_NAMES_MAX};
-use crate::image::manifest::{Images, Match};
+use crate::image::describe::{Images, Match};
 use crate::input::archive::{self, Archive, ArchiveError, Origin};
 use crate::input::format::Format;
 use crate::input::list::Entry;

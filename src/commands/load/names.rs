@@ -25,7 +25,7 @@
 //! not hold: an image that the load created.
 
 use crate::engine::{short_hex, short_id, Engine, EngineError, Listing};
-use crate::image::manifest::Images;
+use crate::image::describe::Images;
 use crate::input::reference::{canonical, Reference};
 use crate::report::log::Log;
 

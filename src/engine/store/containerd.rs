@@ -20,7 +20,7 @@
 use std::path::PathBuf;
 
 use super::{Delta, Holds, Info, Omit, Reads, Store, StoreError};
-use crate::image::manifest::Image;
+use crate::image::describe::Image;
 
 /// What `GET /info` says in `DriverStatus` when images are kept by a containerd snapshotter.
 const DRIVER_TYPE: &str = "io.containerd.snapshotter.v1";

@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 
 use super::{Delta, Holds, Info, Omit, Reads, Store, StoreError};
-use crate::image::manifest::Image;
+use crate::image::describe::Image;
 
 /// docker unpacks an upload into a directory here, under its data root, unless
 /// `DOCKER_TMPDIR` moves it.

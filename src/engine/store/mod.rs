@@ -17,7 +17,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use super::Kind;
-use crate::image::manifest::Image;
+use crate::image::describe::Image;
 
 pub(crate) use containerd::ContainerdStore;
 pub(crate) use docker::ClassicStore;
@@ -147,7 +147,7 @@ pub enum Reads {
     /// makes a manifest up, describing a plain layer by a compressed copy it may already hold
     /// (measured: after an OCI archive with the same layers gzipped), so the image's id cannot
     /// be told beforehand. A docker-archive gets the OCI layout instead (`oci-layout`, the
-    /// manifest the loader computes as [`crate::image::manifest::Image::target`], `index.json`), which
+    /// manifest the loader computes as [`crate::image::describe::Image::target`], `index.json`), which
     /// containerd then reads as it is: the id is that manifest's digest.
     OciLayout,
     /// podman: either.

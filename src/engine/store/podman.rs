@@ -14,7 +14,7 @@
 use std::path::PathBuf;
 
 use super::{Delta, Holds, Info, Omit, Reads, Store, StoreError};
-use crate::image::manifest::Image;
+use crate::image::describe::Image;
 
 /// Where podman's API service copies an upload when the engine does not say: podman sets its
 /// `TMPDIR` to this unless containers.conf's `image_copy_tmp_dir` or the environment says else.
