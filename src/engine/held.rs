@@ -3,7 +3,7 @@
 //!
 //! The engine is asked for its images (`GET /images/json`, podman's `GET /libpod/images/json`)
 //! and, for each image not seen before in this run, for its diffIDs (`RootFS.Layers` of
-//! `GET /images/{id}/json`, podman's libpod route alike); classic docker holds every prefix of
+//! `GET /images/{id}/json`, podman's libpod route alike: [`super::api`] reads both); classic docker holds every prefix of
 //! an image's layer stack, named by its chain of diffIDs, podman every layer by its diffID.
 //! The engine's answers are bounded: each is read up to [`super::ANSWER_MAX`] bytes and parsed
 //! within a budget of values, at most [`IMAGES_MAX`] images are asked about, an image of more
@@ -14,15 +14,15 @@
 use std::collections::{HashMap, HashSet};
 
 use super::store::Holds;
-use super::{answer, canonical_id, Engine, EngineError, Kind};
+use super::{Engine, EngineError};
 use crate::image::digest::sha256_hex;
 
 /// Most images whose layers are asked about (one request each, ~1 ms on docker 26). A device
 /// holds tens; an engine with more is sent whole archives.
-const IMAGES_MAX: usize = 1_000;
+pub(super) const IMAGES_MAX: usize = 1_000;
 /// Most layers of one image taken: docker itself refuses images of more than 127 layers on
 /// overlay2, so an answer with more is not a real image's.
-const LAYERS_MAX: usize = 512;
+pub(super) const LAYERS_MAX: usize = 512;
 /// Most chains kept in all, counted over every image's list as kept (as many as the layers one
 /// archive may describe): ~100 bytes each, so some 3 MiB with the set they make. Counting
 /// only the set let an engine of 1,000 images of 512 layers each take the loader to 61 MiB.
@@ -65,7 +65,7 @@ impl Engine {
     /// Brings `held` up to date with the engine's images, as a store that `holds` layers so
     /// tells them.
     pub fn held(&self, holds: Holds, held: &mut Held) -> Result<(), EngineError> {
-        let ids = self.image_ids()?;
+        let ids = self.ask(self.api.image_ids())?;
         held.by_image.retain(|id, _| ids.contains(id));
         let mut kept: usize = held.by_image.values().map(Vec::len).sum();
         for id in &ids {
@@ -86,75 +86,14 @@ impl Engine {
         if room == 0 {
             return Ok(Vec::new());
         }
-        let mut keys = holds.keys(self.diff_ids(id)?);
+        let mut keys = holds.keys(self.ask(self.api.diff_ids(id))?);
         keys.truncate(room);
         Ok(keys)
-    }
-
-    /// Where the image routes are: docker's API, or podman's libpod API (whose image answers
-    /// give podman's own ids).
-    fn route(&self) -> &str {
-        match self.kind {
-            Kind::Docker => "",
-            Kind::Podman => &self.libpod,
-        }
-    }
-
-    /// The ids of the engine's images, at most [`IMAGES_MAX`].
-    fn image_ids(&self) -> Result<HashSet<String>, EngineError> {
-        let what = "listing the engine's images";
-        let (status, body) = self.get(&format!("{}/images/json", self.route()), what)?;
-        if status != 200 {
-            return Err(answer::unexpected(what, status, &body));
-        }
-        let listed = answer::parse(&body).map_err(|e| EngineError::Answer {
-            what: what.to_owned(),
-            status,
-            message: format!("not JSON: {e}"),
-        })?;
-        let ids: HashSet<String> = listed
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|image| canonical_id(image["Id"].as_str()?))
-            .collect();
-        if ids.len() > IMAGES_MAX {
-            return Err(EngineError::Answer {
-                what: what.to_owned(),
-                status,
-                message: format!(
-                    "{} images, more than the {IMAGES_MAX} whose layers are asked about",
-                    ids.len()
-                ),
-            });
-        }
-        Ok(ids)
-    }
-
-    /// The diffIDs of image `id`, bottom up (`RootFS.Layers` of `GET /images/{id}/json`);
-    /// none for an image gone meanwhile or of more than [`LAYERS_MAX`] layers.
-    fn diff_ids(&self, id: &str) -> Result<Vec<String>, EngineError> {
-        let what = format!("asking which layers {} has", super::short_id(id));
-        let path = format!("{}/images/{id}/json", self.route());
-        let (status, body) = self.get(&path, &what)?;
-        match status {
-            200 => {}
-            404 => return Ok(Vec::new()),
-            _ => return Err(answer::unexpected(&what, status, &body)),
-        }
-        let image = answer::parse(&body).unwrap_or_default();
-        let layers = image["RootFS"]["Layers"].as_array();
-        let layers = layers
-            .filter(|l| l.len() <= LAYERS_MAX)
-            .into_iter()
-            .flatten();
-        // A layer that is not a sha256 digest ends the stack: nothing above it is taken.
-        Ok(layers.map_while(|l| canonical_id(l.as_str()?)).collect())
     }
 }
 
 /// The chain ids of a stack of layers given bottom up by their diffIDs (OCI image-spec).
-pub fn chains(diff_ids: &[String]) -> Vec<String> {
+pub(crate) fn chains(diff_ids: &[String]) -> Vec<String> {
     let mut out: Vec<String> = Vec::with_capacity(diff_ids.len());
     for diff_id in diff_ids {
         out.push(chain_on(out.last().map(String::as_str), diff_id));
@@ -164,7 +103,7 @@ pub fn chains(diff_ids: &[String]) -> Vec<String> {
 
 /// The chain id of the layer `diff_id` on a stack whose chain id is `below` (none: the bottom
 /// layer): its diffID at the bottom, else `sha256(below + " " + diffID)`.
-pub fn chain_on(below: Option<&str>, diff_id: &str) -> String {
+pub(crate) fn chain_on(below: Option<&str>, diff_id: &str) -> String {
     match below {
         None => diff_id.to_owned(),
         Some(below) => format!(

@@ -19,10 +19,7 @@
 
 use std::path::PathBuf;
 
-use serde_json::Value;
-
-use super::Reads;
-use super::{Delta, Holds, Omit, Store};
+use super::{Delta, Holds, Info, Omit, Reads, Store, StoreError};
 use crate::image::describe::Image;
 
 /// What `GET /info` says in `DriverStatus` when images are kept by a containerd snapshotter.
@@ -33,16 +30,12 @@ const MANAGED_CONTAINERD_SUBDIR: &str = "containerd/daemon";
 /// dockerd uses when one runs; docker's API does not name it.
 const CONTAINERD_ROOT: &str = "/var/lib/containerd";
 
-pub struct ContainerdStore;
+pub(crate) struct ContainerdStore;
 
 impl ContainerdStore {
     /// Whether a docker `GET /info` answer shows the containerd image store.
-    pub fn runs(info: &Value) -> bool {
-        info["DriverStatus"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|pair| pair[0] == "driver-type" && pair[1] == DRIVER_TYPE)
+    pub(crate) fn runs(info: &Info) -> bool {
+        info.driver_type.as_deref() == Some(DRIVER_TYPE)
     }
 }
 
@@ -61,7 +54,7 @@ impl Store for ContainerdStore {
         Reads::OciLayout
     }
 
-    fn upload_dir(&self, info: &Value) -> Result<PathBuf, String> {
+    fn upload_dir(&self, info: &Info) -> Result<PathBuf, StoreError> {
         let managed = super::docker_root(info)?.join(MANAGED_CONTAINERD_SUBDIR);
         Ok(match managed.is_dir() {
             true => managed,
@@ -100,8 +93,8 @@ mod tests {
             "Driver": "overlay2",
             "DriverStatus": [["Backing Filesystem", "extfs"], ["Supports d_type", "true"]]
         });
-        assert!(ContainerdStore::runs(&containerd));
-        assert!(!ContainerdStore::runs(&classic));
-        assert!(!ContainerdStore::runs(&serde_json::json!({})));
+        assert!(ContainerdStore::runs(&Info::read(&containerd)));
+        assert!(!ContainerdStore::runs(&Info::read(&classic)));
+        assert!(!ContainerdStore::runs(&Info::default()));
     }
 }

@@ -9,17 +9,14 @@
 
 use std::path::PathBuf;
 
-use serde_json::Value;
-
-use super::Reads;
-use super::{Delta, Holds, Omit, Store};
+use super::{Delta, Holds, Info, Omit, Reads, Store, StoreError};
 use crate::image::describe::Image;
 
 /// docker unpacks an upload into a directory here, under its data root, unless
 /// `DOCKER_TMPDIR` moves it.
 const UPLOAD_SUBDIR: &str = "tmp";
 
-pub struct ClassicStore;
+pub(crate) struct ClassicStore;
 
 impl Store for ClassicStore {
     fn name(&self) -> &'static str {
@@ -36,10 +33,10 @@ impl Store for ClassicStore {
         Reads::DockerArchive
     }
 
-    fn upload_dir(&self, info: &Value) -> Result<PathBuf, String> {
+    fn upload_dir(&self, info: &Info) -> Result<PathBuf, StoreError> {
         let root = super::docker_root(info)?;
         let tmp = root.join(UPLOAD_SUBDIR);
-        Ok(if tmp.is_dir() { tmp } else { root })
+        Ok(if tmp.is_dir() { tmp } else { root.clone() })
     }
 
     fn delta(&self) -> Option<Delta> {
@@ -50,5 +47,26 @@ impl Store for ClassicStore {
             oci_layout: Omit::Drop,
             check_listed: false,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cannot_tell_the_upload_directory_without_dockers_root() {
+        let e = ClassicStore.upload_dir(&Info::default()).unwrap_err();
+        assert_eq!(e.to_string(), "docker's GET /info names no DockerRootDir");
+    }
+
+    #[test]
+    fn copies_an_upload_under_dockers_root_when_its_tmp_is_not_there() {
+        let info = Info {
+            docker_root: Some("/nonexistent/docker".into()),
+            ..Info::default()
+        };
+        let dir = ClassicStore.upload_dir(&info).unwrap();
+        assert_eq!(dir, PathBuf::from("/nonexistent/docker"));
     }
 }

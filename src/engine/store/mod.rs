@@ -1,25 +1,28 @@
 //! What differs between engines and their image stores, behind one interface: which of an
 //! archive's digests becomes the image's id, which archive layout it reads, where an upload is
-//! copied before it is imported, and which layers it lets an upload leave out ([`Delta`]). One file per store; [`detect`] picks one from the
-//! engine's own answers, so supporting the next store is one new file and one line there.
+//! copied before it is imported, and which layers it lets an upload leave out ([`Delta`]).
+//! One file per store; [`detect`] picks one from the engine's own answers, so supporting the
+//! next store is one new file and one line there (and a field of [`Info`] if it reads one
+//! docker or podman does not yet).
 //!
 //! The HTTP routes are not here: they follow the engine's API (docker's or podman's), which
-//! both docker stores share.
+//! both docker stores share ([`super::api`]).
 
 mod containerd;
 mod docker;
+mod info;
 mod podman;
 
+use std::fmt;
 use std::path::PathBuf;
-
-use serde_json::Value;
 
 use super::Kind;
 use crate::image::describe::Image;
 
-pub use containerd::ContainerdStore;
-pub use docker::ClassicStore;
-pub use podman::PodmanStore;
+pub(crate) use containerd::ContainerdStore;
+pub(crate) use docker::ClassicStore;
+pub use info::Info;
+pub(crate) use podman::PodmanStore;
 
 pub trait Store: Send + Sync {
     /// How `status` and the logs name the store.
@@ -34,7 +37,7 @@ pub trait Store: Send + Sync {
 
     /// The directory (in the engine's view) that holds the whole upload while it is
     /// imported, from the engine's `info` answer; why not, when it cannot be told.
-    fn upload_dir(&self, info: &Value) -> Result<PathBuf, String>;
+    fn upload_dir(&self, info: &Info) -> Result<PathBuf, StoreError>;
 
     /// How the store takes an archive that leaves out layers it already holds; `None` when it
     /// is sent whole, as for a store whose readers have not been shown to accept less.
@@ -101,9 +104,9 @@ pub enum Omit {
 /// The store behind an engine of `kind`. Only docker has two, told apart by its `GET /info`,
 /// which `info` fetches (~15 ms on docker 26, so it is asked only when a store's answer is
 /// needed, never on a boot where every image is present).
-pub fn detect<'a, E>(
+pub(crate) fn detect<'a, E>(
     kind: Kind,
-    info: impl FnOnce() -> Result<&'a Value, E>,
+    info: impl FnOnce() -> Result<&'a Info, E>,
 ) -> Result<Box<dyn Store>, E> {
     Ok(match kind {
         Kind::Podman => Box::new(PodmanStore),
@@ -112,36 +115,27 @@ pub fn detect<'a, E>(
     })
 }
 
-/// Longest directory taken from an info answer (Linux's `PATH_MAX`): it is quoted in the
-/// space check's messages, which a hostile engine must not fill with megabytes.
-const DIR_MAX: usize = 4096;
-
-/// An absolute directory named by a string field of an info answer.
-fn dir(v: &Value) -> Option<PathBuf> {
-    v.as_str()
-        .filter(|p| p.starts_with('/') && p.len() <= DIR_MAX)
-        .map(PathBuf::from)
+/// What a store could not tell from the engine's answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    /// docker's info answer named no usable `DockerRootDir`, under which both its stores
+    /// keep what they import.
+    NoDockerRoot,
 }
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::NoDockerRoot => f.write_str("docker's GET /info names no DockerRootDir"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
 
 /// docker's `DockerRootDir`, which both docker stores keep.
-fn docker_root(info: &Value) -> Result<PathBuf, String> {
-    dir(&info["DockerRootDir"]).ok_or_else(|| "docker's GET /info names no DockerRootDir".into())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn takes_only_an_absolute_directory_no_longer_than_path_max() {
-        assert_eq!(
-            dir(&Value::from("/var/lib/docker")),
-            Some("/var/lib/docker".into())
-        );
-        assert_eq!(dir(&Value::from("var/lib/docker")), None);
-        assert_eq!(dir(&Value::from(format!("/{}", "a".repeat(DIR_MAX)))), None);
-        assert_eq!(dir(&Value::from(1)), None);
-    }
+fn docker_root(info: &Info) -> Result<&PathBuf, StoreError> {
+    info.docker_root.as_ref().ok_or(StoreError::NoDockerRoot)
 }
 
 /// Which archive layout an image store reads, and so what is written into an archive for it.

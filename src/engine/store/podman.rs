@@ -13,17 +13,14 @@
 
 use std::path::PathBuf;
 
-use serde_json::Value;
-
-use super::Reads;
-use super::{Delta, Holds, Omit, Store};
+use super::{Delta, Holds, Info, Omit, Reads, Store, StoreError};
 use crate::image::describe::Image;
 
 /// Where podman's API service copies an upload when the engine does not say: podman sets its
 /// `TMPDIR` to this unless containers.conf's `image_copy_tmp_dir` or the environment says else.
 const UPLOAD_DIR: &str = "/var/tmp";
 
-pub struct PodmanStore;
+pub(crate) struct PodmanStore;
 
 impl Store for PodmanStore {
     fn name(&self) -> &'static str {
@@ -39,8 +36,11 @@ impl Store for PodmanStore {
     }
 
     /// `store.imageCopyTmpDir` of `GET /libpod/info` (podman >= 4.4 says; older does not).
-    fn upload_dir(&self, info: &Value) -> Result<PathBuf, String> {
-        Ok(super::dir(&info["store"]["imageCopyTmpDir"]).unwrap_or_else(|| UPLOAD_DIR.into()))
+    fn upload_dir(&self, info: &Info) -> Result<PathBuf, StoreError> {
+        Ok(info
+            .image_copy_tmp_dir
+            .clone()
+            .unwrap_or_else(|| UPLOAD_DIR.into()))
     }
 
     fn delta(&self) -> Option<Delta> {
@@ -50,5 +50,23 @@ impl Store for PodmanStore {
             oci_layout: Omit::Drop,
             check_listed: false,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copies_an_upload_where_podman_says_or_else_to_var_tmp() {
+        let said = Info {
+            image_copy_tmp_dir: Some("/srv/tmp".into()),
+            ..Info::default()
+        };
+        assert_eq!(PodmanStore.upload_dir(&said), Ok("/srv/tmp".into()));
+        assert_eq!(
+            PodmanStore.upload_dir(&Info::default()),
+            Ok(UPLOAD_DIR.into())
+        );
     }
 }

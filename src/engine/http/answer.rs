@@ -16,13 +16,13 @@ use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Deserializer, Map, Value};
 
-use super::{EngineError, LOADED_NAMES_MAX, NAME_MAX};
+use crate::engine::{EngineError, LOADED_NAMES_MAX, NAME_MAX};
 
 /// Longest engine text quoted in a message: its start and its end.
-pub const QUOTE_MAX: usize = 300;
+pub(crate) const QUOTE_MAX: usize = 300;
 /// Most JSON values (each number, string, array, object) parsed from one answer: docker's
 /// and podman's `info` and image inspect answers hold a few hundred. At most a few MiB.
-pub const VALUES_MAX: usize = 50_000;
+pub(crate) const VALUES_MAX: usize = 50_000;
 /// How much of a long text's start and of its end are looked at when quoting it.
 const QUOTE_SCAN: usize = 4 * QUOTE_MAX;
 /// How much of a longer text's start is kept. The engines' texts are Go error chains
@@ -52,7 +52,7 @@ fn message(v: &Value) -> Option<String> {
 /// Engine text on one line (podman's messages span several), cut to a readable length in
 /// its middle. Only its first and last [`QUOTE_SCAN`] bytes are looked at, so a text of
 /// megabytes costs no more than a short one.
-pub fn quote(text: &str) -> String {
+pub(crate) fn quote(text: &str) -> String {
     let one_line = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
     let (head, tail) = match text.len() <= 2 * QUOTE_SCAN {
         true => {
@@ -81,7 +81,7 @@ pub fn quote(text: &str) -> String {
 }
 
 /// Parses one JSON value of an engine answer, within [`VALUES_MAX`] values.
-pub fn parse(bytes: &[u8]) -> Result<Value, serde_json::Error> {
+pub(crate) fn parse(bytes: &[u8]) -> Result<Value, serde_json::Error> {
     let mut budget = VALUES_MAX;
     let mut de = Deserializer::from_slice(bytes);
     let value = Bounded(&mut budget).deserialize(&mut de)?;
@@ -179,7 +179,7 @@ pub fn is_engine_error(body: &[u8]) -> bool {
     })
 }
 
-pub fn unexpected(what: &str, status: u16, body: &[u8]) -> EngineError {
+pub(crate) fn unexpected(what: &str, status: u16, body: &[u8]) -> EngineError {
     let message = parse(body)
         .ok()
         .as_ref()
