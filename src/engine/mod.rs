@@ -26,6 +26,7 @@ pub mod answer;
 mod chunks;
 mod held;
 mod listing;
+pub(crate) mod requests;
 pub mod store;
 mod unix;
 

@@ -14,7 +14,8 @@ use std::time::Instant;
 
 use crate::cli::Load as Options;
 use crate::decode::{self, DecodeError, HoldBack, Pipelined};
-use crate::engine::{short_id, Engine, EngineError, Held, Knock, Listing, LISTING_NAMES_MAX};
+use crate::engine::requests::Requests;
+use crate::engine::{short_id, EngineError, Held, Knock, Listing, LISTING_NAMES_MAX};
 use crate::image::describe::{Images, Match};
 use crate::input::archive::{self, Archive, ArchiveError, Origin};
 use crate::input::format::Format;
@@ -470,7 +471,7 @@ impl std::error::Error for EntryError {
 
 /// What the run carries from one entry to the next.
 struct Turns<'a> {
-    engine: &'a Engine,
+    engine: &'a dyn Requests,
     options: &'a Options,
     log: &'a Log,
     deletions: Deletions,
@@ -766,7 +767,7 @@ impl Turns<'_> {
 
 /// `--dry-run`: what loading the entry would do, and whether it would fit.
 fn dry_run(
-    engine: &Engine,
+    engine: &dyn Requests,
     entry: &Entry,
     archive: &Archive,
     options: &Options,
@@ -828,7 +829,10 @@ fn names_of(image: &Reference, promised: Option<&Images>, carried: &[String]) ->
 
 /// The names the archive gives its images, each with the id this engine gives that image
 /// (where it can be told).
-fn archive_names(engine: &Engine, promised: Option<&Images>) -> Vec<(Reference, Option<String>)> {
+fn archive_names(
+    engine: &dyn Requests,
+    promised: Option<&Images>,
+) -> Vec<(Reference, Option<String>)> {
     let mut names = Vec::new();
     for image in promised.into_iter().flat_map(|p| p.images.iter()) {
         let id = engine.id_for(image).ok().flatten().map(str::to_owned);
@@ -848,7 +852,7 @@ fn archive_names(engine: &Engine, promised: Option<&Images>) -> Vec<(Reference, 
 
 /// After a load that worked: every name the archive carries is on the archive's image.
 fn whole(
-    engine: &Engine,
+    engine: &dyn Requests,
     entry: &Entry,
     promised: Option<&Images>,
     readings: &[Change],
@@ -886,7 +890,7 @@ fn whole(
 /// content is incomplete out of it, and a load of several images may complete some only.
 /// Without a description, whether it shows one of the names the engine says it loaded.
 fn listed_whole(
-    engine: &Engine,
+    engine: &dyn Requests,
     image: &Reference,
     promised: Option<&Images>,
     carried: &[String],
@@ -914,7 +918,7 @@ fn listed_whole(
 /// What an upload can leave out of the archive, where the engine's store takes that and holds
 /// some of its layers; `None` for a whole upload (why, in the verbose log).
 fn leaving<'h>(
-    engine: &Engine,
+    engine: &dyn Requests,
     archive: &Archive,
     options: &Options,
     held: &'h mut Held,
@@ -955,7 +959,7 @@ struct Upload {
 
 /// What every upload of one entry shares.
 struct Job<'a> {
-    engine: &'a Engine,
+    engine: &'a dyn Requests,
     /// The entry's reference, and what the engine's names were before the tar's end.
     reference: &'a Reference,
     asked: &'a RefCell<Asked>,
@@ -1090,7 +1094,7 @@ fn upload(job: &Job, decoder: crate::decode::Decoder, plan: Option<Leaving>) -> 
 /// `--verify` for a present image whose engine id is `id`: `Some` outcome when the entry is
 /// done (the same image, or differs and stays), `None` when the archive is to be loaded.
 fn verify(
-    engine: &Engine,
+    engine: &dyn Requests,
     entry: &Entry,
     id: &str,
     options: &Options,
@@ -1138,7 +1142,7 @@ fn verify(
 /// the archive holds one image that it does not call by the reference, the image gets that
 /// name, so the next boot finds it. Returns the engine's id for the reference.
 fn confirm(
-    engine: &Engine,
+    engine: &dyn Requests,
     entry: &Entry,
     promised: Option<&Images>,
     carried: Vec<String>,
@@ -1230,7 +1234,7 @@ fn confirm(
 /// The archive's image for `image` as this engine's store names it, where that can be told,
 /// and whether the archive carries the name (or holds that one image without it).
 fn archive_image(
-    engine: &Engine,
+    engine: &dyn Requests,
     promised: Option<&Images>,
     image: &Reference,
 ) -> (Option<String>, bool) {
@@ -1245,7 +1249,7 @@ fn archive_image(
 /// Removes the name `image` a failed load left on an image, if any: the id it was on, and
 /// whether removing it worked.
 fn remove_left_name(
-    engine: &Engine,
+    engine: &dyn Requests,
     image: &Reference,
 ) -> Option<(String, Result<(), EngineError>)> {
     let Ok(Some(left)) = engine.image_id(image) else {
