@@ -306,6 +306,26 @@ fn put_back(engine: &dyn Requests, name: &Reference, id: &str) -> Result<(), Eng
     }
 }
 
+/// Every name the load may have moved: the entry's own, those the archive carries, and those
+/// the engine says it loaded.
+pub(super) fn names_of(
+    image: &Reference,
+    promised: Option<&Images>,
+    carried: &[String],
+) -> Vec<Reference> {
+    let archive = promised
+        .into_iter()
+        .flat_map(|p| p.images.iter())
+        .flat_map(|i| i.references.iter());
+    std::iter::once(image.clone())
+        .chain(
+            archive
+                .chain(carried.iter())
+                .filter_map(|name| Reference::parse(name).ok()),
+        )
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
