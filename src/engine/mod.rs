@@ -24,6 +24,8 @@
 
 pub mod answer;
 mod chunks;
+#[cfg(test)]
+pub(crate) mod fake;
 mod held;
 mod listing;
 pub(crate) mod requests;
