@@ -35,7 +35,7 @@ impl Deletions {
         }
     }
 
-    pub(super) fn key(entry: &Entry) -> (PathBuf, String) {
+    fn key(entry: &Entry) -> (PathBuf, String) {
         (entry.images_dir.clone(), entry.archive.clone())
     }
 

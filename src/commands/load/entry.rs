@@ -81,7 +81,7 @@ impl From<Result<Outcome, EntryError>> for Ended {
 }
 
 /// Where an entry stands after the presence check.
-pub(super) enum Settled {
+enum Settled {
     Done(Outcome),
     /// To be loaded; the id the engine has under the reference now, if any (--replace-differing).
     Load(Option<String>),
@@ -123,7 +123,7 @@ impl<'a> Turns<'a> {
     }
 
     /// The listing as of now, for the upload about to start, which makes it stale.
-    pub(super) fn take_listing(&mut self) -> Option<Listing> {
+    fn take_listing(&mut self) -> Option<Listing> {
         if !self.fresh || self.listing.is_none() {
             self.listing = self.engine.listing();
         }
@@ -140,7 +140,7 @@ impl<'a> Turns<'a> {
     }
 
     /// Whether the engine has the entry's image, and with --verify whether it is the archive's.
-    pub(super) fn settle(&mut self, entry: &Entry) -> Result<Settled, EntryError> {
+    fn settle(&mut self, entry: &Entry) -> Result<Settled, EntryError> {
         let (engine, options, log) = (self.engine, self.options, self.log);
         let image = &entry.reference;
         // Presence first: with --delete-after-load a present image's archive is gone by design.
@@ -165,12 +165,7 @@ impl<'a> Turns<'a> {
 
     /// Loads the entry's archive as a transaction over names: a load that fails or ends with
     /// an image that is not the archive's puts back every name it moved (src/commands/load/names.rs).
-    pub(super) fn load(
-        &mut self,
-        entry: &Entry,
-        report: &EntryReport,
-        replacing: Option<String>,
-    ) -> Ended {
+    fn load(&mut self, entry: &Entry, report: &EntryReport, replacing: Option<String>) -> Ended {
         let (engine, options, log) = (self.engine, self.options, self.log);
         let archive = match Archive::open(&entry.images_dir, &entry.archive) {
             Ok(archive) => archive,
@@ -189,7 +184,7 @@ impl<'a> Turns<'a> {
 
     /// [`Turns::load`] once the archive is open: `asked` gets the names the archive carries
     /// as the engine has them just before the tar's end.
-    pub(super) fn transact(
+    fn transact(
         &mut self,
         entry: &Entry,
         report: &EntryReport,
@@ -259,7 +254,7 @@ impl<'a> Turns<'a> {
     }
 
     /// After a failed load: every name it may have moved goes back where it was.
-    pub(super) fn undo(&self, entry: &Entry, before: &Before, failed: Failed) -> Ended {
+    fn undo(&self, entry: &Entry, before: &Before, failed: Failed) -> Ended {
         let (engine, log) = (self.engine, self.log);
         let place = entry.place().to_string();
         let (error, readings) = match failed {
@@ -287,7 +282,7 @@ impl<'a> Turns<'a> {
 }
 
 /// `--dry-run`: what loading the entry would do, and whether it would fit.
-pub(super) fn dry_run(
+fn dry_run(
     engine: &dyn Requests,
     entry: &Entry,
     archive: &Archive,
@@ -310,7 +305,7 @@ pub(super) fn dry_run(
 
 /// `--verify` for a present image whose engine id is `id`: `Some` outcome when the entry is
 /// done (the same image, or differs and stays), `None` when the archive is to be loaded.
-pub(super) fn verify(
+fn verify(
     engine: &dyn Requests,
     entry: &Entry,
     id: &str,

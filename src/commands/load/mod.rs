@@ -5,12 +5,14 @@
 //! upload, and only then is its archive deleted (with `--delete-after-load`).
 //!
 //! Here is the run: the lists, the engine, the lock, and the loop over entries, each recorded
-//! as it ends. One entry's turn is in `entry.rs`: present? ([`entry::Turns::settle`]), the
-//! upload (`upload.rs`, again whole after a refused delta), the check that the engine has the
-//! reference on the archive's image (`confirm.rs`) and the names a failed load puts back
-//! (`names.rs`). What an entry failed with is in `error.rs`, what is recorded of it in
-//! `records.rs`, which archives are deleted in `deletions.rs`. Every request goes through
-//! [`Requests`], so all of it runs against the fake engine in the unit tests (`tests.rs`).
+//! as it ends. One entry's turn is in `entry.rs`: present? if not, the upload (`upload.rs`,
+//! again whole after a refused delta), the check that the engine has the reference on the
+//! archive's image (`confirm.rs`) and the names a failed load puts back (`names.rs`). What an
+//! entry failed with is in `error.rs`, what is recorded of it in `records.rs`, which archives
+//! are deleted in `deletions.rs`. Every request goes through [`Requests`], so all of it runs
+//! against the fake engine in the unit tests (`tests.rs`).
+//!
+//! [`Requests`]: crate::engine::requests::Requests
 
 mod confirm;
 mod deletions;

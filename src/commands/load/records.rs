@@ -130,7 +130,7 @@ impl<'r> Records<'r> {
 
 /// `outcome` with its reference now on `now`: present, or with --verify's archive id, present
 /// only as that image and differing otherwise.
-pub(super) fn revise_outcome(outcome: &mut ready::Record, now: Option<String>) {
+fn revise_outcome(outcome: &mut ready::Record, now: Option<String>) {
     outcome.state = match (&now, &outcome.archive_id) {
         (None, _) => State::Missing,
         (Some(now), Some(archive)) if now != archive => State::Differs,

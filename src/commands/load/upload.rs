@@ -135,7 +135,7 @@ pub(super) struct Sent {
 /// carries, each on the archive's image: docker's containerd store leaves an image whose
 /// content is incomplete out of it, and a load of several images may complete some only.
 /// Without a description, whether it shows one of the names the engine says it loaded.
-pub(super) fn listed_whole(
+fn listed_whole(
     engine: &dyn Requests,
     image: &Reference,
     promised: Option<&Images>,
@@ -163,7 +163,7 @@ pub(super) fn listed_whole(
 
 /// What an upload can leave out of the archive, where the engine's store takes that and holds
 /// some of its layers; `None` for a whole upload (why, in the verbose log).
-pub(super) fn leaving<'h>(
+fn leaving<'h>(
     engine: &dyn Requests,
     archive: &Archive,
     options: &Options,
@@ -204,7 +204,7 @@ pub(super) struct Upload {
 }
 
 /// What every upload of one entry shares.
-pub(super) struct Job<'a> {
+struct Job<'a> {
     engine: &'a dyn Requests,
     /// The entry's reference, and what the engine's names were before the tar's end.
     reference: &'a Reference,
@@ -219,7 +219,7 @@ pub(super) struct Job<'a> {
 
 impl Upload {
     /// How the load went, as the entry sees it.
-    pub(super) fn outcome(self, entry: &Entry, image: &Reference) -> Result<Sent, Failed> {
+    fn outcome(self, entry: &Entry, image: &Reference) -> Result<Sent, Failed> {
         let name = || entry.archive.clone();
         // A shortfall is the cause, whatever the upload ended with: the engine may have found
         // its disk full before the check answered.
@@ -262,7 +262,7 @@ impl Upload {
 }
 
 /// Streams the archive read by `decoder` into the engine, leaving out what `plan` says.
-pub(super) fn upload(job: &Job, decoder: Decoder, plan: Option<Leaving>) -> Upload {
+fn upload(job: &Job, decoder: Decoder, plan: Option<Leaving>) -> Upload {
     let Job {
         engine,
         reference,
@@ -339,7 +339,7 @@ pub(super) fn upload(job: &Job, decoder: Decoder, plan: Option<Leaving>) -> Uplo
 
 /// Removes the name `image` a failed load left on an image, if any: the id it was on, and
 /// whether removing it worked.
-pub(super) fn remove_left_name(
+fn remove_left_name(
     engine: &dyn Requests,
     image: &Reference,
 ) -> Option<(String, Result<(), EngineError>)> {
@@ -350,7 +350,7 @@ pub(super) fn remove_left_name(
 }
 
 /// Lets an upload that waits for the space check's verdict end, should the check not finish.
-pub(super) struct Unblock<'a>(&'a OnceLock<Result<(), space::Shortfall>>);
+struct Unblock<'a>(&'a OnceLock<Result<(), space::Shortfall>>);
 
 impl Drop for Unblock<'_> {
     fn drop(&mut self) {
@@ -360,13 +360,13 @@ impl Drop for Unblock<'_> {
 
 /// Keeps the first error the body reader returned: ureq only reports that the upload failed,
 /// and the pipeline must know whether the archive or the engine was at fault.
-pub(super) struct Guarded<R> {
+struct Guarded<R> {
     inner: R,
     error: Option<io::Error>,
 }
 
 impl<R> Guarded<R> {
-    pub(super) fn new(inner: R) -> Self {
+    fn new(inner: R) -> Self {
         Guarded { inner, error: None }
     }
 }
