@@ -272,6 +272,29 @@ fn a_refused_whole_upload_is_not_sent_again() {
 }
 
 #[test]
+fn a_delta_upload_the_engine_dropped_is_not_sent_again() {
+    let dir = images_dir("dropped");
+    let a = archive(&["app:1"]);
+    let engine = Fake::new()
+        .holding(&chains(std::slice::from_ref(&a.diff_id)))
+        .answering(Answer::Fails)
+        .answering(loaded_as(&["app:1"], &a.id));
+    let ended = turn(&engine, &options(), &entry(&dir, "app:1", &a.tar));
+    assert!(matches!(
+        ended.result,
+        Err(EntryError::Load {
+            source: EngineError::Request { .. },
+            ..
+        })
+    ));
+    assert_eq!(
+        loads(&engine),
+        1,
+        "only a refusal is answered with the whole archive"
+    );
+}
+
+#[test]
 fn a_name_a_refused_delta_upload_left_is_removed_before_the_whole_one() {
     let dir = images_dir("left-name");
     let a = archive(&["app:1"]);
