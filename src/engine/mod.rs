@@ -27,9 +27,12 @@
 mod api;
 mod connect;
 mod error;
+#[cfg(test)]
+pub(crate) mod fake;
 mod held;
 mod http;
 mod listing;
+pub(crate) mod requests;
 pub mod store;
 
 use std::fmt;

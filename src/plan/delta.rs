@@ -21,9 +21,10 @@ use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 
 use crate::decode;
+use crate::engine::requests::Requests;
 use crate::engine::store::Reads;
 use crate::engine::store::{Delta, Holds, Omit};
-use crate::engine::{chain_on, Engine, EngineError, Held};
+use crate::engine::{chain_on, EngineError, Held};
 use crate::image::describe::strings;
 use crate::image::digest::{blob_digest, sha256_digest};
 use crate::image::items::docker_items;
@@ -118,7 +119,7 @@ pub struct Leaving<'a> {
 /// What an upload of the archive `file` (of `format`, `size` bytes) can leave out on this
 /// engine, whose store takes it as `delta`; `held` is brought up to date first.
 pub fn prepare<'h>(
-    engine: &Engine,
+    engine: &dyn Requests,
     delta: Delta,
     held: &'h mut Held,
     (format, file, size): (Format, &File, u64),

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use crate::decode;
-use crate::engine::Engine;
+use crate::engine::requests::Requests;
 use crate::input::archive::Archive;
 use crate::input::format::Format;
 use crate::input::sizes::Size;
@@ -119,7 +119,12 @@ impl std::error::Error for Shortfall {}
 
 /// Whether `archive` fits where the engine will copy it. Anything that cannot be found out
 /// skips the check with a note in the verbose log: the check never fails an entry for itself.
-pub fn check(engine: &Engine, archive: &Archive, place: &str, log: &Log) -> Result<(), Shortfall> {
+pub fn check(
+    engine: &dyn Requests,
+    archive: &Archive,
+    place: &str,
+    log: &Log,
+) -> Result<(), Shortfall> {
     let estimate = estimate(archive.format, archive.file(), archive.size);
     judge(engine, estimate, place, log)
 }
@@ -127,7 +132,12 @@ pub fn check(engine: &Engine, archive: &Archive, place: &str, log: &Log) -> Resu
 /// The half of [`check`] that asks the engine: where it copies an upload, and how much room
 /// is there. Slow on podman (its `GET /libpod/info` takes ~0.2 s), so a load runs it beside
 /// the upload and cuts the upload short through a [`Gate`].
-pub fn judge(engine: &Engine, estimate: Estimate, place: &str, log: &Log) -> Result<(), Shortfall> {
+pub fn judge(
+    engine: &dyn Requests,
+    estimate: Estimate,
+    place: &str,
+    log: &Log,
+) -> Result<(), Shortfall> {
     let dir = match engine.upload_dir() {
         Ok(dir) => dir,
         Err(why) => {

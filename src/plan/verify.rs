@@ -6,7 +6,7 @@ use std::io;
 
 use crate::decode;
 use crate::decode::DecodeError;
-use crate::engine::Engine;
+use crate::engine::requests::Requests;
 use crate::image::describe::{self, Match};
 use crate::input::archive::{Archive, ArchiveError};
 use crate::input::list::Entry;
@@ -88,7 +88,7 @@ impl std::error::Error for VerifyError {
 /// digest, or the manifest digest on docker's containerd image store).
 pub fn archive_id(
     entry: &Entry,
-    engine: &Engine,
+    engine: &dyn Requests,
     memory_limit: u64,
 ) -> Result<String, VerifyError> {
     let archive = || entry.archive.clone();

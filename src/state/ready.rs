@@ -71,7 +71,7 @@ pub fn marker(run_dir: &Path, reference: &str) -> PathBuf {
 
 /// How an entry ended, as much as status.json needs beyond the list and the archive.
 #[derive(Debug, Clone)]
-pub struct Outcome {
+pub struct Record {
     pub state: State,
     pub image_id: Option<String>,
     /// `--verify`: the id of the archive's image, when the run read it.
@@ -142,10 +142,10 @@ impl<'a> Recorder<'a> {
         }
     }
 
-    /// Records `entry`'s outcome: its marker now, its row in `status.json` now unless
+    /// Records `entry`'s record: its marker now, its row in `status.json` now unless
     /// `batched` (it was answered without asking the engine; see [`BATCH`]).
-    pub fn entry(&mut self, entry: &Entry, outcome: &Outcome, batched: bool) {
-        let row = self.row(entry, outcome);
+    pub fn entry(&mut self, entry: &Entry, record: &Record, batched: bool) {
+        let row = self.row(entry, record);
         let start = self.pending.len();
         self.pending.extend_from_slice(b",\n");
         // Writing into a Vec cannot fail.
@@ -163,10 +163,10 @@ impl<'a> Recorder<'a> {
         }
     }
 
-    /// Records `entry` again with `outcome`: a later load of the run moved its reference. Its
+    /// Records `entry` again with `record`: a later load of the run moved its reference. Its
     /// marker follows at once; its row replaces the one written when the run ends.
-    pub fn revise(&mut self, entry: &Entry, outcome: &Outcome) {
-        let row = self.row(entry, outcome);
+    pub fn revise(&mut self, entry: &Entry, record: &Record) {
+        let row = self.row(entry, record);
         self.mark_or_report(&row, false);
         let mut json = Vec::new();
         // Writing into a Vec cannot fail.
@@ -176,13 +176,13 @@ impl<'a> Recorder<'a> {
         self.revised.push((key, json));
     }
 
-    /// `entry`'s row with `outcome`, its archive columns as the file is now.
-    fn row<'e>(&mut self, entry: &'e Entry, outcome: &Outcome) -> Row<'e> {
+    /// `entry`'s row with `record`, its archive columns as the file is now.
+    fn row<'e>(&mut self, entry: &'e Entry, record: &Record) -> Row<'e> {
         let mut row = Row::new(entry, &mut self.dirs);
-        row.state = outcome.state;
-        row.image_id.clone_from(&outcome.image_id);
-        row.archive_id.clone_from(&outcome.archive_id);
-        row.errors.extend(outcome.error.clone());
+        row.state = record.state;
+        row.image_id.clone_from(&record.image_id);
+        row.archive_id.clone_from(&record.archive_id);
+        row.errors.extend(record.error.clone());
         row
     }
 

@@ -24,7 +24,8 @@
 //! counts as having been on no image only when the image it is on now is one the listing did
 //! not hold: an image that the load created.
 
-use crate::engine::{short_hex, short_id, Engine, EngineError, Listing};
+use crate::engine::requests::Requests;
+use crate::engine::{short_hex, short_id, EngineError, Listing};
 use crate::image::describe::Images;
 use crate::input::reference::{canonical, Reference};
 use crate::report::log::Log;
@@ -35,7 +36,7 @@ pub const KEEPER_REPOSITORY: &str = "localhost/container-loader-keep";
 
 /// Removes the keeper names `listing` shows: left by a loader that did not end its load (killed,
 /// or its engine restarted). Their images are then as a load that ended would have left them.
-pub fn sweep(engine: &Engine, listing: &Listing, log: &Log) {
+pub fn sweep(engine: &dyn Requests, listing: &Listing, log: &Log) {
     let prefix = format!("{KEEPER_REPOSITORY}:");
     let left: Vec<Reference> = listing
         .names_starting_with(&prefix)
@@ -77,7 +78,7 @@ pub struct Asked {
 
 impl Asked {
     /// Nothing asked yet, on `engine`'s store.
-    pub fn new(engine: &Engine) -> Asked {
+    pub fn new(engine: &dyn Requests) -> Asked {
         Asked {
             names: Vec::new(),
             keep: engine.store().is_ok_and(|s| s.names_hold_images()),
@@ -88,7 +89,7 @@ impl Asked {
     /// Asks the engine for `reference` and each name `images` carries; where the store needs
     /// it, gives each image found a keeper name. A name the engine cannot be asked about is
     /// left out.
-    pub fn ask(&mut self, engine: &Engine, reference: &Reference, images: &Images) {
+    pub fn ask(&mut self, engine: &dyn Requests, reference: &Reference, images: &Images) {
         let carried = images.images.iter().flat_map(|i| i.references.iter());
         let names = std::iter::once(reference.clone())
             .chain(carried.filter_map(|name| Reference::parse(name).ok()));
@@ -107,7 +108,7 @@ impl Asked {
     }
 
     /// Gives each image a name is on a keeper name, so that it stays to be named again.
-    fn keep_images(&mut self, engine: &Engine) {
+    fn keep_images(&mut self, engine: &dyn Requests) {
         let mut ids: Vec<&String> = self
             .names
             .iter()
@@ -127,7 +128,7 @@ impl Asked {
     }
 
     /// Removes the keeper names (the load is over); a failure is logged.
-    pub fn let_go(&mut self, engine: &Engine, place: &str, log: &Log) {
+    pub fn let_go(&mut self, engine: &dyn Requests, place: &str, log: &Log) {
         for keeper in self.keepers.drain(..) {
             if let Err(e) = engine.remove(&keeper) {
                 let id = keeper.as_str().rsplit(':').next().unwrap_or_default();
@@ -214,7 +215,7 @@ pub fn same_name(a: &Reference, b: &Reference) -> bool {
 /// is now, and where `before` says it was. A name the engine could not be asked about is
 /// reported to `log` and left out.
 pub fn read_back(
-    engine: &Engine,
+    engine: &dyn Requests,
     before: &Before,
     names: &[Reference],
     place: &str,
@@ -248,7 +249,7 @@ pub fn read_back(
 
 /// Undoes the moves among `changes`: each name goes back on the image it was on, or is removed
 /// where it was on none. Each step is logged under `place`.
-pub fn restore(engine: &Engine, changes: &[Change], place: &str, log: &Log) {
+pub fn restore(engine: &dyn Requests, changes: &[Change], place: &str, log: &Log) {
     for change in changes.iter().filter(|c| c.moved()) {
         let name = &change.name;
         let undone = match &change.was {
@@ -297,12 +298,32 @@ fn by_hand(change: &Change) -> String {
 }
 
 /// Gives `name` back to the image `id`.
-fn put_back(engine: &Engine, name: &Reference, id: &str) -> Result<(), EngineError> {
+fn put_back(engine: &dyn Requests, name: &Reference, id: &str) -> Result<(), EngineError> {
     match name.repository_and_tag() {
         Some((repo, tag)) => engine.tag(id, repo, tag),
         // Digest references are left out by read_back: they name content, not a place.
         None => Ok(()),
     }
+}
+
+/// Every name the load may have moved: the entry's own, those the archive carries, and those
+/// the engine says it loaded.
+pub(super) fn names_of(
+    image: &Reference,
+    promised: Option<&Images>,
+    carried: &[String],
+) -> Vec<Reference> {
+    let archive = promised
+        .into_iter()
+        .flat_map(|p| p.images.iter())
+        .flat_map(|i| i.references.iter());
+    std::iter::once(image.clone())
+        .chain(
+            archive
+                .chain(carried.iter())
+                .filter_map(|name| Reference::parse(name).ok()),
+        )
+        .collect()
 }
 
 #[cfg(test)]

@@ -100,7 +100,7 @@ impl Read for Chunked<'_> {
 }
 
 /// Reads from `source` until `buf` is full or the body ended; its errors are returned as they
-/// are (the pipeline keeps the first one, src/commands/load/mod.rs `Guarded`).
+/// are (the pipeline keeps the first one, src/commands/load/upload.rs `Guarded`).
 fn fill(source: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut len = 0;
     while len < buf.len() {
