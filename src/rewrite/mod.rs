@@ -848,15 +848,8 @@ fn manifest_json(items: &[Item]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use container_loader_testkit::{append_raw as append, sha256_hex as hex, tar_of};
     use serde_json::json;
-    use sha2::{Digest, Sha256};
-
-    fn hex(data: &[u8]) -> String {
-        Sha256::digest(data)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
-    }
 
     fn platform(text: &str) -> Platform {
         Platform::parse(text).unwrap()
@@ -916,25 +909,6 @@ mod tests {
             files.extend_from_slice(more);
             tar_of(&files)
         }
-    }
-
-    /// A tar of `files`, each name (at most 100 bytes) written as given, byte for byte: the
-    /// tar crate would clean `./a` and refuse `x/../a`, which a hostile archive may hold.
-    fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
-        let mut b = tar::Builder::new(Vec::new());
-        for (path, data) in files {
-            append(&mut b, path, data);
-        }
-        b.into_inner().unwrap()
-    }
-
-    fn append(b: &mut tar::Builder<Vec<u8>>, path: &str, data: &[u8]) {
-        let mut h = tar::Header::new_ustar();
-        h.as_old_mut().name[..path.len()].copy_from_slice(path.as_bytes());
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_cksum();
-        b.append(&h, data).unwrap();
     }
 
     /// The files of a docker-archive of one image per `(platform, names)`, each with a layer

@@ -1,0 +1,53 @@
+//! Tar archives and digests built in memory, for container-loader's unit tests, integration
+//! tests, fuzz targets and bench: one definition of each, so a fix to how a fixture is written
+//! reaches every test that builds one.
+
+#![forbid(unsafe_code)]
+
+use sha2::{Digest, Sha256};
+
+/// The sha256 of `data` as 64 lowercase hex digits (no `sha256:` prefix).
+pub fn sha256_hex(data: &[u8]) -> String {
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A ustar archive of regular files, in this order (the same path may come twice), with its
+/// end blocks. Each name (at most 100 bytes) is written as given, byte for byte: the tar crate
+/// would clean `./a` and refuse `x/../a`, which a hostile archive may hold.
+pub fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (path, data) in files {
+        append_raw(&mut builder, path, data);
+    }
+    builder.into_inner().expect("a tar in memory")
+}
+
+/// Appends a regular file (mode 0644) holding `data` under `path` written as given, byte for
+/// byte (at most 100 bytes; see [`tar_of`]).
+pub fn append_raw(builder: &mut tar::Builder<Vec<u8>>, path: &str, data: &[u8]) {
+    let mut header = tar::Header::new_ustar();
+    header.as_old_mut().name[..path.len()].copy_from_slice(path.as_bytes());
+    header.set_size(data.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    builder.append(&header, data).expect("append to a tar in memory");
+}
+
+/// Appends a regular file holding `data` at `path` with `mode`, owned by root, mtime 0: the
+/// path goes through the tar crate, which writes long names as GNU long-name entries.
+pub fn append_file(builder: &mut tar::Builder<Vec<u8>>, path: &str, data: &[u8], mode: u32) {
+    let mut header = tar::Header::new_ustar();
+    header.set_size(data.len() as u64);
+    header.set_mode(mode);
+    header.set_mtime(0);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_entry_type(tar::EntryType::Regular);
+    builder
+        .append_data(&mut header, path, data)
+        .expect("append to a tar in memory");
+}
+
