@@ -19,7 +19,7 @@ use container_loader::input::format::{self, Format};
 use container_loader::input::list;
 use container_loader::input::reference::Reference;
 use container_loader::rewrite::{Loadable, Unloadable};
-use container_loader_testkit::tar_of;
+use container_loader_testkit::tar_of_files;
 use serde_json::Value;
 
 /// The `--memory-limit` the decoders run with: small, so that a header asking for a large
@@ -414,8 +414,7 @@ pub fn description_files(data: &[u8]) {
     if twice {
         files.push(files[0].clone());
     }
-    let files: Vec<(&str, &[u8])> = files.iter().map(|(n, d)| (n.as_str(), *d)).collect();
-    let tar = tar_of(&files);
+    let tar = tar_of_files(&files);
     let step = usize::from((flags >> 3) & 7) * 97 + 1;
     let mut walk = manifest::Watcher::default();
     for piece in tar.chunks(step) {

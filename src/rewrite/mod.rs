@@ -848,7 +848,7 @@ fn manifest_json(items: &[Item]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use container_loader_testkit::{append_raw as append, sha256_hex as hex, tar_of};
+    use container_loader_testkit::{append_raw as append, sha256_hex as hex, tar_of, tar_of_files};
     use serde_json::json;
 
     fn platform(text: &str) -> Platform {
@@ -932,15 +932,6 @@ mod tests {
         }
         files[0].1 = Value::from(items).to_string().into_bytes();
         (files, configs)
-    }
-
-    /// A docker-archive of `files`.
-    fn tar_of_files(files: &[(String, Vec<u8>)]) -> Vec<u8> {
-        let borrowed: Vec<(&str, &[u8])> = files
-            .iter()
-            .map(|(p, d)| (p.as_str(), d.as_slice()))
-            .collect();
-        tar_of(&borrowed)
     }
 
     /// The regular files of a tar, in order.

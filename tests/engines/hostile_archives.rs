@@ -13,7 +13,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::common::*;
-use container_loader_testkit::tar_of;
+use container_loader_testkit::{tar_of, tar_of_files};
 
 /// Peak RSS every run must stay under.
 const RSS_LIMIT_KIB: u64 = 32 << 10;
@@ -296,11 +296,7 @@ fn archive_with_two_manifest_json_is_refused_and_podman_loads_neither_image() {
     let last = Fixture::new(REFERENCE);
     let mut files = files_of(&first);
     files.extend(files_of(&last));
-    let borrowed: Vec<(&str, &[u8])> = files
-        .iter()
-        .map(|(p, d)| (p.as_str(), d.as_slice()))
-        .collect();
-    let archive = tar_of(&borrowed);
+    let archive = tar_of_files(&files);
     let runs = run_everywhere(&podman, "twice.tar", &archive);
     assert_refused_everywhere(&runs, "twice.tar", "holds manifest.json twice");
     podman.assert_has_not(&first.reference);
@@ -322,11 +318,7 @@ fn archive_with_one_config_twice_is_refused_and_podman_loads_nothing() {
             br#"{"os":"linux","architecture":"amd64"}"#.to_vec(),
         ),
     );
-    let borrowed: Vec<(&str, &[u8])> = files
-        .iter()
-        .map(|(p, d)| (p.as_str(), d.as_slice()))
-        .collect();
-    let runs = run_everywhere(&podman, "config.tar", &tar_of(&borrowed));
+    let runs = run_everywhere(&podman, "config.tar", &tar_of_files(&files));
     assert_refused_everywhere(&runs, "config.tar", &format!("holds {config} twice"));
     podman.assert_has_not(REFERENCE);
 }
@@ -352,12 +344,8 @@ fn manifest_json_twice_under_another_spelling_is_refused_and_nothing_of_it_loade
             };
             files.push((path, data));
         }
-        let borrowed: Vec<(&str, &[u8])> = files
-            .iter()
-            .map(|(p, d)| (p.as_str(), d.as_slice()))
-            .collect();
         let name = format!("spelled{i}.tar");
-        pkg.add_archive(&name, &tar_of(&borrowed));
+        pkg.add_archive(&name, &tar_of_files(&files));
         lines.push(format!("{name} {}", first.reference));
     }
     let after = Fixture::new("example.org/hostile/after:1");

@@ -18,9 +18,15 @@ pub fn sha256_hex(data: &[u8]) -> String {
 /// end blocks. Each name (at most 100 bytes) is written as given, byte for byte: the tar crate
 /// would clean `./a` and refuse `x/../a`, which a hostile archive may hold.
 pub fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+    tar_of_files(files)
+}
+
+/// [`tar_of`] of owned or borrowed names and contents, e.g. `(String, Vec<u8>)` pairs a test
+/// assembled one by one.
+pub fn tar_of_files<P: AsRef<str>, D: AsRef<[u8]>>(files: &[(P, D)]) -> Vec<u8> {
     let mut builder = tar::Builder::new(Vec::new());
     for (path, data) in files {
-        append_raw(&mut builder, path, data);
+        append_raw(&mut builder, path.as_ref(), data.as_ref());
     }
     builder.into_inner().expect("a tar in memory")
 }
@@ -33,7 +39,9 @@ pub fn append_raw(builder: &mut tar::Builder<Vec<u8>>, path: &str, data: &[u8]) 
     header.set_size(data.len() as u64);
     header.set_mode(0o644);
     header.set_cksum();
-    builder.append(&header, data).expect("append to a tar in memory");
+    builder
+        .append(&header, data)
+        .expect("append to a tar in memory");
 }
 
 /// Appends a regular file holding `data` at `path` with `mode`, owned by root, mtime 0: the
@@ -50,4 +58,3 @@ pub fn append_file(builder: &mut tar::Builder<Vec<u8>>, path: &str, data: &[u8],
         .append_data(&mut header, path, data)
         .expect("append to a tar in memory");
 }
-
