@@ -284,6 +284,8 @@ test: deps toolchain deb
 	@$(CARGO) fmt --version >/dev/null 2>&1 || rustup component add rustfmt
 	@$(CARGO) clippy --version >/dev/null 2>&1 || rustup component add clippy
 	$(CARGO) fmt --check
+	@# tests/kit is a crate of its own (a path dependency, not a member of this package).
+	$(CARGO) fmt --check --manifest-path tests/kit/Cargo.toml
 	$(CARGO) clippy --all-targets -- -D warnings
 	@# No import circle in src/ (tests/import_cycles.rs), before the long run.
 	$(CARGO) test --test import_cycles

@@ -6,7 +6,7 @@ use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::thread::{self};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use super::*;
@@ -15,10 +15,6 @@ use super::*;
 const ENGINE_START_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest an engine may take to exit after SIGTERM before it gets SIGKILL.
 const ENGINE_STOP_TIMEOUT: Duration = Duration::from_secs(10);
-
-// ---------------------------------------------------------------------------------------
-// Engines
-// ---------------------------------------------------------------------------------------
 
 /// An engine family: what the loader's `--engine` names, and how its API is asked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -547,7 +543,7 @@ impl Drop for Engine {
 }
 
 // ---------------------------------------------------------------------------------------
-// Fault tests: killing and restarting engines and loaders
+// Killing and restarting an engine (the fault tests)
 // ---------------------------------------------------------------------------------------
 
 impl Engine {

@@ -10,10 +10,6 @@ use std::time::Duration;
 
 use super::*;
 
-// ---------------------------------------------------------------------------------------
-// A fake engine that records requests (to prove what the loader never sends)
-// ---------------------------------------------------------------------------------------
-
 /// Answers like dockerd 20.10 on `/_ping` and `/version`, 404 on everything else, and
 /// records every request line it receives.
 pub struct FakeEngine {

@@ -4,13 +4,9 @@
 use std::fs;
 use std::io::{Read, Write};
 use std::process::{Command, ExitStatus, Stdio};
-use std::thread::{self};
+use std::thread;
 
 use super::*;
-
-// ---------------------------------------------------------------------------------------
-// Fixture archives
-// ---------------------------------------------------------------------------------------
 
 fn oci_arch() -> &'static str {
     match std::env::consts::ARCH {

@@ -6,10 +6,6 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
-// ---------------------------------------------------------------------------------------
-// Minimal HTTP/1.0 over a unix socket (test harness only)
-// ---------------------------------------------------------------------------------------
-
 /// Sends `GET path` over the unix socket, returns (status, body) or None if nobody answers.
 pub fn http_get(socket: &Path, path: &str) -> Option<(u16, String)> {
     let mut stream = UnixStream::connect(socket).ok()?;

@@ -6,10 +6,6 @@ use std::path::{Path, PathBuf};
 
 use super::*;
 
-// ---------------------------------------------------------------------------------------
-// Packages: DIR/image.list + DIR/images/
-// ---------------------------------------------------------------------------------------
-
 /// What an image package ships: `DIR/image.list` and the archives in `DIR/images/`.
 pub struct Package {
     pub list: PathBuf,

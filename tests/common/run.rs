@@ -15,10 +15,6 @@ use super::*;
 /// Longest a single loader run may take before the harness kills it and fails the test.
 pub const LOADER_TIMEOUT: Duration = Duration::from_secs(120);
 
-// ---------------------------------------------------------------------------------------
-// Running the loader
-// ---------------------------------------------------------------------------------------
-
 /// The binary under test: $CONTAINER_LOADER_BIN (e.g. the static musl or arm64 build) or
 /// the one cargo built for this test run.
 pub fn loader_bin() -> PathBuf {

@@ -6,7 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::thread::{self};
+use std::thread;
 use std::time::{Duration, Instant};
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -176,6 +176,10 @@ fn unmount_below(dir: &Path) {
         let _ = Command::new("umount").arg("-R").arg(p).status();
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// A process seen from /proc
+// ---------------------------------------------------------------------------------------
 
 /// `VmHWM` (peak resident memory) of process `pid` in KiB, None once it is gone.
 pub fn peak_rss_kib(pid: u32) -> Option<u64> {
