@@ -1,8 +1,8 @@
 //! The suites that start real engines (dockerd and podman, Debian 12's and 13's) through the
 //! harness in `tests/common/`, in one test binary so that the harness is compiled once for all
 //! of them. One module per suite; a test's path starts with its suite's name, so
-//! `cargo test --test engines names::` runs one suite, `cargo test --test engines -- docker26`
-//! one engine (with `docker26_containerd`; `docker26::` alone is not a prefix of it).
+//! `cargo test --test engines names::` runs one suite, and `cargo test --test engines --
+//! docker26` one engine (that filter also picks `docker26_containerd`).
 
 #[macro_use]
 #[path = "../common/mod.rs"]
