@@ -214,15 +214,7 @@ impl Fixture {
     /// The same, for the architecture `arch`.
     fn from_layers_for(arch: &str, repo_tags: &[&str], layer_tars: Vec<Vec<u8>>) -> Fixture {
         let diff_ids: Vec<String> = layer_tars.iter().map(|l| sha256_hex(l)).collect();
-        let config = format!(
-            r#"{{"architecture":"{}","os":"linux","config":{{}},"rootfs":{{"type":"layers","diff_ids":[{}]}}}}"#,
-            arch,
-            diff_ids
-                .iter()
-                .map(|d| format!("\"sha256:{d}\""))
-                .collect::<Vec<_>>()
-                .join(",")
-        );
+        let config = image_config(arch, "{}", &diff_ids);
         let id = sha256_hex(config.as_bytes());
         let manifest = format!(
             r#"[{{"Config":"{id}.json","RepoTags":[{}],"Layers":[{}]}}]"#,

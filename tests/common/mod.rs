@@ -17,7 +17,7 @@ pub mod proxy;
 pub mod run;
 pub mod system;
 
-pub use container_loader_testkit::{append_file, sha256_hex};
+pub use container_loader_testkit::{append_file, image_config, sha256_hex};
 pub use engines::*;
 pub use fixtures::*;
 pub use http::*;

@@ -14,6 +14,16 @@ pub fn sha256_hex(data: &[u8]) -> String {
         .collect()
 }
 
+/// An image config for `arch` on linux, as docker writes one: `config` is the container
+/// config (`{}` for none) and `diff_ids` the layers' sha256 digests in hex, bottom first.
+pub fn image_config(arch: &str, config: &str, diff_ids: &[String]) -> String {
+    let diff_ids: Vec<String> = diff_ids.iter().map(|d| format!("\"sha256:{d}\"")).collect();
+    format!(
+        r#"{{"architecture":"{arch}","os":"linux","config":{config},"rootfs":{{"type":"layers","diff_ids":[{}]}}}}"#,
+        diff_ids.join(",")
+    )
+}
+
 /// A ustar archive of regular files, in this order (the same path may come twice), with its
 /// end blocks. Each name (at most 100 bytes) is written as given, byte for byte: the tar crate
 /// would clean `./a` and refuse `x/../a`, which a hostile archive may hold.
