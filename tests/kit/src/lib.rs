@@ -1,6 +1,6 @@
-//! Tar archives and digests built in memory, for container-loader's unit tests, integration
-//! tests, fuzz targets and bench: one definition of each, so a fix to how a fixture is written
-//! reaches every test that builds one.
+//! Tar archives, image configs and digests built in memory, for container-loader's unit tests,
+//! integration tests, fuzz targets and bench: one definition of each, so a fix to how a fixture
+//! is written reaches every test that builds one.
 
 #![forbid(unsafe_code)]
 
