@@ -70,7 +70,7 @@ TEST_TOOLS  := dockerd:docker.io podman:podman zstd:zstd xz:xz-utils
 # tests/units.rs: systemd-analyze verify, and the units run under a systemd in a namespace;
 # tests/initramfs.rs: a real mkinitramfs build with the hook, busybox init running the loader.
 TEST_TOOLS  += systemd-analyze:systemd mkinitramfs:initramfs-tools-core busybox:busybox-static
-# tests/hostile_archives.rs: GNU time measures the loader's peak RSS.
+# tests/engines/hostile_archives.rs: GNU time measures the loader's peak RSS.
 TEST_TOOLS  += /usr/bin/time:time
 # isar/scripts/image-package (tests/image_package.rs, tests/vm.rs) builds image packages as ISAR's
 # dpkg-raw does (dpkg-buildpackage, dh; fakeroot when not root) and compresses their archives;
@@ -87,7 +87,7 @@ BENCH_TOOLS := mmdebstrap:mmdebstrap dockerd:docker.io podman:podman zstd:zstd p
 	gzip:gzip /usr/bin/time:time curl:curl
 
 # The newer engines come from Debian 13 packages, unpacked into a root filesystem that the test
-# harness chroots into (tests/common/mod.rs, `engines_root`; CONTAINER_LOADER_ENGINES_ROOT points
+# harness chroots into (tests/common/engines.rs, `engines_root`; CONTAINER_LOADER_ENGINES_ROOT points
 # it elsewhere). mmdebstrap writes into a temporary directory that is renamed when complete and
 # then stamped, so an interrupted build is never reused. `make clean` removes it with target/.
 # The mirror mmdebstrap uses is the machine's own (the first http(s) URI of its apt sources that
@@ -284,6 +284,8 @@ test: deps toolchain deb
 	@$(CARGO) fmt --version >/dev/null 2>&1 || rustup component add rustfmt
 	@$(CARGO) clippy --version >/dev/null 2>&1 || rustup component add clippy
 	$(CARGO) fmt --check
+	@# tests/kit is a crate of its own (a path dependency, not a member of this package).
+	$(CARGO) fmt --check --manifest-path tests/kit/Cargo.toml
 	$(CARGO) clippy --all-targets -- -D warnings
 	@# No import circle in src/ (tests/import_cycles.rs), before the long run.
 	$(CARGO) test --test import_cycles

@@ -19,8 +19,9 @@
 //! podman 4.3, and docker 26's containerd store) already has (a delta load) against `docker
 //! load` (`podman load`) of the same archive.
 
+// The tests' harness (real engines, fixtures, the loader runner), of which the bench uses part.
 #[path = "../tests/common/mod.rs"]
-#[allow(unused_macros, unused_imports)]
+#[allow(unused_macros, unused_imports, dead_code)]
 mod common;
 
 use std::fmt::Write as _;
@@ -35,7 +36,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use common::{Engine, Fixture, Flavor, Kind, TempDir};
+use common::{image_config, sha256_hex, Engine, Fixture, Flavor, Kind, TempDir};
 
 /// Longest any single measured command may run before it is killed (and the bench fails).
 const RUN_LIMIT: Duration = Duration::from_secs(300);
@@ -601,23 +602,12 @@ fn member_starts(tar: &[u8]) -> Vec<usize> {
     starts
 }
 
-fn sha256_hex(data: &[u8]) -> String {
-    common::sha256_hex(data)
-}
-
 /// A docker-archive of `layers`, tagged `reference`, written to `out`, laid out as
 /// containers/image writes one (skopeo, so ISAR's fetcher, and `podman save`): each layer at
 /// the top as `<diffID hex>.tar`, bottom first, then the config and manifest.json.
 fn docker_archive(out: &Path, reference: &str, layers: &[&[u8]]) {
     let diff_ids: Vec<String> = layers.iter().map(|l| sha256_hex(l)).collect();
-    let config = format!(
-        r#"{{"architecture":"amd64","os":"linux","config":{{"Cmd":["/bin/sh"]}},"rootfs":{{"type":"layers","diff_ids":[{}]}}}}"#,
-        diff_ids
-            .iter()
-            .map(|d| format!("\"sha256:{d}\""))
-            .collect::<Vec<_>>()
-            .join(",")
-    );
+    let config = image_config("amd64", r#"{"Cmd":["/bin/sh"]}"#, &diff_ids);
     let id = sha256_hex(config.as_bytes());
     let manifest = format!(
         r#"[{{"Config":"{id}.json","RepoTags":["{reference}"],"Layers":[{}]}}]"#,

@@ -7,6 +7,8 @@
 //! CONTAINER_LOADER_RUNNER the qemu-user that runs it: dist/container-loader-aarch64-linux-musl
 //! under qemu-aarch64-static, dist/container-loader-armv7-linux-musleabihf under qemu-arm-static.
 
+// This binary uses part of the harness; the engine suites (tests/engines/) use all of it.
+#[allow(dead_code)]
 mod common;
 
 use common::*;

@@ -9,6 +9,8 @@
 //! bounded by the test itself ([`run_within`]), so a regression fails in seconds instead of
 //! hanging CI.
 
+// This binary uses part of the harness; the engine suites (tests/engines/) use all of it.
+#[allow(dead_code)]
 #[macro_use]
 mod common;
 

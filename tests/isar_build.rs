@@ -20,6 +20,8 @@
 //! Ignored by default (a full Isar build and four boots): `make isar-test` runs them, one at a
 //! time. The build and each boot happen once per run, whichever test asks for them first.
 
+// This binary uses part of the harness; the engine suites (tests/engines/) use all of it.
+#[allow(dead_code)]
 mod common;
 mod device;
 mod isar;

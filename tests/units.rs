@@ -12,6 +12,8 @@
 //! Root is needed (namespaces, mounts); nothing is skipped: a missing tool fails the test
 //! (`make deps` installs systemd, docker.io, podman and busybox-static).
 
+// This binary uses part of the harness; the engine suites (tests/engines/) use all of it.
+#[allow(dead_code)]
 mod common;
 mod device;
 

@@ -16,6 +16,8 @@
 //! `--ignored --test-threads=1`. The boots happen in order on one disk, each once per run,
 //! whichever test asks for it first; each test asserts its own boot's behaviour.
 
+// This binary uses part of the harness; the engine suites (tests/engines/) use all of it.
+#[allow(dead_code)]
 mod common;
 mod device;
 

@@ -3,8 +3,9 @@
 //!
 //! This file is shared: `fuzz/src/lib.rs` exposes it to the fuzz targets, and the root
 //! package's `tests/fuzz_regressions.rs` includes it with `#[path]` to replay the seed corpus
-//! and the saved crash inputs. It may use only `std`, `container_loader` and `serde_json`
-//! (a dependency of the library, so the root tests have it too).
+//! and the saved crash inputs. It may use only `std`, `container_loader`, `serde_json` (a
+//! dependency of the library, so the root tests have it too) and `container_loader_testkit`
+//! (a dev-dependency of the root package and a dependency of this one).
 
 use std::io::{self, Read};
 use std::path::Path;
@@ -18,6 +19,7 @@ use container_loader::input::format::{self, Format};
 use container_loader::input::list;
 use container_loader::input::reference::Reference;
 use container_loader::rewrite::{Loadable, Unloadable};
+use container_loader_testkit::tar_of_files;
 use serde_json::Value;
 
 /// The `--memory-limit` the decoders run with: small, so that a header asking for a large
@@ -412,7 +414,7 @@ pub fn description_files(data: &[u8]) {
     if twice {
         files.push(files[0].clone());
     }
-    let tar = tar_of(&files);
+    let tar = tar_of_files(&files);
     let step = usize::from((flags >> 3) & 7) * 97 + 1;
     let mut walk = Watcher::default();
     for piece in tar.chunks(step) {
@@ -463,29 +465,6 @@ impl Read for Pieces<'_> {
         self.data = &self.data[n..];
         Ok(n)
     }
-}
-
-/// A ustar archive of regular files (names of at most 100 bytes), with its end blocks.
-fn tar_of(files: &[(String, &[u8])]) -> Vec<u8> {
-    let mut tar = Vec::new();
-    for (name, data) in files {
-        let mut header = [0u8; 512];
-        header[..name.len()].copy_from_slice(name.as_bytes());
-        header[100..107].copy_from_slice(b"0000644");
-        header[124..135].copy_from_slice(format!("{:011o}", data.len()).as_bytes());
-        header[136..147].copy_from_slice(b"00000000000");
-        header[156] = b'0';
-        header[257..263].copy_from_slice(b"ustar\0");
-        header[263..265].copy_from_slice(b"00");
-        header[148..156].copy_from_slice(b"        ");
-        let sum: u32 = header.iter().map(|&b| u32::from(b)).sum();
-        header[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
-        tar.extend_from_slice(&header);
-        tar.extend_from_slice(data);
-        tar.resize(tar.len().div_ceil(512) * 512, 0);
-    }
-    tar.resize(tar.len() + 1024, 0);
-    tar
 }
 
 /// `marker::name`: the input is one or two references (split at the first NUL; bytes that are

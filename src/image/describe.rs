@@ -588,23 +588,10 @@ pub(crate) fn strings(v: &Value) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use container_loader_testkit::tar_of;
+
     use crate::image::limits::{ENTRIES_MAX, PATH_MAX, VALUES_MAX};
     use crate::image::walk::{json_values, Watcher, BLOCK, SINGLE_FILES, SMALL_MAX};
-
-    /// A tar of `files`, each name (at most 100 bytes) written as given, byte for byte: the
-    /// tar crate would clean `./a` and refuse `x/../a`, which a hostile archive may hold.
-    fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
-        let mut b = tar::Builder::new(Vec::new());
-        for (path, data) in files {
-            let mut h = tar::Header::new_gnu();
-            h.as_old_mut().name[..path.len()].copy_from_slice(path.as_bytes());
-            h.set_size(data.len() as u64);
-            h.set_mode(0o644);
-            h.set_cksum();
-            b.append(&h, *data).unwrap();
-        }
-        b.into_inner().unwrap()
-    }
 
     /// Feeds `tar` in pieces of `step` bytes, as reads of any size would.
     fn watch(tar: &[u8], step: usize) -> Result<Walked, String> {

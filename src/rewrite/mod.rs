@@ -455,18 +455,11 @@ mod tests {
     use super::*;
     use std::collections::HashSet;
 
+    use container_loader_testkit::{append_raw as append, sha256_hex as hex, tar_of, tar_of_files};
     use serde_json::{json, Value};
-    use sha2::{Digest, Sha256};
 
     use crate::image::describe::{CONTAINERD_NAME, OCI_REF_NAME};
     use crate::image::limits::{IMAGES_MAX, NESTING_MAX};
-
-    fn hex(data: &[u8]) -> String {
-        Sha256::digest(data)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
-    }
 
     fn platform(text: &str) -> Platform {
         Platform::parse(text).unwrap()
@@ -528,25 +521,6 @@ mod tests {
         }
     }
 
-    /// A tar of `files`, each name (at most 100 bytes) written as given, byte for byte: the
-    /// tar crate would clean `./a` and refuse `x/../a`, which a hostile archive may hold.
-    fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
-        let mut b = tar::Builder::new(Vec::new());
-        for (path, data) in files {
-            append(&mut b, path, data);
-        }
-        b.into_inner().unwrap()
-    }
-
-    fn append(b: &mut tar::Builder<Vec<u8>>, path: &str, data: &[u8]) {
-        let mut h = tar::Header::new_ustar();
-        h.as_old_mut().name[..path.len()].copy_from_slice(path.as_bytes());
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_cksum();
-        b.append(&h, data).unwrap();
-    }
-
     /// The files of a docker-archive of one image per `(platform, names)`, each with a layer
     /// and a config of its own, manifest.json first; and each image's config path.
     fn docker_files(images: &[(&str, &[&str])]) -> (Vec<(String, Vec<u8>)>, Vec<String>) {
@@ -568,15 +542,6 @@ mod tests {
         }
         files[0].1 = Value::from(items).to_string().into_bytes();
         (files, configs)
-    }
-
-    /// A docker-archive of `files`.
-    fn tar_of_files(files: &[(String, Vec<u8>)]) -> Vec<u8> {
-        let borrowed: Vec<(&str, &[u8])> = files
-            .iter()
-            .map(|(p, d)| (p.as_str(), d.as_slice()))
-            .collect();
-        tar_of(&borrowed)
     }
 
     /// The regular files of a tar, in order.

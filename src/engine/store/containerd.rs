@@ -73,7 +73,7 @@ impl Store for ContainerdStore {
 
     /// An image in containerd is a name record pointing at a manifest: moving its last name
     /// deletes the record, and `POST /images/{id}/tag` then answers 404 (measured on docker
-    /// 26.1 when a refused load had moved a name; tests/names.rs).
+    /// 26.1 when a refused load had moved a name; tests/engines/names.rs).
     fn names_hold_images(&self) -> bool {
         true
     }

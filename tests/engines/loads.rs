@@ -1,13 +1,10 @@
 //! Images that should end up loaded (or, for --dry-run and status, deliberately not),
 //! on both engines.
 
-#[macro_use]
-mod common;
-
 use std::fs;
 use std::os::unix::fs::symlink;
 
-use common::*;
+use crate::common::*;
 
 on_every_engine! {
     harness_tells_present_from_absent_images;

@@ -8,14 +8,11 @@
 //! model` replays that sequence of choices. Bounded: [`STEPS`] steps or [`TIME`], whichever
 //! ends first.
 
-#[macro_use]
-mod common;
-
 use std::collections::HashSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// Steps per engine: each a run of the loader or a change to the engine.
 const STEPS: usize = 24;

@@ -13,13 +13,10 @@
 //! the blob the manifest names in its content store, and loads an image without it (from a
 //! snapshot) only to leave it out of its listing.
 
-#[macro_use]
-mod common;
-
 use std::fs;
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 
 /// How an archive describes its image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

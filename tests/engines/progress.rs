@@ -4,9 +4,6 @@
 //! A long load is made by a proxy that passes the upload on at a few MiB a second, in front of
 //! a real engine, so a load of a 12 MiB archive lasts at least four seconds on any machine.
 
-#[macro_use]
-mod common;
-
 use std::os::unix::net::UnixDatagram;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,8 +11,8 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use common::proxy::{Fault, Proxy};
-use common::*;
+use crate::common::proxy::{Fault, Proxy};
+use crate::common::*;
 
 on_every_engine! {
     a_long_load_logs_its_progress_every_interval;

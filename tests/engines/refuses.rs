@@ -1,15 +1,13 @@
 //! Bad input gets a clear error naming its list line, the image is not loaded, nothing is
 //! lost (archives are kept), and the valid entries around it still load.
 
-#[macro_use]
-mod common;
-
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::Path;
 use std::process::Command;
 
-use common::*;
+use crate::common::fake_engine::FakeEngine;
+use crate::common::*;
 
 on_every_engine! {
     missing_archive_is_reported_and_others_still_load;

@@ -6,16 +6,14 @@
 //! Last, archives of millions of empty zstd skippable frames or xz streams, whose size walk
 //! gives up within its budget.
 
-#[macro_use]
-mod common;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::proxy::{Fault, Proxy};
-use common::*;
+use crate::common::fake_engine::FakeEngine;
+use crate::common::proxy::{Fault, Proxy};
+use crate::common::*;
 
 on_every_engine! {
     archive_that_cannot_fit_is_skipped_and_later_entries_still_load;
@@ -196,7 +194,7 @@ fn no_space_check_sends_it_and_the_engine_reports_the_full_disk(flavor: Flavor) 
     engine.assert_has_not(&t.big.reference);
     if flavor.containerd_store() {
         // The failed upload stays in containerd's content store: the disk is still full for
-        // the next entry (tests/faults.rs, full_engine_storage_...).
+        // the next entry (tests/engines/faults.rs, full_engine_storage_...).
         return;
     }
     out.assert_entry(

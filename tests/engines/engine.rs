@@ -1,17 +1,15 @@
 //! Finding and reaching the engine: -H forms, environment variables, engine kinds,
 //! auto-detection, an engine that is not there, and one that comes up late.
 
-#[macro_use]
-mod common;
-
 use std::os::fd::OwnedFd;
 use std::os::unix::net::{UnixDatagram, UnixListener};
 use std::process::Stdio;
 use std::thread;
 use std::time::Duration;
 
-use common::proxy::{Fault, Proxy};
-use common::*;
+use crate::common::fake_engine::FakeEngine;
+use crate::common::proxy::{Fault, Proxy};
+use crate::common::*;
 
 on_every_engine! {
     explicit_engine_kind_loads;

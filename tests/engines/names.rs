@@ -2,10 +2,7 @@
 //! exit status) is what the engine's names stand for after the run's last load, and a load
 //! that fails leaves every name where it was. On the five engines.
 
-#[macro_use]
-mod common;
-
-use common::*;
+use crate::common::*;
 
 on_every_engine! {
     a_later_line_is_verified_against_the_names_an_earlier_load_moved;

@@ -7,9 +7,6 @@
 //! Each saved archive is made once per test process, by a source engine started for it, and
 //! then read by every target engine's test.
 
-#[macro_use]
-mod common;
-
 use std::collections::HashMap;
 use std::fs;
 use std::io::{Read, Write};
@@ -17,7 +14,7 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::{Mutex, OnceLock};
 
-use common::*;
+use crate::common::*;
 
 /// An engine and the way it saves an image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -1,14 +1,11 @@
 //! What a load leaves for the units that need the images: `status.json` in the run directory
 //! (what `status --json` prints) and a marker per image present, on real engines.
 
-#[macro_use]
-mod common;
-
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 on_every_engine! {

@@ -3,12 +3,9 @@
 //! platforms (behind one image index, or one name on several manifests side by side), every
 //! engine gets the device's; an archive without it fails before any engine loads it.
 
-#[macro_use]
-mod common;
-
 use serde_json::{json, Value};
 
-use common::*;
+use crate::common::*;
 
 /// The platform the loader runs on, in the engines' names.
 fn device_platform() -> &'static str {

@@ -7,15 +7,13 @@
 //! CPU, 206 MB, 427 MB; see docs/operations.md, "What can go wrong".) A description file held
 //! twice under two spellings of its name is refused on every engine.
 
-#[macro_use]
-mod common;
-
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
+use container_loader_testkit::{tar_of, tar_of_files};
 
 /// Peak RSS every run must stay under.
 const RSS_LIMIT_KIB: u64 = 32 << 10;
@@ -56,22 +54,6 @@ fn measured(args: &[String]) -> (Output, u64) {
     };
     let peak = peak.unwrap_or_else(|| panic!("no peak RSS from /usr/bin/time: {text:?}\n{out:?}"));
     (out, peak)
-}
-
-/// A tar of `files`, in this order (the same path may come twice), each name (at most 100
-/// bytes) written as given, byte for byte: the tar crate would clean `./a` and refuse
-/// `x/../a`, which the engines read as `a`.
-fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    for (path, data) in files {
-        let mut h = tar::Header::new_gnu();
-        h.as_old_mut().name[..path.len()].copy_from_slice(path.as_bytes());
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_cksum();
-        b.append(&h, *data).unwrap();
-    }
-    b.into_inner().unwrap()
 }
 
 /// `zstd -q -c` of the tar `write` writes, streamed: the tar itself may be gigabytes.
@@ -314,11 +296,7 @@ fn archive_with_two_manifest_json_is_refused_and_podman_loads_neither_image() {
     let last = Fixture::new(REFERENCE);
     let mut files = files_of(&first);
     files.extend(files_of(&last));
-    let borrowed: Vec<(&str, &[u8])> = files
-        .iter()
-        .map(|(p, d)| (p.as_str(), d.as_slice()))
-        .collect();
-    let archive = tar_of(&borrowed);
+    let archive = tar_of_files(&files);
     let runs = run_everywhere(&podman, "twice.tar", &archive);
     assert_refused_everywhere(&runs, "twice.tar", "holds manifest.json twice");
     podman.assert_has_not(&first.reference);
@@ -340,11 +318,7 @@ fn archive_with_one_config_twice_is_refused_and_podman_loads_nothing() {
             br#"{"os":"linux","architecture":"amd64"}"#.to_vec(),
         ),
     );
-    let borrowed: Vec<(&str, &[u8])> = files
-        .iter()
-        .map(|(p, d)| (p.as_str(), d.as_slice()))
-        .collect();
-    let runs = run_everywhere(&podman, "config.tar", &tar_of(&borrowed));
+    let runs = run_everywhere(&podman, "config.tar", &tar_of_files(&files));
     assert_refused_everywhere(&runs, "config.tar", &format!("holds {config} twice"));
     podman.assert_has_not(REFERENCE);
 }
@@ -370,12 +344,8 @@ fn manifest_json_twice_under_another_spelling_is_refused_and_nothing_of_it_loade
             };
             files.push((path, data));
         }
-        let borrowed: Vec<(&str, &[u8])> = files
-            .iter()
-            .map(|(p, d)| (p.as_str(), d.as_slice()))
-            .collect();
         let name = format!("spelled{i}.tar");
-        pkg.add_archive(&name, &tar_of(&borrowed));
+        pkg.add_archive(&name, &tar_of_files(&files));
         lines.push(format!("{name} {}", first.reference));
     }
     let after = Fixture::new("example.org/hostile/after:1");

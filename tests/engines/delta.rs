@@ -3,11 +3,8 @@
 //! are counted by a proxy in front of the real engine; what the loader left out, by its
 //! verbose line.
 
-#[macro_use]
-mod common;
-
-use common::proxy::{Fault, Proxy};
-use common::*;
+use crate::common::proxy::{Fault, Proxy};
+use crate::common::*;
 
 /// Bytes of text in each base layer: large next to everything else an upload carries.
 const BASE_LAYER: usize = 2 << 20;

@@ -3,10 +3,7 @@
 //! archive does not carry the listed reference gets that name through the engine API.
 //! All on real engines.
 
-#[macro_use]
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 on_every_engine! {

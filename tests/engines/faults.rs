@@ -6,10 +6,7 @@
 //! Cases already covered elsewhere are not repeated here (see docs/operations.md, "What can go wrong, and
 //! what happens"): corrupt middles, bad checksums and 60 % truncations, --memory-limit,
 //! absolute/`..`/symlinked archive names, 10 MB lines, directory and FIFO archives are in
-//! tests/refuses.rs; a fake engine that never answers is in tests/engine.rs.
-
-#[macro_use]
-mod common;
+//! tests/engines/refuses.rs; a fake engine that never answers is in tests/engines/engine.rs.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -18,8 +15,9 @@ use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
-use common::proxy::{docker_refusal, podman_refusal, Fault, Proxy};
-use common::*;
+use crate::common::fake_engine::FakeEngine;
+use crate::common::proxy::{docker_refusal, podman_refusal, Fault, Proxy};
+use crate::common::*;
 
 on_every_engine! {
     engine_killed_mid_load_then_restarted_loads_on_rerun;
@@ -397,7 +395,7 @@ fn full_engine_storage_fails_the_entry_and_later_entries_still_load(flavor: Flav
     // The engine's whole directory (docker: data-root and exec-root; podman: root, runroot,
     // and TMPDIR, where it first copies every upload) on a 48 MiB tmpfs; a 64 MiB archive.
     // The TempDir behind the engine unmounts it when the test ends. --no-space-check: this is
-    // the engine's own error (the check's is in tests/space.rs).
+    // the engine's own error (the check's is in tests/engines/space.rs).
     let mut engine = Engine::unstarted(flavor);
     let dir = engine.dir().to_owned();
     let status = Command::new("mount")
@@ -869,7 +867,7 @@ fn bomb_run(engine: &Engine, gib: u64, refusal: &[&str]) -> Output {
 }
 
 // ---------------------------------------------------------------------------------------
-// Hostile lists (the rest is in tests/refuses.rs)
+// Hostile lists (the rest is in tests/engines/refuses.rs)
 // ---------------------------------------------------------------------------------------
 
 #[test]

@@ -12,13 +12,10 @@
 //! loader telling podman by the `Libpod-Api-Version` header of its first answer: podman answers
 //! `GET /version` only after 0.45-0.65 s, which made each podman run cost ~0.5 s.)
 
-#[macro_use]
-mod common;
-
 use std::thread;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 /// Two small images, preloaded, and a list naming both.
 fn present_images(engine: &Engine) -> (Package, Vec<Fixture>) {
