@@ -283,10 +283,9 @@ test: deps toolchain deb
 	@# rustfmt and clippy are in rustup's default profile, but not in the minimal one.
 	@$(CARGO) fmt --version >/dev/null 2>&1 || rustup component add rustfmt
 	@$(CARGO) clippy --version >/dev/null 2>&1 || rustup component add clippy
-	$(CARGO) fmt --check
-	@# tests/kit is a crate of its own (a path dependency, not a member of this package).
-	$(CARGO) fmt --check --manifest-path tests/kit/Cargo.toml
-	$(CARGO) clippy --all-targets -- -D warnings
+	@# --all and --workspace: the package and tests/kit, the tests' in-memory archives.
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	@# No import circle in src/ (tests/import_cycles.rs), before the long run.
 	$(CARGO) test --test import_cycles
 	$(MAKE) --no-print-directory all dist-armhf
