@@ -6,6 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use container_loader_testkit::tar_of;
+
 use super::entry::{Ended, Outcome, Turns};
 use super::error::EntryError;
 use super::records::recorded;
@@ -13,7 +15,9 @@ use super::{finish, Summary};
 use crate::cli::Load as Options;
 use crate::engine::fake::{Answer, Call, Fail, Fake};
 use crate::engine::requests::Requests;
+use crate::engine::store::ContainerdStore;
 use crate::engine::{chains, EngineError};
+use crate::image::describe;
 use crate::image::digest::sha256_hex;
 use crate::input::list::Entry;
 use crate::input::reference::Reference;
@@ -62,19 +66,6 @@ fn archive(tags: &[&str]) -> Archive {
         id: format!("sha256:{hex}"),
         diff_id,
     }
-}
-
-fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    for (path, data) in files {
-        let mut h = tar::Header::new_gnu();
-        h.set_path(path).unwrap();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_cksum();
-        b.append(&h, *data).unwrap();
-    }
-    b.into_inner().unwrap()
 }
 
 /// The files of an uploaded tar with their sizes.
@@ -250,6 +241,26 @@ fn a_refused_delta_upload_is_sent_again_whole() {
     assert_eq!(uploads.len(), 2);
     assert!(!files_of(&uploads[0]).iter().any(|(name, _)| name == LAYER));
     assert_eq!(uploads[1], a.tar, "the second upload is the archive whole");
+}
+
+#[test]
+fn a_delta_upload_the_containerd_store_does_not_list_is_sent_again_whole() {
+    let dir = images_dir("unlisted");
+    let a = archive(&["app:1"]);
+    // On docker's containerd store the image's id is the manifest the loader writes for it.
+    let images = describe::read(&a.tar[..]).unwrap().unwrap();
+    let target = images.images[0].target.clone().expect("a manifest digest");
+    let engine = Fake::on(Box::new(ContainerdStore))
+        .holding(std::slice::from_ref(&a.diff_id))
+        // The engine answers as if it loaded, and lists nothing under the name.
+        .answering(Answer::Loads(Vec::new()))
+        .answering(loaded_as(&["app:1"], &target));
+    let ended = turn(&engine, &options(), &entry(&dir, "app:1", &a.tar));
+    assert!(matches!(ended.result, Ok(Outcome::Loaded { .. })));
+    let uploads = engine.uploads();
+    assert_eq!(uploads.len(), 2);
+    assert!(!files_of(&uploads[0]).iter().any(|(name, _)| name == LAYER));
+    assert!(files_of(&uploads[1]).iter().any(|(name, _)| name == LAYER));
 }
 
 #[test]
