@@ -134,3 +134,24 @@ fn says_when_a_tar_is_not_an_image() {
         .assert_code(1)
         .assert_stderr_contains("neither a docker-archive (manifest.json) nor an OCI archive");
 }
+
+#[test]
+fn names_a_compression_it_does_not_read_by_its_first_bytes() {
+    let pkg = Package::new();
+    let fixture = Fixture::new("example.org/inspect/lz4:1");
+    let path = pkg.add_archive("app.tar.lz4", &pipe("lz4", &["-q", "-c"], &fixture.tar));
+
+    inspect(&[&path.display().to_string()])
+        .assert_code(1)
+        .assert_stderr_contains("app.tar.lz4: lz4-compressed (by its first bytes), which the loader does not read: recompress it with zstd (or gzip, xz)");
+}
+
+#[test]
+fn says_what_an_archive_is_not_when_its_first_bytes_name_nothing() {
+    let pkg = Package::new();
+    let path = pkg.add_archive("app.zip", b"PK\x03\x04 not an image archive");
+
+    inspect(&[&path.display().to_string()])
+        .assert_code(1)
+        .assert_stderr_contains("app.zip: not zstd, gzip, xz or tar (by its first bytes)");
+}
