@@ -71,7 +71,10 @@ impl<R: Read> Read for XzLimited<R> {
             if e.kind() == io::ErrorKind::OutOfMemory {
                 io::Error::other(DecodeError {
                     format: Format::Xz,
-                    kind: DecodeErrorKind::MemoryLimit { limit: self.limit },
+                    kind: DecodeErrorKind::MemoryLimit {
+                        limit: self.limit,
+                        needs: None,
+                    },
                 })
             } else {
                 e

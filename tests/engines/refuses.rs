@@ -224,7 +224,7 @@ fn xz_with_bad_block_check_is_corrupt(flavor: Flavor) {
 }
 
 /// `codec`'s archive needs more decoder memory than the default 128M limit.
-fn assert_above_memory_limit(flavor: Flavor, codec: Codec) {
+fn assert_above_memory_limit(flavor: Flavor, codec: Codec, says: &str) {
     let engine = Engine::start(flavor);
     let s = Sandwich::new("memory");
     let big = Fixture::new("example.org/memory/big-window:1");
@@ -237,10 +237,7 @@ fn assert_above_memory_limit(flavor: Flavor, codec: Codec) {
     out.assert_entry(
         &s.pkg.list,
         2,
-        &[
-            "example.org/memory/big-window:1: failed: ",
-            "--memory-limit",
-        ],
+        &["example.org/memory/big-window:1: failed: ", says],
     );
     engine.assert_has_not(&big.reference);
     assert!(path.exists(), "archive kept");
@@ -269,7 +266,11 @@ fn assert_loads_with_memory_limit(flavor: Flavor, codec: Codec, limit: &str) {
 
 fn zstd_window_above_memory_limit_is_refused(flavor: Flavor) {
     // `zstd --long=30` from a pipe: the frame header asks for a 1 GiB window.
-    assert_above_memory_limit(flavor, Codec::ZstdLong30);
+    assert_above_memory_limit(
+        flavor,
+        Codec::ZstdLong30,
+        "needs 1.00 GiB, more than --memory-limit 128.0 MiB; rerun with a larger --memory-limit, e.g. 1G",
+    );
 }
 
 fn zstd_window_loads_with_raised_memory_limit(flavor: Flavor) {
@@ -278,7 +279,11 @@ fn zstd_window_loads_with_raised_memory_limit(flavor: Flavor) {
 
 fn xz_dictionary_above_memory_limit_is_refused(flavor: Flavor) {
     // `xz --lzma2=dict=256MiB` keeps the 256 MiB dictionary even for a small input.
-    assert_above_memory_limit(flavor, Codec::XzBigDictionary);
+    assert_above_memory_limit(
+        flavor,
+        Codec::XzBigDictionary,
+        "xz dictionary needs more than --memory-limit 128.0 MiB; rerun with a larger --memory-limit, e.g. 1G",
+    );
 }
 
 fn xz_dictionary_loads_with_raised_memory_limit(flavor: Flavor) {
