@@ -113,7 +113,7 @@ impl DecodeError {
     /// counts some 100 KiB of its own beside the dictionary.
     fn enough_for(&self, needs: u64) -> u64 {
         match self.format {
-            Format::Xz => needs + (1 << 20),
+            Format::Xz => enough_for_xz(needs),
             _ => needs.next_power_of_two(),
         }
     }
@@ -141,6 +141,13 @@ impl DecodeError {
             None => e,
         }
     }
+}
+
+/// The memory lzma-rust2 counts for an xz dictionary of `dictionary` bytes, which
+/// `--memory-limit` must reach.
+fn enough_for_xz(dictionary: u64) -> u64 {
+    let dictionary = u32::try_from(dictionary).unwrap_or(u32::MAX);
+    u64::from(lzma_rust2::lzma2_get_memory_usage(dictionary)) << 10
 }
 
 /// Counts what is read from the archive file, and remembers whether reading it failed, so a
@@ -388,6 +395,18 @@ mod tests {
             "zstd window (archive made with zstd --long?) needs 4.0 MiB, more than --memory-limit 1.0 MiB; rerun with a larger --memory-limit, e.g. 4M"
         );
         assert!(decode(bytes, 4 << 20).unwrap() == data);
+    }
+
+    #[test]
+    fn an_xz_dictionary_above_the_memory_limit_is_named_with_a_limit_that_decodes_it() {
+        let data = payload(1 << 20);
+        let bytes = compress(&["xz", "-c", "-9"], &data);
+        let err = decode(bytes.clone(), 16 << 20).unwrap_err();
+        assert_eq!(
+            DecodeError::cause(&err).to_string(),
+            "xz dictionary needs 64.0 MiB, more than --memory-limit 16.0 MiB; rerun with a larger --memory-limit, e.g. 65M"
+        );
+        assert!(decode(bytes, 65 << 20).unwrap() == data);
     }
 
     #[test]

@@ -282,7 +282,7 @@ fn xz_dictionary_above_memory_limit_is_refused(flavor: Flavor) {
     assert_above_memory_limit(
         flavor,
         Codec::XzBigDictionary,
-        "xz dictionary needs more than --memory-limit 128.0 MiB; rerun with a larger --memory-limit, e.g. 1G",
+        "xz dictionary needs 256.0 MiB, more than --memory-limit 128.0 MiB; rerun with a larger --memory-limit, e.g. 257M",
     );
 }
 
