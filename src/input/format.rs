@@ -82,7 +82,7 @@ impl Foreign {
             Foreign::Bzip2 => "bzip2",
             Foreign::Lz4 => "lz4",
             Foreign::Lzip => "lzip",
-            Foreign::Compress => "compress (.Z)",
+            Foreign::Compress => "LZW",
         }
     }
 
@@ -96,7 +96,7 @@ impl Foreign {
             // An lz4 frame's magic number, little-endian (the legacy format is not named).
             Foreign::Lz4 => head.starts_with(&0x184D_2204u32.to_le_bytes()),
             Foreign::Lzip => head.starts_with(b"LZIP"),
-            // The LZW magic of Unix `compress`.
+            // The magic of Unix `compress` (`.Z`), named for its LZW coding: "LZW-compressed".
             Foreign::Compress => head.starts_with(&[0x1f, 0x9d]),
         }
     }
