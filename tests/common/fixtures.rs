@@ -306,6 +306,17 @@ impl Fixture {
     /// `application/vnd.oci.image.layer.v1.tar+zstd` (as `skopeo copy --dest-compress-format
     /// zstd` writes them), index.json naming it `self.reference` in its OCI ref.name.
     pub fn oci_with_zstd_layers(&self) -> Vec<u8> {
+        self.oci(true, &self.reference)
+    }
+
+    /// Its image as an OCI archive with plain layers, index.json naming it `ref_name` in its
+    /// OCI ref.name: a reference, or a bare tag (`v1`) as `skopeo copy oci-archive:X:v1`
+    /// writes it.
+    pub fn oci_named(&self, ref_name: &str) -> Vec<u8> {
+        self.oci(false, ref_name)
+    }
+
+    fn oci(&self, zstd: bool, ref_name: &str) -> Vec<u8> {
         let config = self.file(&format!("{}.json", self.id));
         let mut blobs: Vec<(String, Vec<u8>)> = Vec::new();
         let mut add = |data: Vec<u8>| {
@@ -318,9 +329,15 @@ impl Fixture {
             .layers
             .iter()
             .map(|layer| {
-                let (digest, size) = add(Codec::Zstd.compress(layer));
-                serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+zstd",
-                    "digest": digest, "size": size})
+                let (data, media_type) = match zstd {
+                    true => (
+                        Codec::Zstd.compress(layer),
+                        "application/vnd.oci.image.layer.v1.tar+zstd",
+                    ),
+                    false => (layer.clone(), "application/vnd.oci.image.layer.v1.tar"),
+                };
+                let (digest, size) = add(data);
+                serde_json::json!({"mediaType": media_type, "digest": digest, "size": size})
             })
             .collect();
         let (config, config_size) = add(config);
@@ -333,7 +350,7 @@ impl Fixture {
         let index = serde_json::json!({"schemaVersion": 2, "manifests": [{
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
             "digest": digest, "size": size,
-            "annotations": {"org.opencontainers.image.ref.name": self.reference}}]});
+            "annotations": {"org.opencontainers.image.ref.name": ref_name}}]});
         let mut b = tar::Builder::new(Vec::new());
         for (path, data) in &blobs {
             append_file(&mut b, path, data, 0o644);
