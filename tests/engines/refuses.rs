@@ -751,3 +751,32 @@ fn layer_not_matching_its_diff_id_is_refused_by_the_engine(flavor: Flavor) {
     assert!(path.exists(), "archive kept");
     s.assert_valid_lines_loaded(&engine, &out);
 }
+
+/// podman 5 answers a refused load with the list of transports it tried, each with its own
+/// error; only the docker-archive one says why this archive was refused.
+mod podmans_refusal_is_quoted_where_it_names_the_cause {
+    #[test]
+    fn podman54() {
+        super::podmans_refusal_is_quoted_where_it_names_the_cause(crate::common::Flavor::Podman54)
+    }
+}
+
+fn podmans_refusal_is_quoted_where_it_names_the_cause(flavor: Flavor) {
+    let engine = Engine::start(flavor);
+    let pkg = Package::new();
+    let broken = Fixture::new("example.org/diffid/cause:1");
+    pkg.add_archive("broken.tar", &broken.with_a_layer_not_its_diff_id());
+    pkg.write_list(&[&format!("broken.tar {}", broken.reference)]);
+
+    let out = load_package(&engine, &pkg, &[]);
+
+    out.assert_code(1).assert_entry(
+        &pkg.list,
+        1,
+        &[
+            "engine refused broken.tar: unable to load image: payload does not match",
+            " … docker-archive: Digest did not match, expected sha256:",
+        ],
+    );
+    engine.assert_has_not(&broken.reference);
+}
