@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 fn inspect(args: &[&str]) -> Output {
     let mut all = vec!["inspect"];
@@ -133,4 +133,114 @@ fn says_when_a_tar_is_not_an_image() {
     inspect(&[&path.display().to_string()])
         .assert_code(1)
         .assert_stderr_contains("neither a docker-archive (manifest.json) nor an OCI archive");
+}
+
+#[test]
+fn names_a_compression_it_does_not_read_by_its_first_bytes() {
+    let pkg = Package::new();
+    let fixture = Fixture::new("example.org/inspect/lz4:1");
+    let path = pkg.add_archive("app.tar.lz4", &pipe("lz4", &["-q", "-c"], &fixture.tar));
+
+    inspect(&[&path.display().to_string()])
+        .assert_code(1)
+        .assert_stderr_contains("app.tar.lz4: lz4-compressed (by its first bytes), which the loader does not read: recompress it with zstd (or gzip, xz)");
+}
+
+#[test]
+fn says_what_an_archive_is_not_when_its_first_bytes_name_nothing() {
+    let pkg = Package::new();
+    let path = pkg.add_archive("app.zip", b"PK\x03\x04 not an image archive");
+
+    inspect(&[&path.display().to_string()])
+        .assert_code(1)
+        .assert_stderr_contains("app.zip: not zstd, gzip, xz or tar (by its first bytes)");
+}
+
+/// An OCI archive whose index.json gives `name` to an image index holding one image for each
+/// of `platforms` (`os/arch`), as `docker buildx` writes them.
+fn index_archive(name: &str, platforms: &[&str]) -> Vec<u8> {
+    let mut blobs: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut add = |data: Vec<u8>| {
+        let hex = sha256_hex(&data);
+        let descriptor = json!({"digest": format!("sha256:{hex}"), "size": data.len()});
+        blobs.push((format!("blobs/sha256/{hex}"), data));
+        descriptor
+    };
+    let mut manifests = Vec::new();
+    for platform in platforms {
+        let (os, arch) = platform.split_once('/').unwrap();
+        let layer = container_loader_testkit::tar_of(&[("platform.txt", platform.as_bytes())]);
+        let diff_id = format!("sha256:{}", sha256_hex(&layer));
+        let layer = add(layer);
+        let config = json!({"architecture": arch, "os": os, "config": {},
+            "rootfs": {"type": "layers", "diff_ids": [diff_id]}});
+        let config = add(config.to_string().into_bytes());
+        let manifest = json!({"schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": config, "layers": [layer]});
+        let mut descriptor = add(manifest.to_string().into_bytes());
+        descriptor["mediaType"] = json!("application/vnd.oci.image.manifest.v1+json");
+        descriptor["platform"] = json!({"architecture": arch, "os": os});
+        manifests.push(descriptor);
+    }
+    let index = json!({"schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests});
+    let mut top = add(index.to_string().into_bytes());
+    top["mediaType"] = json!("application/vnd.oci.image.index.v1+json");
+    top["annotations"] = json!({"org.opencontainers.image.ref.name": name});
+    let index_json = json!({"schemaVersion": 2, "manifests": [top]}).to_string();
+    let mut files: Vec<(&str, &[u8])> = blobs
+        .iter()
+        .map(|(p, d)| (p.as_str(), d.as_slice()))
+        .collect();
+    files.push(("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#));
+    files.push(("index.json", index_json.as_bytes()));
+    container_loader_testkit::tar_of(&files)
+}
+
+#[test]
+fn lists_the_platforms_of_an_index_that_holds_no_image_for_the_device() {
+    let pkg = Package::new();
+    let name = "example.org/inspect/foreign:1";
+    let archive = index_archive(name, &["linux/s390x", "linux/ppc64le"]);
+    let path = pkg.add_archive("foreign.tar", &archive);
+    let path = path.display().to_string();
+
+    let out = inspect(&[&path]);
+
+    out.assert_code(0);
+    assert!(
+        out.stdout.contains(&format!(
+            "  {name}\n    no image for this device's platform {}, only for linux/s390x, linux/ppc64le; ship an archive that holds the {} image\n",
+            device_platform(),
+            device_platform()
+        )),
+        "{out:?}"
+    );
+    assert!(!out.stdout.contains("unknown platform"), "{out:?}");
+    let v = json_of(&inspect(&["--json", &path]));
+    assert_eq!(
+        v[0]["images"][0]["other_platforms"],
+        json!(["linux/s390x", "linux/ppc64le"])
+    );
+}
+
+#[test]
+fn json_leaves_out_other_platforms_for_an_image_the_device_can_run() {
+    let pkg = Package::new();
+    let fixture = Fixture::new("example.org/inspect/own:1");
+    let path = pkg.add_archive("own.tar", &fixture.tar);
+
+    let v = json_of(&inspect(&["--json", &path.display().to_string()]));
+
+    assert!(v[0]["images"][0].get("other_platforms").is_none(), "{v}");
+}
+
+/// The platform the loader runs on, in the engines' names.
+fn device_platform() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "linux/amd64",
+        "aarch64" => "linux/arm64",
+        other => panic!("no OCI platform name known for {other}"),
+    }
 }

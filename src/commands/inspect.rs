@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::image::contents::{inspect_file, Inspected};
+use crate::image::describe::Image;
+use crate::image::platform::Unsuited;
 use crate::input::sizes::Size;
 use crate::report::exit::Exit;
 use crate::report::log::Log;
@@ -44,6 +46,10 @@ pub struct ImageJson<'a> {
     pub manifest_digest: Option<&'a str>,
     /// From the image config; `null` when it does not say.
     pub os: Option<&'a str>,
+    /// An image index with no image for this device: the platforms it holds (the image then
+    /// has no id, platform or layers). Absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub other_platforms: Option<&'a [String]>,
     /// The names the archive gives the image (possibly none).
     pub references: &'a [String],
 }
@@ -84,6 +90,7 @@ pub fn to_json<'a>(inspected: &'a Inspected, path: &Path) -> ArchiveJson<'a> {
             layers: i.layer_sizes.len(),
             manifest_digest: i.target.as_deref(),
             os: i.os.as_deref(),
+            other_platforms: i.not_for_device.as_ref().and_then(offered),
             references: &i.references,
         })
         .collect();
@@ -112,20 +119,39 @@ pub fn to_text(inspected: &Inspected, path: &Path) -> String {
             true => "(no reference)".to_owned(),
             false => i.references.join(", "),
         };
-        let platform = match (&i.os, &i.architecture) {
-            (Some(os), Some(arch)) => format!("{os}/{arch}"),
-            _ => "unknown platform".to_owned(),
-        };
-        let layers = i.layer_sizes.len();
-        out.push_str(&format!(
-            "  {names}\n    id {}  {platform}  {layers} layer{}, {}\n",
-            i.id.as_deref().unwrap_or("unknown"),
-            if layers == 1 { "" } else { "s" },
-            Size(i.layer_sizes.iter().sum())
-        ));
+        out.push_str(&format!("  {names}\n"));
+        if let Some(unsuited) = &i.not_for_device {
+            // What the load would refuse, in its words, rather than an image of nothing.
+            out.push_str(&format!("    {unsuited}\n"));
+        } else {
+            out.push_str(&image_line(i));
+        }
         if let Some(target) = &i.target {
             out.push_str(&format!("    manifest {target}\n"));
         }
     }
     out
+}
+
+/// An image's id, platform and layers, as `inspect` prints them below its names.
+fn image_line(i: &Image) -> String {
+    let platform = match (&i.os, &i.architecture) {
+        (Some(os), Some(arch)) => format!("{os}/{arch}"),
+        _ => "unknown platform".to_owned(),
+    };
+    let layers = i.layer_sizes.len();
+    format!(
+        "    id {}  {platform}  {layers} layer{}, {}\n",
+        i.id.as_deref().unwrap_or("unknown"),
+        if layers == 1 { "" } else { "s" },
+        Size(i.layer_sizes.iter().sum())
+    )
+}
+
+/// The platforms an image index holds where none is for this device.
+fn offered(unsuited: &Unsuited) -> Option<&[String]> {
+    match unsuited {
+        Unsuited::NoneFits { offered, .. } => Some(offered),
+        Unsuited::Several { .. } => None,
+    }
 }

@@ -26,6 +26,7 @@ use std::sync::Arc;
 
 use crate::input::archive::Archive;
 use crate::input::format::Format;
+use crate::input::sizes::Size;
 
 pub use pipe::Pipelined;
 pub use tail::HoldBack;
@@ -69,8 +70,9 @@ pub struct DecodeError {
 pub enum DecodeErrorKind {
     /// Bad data, a checksum mismatch, or a stream that ends too early.
     Corrupt(String),
-    /// The zstd window or xz dictionary is larger than `--memory-limit`.
-    MemoryLimit { limit: u64 },
+    /// The zstd window or xz dictionary is larger than `--memory-limit`; `needs` is its size,
+    /// when the archive's headers tell it.
+    MemoryLimit { limit: u64, needs: Option<u64> },
 }
 
 impl fmt::Display for DecodeError {
@@ -79,17 +81,25 @@ impl fmt::Display for DecodeError {
             DecodeErrorKind::Corrupt(detail) => {
                 write!(f, "corrupt or truncated {} data: {detail}", self.format)
             }
-            DecodeErrorKind::MemoryLimit { limit } => {
+            DecodeErrorKind::MemoryLimit { limit, needs } => {
                 let what = match self.format {
                     Format::Xz => "xz dictionary",
                     _ => "zstd window (archive made with zstd --long?)",
                 };
-                write!(
-                    f,
-                    "{what} needs more than --memory-limit {}; rerun with a larger --memory-limit, e.g. {}",
-                    crate::input::sizes::Size(*limit),
-                    crate::input::sizes::Size((*limit * 8).min(4 << 30)).flag()
-                )
+                let limit = Size(*limit);
+                match needs {
+                    Some(needs) => write!(
+                        f,
+                        "{what} needs {}, more than --memory-limit {limit}; rerun with a larger --memory-limit, e.g. {}",
+                        Size(*needs),
+                        Size(self.enough_for(*needs)).flag()
+                    ),
+                    None => write!(
+                        f,
+                        "{what} needs more than --memory-limit {limit}; rerun with a larger --memory-limit, e.g. {}",
+                        Size((limit.0 * 8).min(4 << 30)).flag()
+                    ),
+                }
             }
         }
     }
@@ -98,6 +108,16 @@ impl fmt::Display for DecodeError {
 impl std::error::Error for DecodeError {}
 
 impl DecodeError {
+    /// The smallest `--memory-limit` under which a window or dictionary of `needs` decodes:
+    /// zstd caps the window at the power of two at or below the limit, and the xz decoder
+    /// counts some 100 KiB of its own beside the dictionary.
+    fn enough_for(&self, needs: u64) -> u64 {
+        match self.format {
+            Format::Xz => enough_for_xz(needs),
+            _ => needs.next_power_of_two(),
+        }
+    }
+
     fn corrupt(format: Format, detail: impl fmt::Display) -> io::Error {
         io::Error::new(
             io::ErrorKind::InvalidData,
@@ -121,6 +141,13 @@ impl DecodeError {
             None => e,
         }
     }
+}
+
+/// The memory lzma-rust2 counts for an xz dictionary of `dictionary` bytes, which
+/// `--memory-limit` must reach.
+fn enough_for_xz(dictionary: u64) -> u64 {
+    let dictionary = u32::try_from(dictionary).unwrap_or(u32::MAX);
+    u64::from(lzma_rust2::lzma2_get_memory_usage(dictionary)) << 10
 }
 
 /// Counts what is read from the archive file, and remembers whether reading it failed, so a
@@ -359,6 +386,47 @@ mod tests {
         let err = decode(bytes.clone(), 1 << 20).unwrap_err();
         assert!(err.to_string().contains("--memory-limit"), "{err}");
         assert!(decode(bytes, 8 << 20).unwrap() == data);
+    }
+
+    #[test]
+    fn a_zstd_window_above_the_memory_limit_is_named_with_a_limit_that_decodes_it() {
+        let data = payload(3 << 20);
+        // From a pipe, so the frame asks for the whole 4 MiB window of --long=22.
+        let bytes = compress(&["zstd", "-q", "-c", "--long=22"], &data);
+        let err = decode(bytes.clone(), 1 << 20).unwrap_err();
+        assert_eq!(
+            DecodeError::cause(&err).to_string(),
+            "zstd window (archive made with zstd --long?) needs 4.0 MiB, more than --memory-limit 1.0 MiB; rerun with a larger --memory-limit, e.g. 4M"
+        );
+        assert!(decode(bytes, 4 << 20).unwrap() == data);
+    }
+
+    #[test]
+    fn an_xz_dictionary_above_the_memory_limit_is_named_with_a_limit_that_decodes_it() {
+        let data = payload(1 << 20);
+        let bytes = compress(&["xz", "-c", "-9"], &data);
+        let err = decode(bytes.clone(), 16 << 20).unwrap_err();
+        assert_eq!(
+            DecodeError::cause(&err).to_string(),
+            "xz dictionary needs 64.0 MiB, more than --memory-limit 16.0 MiB; rerun with a larger --memory-limit, e.g. 65M"
+        );
+        assert!(decode(bytes, 65 << 20).unwrap() == data);
+    }
+
+    #[test]
+    fn a_window_of_no_power_of_two_asks_for_the_next_one() {
+        let err = DecodeError {
+            format: Format::Zstd,
+            kind: DecodeErrorKind::MemoryLimit {
+                limit: 128 << 20,
+                needs: Some(189 << 20),
+            },
+        };
+        assert!(
+            err.to_string()
+                .ends_with("needs 189.0 MiB, more than --memory-limit 128.0 MiB; rerun with a larger --memory-limit, e.g. 256M"),
+            "{err}"
+        );
     }
 
     #[test]

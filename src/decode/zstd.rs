@@ -134,6 +134,23 @@ impl FrameHeader {
     }
 }
 
+/// The window the frame that `frame` starts asks for (RFC 8878, 3.1.1.1.2): its
+/// Window_Descriptor's, or a single-segment frame's content size. `None` for anything but a
+/// zstd frame's header, or one cut short.
+fn window_size(frame: &[u8]) -> Option<u64> {
+    let magic = u32::from_le_bytes(frame.get(..4)?.try_into().ok()?);
+    if magic != MAGIC {
+        return None;
+    }
+    let descriptor = *frame.get(4)?;
+    if descriptor & 0x20 != 0 {
+        return zstd_safe::get_frame_content_size(frame).ok().flatten();
+    }
+    let window = *frame.get(5)?;
+    let base = 1u64 << (10 + u32::from(window >> 3));
+    Some(base + base / 8 * u64::from(window & 7))
+}
+
 /// zstd accepts window logs from 10 to 31 (30 on 32-bit targets).
 const WINDOW_LOG_MIN: u32 = 10;
 const WINDOW_LOG_MAX: u32 = if cfg!(target_pointer_width = "64") {
@@ -152,6 +169,9 @@ pub struct ZstdReader<R> {
     eof: bool,
     /// A frame has started and not yet ended: input ending now means a truncated archive.
     in_frame: bool,
+    /// The first bytes of the frame being decoded, for the window it asks for should that be
+    /// above the limit (zstd only says the frame needs too much memory).
+    frame_head: Vec<u8>,
 }
 
 impl<R: Read> ZstdReader<R> {
@@ -169,13 +189,17 @@ impl<R: Read> ZstdReader<R> {
             len: 0,
             eof: false,
             in_frame: false,
+            frame_head: Vec::with_capacity(HEADER_MAX),
         }
     }
 
     fn error(&self, code: usize) -> io::Error {
         let name = zstd_safe::get_error_name(code);
         let kind = if name.contains("too much memory") {
-            DecodeErrorKind::MemoryLimit { limit: self.limit }
+            DecodeErrorKind::MemoryLimit {
+                limit: self.limit,
+                needs: window_size(&self.frame_head),
+            }
         } else {
             DecodeErrorKind::Corrupt(name.to_lowercase())
         };
@@ -199,6 +223,12 @@ impl<R: Read> Read for ZstdReader<R> {
                 self.len = self.inner.read(&mut self.buf)?;
                 self.pos = 0;
                 self.eof = self.len == 0;
+            }
+            if !self.in_frame {
+                // A frame (or a skippable frame) starts here.
+                let end = self.len.min(self.pos + HEADER_MAX);
+                self.frame_head.clear();
+                self.frame_head.extend_from_slice(&self.buf[self.pos..end]);
             }
             let mut input = InBuffer::around(&self.buf[self.pos..self.len]);
             let mut output = OutBuffer::around(&mut *out);
@@ -254,5 +284,23 @@ mod tests {
         assert_eq!(sniff(&piped), Some(Format::Zstd));
         assert_eq!(sniff(&[0x50, 0x2a, 0x4d, 0x18]), Some(Format::Zstd));
         assert_eq!(sniff(&magic[..3]), None);
+    }
+
+    #[test]
+    fn reads_the_window_a_frame_asks_for_from_its_descriptor() {
+        let magic = MAGIC.to_le_bytes();
+        let frame = |rest: &[u8]| [&magic[..], rest].concat();
+        // Exponent 21 (log 31) and no mantissa: `zstd --long=31` from a pipe.
+        assert_eq!(window_size(&frame(&[0x00, 21 << 3])), Some(2 << 30));
+        // Log 27 and a mantissa of 4: 128 MiB and 4 eighths of it.
+        assert_eq!(window_size(&frame(&[0x00, (17 << 3) | 4])), Some(192 << 20));
+        // Single segment: the window is the content size (one-byte field).
+        assert_eq!(window_size(&frame(&[0x20, 0x07])), Some(7));
+        assert_eq!(window_size(&frame(&[0x00])), None, "cut short");
+        assert_eq!(
+            window_size(&[0x50, 0x2a, 0x4d, 0x18, 0, 0]),
+            None,
+            "skippable"
+        );
     }
 }

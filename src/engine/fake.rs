@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use super::requests::Requests;
-use super::store::{ClassicStore, Holds, Reads, Store, StoreError};
+use super::store::{ClassicStore, Holds, Reads, Store, StoreError, ZstdLayers};
 use super::{EngineError, Held, Listing, UploadDirUnknown};
 use crate::input::reference::{canonical, familiar, Reference};
 
@@ -242,6 +242,11 @@ impl Requests for Fake {
 
     fn reads(&self) -> Reads {
         self.store().map_or(Reads::DockerArchive, |s| s.reads())
+    }
+
+    /// The fake stands for an engine recent enough for any layer.
+    fn zstd_layers(&self) -> ZstdLayers {
+        ZstdLayers::Read
     }
 
     /// The fake has no disk: its `/info` names no directory, as a docker whose answer lacks

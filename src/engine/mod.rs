@@ -50,7 +50,7 @@ pub use held::Held;
 pub(crate) use held::{chain_on, chains};
 pub use http::answer;
 pub use listing::Listing;
-use store::{Info, Reads, Store, StoreError};
+use store::{Info, Reads, Store, StoreError, ZstdLayers};
 
 /// docker's socket when it runs as a system service.
 pub(crate) const DOCKER_SOCKET: &str = "/run/docker.sock";
@@ -162,6 +162,13 @@ impl Engine {
     pub fn reads(&self) -> Reads {
         let fallback = self.api.unknown_store_reads();
         self.store().map_or(fallback, |s| s.reads())
+    }
+
+    /// Whether the engine's store unpacks zstd layers; a store that cannot be told is left
+    /// to say so itself.
+    pub fn zstd_layers(&self) -> ZstdLayers {
+        self.store()
+            .map_or(ZstdLayers::Read, |s| s.zstd_layers(self.version.as_deref()))
     }
 
     /// Where the engine copies a whole upload (its view of the filesystem), or why that

@@ -10,7 +10,7 @@
 use std::io::Read;
 use std::path::PathBuf;
 
-use super::store::{Holds, Reads, Store};
+use super::store::{Holds, Reads, Store, ZstdLayers};
 use super::{Engine, EngineError, Held, Listing, UploadDirUnknown};
 use crate::image::describe::Image;
 use crate::input::reference::Reference;
@@ -38,6 +38,9 @@ pub(crate) trait Requests: Sync {
 
     /// Which archive layout the engine reads, with a fallback when the store cannot be told.
     fn reads(&self) -> Reads;
+
+    /// Whether the engine's store unpacks zstd layers.
+    fn zstd_layers(&self) -> ZstdLayers;
 
     /// Where the engine copies a whole upload, or why that cannot be told.
     fn upload_dir(&self) -> Result<PathBuf, UploadDirUnknown<'_>>;
@@ -78,6 +81,10 @@ impl Requests for Engine {
 
     fn reads(&self) -> Reads {
         Engine::reads(self)
+    }
+
+    fn zstd_layers(&self) -> ZstdLayers {
+        Engine::zstd_layers(self)
     }
 
     fn upload_dir(&self) -> Result<PathBuf, UploadDirUnknown<'_>> {

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use crate::decode::{self, DecodeError};
 use crate::image::describe::{self, Image};
-use crate::input::format::{self, Format, KnownFormats};
+use crate::input::format::{self, Foreign, Format, NotOurs};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inspected {
@@ -34,7 +34,8 @@ pub struct InspectError {
 #[derive(Debug)]
 pub(crate) enum Unreadable {
     Open(io::Error),
-    UnknownFormat,
+    /// None of the loader's formats; the compression, when the first bytes name one.
+    UnknownFormat(Option<Foreign>),
     Read(io::Error),
     NotAnImage,
 }
@@ -43,7 +44,7 @@ impl fmt::Display for Unreadable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Unreadable::Open(source) => source.fmt(f),
-            Unreadable::UnknownFormat => write!(f, "not {KnownFormats} (by its first bytes)"),
+            Unreadable::UnknownFormat(foreign) => NotOurs(*foreign).fmt(f),
             Unreadable::Read(source) => DecodeError::cause(source).fmt(f),
             Unreadable::NotAnImage => f.write_str(
                 "a tar, but neither a docker-archive (manifest.json) nor an OCI archive (index.json)",
@@ -81,7 +82,7 @@ pub fn inspect_file(path: &Path, memory_limit: u64) -> Result<Inspected, Inspect
         ))));
     }
     let (head, format) = format::peek(&mut file).map_err(|e| fail(Unreadable::Open(e)))?;
-    let format = format.ok_or_else(|| fail(Unreadable::UnknownFormat))?;
+    let format = format.ok_or_else(|| fail(Unreadable::UnknownFormat(format::foreign(&head))))?;
     let decoder = decode::decoder(format, head, file, memory_limit);
     let progress = decoder.progress.clone();
     let found = describe::read(decoder)

@@ -57,6 +57,9 @@ pub struct Image {
     pub(crate) architecture: Option<String>,
     pub(crate) os: Option<String>,
     pub(crate) variant: Option<String>,
+    /// An image index with no entry for this device: why, with the platforms it holds (the
+    /// image then has no id, platform or layers of its own).
+    pub(crate) not_for_device: Option<Unsuited>,
 }
 
 impl Image {
@@ -197,6 +200,7 @@ impl Walked {
             architecture: text("architecture")?,
             os: text("os")?,
             variant: text("variant")?,
+            not_for_device: None,
         })
     }
 
@@ -446,14 +450,20 @@ impl Walked {
             if attestation(descriptor) || !kept(i) {
                 continue;
             }
-            let manifest = self
-                .image_manifest(descriptor, device, 0)
-                .unwrap_or_default();
+            let (manifest, not_for_device) = match self.image_manifest(descriptor, device, 0) {
+                Ok(manifest) => (manifest, None),
+                Err(Unresolved::NoPlatform(offered)) => (
+                    Rc::default(),
+                    Some(Unsuited::none_fits(None, device, &offered)),
+                ),
+                Err(_) => (Rc::default(), None),
+            };
             let mut image = match blob(manifest["config"]["digest"].as_str()) {
                 Some(p) => self.image_of_config(&p)?,
                 None => self.image_of_config("")?,
             };
             image.references = names(descriptor_names(descriptor))?;
+            image.not_for_device = not_for_device;
             // The descriptor itself, an index for several platforms included: what
             // containerd files the image under.
             image.target = descriptor["digest"].as_str().and_then(sha256_digest);
@@ -632,6 +642,7 @@ mod tests {
                     architecture: Some("arm64".into()),
                     os: Some("linux".into()),
                     variant: None,
+                    not_for_device: None,
                 }],
                 "fed {step} bytes at a time"
             );
@@ -987,6 +998,7 @@ mod tests {
             architecture: None,
             os: None,
             variant: None,
+            not_for_device: None,
         };
         let r = |s: &str| Reference::parse(s).unwrap();
         let one = Images {

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
 use rustix::io::Errno;
 
-use crate::input::format::{self, Format, KnownFormats};
+use crate::input::format::{self, Foreign, Format, NotOurs};
 
 #[derive(Debug)]
 pub enum ArchiveError {
@@ -45,8 +45,10 @@ pub enum ArchiveError {
         name: String,
         dir: PathBuf,
     },
+    /// None of the loader's formats; `foreign` names the compression when its first bytes do.
     UnknownFormat {
         name: String,
+        foreign: Option<Foreign>,
     },
     Io {
         name: String,
@@ -79,10 +81,9 @@ impl fmt::Display for ArchiveError {
                 "archive {name} in {} changed while it was used (replaced by a symlink or another file?); left alone, check who writes there",
                 dir.display()
             ),
-            ArchiveError::UnknownFormat { name } => write!(
-                f,
-                "archive {name} is not {KnownFormats} (by its first bytes)"
-            ),
+            ArchiveError::UnknownFormat { name, foreign } => {
+                write!(f, "archive {name} is {}", NotOurs(*foreign))
+            }
             ArchiveError::Io { name, source } => write!(f, "cannot read archive {name}: {source}"),
         }
     }
@@ -340,8 +341,8 @@ impl Directories {
             Err(OpenFailed::Open(e)) => return Look::Unusable(e),
         };
         // O_NONBLOCK stays set: it changes nothing on a regular file.
-        let format = match format::peek(&mut File::from(fd)) {
-            Ok((_, format)) => format,
+        let (head, format) = match format::peek(&mut File::from(fd)) {
+            Ok(peeked) => peeked,
             Err(source) => {
                 return Look::Unusable(ArchiveError::Io {
                     name: name.to_owned(),
@@ -356,6 +357,7 @@ impl Directories {
             },
             None => Look::Unusable(ArchiveError::UnknownFormat {
                 name: name.to_owned(),
+                foreign: format::foreign(&head),
             }),
         }
     }
@@ -397,6 +399,7 @@ impl Archive {
         let (head, format) = format::peek(&mut file).map_err(io_err)?;
         let format = format.ok_or_else(|| ArchiveError::UnknownFormat {
             name: name.to_owned(),
+            foreign: format::foreign(&head),
         })?;
         Ok(Archive {
             size: stat.st_size as u64,

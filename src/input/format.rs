@@ -59,6 +59,77 @@ impl fmt::Display for Format {
     }
 }
 
+/// A compression the loader does not read but can name, so a refusal says what the archive
+/// is rather than only what it is not. None of these is decoded: they exist for messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Foreign {
+    Bzip2,
+    Lz4,
+    Lzip,
+    Compress,
+}
+
+impl Foreign {
+    const ALL: [Foreign; 4] = [
+        Foreign::Bzip2,
+        Foreign::Lz4,
+        Foreign::Lzip,
+        Foreign::Compress,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Foreign::Bzip2 => "bzip2",
+            Foreign::Lz4 => "lz4",
+            Foreign::Lzip => "lzip",
+            Foreign::Compress => "LZW",
+        }
+    }
+
+    /// Whether `head`, an archive's first bytes, starts this compression.
+    fn starts(self, head: &[u8]) -> bool {
+        match self {
+            // `BZh` and the block size, `1` to `9` (hundreds of kB).
+            Foreign::Bzip2 => {
+                head.len() >= 4 && head.starts_with(b"BZh") && (b'1'..=b'9').contains(&head[3])
+            }
+            // An lz4 frame's magic number, little-endian (the legacy format is not named).
+            Foreign::Lz4 => head.starts_with(&0x184D_2204u32.to_le_bytes()),
+            Foreign::Lzip => head.starts_with(b"LZIP"),
+            // The magic of Unix `compress` (`.Z`), named for its LZW coding: "LZW-compressed".
+            Foreign::Compress => head.starts_with(&[0x1f, 0x9d]),
+        }
+    }
+}
+
+impl fmt::Display for Foreign {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Names the compression of an archive that is none of the loader's formats, from its first
+/// bytes; `None` when they say nothing the loader knows.
+pub fn foreign(head: &[u8]) -> Option<Foreign> {
+    Foreign::ALL.into_iter().find(|kind| kind.starts(head))
+}
+
+/// What a refusal says of an archive that is none of the loader's formats, after "is": its
+/// compression and what to do when the first bytes name one, what it is not otherwise.
+pub struct NotOurs(pub Option<Foreign>);
+
+impl fmt::Display for NotOurs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(kind) => write!(
+                f,
+                "{kind}-compressed (by its first bytes), which the loader does not read: recompress it with zstd (or gzip, xz)"
+            ),
+            None => write!(f, "not {KnownFormats} (by its first bytes)"),
+        }
+    }
+}
+
 /// The formats as a message lists them, from [`Format::ALL`]: `zstd, gzip, xz or tar`.
 pub struct KnownFormats;
 
@@ -105,5 +176,35 @@ mod tests {
         assert_eq!(sniff(&tar), Some(Format::Tar));
         assert_eq!(sniff(b"PK\x03\x04"), None);
         assert_eq!(sniff(b""), None);
+    }
+
+    #[test]
+    fn names_compressions_it_does_not_read_by_their_magic() {
+        assert_eq!(foreign(b"BZh91AY&SY"), Some(Foreign::Bzip2));
+        assert_eq!(foreign(&[0x04, 0x22, 0x4d, 0x18, 0x64]), Some(Foreign::Lz4));
+        assert_eq!(foreign(b"LZIP\x01"), Some(Foreign::Lzip));
+        assert_eq!(foreign(&[0x1f, 0x9d, 0x90]), Some(Foreign::Compress));
+        assert_eq!(sniff(b"BZh91AY&SY"), None, "named, never decoded");
+    }
+
+    #[test]
+    fn names_nothing_for_bytes_that_only_resemble_a_magic() {
+        assert_eq!(foreign(b"BZh0"), None, "block size out of 1-9");
+        assert_eq!(foreign(b"BZh"), None, "cut before the block size");
+        assert_eq!(foreign(b"PK\x03\x04"), None);
+        assert_eq!(foreign(&[0x1f, 0x8b]), None, "gzip is ours");
+        assert_eq!(foreign(b""), None);
+    }
+
+    #[test]
+    fn a_refusal_names_the_compression_or_lists_ours() {
+        assert_eq!(
+            NotOurs(Some(Foreign::Bzip2)).to_string(),
+            "bzip2-compressed (by its first bytes), which the loader does not read: recompress it with zstd (or gzip, xz)"
+        );
+        assert_eq!(
+            NotOurs(None).to_string(),
+            "not zstd, gzip, xz or tar (by its first bytes)"
+        );
     }
 }

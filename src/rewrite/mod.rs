@@ -37,14 +37,14 @@ mod written;
 use std::fmt;
 use std::io::{self, Read};
 
-use crate::engine::store::Reads;
+use crate::engine::store::{Reads, ZstdLayers};
 use crate::image::describe::Images;
 use crate::image::items::ItemError;
 use crate::image::limits::Invalid;
 use crate::image::platform::{Platform, Unsuited};
 use crate::image::walk::{WalkError, Walked, Watcher, BLOCK};
 use choice::Description;
-use written::{entry, needs_manifest, written};
+use written::{entry, needs_manifest, written, zstd_unsure};
 
 pub(crate) use omission::{LeftOutNeeded, Needed, Omission};
 
@@ -61,6 +61,9 @@ pub enum Unloadable {
     Missing { digest: String },
     /// The tar stops before its end-of-archive blocks.
     CutShort { at: u64 },
+    /// Its layers are compressed with zstd, which the engine (classic docker of `version`)
+    /// does not unpack.
+    ZstdLayers { version: String },
     /// The tar holds a description file twice, or describes more than the loader reads.
     Invalid(Invalid),
 }
@@ -80,6 +83,10 @@ impl fmt::Display for Unloadable {
             Unloadable::CutShort { at } => write!(
                 f,
                 "the tar stops at byte {at}, before its end: the archive is cut short; copy it again"
+            ),
+            Unloadable::ZstdLayers { version } => write!(
+                f,
+                "its layers are compressed with zstd, which docker's classic image store before 23.0 cannot unpack (this is docker {version}); save the image with gzip or uncompressed layers (skopeo copy --dest-compress-format gzip), or update docker"
             ),
             Unloadable::Invalid(invalid) => invalid.fmt(f),
         }
@@ -155,6 +162,10 @@ pub struct Loadable<'a, R> {
     passed: Vec<(Description, Vec<u8>, Vec<u8>)>,
     /// Called with what the archive describes before the engine gets the tar's end.
     before_end: Option<BeforeEnd<'a>>,
+    /// Whether the engine unpacks zstd layers, for the manifest.json written for classic
+    /// docker; and whether it got such layers not knowing ([`Loadable::zstd_unsure`]).
+    zstd_layers: ZstdLayers,
+    zstd_unsure: bool,
 }
 
 /// See [`Loadable::before_end`].
@@ -186,7 +197,22 @@ impl<'a, R: Read> Loadable<'a, R> {
             held: Vec::new(),
             passed: Vec::new(),
             before_end: None,
+            zstd_layers: ZstdLayers::Read,
+            zstd_unsure: false,
         }
+    }
+
+    /// Whether classic docker of a version not known got an OCI archive with zstd layers,
+    /// which only docker 23.0 and later unpack: the cause to tell should it refuse the load.
+    pub(crate) fn zstd_unsure(&self) -> bool {
+        self.zstd_unsure
+    }
+
+    /// Tells whether the engine unpacks zstd layers: an OCI archive with such layers fails
+    /// before its end where classic docker would fail them as a damaged tar.
+    pub(crate) fn zstd_layers(mut self, zstd_layers: ZstdLayers) -> Self {
+        self.zstd_layers = zstd_layers;
+        self
     }
 
     /// Calls `hook` with what the archive describes just before the engine gets the tar's
@@ -296,7 +322,8 @@ impl<'a, R: Read> Loadable<'a, R> {
             .describe_for(&self.device)
             .map_err(Unloadable::from);
         let held = self.released();
-        let written = written(contents, &self.device, self.reads);
+        let written = written(contents, &self.device, self.reads, &self.zstd_layers);
+        self.zstd_unsure = zstd_unsure(contents, &self.device, self.reads, &self.zstd_layers);
         let settled = contents.settled().map_err(Unloadable::from);
         let images = described.clone().ok().flatten();
         let mut out = described
@@ -996,6 +1023,75 @@ mod tests {
         let docker_archive = tar_of(&[("manifest.json", b"[]"), ("abc/layer.tar", &[1; 2000])]);
         let cut = &docker_archive[..docker_archive.len() - 1500];
         assert!(through(cut, 512, "linux/amd64").unwrap() == cut);
+    }
+
+    /// An OCI archive of one image for linux/amd64 whose layer is described as zstd.
+    fn oci_with_a_zstd_layer() -> Vec<u8> {
+        let mut oci = Oci::default();
+        let layer = oci.blob(vec![9; 1000]);
+        let config = json!({"architecture": "amd64", "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": ["sha256:00"]}});
+        let config = oci.blob(config.to_string().into_bytes());
+        let manifest = json!({"schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"digest": format!("sha256:{config}"), "size": 1},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+zstd",
+                "digest": format!("sha256:{layer}"), "size": 1000}]});
+        let manifest = oci.blob(manifest.to_string().into_bytes());
+        let descriptor = json!({"mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": format!("sha256:{manifest}"), "size": 1});
+        oci.tar(vec![named(descriptor, "example.org/zstd:1")], &[])
+    }
+
+    fn through_for_zstd(tar: &[u8], reads: Reads, zstd_layers: ZstdLayers) -> io::Result<Vec<u8>> {
+        let inner = Pieces {
+            data: tar,
+            step: 700,
+        };
+        let mut adapter =
+            Loadable::new(inner, platform("linux/amd64"), reads).zstd_layers(zstd_layers);
+        let mut out = Vec::new();
+        adapter.read_to_end(&mut out)?;
+        Ok(out)
+    }
+
+    #[test]
+    fn fails_before_the_end_where_classic_docker_cannot_unpack_zstd_layers() {
+        let tar = oci_with_a_zstd_layer();
+        let unread = ZstdLayers::Unread {
+            version: "20.10.24".to_owned(),
+        };
+        let err = through_for_zstd(&tar, Reads::DockerArchive, unread.clone()).unwrap_err();
+        assert_eq!(
+            unloadable(err),
+            Unloadable::ZstdLayers {
+                version: "20.10.24".to_owned()
+            }
+        );
+        // Podman and the containerd store read them; a later docker too, or one not known.
+        for (reads, zstd_layers) in [
+            (Reads::Either, unread.clone()),
+            (Reads::OciLayout, unread),
+            (Reads::DockerArchive, ZstdLayers::Read),
+            (Reads::DockerArchive, ZstdLayers::Unknown),
+        ] {
+            assert!(through_for_zstd(&tar, reads, zstd_layers).is_ok());
+        }
+    }
+
+    #[test]
+    fn notes_zstd_layers_sent_to_a_classic_docker_of_a_version_not_known() {
+        let tar = oci_with_a_zstd_layer();
+        for (zstd_layers, unsure) in [(ZstdLayers::Unknown, true), (ZstdLayers::Read, false)] {
+            let inner = Pieces {
+                data: &tar,
+                step: 700,
+            };
+            let mut adapter = Loadable::new(inner, platform("linux/amd64"), Reads::DockerArchive)
+                .zstd_layers(zstd_layers);
+            adapter.read_to_end(&mut Vec::new()).unwrap();
+            assert_eq!(adapter.zstd_unsure(), unsure);
+        }
     }
 
     #[test]

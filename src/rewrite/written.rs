@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::engine::store::Reads;
+use crate::engine::store::{Reads, ZstdLayers};
 use crate::image::describe::{strings, CONTAINERD_NAME, DOCKER_MANIFEST, OCI_REF_NAME};
 use crate::image::digest::sha256_hex;
 use crate::image::items::{items, Item};
@@ -28,6 +28,7 @@ pub(super) fn written(
     contents: &Walked,
     device: &Platform,
     reads: Reads,
+    zstd_layers: &ZstdLayers,
 ) -> Result<Option<Vec<u8>>, Unloadable> {
     if reads == Reads::OciLayout && is_docker_archive(contents) {
         return oci_layout(contents, device);
@@ -40,10 +41,50 @@ pub(super) fn written(
         // Nothing to describe: docker refuses the archive in its own words.
         return Ok(None);
     }
+    if let ZstdLayers::Unread { version } = zstd_layers {
+        if has_zstd_layers(contents, &index, device) {
+            return Err(Unloadable::ZstdLayers {
+                version: version.clone(),
+            });
+        }
+    }
     Ok(Some(entry(
         "manifest.json",
         manifest_json(&items).as_bytes(),
     )))
+}
+
+/// Whether classic docker of a version not known gets an OCI archive whose layers are zstd,
+/// which it unpacks only from 23.0 on: the cause to name should it refuse them.
+pub(super) fn zstd_unsure(
+    contents: &Walked,
+    device: &Platform,
+    reads: Reads,
+    zstd_layers: &ZstdLayers,
+) -> bool {
+    let classic = reads == Reads::DockerArchive && *zstd_layers == ZstdLayers::Unknown;
+    classic
+        && needs_manifest(contents)
+        && contents
+            .json("index.json")
+            .is_some_and(|index| has_zstd_layers(contents, &index, device))
+}
+
+/// Whether an image the index gives `device` has a layer compressed with zstd
+/// (`application/vnd.oci.image.layer.v1.tar+zstd`).
+fn has_zstd_layers(contents: &Walked, index: &Value, device: &Platform) -> bool {
+    let descriptors = index["manifests"].as_array().map_or(&[][..], Vec::as_slice);
+    descriptors
+        .iter()
+        .filter_map(|d| contents.image_manifest(d, device, 0).ok())
+        .any(|manifest| {
+            manifest["layers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|layer| layer["mediaType"].as_str())
+                .any(|media_type| media_type.ends_with("+zstd"))
+        })
 }
 
 /// Whether the tar is a docker-archive without an OCI layout beside it.

@@ -301,6 +301,85 @@ impl Fixture {
     }
 }
 
+impl Fixture {
+    /// Its image as an OCI archive whose layers are compressed by `zstd`, described as
+    /// `application/vnd.oci.image.layer.v1.tar+zstd` (as `skopeo copy --dest-compress-format
+    /// zstd` writes them), index.json naming it `self.reference` in its OCI ref.name.
+    pub fn oci_with_zstd_layers(&self) -> Vec<u8> {
+        self.oci(true, &self.reference)
+    }
+
+    /// Its image as an OCI archive with plain layers, index.json naming it `ref_name` in its
+    /// OCI ref.name: a reference, or a bare tag (`v1`) as `skopeo copy oci-archive:X:v1`
+    /// writes it.
+    pub fn oci_named(&self, ref_name: &str) -> Vec<u8> {
+        self.oci(false, ref_name)
+    }
+
+    fn oci(&self, zstd: bool, ref_name: &str) -> Vec<u8> {
+        let config = self.file(&format!("{}.json", self.id));
+        let mut blobs: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut add = |data: Vec<u8>| {
+            let digest = format!("sha256:{}", sha256_hex(&data));
+            let size = data.len();
+            blobs.push((format!("blobs/sha256/{}", &digest[7..]), data));
+            (digest, size)
+        };
+        let layers: Vec<serde_json::Value> = self
+            .layers
+            .iter()
+            .map(|layer| {
+                let (data, media_type) = match zstd {
+                    true => (
+                        Codec::Zstd.compress(layer),
+                        "application/vnd.oci.image.layer.v1.tar+zstd",
+                    ),
+                    false => (layer.clone(), "application/vnd.oci.image.layer.v1.tar"),
+                };
+                let (digest, size) = add(data);
+                serde_json::json!({"mediaType": media_type, "digest": digest, "size": size})
+            })
+            .collect();
+        let (config, config_size) = add(config);
+        let manifest = serde_json::json!({"schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": config, "size": config_size},
+            "layers": layers});
+        let (digest, size) = add(manifest.to_string().into_bytes());
+        let index = serde_json::json!({"schemaVersion": 2, "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": digest, "size": size,
+            "annotations": {"org.opencontainers.image.ref.name": ref_name}}]});
+        let mut b = tar::Builder::new(Vec::new());
+        for (path, data) in &blobs {
+            append_file(&mut b, path, data, 0o644);
+        }
+        append_file(
+            &mut b,
+            "oci-layout",
+            br#"{"imageLayoutVersion":"1.0.0"}"#,
+            0o644,
+        );
+        append_file(&mut b, "index.json", index.to_string().as_bytes(), 0o644);
+        b.into_inner().expect("finish OCI tar")
+    }
+
+    /// The content of `path` in its archive.
+    fn file(&self, path: &str) -> Vec<u8> {
+        let mut archive = tar::Archive::new(&self.tar[..]);
+        let mut entry = archive
+            .entries()
+            .expect("read fixture tar")
+            .map(|e| e.expect("fixture tar entry"))
+            .find(|e| e.path().unwrap().to_str() == Some(path))
+            .unwrap_or_else(|| panic!("{path} in the fixture"));
+        let mut data = Vec::new();
+        entry.read_to_end(&mut data).unwrap();
+        data
+    }
+}
+
 /// One docker-archive holding both fixtures' images, each under its own RepoTags.
 pub fn two_image_archive(a: &Fixture, b: &Fixture) -> Vec<u8> {
     let mut builder = tar::Builder::new(Vec::new());

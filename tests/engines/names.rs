@@ -220,3 +220,77 @@ fn a_keeper_name_a_load_that_did_not_end_left_is_removed_by_the_next_load(flavor
     engine.assert_has_not(&keeper);
     engine.assert_has(&kept.reference);
 }
+
+/// An OCI archive whose ref.name is a bare tag (`v1`, as `skopeo copy oci-archive:X:v1` writes
+/// it) names no image: the load tags REF. podman turns such a tag into a name of its own
+/// (`localhost/v1:latest`), which the loader did not ask for and removes; classic docker makes
+/// none.
+mod a_bare_tag_ref_name_leaves_no_name_but_the_reference {
+    use crate::common::Flavor;
+
+    #[test]
+    fn podman54() {
+        super::a_bare_tag_ref_name_leaves_no_name_but_the_reference(Flavor::Podman54)
+    }
+    #[test]
+    fn docker26() {
+        super::a_bare_tag_ref_name_leaves_no_name_but_the_reference(Flavor::Docker26)
+    }
+}
+
+/// docker's containerd store keeps the bare tag as an image name its API cannot reach: the
+/// loader says why it stays.
+mod a_bare_tag_ref_name_the_engine_keeps_is_reported {
+    #[test]
+    fn docker26_containerd() {
+        super::a_bare_tag_ref_name_the_engine_keeps_is_reported(
+            crate::common::Flavor::Docker26Containerd,
+        )
+    }
+}
+
+/// `pkg` with one line, REF `example.org/names/bare-tag:1` for an OCI archive whose ref.name
+/// is `v1`; loaded into `engine`.
+fn load_bare_tag(engine: &Engine) -> (Package, Fixture, Output) {
+    let pkg = Package::new();
+    let fixture = Fixture::new("example.org/names/bare-tag:1");
+    pkg.add_archive("bare.tar", &fixture.oci_named("v1"));
+    pkg.write_list(&["bare.tar example.org/names/bare-tag:1"]);
+    let out = load_package(engine, &pkg, &[]);
+    (pkg, fixture, out)
+}
+
+fn a_bare_tag_ref_name_leaves_no_name_but_the_reference(flavor: Flavor) {
+    let engine = Engine::start(flavor);
+
+    let (pkg, fixture, out) = load_bare_tag(&engine);
+
+    out.assert_code(0).assert_entry(
+        &pkg.list,
+        1,
+        &["tagged sha256:", "(bare.tar carries no name)"],
+    );
+    if flavor == Flavor::Podman54 {
+        out.assert_entry(
+            &pkg.list,
+            1,
+            &["localhost/v1:latest: removed: the engine gave it to the loaded image, and neither the list nor the archive names it"],
+        );
+    }
+    engine.assert_has(&fixture.reference);
+    assert_eq!(engine.list_images(), vec![fixture.reference.clone()]);
+}
+
+fn a_bare_tag_ref_name_the_engine_keeps_is_reported(flavor: Flavor) {
+    let engine = Engine::start(flavor);
+
+    let (pkg, fixture, out) = load_bare_tag(&engine);
+
+    out.assert_code(0).assert_entry(
+        &pkg.list,
+        1,
+        &["v1:latest: the engine says it loaded it but finds no image by that name; kept"],
+    );
+    engine.assert_has(&fixture.reference);
+    assert!(engine.list_images().contains(&"v1".to_owned()));
+}

@@ -447,3 +447,53 @@ fn a_docker_archive_giving_one_name_only_to_other_platforms_fails_and_loads_noth
     engine.assert_has_not(name);
     assert_eq!(engine.image_count(), 1, "nothing of foreign.tar\n{out:?}");
 }
+
+/// Classic docker before 23 unpacks no zstd layer (docker 20.10: `ApplyLayer exit status 1
+/// ... unexpected EOF`); docker 23 and later do.
+mod zstd_layers_on_classic_docker {
+    use crate::common::Flavor;
+
+    #[test]
+    fn docker20() {
+        super::zstd_layers_are_refused_before_the_upload_ends_naming_the_cause(Flavor::Docker20)
+    }
+    #[test]
+    fn docker26() {
+        super::oci_archive_with_zstd_layers_loads(Flavor::Docker26)
+    }
+}
+
+fn zstd_layers_are_refused_before_the_upload_ends_naming_the_cause(flavor: Flavor) {
+    let engine = Engine::start(flavor);
+    let pkg = Package::new();
+    let fixture = Fixture::new("example.org/oci/zstd-layers:1");
+    pkg.add_archive("zstd.tar", &fixture.oci_with_zstd_layers());
+    pkg.write_list(&["zstd.tar example.org/oci/zstd-layers:1"]);
+
+    let out = load_package(&engine, &pkg, &[]);
+
+    out.assert_code(1).assert_entry(
+        &pkg.list,
+        1,
+        &[
+            "example.org/oci/zstd-layers:1: failed: ",
+            "its layers are compressed with zstd, which docker's classic image store before 23.0 cannot unpack (this is docker 20.10.",
+            "save the image with gzip or uncompressed layers",
+        ],
+    );
+    engine.assert_has_not(&fixture.reference);
+    assert_eq!(engine.image_count(), 0, "nothing loaded");
+}
+
+fn oci_archive_with_zstd_layers_loads(flavor: Flavor) {
+    let engine = Engine::start(flavor);
+    let pkg = Package::new();
+    let fixture = Fixture::new("example.org/oci/zstd-layers:1");
+    pkg.add_archive("zstd.tar", &fixture.oci_with_zstd_layers());
+    pkg.write_list(&["zstd.tar example.org/oci/zstd-layers:1"]);
+
+    let out = load_package(&engine, &pkg, &[]);
+
+    out.assert_code(0);
+    assert_eq!(bare_id(&engine.assert_has(&fixture.reference)), fixture.id);
+}

@@ -43,6 +43,7 @@ on_every_engine! {
     archive_that_is_a_fifo_is_not_a_regular_file;
     archive_without_the_listed_tag_has_no_ref;
     tar_that_is_not_an_image_is_refused_by_the_engine;
+    bzip2_archive_is_refused_naming_its_compression;
     layer_not_matching_its_diff_id_is_refused_by_the_engine;
 }
 
@@ -223,7 +224,7 @@ fn xz_with_bad_block_check_is_corrupt(flavor: Flavor) {
 }
 
 /// `codec`'s archive needs more decoder memory than the default 128M limit.
-fn assert_above_memory_limit(flavor: Flavor, codec: Codec) {
+fn assert_above_memory_limit(flavor: Flavor, codec: Codec, says: &str) {
     let engine = Engine::start(flavor);
     let s = Sandwich::new("memory");
     let big = Fixture::new("example.org/memory/big-window:1");
@@ -236,10 +237,7 @@ fn assert_above_memory_limit(flavor: Flavor, codec: Codec) {
     out.assert_entry(
         &s.pkg.list,
         2,
-        &[
-            "example.org/memory/big-window:1: failed: ",
-            "--memory-limit",
-        ],
+        &["example.org/memory/big-window:1: failed: ", says],
     );
     engine.assert_has_not(&big.reference);
     assert!(path.exists(), "archive kept");
@@ -268,7 +266,11 @@ fn assert_loads_with_memory_limit(flavor: Flavor, codec: Codec, limit: &str) {
 
 fn zstd_window_above_memory_limit_is_refused(flavor: Flavor) {
     // `zstd --long=30` from a pipe: the frame header asks for a 1 GiB window.
-    assert_above_memory_limit(flavor, Codec::ZstdLong30);
+    assert_above_memory_limit(
+        flavor,
+        Codec::ZstdLong30,
+        "needs 1.00 GiB, more than --memory-limit 128.0 MiB; rerun with a larger --memory-limit, e.g. 1G",
+    );
 }
 
 fn zstd_window_loads_with_raised_memory_limit(flavor: Flavor) {
@@ -277,7 +279,11 @@ fn zstd_window_loads_with_raised_memory_limit(flavor: Flavor) {
 
 fn xz_dictionary_above_memory_limit_is_refused(flavor: Flavor) {
     // `xz --lzma2=dict=256MiB` keeps the 256 MiB dictionary even for a small input.
-    assert_above_memory_limit(flavor, Codec::XzBigDictionary);
+    assert_above_memory_limit(
+        flavor,
+        Codec::XzBigDictionary,
+        "xz dictionary needs 256.0 MiB, more than --memory-limit 128.0 MiB; rerun with a larger --memory-limit, e.g. 257M",
+    );
 }
 
 fn xz_dictionary_loads_with_raised_memory_limit(flavor: Flavor) {
@@ -692,6 +698,32 @@ fn tar_that_is_not_an_image_is_refused_by_the_engine(flavor: Flavor) {
     s.assert_valid_lines_loaded(&engine, &out);
 }
 
+fn bzip2_archive_is_refused_naming_its_compression(flavor: Flavor) {
+    // Its first bytes say bzip2: the refusal names it and how to make it loadable, and
+    // nothing reaches the engine.
+    let engine = Engine::start(flavor);
+    let s = Sandwich::new("bzip2");
+    let fixture = Fixture::new("example.org/bzip2/app:1");
+    let path = s
+        .pkg
+        .add_archive("app.tar.bz2", &pipe("bzip2", &["-c"], &fixture.tar));
+    s.write(b"app.tar.bz2 example.org/bzip2/app:1");
+
+    let out = load_package(&engine, &s.pkg, &["--delete-after-load"]);
+
+    out.assert_entry(
+        &s.pkg.list,
+        2,
+        &[
+            "example.org/bzip2/app:1: failed: ",
+            "archive app.tar.bz2 is bzip2-compressed (by its first bytes), which the loader does not read: recompress it with zstd (or gzip, xz)",
+        ],
+    );
+    engine.assert_has_not(&fixture.reference);
+    assert!(path.exists(), "archive kept");
+    s.assert_valid_lines_loaded(&engine, &out);
+}
+
 fn layer_not_matching_its_diff_id_is_refused_by_the_engine(flavor: Flavor) {
     // A flipped byte inside a layer's file content (uncompressed tar, so no decoder can
     // notice): the engines compare each layer with the config's diff_ids.
@@ -718,4 +750,33 @@ fn layer_not_matching_its_diff_id_is_refused_by_the_engine(flavor: Flavor) {
     engine.assert_has_not(&broken.reference);
     assert!(path.exists(), "archive kept");
     s.assert_valid_lines_loaded(&engine, &out);
+}
+
+/// podman 5 answers a refused load with the list of transports it tried, each with its own
+/// error; only the docker-archive one says why this archive was refused.
+mod podmans_refusal_is_quoted_where_it_names_the_cause {
+    #[test]
+    fn podman54() {
+        super::podmans_refusal_is_quoted_where_it_names_the_cause(crate::common::Flavor::Podman54)
+    }
+}
+
+fn podmans_refusal_is_quoted_where_it_names_the_cause(flavor: Flavor) {
+    let engine = Engine::start(flavor);
+    let pkg = Package::new();
+    let broken = Fixture::new("example.org/diffid/cause:1");
+    pkg.add_archive("broken.tar", &broken.with_a_layer_not_its_diff_id());
+    pkg.write_list(&[&format!("broken.tar {}", broken.reference)]);
+
+    let out = load_package(&engine, &pkg, &[]);
+
+    out.assert_code(1).assert_entry(
+        &pkg.list,
+        1,
+        &[
+            "engine refused broken.tar: unable to load image: payload does not match",
+            " … docker-archive: Digest did not match, expected sha256:",
+        ],
+    );
+    engine.assert_has_not(&broken.reference);
 }

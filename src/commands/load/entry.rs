@@ -227,7 +227,7 @@ impl<'a> Turns<'a> {
         let names = names_of(image, promised.as_ref(), &carried);
         let (archive_id, _) = archive_image(engine, promised.as_ref(), image);
         let confirmed = confirm(engine, entry, promised.as_ref(), carried, log);
-        let readings = names::read_back(engine, &before, &names, &place, log);
+        let mut readings = names::read_back(engine, &before, &names, &place, log);
         let checked = confirmed.and_then(|id| {
             whole(engine, entry, promised.as_ref(), &readings)?;
             Ok(id)
@@ -236,6 +236,11 @@ impl<'a> Turns<'a> {
             Ok(id) => id,
             Err(e) => return self.undo(entry, &before, Failed::Read(e, readings)),
         };
+        if let (Some(_), Some(id)) = (promised.as_ref(), id.as_deref()) {
+            // The archive's names are known: any other the engine made up was not asked for.
+            let asked = names_of(image, promised.as_ref(), &[]);
+            names::drop_unasked(engine, &mut readings, (&asked, id), &place, log);
+        }
         log.info(format_args!(
             "{place}: {image}: loaded from {} ({format}, {} -> {}, {:.2} s)",
             entry.archive,

@@ -275,6 +275,83 @@ pub fn restore(engine: &dyn Requests, changes: &[Change], place: &str, log: &Log
     }
 }
 
+/// After a load that worked: removes each name the engine gave the loaded image `id` beyond
+/// `asked` (the entry's reference and the names the archive carries), where it was on no
+/// image before: podman makes `localhost/v1:latest` of an OCI ref.name that is a bare tag
+/// (`v1`), which names no image. A name that was there before stays, and the log says why.
+/// A name removed is on no image in `changes` too: the load did not move it.
+pub fn drop_unasked(
+    engine: &dyn Requests,
+    changes: &mut [Change],
+    (asked, id): (&[Reference], &str),
+    place: &str,
+    log: &Log,
+) {
+    let unasked = changes
+        .iter_mut()
+        .filter(|c| !asked.iter().any(|a| spelling_of(&c.name, a)))
+        .filter(|c| !is_id(&c.name, id));
+    for change in unasked {
+        let name = &change.name;
+        if change.now.is_none() && change.was == Was::Nowhere {
+            // docker's containerd store answers a bare tag with `Loaded image: v1:latest` and
+            // keeps `v1` as an image name of its own, which every docker route reads as
+            // docker.io/library/v1:latest: not found, nor removed (measured on docker 26).
+            log.info(format_args!(
+                "{place}: {name}: the engine says it loaded it but finds no image by that name; kept: the engine names the image by the archive's bare tag in a way its API can neither find nor remove"
+            ));
+            continue;
+        }
+        if change.now.as_deref() != Some(id) {
+            continue;
+        }
+        let why = match &change.was {
+            Was::Nowhere => match engine.remove(name) {
+                Ok(()) => {
+                    change.now = None;
+                    log.info(format_args!(
+                        "{place}: {name}: removed: the engine gave it to the loaded image, and neither the list nor the archive names it"
+                    ));
+                    continue;
+                }
+                Err(e) => format!("removing it failed: {e}"),
+            },
+            Was::On(was) if was == id => "it was on this image before".to_owned(),
+            Was::On(was) => format!("it was on {} before", short_id(was)),
+            Was::Unknown => "whether it was there before cannot be told".to_owned(),
+        };
+        log.info(format_args!(
+            "{place}: {name}: the engine gave it to the loaded image, though neither the list nor the archive names it; kept: {why}"
+        ));
+    }
+}
+
+/// Whether `name` is `asked` as the engines spell it: podman stores a short name without a
+/// registry (`debian:bookworm`) as `localhost/debian:bookworm`.
+fn spelling_of(name: &Reference, asked: &Reference) -> bool {
+    let text = asked.as_str();
+    let tagged = match text
+        .rsplit_once('/')
+        .map_or(text, |(_, last)| last)
+        .contains(':')
+    {
+        true => text.to_owned(),
+        false => format!("{text}:latest"),
+    };
+    same_name(name, asked) || name.as_str() == format!("localhost/{tagged}")
+}
+
+/// Whether `name` is the image `id` itself, as podman reports an image loaded without a name
+/// (`sha256:<hex>`, which podman resolves to the image, and which removing would remove the
+/// image).
+fn is_id(name: &Reference, id: &str) -> bool {
+    let hex = id.strip_prefix("sha256:").unwrap_or(id);
+    let text = name.as_str();
+    let bare = text.strip_suffix(":latest").unwrap_or(text);
+    let bare = bare.strip_prefix("sha256:").unwrap_or(bare);
+    bare.len() >= 12 && hex.starts_with(bare)
+}
+
 /// "from A to B", for a change whose name is already said.
 fn moved_text(change: &Change) -> String {
     let was = match &change.was {
@@ -329,6 +406,7 @@ pub(super) fn names_of(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::fake::Fake;
 
     fn reference(text: &str) -> Reference {
         Reference::parse(text).unwrap()
@@ -410,6 +488,69 @@ mod tests {
             reference: (&app, None),
         };
         assert_eq!(before.was(&two, Some(NEW)), Was::On(A.to_owned()));
+    }
+
+    /// Runs [`drop_unasked`] for an image `NEW` loaded under `app:1` on `engine`: the
+    /// changes as it leaves them.
+    fn dropped(engine: &Fake, changes: Vec<Change>) -> Vec<Change> {
+        let mut changes = changes;
+        let asked = [reference("app:1")];
+        let log = Log::new(-1, false);
+        drop_unasked(engine, &mut changes, (&asked, NEW), "l:1", &log);
+        changes
+    }
+
+    fn change(name: &str, was: Was, now: Option<&str>) -> Change {
+        Change {
+            name: reference(name),
+            was,
+            now: now.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn a_name_the_engine_made_on_the_loaded_image_is_removed() {
+        let engine = Fake::new()
+            .with_name("app:1", NEW)
+            .with_name("localhost/v1:latest", NEW);
+        let changes = dropped(
+            &engine,
+            vec![
+                change("app:1", Was::Nowhere, Some(NEW)),
+                change("localhost/v1:latest", Was::Nowhere, Some(NEW)),
+            ],
+        );
+        assert_eq!(engine.id_of("localhost/v1:latest"), None);
+        assert_eq!(engine.id_of("app:1"), Some(NEW.to_owned()));
+        assert!(!changes[1].moved(), "removed: not moved");
+    }
+
+    #[test]
+    fn the_loaded_images_id_as_the_engine_reports_it_is_no_name_to_remove() {
+        let engine = Fake::new().with_name(NEW, NEW);
+        dropped(&engine, vec![change(NEW, Was::Nowhere, Some(NEW))]);
+        assert_eq!(engine.id_of(NEW), Some(NEW.to_owned()));
+    }
+
+    #[test]
+    fn a_short_name_as_podman_spells_it_is_the_name_asked_for() {
+        let engine = Fake::new().with_name("localhost/app:1", NEW);
+        dropped(
+            &engine,
+            vec![change("localhost/app:1", Was::Nowhere, Some(NEW))],
+        );
+        assert_eq!(engine.id_of("localhost/app:1"), Some(NEW.to_owned()));
+    }
+
+    #[test]
+    fn a_name_not_asked_for_that_was_there_before_stays() {
+        let engine = Fake::new()
+            .with_name("app:1", NEW)
+            .with_name("localhost/v1:latest", NEW);
+        for was in [Was::On(B.to_owned()), Was::On(NEW.to_owned()), Was::Unknown] {
+            dropped(&engine, vec![change("localhost/v1:latest", was, Some(NEW))]);
+            assert_eq!(engine.id_of("localhost/v1:latest"), Some(NEW.to_owned()));
+        }
     }
 
     #[test]

@@ -293,9 +293,11 @@ fn upload(job: &Job, decoder: Decoder, plan: Option<Leaving>) -> Upload {
     // engine's store reads written in (src/rewrite/mod.rs); any other tar passes as it is, but for the
     // layer files a delta load leaves out. Its tar walk also notes what the archive promises
     // as it streams by: no second read, and no second walk.
-    let stream = Loadable::new(stream, Platform::device(), engine.reads()).before_end(Box::new(
-        move |images: &Images| asked.borrow_mut().ask(engine, reference, images),
-    ));
+    let stream = Loadable::new(stream, Platform::device(), engine.reads())
+        .zstd_layers(engine.zstd_layers())
+        .before_end(Box::new(move |images: &Images| {
+            asked.borrow_mut().ask(engine, reference, images)
+        }));
     let stream = match plan {
         Some(p) => stream.leaving_out(p.omission, p.empty),
         None => stream,
@@ -324,6 +326,11 @@ fn upload(job: &Job, decoder: Decoder, plan: Option<Leaving>) -> Upload {
         log.debug(format_args!(
             "{place}: left out {files} layer files the engine holds ({} of tar)",
             Size(bytes)
+        ));
+    }
+    if result.is_err() && loadable.zstd_unsure() {
+        log.warn(format_args!(
+            "{place}: the archive's layers are compressed with zstd, which docker's classic image store before 23.0 cannot unpack, and the engine did not say its version; if it is older, save the image with gzip or uncompressed layers"
         ));
     }
     let promised = loadable.finish().ok().and_then(|c| c.images());

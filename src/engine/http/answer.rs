@@ -27,7 +27,7 @@ pub(crate) const VALUES_MAX: usize = 50_000;
 const QUOTE_SCAN: usize = 4 * QUOTE_MAX;
 /// How much of a longer text's start is kept. The engines' texts are Go error chains
 /// (`failed to ingest X: failed to copy: ...: no space left on device`): the start says what
-/// failed, the end why.
+/// failed, the end why (but for a list of attempts, see [`cause`]).
 const QUOTE_HEAD: usize = 120;
 
 pub enum Failure {
@@ -50,8 +50,8 @@ fn message(v: &Value) -> Option<String> {
 }
 
 /// Engine text on one line (podman's messages span several), cut to a readable length in
-/// its middle. Only its first and last [`QUOTE_SCAN`] bytes are looked at, so a text of
-/// megabytes costs no more than a short one.
+/// its middle, or around the clause that names its cause ([`cause`]). Only its first and last
+/// [`QUOTE_SCAN`] bytes are looked at, so a text of megabytes costs no more than a short one.
 pub(crate) fn quote(text: &str) -> String {
     let one_line = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
     let (head, tail) = match text.len() <= 2 * QUOTE_SCAN {
@@ -59,6 +59,13 @@ pub(crate) fn quote(text: &str) -> String {
             let all = one_line(text);
             if all.chars().count() <= QUOTE_MAX {
                 return all;
+            }
+            if let Some(cause) = cause(&all) {
+                let head: String = all
+                    .chars()
+                    .take(QUOTE_MAX - cause.chars().count())
+                    .collect();
+                return format!("{} … {cause}", head.trim_end());
             }
             (all.clone(), all)
         }
@@ -78,6 +85,41 @@ pub(crate) fn quote(text: &str) -> String {
     let skip = tail.chars().count().saturating_sub(tail_chars);
     let tail: String = tail.chars().skip(skip).collect();
     format!("{} … {}", head.trim_end(), tail.trim_start())
+}
+
+/// Words by which an engine's error says what is wrong, the most telling first: a
+/// `no such file` is as often a transport that did not apply as the cause.
+const CAUSES: [&str; 7] = [
+    "did not match",
+    "does not match",
+    "unexpected EOF",
+    "no space left",
+    "permission denied",
+    "invalid",
+    "no such file",
+];
+/// Least of a text's start kept beside its cause: what failed.
+const CAUSE_HEAD: usize = 60;
+
+/// In a list of attempts (podman 5's `payload does not match any of the supported image
+/// formats: * oci: ... * docker-archive: ... * dir: ...`, one item per transport tried), the
+/// item that names the cause, as `transport: clause`: from the Go error chain's link that
+/// holds one of [`CAUSES`] to the item's end, within `QUOTE_MAX - CAUSE_HEAD` characters.
+/// Head and tail alone would keep the path prefixes of the first and last transports.
+fn cause(one_line: &str) -> Option<String> {
+    let items: Vec<&str> = one_line.split(" * ").skip(1).collect();
+    let (item, at) = CAUSES.iter().find_map(|word| {
+        items
+            .iter()
+            .find_map(|item| item.find(word).map(|at| (*item, at)))
+    })?;
+    let transport = item.split_once(": ").map_or("", |(t, _)| t);
+    let link = item[..at].rfind(": ").map_or(0, |i| i + 2);
+    let clause = match link > transport.len() {
+        true => format!("{transport}: {}", &item[link..]),
+        false => item.to_owned(),
+    };
+    Some(clause.chars().take(QUOTE_MAX - CAUSE_HEAD).collect())
 }
 
 /// Parses one JSON value of an engine answer, within [`VALUES_MAX`] values.
@@ -294,6 +336,52 @@ mod tests {
         assert!(quoted.starts_with("failed to ingest: x y"), "{quoted}");
         assert!(quoted.ends_with("x y : disk full"), "{quoted}");
         assert!(quoted.chars().count() <= QUOTE_MAX + " … ".chars().count());
+    }
+
+    /// podman 5.4's answer to an archive whose layer is not its config's diff_id.
+    const PODMAN_ATTEMPTS: &str = "unable to load image: payload does not match any of the supported image formats:\n * oci: open /var/tmp/libpod-images-load.tar898714770/index.json: not a directory\n * oci-archive: loading index: open /var/tmp/container_images_oci3003467681/index.json: no such file or directory\n * docker-archive: writing blob: setting up to decompress blob: happened during read: Digest did not match, expected sha256:d2dafce4ab19b28599a46f9401c09f99b726fa278eba1aed42570fd757780184, got sha256:ec74d93659230b71f5c0d017d3e948932d78e8f8879eeac5aa8a20a6d46810c5\n * dir: open /var/tmp/libpod-images-load.tar898714770/manifest.json: not a directory";
+
+    #[test]
+    fn quotes_the_attempt_that_names_the_cause_from_a_list_of_attempts() {
+        let quoted = quote(PODMAN_ATTEMPTS);
+        assert!(
+            quoted.starts_with("unable to load image: payload does not match any"),
+            "{quoted}"
+        );
+        assert!(
+            quoted.ends_with(" … docker-archive: Digest did not match, expected sha256:d2dafce4ab19b28599a46f9401c09f99b726fa278eba1aed42570fd757780184, got sha256:ec74d93659230b71f5c0d017d3e948932d78e8f8879eeac5aa8a20a6d46810c5"),
+            "{quoted}"
+        );
+        assert!(quoted.chars().count() <= QUOTE_MAX + " … ".chars().count());
+    }
+
+    #[test]
+    fn prefers_a_mismatch_to_a_missing_file_among_the_attempts() {
+        let text = format!(
+            "loading failed: * oci-archive: open {}/index.json: no such file or directory * docker-archive: layer 0 (blob sha256:1) does not match config's DiffID sha256:2 * dir: open {}/manifest.json: not a directory",
+            "/var/tmp/x".repeat(20),
+            "/var/tmp/y".repeat(20)
+        );
+        let quoted = quote(&text);
+        assert!(
+            quoted.ends_with(" … docker-archive: layer 0 (blob sha256:1) does not match config's DiffID sha256:2"),
+            "{quoted}"
+        );
+    }
+
+    #[test]
+    fn cuts_a_long_cause_within_the_bound() {
+        let text = format!(
+            "payload does not match: {} * docker-archive: unexpected EOF {}",
+            "a".repeat(200),
+            "b".repeat(400)
+        );
+        let quoted = quote(&text);
+        assert!(
+            quoted.contains(" … docker-archive: unexpected EOF bbb"),
+            "{quoted}"
+        );
+        assert_eq!(quoted.chars().count(), QUOTE_MAX + " … ".chars().count());
     }
 
     #[test]

@@ -9,12 +9,15 @@
 
 use std::path::PathBuf;
 
-use super::{Delta, Holds, Info, Omit, Reads, Store, StoreError};
+use super::{Delta, Holds, Info, Omit, Reads, Store, StoreError, ZstdLayers};
 use crate::image::describe::Image;
 
 /// docker unpacks an upload into a directory here, under its data root, unless
 /// `DOCKER_TMPDIR` moves it.
 const UPLOAD_SUBDIR: &str = "tmp";
+
+/// The first docker release whose classic store unpacks zstd layers.
+const ZSTD_SINCE: u32 = 23;
 
 pub(crate) struct ClassicStore;
 
@@ -39,6 +42,20 @@ impl Store for ClassicStore {
         Ok(if tmp.is_dir() { tmp } else { root.clone() })
     }
 
+    /// docker 23.0 taught its layer unpacking zstd; docker 20.10 fails such a layer with
+    /// `ApplyLayer exit status 1 stdout: stderr: archive/tar: invalid tar header` (measured;
+    /// docker 26 loads it).
+    fn zstd_layers(&self, version: Option<&str>) -> ZstdLayers {
+        let major = version.and_then(|v| v.split('.').next()?.parse::<u32>().ok());
+        match major {
+            None => ZstdLayers::Unknown,
+            Some(major) if major < ZSTD_SINCE => ZstdLayers::Unread {
+                version: version.unwrap_or_default().to_owned(),
+            },
+            Some(_) => ZstdLayers::Read,
+        }
+    }
+
     fn delta(&self) -> Option<Delta> {
         // An OCI archive is read through the manifest.json written into it: a docker-archive.
         Some(Delta {
@@ -53,6 +70,21 @@ impl Store for ClassicStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_zstd_layers_from_docker_23_on() {
+        let store = ClassicStore;
+        assert_eq!(
+            store.zstd_layers(Some("20.10.24+dfsg1")),
+            ZstdLayers::Unread {
+                version: "20.10.24+dfsg1".to_owned()
+            }
+        );
+        assert_eq!(store.zstd_layers(Some("26.1.5+dfsg1")), ZstdLayers::Read);
+        assert_eq!(store.zstd_layers(Some("23.0.0")), ZstdLayers::Read);
+        assert_eq!(store.zstd_layers(None), ZstdLayers::Unknown);
+        assert_eq!(store.zstd_layers(Some("dev")), ZstdLayers::Unknown);
+    }
 
     #[test]
     fn cannot_tell_the_upload_directory_without_dockers_root() {

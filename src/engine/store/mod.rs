@@ -45,6 +45,12 @@ pub trait Store: Send + Sync {
         None
     }
 
+    /// Whether it unpacks layers compressed with zstd, given the engine's version (its
+    /// `Server` header).
+    fn zstd_layers(&self, _version: Option<&str>) -> ZstdLayers {
+        ZstdLayers::Read
+    }
+
     /// Whether an image exists only by its names: once its last name moves to another
     /// image, it is gone, and cannot be named again by its id. A load that may have to be
     /// undone gives such an image a name of its own first (src/commands/load/names.rs).
@@ -136,6 +142,20 @@ impl std::error::Error for StoreError {}
 /// docker's `DockerRootDir`, which both docker stores keep.
 fn docker_root(info: &Info) -> Result<&PathBuf, StoreError> {
     info.docker_root.as_ref().ok_or(StoreError::NoDockerRoot)
+}
+
+/// Whether an image store unpacks layers compressed with zstd
+/// (`application/vnd.oci.image.layer.v1.tar+zstd`, as `skopeo --dest-compress-format zstd`
+/// writes them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ZstdLayers {
+    Read,
+    /// Not by this engine, of this version (classic docker before 23.0).
+    Unread {
+        version: String,
+    },
+    /// Not before a version the engine did not say.
+    Unknown,
 }
 
 /// Which archive layout an image store reads, and so what is written into an archive for it.
