@@ -19,7 +19,7 @@ use container_loader::input::format::{self, Format};
 use container_loader::input::list;
 use container_loader::input::reference::Reference;
 use container_loader::rewrite::{Loadable, Unloadable};
-use container_loader_testkit::tar_of_files;
+use container_loader_testkit::{tar_of_files, Pieces};
 use serde_json::Value;
 
 /// The `--memory-limit` the decoders run with: small, so that a header asking for a large
@@ -449,21 +449,6 @@ pub fn description_files(data: &[u8]) {
     if described.is_err() {
         let e = adapted.expect_err("the walk refused the archive, the adapter passed it");
         assert!(Unloadable::find(&e).is_some(), "{e}");
-    }
-}
-
-/// At most `step` bytes a read, as decoders and pipes give them.
-struct Pieces<'a> {
-    data: &'a [u8],
-    step: usize,
-}
-
-impl Read for Pieces<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.data.len().min(buf.len()).min(self.step);
-        buf[..n].copy_from_slice(&self.data[..n]);
-        self.data = &self.data[n..];
-        Ok(n)
     }
 }
 

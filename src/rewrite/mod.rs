@@ -482,7 +482,9 @@ mod tests {
     use super::*;
     use std::collections::HashSet;
 
-    use container_loader_testkit::{append_raw as append, sha256_hex as hex, tar_of, tar_of_files};
+    use container_loader_testkit::{
+        append_raw as append, sha256_hex as hex, tar_of, tar_of_files, Pieces,
+    };
     use serde_json::{json, Value};
 
     use crate::image::describe::{CONTAINERD_NAME, OCI_REF_NAME};
@@ -592,21 +594,6 @@ mod tests {
     fn named(mut descriptor: Value, name: &str) -> Value {
         descriptor["annotations"] = json!({ OCI_REF_NAME: name });
         descriptor
-    }
-
-    /// Gives at most `step` bytes a read, as decoders and pipes do.
-    struct Pieces<'a> {
-        data: &'a [u8],
-        step: usize,
-    }
-
-    impl Read for Pieces<'_> {
-        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            let n = self.data.len().min(buf.len()).min(self.step);
-            buf[..n].copy_from_slice(&self.data[..n]);
-            self.data = &self.data[n..];
-            Ok(n)
-        }
     }
 
     /// `tar` through the adapter for `device`, fed `step` bytes at a time and read into

@@ -4,6 +4,8 @@
 
 #![forbid(unsafe_code)]
 
+use std::io::{self, Read};
+
 use sha2::{Digest, Sha256};
 
 /// The sha256 of `data` as 64 lowercase hex digits (no `sha256:` prefix).
@@ -67,4 +69,20 @@ pub fn append_file(builder: &mut tar::Builder<Vec<u8>>, path: &str, data: &[u8],
     builder
         .append_data(&mut header, path, data)
         .expect("append to a tar in memory");
+}
+
+/// `data` read at most `step` bytes at a time, as decoders and pipes give it: a reader that
+/// keeps state across reads must not depend on where they split.
+pub struct Pieces<'a> {
+    pub data: &'a [u8],
+    pub step: usize,
+}
+
+impl Read for Pieces<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.data.len().min(buf.len()).min(self.step);
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
 }
