@@ -20,8 +20,8 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use super::requests::Requests;
-use super::store::{ClassicStore, Holds, Reads, Store, StoreError, ZstdLayers};
-use super::{EngineError, Held, Listing, UploadDirUnknown};
+use super::store::{ClassicStore, Holds, Info, Reads, Store, StoreError, ZstdLayers};
+use super::{EngineError, Held, Listing, Untold};
 use crate::input::reference::{canonical, familiar, Reference};
 
 /// How the fake answers one upload, once it has read the tar to its end.
@@ -71,6 +71,9 @@ pub(crate) struct Fake {
 struct State {
     /// Canonical name -> image id.
     names: BTreeMap<String, String>,
+    /// Image id -> its config's digest, where the store names images otherwise (the
+    /// containerd store's manifests).
+    configs: BTreeMap<String, String>,
     /// Keys of the layers held, as the store tells them.
     held: Vec<String>,
     answers: VecDeque<Answer>,
@@ -101,6 +104,15 @@ impl Fake {
     /// The engine has `name` on the image `id`.
     pub(crate) fn with_name(self, name: &str, id: &str) -> Fake {
         self.state().names.insert(canonical(name), id.to_owned());
+        self
+    }
+
+    /// The engine's image `id` has the config `config` (for a store whose ids are not
+    /// config digests; elsewhere the store says the id is its config).
+    pub(crate) fn with_config(self, id: &str, config: &str) -> Fake {
+        self.state()
+            .configs
+            .insert(id.to_owned(), config.to_owned());
         self
     }
 
@@ -251,8 +263,18 @@ impl Requests for Fake {
 
     /// The fake has no disk: its `/info` names no directory, as a docker whose answer lacks
     /// `DockerRootDir` (the space check is then skipped, as on such an engine).
-    fn upload_dir(&self) -> Result<PathBuf, UploadDirUnknown<'_>> {
-        Err(UploadDirUnknown::Store(StoreError::NoDockerRoot))
+    fn upload_dir(&self) -> Result<PathBuf, Untold<'_>> {
+        Err(Untold::Store(StoreError::NoDockerRoot))
+    }
+
+    /// What the test set, else what the store tells from an `/info` that names no directory:
+    /// the id itself where it is the config, no answer on the containerd store.
+    fn config_of(&self, id: &str) -> Result<String, Untold<'_>> {
+        if let Some(config) = self.state().configs.get(id) {
+            return Ok(config.clone());
+        }
+        let store = self.store().map_err(Untold::Asking)?;
+        store.config_of(id, &Info::default()).map_err(Untold::Store)
     }
 
     fn held(&self, _holds: Holds, held: &mut Held) -> Result<(), EngineError> {

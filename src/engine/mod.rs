@@ -107,20 +107,21 @@ pub struct Engine {
     store: OnceLock<Box<dyn Store>>,
 }
 
-/// Why the directory an upload is copied to cannot be told.
+/// Why the engine's store cannot tell what was asked of it (where an upload is copied, which
+/// config an image id names).
 #[derive(Debug)]
-pub enum UploadDirUnknown<'a> {
-    /// Asking the engine where it stores images failed.
+pub enum Untold<'a> {
+    /// Asking the engine about its store failed.
     Asking(&'a EngineError),
-    /// Its answer does not say.
+    /// Its answer, or what it keeps on disk, does not say.
     Store(StoreError),
 }
 
-impl fmt::Display for UploadDirUnknown<'_> {
+impl fmt::Display for Untold<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            UploadDirUnknown::Asking(e) => e.fmt(f),
-            UploadDirUnknown::Store(e) => e.fmt(f),
+            Untold::Asking(e) => e.fmt(f),
+            Untold::Store(e) => e.fmt(f),
         }
     }
 }
@@ -173,10 +174,17 @@ impl Engine {
 
     /// Where the engine copies a whole upload (its view of the filesystem), or why that
     /// cannot be told.
-    pub fn upload_dir(&self) -> Result<PathBuf, UploadDirUnknown<'_>> {
-        let store = self.store().map_err(UploadDirUnknown::Asking)?;
-        let info = self.info().map_err(UploadDirUnknown::Asking)?;
-        store.upload_dir(info).map_err(UploadDirUnknown::Store)
+    pub fn upload_dir(&self) -> Result<PathBuf, Untold<'_>> {
+        let store = self.store().map_err(Untold::Asking)?;
+        let info = self.info().map_err(Untold::Asking)?;
+        store.upload_dir(info).map_err(Untold::Store)
+    }
+
+    /// The digest of the config of the engine's image `id` ([`Store::config_of`]).
+    pub fn config_of(&self, id: &str) -> Result<String, Untold<'_>> {
+        let store = self.store().map_err(Untold::Asking)?;
+        let info = self.info().map_err(Untold::Asking)?;
+        store.config_of(id, info).map_err(Untold::Store)
     }
 
     /// `GET /info` or `GET /libpod/info`, asked once.

@@ -11,7 +11,7 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use super::store::{Holds, Reads, Store, ZstdLayers};
-use super::{Engine, EngineError, Held, Listing, UploadDirUnknown};
+use super::{Engine, EngineError, Held, Listing, Untold};
 use crate::image::describe::Image;
 use crate::input::reference::Reference;
 
@@ -43,7 +43,10 @@ pub(crate) trait Requests: Sync {
     fn zstd_layers(&self) -> ZstdLayers;
 
     /// Where the engine copies a whole upload, or why that cannot be told.
-    fn upload_dir(&self) -> Result<PathBuf, UploadDirUnknown<'_>>;
+    fn upload_dir(&self) -> Result<PathBuf, Untold<'_>>;
+
+    /// The digest of the config of the engine's image `id`, or why it cannot be told.
+    fn config_of(&self, id: &str) -> Result<String, Untold<'_>>;
 
     /// Brings `held` up to date with the layers the engine holds, told as `holds` says.
     fn held(&self, holds: Holds, held: &mut Held) -> Result<(), EngineError>;
@@ -87,8 +90,12 @@ impl Requests for Engine {
         Engine::zstd_layers(self)
     }
 
-    fn upload_dir(&self) -> Result<PathBuf, UploadDirUnknown<'_>> {
+    fn upload_dir(&self) -> Result<PathBuf, Untold<'_>> {
         Engine::upload_dir(self)
+    }
+
+    fn config_of(&self, id: &str) -> Result<String, Untold<'_>> {
+        Engine::config_of(self, id)
     }
 
     fn held(&self, holds: Holds, held: &mut Held) -> Result<(), EngineError> {

@@ -19,8 +19,9 @@
 
 use std::path::PathBuf;
 
-use super::{Delta, Holds, Info, Omit, Reads, Store, StoreError};
+use super::{content, Delta, Holds, Info, Omit, Reads, Store, StoreError};
 use crate::image::describe::Image;
+use crate::image::platform::Platform;
 
 /// What `GET /info` says in `DriverStatus` when images are kept by a containerd snapshotter.
 const DRIVER_TYPE: &str = "io.containerd.snapshotter.v1";
@@ -54,12 +55,16 @@ impl Store for ContainerdStore {
         Reads::OciLayout
     }
 
+    /// containerd's root: an upload is ingested into its content store.
     fn upload_dir(&self, info: &Info) -> Result<PathBuf, StoreError> {
-        let managed = super::docker_root(info)?.join(MANAGED_CONTAINERD_SUBDIR);
-        Ok(match managed.is_dir() {
-            true => managed,
-            false => PathBuf::from(CONTAINERD_ROOT),
-        })
+        containerd_root(info)
+    }
+
+    /// Read from containerd's content store: the id names a manifest (or index), and docker's
+    /// API gives no config digest on this store (src/engine/store/content.rs).
+    fn config_of(&self, id: &str, info: &Info) -> Result<String, StoreError> {
+        let root = containerd_root(info)?;
+        content::config_of(&root, id, &Platform::device()).map_err(StoreError::Content)
     }
 
     fn delta(&self) -> Option<Delta> {
@@ -77,6 +82,16 @@ impl Store for ContainerdStore {
     fn names_hold_images(&self) -> bool {
         true
     }
+}
+
+/// The root of the containerd docker uses: the one it starts itself if there is one, else
+/// the system's.
+fn containerd_root(info: &Info) -> Result<PathBuf, StoreError> {
+    let managed = super::docker_root(info)?.join(MANAGED_CONTAINERD_SUBDIR);
+    Ok(match managed.is_dir() {
+        true => managed,
+        false => PathBuf::from(CONTAINERD_ROOT),
+    })
 }
 
 #[cfg(test)]

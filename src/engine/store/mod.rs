@@ -9,6 +9,7 @@
 //! both docker stores share ([`super::api`]).
 
 mod containerd;
+mod content;
 mod docker;
 mod info;
 mod podman;
@@ -20,6 +21,7 @@ use super::Kind;
 use crate::image::describe::Image;
 
 pub(crate) use containerd::ContainerdStore;
+pub use content::ContentError;
 pub(crate) use docker::ClassicStore;
 pub use info::Info;
 pub(crate) use podman::PodmanStore;
@@ -31,6 +33,14 @@ pub trait Store: Send + Sync {
     /// The id this store gives `image` once loaded: the digest the loader compares with the
     /// engine's `Id` and tags by.
     fn image_id<'a>(&self, image: &'a Image) -> Option<&'a str>;
+
+    /// The digest of the config of the engine's image `id`: what `--verify` compares, since
+    /// two images with one config have the same layers' content (its diffIDs) whatever their
+    /// manifests say of how layers are stored. The id itself where the store names images by
+    /// their config.
+    fn config_of(&self, id: &str, _info: &Info) -> Result<String, StoreError> {
+        Ok(id.to_owned())
+    }
 
     /// Which archive layout it reads, so what is written into an archive on its way.
     fn reads(&self) -> Reads;
@@ -127,12 +137,15 @@ pub enum StoreError {
     /// docker's info answer named no usable `DockerRootDir`, under which both its stores
     /// keep what they import.
     NoDockerRoot,
+    /// containerd's content store does not say which config an id names.
+    Content(ContentError),
 }
 
 impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StoreError::NoDockerRoot => f.write_str("docker's GET /info names no DockerRootDir"),
+            StoreError::Content(e) => e.fmt(f),
         }
     }
 }
