@@ -210,8 +210,9 @@ pub(super) const FLAGS: &[Flag] = &[
         commands: Commands::Only(Name::Load),
         help: concat!(
             "present only if the engine's image for REF is the\n",
-            "archive's (same id); else \"differs\", image kept, exit 1.\n",
-            "Decodes the archive of each image present by name",
+            "archive's (same config, so the same layers); else\n",
+            "\"differs\", image kept, exit 1. Decodes the archive of\n",
+            "each image present by name",
         ),
         action: Action::Switch(|g| g.verify = true),
     },
@@ -221,8 +222,8 @@ pub(super) const FLAGS: &[Flag] = &[
         commands: Commands::Only(Name::Status),
         help: concat!(
             "compare the engine's image for REF with the archive's\n",
-            "(same id): \"differs\" when not, exit 1. Decodes the\n",
-            "archive of each image present by name",
+            "(same config, so the same layers): \"differs\" when not,\n",
+            "exit 1. Decodes the archive of each image present by name",
         ),
         action: Action::Switch(|g| g.verify = true),
     },

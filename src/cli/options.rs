@@ -41,7 +41,7 @@ pub struct Load {
     pub(crate) dry_run: bool,
     /// Lock files, status.json and the image markers.
     pub(crate) run_dir: PathBuf,
-    /// An image is present only if it is the archive's (same id).
+    /// An image is present only if it is the archive's (same config: src/plan/verify.rs).
     pub(crate) verify: bool,
     /// With `verify`: load the archive over an image that differs.
     pub(crate) replace_differing: bool,
@@ -65,7 +65,7 @@ pub struct Status {
     pub(crate) wait: Duration,
     pub(crate) timeout: Duration,
     pub(crate) memory_limit: u64,
-    /// Compare the engine's image with the archive's (same id).
+    /// Compare the engine's image with the archive's (same config: src/plan/verify.rs).
     pub(crate) verify: bool,
     pub json: bool,
     /// -1 quiet, 0 normal, 1 verbose.

@@ -9,13 +9,13 @@ use crate::cli::Status as Options;
 use crate::engine::{short_hex, Engine, Knock, Listing};
 use crate::input::archive::Directories;
 use crate::input::sizes::Size;
-use crate::plan::verify::archive_id;
+use crate::plan::verify::{self, Same};
 use crate::report::exit::Exit;
 use crate::report::log::Log;
 use crate::report::stdout::Stdout;
 use crate::state::connect::connect;
 use crate::state::entries::read_lists;
-use crate::state::row::{Row, State};
+use crate::state::row::{Configs, Row, State};
 
 pub fn run(options: &Options, json: bool, log: &Log) -> Exit {
     let lists = read_lists(&options.lists, options.images_dir.as_deref(), log);
@@ -93,14 +93,28 @@ fn ask(row: &mut Row, engine: &Engine, listing: Option<&Listing>, options: &Opti
     if !options.verify || !row.archive_present {
         return;
     }
-    match archive_id(row.entry, engine, options.memory_limit) {
-        Ok(id) => {
-            if row.state == State::Present && row.image_id.as_ref() != Some(&id) {
+    let archive = match verify::archive_image(row.entry, engine, options.memory_limit) {
+        Ok(archive) => archive,
+        Err(reason) => return row.errors.push(reason.to_string()),
+    };
+    if let (State::Present, Some(id)) = (row.state, row.image_id.as_deref()) {
+        match verify::compare(row.entry, engine, id, &archive) {
+            Ok(Same::Id) => {}
+            Ok(Same::Config(config)) => row.configs = Some(configs(config, &archive)),
+            Ok(Same::No { config }) => {
                 row.state = State::Differs;
+                row.configs = config.map(|c| configs(c, &archive));
             }
-            row.archive_id = Some(id);
+            Err(reason) => row.errors.push(reason.to_string()),
         }
-        Err(reason) => row.errors.push(reason.to_string()),
+    }
+    row.archive_id = Some(archive.id);
+}
+
+fn configs(engine: String, archive: &verify::ArchiveImage) -> Configs {
+    Configs {
+        engine,
+        archive: archive.config.clone(),
     }
 }
 
@@ -158,16 +172,42 @@ fn table(rows: &[Row]) -> String {
     for r in rows.iter().filter(|r| !r.errors.is_empty()) {
         let _ = writeln!(out, "{}: {}", r.entry.place(), r.errors.join("; "));
     }
-    for r in rows.iter().filter(|r| r.state == State::Differs) {
+    for r in rows
+        .iter()
+        .filter(|r| r.state == State::Differs || r.configs.is_some())
+    {
         let _ = writeln!(
             out,
-            "{}: {}: the engine has {}, {} holds {}",
+            "{}: {}: {}",
             r.entry.place(),
             r.entry.reference,
-            r.image_id.as_deref().unwrap_or("?"),
-            r.entry.archive,
-            r.archive_id.as_deref().unwrap_or("?")
+            verdict(r)
         );
     }
     out
+}
+
+/// What `--verify` found for a row whose engine id is not the archive's.
+fn verdict(r: &Row) -> String {
+    let (id, archive_id) = (
+        r.image_id.as_deref().unwrap_or("?"),
+        r.archive_id.as_deref().unwrap_or("?"),
+    );
+    let archive = &r.entry.archive;
+    match (&r.configs, r.state) {
+        (Some(Configs { engine, .. }), State::Present) => format!(
+            "the engine's {id} has the config {engine} of {archive}'s image, under another \
+             manifest than the archive's {archive_id}"
+        ),
+        (
+            Some(Configs {
+                engine,
+                archive: Some(ours),
+            }),
+            _,
+        ) => format!(
+            "the engine has {id} (config {engine}), {archive} holds {archive_id} (config {ours})"
+        ),
+        _ => format!("the engine has {id}, {archive} holds {archive_id}"),
+    }
 }

@@ -1,5 +1,14 @@
-//! `--verify`: the id an engine gives the image an entry's archive holds, read from the whole
-//! archive, so that `load` and `status` compare the engine's image with the same id.
+//! `--verify`: whether the engine's image under an entry's reference is the archive's image,
+//! for `load` and `status` alike.
+//!
+//! "The archive's image" is its config and so its layers' content (the config names each layer
+//! by the digest of its uncompressed tar), whatever the manifest says of how the layers are
+//! stored. Classic docker and podman name an image by its config digest, so their ids compare
+//! directly. docker's containerd store names it by its manifest's digest, which also records
+//! whether a layer was gzipped: the same image has one id from a docker-archive and another
+//! from an OCI archive with gzip layers. There, an id other than the one the archive would get
+//! is followed to its config ([`crate::engine::store::Store::config_of`]) before the image is
+//! said to differ.
 
 use std::fmt;
 use std::io;
@@ -7,6 +16,7 @@ use std::io;
 use crate::decode;
 use crate::decode::DecodeError;
 use crate::engine::requests::Requests;
+use crate::engine::short_id;
 use crate::image::describe::{self, Match};
 use crate::input::archive::{Archive, ArchiveError};
 use crate::input::list::Entry;
@@ -33,6 +43,18 @@ pub enum VerifyError {
     /// The engine's store could not be told: the engine keeps that error (it is asked once per
     /// run), so its message is what is held here.
     Store { archive: String, reason: String },
+    /// The engine's image has another id than the archive's would, and which config it has
+    /// cannot be told (the containerd store's content cannot be read from here).
+    EngineConfig(Box<ConfigUntold>),
+}
+
+/// Which ids `--verify` could not follow to their configs, and why ([`VerifyError::EngineConfig`]).
+#[derive(Debug)]
+pub struct ConfigUntold {
+    archive: String,
+    engine_id: String,
+    archive_id: String,
+    reason: String,
 }
 
 impl fmt::Display for VerifyError {
@@ -70,6 +92,22 @@ impl fmt::Display for VerifyError {
                 prefix(f, archive)?;
                 f.write_str(reason)
             }
+            VerifyError::EngineConfig(untold) => {
+                let ConfigUntold {
+                    archive,
+                    engine_id,
+                    archive_id,
+                    reason,
+                } = untold.as_ref();
+                prefix(f, archive)?;
+                write!(
+                    f,
+                    "the engine's {} is another manifest than the archive's {}, and which \
+                     config it has cannot be told: {reason}",
+                    short_id(engine_id),
+                    short_id(archive_id)
+                )
+            }
         }
     }
 }
@@ -84,13 +122,34 @@ impl std::error::Error for VerifyError {
     }
 }
 
-/// The id `engine` gives the image that `entry`'s archive holds for its reference (the config
-/// digest, or the manifest digest on docker's containerd image store).
-pub fn archive_id(
+/// The archive's image for an entry, as the engine's store names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveImage {
+    /// The id the store gives it when it loads the archive (its config digest, or the manifest
+    /// digest on docker's containerd image store).
+    pub id: String,
+    /// Its config's digest.
+    pub config: Option<String>,
+}
+
+/// Whether the engine's image is the archive's ([`compare`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Same {
+    /// The engine's id is the one the archive's image gets.
+    Id,
+    /// Another id over the archive's config (this digest): the same image, stored under
+    /// another manifest.
+    Config(String),
+    /// Another image; with its config's digest where the store's ids are not configs.
+    No { config: Option<String> },
+}
+
+/// The image that `entry`'s archive holds for its reference, read from the whole archive.
+pub fn archive_image(
     entry: &Entry,
     engine: &dyn Requests,
     memory_limit: u64,
-) -> Result<String, VerifyError> {
+) -> Result<ArchiveImage, VerifyError> {
     let archive = || entry.archive.clone();
     let file = Archive::open(&entry.images_dir, &entry.archive).map_err(VerifyError::Archive)?;
     let images = describe::read(decode::open(file, memory_limit))
@@ -111,11 +170,41 @@ pub fn archive_id(
         Match::Empty => return Err(VerifyError::Empty { archive: archive() }),
     };
     match engine.id_for(image) {
-        Ok(Some(id)) => Ok(id.to_owned()),
+        Ok(Some(id)) => Ok(ArchiveImage {
+            id: id.to_owned(),
+            config: image.id.clone(),
+        }),
         Ok(None) => Err(VerifyError::Missing { archive: archive() }),
         Err(e) => Err(VerifyError::Store {
             archive: archive(),
             reason: e.to_string(),
         }),
     }
+}
+
+/// Whether the engine's image `engine_id` is `archive`'s image (read from `entry`'s archive):
+/// the same id, or else the same config.
+pub fn compare(
+    entry: &Entry,
+    engine: &dyn Requests,
+    engine_id: &str,
+    archive: &ArchiveImage,
+) -> Result<Same, VerifyError> {
+    if engine_id == archive.id {
+        return Ok(Same::Id);
+    }
+    let config = engine.config_of(engine_id).map_err(|e| {
+        VerifyError::EngineConfig(Box::new(ConfigUntold {
+            archive: entry.archive.clone(),
+            engine_id: engine_id.to_owned(),
+            archive_id: archive.id.clone(),
+            reason: e.to_string(),
+        }))
+    })?;
+    Ok(match archive.config.as_ref() == Some(&config) {
+        true => Same::Config(config),
+        false => Same::No {
+            config: (config != engine_id).then_some(config),
+        },
+    })
 }

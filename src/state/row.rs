@@ -49,7 +49,18 @@ pub struct Row<'e> {
     pub image_id: Option<String>,
     /// `--verify`: the id of the archive's image for this entry.
     pub archive_id: Option<String>,
+    /// `--verify` where the engine's id is not the archive's and the store's ids are not
+    /// configs: the configs compared.
+    pub configs: Option<Configs>,
     pub errors: Vec<String>,
+}
+
+/// The configs `--verify` compared where the store names images by manifest: the engine's
+/// image's, and the archive's image's where it has one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Configs {
+    pub engine: String,
+    pub archive: Option<String>,
 }
 
 /// One element of `status --json` and of `status.json`. Its fields are in the order they have
@@ -94,6 +105,7 @@ impl<'e> Row<'e> {
             state: State::Unknown,
             image_id: None,
             archive_id: None,
+            configs: None,
             errors: Vec::new(),
             entry,
         };

@@ -306,17 +306,26 @@ impl Fixture {
     /// `application/vnd.oci.image.layer.v1.tar+zstd` (as `skopeo copy --dest-compress-format
     /// zstd` writes them), index.json naming it `self.reference` in its OCI ref.name.
     pub fn oci_with_zstd_layers(&self) -> Vec<u8> {
-        self.oci(true, &self.reference)
+        self.oci(Some(Codec::Zstd), &self.reference)
+    }
+
+    /// Its image as an OCI archive whose layers are gzipped
+    /// (`application/vnd.oci.image.layer.v1.tar+gzip`, as skopeo and podman push them by
+    /// default): the same config, so the same image, under another manifest than its
+    /// docker-archive gets.
+    pub fn oci_with_gzip_layers(&self) -> Vec<u8> {
+        self.oci(Some(Codec::Gzip), &self.reference)
     }
 
     /// Its image as an OCI archive with plain layers, index.json naming it `ref_name` in its
     /// OCI ref.name: a reference, or a bare tag (`v1`) as `skopeo copy oci-archive:X:v1`
     /// writes it.
     pub fn oci_named(&self, ref_name: &str) -> Vec<u8> {
-        self.oci(false, ref_name)
+        self.oci(None, ref_name)
     }
 
-    fn oci(&self, zstd: bool, ref_name: &str) -> Vec<u8> {
+    /// Its image as an OCI archive, layers compressed by `layers` (zstd or gzip) or plain.
+    fn oci(&self, layers: Option<Codec>, ref_name: &str) -> Vec<u8> {
         let config = self.file(&format!("{}.json", self.id));
         let mut blobs: Vec<(String, Vec<u8>)> = Vec::new();
         let mut add = |data: Vec<u8>| {
@@ -329,12 +338,17 @@ impl Fixture {
             .layers
             .iter()
             .map(|layer| {
-                let (data, media_type) = match zstd {
-                    true => (
+                let (data, media_type) = match layers {
+                    Some(Codec::Zstd) => (
                         Codec::Zstd.compress(layer),
                         "application/vnd.oci.image.layer.v1.tar+zstd",
                     ),
-                    false => (layer.clone(), "application/vnd.oci.image.layer.v1.tar"),
+                    Some(Codec::Gzip) => (
+                        Codec::Gzip.compress(layer),
+                        "application/vnd.oci.image.layer.v1.tar+gzip",
+                    ),
+                    Some(other) => panic!("no OCI layer media type for {}", other.format()),
+                    None => (layer.clone(), "application/vnd.oci.image.layer.v1.tar"),
                 };
                 let (digest, size) = add(data);
                 serde_json::json!({"mediaType": media_type, "digest": digest, "size": size})

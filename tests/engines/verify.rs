@@ -13,6 +13,9 @@ on_every_engine! {
     verify_without_the_archive_keeps_a_present_image;
     verify_fails_an_entry_whose_archive_is_corrupt;
     status_verify_shows_differs_with_both_ids;
+    verify_takes_the_archives_config_under_gzip_layers_as_its_image;
+    replace_differing_leaves_the_archives_config_under_gzip_layers_alone;
+    status_verify_shows_the_archives_config_under_gzip_layers_present;
     archive_tagged_otherwise_is_tagged_as_listed;
     untagged_archive_is_tagged_as_listed;
     tagless_reference_is_tagged_latest;
@@ -157,7 +160,9 @@ fn status_verify_shows_differs_with_both_ids(flavor: Flavor) {
     let lo = pkg.add("o.tar.gz", &other, Codec::Gzip);
     pkg.write_list(&[&ls, &lo]);
     engine.preload(&same);
-    let runtime_id = other_image_as(&engine, &other.reference);
+    let runtime = Fixture::new(&other.reference);
+    engine.preload(&runtime);
+    let runtime_id = engine.assert_has(&other.reference);
     let sock = engine.socket_path().display().to_string();
     let list = pkg.list_arg();
 
@@ -189,13 +194,105 @@ fn status_verify_shows_differs_with_both_ids(flavor: Flavor) {
         .find(|l| l.contains("example.org/verify/st-other:1") && l.contains("differs"))
         .unwrap_or_else(|| panic!("no differs row\n{table:?}"));
     assert!(line.contains("o.tar.gz"), "{line}");
-    assert!(
-        table.stdout.contains(&format!(
+    // The containerd store names images by manifest: both configs are read and shown.
+    let said = match flavor.containerd_store() {
+        true => format!(
+            "the engine has {runtime_id} (config sha256:{}), o.tar.gz holds sha256:{} (config sha256:{})",
+            runtime.id,
+            other.manifest_id,
+            other.id
+        ),
+        false => format!(
             "the engine has {runtime_id}, o.tar.gz holds sha256:{}",
-            other.id_on(flavor)
-        )),
-        "{table:?}"
+            other.id
+        ),
+    };
+    assert!(table.stdout.contains(&said), "{said}\n{table:?}");
+}
+
+/// The engine has `fixture`'s image from its docker-archive, and the package lists the same
+/// image as an OCI archive with gzip layers: one config, another manifest (so another id on
+/// docker's containerd store, the same on the others).
+fn the_image_listed_with_gzip_layers(engine: &Engine, fixture: &Fixture) -> Package {
+    engine.preload(fixture);
+    let pkg = Package::new();
+    pkg.add_archive("gz-layers.tar", &fixture.oci_with_gzip_layers());
+    pkg.write_list(&[&format!("gz-layers.tar {}", fixture.reference)]);
+    pkg
+}
+
+fn verify_takes_the_archives_config_under_gzip_layers_as_its_image(flavor: Flavor) {
+    let engine = Engine::start(flavor);
+    let fixture = Fixture::new("example.org/verify/gz-layers:1");
+    let pkg = the_image_listed_with_gzip_layers(&engine, &fixture);
+
+    let out = load_package(&engine, &pkg, &["--verify"]);
+
+    out.assert_code(0)
+        .assert_entry(
+            &pkg.list,
+            1,
+            &[
+                "example.org/verify/gz-layers:1: present, skipped (verified: sha256:",
+                &fixture.id_on(flavor)[..12],
+            ],
+        )
+        .assert_summary("0 loaded, 1 present, 0 differ, 0 failed");
+    if flavor.containerd_store() {
+        out.assert_entry(
+            &pkg.list,
+            1,
+            &[
+                "has the config sha256:",
+                &fixture.id[..12],
+                "of gz-layers.tar's image, under another manifest than the archive's",
+            ],
+        );
+    }
+}
+
+fn replace_differing_leaves_the_archives_config_under_gzip_layers_alone(flavor: Flavor) {
+    let engine = Engine::start(flavor);
+    let fixture = Fixture::new("example.org/verify/gz-keep:1");
+    let pkg = the_image_listed_with_gzip_layers(&engine, &fixture);
+
+    let out = load_package(&engine, &pkg, &["--verify", "--replace-differing"]);
+
+    out.assert_code(0)
+        .assert_summary("0 loaded, 1 present, 0 differ, 0 failed");
+    assert_eq!(
+        bare_id(&engine.assert_has(&fixture.reference)),
+        fixture.id_on(flavor)
     );
+}
+
+fn status_verify_shows_the_archives_config_under_gzip_layers_present(flavor: Flavor) {
+    let engine = Engine::start(flavor);
+    let fixture = Fixture::new("example.org/verify/gz-status:1");
+    let pkg = the_image_listed_with_gzip_layers(&engine, &fixture);
+    let sock = engine.socket_path().display().to_string();
+    let list = pkg.list_arg();
+
+    let json = run_loader(
+        &["status", "--verify", "--json", "-H", &sock, "-l", &list],
+        &[],
+    );
+    let table = run_loader(&["status", "--verify", "-H", &sock, "-l", &list], &[]);
+
+    json.assert_code(0);
+    let rows: Vec<Value> = serde_json::from_str(&json.stdout).expect("status JSON");
+    assert_eq!(rows[0]["state"], "present", "{}", json.stdout);
+    let engine_id = format!("sha256:{}", fixture.id_on(flavor));
+    assert_eq!(rows[0]["image_id"], engine_id.as_str());
+    table.assert_code(0);
+    // On the containerd store the archive's image gets its own manifest's digest.
+    let other_manifest = rows[0]["archive_id"] != engine_id.as_str();
+    assert_eq!(other_manifest, flavor.containerd_store(), "{}", json.stdout);
+    let said = table.stdout.contains(&format!(
+        "the engine's {engine_id} has the config sha256:{} of gz-layers.tar's image",
+        fixture.id
+    ));
+    assert_eq!(said, flavor.containerd_store(), "{table:?}");
 }
 
 fn archive_tagged_otherwise_is_tagged_as_listed(flavor: Flavor) {

@@ -18,15 +18,19 @@ use crate::input::list::Entry;
 use crate::input::reference::Reference;
 use crate::input::sizes::Size;
 use crate::plan::space;
-use crate::plan::verify::archive_id;
+use crate::plan::verify::{self, ArchiveImage, Same};
 use crate::report::log::Log;
 use crate::report::progress::EntryReport;
 
 /// How an entry ended, with the engine's id for its reference where known.
 pub(super) enum Outcome {
     Present(Option<String>),
-    /// `--verify`: present, and the archive's image.
-    Verified(String),
+    /// `--verify`: present, and the archive's image: the engine's id, and the one the archive's
+    /// image gets (another on the containerd store where the manifests differ).
+    Verified {
+        id: String,
+        archive_id: String,
+    },
     /// Loaded; with the archive's id for the reference where it could be told, which the
     /// engine's was checked to be.
     Loaded {
@@ -326,22 +330,38 @@ fn verify(
         ));
         return Ok(Some(Outcome::Present(Some(id.to_owned()))));
     }
-    let archive_id =
-        archive_id(entry, engine, options.memory_limit).map_err(EntryError::Unverifiable)?;
-    if archive_id == id {
-        log.info(format_args!(
-            "{place}: {image}: present, skipped (verified: {} as in {})",
-            short_id(id),
-            entry.archive
-        ));
-        return Ok(Some(Outcome::Verified(archive_id)));
-    }
-    let differs = format!(
-        "{place}: {image}: differs: the engine has {}, {} holds {}",
-        short_id(id),
-        entry.archive,
-        short_id(&archive_id)
-    );
+    let archive = verify::archive_image(entry, engine, options.memory_limit)
+        .map_err(EntryError::Unverifiable)?;
+    let verified = Ok(Some(Outcome::Verified {
+        id: id.to_owned(),
+        archive_id: archive.id.clone(),
+    }));
+    let differs =
+        match verify::compare(entry, engine, id, &archive).map_err(EntryError::Unverifiable)? {
+            Same::Id => {
+                log.info(format_args!(
+                    "{place}: {image}: present, skipped (verified: {} as in {})",
+                    short_id(id),
+                    entry.archive
+                ));
+                return verified;
+            }
+            Same::Config(config) => {
+                log.info(format_args!(
+                    "{place}: {image}: present, skipped (verified: {} has the config {} of {}'s \
+                 image, under another manifest than the archive's {})",
+                    short_id(id),
+                    short_id(&config),
+                    entry.archive,
+                    short_id(&archive.id)
+                ));
+                return verified;
+            }
+            Same::No { config } => format!(
+                "{place}: {image}: differs: {}",
+                differs_text(id, config.as_deref(), &entry.archive, &archive)
+            ),
+        };
     if options.replace_differing {
         log.info(format_args!("{differs}; loading the archive"));
         return Ok(None);
@@ -351,6 +371,25 @@ fn verify(
     ));
     Ok(Some(Outcome::Differs {
         id: id.to_owned(),
-        archive_id,
+        archive_id: archive.id,
     }))
+}
+
+/// `the engine has sha256:A, ARCHIVE holds sha256:B`, with both configs where the ids are not
+/// configs (the containerd store).
+fn differs_text(
+    id: &str,
+    config: Option<&str>,
+    archive_name: &str,
+    archive: &ArchiveImage,
+) -> String {
+    let (id, archive_id) = (short_id(id), short_id(&archive.id));
+    match (config, archive.config.as_deref()) {
+        (Some(theirs), Some(ours)) => format!(
+            "the engine has {id} (config {}), {archive_name} holds {archive_id} (config {})",
+            short_id(theirs),
+            short_id(ours)
+        ),
+        _ => format!("the engine has {id}, {archive_name} holds {archive_id}"),
+    }
 }

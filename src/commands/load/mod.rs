@@ -216,7 +216,10 @@ fn take_turn(
     turns
         .deletions
         .ended(index, entry, ended.result.is_ok(), log);
-    let present = matches!(ended.result, Ok(Outcome::Present(_) | Outcome::Verified(_)));
+    let present = matches!(
+        ended.result,
+        Ok(Outcome::Present(_) | Outcome::Verified { .. })
+    );
     records.entry(entry, recorded(&ended, options.verify), batched, present);
     // A load that moved names earlier entries were recorded under changed what they stand
     // for: those entries are recorded again (a verified one may now differ).
@@ -230,7 +233,7 @@ impl Summary {
     /// Counts how `entry` ended; a failure is logged here.
     fn count(&mut self, entry: &Entry, ended: Ended, log: &Log) {
         match ended.result {
-            Ok(Outcome::Present(_) | Outcome::Verified(_)) => self.present += 1,
+            Ok(Outcome::Present(_) | Outcome::Verified { .. }) => self.present += 1,
             Ok(Outcome::Loaded { .. }) => self.loaded += 1,
             Ok(Outcome::WouldLoad) => self.would_load += 1,
             Ok(Outcome::Differs { .. }) => self.differ += 1,

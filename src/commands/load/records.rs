@@ -20,7 +20,9 @@ pub(super) fn recorded(ended: &Ended, verify: bool) -> ready::Record {
             id.clone(),
             archive_id.clone().filter(|_| verify),
         ),
-        Ok(Outcome::Verified(id)) => (State::Present, Some(id.clone()), Some(id.clone())),
+        Ok(Outcome::Verified { id, archive_id }) => {
+            (State::Present, Some(id.clone()), Some(archive_id.clone()))
+        }
         Ok(Outcome::Differs { id, archive_id }) => {
             (State::Differs, Some(id.clone()), Some(archive_id.clone()))
         }

@@ -465,6 +465,66 @@ fn verify_keeps_an_image_that_differs_without_replace_differing() {
     assert_eq!(loads(&engine), 0);
 }
 
+/// `--verify` with nothing else.
+fn verifying() -> Options {
+    Options {
+        verify: true,
+        ..options()
+    }
+}
+
+#[test]
+fn verify_on_the_containerd_store_takes_another_manifest_of_the_archives_config_as_its_image() {
+    let dir = images_dir("same-config");
+    let a = archive(&["app:1"]);
+    // The engine's manifest is not the one the archive's image gets, over the same config.
+    let engine = Fake::on(Box::new(ContainerdStore))
+        .with_name("app:1", OLD)
+        .with_config(OLD, &a.id);
+    let ended = turn(&engine, &verifying(), &entry(&dir, "app:1", &a.tar));
+    match &ended.result {
+        Ok(Outcome::Verified { id, archive_id }) => {
+            assert_eq!(id, OLD);
+            assert_ne!(archive_id, OLD, "the archive's own manifest digest");
+        }
+        other => panic!("not verified: {:?}", other.as_ref().err()),
+    }
+    assert_eq!(recorded(&ended, true).state, State::Present);
+    assert_eq!(loads(&engine), 0);
+}
+
+#[test]
+fn verify_on_the_containerd_store_finds_another_config_differs() {
+    let dir = images_dir("other-config");
+    let a = archive(&["app:1"]);
+    let engine = Fake::on(Box::new(ContainerdStore))
+        .with_name("app:1", OLD)
+        .with_config(OLD, OTHER);
+    let ended = turn(&engine, &verifying(), &entry(&dir, "app:1", &a.tar));
+    assert!(matches!(ended.result, Ok(Outcome::Differs { .. })));
+    assert_eq!(loads(&engine), 0);
+}
+
+#[test]
+fn verify_that_cannot_read_the_engines_config_fails_the_entry_and_loads_nothing() {
+    let dir = images_dir("config-untold");
+    let a = archive(&["app:1"]);
+    // No config set: the fake's store cannot read a content store.
+    let engine = Fake::on(Box::new(ContainerdStore)).with_name("app:1", OLD);
+    let options = Options {
+        replace_differing: true,
+        ..verifying()
+    };
+    let ended = turn(&engine, &options, &entry(&dir, "app:1", &a.tar));
+    let e = ended.result.as_ref().err().expect("unverifiable");
+    assert!(
+        e.to_string().contains("which config it has cannot be told"),
+        "{e}"
+    );
+    assert_eq!(loads(&engine), 0);
+    assert_eq!(engine.id_of("app:1").as_deref(), Some(OLD));
+}
+
 #[test]
 fn an_archive_without_the_reference_gets_it_as_a_tag_on_its_one_image() {
     let dir = images_dir("tag");
