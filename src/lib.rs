@@ -18,7 +18,7 @@
 //! - [`engine`]: docker's and libpod's HTTP API over the unix socket, and what differs between
 //!   image stores ([`engine::store`]);
 //! - [`image`]: what an archive describes: the tar walk, image descriptions, digests, platforms;
-//! - [`decode`]: zstd, gzip and xz, streamed with bounded memory;
+//! - [`decode`]: zstd, gzip, xz and bzip2, streamed with bounded memory;
 //! - [`input`]: what comes from outside: lists, references, archive files and their formats,
 //!   bounded reads, sizes.
 //!

@@ -121,6 +121,41 @@ fn reports_a_corrupt_archive_and_still_inspects_the_others() {
 }
 
 #[test]
+fn reads_a_bzip2_archive_of_several_streams_whole() {
+    // Two streams, as `cat a.bz2 b.bz2` or pbzip2 make them, split inside the tar.
+    let pkg = Package::new();
+    let fixture = Fixture::new("example.org/inspect/bzip2:1");
+    let split = fixture.tar.len() / 2 + 7;
+    let mut bz = pipe("bzip2", &["-c"], &fixture.tar[..split]);
+    bz.extend(pipe("bzip2", &["-c"], &fixture.tar[split..]));
+    let path = pkg.add_archive("app.tar.bz2", &bz);
+
+    let out = inspect(&["--json", &path.display().to_string()]);
+
+    out.assert_code(0);
+    let archive = &json_of(&out)[0];
+    assert_eq!(archive["format"], "bzip2");
+    assert_eq!(archive["uncompressed_size"], fixture.tar.len() as u64);
+    assert_eq!(archive["images"][0]["id"], format!("sha256:{}", fixture.id));
+}
+
+#[test]
+fn names_a_bzip2_archive_whose_stream_crc_does_not_match() {
+    let pkg = Package::new();
+    let mut bad = Fixture::new("example.org/inspect/bad:1").compressed(Codec::Bzip2);
+    // The stream's combined CRC, just before the last byte's padding.
+    let at = bad.len() - 2;
+    flip(&mut bad, at);
+    let path = pkg.add_archive("bad.tar.bz2", &bad);
+
+    inspect(&[&path.display().to_string()])
+        .assert_code(1)
+        .assert_stderr_contains(
+        "bad.tar.bz2: corrupt or truncated bzip2 data: invalid data or a CRC that does not match",
+    );
+}
+
+#[test]
 fn says_when_a_tar_is_not_an_image() {
     let pkg = Package::new();
     let mut b = tar::Builder::new(Vec::new());
@@ -153,7 +188,7 @@ fn says_what_an_archive_is_not_when_its_first_bytes_name_nothing() {
 
     inspect(&[&path.display().to_string()])
         .assert_code(1)
-        .assert_stderr_contains("app.zip: not zstd, gzip, xz or tar (by its first bytes)");
+        .assert_stderr_contains("app.zip: not zstd, gzip, xz, bzip2 or tar (by its first bytes)");
 }
 
 /// An OCI archive whose index.json gives `name` to an image index holding one image for each

@@ -64,16 +64,32 @@ fn refuses_an_archive_that_names_no_image_unless_given_a_reference() {
 }
 
 #[test]
-fn refuses_a_bzip2_archive_naming_its_compression() {
+fn lists_a_bzip2_archive_like_the_others() {
     let pkg = Package::new();
     let named = Fixture::new("example.org/scan/named:1");
     let bzip2 = Fixture::new("example.org/scan/bzip2:1");
     pkg.add_archive("named.tar.zst", &named.compressed(Codec::Zstd));
-    pkg.add_archive("old.tar.bz2", &pipe("bzip2", &["-c"], &bzip2.tar));
+    pkg.add_archive("old.tar.bz2", &bzip2.compressed(Codec::Bzip2));
+
+    scan(&pkg, &[]).assert_code(0);
+
+    assert_eq!(
+        fs::read_to_string(&pkg.list).unwrap(),
+        "named.tar.zst example.org/scan/named:1\nold.tar.bz2 example.org/scan/bzip2:1\n"
+    );
+}
+
+#[test]
+fn refuses_an_lz4_archive_naming_its_compression() {
+    let pkg = Package::new();
+    let named = Fixture::new("example.org/scan/named:1");
+    let lz4 = Fixture::new("example.org/scan/lz4:1");
+    pkg.add_archive("named.tar.zst", &named.compressed(Codec::Zstd));
+    pkg.add_archive("old.tar.lz4", &pipe("lz4", &["-q", "-c"], &lz4.tar));
 
     scan(&pkg, &[])
         .assert_code(1)
-        .assert_stderr_contains("old.tar.bz2: bzip2-compressed (by its first bytes), which the loader does not read: recompress it with zstd (or gzip, xz)");
+        .assert_stderr_contains("old.tar.lz4: lz4-compressed (by its first bytes), which the loader does not read: recompress it with zstd (or gzip, xz)");
     assert_eq!(
         fs::read_to_string(&pkg.list).unwrap(),
         "named.tar.zst example.org/scan/named:1\n"

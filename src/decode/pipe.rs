@@ -4,9 +4,9 @@
 //! The decoder writes straight into a few fixed buffers, which the thread passes over a channel;
 //! emptied buffers come back for reuse, so nothing is allocated after the start and memory stays
 //! at `BUFFERS * BUF_LEN`. A filled buffer is passed on only once [`HOLD`] more bytes follow it
-//! or the decoder has returned end-of-stream: zstd, gzip and xz find a bad checksum only after
-//! the last data bytes have come out, and the tar's end must not reach the engine before that
-//! (see `tail.rs`, which does the same for a plain tar, read without this thread). The first
+//! or the decoder has returned end-of-stream: zstd, gzip, xz and bzip2 find a bad checksum only
+//! after the last data bytes have come out, and the tar's end must not reach the engine before
+//! that (see `tail.rs`, which does the same for a plain tar, read without this thread). The first
 //! error of the decoder reaches the consumer as is (the same `io::Error`, with its
 //! `DecodeError` inside), after the bytes released before it; the held ones are dropped unsent.
 

@@ -1,10 +1,11 @@
 //! Holds back the end of a decoded stream until the decoder has verified it.
 //!
-//! zstd, gzip and xz find a bad checksum only after the last data bytes have come out. If those
-//! bytes went to the engine at once, the engine could see a complete tar (its end-of-archive
-//! blocks) and import it before the decoder says the archive is corrupt. Holding back the
-//! last [`HOLD`] bytes until the decoder returns end-of-stream keeps the tar's end away from
-//! the engine; on a decoder error the request is aborted and the held bytes are never sent.
+//! zstd, gzip, xz and bzip2 find a bad checksum only after the last data bytes have come out
+//! (bzip2's block CRC after its block, up to 900 kB of data, and the stream's after all). If
+//! those bytes went to the engine at once, the engine could see a complete tar (its
+//! end-of-archive blocks) and import it before the decoder says the archive is corrupt. Holding
+//! back the last [`HOLD`] bytes until the decoder returns end-of-stream keeps the tar's end away
+//! from the engine; on a decoder error the request is aborted and the held bytes are never sent.
 //!
 //! `HoldBack` is the guard for a plain tar, read without a decoder thread (a failed read of the
 //! file must not let the tar's end through either); the compressed formats get the same rule

@@ -597,7 +597,7 @@ mod tests {
             .err()
             .unwrap()
             .to_string();
-        assert!(err.contains("not zstd, gzip, xz or tar"), "{err}");
+        assert!(err.contains("not zstd, gzip, xz, bzip2 or tar"), "{err}");
     }
 
     #[test]

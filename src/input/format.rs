@@ -19,18 +19,26 @@ pub enum Format {
     Zstd,
     Gzip,
     Xz,
+    Bzip2,
     Tar,
 }
 
 impl Format {
     /// Every format the loader reads, in the order messages name them.
-    pub const ALL: [Format; 4] = [Format::Zstd, Format::Gzip, Format::Xz, Format::Tar];
+    pub const ALL: [Format; 5] = [
+        Format::Zstd,
+        Format::Gzip,
+        Format::Xz,
+        Format::Bzip2,
+        Format::Tar,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Format::Zstd => "zstd",
             Format::Gzip => "gzip",
             Format::Xz => "xz",
+            Format::Bzip2 => "bzip2",
             Format::Tar => "tar",
         }
     }
@@ -47,6 +55,14 @@ impl Format {
             Format::Gzip => head.starts_with(&[0x1f, 0x8b]),
             // An xz stream header's magic bytes.
             Format::Xz => head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]),
+            // `BZh` and the block size, `1` to `9` (hundreds of kB). Plain text, unlike the
+            // other magics: a tar whose first file is named so is still a tar.
+            Format::Bzip2 => {
+                head.len() >= 4
+                    && head.starts_with(b"BZh")
+                    && (b'1'..=b'9').contains(&head[3])
+                    && !Format::Tar.starts(head)
+            }
             // A tar header's `ustar` magic (POSIX and GNU tar, at offset 257).
             Format::Tar => head.len() >= 263 && &head[257..262] == b"ustar",
         }
@@ -63,23 +79,16 @@ impl fmt::Display for Format {
 /// is rather than only what it is not. None of these is decoded: they exist for messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Foreign {
-    Bzip2,
     Lz4,
     Lzip,
     Compress,
 }
 
 impl Foreign {
-    const ALL: [Foreign; 4] = [
-        Foreign::Bzip2,
-        Foreign::Lz4,
-        Foreign::Lzip,
-        Foreign::Compress,
-    ];
+    const ALL: [Foreign; 3] = [Foreign::Lz4, Foreign::Lzip, Foreign::Compress];
 
     pub fn name(self) -> &'static str {
         match self {
-            Foreign::Bzip2 => "bzip2",
             Foreign::Lz4 => "lz4",
             Foreign::Lzip => "lzip",
             Foreign::Compress => "LZW",
@@ -89,10 +98,6 @@ impl Foreign {
     /// Whether `head`, an archive's first bytes, starts this compression.
     fn starts(self, head: &[u8]) -> bool {
         match self {
-            // `BZh` and the block size, `1` to `9` (hundreds of kB).
-            Foreign::Bzip2 => {
-                head.len() >= 4 && head.starts_with(b"BZh") && (b'1'..=b'9').contains(&head[3])
-            }
             // An lz4 frame's magic number, little-endian (the legacy format is not named).
             Foreign::Lz4 => head.starts_with(&0x184D_2204u32.to_le_bytes()),
             Foreign::Lzip => head.starts_with(b"LZIP"),
@@ -130,7 +135,7 @@ impl fmt::Display for NotOurs {
     }
 }
 
-/// The formats as a message lists them, from [`Format::ALL`]: `zstd, gzip, xz or tar`.
+/// The formats as a message lists them, from [`Format::ALL`]: `zstd, gzip, xz, bzip2 or tar`.
 pub struct KnownFormats;
 
 impl fmt::Display for KnownFormats {
@@ -171,6 +176,8 @@ mod tests {
         assert_eq!(sniff(&[0x5e, 0x2a, 0x4d, 0x18]), Some(Format::Zstd));
         assert_eq!(sniff(&[0x1f, 0x8b, 8]), Some(Format::Gzip));
         assert_eq!(sniff(b"\xfd7zXZ\0\0"), Some(Format::Xz));
+        assert_eq!(sniff(b"BZh91AY&SY"), Some(Format::Bzip2));
+        assert_eq!(sniff(b"BZh1"), Some(Format::Bzip2));
         let mut tar = vec![0u8; 512];
         tar[257..263].copy_from_slice(b"ustar\0");
         assert_eq!(sniff(&tar), Some(Format::Tar));
@@ -179,18 +186,30 @@ mod tests {
     }
 
     #[test]
+    fn takes_bytes_that_only_resemble_the_bzip2_magic_for_no_format() {
+        assert_eq!(sniff(b"BZh0"), None, "block size out of 1-9");
+        assert_eq!(sniff(b"BZh"), None, "cut before the block size");
+        assert_eq!(foreign(b"BZh9"), None, "bzip2 is ours");
+    }
+
+    #[test]
+    fn takes_a_tar_whose_first_file_is_named_like_the_bzip2_magic_for_a_tar() {
+        let mut tar = vec![0u8; 512];
+        tar[..8].copy_from_slice(b"BZh9.txt");
+        tar[257..263].copy_from_slice(b"ustar\0");
+        assert_eq!(sniff(&tar), Some(Format::Tar));
+    }
+
+    #[test]
     fn names_compressions_it_does_not_read_by_their_magic() {
-        assert_eq!(foreign(b"BZh91AY&SY"), Some(Foreign::Bzip2));
         assert_eq!(foreign(&[0x04, 0x22, 0x4d, 0x18, 0x64]), Some(Foreign::Lz4));
         assert_eq!(foreign(b"LZIP\x01"), Some(Foreign::Lzip));
         assert_eq!(foreign(&[0x1f, 0x9d, 0x90]), Some(Foreign::Compress));
-        assert_eq!(sniff(b"BZh91AY&SY"), None, "named, never decoded");
+        assert_eq!(sniff(b"LZIP\x01"), None, "named, never decoded");
     }
 
     #[test]
     fn names_nothing_for_bytes_that_only_resemble_a_magic() {
-        assert_eq!(foreign(b"BZh0"), None, "block size out of 1-9");
-        assert_eq!(foreign(b"BZh"), None, "cut before the block size");
         assert_eq!(foreign(b"PK\x03\x04"), None);
         assert_eq!(foreign(&[0x1f, 0x8b]), None, "gzip is ours");
         assert_eq!(foreign(b""), None);
@@ -199,12 +218,12 @@ mod tests {
     #[test]
     fn a_refusal_names_the_compression_or_lists_ours() {
         assert_eq!(
-            NotOurs(Some(Foreign::Bzip2)).to_string(),
-            "bzip2-compressed (by its first bytes), which the loader does not read: recompress it with zstd (or gzip, xz)"
+            NotOurs(Some(Foreign::Lzip)).to_string(),
+            "lzip-compressed (by its first bytes), which the loader does not read: recompress it with zstd (or gzip, xz)"
         );
         assert_eq!(
             NotOurs(None).to_string(),
-            "not zstd, gzip, xz or tar (by its first bytes)"
+            "not zstd, gzip, xz, bzip2 or tar (by its first bytes)"
         );
     }
 }

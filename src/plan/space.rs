@@ -74,6 +74,8 @@ pub fn estimate(format: Format, file: &File, size: u64) -> Estimate {
             (Format::Zstd, true) => Basis::ZstdFrames,
             (Format::Gzip, true) => Basis::GzipTrailer,
             (Format::Xz, true) => Basis::XzIndex,
+            // bzip2 records no size: `recorded_size` has none to give.
+            (Format::Bzip2, true) => Basis::Compressed,
         };
         (r.bytes, basis)
     });
@@ -521,6 +523,19 @@ mod tests {
             e,
             Estimate {
                 bytes: cut.len() as u64,
+                basis: Basis::Compressed
+            }
+        );
+    }
+
+    #[test]
+    fn bzip2_records_no_size_and_counts_at_its_compressed_size() {
+        let bz = compress(&["bzip2", "-c"], &payload(1 << 20));
+        let e = estimate_of("bz", Format::Bzip2, &bz);
+        assert_eq!(
+            e,
+            Estimate {
+                bytes: bz.len() as u64,
                 basis: Basis::Compressed
             }
         );

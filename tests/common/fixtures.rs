@@ -437,17 +437,20 @@ pub enum Codec {
     XzMultiBlock,
     /// `xz -c --lzma2=dict=256MiB`: needs ~257 MiB to decode.
     XzBigDictionary,
+    /// `bzip2 -c`.
+    Bzip2,
     /// No compression at all.
     Tar,
 }
 
 impl Codec {
-    /// The format name the loader reports ("zstd", "gzip", "xz", "tar").
+    /// The format name the loader reports ("zstd", "gzip", "xz", "bzip2", "tar").
     pub fn format(self) -> &'static str {
         match self {
             Codec::Zstd | Codec::ZstdLong30 => "zstd",
             Codec::Gzip | Codec::GzipMultiMember => "gzip",
             Codec::Xz | Codec::XzMultiBlock | Codec::XzBigDictionary => "xz",
+            Codec::Bzip2 => "bzip2",
             Codec::Tar => "tar",
         }
     }
@@ -457,6 +460,7 @@ impl Codec {
             Codec::Zstd | Codec::ZstdLong30 => "tar.zst",
             Codec::Gzip | Codec::GzipMultiMember => "tar.gz",
             Codec::Xz | Codec::XzMultiBlock | Codec::XzBigDictionary => "tar.xz",
+            Codec::Bzip2 => "tar.bz2",
             Codec::Tar => "tar",
         }
     }
@@ -501,6 +505,7 @@ impl Codec {
                 );
                 out
             }
+            Codec::Bzip2 => pipe("bzip2", &["-c"], data),
             Codec::Tar => data.to_vec(),
         };
         if self != Codec::ZstdLong30 {
@@ -509,6 +514,7 @@ impl Codec {
                 "zstd" => ("zstd", &["-q", "-d", "-c"]),
                 "gzip" => ("gzip", &["-d", "-c"]),
                 "xz" => ("xz", &["-d", "-c"]),
+                "bzip2" => ("bzip2", &["-d", "-c"]),
                 _ => ("cat", &[]),
             };
             assert!(

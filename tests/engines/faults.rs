@@ -644,7 +644,7 @@ fn damage_in_any_region_is_reported_and_nothing_is_loaded(flavor: Flavor) {
             _ => (263, "engine refused"),
         };
         let expected = if c.data.len() < magic_len {
-            "is not zstd, gzip, xz or tar"
+            "is not zstd, gzip, xz, bzip2 or tar"
         } else {
             damaged
         };

@@ -13,6 +13,7 @@ on_every_engine! {
     loads_multi_member_gzip_archive;
     loads_xz_archive;
     loads_multi_block_xz_archive;
+    loads_bzip2_archive;
     loads_plain_tar_archive;
     loads_multi_layer_archive;
     loads_docker_archive_from_podman_save;
@@ -132,6 +133,10 @@ fn loads_xz_archive(flavor: Flavor) {
 
 fn loads_multi_block_xz_archive(flavor: Flavor) {
     loads_with(flavor, Codec::XzMultiBlock);
+}
+
+fn loads_bzip2_archive(flavor: Flavor) {
+    loads_with(flavor, Codec::Bzip2);
 }
 
 fn loads_plain_tar_archive(flavor: Flavor) {
