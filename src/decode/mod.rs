@@ -31,6 +31,7 @@ use crate::input::archive::Archive;
 use crate::input::format::Format;
 use crate::input::sizes::Size;
 
+pub(crate) use at::At;
 pub use pipe::Pipelined;
 pub use tail::HoldBack;
 
@@ -55,7 +56,7 @@ pub fn recorded_size(format: Format, file: &File, len: u64) -> Option<Recorded> 
     match format {
         Format::Tar => Some(complete(len)),
         Format::Zstd => {
-            zstd::recorded_size(file, len).map(|(bytes, complete)| Recorded { bytes, complete })
+            zstd::recorded_size(file, 0, len).map(|(bytes, complete)| Recorded { bytes, complete })
         }
         Format::Gzip => gzip::recorded_size(file, len).map(complete),
         Format::Xz => xz::recorded_size(file, len).map(complete),

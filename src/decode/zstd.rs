@@ -24,7 +24,7 @@ const HEADER_BUDGET: u32 = 1 << 18;
 /// Largest content of one block (RFC 8878, Block_Maximum_Size).
 pub(crate) const BLOCK_MAX: u64 = 128 << 10;
 /// The longest frame header, magic included (RFC 8878, 3.1.1.1).
-const HEADER_MAX: usize = 18;
+pub(crate) const HEADER_MAX: usize = 18;
 
 /// The sum of the content sizes of all frames, and whether every frame recorded its own (a
 /// frame that does not counts what its blocks are known to hold: raw and RLE blocks exactly,
@@ -34,8 +34,10 @@ const HEADER_MAX: usize = 18;
 ///
 /// The walk reads headers only, with pread: zstd-safe's `find_frame_compressed_size` would
 /// need each whole frame in memory, so the frame and block headers are stepped over here.
-pub fn recorded_size(file: &File, len: u64) -> Option<(u64, bool)> {
-    let mut pos = 0u64;
+/// The frames are the bytes from `start` up to `len` (a whole archive from 0, or a layer
+/// inside a plain tar).
+pub fn recorded_size(file: &File, start: u64, len: u64) -> Option<(u64, bool)> {
+    let mut pos = start;
     let mut total = 0u64;
     let mut all_recorded = true;
     let mut budget = HEADER_BUDGET;
@@ -174,15 +176,46 @@ pub struct ZstdReader<R> {
     frame_head: Vec<u8>,
 }
 
+/// A decompression context whose window is capped at `limit` (`--memory-limit`).
+pub(crate) fn capped(limit: u64) -> DCtx<'static> {
+    let mut dctx = DCtx::create();
+    let log = (63 - limit.max(1).leading_zeros()).clamp(WINDOW_LOG_MIN, WINDOW_LOG_MAX);
+    // Cannot fail for a value inside zstd's own bounds.
+    let _ = dctx.set_parameter(DParameter::WindowLogMax(log));
+    dctx
+}
+
+/// zstd's error `code` as a [`DecodeError`]: a window above `limit` named with the size the
+/// frame that `frame_head` starts asks for, anything else as corrupt data.
+pub(crate) fn error(code: usize, limit: u64, frame_head: &[u8]) -> io::Error {
+    let name = zstd_safe::get_error_name(code);
+    let kind = if name.contains("too much memory") {
+        DecodeErrorKind::MemoryLimit {
+            limit,
+            needs: window_size(frame_head),
+        }
+    } else {
+        DecodeErrorKind::Corrupt(name.to_lowercase())
+    };
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        DecodeError {
+            format: Format::Zstd,
+            kind,
+        },
+    )
+}
+
+/// A stream that ends inside a frame.
+pub(crate) fn ends_inside_a_frame() -> io::Error {
+    DecodeError::corrupt(Format::Zstd, "stream ends inside a frame")
+}
+
 impl<R: Read> ZstdReader<R> {
     pub fn new(inner: R, limit: u64) -> Self {
-        let mut dctx = DCtx::create();
-        let log = (63 - limit.max(1).leading_zeros()).clamp(WINDOW_LOG_MIN, WINDOW_LOG_MAX);
-        // Cannot fail for a value inside zstd's own bounds.
-        let _ = dctx.set_parameter(DParameter::WindowLogMax(log));
         ZstdReader {
             inner,
-            dctx,
+            dctx: capped(limit),
             limit,
             buf: vec![0; DCtx::in_size()].into_boxed_slice(),
             pos: 0,
@@ -194,22 +227,7 @@ impl<R: Read> ZstdReader<R> {
     }
 
     fn error(&self, code: usize) -> io::Error {
-        let name = zstd_safe::get_error_name(code);
-        let kind = if name.contains("too much memory") {
-            DecodeErrorKind::MemoryLimit {
-                limit: self.limit,
-                needs: window_size(&self.frame_head),
-            }
-        } else {
-            DecodeErrorKind::Corrupt(name.to_lowercase())
-        };
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            DecodeError {
-                format: Format::Zstd,
-                kind,
-            },
-        )
+        error(code, self.limit, &self.frame_head)
     }
 }
 
@@ -246,10 +264,7 @@ impl<R: Read> Read for ZstdReader<R> {
             }
             if self.eof && self.pos == self.len && consumed == 0 {
                 return if self.in_frame {
-                    Err(DecodeError::corrupt(
-                        Format::Zstd,
-                        "stream ends inside a frame",
-                    ))
+                    Err(ends_inside_a_frame())
                 } else {
                     Ok(0)
                 };

@@ -26,14 +26,22 @@
 //! archive describes before the engine gets the tar's end ([`Omission::confirm`]): when an
 //! image needs a file that was left out, the upload fails there, so the engine loads nothing.
 //!
+//! Classic docker before 23.0 unpacks no zstd layer: for it, each blob of an OCI layout
+//! whose data is zstd frames is sent decoded, its header giving the decoded size, learnt
+//! first by a second read of the archive ([`Sizer`], see `inflate`). A zstd layer that could
+//! not be so sent (behind an extension header, or with no second read to be had) fails the
+//! upload before its end, naming the cause.
+//!
 //! This file holds the adapter; `choice` what an engine on the device gets of manifest.json
 //! and index.json, `written` the entries written before the tar's end, `omission` what a delta
-//! load leaves out.
+//! load leaves out, `inflate` the zstd layers sent decoded.
 
 mod choice;
+mod inflate;
 mod omission;
 mod written;
 
+use std::collections::HashSet;
 use std::fmt;
 use std::io::{self, Read};
 
@@ -44,8 +52,10 @@ use crate::image::limits::Invalid;
 use crate::image::platform::{Platform, Unsuited};
 use crate::image::walk::{WalkError, Walked, Watcher, BLOCK};
 use choice::Description;
+use inflate::{is_zstd, Inflating};
 use written::{entry, needs_manifest, written, zstd_unsure};
 
+pub(crate) use inflate::Sizer;
 pub(crate) use omission::{LeftOutNeeded, Needed, Omission};
 
 /// Why an archive cannot be made loadable: the upload fails before its end, so the engine
@@ -62,8 +72,11 @@ pub enum Unloadable {
     /// The tar stops before its end-of-archive blocks.
     CutShort { at: u64 },
     /// Its layers are compressed with zstd, which the engine (classic docker of `version`)
-    /// does not unpack.
+    /// does not unpack, and could not be sent decoded.
     ZstdLayers { version: String },
+    /// The zstd layer at `path` decoded to another size than it did when it was measured
+    /// before its entry was sent: the archive changed meanwhile.
+    Resized { path: String },
     /// The tar holds a description file twice, or describes more than the loader reads.
     Invalid(Invalid),
 }
@@ -87,6 +100,10 @@ impl fmt::Display for Unloadable {
             Unloadable::ZstdLayers { version } => write!(
                 f,
                 "its layers are compressed with zstd, which docker's classic image store before 23.0 cannot unpack (this is docker {version}); save the image with gzip or uncompressed layers (skopeo copy --dest-compress-format gzip), or update docker"
+            ),
+            Unloadable::Resized { path } => write!(
+                f,
+                "its zstd layer {path} decoded to another size than it did a moment before: the archive changed while it was read"
             ),
             Unloadable::Invalid(invalid) => invalid.fmt(f),
         }
@@ -166,7 +183,15 @@ pub struct Loadable<'a, R> {
     /// docker; and whether it got such layers not knowing ([`Loadable::zstd_unsure`]).
     zstd_layers: ZstdLayers,
     zstd_unsure: bool,
+    /// For an engine that does not unpack zstd layers: their decoded sizes, the layer entry
+    /// being sent decoded, and the paths of those sent so.
+    sizer: Option<Sizer<'a>>,
+    inflating: Option<Inflating>,
+    inflated: HashSet<String>,
 }
+
+/// The first bytes of a blob, read to tell zstd frames by their magic number.
+const ZSTD_HEAD: usize = 4;
 
 /// See [`Loadable::before_end`].
 pub(crate) type BeforeEnd<'a> = Box<dyn FnMut(&Images) + 'a>;
@@ -199,6 +224,9 @@ impl<'a, R: Read> Loadable<'a, R> {
             before_end: None,
             zstd_layers: ZstdLayers::Read,
             zstd_unsure: false,
+            sizer: None,
+            inflating: None,
+            inflated: HashSet::new(),
         }
     }
 
@@ -212,6 +240,13 @@ impl<'a, R: Read> Loadable<'a, R> {
     /// before its end where classic docker would fail them as a damaged tar.
     pub(crate) fn zstd_layers(mut self, zstd_layers: ZstdLayers) -> Self {
         self.zstd_layers = zstd_layers;
+        self
+    }
+
+    /// Sends zstd layers decoded, their sizes learnt by `sizer`, where the engine unpacks
+    /// none ([`ZstdLayers::Unread`]) and reads the manifest.json written for it.
+    pub(crate) fn sizing(mut self, sizer: Sizer<'a>) -> Self {
+        self.sizer = Some(sizer);
         self
     }
 
@@ -291,6 +326,9 @@ impl<'a, R: Read> Loadable<'a, R> {
             return self.on_description(file, size, extended);
         }
         let omitted = self.omitted(extended);
+        if omitted.is_none() && !extended && self.inflates() {
+            return self.on_blob();
+        }
         self.dropping = omitted.is_some();
         if let Some(bytes) = omitted {
             self.left_out.0 += 1;
@@ -322,7 +360,13 @@ impl<'a, R: Read> Loadable<'a, R> {
             .describe_for(&self.device)
             .map_err(Unloadable::from);
         let held = self.released();
-        let written = written(contents, &self.device, self.reads, &self.zstd_layers);
+        let written = written(
+            contents,
+            &self.device,
+            self.reads,
+            &self.zstd_layers,
+            &self.inflated,
+        );
         self.zstd_unsure = zstd_unsure(contents, &self.device, self.reads, &self.zstd_layers);
         let settled = contents.settled().map_err(Unloadable::from);
         let images = described.clone().ok().flatten();
@@ -407,6 +451,84 @@ impl<'a, R: Read> Loadable<'a, R> {
         Ok(())
     }
 
+    /// Whether the entry whose header the walk was just fed may be a zstd layer to send
+    /// decoded: a blob of an OCI layout, for classic docker before 23.0.
+    fn inflates(&self) -> bool {
+        let unread = matches!(self.zstd_layers, ZstdLayers::Unread { .. });
+        let blob = self
+            .watcher
+            .entry()
+            .is_some_and(|e| e.file && e.path.starts_with("blobs/") && e.size >= ZSTD_HEAD as u64);
+        unread && blob && self.reads == Reads::DockerArchive && self.sizer.is_some()
+    }
+
+    /// A blob's header, which the walk was just fed: its first bytes are read to tell zstd
+    /// frames, which then go out decoded under a header giving their decoded size; any other
+    /// blob passes as it is.
+    fn on_blob(&mut self) -> io::Result<()> {
+        let mut head = vec![0; ZSTD_HEAD];
+        if let Err(e) = self.inner.read_exact(&mut head) {
+            return Err(match e.kind() {
+                io::ErrorKind::UnexpectedEof => Unloadable::CutShort { at: self.offset }.into_io(),
+                _ => e,
+            });
+        }
+        self.offset += head.len() as u64;
+        self.watcher.feed(&head);
+        self.checked()?;
+        let header = std::mem::replace(&mut self.header, Vec::with_capacity(BLOCK));
+        self.out_at = 0;
+        let (Some(entry), Some(sizer)) = (self.watcher.entry(), self.sizer.as_mut()) else {
+            unreachable!("checked by inflates()");
+        };
+        let (path, len, at) = (
+            entry.path.clone(),
+            entry.size,
+            self.offset - head.len() as u64,
+        );
+        if !is_zstd(&head) {
+            self.out = header;
+            self.out.extend_from_slice(&head);
+            return Ok(());
+        }
+        let size = sizer.size(at, len)?;
+        let mut decoded = tar::Header::new_old();
+        decoded.as_mut_bytes().copy_from_slice(&header);
+        decoded.set_size(size);
+        decoded.set_cksum();
+        self.out = decoded.as_bytes().to_vec();
+        self.inflated.insert(path.clone());
+        self.inflating = Some(Inflating::new(path, head, len, size, sizer.limit));
+        Ok(())
+    }
+
+    /// Reads a zstd layer's entry on, its decoded bytes into `buf`; at its end, the padding
+    /// for its decoded size, while the tar's own padding is walked and not passed on.
+    fn inflate(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let Some(inflating) = self.inflating.as_mut() else {
+            return Ok(0);
+        };
+        if let Some(room) = inflating.room() {
+            let n = self.inner.read(room)?;
+            if n == 0 {
+                return Err(Unloadable::CutShort { at: self.offset }.into_io());
+            }
+            self.offset += n as u64;
+            self.watcher.feed(inflating.filled(n));
+            return Ok(0);
+        }
+        let n = inflating.decode(buf)?;
+        if n == 0 && inflating.done() {
+            inflating.end()?;
+            let padding = inflating.size().next_multiple_of(BLOCK as u64) - inflating.size();
+            self.inflating = None;
+            self.dropping = true;
+            self.out = vec![0; padding as usize];
+            self.out_at = 0;
+        }
+        Ok(n)
+    }
+
     /// `inner` ended before the end-of-archive block: fine for a tar that needs nothing
     /// written or held back (docker judges it), an error for one that does.
     fn on_early_end(&mut self) -> io::Result<()> {
@@ -438,6 +560,12 @@ impl<R: Read> Read for Loadable<'_, R> {
                 return self.read_inner(buf);
             }
             self.checked()?;
+            if self.inflating.is_some() {
+                match self.inflate(buf)? {
+                    0 => continue,
+                    n => return Ok(n),
+                }
+            }
             match self.watcher.to_next_header() {
                 // A tar the walk cannot read: docker says what is wrong with it.
                 None => self.through = true,
@@ -489,6 +617,7 @@ mod tests {
 
     use crate::image::describe::{CONTAINERD_NAME, OCI_REF_NAME};
     use crate::image::limits::{IMAGES_MAX, NESTING_MAX};
+    use crate::input::format::Format;
 
     fn platform(text: &str) -> Platform {
         Platform::parse(text).unwrap()
@@ -1064,6 +1193,138 @@ mod tests {
         ] {
             assert!(through_for_zstd(&tar, reads, zstd_layers).is_ok());
         }
+    }
+
+    /// An OCI archive of one image for linux/amd64 whose layer blob is `layer`, of
+    /// `media_type`, with the diffID `plain` hashes to; and the layer blob's path.
+    fn oci_with_layer(layer: Vec<u8>, media_type: &str, plain: &[u8]) -> (Vec<u8>, String) {
+        let mut oci = Oci::default();
+        let digest = oci.blob(layer);
+        let config = json!({"architecture": "amd64", "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{}", hex(plain))]}});
+        let config = oci.blob(config.to_string().into_bytes());
+        let manifest = json!({"schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"digest": format!("sha256:{config}"), "size": 1},
+            "layers": [{"mediaType": media_type, "digest": format!("sha256:{digest}"),
+                "size": 1}]});
+        let manifest = oci.blob(manifest.to_string().into_bytes());
+        let descriptor = json!({"mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": format!("sha256:{manifest}"), "size": 1});
+        let tar = oci.tar(vec![named(descriptor, "example.org/zstd:1")], &[]);
+        (tar, format!("blobs/sha256/{digest}"))
+    }
+
+    const ZSTD_MEDIA_TYPE: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+
+    /// `tar` through the adapter for docker 20.10, with the sizes of its zstd layers read from
+    /// `file`, fed `step` bytes at a time.
+    fn through_docker20(tar: &[u8], file: &std::fs::File, step: usize) -> io::Result<Vec<u8>> {
+        let inner = Pieces { data: tar, step };
+        let unread = ZstdLayers::Unread {
+            version: "20.10.24".to_owned(),
+        };
+        let mut adapter = Loadable::new(inner, platform("linux/amd64"), Reads::DockerArchive)
+            .zstd_layers(unread)
+            .sizing(Sizer::new(Format::Tar, file, 8 << 20));
+        let mut out = Vec::new();
+        let mut buf = vec![0; step * 3 / 2 + 1];
+        loop {
+            match adapter.read(&mut buf)? {
+                0 => return Ok(out),
+                n => out.extend_from_slice(&buf[..n]),
+            }
+        }
+    }
+
+    /// The content of the regular file `name` in `tar`.
+    fn file_in(tar: &[u8], name: &str) -> Option<Vec<u8>> {
+        let mut archive = tar::Archive::new(tar);
+        let mut entries = archive.entries().unwrap();
+        let mut entry = entries
+            .find(|e| e.as_ref().unwrap().path().unwrap().to_str() == Some(name))?
+            .unwrap();
+        let mut data = Vec::new();
+        entry.read_to_end(&mut data).unwrap();
+        Some(data)
+    }
+
+    #[test]
+    fn sends_zstd_layers_decoded_to_classic_docker_before_23() {
+        let plain = inflate::tests::payload(300_000);
+        let layer = crate::decode::compress(&["zstd", "-q", "-c"], &plain);
+        let (tar, path) = oci_with_layer(layer, ZSTD_MEDIA_TYPE, &plain);
+        let file = inflate::tests::file_with(&tar, &[], &[]);
+        for step in [1000, 4096, tar.len()] {
+            let out = through_docker20(&tar, &file, step).unwrap();
+            assert!(
+                file_in(&out, &path).unwrap() == plain,
+                "fed {step} at a time"
+            );
+            assert_eq!(out.len() % BLOCK, 0);
+            let manifest = manifest_of(&out);
+            assert_eq!(manifest[0]["Layers"], json!([path]));
+            let images = crate::image::describe::read(&tar[..]).unwrap().unwrap();
+            let config = images.images[0].id.as_deref().unwrap();
+            assert_eq!(
+                manifest[0]["Config"],
+                format!("blobs/sha256/{}", &config[7..])
+            );
+        }
+    }
+
+    #[test]
+    fn passes_blobs_that_are_not_zstd_byte_for_byte_where_it_would_decode_zstd() {
+        let plain = inflate::tests::payload(3000);
+        let (tar, _) = oci_with_layer(
+            plain.clone(),
+            "application/vnd.oci.image.layer.v1.tar",
+            &plain,
+        );
+        let file = inflate::tests::file_with(&tar, &[], &[]);
+        let out = through_docker20(&tar, &file, 700).unwrap();
+        let end = tar.len() - 2 * BLOCK;
+        assert!(out[..end] == tar[..end], "the archive passes as it is");
+        assert!(json_in(&out, "manifest.json").is_some());
+    }
+
+    #[test]
+    fn refuses_a_zstd_layer_behind_an_extension_header_it_cannot_send_decoded() {
+        let plain = inflate::tests::payload(3000);
+        let layer = crate::decode::compress(&["zstd", "-q", "-c"], &plain);
+        let (tar, path) = oci_with_layer(layer.clone(), ZSTD_MEDIA_TYPE, &plain);
+        let mut b = tar::Builder::new(Vec::new());
+        let mut archive = tar::Archive::new(&tar[..]);
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let name = entry.path().unwrap().to_string_lossy().into_owned();
+            if name == path {
+                b.append_pax_extensions([("mtime", &b"1.5"[..])]).unwrap();
+            }
+            let mut data = Vec::new();
+            entry.read_to_end(&mut data).unwrap();
+            append(&mut b, &name, &data);
+        }
+        let tar = b.into_inner().unwrap();
+        let file = inflate::tests::file_with(&tar, &[], &[]);
+        let err = through_docker20(&tar, &file, 700).unwrap_err();
+        assert_eq!(
+            unloadable(err),
+            Unloadable::ZstdLayers {
+                version: "20.10.24".to_owned()
+            }
+        );
+    }
+
+    #[test]
+    fn fails_before_the_end_on_a_zstd_layer_that_cannot_be_decoded() {
+        let plain = inflate::tests::payload(300_000);
+        let mut layer = crate::decode::compress(&["zstd", "-q", "-c"], &plain);
+        layer.truncate(layer.len() / 2);
+        let (tar, _) = oci_with_layer(layer, ZSTD_MEDIA_TYPE, &plain);
+        let file = inflate::tests::file_with(&tar, &[], &[]);
+        let err = through_docker20(&tar, &file, 700).unwrap_err();
+        assert!(crate::decode::DecodeError::find(&err).is_some(), "{err}");
     }
 
     #[test]

@@ -2,11 +2,13 @@
 //! manifest.json into an OCI archive for classic docker, an OCI layout into a docker-archive
 //! for docker's containerd store.
 
+use std::collections::HashSet;
+
 use serde_json::Value;
 
 use crate::engine::store::{Reads, ZstdLayers};
 use crate::image::describe::{strings, CONTAINERD_NAME, DOCKER_MANIFEST, OCI_REF_NAME};
-use crate::image::digest::sha256_hex;
+use crate::image::digest::{blob, sha256_hex};
 use crate::image::items::{items, Item};
 use crate::image::platform::Platform;
 use crate::image::walk::{Walked, BLOCK};
@@ -23,12 +25,14 @@ pub(super) fn needs_manifest(contents: &Walked) -> bool {
 /// written: manifest.json into an OCI archive for classic docker, the OCI layout into a
 /// docker-archive for the containerd store. An archive's index.json is checked whatever the
 /// engine: one without an image for the device (behind an image index, or one name side by
-/// side) fails here, before the engine could load a wrong one.
+/// side) fails here, before the engine could load a wrong one, and so does one whose zstd
+/// layers were not sent decoded (`inflated`) to an engine that does not unpack them.
 pub(super) fn written(
     contents: &Walked,
     device: &Platform,
     reads: Reads,
     zstd_layers: &ZstdLayers,
+    inflated: &HashSet<String>,
 ) -> Result<Option<Vec<u8>>, Unloadable> {
     if reads == Reads::OciLayout && is_docker_archive(contents) {
         return oci_layout(contents, device);
@@ -42,7 +46,7 @@ pub(super) fn written(
         return Ok(None);
     }
     if let ZstdLayers::Unread { version } = zstd_layers {
-        if has_zstd_layers(contents, &index, device) {
+        if has_zstd_layers(contents, &index, device, inflated) {
             return Err(Unloadable::ZstdLayers {
                 version: version.clone(),
             });
@@ -67,12 +71,18 @@ pub(super) fn zstd_unsure(
         && needs_manifest(contents)
         && contents
             .json("index.json")
-            .is_some_and(|index| has_zstd_layers(contents, &index, device))
+            .is_some_and(|index| has_zstd_layers(contents, &index, device, &HashSet::new()))
 }
 
 /// Whether an image the index gives `device` has a layer compressed with zstd
-/// (`application/vnd.oci.image.layer.v1.tar+zstd`).
-fn has_zstd_layers(contents: &Walked, index: &Value, device: &Platform) -> bool {
+/// (`application/vnd.oci.image.layer.v1.tar+zstd`) whose blob was not sent decoded (its path
+/// in `inflated`).
+fn has_zstd_layers(
+    contents: &Walked,
+    index: &Value,
+    device: &Platform,
+    inflated: &HashSet<String>,
+) -> bool {
     let descriptors = index["manifests"].as_array().map_or(&[][..], Vec::as_slice);
     descriptors
         .iter()
@@ -82,6 +92,10 @@ fn has_zstd_layers(contents: &Walked, index: &Value, device: &Platform) -> bool 
                 .as_array()
                 .into_iter()
                 .flatten()
+                .filter(|layer| {
+                    let path = blob(layer["digest"].as_str()).and_then(|p| contents.file(&p));
+                    !path.is_some_and(|(path, _)| inflated.contains(&path))
+                })
                 .filter_map(|layer| layer["mediaType"].as_str())
                 .any(|media_type| media_type.ends_with("+zstd"))
         })

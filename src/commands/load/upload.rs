@@ -5,6 +5,7 @@
 //! check's, or the engine's ([`Upload::outcome`]).
 
 use std::cell::RefCell;
+use std::fs::File;
 use std::io::{self, Read};
 use std::sync::{Arc, OnceLock};
 
@@ -15,6 +16,7 @@ use super::names::{names_of, Asked};
 use crate::cli::Load as Options;
 use crate::decode::{self, DecodeError, Decoder, HoldBack, Pipelined, Progress};
 use crate::engine::requests::Requests;
+use crate::engine::store::ZstdLayers;
 use crate::engine::{EngineError, Held};
 use crate::image::describe::{Images, Match};
 use crate::image::platform::Platform;
@@ -27,7 +29,7 @@ use crate::plan::delta::{self, Leaving};
 use crate::plan::space::{self, Shortfall};
 use crate::report::log::Log;
 use crate::report::progress::EntryReport;
-use crate::rewrite::{LeftOutNeeded, Loadable, Unloadable};
+use crate::rewrite::{LeftOutNeeded, Loadable, Sizer, Unloadable};
 
 impl Turns<'_> {
     /// Uploads the archive, and again whole where the engine refused it without the layers
@@ -53,6 +55,10 @@ impl Turns<'_> {
         // upload, whatever its name stands for by then.
         let again = plan.as_ref().and_then(|_| archive.file().try_clone().ok());
         let check_listed = plan.as_ref().is_some_and(|p| p.check_listed);
+        // The file read a second time for the sizes of zstd layers sent decoded, where the
+        // engine unpacks none (src/rewrite/inflate.rs).
+        let unread = matches!(engine.zstd_layers(), ZstdLayers::Unread { .. });
+        let sizing = unread.then(|| archive.file().try_clone().ok()).flatten();
         let decoder = decode::open(archive, options.memory_limit);
         let name = || entry.archive.clone();
         let job = Job {
@@ -65,6 +71,7 @@ impl Turns<'_> {
             log,
             report,
             size,
+            sizing: sizing.map(|file| (file, options.memory_limit)),
         };
         let mut sent = upload(&job, decoder, plan);
         if let Some(file) = again {
@@ -215,6 +222,8 @@ struct Job<'a> {
     log: &'a Log,
     report: &'a EntryReport<'a>,
     size: u64,
+    /// The archive file and `--memory-limit`, for the sizes of zstd layers sent decoded.
+    sizing: Option<(File, u64)>,
 }
 
 impl Upload {
@@ -273,6 +282,7 @@ fn upload(job: &Job, decoder: Decoder, plan: Option<Leaving>) -> Upload {
         log,
         report,
         size,
+        ref sizing,
     } = *job;
     let progress = decoder.progress.clone();
     // Decoding on its own thread, overlapping the socket writes, which holds back the tail
@@ -300,6 +310,10 @@ fn upload(job: &Job, decoder: Decoder, plan: Option<Leaving>) -> Upload {
         }));
     let stream = match plan {
         Some(p) => stream.leaving_out(p.omission, p.empty),
+        None => stream,
+    };
+    let stream = match sizing {
+        Some((file, limit)) => stream.sizing(Sizer::new(format, file, *limit)),
         None => stream,
     };
     let verdict = OnceLock::new();
