@@ -44,7 +44,7 @@ impl Store for ClassicStore {
 
     /// docker 23.0 taught its layer unpacking zstd; docker 20.10 fails such a layer with
     /// `ApplyLayer exit status 1 stdout: stderr: archive/tar: invalid tar header` (measured;
-    /// docker 26 loads it).
+    /// docker 26 loads it), and loads it sent decoded, which it checks against the diffID.
     fn zstd_layers(&self, version: Option<&str>) -> ZstdLayers {
         let major = version.and_then(|v| v.split('.').next()?.parse::<u32>().ok());
         match major {

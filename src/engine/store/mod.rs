@@ -163,7 +163,9 @@ fn docker_root(info: &Info) -> Result<&PathBuf, StoreError> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ZstdLayers {
     Read,
-    /// Not by this engine, of this version (classic docker before 23.0).
+    /// Not by this engine, of this version (classic docker before 23.0): such layers of an OCI
+    /// archive are sent decoded (src/rewrite/inflate.rs), and an archive whose zstd layers
+    /// cannot be so sent fails before the end of its upload.
     Unread {
         version: String,
     },
