@@ -184,10 +184,11 @@ pub struct Loadable<'a, R> {
     zstd_layers: ZstdLayers,
     zstd_unsure: bool,
     /// For an engine that does not unpack zstd layers: their decoded sizes, the layer entry
-    /// being sent decoded, and the paths of those sent so.
+    /// being sent decoded, and the paths of the files it need not unpack, sent decoded or
+    /// left out.
     sizer: Option<Sizer<'a>>,
     inflating: Option<Inflating>,
-    inflated: HashSet<String>,
+    spared: HashSet<String>,
 }
 
 /// The first bytes of a blob, read to tell zstd frames by their magic number.
@@ -226,7 +227,7 @@ impl<'a, R: Read> Loadable<'a, R> {
             zstd_unsure: false,
             sizer: None,
             inflating: None,
-            inflated: HashSet::new(),
+            spared: HashSet::new(),
         }
     }
 
@@ -331,6 +332,9 @@ impl<'a, R: Read> Loadable<'a, R> {
         }
         self.dropping = omitted.is_some();
         if let Some(bytes) = omitted {
+            if let Some(entry) = self.watcher.entry() {
+                self.spared.insert(entry.path.clone());
+            }
             self.left_out.0 += 1;
             self.out.clear();
             if self.empty {
@@ -365,7 +369,7 @@ impl<'a, R: Read> Loadable<'a, R> {
             &self.device,
             self.reads,
             &self.zstd_layers,
-            &self.inflated,
+            &self.spared,
         );
         self.zstd_unsure = zstd_unsure(contents, &self.device, self.reads, &self.zstd_layers);
         let settled = contents.settled().map_err(Unloadable::from);
@@ -497,7 +501,7 @@ impl<'a, R: Read> Loadable<'a, R> {
         decoded.set_size(size);
         decoded.set_cksum();
         self.out = decoded.as_bytes().to_vec();
-        self.inflated.insert(path.clone());
+        self.spared.insert(path.clone());
         self.inflating = Some(Inflating::new(path, head, len, size, sizer.limit));
         Ok(())
     }
@@ -1325,6 +1329,28 @@ mod tests {
         let file = inflate::tests::file_with(&tar, &[], &[]);
         let err = through_docker20(&tar, &file, 700).unwrap_err();
         assert!(crate::decode::DecodeError::find(&err).is_some(), "{err}");
+    }
+
+    #[test]
+    fn leaves_out_a_zstd_layer_classic_docker_holds_without_refusing_the_archive() {
+        let plain = inflate::tests::payload(3000);
+        let layer = crate::decode::compress(&["zstd", "-q", "-c"], &plain);
+        let (tar, path) = oci_with_layer(layer, ZSTD_MEDIA_TYPE, &plain);
+        let inner = Pieces {
+            data: &tar,
+            step: 700,
+        };
+        let unread = ZstdLayers::Unread {
+            version: "20.10.24".to_owned(),
+        };
+        let omit: HashSet<String> = [path.clone()].into();
+        let mut adapter = Loadable::new(inner, platform("linux/amd64"), Reads::DockerArchive)
+            .zstd_layers(unread)
+            .leaving_out(Box::new(omit), false);
+        let mut out = Vec::new();
+        adapter.read_to_end(&mut out).unwrap();
+        assert!(file_in(&out, &path).is_none(), "left out");
+        assert_eq!(manifest_of(&out)[0]["Layers"], json!([path]));
     }
 
     #[test]

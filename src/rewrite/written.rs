@@ -25,14 +25,15 @@ pub(super) fn needs_manifest(contents: &Walked) -> bool {
 /// written: manifest.json into an OCI archive for classic docker, the OCI layout into a
 /// docker-archive for the containerd store. An archive's index.json is checked whatever the
 /// engine: one without an image for the device (behind an image index, or one name side by
-/// side) fails here, before the engine could load a wrong one, and so does one whose zstd
-/// layers were not sent decoded (`inflated`) to an engine that does not unpack them.
+/// side) fails here, before the engine could load a wrong one, and so does one with zstd
+/// layers for an engine that does not unpack them, but for those it is spared (sent decoded,
+/// or left out: `spared`).
 pub(super) fn written(
     contents: &Walked,
     device: &Platform,
     reads: Reads,
     zstd_layers: &ZstdLayers,
-    inflated: &HashSet<String>,
+    spared: &HashSet<String>,
 ) -> Result<Option<Vec<u8>>, Unloadable> {
     if reads == Reads::OciLayout && is_docker_archive(contents) {
         return oci_layout(contents, device);
@@ -46,7 +47,7 @@ pub(super) fn written(
         return Ok(None);
     }
     if let ZstdLayers::Unread { version } = zstd_layers {
-        if has_zstd_layers(contents, &index, device, inflated) {
+        if has_zstd_layers(contents, &index, device, spared) {
             return Err(Unloadable::ZstdLayers {
                 version: version.clone(),
             });
@@ -75,13 +76,13 @@ pub(super) fn zstd_unsure(
 }
 
 /// Whether an image the index gives `device` has a layer compressed with zstd
-/// (`application/vnd.oci.image.layer.v1.tar+zstd`) whose blob was not sent decoded (its path
-/// in `inflated`).
+/// (`application/vnd.oci.image.layer.v1.tar+zstd`) whose blob the engine is not spared
+/// unpacking (its path in `spared`: sent decoded, or left out).
 fn has_zstd_layers(
     contents: &Walked,
     index: &Value,
     device: &Platform,
-    inflated: &HashSet<String>,
+    spared: &HashSet<String>,
 ) -> bool {
     let descriptors = index["manifests"].as_array().map_or(&[][..], Vec::as_slice);
     descriptors
@@ -94,7 +95,7 @@ fn has_zstd_layers(
                 .flatten()
                 .filter(|layer| {
                     let path = blob(layer["digest"].as_str()).and_then(|p| contents.file(&p));
-                    !path.is_some_and(|(path, _)| inflated.contains(&path))
+                    !path.is_some_and(|(path, _)| spared.contains(&path))
                 })
                 .filter_map(|layer| layer["mediaType"].as_str())
                 .any(|media_type| media_type.ends_with("+zstd"))
