@@ -11,7 +11,9 @@
 //! a second decoder of the archive that moves on with the upload, decoding each such layer.
 //! Memory stays bounded: a decoder holds a window capped by `--memory-limit`, never a layer.
 //! What it costs is time: a layer without recorded sizes is decoded twice, and a compressed
-//! archive whose blobs are zstd is decoded twice up to its last such blob.
+//! archive whose blobs are zstd is decoded twice up to its last such blob. Every blob whose data
+//! is zstd frames is sent decoded, another platform's layer too: which blobs are the device's
+//! layers is told by manifests that may come after them.
 
 use std::fs::File;
 use std::io::{self, Read};

@@ -189,6 +189,7 @@ pub struct Loadable<'a, R> {
     sizer: Option<Sizer<'a>>,
     inflating: Option<Inflating>,
     spared: HashSet<String>,
+    decoded: usize,
 }
 
 /// The first bytes of a blob, read to tell zstd frames by their magic number.
@@ -228,6 +229,7 @@ impl<'a, R: Read> Loadable<'a, R> {
             sizer: None,
             inflating: None,
             spared: HashSet::new(),
+            decoded: 0,
         }
     }
 
@@ -267,6 +269,11 @@ impl<'a, R: Read> Loadable<'a, R> {
         self.omission = Some(omission);
         self.empty = empty;
         self
+    }
+
+    /// How many zstd layer files were sent decoded so far.
+    pub(crate) fn decoded(&self) -> usize {
+        self.decoded
     }
 
     /// How many files were left out so far, and their bytes in the tar not sent.
@@ -502,6 +509,7 @@ impl<'a, R: Read> Loadable<'a, R> {
         decoded.set_cksum();
         self.out = decoded.as_bytes().to_vec();
         self.spared.insert(path.clone());
+        self.decoded += 1;
         self.inflating = Some(Inflating::new(path, head, len, size, sizer.limit));
         Ok(())
     }

@@ -464,6 +464,41 @@ mod zstd_layers_on_classic_docker {
     }
 }
 
+/// An OCI archive with zstd layers, itself compressed with zstd: docker 20.10 gets the layers
+/// decoded, their sizes learnt by a second decoder of the archive.
+mod zstd_layers_in_a_compressed_archive_on_classic_docker {
+    use crate::common::Flavor;
+
+    #[test]
+    fn docker20() {
+        super::compressed_oci_archive_with_zstd_layers_loads(Flavor::Docker20)
+    }
+    #[test]
+    fn docker26() {
+        super::compressed_oci_archive_with_zstd_layers_loads(Flavor::Docker26)
+    }
+}
+
+fn compressed_oci_archive_with_zstd_layers_loads(flavor: Flavor) {
+    let engine = Engine::start(flavor);
+    let pkg = Package::new();
+    let fixture = Fixture::build(&["example.org/oci/zstd-in-zstd:1"], 3);
+    let archive = Codec::Zstd.compress(&fixture.oci_with_zstd_layers());
+    pkg.add_archive("zstd.tar.zst", &archive);
+    pkg.write_list(&["zstd.tar.zst example.org/oci/zstd-in-zstd:1"]);
+
+    let out = load_package(&engine, &pkg, &[]);
+
+    out.assert_code(0);
+    assert_eq!(bare_id(&engine.assert_has(&fixture.reference)), fixture.id);
+    let files = saved_layer_files(&engine, &fixture.reference);
+    let want: Vec<_> = fixture.layers.iter().flat_map(|l| tar_files(l)).collect();
+    assert!(
+        files == want,
+        "the image's files are not the fixture's\n{out:?}"
+    );
+}
+
 /// A zstd layer that decodes to bytes other than its diffID's: docker refuses it before it
 /// names anything, whether the loader decoded it (docker 20.10) or docker did (26).
 mod zstd_layer_not_its_diff_id_on_classic_docker {
