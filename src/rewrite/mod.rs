@@ -50,7 +50,7 @@ use crate::image::describe::Images;
 use crate::image::items::ItemError;
 use crate::image::limits::Invalid;
 use crate::image::platform::{Platform, Unsuited};
-use crate::image::walk::{WalkError, Walked, Watcher, BLOCK};
+use crate::image::walk::{Entry, WalkError, Walked, Watcher, BLOCK};
 use choice::Description;
 use inflate::{is_zstd, Inflating};
 use written::{entry, needs_manifest, written, zstd_unsure};
@@ -334,8 +334,8 @@ impl<'a, R: Read> Loadable<'a, R> {
             return self.on_description(file, size, extended);
         }
         let omitted = self.omitted(extended);
-        if omitted.is_none() && !extended && self.inflates() {
-            return self.on_blob();
+        if let Some(blob) = self.inflates().filter(|_| omitted.is_none() && !extended) {
+            return self.on_blob(blob);
         }
         self.dropping = omitted.is_some();
         if let Some(bytes) = omitted {
@@ -462,21 +462,20 @@ impl<'a, R: Read> Loadable<'a, R> {
         Ok(())
     }
 
-    /// Whether the entry whose header the walk was just fed may be a zstd layer to send
+    /// The entry whose header the walk was just fed, where it may be a zstd layer to send
     /// decoded: a blob of an OCI layout, for classic docker before 23.0.
-    fn inflates(&self) -> bool {
+    fn inflates(&self) -> Option<Entry> {
         let unread = matches!(self.zstd_layers, ZstdLayers::Unread { .. });
-        let blob = self
-            .watcher
-            .entry()
-            .is_some_and(|e| e.file && e.path.starts_with("blobs/") && e.size >= ZSTD_HEAD as u64);
-        unread && blob && self.reads == Reads::DockerArchive && self.sizer.is_some()
+        let classic = unread && self.reads == Reads::DockerArchive && self.sizer.is_some();
+        let entry = self.watcher.entry().filter(|_| classic)?;
+        let blob = entry.file && entry.path.starts_with("blobs/") && entry.size >= ZSTD_HEAD as u64;
+        blob.then(|| entry.clone())
     }
 
     /// A blob's header, which the walk was just fed: its first bytes are read to tell zstd
     /// frames, which then go out decoded under a header giving their decoded size; any other
     /// blob passes as it is.
-    fn on_blob(&mut self) -> io::Result<()> {
+    fn on_blob(&mut self, blob: Entry) -> io::Result<()> {
         let mut head = vec![0; ZSTD_HEAD];
         if let Err(e) = self.inner.read_exact(&mut head) {
             return Err(match e.kind() {
@@ -489,28 +488,25 @@ impl<'a, R: Read> Loadable<'a, R> {
         self.checked()?;
         let header = std::mem::replace(&mut self.header, Vec::with_capacity(BLOCK));
         self.out_at = 0;
-        let (Some(entry), Some(sizer)) = (self.watcher.entry(), self.sizer.as_mut()) else {
-            unreachable!("checked by inflates()");
+        let sizer = match self.sizer.as_mut() {
+            Some(sizer) if is_zstd(&head) => sizer,
+            _ => {
+                self.out = header;
+                self.out.extend_from_slice(&head);
+                return Ok(());
+            }
         };
-        let (path, len, at) = (
-            entry.path.clone(),
-            entry.size,
-            self.offset - head.len() as u64,
-        );
-        if !is_zstd(&head) {
-            self.out = header;
-            self.out.extend_from_slice(&head);
-            return Ok(());
-        }
-        let size = sizer.size(at, len)?;
+        let at = self.offset - head.len() as u64;
+        let size = sizer.size(at, blob.size)?;
         let mut decoded = tar::Header::new_old();
         decoded.as_mut_bytes().copy_from_slice(&header);
         decoded.set_size(size);
         decoded.set_cksum();
         self.out = decoded.as_bytes().to_vec();
-        self.spared.insert(path.clone());
+        self.spared.insert(blob.path.clone());
         self.decoded += 1;
-        self.inflating = Some(Inflating::new(path, head, len, size, sizer.limit));
+        let limit = sizer.limit;
+        self.inflating = Some(Inflating::new(blob.path, head, blob.size, size, limit));
         Ok(())
     }
 
