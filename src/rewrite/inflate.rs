@@ -9,7 +9,8 @@
 //! header: in a plain tar, from the frames' recorded content sizes where every frame has one
 //! (a few preads per frame), else by decoding the layer once more; in a compressed archive, by
 //! a second decoder of the archive that moves on with the upload, decoding each such layer.
-//! Memory stays bounded: a decoder holds a window capped by `--memory-limit`, never a layer.
+//! Memory stays bounded: each decoder holds a window capped by `--memory-limit`, never a layer,
+//! and at most three are open at once (the archive's, its second one, and a layer's).
 //! What it costs is time: a layer without recorded sizes is decoded twice, and a compressed
 //! archive whose blobs are zstd is decoded twice up to its last such blob. Every blob whose data
 //! is zstd frames is sent decoded, another platform's layer too: which blobs are the device's
@@ -22,13 +23,13 @@ use zstd_safe::{DCtx, InBuffer, OutBuffer};
 
 use crate::decode::zstd::{self, HEADER_MAX};
 use crate::decode::{self, At, Decoder, READ_BUF};
-use crate::input::format::{Format, ZSTD_MAGIC};
+use crate::input::format::{sniff, Format};
 
 use super::Unloadable;
 
-/// Whether data starting with `head` is a zstd frame.
+/// Whether data starting with `head` is zstd frames (a skippable one first, as pzstd writes).
 pub(super) fn is_zstd(head: &[u8]) -> bool {
-    head.starts_with(&ZSTD_MAGIC.to_le_bytes())
+    sniff(head) == Some(Format::Zstd)
 }
 
 /// The decoded sizes of zstd layers, read from the archive file a second time.
@@ -341,6 +342,15 @@ pub(super) mod tests {
                 .starts_with("zstd window (archive made with zstd --long?) needs 4.0 MiB"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn takes_zstd_frames_for_zstd_with_a_skippable_frame_first() {
+        let layer = compress(&["pzstd", "-q", "-c", "-p", "2"], &payload(1000));
+        assert!(is_zstd(&layer[..4]));
+        assert!(is_zstd(&compress(&["zstd", "-q", "-c"], &[1])[..4]));
+        assert!(!is_zstd(b"{\"sc"));
+        assert!(!is_zstd(&[0x1f, 0x8b, 8, 0]));
     }
 
     #[test]
