@@ -65,7 +65,7 @@ impl<'a> Sizer<'a> {
                 pos: at,
                 len: at + len,
             };
-            return decoded_len(window.take(len), self.limit);
+            return decoded_len(&mut window.take(len), self.limit);
         }
         let (decoder, pos) = match &mut self.second {
             Some(second) => second,
@@ -73,17 +73,21 @@ impl<'a> Sizer<'a> {
                 .second
                 .insert((decode::reread(self.format, self.file, self.limit)?, 0)),
         };
-        let skip = at.checked_sub(*pos).ok_or(io::ErrorKind::InvalidInput)?;
-        if io::copy(&mut decoder.by_ref().take(skip), &mut io::sink())? < skip {
-            return Err(io::ErrorKind::UnexpectedEof.into());
+        let mut skip = at.checked_sub(*pos).ok_or(io::ErrorKind::InvalidInput)?;
+        let mut buf = vec![0; READ_BUF];
+        while skip > 0 {
+            match decoder.read(&mut buf[..skip.min(READ_BUF as u64) as usize])? {
+                0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+                n => skip -= n as u64,
+            }
         }
         *pos = at + len;
-        decoded_len(decoder.by_ref().take(len), self.limit)
+        decoded_len(&mut decoder.by_ref().take(len), self.limit)
     }
 }
 
 /// How many bytes the zstd frames `frames` reads decode to, counted as they are decoded.
-fn decoded_len(mut frames: impl Read, limit: u64) -> io::Result<u64> {
+fn decoded_len(frames: &mut dyn Read, limit: u64) -> io::Result<u64> {
     let mut unzstd = Unzstd::new(limit);
     let (mut input, mut out) = (vec![0; READ_BUF], vec![0; READ_BUF]);
     let (mut at, mut len, mut total, mut eof) = (0, 0, 0u64, false);

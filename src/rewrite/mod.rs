@@ -189,7 +189,6 @@ pub struct Loadable<'a, R> {
     sizer: Option<Sizer<'a>>,
     inflating: Option<Inflating>,
     spared: HashSet<String>,
-    decoded: usize,
 }
 
 /// The first bytes of a blob, read to tell zstd frames by their magic number.
@@ -229,7 +228,6 @@ impl<'a, R: Read> Loadable<'a, R> {
             sizer: None,
             inflating: None,
             spared: HashSet::new(),
-            decoded: 0,
         }
     }
 
@@ -269,11 +267,6 @@ impl<'a, R: Read> Loadable<'a, R> {
         self.omission = Some(omission);
         self.empty = empty;
         self
-    }
-
-    /// How many zstd layer files were sent decoded so far.
-    pub(crate) fn decoded(&self) -> usize {
-        self.decoded
     }
 
     /// How many files were left out so far, and their bytes in the tar not sent.
@@ -504,7 +497,6 @@ impl<'a, R: Read> Loadable<'a, R> {
         decoded.set_cksum();
         self.out = decoded.as_bytes().to_vec();
         self.spared.insert(blob.path.clone());
-        self.decoded += 1;
         let limit = sizer.limit;
         self.inflating = Some(Inflating::new(blob.path, head, blob.size, size, limit));
         Ok(())

@@ -342,12 +342,6 @@ fn upload(job: &Job, decoder: Decoder, plan: Option<Leaving>) -> Upload {
             Size(bytes)
         ));
     }
-    if loadable.decoded() > 0 {
-        log.debug(format_args!(
-            "{place}: sent {} zstd layer files decoded (docker's classic image store before 23.0 unpacks none)",
-            loadable.decoded()
-        ));
-    }
     if result.is_err() && loadable.zstd_unsure() {
         log.warn(format_args!(
             "{place}: the archive's layers are compressed with zstd, which docker's classic image store before 23.0 cannot unpack, and the engine did not say its version; if it is older, save the image with gzip or uncompressed layers"
