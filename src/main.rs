@@ -39,6 +39,10 @@ fn main() -> ExitCode {
             inspect::run(&o.archives, o.json, o.memory_limit, &Log::from_env(0))
         }
         Ok(Command::Scan(s)) => scan::run(&s, &Log::from_env(s.verbosity)),
+        #[cfg(feature = "pack")]
+        Ok(Command::Pack(p)) => {
+            container_loader::commands::pack::run(&p, &Log::from_env(p.verbosity))
+        }
     };
     ExitCode::from(exit as u8)
 }

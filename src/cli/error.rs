@@ -69,6 +69,15 @@ pub(crate) enum Refusal {
     NoDir,
     /// A second operand after `scan DIR`.
     SecondDir(OsString),
+    /// `pack` in a build without it.
+    NoPack,
+    /// `pack` takes IN and OUT.
+    #[cfg(feature = "pack")]
+    PackOperands,
+    #[cfg(feature = "pack")]
+    NotALevel(String),
+    #[cfg(feature = "pack")]
+    NotThreads(String),
 }
 
 impl fmt::Display for Refusal {
@@ -114,6 +123,19 @@ impl fmt::Display for Refusal {
             Refusal::NoDir => f.write_str("no DIR given"),
             Refusal::SecondDir(word) => {
                 write!(f, "takes one DIR, not also \"{}\"", word.to_string_lossy())
+            }
+            Refusal::NoPack => f.write_str(
+                "this build has no pack; run it from a build with --features pack (the build host's)",
+            ),
+            #[cfg(feature = "pack")]
+            Refusal::PackOperands => f.write_str("takes IN and OUT"),
+            #[cfg(feature = "pack")]
+            Refusal::NotALevel(text) => {
+                write!(f, "--level takes a zstd level from 1 to 22, not \"{text}\"")
+            }
+            #[cfg(feature = "pack")]
+            Refusal::NotThreads(text) => {
+                write!(f, "--threads takes a number of threads from 1, not \"{text}\"")
             }
         }
     }

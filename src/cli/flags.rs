@@ -34,6 +34,8 @@ impl Commands {
     /// Whether `name` takes the options of this group. Each group names every command, so a new
     /// command is put in or out of each group here, not by a default.
     pub(super) fn include(self, name: Name) -> bool {
+        #[cfg(feature = "pack")]
+        use Name::Pack;
         use Name::{Inspect, Load, Scan, Status};
         match self {
             Commands::Only(only) => only == name,
@@ -41,17 +43,25 @@ impl Commands {
             Commands::Engine => match name {
                 Load | Status => true,
                 Inspect | Scan => false,
+                #[cfg(feature = "pack")]
+                Pack => false,
             },
             Commands::Archives => match name {
                 Load | Status | Inspect | Scan => true,
+                #[cfg(feature = "pack")]
+                Pack => true,
             },
             Commands::Speaking => match name {
                 Load | Status | Scan => true,
                 Inspect => false,
+                #[cfg(feature = "pack")]
+                Pack => true,
             },
             Commands::Json => match name {
                 Status | Inspect => true,
                 Load | Scan => false,
+                #[cfg(feature = "pack")]
+                Pack => false,
             },
         }
     }
@@ -288,6 +298,28 @@ pub(super) const FLAGS: &[Flag] = &[
         commands: Commands::Only(Name::Scan),
         help: "write the list to LIST (default: standard output)",
         action: Action::Path("LIST", |g, list| g.output = Some(list)),
+    },
+    #[cfg(feature = "pack")]
+    Flag {
+        short: None,
+        long: "level",
+        commands: Commands::Only(Name::Pack),
+        help: "zstd compression level, 1 to 22 (default 3)",
+        action: Action::Text("N", |g, text| {
+            g.level = values::level(text)?;
+            Ok(())
+        }),
+    },
+    #[cfg(feature = "pack")]
+    Flag {
+        short: None,
+        long: "threads",
+        commands: Commands::Only(Name::Pack),
+        help: "compress on N threads (default: one per core)",
+        action: Action::Text("N", |g, text| {
+            g.threads = Some(values::threads(text)?);
+            Ok(())
+        }),
     },
     Flag {
         short: None,

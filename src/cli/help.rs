@@ -49,7 +49,7 @@ fn overview() -> String {
         "container-loader: load the container images a root filesystem ships into ",
         "docker or podman\n\nusage:\n"
     ));
-    for name in Name::ALL {
+    for &name in Name::ALL {
         for (i, line) in synopsis(name).lines().enumerate() {
             out.push_str(if i == 0 { "  " } else { "    " });
             out.push_str(line);
@@ -84,6 +84,12 @@ fn synopsis(name: Name) -> &'static str {
             "container-loader scan DIR [OPTIONS]
   write an image.list for the archives in DIR, one line per reference
   inside them"
+        }
+        #[cfg(feature = "pack")]
+        Name::Pack => {
+            "container-loader pack [OPTIONS] IN OUT
+  write the tar inside IN as a layer-framed zstd archive OUT: a frame per
+  member, a member index and a seek table (build hosts only)"
         }
     }
 }
@@ -125,6 +131,11 @@ fn exit_status(name: Name) -> String {
             "             2 usage error, DIR unreadable or the list not written\n",
         )
         .to_owned(),
+        #[cfg(feature = "pack")]
+        Name::Pack => {
+            "exit status: 0 OUT written; 1 IN unreadable or OUT not written; 2 usage error\n"
+                .to_owned()
+        }
     }
 }
 
@@ -135,7 +146,7 @@ mod tests {
     #[test]
     fn help_without_a_command_names_every_command_and_load_options() {
         let text = help(None);
-        for name in Name::ALL {
+        for &name in Name::ALL {
             assert!(text.contains(&format!("container-loader {name}")) || name == Name::Load);
         }
         assert!(text.contains("container-loader COMMAND --help"), "{text}");
@@ -163,7 +174,7 @@ mod tests {
 
     #[test]
     fn each_command_help_ends_with_its_exit_statuses() {
-        for name in Name::ALL {
+        for &name in Name::ALL {
             let text = help(Some(name));
             assert!(text.ends_with(&exit_status(name)), "{text}");
         }

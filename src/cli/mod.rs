@@ -27,6 +27,8 @@ use options::Given;
 
 pub use error::UsageError;
 pub use help::{help, version};
+#[cfg(feature = "pack")]
+pub use options::Pack;
 pub use options::{Inspect, Load, Scan, Status};
 
 /// The commands; `load` when none is given.
@@ -36,12 +38,21 @@ pub enum Name {
     Status,
     Inspect,
     Scan,
+    #[cfg(feature = "pack")]
+    Pack,
 }
 
 impl Name {
     /// Every command, in the order the overview lists them. A new command goes here by hand:
     /// one left out is refused as unknown and missing from the overview.
-    pub(crate) const ALL: [Name; 4] = [Name::Load, Name::Status, Name::Inspect, Name::Scan];
+    pub(crate) const ALL: &[Name] = &[
+        Name::Load,
+        Name::Status,
+        Name::Inspect,
+        Name::Scan,
+        #[cfg(feature = "pack")]
+        Name::Pack,
+    ];
 
     pub(crate) fn as_str(self) -> &'static str {
         match self {
@@ -49,6 +60,8 @@ impl Name {
             Name::Status => "status",
             Name::Inspect => "inspect",
             Name::Scan => "scan",
+            #[cfg(feature = "pack")]
+            Name::Pack => "pack",
         }
     }
 }
@@ -66,6 +79,8 @@ pub enum Command {
     Status(Status),
     Inspect(Inspect),
     Scan(Scan),
+    #[cfg(feature = "pack")]
+    Pack(Pack),
     /// `None`: the overview.
     Help(Option<Name>),
     Version,
@@ -110,6 +125,8 @@ fn build(
         Name::Status => Command::Status(Status::new(given, operands, env)?),
         Name::Inspect => Command::Inspect(Inspect::new(given, operands)?),
         Name::Scan => Command::Scan(Scan::new(given, operands)?),
+        #[cfg(feature = "pack")]
+        Name::Pack => Command::Pack(Pack::new(given, operands)?),
     })
 }
 
@@ -210,14 +227,21 @@ impl Line {
     }
 }
 
-/// The command a word names.
+/// The command a word names. `pack` is a command only in a build with the `pack` feature; in
+/// another it is refused saying where it can be run.
 fn command(word: &str) -> Result<Name, UsageError> {
+    let refusal = if cfg!(feature = "pack") || word != "pack" {
+        Refusal::UnknownCommand(word.to_owned())
+    } else {
+        Refusal::NoPack
+    };
     Name::ALL
-        .into_iter()
+        .iter()
+        .copied()
         .find(|n| n.as_str() == word)
-        .ok_or_else(|| UsageError {
+        .ok_or(UsageError {
             command: None,
-            refusal: Refusal::UnknownCommand(word.to_owned()),
+            refusal,
         })
 }
 
@@ -427,7 +451,7 @@ mod tests {
     #[test]
     fn every_command_refuses_every_option_of_another_naming_itself() {
         let mut refused = 0;
-        for name in Name::ALL {
+        for &name in Name::ALL {
             for flag in FLAGS.iter().filter(|f| !takes(name, f.long)) {
                 for spelled in spellings(flag) {
                     let args = with_option(name, flag, &spelled);
@@ -448,7 +472,7 @@ mod tests {
 
     #[test]
     fn every_command_takes_each_of_its_options() {
-        for name in Name::ALL {
+        for &name in Name::ALL {
             for flag in FLAGS.iter().filter(|f| f.commands.include(name)) {
                 if matches!(flag.long, "help" | "version" | "replace-differing") {
                     continue;
@@ -495,7 +519,7 @@ mod tests {
 
     #[test]
     fn each_command_help_is_its_own_usage_with_only_its_options() {
-        for name in Name::ALL {
+        for &name in Name::ALL {
             assert_eq!(
                 parse_with(&[name.as_str(), "--help"], &[]),
                 Ok(Command::Help(Some(name)))
@@ -577,7 +601,7 @@ mod tests {
 
     #[test]
     fn an_option_has_at_most_one_row_per_command() {
-        for name in Name::ALL {
+        for &name in Name::ALL {
             for flag in FLAGS.iter().filter(|f| f.commands.include(name)) {
                 let rows = FLAGS
                     .iter()

@@ -115,6 +115,11 @@ pub(super) struct Given {
     pub(super) memory_limit: u64,
     pub(super) json: bool,
     pub(super) verbosity: i8,
+    #[cfg(feature = "pack")]
+    pub(super) level: i32,
+    /// `None`: one per core.
+    #[cfg(feature = "pack")]
+    pub(super) threads: Option<usize>,
 }
 
 impl Default for Given {
@@ -138,6 +143,10 @@ impl Default for Given {
             memory_limit: DEFAULT_MEMORY_LIMIT,
             json: false,
             verbosity: 0,
+            #[cfg(feature = "pack")]
+            level: 3,
+            #[cfg(feature = "pack")]
+            threads: None,
         }
     }
 }
@@ -167,6 +176,10 @@ impl Load {
             refs: _,
             output: _,
             json: _,
+            #[cfg(feature = "pack")]
+                level: _,
+            #[cfg(feature = "pack")]
+                threads: _,
         } = given;
         no_operands(operands)?;
         if replace_differing && !verify {
@@ -217,6 +230,10 @@ impl Status {
             progress_interval: _,
             refs: _,
             output: _,
+            #[cfg(feature = "pack")]
+                level: _,
+            #[cfg(feature = "pack")]
+                threads: _,
         } = given;
         no_operands(operands)?;
         Ok(Status {
@@ -255,6 +272,10 @@ impl Inspect {
             refs: _,
             output: _,
             verbosity: _,
+            #[cfg(feature = "pack")]
+                level: _,
+            #[cfg(feature = "pack")]
+                threads: _,
         } = given;
         if operands.is_empty() {
             return Err(Refusal::NoArchive);
@@ -288,6 +309,10 @@ impl Scan {
             space_check: _,
             progress_interval: _,
             json: _,
+            #[cfg(feature = "pack")]
+                level: _,
+            #[cfg(feature = "pack")]
+                threads: _,
         } = given;
         let mut operands = operands.into_iter();
         let dir = operands.next().ok_or(Refusal::NoDir)?;
@@ -298,6 +323,58 @@ impl Scan {
             dir: PathBuf::from(dir),
             refs,
             output,
+            memory_limit,
+            verbosity,
+        })
+    }
+}
+
+/// `pack`'s options: what to read and where to write.
+#[cfg(feature = "pack")]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pack {
+    pub(crate) input: PathBuf,
+    pub(crate) output: PathBuf,
+    pub(crate) level: i32,
+    pub(crate) threads: usize,
+    pub(crate) memory_limit: u64,
+    /// -1 quiet, 0 normal.
+    pub verbosity: i8,
+}
+
+#[cfg(feature = "pack")]
+impl Pack {
+    pub(super) fn new(given: Given, operands: Vec<OsString>) -> Result<Pack, Refusal> {
+        let Given {
+            level,
+            threads,
+            memory_limit,
+            verbosity,
+            lists: _,
+            images_dir: _,
+            engine: _,
+            host: _,
+            wait: _,
+            timeout: _,
+            delete_after_load: _,
+            dry_run: _,
+            verify: _,
+            replace_differing: _,
+            run_dir: _,
+            space_check: _,
+            progress_interval: _,
+            refs: _,
+            output: _,
+            json: _,
+        } = given;
+        let [input, output] =
+            <[OsString; 2]>::try_from(operands).map_err(|_| Refusal::PackOperands)?;
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        Ok(Pack {
+            input: input.into(),
+            output: output.into(),
+            level,
+            threads: threads.unwrap_or(cores),
             memory_limit,
             verbosity,
         })

@@ -133,3 +133,21 @@ mod tests {
         );
     }
 }
+
+/// `--level`: a zstd level the encoder takes, 1 to 22.
+#[cfg(feature = "pack")]
+pub(super) fn level(text: &str) -> Result<i32, Refusal> {
+    text.parse()
+        .ok()
+        .filter(|n| (1..=22).contains(n))
+        .ok_or_else(|| Refusal::NotALevel(text.to_owned()))
+}
+
+/// `--threads`: at least one.
+#[cfg(feature = "pack")]
+pub(super) fn threads(text: &str) -> Result<usize, Refusal> {
+    text.parse()
+        .ok()
+        .filter(|&n| n >= 1)
+        .ok_or_else(|| Refusal::NotThreads(text.to_owned()))
+}

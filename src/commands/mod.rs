@@ -3,5 +3,7 @@
 
 pub mod inspect;
 pub mod load;
+#[cfg(feature = "pack")]
+pub mod pack;
 pub mod scan;
 pub mod status;
