@@ -414,6 +414,8 @@ mod tests {
             Name::Inspect => &["a.tar"],
             Name::Scan => &["images"],
             Name::Load | Name::Status => &[],
+            #[cfg(feature = "pack")]
+            Name::Pack => &["in.tar", "out.zst"],
         }
     }
 
@@ -424,7 +426,7 @@ mod tests {
             args.push(
                 match value {
                     "auto|docker|podman" => "podman",
-                    "SECONDS" => "5",
+                    "SECONDS" | "N" => "5",
                     "SIZE" => "1G",
                     "ARCHIVE=REF" => "a.tar=example.org/a:1",
                     _ => "/tmp/x",
@@ -487,6 +489,8 @@ mod tests {
                         Command::Status(_) => Name::Status,
                         Command::Inspect(_) => Name::Inspect,
                         Command::Scan(_) => Name::Scan,
+                        #[cfg(feature = "pack")]
+                        Command::Pack(_) => Name::Pack,
                         other => panic!("{args:?}: {other:?}"),
                     };
                     assert_eq!(parsed, name, "{args:?}");
@@ -587,6 +591,32 @@ mod tests {
         for name in ["load", "status"] {
             let e = parse_with(&[name, "extra"], &[]).unwrap_err();
             assert_eq!(e.refusal, Refusal::Operand("extra".into()));
+        }
+    }
+
+    #[cfg(not(feature = "pack"))]
+    #[test]
+    fn pack_in_a_build_without_it_is_refused_saying_where_to_run_it() {
+        let e = parse_with(&["pack", "in.tar", "out.zst"], &[]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "container-loader: this build has no pack; run it from a build with --features pack (the build host's); see container-loader --help"
+        );
+    }
+
+    #[cfg(feature = "pack")]
+    #[test]
+    fn pack_takes_in_out_a_level_and_threads() {
+        let args = ["pack", "--level", "19", "--threads", "3", "a.tar", "b.zst"];
+        match parse_with(&args, &[]) {
+            Ok(Command::Pack(p)) => {
+                assert_eq!((p.input, p.output), ("a.tar".into(), "b.zst".into()));
+                assert_eq!((p.level, p.threads), (19, 3));
+            }
+            other => panic!("{other:?}"),
+        }
+        for args in [&["pack", "a.tar"][..], &["pack", "--level", "23", "a", "b"]] {
+            assert!(parse_with(args, &[]).is_err(), "{args:?}");
         }
     }
 
