@@ -643,3 +643,20 @@ pub fn podman_saved_as(fixture: &Fixture, format: &str, what: &str) -> Vec<u8> {
     ]);
     fs::read(&output).expect("read saved archive")
 }
+
+/// `archive` (a tar, or a compressed one) as `container-loader pack` writes it: by the binary
+/// cargo built with the `pack` feature, whatever $CONTAINER_LOADER_BIN is, as the build host
+/// packs what the device (maybe a build without `pack`) loads.
+#[cfg(feature = "pack")]
+pub fn packed(archive: &[u8]) -> Vec<u8> {
+    let dir = TempDir::new("pack");
+    let (input, output) = (dir.join("in"), dir.join("out.tar.zst"));
+    std::fs::write(&input, archive).unwrap();
+    let status = Command::new(env!("CARGO_BIN_EXE_container-loader"))
+        .arg("pack")
+        .args([&input, &output])
+        .status()
+        .unwrap();
+    assert!(status.success(), "container-loader pack: {status}");
+    std::fs::read(&output).unwrap()
+}

@@ -819,3 +819,29 @@ fn journal_stream_marks_loaded_lines_as_info(flavor: Flavor) {
         "a clean summary is info\n{out:?}"
     );
 }
+
+/// Archives written by `container-loader pack`, which only a build with the `pack` feature
+/// writes (the loader under test reads them whatever its build).
+#[cfg(feature = "pack")]
+mod packed {
+    use crate::common::*;
+
+    on_every_engine! {
+        loads_a_packed_archive_as_a_plain_one;
+    }
+
+    fn loads_a_packed_archive_as_a_plain_one(flavor: Flavor) {
+        let engine = Engine::start(flavor);
+        let pkg = Package::new();
+        let fixture = Fixture::build(&["example.org/loads/packed:1"], 2);
+        pkg.add_archive("packed.tar.zst", &packed(&fixture.tar));
+        pkg.write_list(&["packed.tar.zst example.org/loads/packed:1"]);
+
+        let out = load_package(&engine, &pkg, &[]);
+
+        out.assert_code(0)
+            .assert_summary("1 loaded, 0 present, 0 failed");
+        let id = engine.assert_has("example.org/loads/packed:1");
+        assert_eq!(bare_id(&id), fixture.id_on(flavor));
+    }
+}
