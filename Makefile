@@ -286,11 +286,18 @@ test: deps toolchain deb
 	@# --all and --workspace: the package and tests/kit, the tests' in-memory archives.
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	@# `pack` (build hosts only, Cargo.toml [features]) is code the device build leaves out.
+	$(CARGO) clippy --features pack --all-targets -- -D warnings
 	@# No import circle in src/ (tests/import_cycles.rs), before the long run.
 	$(CARGO) test --test import_cycles
 	$(MAKE) --no-print-directory all dist-armhf
 	@# The integration tests run the shipped static binary, not the debug build.
 	CONTAINER_LOADER_BIN=$(DIST_x86_64) $(CARGO) test --no-fail-fast -- --test-threads=$(TEST_THREADS)
+	@# pack's frame layout, and its archives read by the shipped binary (which has no pack).
+	$(CARGO) test --features pack --lib commands::pack
+	CONTAINER_LOADER_BIN=$(DIST_x86_64) $(CARGO) test --features pack --test pack
+	CONTAINER_LOADER_BIN=$(DIST_x86_64) $(CARGO) test --features pack --test engines \
+		-- --test-threads=$(TEST_THREADS) loads::packed::
 	@$(call ensure_tools,$(CROSS_TEST_TOOLS))
 	@# The arm64 and armhf binaries under qemu-user against a real podman (tests/cross.rs).
 	$(call cross_test,aarch64)

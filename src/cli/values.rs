@@ -81,6 +81,24 @@ fn unix_path(url: &str) -> Option<PathBuf> {
     (path.starts_with('/') || !url.contains("://")).then(|| PathBuf::from(path))
 }
 
+/// `--level`: a zstd level the encoder takes, 1 to 22.
+#[cfg(feature = "pack")]
+pub(super) fn level(text: &str) -> Result<i32, Refusal> {
+    text.parse()
+        .ok()
+        .filter(|n| (1..=22).contains(n))
+        .ok_or_else(|| Refusal::NotALevel(text.to_owned()))
+}
+
+/// `--threads`: at least one.
+#[cfg(feature = "pack")]
+pub(super) fn threads(text: &str) -> Result<usize, Refusal> {
+    text.parse()
+        .ok()
+        .filter(|&n| n >= 1)
+        .ok_or_else(|| Refusal::NotThreads(text.to_owned()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,22 +150,4 @@ mod tests {
             Ok(vec![PathBuf::from(DOCKER_SOCKET)])
         );
     }
-}
-
-/// `--level`: a zstd level the encoder takes, 1 to 22.
-#[cfg(feature = "pack")]
-pub(super) fn level(text: &str) -> Result<i32, Refusal> {
-    text.parse()
-        .ok()
-        .filter(|n| (1..=22).contains(n))
-        .ok_or_else(|| Refusal::NotALevel(text.to_owned()))
-}
-
-/// `--threads`: at least one.
-#[cfg(feature = "pack")]
-pub(super) fn threads(text: &str) -> Result<usize, Refusal> {
-    text.parse()
-        .ok()
-        .filter(|&n| n >= 1)
-        .ok_or_else(|| Refusal::NotThreads(text.to_owned()))
 }
