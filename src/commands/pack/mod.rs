@@ -28,6 +28,7 @@ mod members;
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::cli::Pack;
@@ -51,6 +52,8 @@ pub enum PackError {
         offset: u64,
     },
     Write(PathBuf, io::Error),
+    /// OUT is IN.
+    SameFile(PathBuf),
 }
 
 impl fmt::Display for PackError {
@@ -73,19 +76,23 @@ impl fmt::Display for PackError {
                 write!(f, "not a tar: no valid header at byte {offset} of the tar")
             }
             PackError::Write(path, e) => write!(f, "writing {}: {e}", path.display()),
+            PackError::SameFile(path) => {
+                write!(
+                    f,
+                    "{}: is the input; write the packed archive elsewhere",
+                    path.display()
+                )
+            }
         }
     }
 }
 
 impl std::error::Error for PackError {}
 
-/// `container-loader pack IN OUT`: OUT is written anew; on failure it is removed.
+/// `container-loader pack IN OUT`: OUT is written anew; on failure what was written of it is
+/// removed.
 pub fn run(options: &Pack, log: &Log) -> Exit {
-    let settings = Settings {
-        level: options.level,
-        threads: options.threads,
-    };
-    match pack_file(options, settings) {
+    match pack_file(options) {
         Ok(trailer) => {
             log.info(format_args!(
                 "{}: {} members in {} frames",
@@ -96,7 +103,6 @@ pub fn run(options: &Pack, log: &Log) -> Exit {
             Exit::Done
         }
         Err(e) => {
-            let _ = fs::remove_file(&options.output);
             log.error(e);
             Exit::Failed
         }
@@ -104,20 +110,41 @@ pub fn run(options: &Pack, log: &Log) -> Exit {
 }
 
 /// Opens the input, decodes it whatever its format, and packs it into the output file.
-fn pack_file(options: &Pack, settings: Settings) -> Result<Trailer, PackError> {
+fn pack_file(options: &Pack) -> Result<Trailer, PackError> {
     let input = &options.input;
-    let mut file = File::open(input).map_err(|e| PackError::Open(input.clone(), e))?;
-    let (head, format) = format::peek(&mut file).map_err(|e| PackError::Open(input.clone(), e))?;
+    let open_err = |e| PackError::Open(input.clone(), e);
+    let mut file = File::open(input).map_err(open_err)?;
+    let (head, format) = format::peek(&mut file).map_err(open_err)?;
     let format =
         format.ok_or_else(|| PackError::UnknownFormat(input.clone(), format::foreign(&head)))?;
-    let decoder = decode::decoder(format, head, file, options.memory_limit);
     let output = &options.output;
-    let write_err = |e| PackError::Write(output.clone(), e);
-    let out = File::create(output).map_err(write_err)?;
+    if same_file(&file, output) {
+        return Err(PackError::SameFile(output.clone()));
+    }
+    let decoder = decode::decoder(format, head, file, options.memory_limit);
+    let out = File::create(output).map_err(|e| PackError::Write(output.clone(), e))?;
+    let settings = Settings {
+        level: options.level,
+        threads: options.threads,
+    };
     let mut out = BufWriter::with_capacity(1 << 20, out);
-    let trailer = pack(decoder, &mut out, settings, CHUNK, output)?;
-    out.flush().map_err(write_err)?;
-    Ok(trailer)
+    let packed = pack(decoder, &mut out, settings, CHUNK, output).and_then(|trailer| {
+        out.flush()
+            .map_err(|e| PackError::Write(output.clone(), e))?;
+        Ok(trailer)
+    });
+    if packed.is_err() {
+        let _ = fs::remove_file(output);
+    }
+    packed
+}
+
+/// Whether `output` is the file `input` is: writing it would destroy what is being read.
+fn same_file(input: &File, output: &Path) -> bool {
+    match (input.metadata(), fs::metadata(output)) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
+    }
 }
 
 /// Packs the tar `tar` into `out` in pieces of `chunk` bytes at most; `output` names `out` in
