@@ -6,7 +6,7 @@ use container_loader_testkit::{append_file, tar_of};
 use zstd_safe::DCtx;
 
 use super::frames::{Settings, Trailer, INDEX_MAGIC, SEEKABLE_MAGIC, SEEK_TABLE_MAGIC};
-use super::pack;
+use super::{pack, PackError};
 
 /// A small chunk, so that a member of a few KiB is split.
 const CHUNK: usize = 4096;
@@ -152,4 +152,26 @@ fn the_index_and_the_seek_table_agree_with_the_frames() {
         at += compressed as usize;
         assert_eq!(le32(&archive, at - 4), checksum, "the frame's own checksum");
     }
+}
+
+#[test]
+fn a_tar_cut_short_is_packed_as_it_is_its_last_member_ending_where_it_ends() {
+    let tar = tar_of(&[("a", &[9; 3000])]);
+    let cut = &tar[..2000];
+    let (archive, trailer) = packed(cut);
+    assert_eq!(frame_contents(&archive, &trailer).concat(), cut);
+    assert_eq!(trailer.members[0].path, "a");
+}
+
+#[test]
+fn what_is_not_a_tar_header_is_refused_with_its_offset() {
+    let mut tar = tar_of(&[("a", b"x"), ("b", b"y")]);
+    tar[1024 + 148] ^= 1;
+    let mut out = Vec::new();
+    let settings = Settings {
+        level: 3,
+        threads: 1,
+    };
+    let e = pack(&tar[..], &mut out, settings, CHUNK, Path::new("out")).unwrap_err();
+    assert!(matches!(e, PackError::NotATar { offset: 1024 }), "{e}");
 }
