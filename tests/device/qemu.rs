@@ -36,7 +36,26 @@ pub struct Booted {
 
 impl Machine {
     /// Boots the machine and waits for it to power off; `serial` receives its console.
+    ///
+    /// Under TCG a guest kernel on two vCPUs now and then dies at its start, before it runs
+    /// anything of the disk ("Oops: int3" in the middle of patching its own code, once in some
+    /// forty boots here): such a boot is booted once more, its console kept beside the new one.
+    /// A kernel that dies after it ran the initramfs is the test's business, never retried.
     pub fn boot(&self, serial: &Path) -> Booted {
+        let booted = self.boot_once(serial);
+        if booted.accel != "tcg" || !died_before_init(serial) {
+            return booted;
+        }
+        let first = serial.with_extension("died-before-init.log");
+        fs::rename(serial, &first).expect("keep the console of the boot that died");
+        eprintln!(
+            "vm: the kernel died before it ran init (TCG), booting again; its console: {}",
+            first.display()
+        );
+        self.boot_once(serial)
+    }
+
+    fn boot_once(&self, serial: &Path) -> Booted {
         let (accel, cpu, timeout) = match hardware_kvm() {
             true => ("kvm", "host", BOOT_TIMEOUT_KVM),
             false => ("tcg", "max", BOOT_TIMEOUT_TCG),
@@ -95,6 +114,13 @@ impl Machine {
         );
         Booted { seconds, accel }
     }
+}
+
+/// Whether the console shows a kernel panic before the kernel ran the initramfs's /init (its
+/// "Run /init as init process" line), so before the boot touched the disk.
+fn died_before_init(serial: &Path) -> bool {
+    let text = String::from_utf8_lossy(&fs::read(serial).unwrap_or_default()).into_owned();
+    text.contains("Kernel panic") && !text.contains("Run /init as init process")
 }
 
 /// Whether qemu can run a stock kernel under KVM: /dev/kvm opens and is backed by the CPU's
