@@ -37,6 +37,18 @@ fn other_image_as(engine: &Engine, reference: &str) -> String {
     engine.assert_has(reference)
 }
 
+/// `status --verify` of `pkg`'s list on `engine`: as `--json`, and as the table.
+fn status_verify(engine: &Engine, pkg: &Package) -> (Output, Output) {
+    let sock = engine.socket_path().display().to_string();
+    let list = pkg.list_arg();
+    let json = run_loader(
+        &["status", "--verify", "--json", "-H", &sock, "-l", &list],
+        &[],
+    );
+    let table = run_loader(&["status", "--verify", "-H", &sock, "-l", &list], &[]);
+    (json, table)
+}
+
 fn verify_skips_an_image_that_is_the_archives(flavor: Flavor) {
     let engine = Engine::start(flavor);
     let pkg = Package::new();
@@ -163,14 +175,8 @@ fn status_verify_shows_differs_with_both_ids(flavor: Flavor) {
     let runtime = Fixture::new(&other.reference);
     engine.preload(&runtime);
     let runtime_id = engine.assert_has(&other.reference);
-    let sock = engine.socket_path().display().to_string();
-    let list = pkg.list_arg();
 
-    let json = run_loader(
-        &["status", "--verify", "--json", "-H", &sock, "-l", &list],
-        &[],
-    );
-    let table = run_loader(&["status", "--verify", "-H", &sock, "-l", &list], &[]);
+    let (json, table) = status_verify(&engine, &pkg);
 
     json.assert_code(1);
     let rows: Vec<Value> = serde_json::from_str(&json.stdout).expect("status JSON");
@@ -270,14 +276,8 @@ fn status_verify_shows_the_archives_config_under_gzip_layers_present(flavor: Fla
     let engine = Engine::start(flavor);
     let fixture = Fixture::new("example.org/verify/gz-status:1");
     let pkg = the_image_listed_with_gzip_layers(&engine, &fixture);
-    let sock = engine.socket_path().display().to_string();
-    let list = pkg.list_arg();
 
-    let json = run_loader(
-        &["status", "--verify", "--json", "-H", &sock, "-l", &list],
-        &[],
-    );
-    let table = run_loader(&["status", "--verify", "-H", &sock, "-l", &list], &[]);
+    let (json, table) = status_verify(&engine, &pkg);
 
     json.assert_code(0);
     let rows: Vec<Value> = serde_json::from_str(&json.stdout).expect("status JSON");
