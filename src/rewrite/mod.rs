@@ -338,11 +338,7 @@ impl<'a, R: Read> Loadable<'a, R> {
             self.left_out.0 += 1;
             self.out.clear();
             if self.empty {
-                let mut header = tar::Header::new_old();
-                header.as_mut_bytes().copy_from_slice(&self.header);
-                header.set_size(0);
-                header.set_cksum();
-                self.out.extend_from_slice(header.as_bytes());
+                self.out = resized(&self.header, 0);
             }
             self.left_out.1 += bytes - self.out.len() as u64;
         } else {
@@ -416,16 +412,7 @@ impl<'a, R: Read> Loadable<'a, R> {
     /// header cannot be held back (the extension would apply to the next entry): it passes
     /// with the device's choice as far as the tar has told it, checked at the end.
     fn on_description(&mut self, file: Description, size: usize, extended: bool) -> io::Result<()> {
-        let mut data = vec![0; size.div_ceil(BLOCK) * BLOCK];
-        if let Err(e) = self.inner.read_exact(&mut data) {
-            return Err(match e.kind() {
-                io::ErrorKind::UnexpectedEof => Unloadable::CutShort { at: self.offset }.into_io(),
-                _ => e,
-            });
-        }
-        self.offset += data.len() as u64;
-        self.watcher.feed(&data);
-        self.checked()?;
+        let mut data = self.read_fed(size.div_ceil(BLOCK) * BLOCK)?;
         data.truncate(size);
         let header = std::mem::replace(&mut self.header, Vec::with_capacity(BLOCK));
         self.out_at = 0;
@@ -443,16 +430,28 @@ impl<'a, R: Read> Loadable<'a, R> {
                 .settled()
                 .map_err(|e| Unloadable::from(e).into_io())?;
             let sent = chosen.unwrap_or_else(|| data.clone());
-            let mut resized = tar::Header::new_old();
-            resized.as_mut_bytes().copy_from_slice(&header);
-            resized.set_size(sent.len() as u64);
-            resized.set_cksum();
-            self.out = resized.as_bytes().to_vec();
+            self.out = resized(&header, sent.len() as u64);
             self.out.extend_from_slice(&sent);
             self.out.resize(self.out.len().div_ceil(BLOCK) * BLOCK, 0);
             self.passed.push((file, data, sent));
         }
         Ok(())
+    }
+
+    /// The next `len` bytes of the entry whose header the walk was just fed, fed to the walk
+    /// in turn; a tar that ends before them is cut short.
+    fn read_fed(&mut self, len: usize) -> io::Result<Vec<u8>> {
+        let mut data = vec![0; len];
+        if let Err(e) = self.inner.read_exact(&mut data) {
+            return Err(match e.kind() {
+                io::ErrorKind::UnexpectedEof => Unloadable::CutShort { at: self.offset }.into_io(),
+                _ => e,
+            });
+        }
+        self.offset += len as u64;
+        self.watcher.feed(&data);
+        self.checked()?;
+        Ok(data)
     }
 
     /// The entry whose header the walk was just fed, where it may be a zstd layer to send
@@ -469,16 +468,7 @@ impl<'a, R: Read> Loadable<'a, R> {
     /// frames, which then go out decoded under a header giving their decoded size; any other
     /// blob passes as it is.
     fn on_blob(&mut self, blob: Entry) -> io::Result<()> {
-        let mut head = vec![0; ZSTD_HEAD];
-        if let Err(e) = self.inner.read_exact(&mut head) {
-            return Err(match e.kind() {
-                io::ErrorKind::UnexpectedEof => Unloadable::CutShort { at: self.offset }.into_io(),
-                _ => e,
-            });
-        }
-        self.offset += head.len() as u64;
-        self.watcher.feed(&head);
-        self.checked()?;
+        let head = self.read_fed(ZSTD_HEAD)?;
         let header = std::mem::replace(&mut self.header, Vec::with_capacity(BLOCK));
         self.out_at = 0;
         let sizer = match self.sizer.as_mut() {
@@ -491,11 +481,7 @@ impl<'a, R: Read> Loadable<'a, R> {
         };
         let at = self.offset - head.len() as u64;
         let size = sizer.size(at, blob.size)?;
-        let mut decoded = tar::Header::new_old();
-        decoded.as_mut_bytes().copy_from_slice(&header);
-        decoded.set_size(size);
-        decoded.set_cksum();
-        self.out = decoded.as_bytes().to_vec();
+        self.out = resized(&header, size);
         self.spared.insert(blob.path.clone());
         let limit = sizer.limit;
         self.inflating = Some(Inflating::new(blob.path, head, blob.size, size, limit));
@@ -603,6 +589,15 @@ impl<R: Read> Read for Loadable<'_, R> {
             }
         }
     }
+}
+
+/// The tar header block `header` giving its entry's size as `size`.
+fn resized(header: &[u8], size: u64) -> Vec<u8> {
+    let mut resized = tar::Header::new_old();
+    resized.as_mut_bytes().copy_from_slice(header);
+    resized.set_size(size);
+    resized.set_cksum();
+    resized.as_bytes().to_vec()
 }
 
 #[cfg(test)]
