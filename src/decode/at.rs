@@ -55,3 +55,16 @@ impl<F: Borrow<File>> Seek for At<F> {
         Ok(self.pos)
     }
 }
+
+/// A tar read by its offsets: a plain tar's file, or a layer-framed archive's frames
+/// ([`super::framed::FramedTar`]). A first pass reads headers and description files only.
+pub trait TarAt {
+    /// Reads up to `buf.len()` bytes of the tar at `at`; 0 only at its end.
+    fn read_tar_at(&mut self, buf: &mut [u8], at: u64) -> io::Result<usize>;
+}
+
+impl TarAt for &File {
+    fn read_tar_at(&mut self, buf: &mut [u8], at: u64) -> io::Result<usize> {
+        self.read_at(buf, at)
+    }
+}

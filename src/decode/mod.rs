@@ -15,6 +15,7 @@
 
 mod at;
 mod bzip2;
+mod framed;
 mod gzip;
 mod pipe;
 mod tail;
@@ -31,7 +32,8 @@ use crate::input::archive::Archive;
 use crate::input::format::Format;
 use crate::input::sizes::Size;
 
-pub(crate) use at::At;
+pub(crate) use at::{At, TarAt};
+pub use framed::{framed, FramedTar, Frames, Unframed};
 pub use pipe::Pipelined;
 pub use tail::HoldBack;
 

@@ -104,11 +104,11 @@ pub fn recorded_size(file: &File, start: u64, len: u64) -> Option<(u64, bool)> {
 
 /// The parts of a frame header (RFC 8878, 3.1.1.1) the walk needs.
 #[derive(Debug, PartialEq, Eq)]
-struct FrameHeader {
+pub(crate) struct FrameHeader {
     /// Bytes from the magic number up to the first block.
     len: u64,
-    content_size: Option<u64>,
-    checksum: bool,
+    pub(crate) content_size: Option<u64>,
+    pub(crate) checksum: bool,
 }
 
 impl FrameHeader {
@@ -116,7 +116,7 @@ impl FrameHeader {
     /// size is zstd's own reading (`get_frame_content_size`, which also refuses a reserved bit
     /// or too large a window); the header's length and the checksum flag, which zstd-safe
     /// offers only behind its `experimental` feature, are read from the descriptor here.
-    fn parse(frame: &[u8]) -> Option<FrameHeader> {
+    pub(crate) fn parse(frame: &[u8]) -> Option<FrameHeader> {
         let descriptor = *frame.get(4)?;
         let content_size = zstd_safe::get_frame_content_size(frame).ok()?;
         let single_segment = descriptor & 0x20 != 0;
@@ -224,6 +224,15 @@ impl<R: Read> ZstdReader<R> {
             in_frame: false,
             frame_head: Vec::with_capacity(HEADER_MAX),
         }
+    }
+
+    /// Decodes `inner` from its first byte on, keeping the context and its window: a
+    /// layer-framed archive's reader starts each frame it reads this way.
+    pub(crate) fn restart(&mut self, inner: R) {
+        // Resetting the session only cannot fail.
+        let _ = self.dctx.reset(zstd_safe::ResetDirective::SessionOnly);
+        self.inner = inner;
+        (self.pos, self.len, self.eof, self.in_frame) = (0, 0, false, false);
     }
 
     fn error(&self, code: usize) -> io::Error {

@@ -10,8 +10,8 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::decode::{self, DecodeError};
-use crate::image::describe::{self, Image};
+use crate::decode::{self, DecodeError, FramedTar, Frames};
+use crate::image::describe::{self, Image, Images};
 use crate::input::format::{self, Foreign, Format, NotOurs};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,16 +83,67 @@ pub fn inspect_file(path: &Path, memory_limit: u64) -> Result<Inspected, Inspect
     }
     let (head, format) = format::peek(&mut file).map_err(|e| fail(Unreadable::Open(e)))?;
     let format = format.ok_or_else(|| fail(Unreadable::UnknownFormat(format::foreign(&head))))?;
-    let decoder = decode::decoder(format, head, file, memory_limit);
-    let progress = decoder.progress.clone();
-    let found = describe::read(decoder)
-        .map_err(|e| fail(Unreadable::Read(e)))?
-        .ok_or_else(|| fail(Unreadable::NotAnImage))?;
+    let opened = Opened {
+        format,
+        head,
+        file,
+        len: metadata.len(),
+    };
+    let read = read_archive(opened, memory_limit).map_err(|e| fail(Unreadable::Read(e)))?;
+    let found = read.images.ok_or_else(|| fail(Unreadable::NotAnImage))?;
     Ok(Inspected {
         format,
         layout: found.layout,
-        compressed: progress.compressed(),
-        uncompressed: progress.decoded(),
+        compressed: read.compressed,
+        uncompressed: read.decoded,
         images: found.images,
+    })
+}
+
+/// An archive file opened for reading: its format, the first bytes already read from it,
+/// and its length.
+pub(crate) struct Opened {
+    pub(crate) format: Format,
+    pub(crate) head: Vec<u8>,
+    pub(crate) file: File,
+    pub(crate) len: u64,
+}
+
+/// What [`read_archive`] found, and the bytes it stands for: the archive's, and the tar's.
+pub(crate) struct Described {
+    pub(crate) images: Option<Images>,
+    pub(crate) compressed: u64,
+    pub(crate) decoded: u64,
+}
+
+/// The images an archive describes. A layer-framed zstd archive whose seek table holds is
+/// read by its frames, headers and description files only (docs/design.md "Layer-framed
+/// archives"); any other archive is decoded to its end, where its checksum is checked.
+pub(crate) fn read_archive(opened: Opened, memory_limit: u64) -> io::Result<Described> {
+    let Opened {
+        format,
+        head,
+        file,
+        len,
+    } = opened;
+    if format == Format::Zstd {
+        if let Ok(frames) = Frames::read(&file, len) {
+            let decoded = frames.tar_len();
+            let mut tar = FramedTar::new(file, frames, Vec::new(), memory_limit);
+            let images = describe::read_at(&mut tar, decoded)?;
+            return Ok(Described {
+                images,
+                compressed: len,
+                decoded,
+            });
+        }
+    }
+    let decoder = decode::decoder(format, head, file, memory_limit);
+    let progress = decoder.progress.clone();
+    let images = describe::read(decoder)?;
+    Ok(Described {
+        images,
+        compressed: progress.compressed(),
+        decoded: progress.decoded(),
     })
 }

@@ -19,12 +19,13 @@ use std::rc::Rc;
 
 use serde_json::Value;
 
+use crate::decode::TarAt;
 use crate::image::digest::{blob, sha256_digest, sha256_hex};
 use crate::image::limits::{
     within, Invalid, IMAGES_MAX, LAYERS_MAX, NAMES_MAX, NAME_LEN_MAX, NESTING_MAX, PLATFORM_LEN_MAX,
 };
 use crate::image::platform::{best, Best, Platform, Unsuited};
-use crate::image::walk::{Walked, Watching};
+use crate::image::walk::{walk_at, Walked, Watcher, Watching};
 use crate::input::reference::{canonical, Reference};
 
 /// The OCI annotation that names an image in an OCI archive.
@@ -128,8 +129,24 @@ pub(crate) fn read(decoded: impl Read) -> io::Result<Option<Images>> {
             return Err(io::Error::new(io::ErrorKind::InvalidData, invalid.clone()));
         }
     }
+    described(watching.watcher)
+}
+
+/// Reads a tar by position, `size` bytes at most (its headers and description files only,
+/// [`walk_at`]), and says which images it holds, as [`read`] does.
+pub(crate) fn read_at(source: &mut dyn TarAt, size: u64) -> io::Result<Option<Images>> {
+    let mut watcher = Watcher::default();
+    walk_at(source, size, &mut watcher, &mut Vec::new())?;
+    if let Some(invalid) = watcher.invalid() {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, invalid.clone()));
+    }
+    described(watcher)
+}
+
+/// The images a finished walk describes.
+fn described(watcher: Watcher) -> io::Result<Option<Images>> {
     let invalid = |reason| io::Error::new(io::ErrorKind::InvalidData, reason);
-    let contents = watching.watcher.finish().map_err(invalid)?;
+    let contents = watcher.finish().map_err(invalid)?;
     contents
         .describe()
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))

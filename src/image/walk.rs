@@ -21,6 +21,7 @@ use std::rc::Rc;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::decode::TarAt;
 use crate::image::digest::{blob_digest, hex, sha256_hex};
 use crate::image::limits::{
     Invalid, ENTRIES_MAX, EXTENSION_MAX, KEEP_MAX, LOOKUPS_MAX, PATH_MAX, VALUES_MAX,
@@ -37,6 +38,11 @@ pub(super) const SINGLE_FILES: [&str; 3] = ["manifest.json", "index.json", "oci-
 const COMPRESSED_MAGIC: [&[u8]; 2] = [&[0x1f, 0x8b], &[0x28, 0xb5, 0x2f, 0xfd]];
 /// Where the checksum field sits in a tar header.
 const CKSUM: std::ops::Range<usize> = 148..156;
+/// Reads of a walk by position: a header, or a description file in pieces.
+const READ_AT: usize = 64 << 10;
+/// Files at least this large are noted with where their data lies ([`Extent`]): a delta
+/// upload steps over the frames of those it leaves out; smaller ones are not worth a seek.
+const EXTENT_MIN: u64 = 64 << 10;
 
 /// Reads through `R`, letting a [`Watcher`] see every byte that passes.
 pub(crate) struct Watching<R> {
@@ -265,10 +271,14 @@ impl Watcher {
     /// many bytes the tar has until the next header then, 0 when the entry's bytes are needed.
     /// A first pass over a plain tar reads only headers and description files this way.
     pub(crate) fn skip(&mut self) -> u64 {
-        let skippable = self
-            .data
-            .as_ref()
-            .is_some_and(|d| matches!(d.sink, Sink::Skip | Sink::Layer(..)));
+        // A layer whose first bytes have not come, or that is being hashed, is read on: the
+        // description may need its digest.
+        let skippable = self.data.as_ref().is_some_and(|d| {
+            matches!(
+                d.sink,
+                Sink::Skip | Sink::Layer(_, Sniff::Plain | Sniff::Compressed)
+            )
+        });
         if !skippable {
             return 0;
         }
@@ -460,6 +470,61 @@ impl Watcher {
             }
         }
     }
+}
+
+/// Where a file's data lies in the tar.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Extent {
+    /// Its path, as [`normalize`] writes it.
+    pub(crate) path: String,
+    /// The tar offset of its data, and the data's size.
+    pub(crate) at: u64,
+    pub(crate) size: u64,
+}
+
+/// Feeds `watcher` the tar that `source` reads by position (`size` bytes at most): its
+/// headers and the entries the walk keeps, stepping over the others. Notes in `extents` where
+/// each file of [`EXTENT_MIN`] bytes or more lies (at most [`ENTRIES_MAX`] of them).
+pub(crate) fn walk_at(
+    source: &mut dyn TarAt,
+    size: u64,
+    watcher: &mut Watcher,
+    extents: &mut Vec<Extent>,
+) -> io::Result<()> {
+    let mut buf = vec![0; READ_AT];
+    let mut at = 0;
+    while at < size && watcher.invalid().is_none() {
+        let Some(left) = watcher.to_next_header() else {
+            break;
+        };
+        let skipped = watcher.skip();
+        if skipped > 0 {
+            at += skipped;
+            continue;
+        }
+        let want = match left {
+            0 => BLOCK as u64,
+            left => left.min(READ_AT as u64),
+        } as usize;
+        let n = source.read_tar_at(&mut buf[..want], at)?;
+        if n == 0 {
+            break;
+        }
+        watcher.feed(&buf[..n]);
+        at += n as u64;
+        let data_begins = left == 0 && watcher.to_next_header().is_some_and(|l| l > 0);
+        let room = extents.len() < ENTRIES_MAX;
+        if let Some(e) = watcher.entry().filter(|_| data_begins && room) {
+            if e.file && e.size >= EXTENT_MIN {
+                extents.push(Extent {
+                    path: e.path.clone(),
+                    at,
+                    size: e.size,
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Whether a large file is compressed, and its digest if so. A docker-archive's layers are

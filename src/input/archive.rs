@@ -416,6 +416,11 @@ impl Archive {
         })
     }
 
+    /// The archive's name in its images directory.
+    pub fn name(&self) -> &str {
+        &self.origin.name
+    }
+
     /// The opened file, for reads that leave its position alone (`FileExt::read_at`).
     pub fn file(&self) -> &File {
         &self.file

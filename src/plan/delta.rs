@@ -18,9 +18,9 @@
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::unix::fs::FileExt;
+use std::ops::Range;
 
-use crate::decode;
+use crate::decode::{self, FramedTar, Frames};
 use crate::engine::requests::Requests;
 use crate::engine::store::Reads;
 use crate::engine::store::{Delta, Holds, Omit};
@@ -29,12 +29,9 @@ use crate::image::describe::strings;
 use crate::image::digest::{blob_digest, sha256_digest};
 use crate::image::items::docker_items;
 use crate::image::platform::Platform;
-use crate::image::walk::{WalkError, Walked, Watcher, BLOCK};
+use crate::image::walk::{walk_at, Extent, WalkError, Walked, Watcher, BLOCK};
 use crate::input::format::Format;
 use crate::rewrite::{Needed, Omission};
-
-/// Reads of the first pass over a plain tar: a header, or a description file in pieces.
-const PASS_READ: usize = 64 << 10;
 
 /// The layer files an upload leaves out.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -114,15 +111,27 @@ pub struct Leaving<'a> {
     pub empty: bool,
     /// Whether the engine's listing must show the image after the load ([`Delta::check_listed`]).
     pub check_listed: bool,
+    /// A layer-framed archive's frames, and the tar's ranges (the data of the files left
+    /// out) whose frames the upload steps over rather than decodes.
+    pub skip: Option<(Frames, Vec<Range<u64>>)>,
 }
 
-/// What an upload of the archive `file` (of `format`, `size` bytes) can leave out on this
-/// engine, whose store takes it as `delta`; `held` is brought up to date first.
+/// The archive a first pass reads.
+pub struct Opened<'f> {
+    pub format: Format,
+    pub file: &'f File,
+    pub size: u64,
+    /// Its frames, where it is a layer-framed zstd archive whose seek table was checked.
+    pub frames: Option<Frames>,
+}
+
+/// What an upload of the `opened` archive can leave out on this engine, whose store takes
+/// it as `delta`; `held` is brought up to date first.
 pub fn prepare<'h>(
     engine: &dyn Requests,
     delta: Delta,
     held: &'h mut Held,
-    (format, file, size): (Format, &File, u64),
+    opened: Opened,
     memory_limit: u64,
 ) -> Result<Leaving<'h>, Whole> {
     if held.gave_up {
@@ -136,7 +145,7 @@ pub fn prepare<'h>(
         return Err(Whole::NothingHeld);
     }
     let held: &'h Held = held;
-    let contents = match first_pass(format, file, size, memory_limit, held) {
+    let (contents, framing) = match first_pass(opened, memory_limit, held) {
         Err(e) => return Err(Whole::Unread(e)),
         Ok(Pass::BottomNotHeld) => return Err(Whole::BottomNotHeld),
         Ok(Pass::ByName) => {
@@ -146,9 +155,10 @@ pub fn prepare<'h>(
                 omission: Box::new(by_name),
                 bytes: None,
                 check_listed: delta.check_listed,
+                skip: None,
             });
         }
-        Ok(Pass::Read(contents)) => contents,
+        Ok(Pass::Read(contents, framing)) => (contents, framing),
     };
     let plan = plan(&contents, &Platform::device(), delta, engine.reads(), held);
     match plan.omit.is_empty() {
@@ -157,15 +167,29 @@ pub fn prepare<'h>(
             bytes: Some(plan.bytes),
             empty: plan.empty,
             check_listed: plan.check_listed,
+            skip: framing.map(|(frames, extents)| (frames, holes(&extents, &plan.omit))),
             omission: Box::new(plan.omit),
         }),
     }
 }
 
+/// The tar's ranges of the files in `omit` (their data and its padding), sorted and apart.
+fn holes(extents: &[Extent], omit: &HashSet<String>) -> Vec<Range<u64>> {
+    let mut holes: Vec<Range<u64>> = extents
+        .iter()
+        .filter(|e| omit.contains(&e.path))
+        .map(|e| e.at..e.at + e.size.div_ceil(BLOCK as u64) * BLOCK as u64)
+        .collect();
+    holes.sort_by_key(|h| h.start);
+    holes.dedup_by(|later, earlier| later.start < earlier.end);
+    holes
+}
+
 /// How far the first pass went.
 enum Pass {
-    /// Through the archive: what it describes.
-    Read(Box<Walked>),
+    /// Through the archive: what it describes; for a layer-framed one, its frames and where
+    /// its large files lie.
+    Read(Box<Walked>, Option<(Frames, Vec<Extent>)>),
     /// To a compressed archive's first layer file, named by a diffID the engine does not
     /// hold: decoding the rest, as long as the upload's own decode, would most likely find
     /// nothing to leave out (a layer above a base the engine lacks is seldom held).
@@ -178,16 +202,27 @@ enum Pass {
 /// What the archive describes, or how far it had to be read to decide, without moving the
 /// file's position. A compressed archive stops at its first layer file where that is named by
 /// its diffID (containers/image writes the bottom layer first).
-fn first_pass(
-    format: Format,
-    file: &File,
-    size: u64,
-    memory_limit: u64,
-    held: &Held,
-) -> Result<Pass, PassError> {
+fn first_pass(opened: Opened, memory_limit: u64, held: &Held) -> Result<Pass, PassError> {
+    let Opened {
+        format,
+        file,
+        size,
+        frames,
+    } = opened;
     let mut watcher = Watcher::default();
-    match format {
-        Format::Tar => walk_plain(file, size, &mut watcher).map_err(PassError::Read)?,
+    let mut framing = None;
+    match (format, frames) {
+        (Format::Tar, _) => {
+            walk_at(&mut &*file, size, &mut watcher, &mut Vec::new()).map_err(PassError::Read)?
+        }
+        (_, Some(frames)) => {
+            let file = file.try_clone().map_err(PassError::Read)?;
+            let len = frames.tar_len();
+            let mut tar = FramedTar::new(file, frames, Vec::new(), memory_limit);
+            let mut extents = Vec::new();
+            walk_at(&mut tar, len, &mut watcher, &mut extents).map_err(PassError::Read)?;
+            framing = Some((tar.into_frames(), extents));
+        }
         _ => {
             let mut decoded =
                 decode::reread(format, file, memory_limit).map_err(PassError::Read)?;
@@ -212,7 +247,7 @@ fn first_pass(
         }
     }
     let walked = watcher.finish().map_err(PassError::Walk)?;
-    Ok(Pass::Read(Box::new(walked)))
+    Ok(Pass::Read(Box::new(walked), framing))
 }
 
 /// Layer files named by their diffIDs (`<hex>.tar`), left out as they stream by where the
@@ -289,33 +324,6 @@ impl Omission for ByName<'_> {
 /// writes a docker-archive's layers (by diffID).
 fn named_by_diff_id(path: &str) -> Option<String> {
     sha256_digest(&format!("sha256:{}", path.strip_suffix(".tar")?))
-}
-
-/// Feeds `watcher` a plain tar's headers and the entries it keeps, stepping over the others.
-fn walk_plain(file: &File, size: u64, watcher: &mut Watcher) -> io::Result<()> {
-    let mut buf = vec![0; PASS_READ];
-    let mut at = 0;
-    while at < size && watcher.invalid().is_none() {
-        let Some(left) = watcher.to_next_header() else {
-            break;
-        };
-        let skipped = watcher.skip();
-        if skipped > 0 {
-            at += skipped;
-            continue;
-        }
-        let want = match left {
-            0 => BLOCK as u64,
-            left => left.min(PASS_READ as u64),
-        } as usize;
-        let n = file.read_at(&mut buf[..want], at)?;
-        if n == 0 {
-            break;
-        }
-        watcher.feed(&buf[..n]);
-        at += n as u64;
-    }
-    Ok(())
 }
 
 /// The layer files that no image of the archive needs from it: each image's layer is held
@@ -626,7 +634,13 @@ mod tests {
         let file = File::open(&tar).unwrap();
         let size = file.metadata().unwrap().len();
         let held = Held::of(&chains(&[base]));
-        let Ok(Pass::Read(skipping)) = first_pass(Format::Tar, &file, size, 1 << 30, &held) else {
+        let opened = Opened {
+            format: Format::Tar,
+            file: &file,
+            size,
+            frames: None,
+        };
+        let Ok(Pass::Read(skipping, None)) = first_pass(opened, 1 << 30, &held) else {
             panic!("a plain tar is read through");
         };
         std::fs::remove_dir_all(dir).unwrap();

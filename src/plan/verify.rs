@@ -13,11 +13,11 @@
 use std::fmt;
 use std::io;
 
-use crate::decode;
 use crate::decode::DecodeError;
 use crate::engine::requests::Requests;
 use crate::engine::short_id;
-use crate::image::describe::{self, Match};
+use crate::image::contents::{read_archive, Opened};
+use crate::image::describe::Match;
 use crate::input::archive::{Archive, ArchiveError};
 use crate::input::list::Entry;
 
@@ -152,11 +152,20 @@ pub fn archive_image(
 ) -> Result<ArchiveImage, VerifyError> {
     let archive = || entry.archive.clone();
     let file = Archive::open(&entry.images_dir, &entry.archive).map_err(VerifyError::Archive)?;
-    let images = describe::read(decode::open(file, memory_limit))
+    let size = file.size;
+    let (format, head, file) = file.into_parts();
+    let opened = Opened {
+        format,
+        head,
+        file,
+        len: size,
+    };
+    let images = read_archive(opened, memory_limit)
         .map_err(|source| VerifyError::Read {
             archive: archive(),
             source,
         })?
+        .images
         .ok_or_else(|| VerifyError::NoDescription { archive: archive() })?;
     let image = match images.find(&entry.reference) {
         Match::Named(image) | Match::Only(image) => image,

@@ -14,7 +14,7 @@ use super::entry::Turns;
 use super::error::{EntryError, Failed};
 use super::names::{names_of, Asked};
 use crate::cli::Load as Options;
-use crate::decode::{self, DecodeError, Decoder, HoldBack, Pipelined, Progress};
+use crate::decode::{self, DecodeError, Decoder, Frames, HoldBack, Pipelined, Progress, Unframed};
 use crate::engine::requests::Requests;
 use crate::engine::store::ZstdLayers;
 use crate::engine::{EngineError, Held};
@@ -25,7 +25,7 @@ use crate::input::format::Format;
 use crate::input::list::Entry;
 use crate::input::reference::Reference;
 use crate::input::sizes::Size;
-use crate::plan::delta::{self, Leaving};
+use crate::plan::delta::{self, Leaving, Opened};
 use crate::plan::space::{self, Shortfall};
 use crate::report::log::Log;
 use crate::report::progress::EntryReport;
@@ -50,7 +50,7 @@ impl Turns<'_> {
             .space_check
             .then(|| space::estimate(archive.format, archive.file(), archive.size));
         let (format, size) = (archive.format, archive.size);
-        let plan = leaving(engine, &archive, options, &mut self.held, &place, log);
+        let mut plan = leaving(engine, &archive, options, &mut self.held, &place, log);
         // A retry reads the file already opened, from its start: the same file as the first
         // upload, whatever its name stands for by then.
         let again = plan.as_ref().and_then(|_| archive.file().try_clone().ok());
@@ -59,7 +59,14 @@ impl Turns<'_> {
         // engine unpacks none (src/rewrite/inflate.rs).
         let unread = matches!(engine.zstd_layers(), ZstdLayers::Unread { .. });
         let sizing = unread.then(|| archive.file().try_clone().ok()).flatten();
-        let decoder = decode::open(archive, options.memory_limit);
+        // A layer-framed archive's upload steps over the frames of the layers left out.
+        let decoder = match plan.as_mut().and_then(|p| p.skip.take()) {
+            Some((frames, holes)) => {
+                let (_, _, file) = archive.into_parts();
+                decode::framed(file, frames, holes, options.memory_limit)
+            }
+            None => decode::open(archive, options.memory_limit),
+        };
         let name = || entry.archive.clone();
         let job = Job {
             engine,
@@ -179,7 +186,12 @@ fn leaving<'h>(
     log: &Log,
 ) -> Option<Leaving<'h>> {
     let delta = engine.store().ok()?.delta()?;
-    let opened = (archive.format, archive.file(), archive.size);
+    let opened = Opened {
+        format: archive.format,
+        file: archive.file(),
+        size: archive.size,
+        frames: frames(archive, place, log),
+    };
     match delta::prepare(engine, delta, held, opened, options.memory_limit) {
         Ok(leaving) => {
             if leaving.bytes.is_none() {
@@ -191,6 +203,23 @@ fn leaving<'h>(
         }
         Err(whole) => {
             log.debug(format_args!("{place}: sending the archive whole: {whole}"));
+            None
+        }
+    }
+}
+
+/// The frames of a layer-framed zstd archive, whose seek table is checked; `None` for any
+/// other archive, or one whose table its frames do not bear out (logged: it is decoded whole).
+fn frames(archive: &Archive, place: &str, log: &Log) -> Option<Frames> {
+    if archive.format != Format::Zstd {
+        return None;
+    }
+    match Frames::read(archive.file(), archive.size) {
+        Ok(frames) => Some(frames),
+        Err(Unframed::Plain) => None,
+        Err(why) => {
+            let name = archive.name();
+            log.info(format_args!("{place}: {name}: {why}; decoding it whole"));
             None
         }
     }
