@@ -390,3 +390,175 @@ pub fn framed(file: File, frames: Frames, holes: Vec<Range<u64>>, limit: u64) ->
         }),
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use zstd_safe::{CCtx, CParameter};
+
+    /// `pieces` as a layer-framed archive: a frame each (content size and checksum in it),
+    /// then the seek table, with checksums.
+    pub(crate) fn archive_of(pieces: &[&[u8]]) -> Vec<u8> {
+        let mut cctx = CCtx::create();
+        cctx.set_parameter(CParameter::ChecksumFlag(true)).unwrap();
+        let (mut out, mut table) = (Vec::new(), Vec::new());
+        for piece in pieces {
+            let mut frame = vec![0; zstd_safe::compress_bound(piece.len())];
+            let n = cctx.compress2(&mut frame[..], piece).unwrap();
+            frame.truncate(n);
+            table.extend_from_slice(&(n as u32).to_le_bytes());
+            table.extend_from_slice(&(piece.len() as u32).to_le_bytes());
+            table.extend_from_slice(&frame[n - 4..]);
+            out.extend_from_slice(&frame);
+        }
+        let body = table.len() as u32 + FOOTER as u32;
+        out.extend_from_slice(&SEEK_TABLE_FRAME.to_le_bytes());
+        out.extend_from_slice(&body.to_le_bytes());
+        out.extend_from_slice(&table);
+        out.extend_from_slice(&(pieces.len() as u32).to_le_bytes());
+        out.push(CHECKSUM_FLAG);
+        out.extend_from_slice(&SEEKABLE_MAGIC.to_le_bytes());
+        out
+    }
+
+    /// `bytes` as an open file (already unlinked).
+    fn file_of(bytes: &[u8], tag: &str) -> File {
+        let path = std::env::temp_dir().join(format!("cl-framed-{tag}-{}", std::process::id()));
+        std::fs::write(&path, bytes).unwrap();
+        let file = File::open(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        file
+    }
+
+    fn frames_of(bytes: &[u8], tag: &str) -> (File, Result<Frames, Unframed>) {
+        let file = file_of(bytes, tag);
+        let frames = Frames::read(&file, bytes.len() as u64);
+        (file, frames)
+    }
+
+    /// Three pieces of distinct bytes, 1000, 3000 and 500 long.
+    fn pieces() -> [Vec<u8>; 3] {
+        [vec![1; 1000], (0..3000).map(|i| i as u8).collect(), vec![3; 500]]
+    }
+
+    fn untrusted(frames: Result<Frames, Unframed>) -> String {
+        match frames {
+            Err(Unframed::Untrusted(why)) => why,
+            other => panic!("expected an untrusted table, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn reads_the_tar_from_any_offset_by_the_seek_table() {
+        let [a, b, c] = pieces();
+        let (file, frames) = frames_of(&archive_of(&[&a, &b, &c]), "any");
+        let frames = frames.unwrap();
+        assert_eq!(frames.tar_len(), 4500);
+        let whole = [&a[..], &b, &c].concat();
+        let mut tar = FramedTar::new(file, frames, Vec::new(), 1 << 30);
+        for at in [0, 999, 1000, 2500, 3999, 4000, 4499, 10] {
+            let mut buf = [0u8; 700];
+            let n = tar.read_tar_at(&mut buf, at).unwrap();
+            assert!(n > 0, "at {at}");
+            assert_eq!(&buf[..n], &whole[at as usize..at as usize + n], "at {at}");
+        }
+        assert_eq!(tar.read_tar_at(&mut [0u8; 10], 4500).unwrap(), 0);
+    }
+
+    #[test]
+    fn reads_the_whole_tar_as_zstd_decodes_it() {
+        let [a, b, c] = pieces();
+        let (file, frames) = frames_of(&archive_of(&[&a, &b, &c]), "whole");
+        let mut out = Vec::new();
+        let mut decoder = framed(file, frames.unwrap(), Vec::new(), 1 << 30);
+        decoder.read_to_end(&mut out).unwrap();
+        assert_eq!(out, [&a[..], &b, &c].concat());
+    }
+
+    #[test]
+    fn holes_read_as_zeros_without_decoding_their_frames() {
+        let [a, b, c] = pieces();
+        let mut archive = archive_of(&[&a, &b, &c]);
+        let (file, frames) = frames_of(&archive, "holes-ok");
+        let first = frames.unwrap().starts[1].file as usize;
+        // Damage the middle frame's blocks: decoding it would fail its checksum.
+        archive[first + 20] ^= 0xff;
+        drop(file);
+        let file = file_of(&archive, "holes");
+        let frames = Frames::read(&file, archive.len() as u64).unwrap();
+        let mut out = Vec::new();
+        let mut decoder = framed(file, frames, vec![1000..4000], 1 << 30);
+        decoder.read_to_end(&mut out).unwrap();
+        assert_eq!(out, [&a[..], &[0; 3000], &c].concat());
+    }
+
+    #[test]
+    fn a_frame_read_checks_its_content_checksum() {
+        let [a, b, c] = pieces();
+        let mut archive = archive_of(&[&a, &b, &c]);
+        let first = {
+            let (_, frames) = frames_of(&archive, "checksum-ok");
+            frames.unwrap().starts[1].file as usize
+        };
+        archive[first + 20] ^= 0xff;
+        let (file, frames) = frames_of(&archive, "checksum");
+        let mut decoder = framed(file, frames.unwrap(), Vec::new(), 1 << 30);
+        let e = decoder.read_to_end(&mut Vec::new()).unwrap_err();
+        assert!(DecodeError::find(&e).is_some(), "{e}");
+    }
+
+    #[test]
+    fn a_stream_without_a_seek_table_is_plain() {
+        let [a, ..] = pieces();
+        let mut cctx = CCtx::create();
+        let mut frame = vec![0; zstd_safe::compress_bound(a.len())];
+        let n = cctx.compress2(&mut frame[..], &a).unwrap();
+        let (_, frames) = frames_of(&frame[..n], "plain");
+        assert!(matches!(frames, Err(Unframed::Plain)));
+    }
+
+    #[test]
+    fn a_table_whose_size_differs_from_its_frame_header_is_untrusted() {
+        let [a, b, c] = pieces();
+        let mut archive = archive_of(&[&a, &b, &c]);
+        // The second entry's Decompressed_Size: 12 bytes per entry, before the 9-byte footer.
+        let entry = archive.len() - 9 - 2 * 12;
+        archive[entry + 4..entry + 8].copy_from_slice(&3512u32.to_le_bytes());
+        let why = untrusted(frames_of(&archive, "size").1);
+        assert!(why.contains("frame 1 records Some(3000) bytes"), "{why}");
+    }
+
+    #[test]
+    fn a_table_whose_checksum_differs_from_its_frame_is_untrusted() {
+        let [a, b, c] = pieces();
+        let mut archive = archive_of(&[&a, &b, &c]);
+        let entry = archive.len() - 9 - 12;
+        archive[entry + 8] ^= 1;
+        let why = untrusted(frames_of(&archive, "sum").1);
+        assert!(why.contains("frame 2 ends with another checksum"), "{why}");
+    }
+
+    #[test]
+    fn a_table_for_other_frames_is_untrusted() {
+        let [a, b, c] = pieces();
+        let ours = archive_of(&[&a, &b, &c]);
+        let theirs = archive_of(&[&b, &a, &c]);
+        let (_, frames) = frames_of(&theirs, "theirs");
+        let table_at = frames.unwrap().end().file as usize;
+        let (_, frames) = frames_of(&ours, "ours");
+        let ours_end = frames.unwrap().end().file as usize;
+        let mixed = [&ours[..ours_end], &theirs[table_at..]].concat();
+        let why = untrusted(frames_of(&mixed, "mixed").1);
+        assert!(why.contains("frame 0"), "{why}");
+    }
+
+    #[test]
+    fn a_table_listing_more_frames_than_the_file_holds_is_untrusted() {
+        let [a, ..] = pieces();
+        let mut archive = archive_of(&[&a]);
+        let count = archive.len() - 9;
+        archive[count..count + 4].copy_from_slice(&1000u32.to_le_bytes());
+        let why = untrusted(frames_of(&archive, "count").1);
+        assert!(why.contains("more than the file can hold"), "{why}");
+    }
+}

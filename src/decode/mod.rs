@@ -15,7 +15,7 @@
 
 mod at;
 mod bzip2;
-mod framed;
+pub(crate) mod framed;
 mod gzip;
 mod pipe;
 mod tail;

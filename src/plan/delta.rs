@@ -630,7 +630,7 @@ mod tests {
 
     #[test]
     fn a_first_pass_over_a_plain_tar_steps_over_the_layers_and_plans_as_well() {
-        let (dir, tar, base) = scratch_tar();
+        let (dir, tar, base) = scratch_tar("plain");
         let file = File::open(&tar).unwrap();
         let size = file.metadata().unwrap().len();
         let held = Held::of(&chains(&[base]));
@@ -647,10 +647,36 @@ mod tests {
         assert_eq!(omitted(&skipping, &held), ["base/layer.tar"]);
     }
 
+    #[test]
+    fn a_first_pass_over_a_framed_archive_steps_over_the_layers_it_leaves_out() {
+        let (dir, tar, base) = scratch_tar("framed");
+        let tar = std::fs::read(&tar).unwrap();
+        let pieces: Vec<&[u8]> = tar.chunks(1 << 20).collect();
+        let path = dir.join("a.tar.zst");
+        std::fs::write(&path, crate::decode::framed::tests::archive_of(&pieces)).unwrap();
+        let file = File::open(&path).unwrap();
+        std::fs::remove_dir_all(dir).unwrap();
+        let size = file.metadata().unwrap().len();
+        let held = Held::of(&chains(&[base]));
+        let opened = Opened {
+            format: Format::Zstd,
+            file: &file,
+            size,
+            frames: Some(Frames::read(&file, size).unwrap()),
+        };
+        let Ok(Pass::Read(contents, Some((_, extents)))) = first_pass(opened, 1 << 30, &held)
+        else {
+            panic!("a framed archive is read through by its frames");
+        };
+        let omit: HashSet<String> = omitted(&contents, &held).into_iter().collect();
+        // base/layer.tar is the tar's first file: its data follows the first header block.
+        assert_eq!(holes(&extents, &omit), [512..512 + (3 << 20)]);
+    }
+
     /// A tar file on disk (in a directory of its own) with a large base layer and an image on
     /// it, and the base layer's diffID.
-    fn scratch_tar() -> (std::path::PathBuf, std::path::PathBuf, String) {
-        let dir = std::env::temp_dir().join(format!("delta-{}", std::process::id()));
+    fn scratch_tar(tag: &str) -> (std::path::PathBuf, std::path::PathBuf, String) {
+        let dir = std::env::temp_dir().join(format!("delta-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let mut b = tar::Builder::new(Vec::new());
         let big = vec![b'b'; 3 << 20];
