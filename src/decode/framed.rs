@@ -438,7 +438,11 @@ pub(crate) mod tests {
 
     /// Three pieces of distinct bytes, 1000, 3000 and 500 long.
     fn pieces() -> [Vec<u8>; 3] {
-        [vec![1; 1000], (0..3000).map(|i| i as u8).collect(), vec![3; 500]]
+        [
+            vec![1; 1000],
+            (0..3000).map(|i| i as u8).collect(),
+            vec![3; 500],
+        ]
     }
 
     fn untrusted(frames: Result<Frames, Unframed>) -> String {
@@ -487,7 +491,11 @@ pub(crate) mod tests {
         let file = file_of(&archive, "holes");
         let frames = Frames::read(&file, archive.len() as u64).unwrap();
         let mut out = Vec::new();
-        let mut decoder = framed(file, frames, vec![1000..4000], 1 << 30);
+        let holes = vec![Range {
+            start: 1000,
+            end: 4000,
+        }];
+        let mut decoder = framed(file, frames, holes, 1 << 30);
         decoder.read_to_end(&mut out).unwrap();
         assert_eq!(out, [&a[..], &[0; 3000], &c].concat());
     }

@@ -472,6 +472,13 @@ impl Watcher {
     }
 }
 
+/// Whether the tar header `block` is an extension header for the entry after it (PAX local,
+/// GNU long name or long link).
+pub(crate) fn is_extension(block: &[u8]) -> bool {
+    let kind = tar::Header::from_byte_slice(block).entry_type();
+    kind.is_pax_local_extensions() || kind.is_gnu_longname() || kind.is_gnu_longlink()
+}
+
 /// Where a file's data lies in the tar.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Extent {
@@ -493,6 +500,9 @@ pub(crate) fn walk_at(
 ) -> io::Result<()> {
     let mut buf = vec![0; READ_AT];
     let mut at = 0;
+    // Whether the last header was an extension header: the upload's rewrite leaves out no
+    // file behind one (src/rewrite/mod.rs), so none is noted.
+    let mut extended = false;
     while at < size && watcher.invalid().is_none() {
         let Some(left) = watcher.to_next_header() else {
             break;
@@ -510,11 +520,16 @@ pub(crate) fn walk_at(
         if n == 0 {
             break;
         }
+        let header = left == 0 && n == BLOCK;
+        let after_extension = header && std::mem::replace(&mut extended, is_extension(&buf[..n]));
         watcher.feed(&buf[..n]);
         at += n as u64;
-        let data_begins = left == 0 && watcher.to_next_header().is_some_and(|l| l > 0);
+        let data_begins = header && watcher.to_next_header().is_some_and(|l| l > 0);
         let room = extents.len() < ENTRIES_MAX;
-        if let Some(e) = watcher.entry().filter(|_| data_begins && room) {
+        if let Some(e) = watcher
+            .entry()
+            .filter(|_| data_begins && room && !after_extension)
+        {
             if e.file && e.size >= EXTENT_MIN {
                 extents.push(Extent {
                     path: e.path.clone(),
@@ -750,6 +765,47 @@ fn join(dir: &str, target: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A tar in memory, read by position.
+    struct InMemory(Vec<u8>);
+
+    impl TarAt for InMemory {
+        fn read_tar_at(&mut self, buf: &mut [u8], at: u64) -> io::Result<usize> {
+            let rest = self.0.get(at as usize..).unwrap_or_default();
+            let n = rest.len().min(buf.len());
+            buf[..n].copy_from_slice(&rest[..n]);
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_walk_by_position_notes_where_large_files_lie_but_not_behind_an_extension_header() {
+        let big = vec![7u8; 100 << 10];
+        let long = format!("{}/layer.tar", "d".repeat(120));
+        let mut b = tar::Builder::new(Vec::new());
+        for path in ["small", "a/layer.tar", long.as_str()] {
+            let data = if path == "small" {
+                &b"{}"[..]
+            } else {
+                &big[..]
+            };
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            // The long name goes behind a GNU long-name header.
+            b.append_data(&mut h, path, data).unwrap();
+        }
+        let tar = b.into_inner().unwrap();
+        let (mut watcher, mut extents) = (Watcher::default(), Vec::new());
+        let len = tar.len() as u64;
+        walk_at(&mut InMemory(tar), len, &mut watcher, &mut extents).unwrap();
+        let first = Extent {
+            path: "a/layer.tar".to_owned(),
+            at: 3 * BLOCK as u64,
+            size: 100 << 10,
+        };
+        assert_eq!(extents, [first]);
+        assert!(watcher.finish().is_ok());
+    }
 
     #[test]
     fn cleans_tar_names_as_the_engines_read_them() {

@@ -670,7 +670,13 @@ mod tests {
         };
         let omit: HashSet<String> = omitted(&contents, &held).into_iter().collect();
         // base/layer.tar is the tar's first file: its data follows the first header block.
-        assert_eq!(holes(&extents, &omit), [512..512 + (3 << 20)]);
+        assert_eq!(
+            holes(&extents, &omit),
+            vec![Range {
+                start: 512,
+                end: 512 + (3 << 20)
+            }]
+        );
     }
 
     /// A tar file on disk (in a directory of its own) with a large base layer and an image on

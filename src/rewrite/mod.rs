@@ -50,7 +50,7 @@ use crate::image::describe::Images;
 use crate::image::items::ItemError;
 use crate::image::limits::Invalid;
 use crate::image::platform::{Platform, Unsuited};
-use crate::image::walk::{Entry, WalkError, Walked, Watcher, BLOCK};
+use crate::image::walk::{is_extension, Entry, WalkError, Walked, Watcher, BLOCK};
 use choice::Description;
 use inflate::{is_zstd, Inflating};
 use written::{entry, needs_manifest, written, zstd_unsure};
@@ -316,9 +316,7 @@ impl<'a, R: Read> Loadable<'a, R> {
         if self.header.iter().all(|&b| b == 0) {
             return self.on_end();
         }
-        let kind = tar::Header::from_byte_slice(&self.header).entry_type();
-        let extension =
-            kind.is_pax_local_extensions() || kind.is_gnu_longname() || kind.is_gnu_longlink();
+        let extension = is_extension(&self.header);
         let extended = std::mem::replace(&mut self.extended, extension);
         self.watcher.feed(&self.header);
         self.checked()?;
