@@ -9,7 +9,7 @@ use crate::cli::Status as Options;
 use crate::engine::{short_hex, Engine, Knock, Listing};
 use crate::input::archive::Directories;
 use crate::input::sizes::Size;
-use crate::plan::verify::{self, Same};
+use crate::plan::verify::{self, Compared, Same};
 use crate::report::exit::Exit;
 use crate::report::log::Log;
 use crate::report::stdout::Stdout;
@@ -189,25 +189,17 @@ fn table(rows: &[Row]) -> String {
 
 /// What `--verify` found for a row whose engine id is not the archive's.
 fn verdict(r: &Row) -> String {
-    let (id, archive_id) = (
-        r.image_id.as_deref().unwrap_or("?"),
-        r.archive_id.as_deref().unwrap_or("?"),
-    );
-    let archive = &r.entry.archive;
-    match (&r.configs, r.state) {
-        (Some(Configs { engine, .. }), State::Present) => format!(
-            "the engine's {id} has the config {engine} of {archive}'s image, under another \
-             manifest than the archive's {archive_id}"
-        ),
-        (
-            Some(Configs {
-                engine,
-                archive: Some(ours),
-            }),
-            _,
-        ) => format!(
-            "the engine has {id} (config {engine}), {archive} holds {archive_id} (config {ours})"
-        ),
-        _ => format!("the engine has {id}, {archive} holds {archive_id}"),
+    let configs = r.configs.as_ref();
+    let unknown = || "?".to_owned();
+    let compared = Compared {
+        engine_id: r.image_id.clone().unwrap_or_else(unknown),
+        engine_config: configs.map(|c| c.engine.clone()),
+        archive: r.entry.archive.clone(),
+        archive_id: r.archive_id.clone().unwrap_or_else(unknown),
+        archive_config: configs.and_then(|c| c.archive.clone()),
+    };
+    match (configs, r.state) {
+        (Some(_), State::Present) => format!("the engine's {}", compared.same_config()),
+        _ => compared.differs(),
     }
 }

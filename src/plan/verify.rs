@@ -217,3 +217,38 @@ pub fn compare(
         },
     })
 }
+
+/// The engine's image and the archive's, as `--verify` words them: the ids as the caller
+/// shows them (short in the load's log, whole in `status`), configs where the store's ids are
+/// not configs.
+pub struct Compared {
+    pub engine_id: String,
+    pub engine_config: Option<String>,
+    /// The archive's name in its list.
+    pub archive: String,
+    pub archive_id: String,
+    pub archive_config: Option<String>,
+}
+
+impl Compared {
+    /// `A has the config C of ARCHIVE's image, under another manifest than the archive's B`.
+    pub fn same_config(&self) -> String {
+        let config = self.engine_config.as_deref().unwrap_or("?");
+        format!(
+            "{} has the config {config} of {}'s image, under another manifest than the \
+             archive's {}",
+            self.engine_id, self.archive, self.archive_id
+        )
+    }
+
+    /// `the engine has A, ARCHIVE holds B`, with both configs where both are known.
+    pub fn differs(&self) -> String {
+        let (id, archive, archive_id) = (&self.engine_id, &self.archive, &self.archive_id);
+        match (&self.engine_config, &self.archive_config) {
+            (Some(theirs), Some(ours)) => format!(
+                "the engine has {id} (config {theirs}), {archive} holds {archive_id} (config {ours})"
+            ),
+            _ => format!("the engine has {id}, {archive} holds {archive_id}"),
+        }
+    }
+}

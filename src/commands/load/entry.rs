@@ -18,7 +18,7 @@ use crate::input::list::Entry;
 use crate::input::reference::Reference;
 use crate::input::sizes::Size;
 use crate::plan::space;
-use crate::plan::verify::{self, ArchiveImage, Same};
+use crate::plan::verify::{self, ArchiveImage, Compared, Same};
 use crate::report::log::Log;
 use crate::report::progress::EntryReport;
 
@@ -347,19 +347,15 @@ fn verify(
                 return verified;
             }
             Same::Config(config) => {
+                let same = compared(id, Some(&config), &entry.archive, &archive).same_config();
                 log.info(format_args!(
-                    "{place}: {image}: present, skipped (verified: {} has the config {} of {}'s \
-                 image, under another manifest than the archive's {})",
-                    short_id(id),
-                    short_id(&config),
-                    entry.archive,
-                    short_id(&archive.id)
+                    "{place}: {image}: present, skipped (verified: {same})"
                 ));
                 return verified;
             }
             Same::No { config } => format!(
                 "{place}: {image}: differs: {}",
-                differs_text(id, config.as_deref(), &entry.archive, &archive)
+                compared(id, config.as_deref(), &entry.archive, &archive).differs()
             ),
         };
     if options.replace_differing {
@@ -375,21 +371,13 @@ fn verify(
     }))
 }
 
-/// `the engine has sha256:A, ARCHIVE holds sha256:B`, with both configs where the ids are not
-/// configs (the containerd store).
-fn differs_text(
-    id: &str,
-    config: Option<&str>,
-    archive_name: &str,
-    archive: &ArchiveImage,
-) -> String {
-    let (id, archive_id) = (short_id(id), short_id(&archive.id));
-    match (config, archive.config.as_deref()) {
-        (Some(theirs), Some(ours)) => format!(
-            "the engine has {id} (config {}), {archive_name} holds {archive_id} (config {})",
-            short_id(theirs),
-            short_id(ours)
-        ),
-        _ => format!("the engine has {id}, {archive_name} holds {archive_id}"),
+/// The engine's image and the archive's in the log's words: short ids.
+fn compared(id: &str, config: Option<&str>, name: &str, archive: &ArchiveImage) -> Compared {
+    Compared {
+        engine_id: short_id(id),
+        engine_config: config.map(short_id),
+        archive: name.to_owned(),
+        archive_id: short_id(&archive.id),
+        archive_config: archive.config.as_deref().map(short_id),
     }
 }
