@@ -2,7 +2,7 @@
 //! member index says: the loader checks the table against the frames before it reads by it,
 //! and never reads the index, so a damaged or foreign table or index costs a whole decode at
 //! most, and never loads another image than the tar's. Each archive is an image on a base the
-//! engine holds, so that the load is a delta one, which reads by the table where it holds.
+//! engine holds: the load is a delta one, which reads the archive by its table when that holds.
 
 use crate::common::*;
 
@@ -11,15 +11,23 @@ on_every_engine! {
     a_packed_archive_whose_layer_frame_is_cut_short_loads_nothing;
     a_packed_archive_framed_for_another_tar_loads_its_own_image;
     a_packed_archive_whose_seek_table_lies_about_a_frame_loads_its_image;
+    a_packed_archive_whose_seek_table_lists_another_checksum_loads_its_image;
+    a_packed_archive_whose_sent_layer_frame_is_damaged_loads_nothing;
 }
 
 /// The list entry's archive name.
 const NAME: &str = "app.tar.zst";
 
-/// A base of two layers the engine holds, and an image tagged `reference` on it.
-fn on_a_held_base(engine: &Engine, reference: &str) -> (Fixture, Fixture) {
+/// A base of two layers, which the engine holds.
+fn held_base(engine: &Engine) -> Fixture {
     let base = Fixture::build(&["example.org/framed/base:1"], 2);
     engine.preload(&base);
+    base
+}
+
+/// A base the engine holds, and an image tagged `reference` on it.
+fn on_a_held_base(engine: &Engine, reference: &str) -> (Fixture, Fixture) {
+    let base = held_base(engine);
     let app = Fixture::on_base(&base, reference, 1, 64 << 10);
     (base, app)
 }
@@ -40,6 +48,12 @@ fn loaded(engine: &Engine, flavor: Flavor, app: &Fixture, out: &Output) {
         .assert_stderr_contains("left out 2 layer files the engine holds");
     let id = engine.assert_has(&app.reference);
     assert_eq!(bare_id(&id), app.id_on(flavor));
+}
+
+/// The frame that starts `app`'s top layer file, the one layer the engine lacks.
+fn top_layer_frame(app: &Fixture, framed: &Framed) -> usize {
+    let top = app.layers.last().expect("a layer");
+    framed.frame_of(&format!("{}/layer.tar", sha256_hex(top)))
 }
 
 /// The run said the archive's seek table is not used, with `why`, and decoded it whole.
@@ -90,8 +104,11 @@ fn a_packed_archive_whose_layer_frame_is_cut_short_loads_nothing(flavor: Flavor)
     let (pkg, out) = load_archive(&engine, &framed.to_bytes(), &app.reference);
 
     table_not_used(&out, "");
-    out.assert_code(1)
-        .assert_entry(&pkg.list, 1, &[&format!("failed: {NAME}: corrupt")]);
+    out.assert_code(1).assert_entry(
+        &pkg.list,
+        1,
+        &[&format!("failed: {NAME}: corrupt"), "nothing was loaded"],
+    );
     engine.assert_has_not(&app.reference);
     assert_eq!(engine.list_images(), before);
 }
@@ -127,12 +144,53 @@ fn a_packed_archive_whose_seek_table_lies_about_a_frame_loads_its_image(flavor: 
     let engine = Engine::start(flavor);
     let (_, app) = on_a_held_base(&engine, "example.org/framed/table:1");
     let mut framed = Framed::parse(&packed(&app.tar));
-    let top = app.layers.last().unwrap();
-    let k = framed.frame_of(&format!("{}/layer.tar", sha256_hex(top)));
+    let k = top_layer_frame(&app, &framed);
     framed.table[k][1] += 512;
 
     let (_, out) = load_archive(&engine, &framed.to_bytes(), &app.reference);
 
     table_not_used(&out, &format!("frame {k} records"));
     loaded(&engine, flavor, &app, &out);
+}
+
+/// The table lists another checksum for the image's own layer frame than the frame ends with.
+fn a_packed_archive_whose_seek_table_lists_another_checksum_loads_its_image(flavor: Flavor) {
+    let engine = Engine::start(flavor);
+    let (_, app) = on_a_held_base(&engine, "example.org/framed/checksum:1");
+    let mut framed = Framed::parse(&packed(&app.tar));
+    let k = top_layer_frame(&app, &framed);
+    framed.table[k][2] ^= 1;
+
+    let (_, out) = load_archive(&engine, &framed.to_bytes(), &app.reference);
+
+    table_not_used(&out, &format!("frame {k} ends with another checksum"));
+    loaded(&engine, flavor, &app, &out);
+}
+
+/// A byte flipped in the last block of the frame of the layer the engine lacks (512 KiB of
+/// text: several blocks), the table left as it is: the table holds, the first pass reads the
+/// layer file's header in the frame's first block, and the upload, which reads the frame by
+/// the table, finds it fails zstd's own checks.
+fn a_packed_archive_whose_sent_layer_frame_is_damaged_loads_nothing(flavor: Flavor) {
+    let engine = Engine::start(flavor);
+    let app = Fixture::on_base(
+        &held_base(&engine),
+        "example.org/framed/sent:1",
+        1,
+        512 << 10,
+    );
+    let mut framed = Framed::parse(&packed(&app.tar));
+    let last_block = framed.frame(top_layer_frame(&app, &framed)).end - 64;
+    flip(&mut framed.data, last_block);
+    let before = engine.list_images();
+
+    let (pkg, out) = load_archive(&engine, &framed.to_bytes(), &app.reference);
+    out.assert_code(1).assert_entry(
+        &pkg.list,
+        1,
+        &[&format!("failed: {NAME}: corrupt"), "nothing was loaded"],
+    );
+    assert!(!out.stderr.contains("seek table"), "{}", out.stderr);
+    engine.assert_has_not(&app.reference);
+    assert_eq!(engine.list_images(), before);
 }
