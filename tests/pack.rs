@@ -73,3 +73,48 @@ fn packing_an_xz_archive_packs_the_tar_inside() {
     let archive = packed(&Codec::Xz.compress(&fixture.tar));
     assert!(pipe("zstd", &["-q", "-d", "-c"], &archive) == fixture.tar);
 }
+
+/// The packed archive of a one-layer image whose layer (1 MiB that does not compress: raw
+/// blocks) has a byte of its frame's last block flipped, stored in `pkg`: every zstd reader
+/// that decodes it finds its checksum wrong.
+fn with_a_damaged_layer_frame(pkg: &Package) -> (Fixture, std::path::PathBuf) {
+    let fixture = Fixture::one_file_layer(
+        "example.org/pack/damaged:1",
+        "random.bin",
+        &random_bytes(fresh_seed(), 1 << 20),
+    );
+    let mut framed = Framed::parse(&packed(&fixture.tar));
+    let k = framed.frame_of(&format!("{}/layer.tar", sha256_hex(&fixture.layers[0])));
+    let last_block = framed.frame(k).end - 64;
+    flip(&mut framed.data, last_block);
+    let path = pkg.add_archive("damaged.tar.zst", &framed.to_bytes());
+    let test = Command::new("zstd").arg("-qt").arg(&path).output().unwrap();
+    assert!(!test.status.success(), "fixture error: zstd -t passes it");
+    (fixture, path)
+}
+
+#[test]
+fn inspect_of_a_packed_archive_decodes_no_layer() {
+    let pkg = Package::new();
+    let (fixture, path) = with_a_damaged_layer_frame(&pkg);
+
+    let out = run_loader(&["inspect", "--json", &path.display().to_string()], &[]);
+
+    out.assert_code(0);
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v[0]["images"][0]["id"], format!("sha256:{}", fixture.id));
+}
+
+#[test]
+fn scan_of_a_packed_archive_decodes_no_layer() {
+    let pkg = Package::new();
+    let (fixture, _) = with_a_damaged_layer_frame(&pkg);
+    let images = pkg.images.display().to_string();
+
+    run_loader(&["scan", &images, "-o", &pkg.list_arg()], &[]).assert_code(0);
+
+    assert_eq!(
+        std::fs::read_to_string(&pkg.list).unwrap(),
+        format!("damaged.tar.zst {}\n", fixture.reference)
+    );
+}

@@ -554,7 +554,8 @@ pub fn pipe(program: &str, args: &[&str], input: &[u8]) -> Vec<u8> {
     out
 }
 
-fn pipe_status(program: &str, args: &[&str], input: &[u8]) -> (ExitStatus, Vec<u8>, Vec<u8>) {
+/// Runs `program args` with `input` on stdin; returns its status, stdout and stderr.
+pub fn pipe_status(program: &str, args: &[&str], input: &[u8]) -> (ExitStatus, Vec<u8>, Vec<u8>) {
     require_program(program);
     let mut child = Command::new(program)
         .args(args)
@@ -659,4 +660,98 @@ pub fn packed(archive: &[u8]) -> Vec<u8> {
         .unwrap();
     assert!(status.success(), "container-loader pack: {status}");
     std::fs::read(&output).unwrap()
+}
+
+/// A packed archive taken apart (docs/design.md "Layer-framed archives"), to be put together
+/// again as it is or damaged: its data frames, its member index, its seek table.
+#[cfg(feature = "pack")]
+#[derive(Clone)]
+pub struct Framed {
+    /// The data frames, as `pack` wrote them.
+    pub data: Vec<u8>,
+    /// The member index's JSON.
+    pub index: Vec<u8>,
+    /// The seek table's entries: compressed size, decompressed size, checksum.
+    pub table: Vec<[u32; 3]>,
+}
+
+#[cfg(feature = "pack")]
+impl Framed {
+    const INDEX_MAGIC: u32 = 0x184D_2A5B;
+    const TABLE_MAGIC: u32 = 0x184D_2A5E;
+    const SEEKABLE_MAGIC: u32 = 0x8F92_EAB1;
+
+    /// The parts of `archive`, found from its end: the footer, the seek table before it, the
+    /// index where the data frames' compressed sizes add up to.
+    pub fn parse(archive: &[u8]) -> Framed {
+        let u32_at = |at: usize| u32::from_le_bytes(archive[at..at + 4].try_into().unwrap());
+        let n = archive.len();
+        assert_eq!(
+            u32_at(n - 4),
+            Framed::SEEKABLE_MAGIC,
+            "seekable footer magic"
+        );
+        assert_eq!(archive[n - 5], 0x80, "seek table with checksums");
+        let count = u32_at(n - 9) as usize;
+        let table_at = n - 9 - count * 12 - 8;
+        assert_eq!(u32_at(table_at), Framed::TABLE_MAGIC, "seek table frame");
+        let table: Vec<[u32; 3]> = (0..count)
+            .map(|k| {
+                let e = table_at + 8 + k * 12;
+                [u32_at(e), u32_at(e + 4), u32_at(e + 8)]
+            })
+            .collect();
+        let data_len: usize = table.iter().map(|e| e[0] as usize).sum();
+        assert_eq!(u32_at(data_len), Framed::INDEX_MAGIC, "member index frame");
+        let index_len = u32_at(data_len + 4) as usize;
+        assert_eq!(
+            data_len + 8 + index_len,
+            table_at,
+            "the index ends at the table"
+        );
+        Framed {
+            data: archive[..data_len].to_vec(),
+            index: archive[data_len + 8..table_at].to_vec(),
+            table,
+        }
+    }
+
+    /// The archive of these parts: the data frames, the index frame, the seek table frame.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = self.data.clone();
+        out.extend(Framed::INDEX_MAGIC.to_le_bytes());
+        out.extend((self.index.len() as u32).to_le_bytes());
+        out.extend(&self.index);
+        out.extend(Framed::TABLE_MAGIC.to_le_bytes());
+        out.extend((self.table.len() as u32 * 12 + 9).to_le_bytes());
+        for entry in &self.table {
+            entry.iter().for_each(|v| out.extend(v.to_le_bytes()));
+        }
+        out.extend((self.table.len() as u32).to_le_bytes());
+        out.push(0x80);
+        out.extend(Framed::SEEKABLE_MAGIC.to_le_bytes());
+        out
+    }
+
+    /// The members the index lists (path, header, data, size, frame, frames).
+    pub fn members(&self) -> Vec<serde_json::Value> {
+        let index: serde_json::Value = serde_json::from_slice(&self.index).expect("index JSON");
+        index["members"].as_array().expect("index members").clone()
+    }
+
+    /// The first frame of the first member whose path ends with `suffix`.
+    pub fn frame_of(&self, suffix: &str) -> usize {
+        self.members()
+            .iter()
+            .find(|m| m["path"].as_str().is_some_and(|p| p.ends_with(suffix)))
+            .and_then(|m| m["frame"].as_u64())
+            .unwrap_or_else(|| panic!("no member ending with {suffix} in the index"))
+            as usize
+    }
+
+    /// Where data frame `k` lies in the file.
+    pub fn frame(&self, k: usize) -> std::ops::Range<usize> {
+        let start: usize = self.table[..k].iter().map(|e| e[0] as usize).sum();
+        start..start + self.table[k][0] as usize
+    }
 }

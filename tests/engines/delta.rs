@@ -456,3 +456,45 @@ fn a_load_that_leaves_an_image_the_engine_does_not_list_is_sent_whole_again(flav
     assert_eq!(bare_id(&id), app.id_on(flavor));
     assert_listed(&engine, "delta/app:1");
 }
+
+/// Archives written by `container-loader pack`: read by their seek table, the frames of the
+/// layers left out stepped over.
+#[cfg(feature = "pack")]
+mod packed {
+    use super::*;
+
+    on_every_engine! {
+        a_packed_archive_on_a_base_the_engine_has_is_sent_without_the_base_layers;
+        a_packed_archive_is_sent_without_decoding_the_frames_of_the_layers_the_engine_holds;
+    }
+
+    fn a_packed_archive_on_a_base_the_engine_has_is_sent_without_the_base_layers(flavor: Flavor) {
+        loads_without_the_base(flavor, "app.tar.zst", |app| {
+            (packed(&app.tar), app.tar.len() as u64)
+        });
+    }
+
+    /// A byte of each base layer's last block flipped: a decode would find the frame's
+    /// checksum wrong, and the load goes through, as nothing decodes those blocks (the first
+    /// pass reads a layer file's header, in its frame's first block, and the upload steps
+    /// over the rest).
+    fn a_packed_archive_is_sent_without_decoding_the_frames_of_the_layers_the_engine_holds(
+        flavor: Flavor,
+    ) {
+        loads_without_the_base(flavor, "app.tar.zst", |app| {
+            let mut framed = Framed::parse(&packed(&app.tar));
+            for layer in &app.layers[..2] {
+                let k = framed.frame_of(&format!("{}/layer.tar", sha256_hex(layer)));
+                let last_block = framed.frame(k).end - 64;
+                flip(&mut framed.data, last_block);
+            }
+            let damaged = framed.to_bytes();
+            let (test, _, _) = pipe_status("zstd", &["-q", "-t"], &damaged);
+            assert!(
+                !test.success(),
+                "fixture error: zstd -t passes the damaged archive"
+            );
+            (damaged, app.tar.len() as u64)
+        });
+    }
+}

@@ -14,6 +14,8 @@ mod engine;
 mod engine_archives;
 mod engine_omissions;
 mod faults;
+#[cfg(feature = "pack")]
+mod framed;
 mod hostile_archives;
 mod loads;
 mod model;

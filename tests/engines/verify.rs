@@ -448,3 +448,60 @@ fn docker_digest_reference_is_never_tagged() {
     // A failed entry leaves the engine's names as they were: the archive's own goes too.
     engine.assert_has_not(&fixture.reference);
 }
+
+/// Archives written by `container-loader pack`, whose description is read by their seek
+/// table: verified as the plain archive of the same image is.
+#[cfg(feature = "pack")]
+mod packed {
+    use super::*;
+
+    on_every_engine! {
+        verify_skips_an_image_that_is_its_packed_archives;
+        status_verify_shows_the_image_of_a_packed_archive_present;
+    }
+
+    /// The engine holds `fixture`'s image, and `pkg` lists its packed archive.
+    fn the_image_listed_packed(engine: &Engine, fixture: &Fixture) -> Package {
+        engine.preload(fixture);
+        let pkg = Package::new();
+        pkg.add_archive("packed.tar.zst", &packed(&fixture.tar));
+        pkg.write_list(&[&format!("packed.tar.zst {}", fixture.reference)]);
+        pkg
+    }
+
+    fn verify_skips_an_image_that_is_its_packed_archives(flavor: Flavor) {
+        let engine = Engine::start(flavor);
+        let fixture = Fixture::build(&["example.org/verify/packed:1"], 2);
+        let pkg = the_image_listed_packed(&engine, &fixture);
+
+        let out = load_package(&engine, &pkg, &["--verify"]);
+
+        out.assert_code(0)
+            .assert_entry(
+                &pkg.list,
+                1,
+                &[
+                    "example.org/verify/packed:1: present, skipped (verified: sha256:",
+                    &fixture.id_on(flavor)[..12],
+                    "as in packed.tar.zst",
+                ],
+            )
+            .assert_summary("0 loaded, 1 present, 0 differ, 0 failed");
+    }
+
+    fn status_verify_shows_the_image_of_a_packed_archive_present(flavor: Flavor) {
+        let engine = Engine::start(flavor);
+        let fixture = Fixture::build(&["example.org/verify/packed-status:1"], 2);
+        let pkg = the_image_listed_packed(&engine, &fixture);
+
+        let (json, table) = status_verify(&engine, &pkg);
+
+        json.assert_code(0);
+        let rows: Vec<Value> = serde_json::from_str(&json.stdout).expect("status JSON");
+        assert_eq!(rows[0]["state"], "present", "{}", json.stdout);
+        let id = format!("sha256:{}", fixture.id_on(flavor));
+        assert_eq!(rows[0]["image_id"], id.as_str(), "{}", json.stdout);
+        assert_eq!(rows[0]["archive_id"], id.as_str(), "{}", json.stdout);
+        table.assert_code(0);
+    }
+}
