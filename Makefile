@@ -293,11 +293,12 @@ test: deps toolchain deb
 	$(MAKE) --no-print-directory all dist-armhf
 	@# The integration tests run the shipped static binary, not the debug build.
 	CONTAINER_LOADER_BIN=$(DIST_x86_64) $(CARGO) test --no-fail-fast -- --test-threads=$(TEST_THREADS)
-	@# pack's frame layout, and its archives read by the shipped binary (which has no pack).
+	@# pack's frame layout, and its archives read by the shipped binary (which has no pack):
+	@# loaded, verified and sent without held layers (packed::), damaged tables (framed::).
 	$(CARGO) test --features pack --lib commands::pack
 	CONTAINER_LOADER_BIN=$(DIST_x86_64) $(CARGO) test --features pack --test pack
 	CONTAINER_LOADER_BIN=$(DIST_x86_64) $(CARGO) test --features pack --test engines \
-		-- --test-threads=$(TEST_THREADS) loads::packed::
+		-- --test-threads=$(TEST_THREADS) packed:: framed::
 	@$(call ensure_tools,$(CROSS_TEST_TOOLS))
 	@# The arm64 and armhf binaries under qemu-user against a real podman (tests/cross.rs).
 	$(call cross_test,aarch64)
