@@ -450,6 +450,12 @@ define size_report
 
 endef
 
+.PHONY: doc
+# `make doc`: the code's documentation, private items included (they are most of it), in
+# target/doc/container_loader/.
+doc: toolchain
+	$(CARGO) doc --no-deps --document-private-items --features pack
+
 .PHONY: size-report
 size-report: toolchain
 	@$(call ensure_tools,$(SIZE_REPORT_TOOLS))

@@ -18,15 +18,21 @@
 //! - [`engine`]: docker's and libpod's HTTP API over the unix socket, and what differs between
 //!   image stores ([`engine::store`]);
 //! - [`image`]: what an archive describes: the tar walk, image descriptions, digests, platforms;
-//! - [`decode`]: zstd, gzip, xz and bzip2, streamed with bounded memory;
+//! - [`decode`]: zstd, gzip, xz and bzip2, streamed with bounded memory, and layer-framed zstd
+//!   archives read from any member on;
 //! - [`input`]: what comes from outside: lists, references, archive files and their formats,
 //!   bounded reads, sizes.
 //!
 //! A load's data flows one way: list -> reference -> engine (present?) -> archive -> delta
 //! (layers the engine holds?) -> space (fits?) -> decode -> rewrite (the device's platform;
 //! manifest.json for classic docker; layers left out) -> engine (load) -> engine (present!),
-//! driven by [`commands::load`].
+//! driven by [`commands::load`], and `pack` (build hosts only) writes layer-framed archives
+//! that [`decode`] reads by their seek table.
+//!
+//! These docs are for whoever works on the loader: `make doc` builds them with the private
+//! items, which the public ones link to freely.
 #![forbid(unsafe_code)]
+#![allow(rustdoc::private_intra_doc_links)]
 
 pub mod cli;
 pub mod commands;
