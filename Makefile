@@ -472,7 +472,7 @@ size-report: toolchain
 # "target:max_len" pairs; a list line may be 4096 bytes, a tar seed is 10 KiB; description files
 # (JSON split into files) get room for a 1,000-item manifest; marker_name: two references.
 FUZZ_TARGETS := list_parser:8192 reference:1024 decoders:16384 answer_stream:4096 manifest_walk:16384 \
-	description_files:65536 marker_name:1024
+	description_files:65536 marker_name:1024 framed:16384
 FUZZ_SECONDS ?= 45
 FUZZ_RUN := RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --fuzz-dir fuzz --debug-assertions
 

@@ -14,7 +14,7 @@ mod checks;
 type Check = fn(&[u8]);
 
 /// Each fuzz target and its check.
-const TARGETS: [(&str, Check); 7] = [
+const TARGETS: [(&str, Check); 8] = [
     ("list_parser", checks::list_parser),
     ("reference", checks::reference),
     ("decoders", checks::decoders),
@@ -22,6 +22,7 @@ const TARGETS: [(&str, Check); 7] = [
     ("manifest_walk", checks::manifest_walk),
     ("description_files", checks::description_files),
     ("marker_name", checks::marker_name),
+    ("framed", checks::framed),
 ];
 
 fn inputs(kind: &str, target: &str) -> Vec<PathBuf> {

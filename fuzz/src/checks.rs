@@ -146,6 +146,40 @@ fn accepted_reference(text: &str, r: &Reference) {
     }
 }
 
+/// `decode::Frames::read` on arbitrary bytes as an archive file, and where it trusts the seek
+/// table, the tar read through it: whatever it reads, a plain zstd decode of the file reads
+/// the same bytes (as far as both go within the cap), so a table can only make the loader
+/// read what the archive holds, never something else.
+pub fn framed(data: &[u8]) {
+    let file = scratch_file(data);
+    let Ok(frames) = decode::Frames::read(&file, data.len() as u64) else {
+        return;
+    };
+    let len = frames.tar_len();
+    let mut tar = decode::framed(file, frames, Vec::new(), MEMORY_LIMIT).take(OUTPUT_CAP as u64);
+    let mut framed = Vec::new();
+    let read = tar.read_to_end(&mut framed);
+    let plain = decode_all(data, false).expect("a file with frames sniffs as zstd");
+    let common = framed.len().min(plain.out.len());
+    assert!(framed[..common] == plain.out[..common], "the seek table read other bytes");
+    if read.is_ok() && framed.len() < OUTPUT_CAP {
+        assert_eq!(framed.len() as u64, len, "read to the end the table gives");
+        assert!(plain.out.len() >= framed.len(), "the table read more than zstd decodes");
+    }
+}
+
+/// `data` in a file of its own, already unlinked.
+fn scratch_file(data: &[u8]) -> std::fs::File {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!("cl-fuzz-{}-{n}", std::process::id()));
+    std::fs::write(&path, data).expect("writing a scratch file");
+    let file = std::fs::File::open(&path).expect("opening the scratch file");
+    let _ = std::fs::remove_file(&path);
+    file
+}
+
 /// `decode::peek` and `decode::decoder` on arbitrary bytes, plain and under `HoldBack`.
 pub fn decoders(data: &[u8]) {
     let Some(plain) = decode_all(data, false) else {
