@@ -161,10 +161,16 @@ pub fn framed(data: &[u8]) {
     let read = tar.read_to_end(&mut framed);
     let plain = decode_all(data, false).expect("a file with frames sniffs as zstd");
     let common = framed.len().min(plain.out.len());
-    assert!(framed[..common] == plain.out[..common], "the seek table read other bytes");
+    assert!(
+        framed[..common] == plain.out[..common],
+        "the seek table read other bytes"
+    );
     if read.is_ok() && framed.len() < OUTPUT_CAP {
         assert_eq!(framed.len() as u64, len, "read to the end the table gives");
-        assert!(plain.out.len() >= framed.len(), "the table read more than zstd decodes");
+        assert!(
+            plain.out.len() >= framed.len(),
+            "the table read more than zstd decodes"
+        );
     }
 }
 

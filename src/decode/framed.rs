@@ -19,6 +19,7 @@
 use std::fs::File;
 use std::io::{self, Read, Take};
 use std::ops::Range;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::at::{read_at_most, read_exact_at, At, TarAt};
@@ -225,6 +226,9 @@ pub struct FramedTar {
     progress: Arc<Progress>,
     /// The frame being decoded (none at first), and the tar offset of its next byte.
     frame: Option<usize>,
+    /// The first frame not yet started: the frames stepped over between it and the next one
+    /// started count as read, so that progress and its percent go on over a hole.
+    reached: usize,
     decoded: u64,
     /// The tar offset of the next read.
     pos: u64,
@@ -252,6 +256,7 @@ impl FramedTar {
             holes,
             progress,
             frame: None,
+            reached: 0,
             decoded: 0,
             pos: 0,
             scratch: Vec::new(),
@@ -266,6 +271,13 @@ impl FramedTar {
     /// Starts decoding frame `k`.
     fn start(&mut self, k: usize) {
         let (start, end) = (self.frames.starts[k], self.frames.starts[k + 1]);
+        if k > self.reached {
+            let stepped = start.file - self.frames.starts[self.reached].file;
+            self.progress
+                .compressed
+                .fetch_add(stepped, Ordering::Relaxed);
+        }
+        self.reached = self.reached.max(k + 1);
         let at = At {
             file: self.file.clone(),
             pos: start.file,
@@ -498,6 +510,9 @@ pub(crate) mod tests {
         let mut decoder = framed(file, frames, holes, 1 << 30);
         decoder.read_to_end(&mut out).unwrap();
         assert_eq!(out, [&a[..], &[0; 3000], &c].concat());
+        // The frame stepped over counts as read: the whole data frames are.
+        let data_frames = archive.len() as u64 - (8 + 3 * 12 + FOOTER);
+        assert_eq!(decoder.progress.compressed(), data_frames);
     }
 
     #[test]
