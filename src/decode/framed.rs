@@ -183,6 +183,10 @@ impl Frames {
                 end.tar - start.tar
             ));
         }
+        let trailer = 4 * u64::from(header.checksum);
+        if end.file - start.file < header.len + trailer {
+            return wrong("is shorter than its own header");
+        }
         if let (Some(listed), true) = (checksum, header.checksum) {
             let found = read_exact_at::<4>(file, end.file - 4).map(u32::from_le_bytes);
             if found != Some(listed) {
@@ -573,6 +577,22 @@ pub(crate) mod tests {
         let mixed = [&ours[..ours_end], &theirs[table_at..]].concat();
         let why = untrusted(frames_of(&mixed, "mixed").1);
         assert!(why.contains("frame 0"), "{why}");
+    }
+
+    #[test]
+    fn a_table_giving_a_frame_fewer_bytes_than_its_header_is_untrusted() {
+        let [a, b, ..] = pieces();
+        let mut archive = archive_of(&[&a, &b]);
+        // Frame 0 said to be 3 bytes long, frame 1 to take the rest.
+        let (first, second) = (archive.len() - 9 - 24, archive.len() - 9 - 12);
+        let sizes = u32_at(&archive, first) + u32_at(&archive, second);
+        archive[first..first + 4].copy_from_slice(&3u32.to_le_bytes());
+        archive[second..second + 4].copy_from_slice(&(sizes - 3).to_le_bytes());
+        let why = untrusted(frames_of(&archive, "short").1);
+        assert!(
+            why.contains("frame 0 is shorter than its own header"),
+            "{why}"
+        );
     }
 
     #[test]

@@ -106,7 +106,7 @@ pub fn recorded_size(file: &File, start: u64, len: u64) -> Option<(u64, bool)> {
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct FrameHeader {
     /// Bytes from the magic number up to the first block.
-    len: u64,
+    pub(crate) len: u64,
     pub(crate) content_size: Option<u64>,
     pub(crate) checksum: bool,
 }

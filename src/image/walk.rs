@@ -510,6 +510,11 @@ pub(crate) fn walk_at(
         let skipped = watcher.skip();
         if skipped > 0 {
             at += skipped;
+            if at > size {
+                // A file stepped over runs past the tar's end: it is cut short.
+                let cut = WalkError::EndsInsideEntry { at: size };
+                return Err(io::Error::new(io::ErrorKind::InvalidData, cut));
+            }
             continue;
         }
         let want = match left {
@@ -765,6 +770,7 @@ fn join(dir: &str, target: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use container_loader_testkit::tar_of_files;
 
     /// A tar in memory, read by position.
     struct InMemory(Vec<u8>);
@@ -805,6 +811,17 @@ mod tests {
         };
         assert_eq!(extents, [first]);
         assert!(watcher.finish().is_ok());
+    }
+
+    #[test]
+    fn a_walk_by_position_fails_where_a_file_stepped_over_runs_past_the_end() {
+        let mut tar = tar_of_files(&[("a/layer.tar", vec![7u8; 100 << 10])]);
+        // Past the first read of the file (64 KiB), which tells a plain layer from a compressed one.
+        tar.truncate(BLOCK + (80 << 10));
+        let len = tar.len() as u64;
+        let mut watcher = Watcher::default();
+        let e = walk_at(&mut InMemory(tar), len, &mut watcher, &mut Vec::new()).unwrap_err();
+        assert!(e.to_string().contains("ends inside"), "{e}");
     }
 
     #[test]
