@@ -329,6 +329,11 @@ impl FramedTar {
         if self.frame != Some(k) || self.decoded > at {
             self.start(k);
         }
+        if self.decoded == at {
+            return Ok(());
+        }
+        // Bytes before `at` in its frame: decoded and dropped (never with pack's frames,
+        // which start where the members a reader looks for do).
         let mut scratch = std::mem::take(&mut self.scratch);
         scratch.resize(super::READ_BUF, 0);
         while self.decoded < at {

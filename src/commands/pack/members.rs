@@ -1,6 +1,9 @@
 //! The tar cut into the pieces `pack` compresses: each member (the extension headers before it,
 //! its header, its data and padding) starts a new piece, a member longer than [`CHUNK`] is cut
 //! into several, and the tar's end (its zero blocks and whatever follows) is a piece of its own.
+//! A member of more than [`HEAD_AFTER`] bytes (a layer) has its header blocks and first data
+//! block in a piece of their own: a reader learns what the member is, and whether a layer is
+//! compressed, by decoding a frame of about a kilobyte instead of a block of 128 KiB.
 //!
 //! Only the headers are read for meaning: every byte of the tar goes into exactly one piece, in
 //! order, so the pieces put together are the tar as it was, whatever its members hold.
@@ -13,6 +16,9 @@ use super::PackError;
 /// image archive within 0.1% of `zstd -3` of the same tar (docs/design.md, "Layer-framed
 /// archives"): zstd -3's window is smaller than this, so a cut loses little context.
 pub(super) const CHUNK: usize = 8 << 20;
+
+/// Members larger than this get a head piece of their own (their headers and first block).
+pub(super) const HEAD_AFTER: u64 = 64 << 10;
 
 /// Extension headers (PAX, GNU long names) before one member, at most: a tar with more is
 /// refused rather than held in memory.
@@ -77,7 +83,7 @@ impl<R: Read> Pieces<R> {
     pub(super) fn next_piece(&mut self) -> Result<Option<Piece>, PackError> {
         if self.left > 0 || self.ended {
             let mut bytes = Vec::new();
-            self.fill(&mut bytes)?;
+            self.fill(&mut bytes, self.chunk)?;
             return Ok((!bytes.is_empty()).then_some(Piece {
                 start: Start::Continued,
                 bytes,
@@ -87,14 +93,18 @@ impl<R: Read> Pieces<R> {
         let Some(start) = self.headers(&mut bytes)? else {
             return Ok(None);
         };
-        self.fill(&mut bytes)?;
+        let up_to = match &start {
+            Start::Member(m) if m.size > HEAD_AFTER => bytes.len() + BLOCK,
+            _ => self.chunk,
+        };
+        self.fill(&mut bytes, up_to)?;
         Ok(Some(Piece { start, bytes }))
     }
 
-    /// Reads into `bytes` what is left of the member (or of the end) until `bytes` holds a
-    /// chunk; a short read means the input ended.
-    fn fill(&mut self, bytes: &mut Vec<u8>) -> Result<(), PackError> {
-        let room = self.chunk.saturating_sub(bytes.len()) as u64;
+    /// Reads into `bytes` what is left of the member (or of the end) until `bytes` holds
+    /// `up_to` bytes; a short read means the input ended.
+    fn fill(&mut self, bytes: &mut Vec<u8>, up_to: usize) -> Result<(), PackError> {
+        let room = up_to.saturating_sub(bytes.len()) as u64;
         let want = if self.ended {
             room
         } else {

@@ -6,6 +6,7 @@ use container_loader_testkit::{append_file, tar_of};
 use zstd_safe::DCtx;
 
 use super::frames::{Settings, Trailer, INDEX_MAGIC, SEEKABLE_MAGIC, SEEK_TABLE_MAGIC};
+use super::members::HEAD_AFTER;
 use super::{pack, PackError};
 
 /// A small chunk, so that a member of a few KiB is split.
@@ -78,6 +79,35 @@ fn a_member_larger_than_a_chunk_is_split_into_several_frames() {
         .iter()
         .all(|c| c.len() <= CHUNK));
     assert_eq!(trailer.members[1].frame, 4);
+}
+
+#[test]
+fn a_layer_has_its_header_and_first_block_in_a_frame_of_their_own() {
+    let layer: Vec<u8> = (0..HEAD_AFTER as usize + 1).map(|i| i as u8).collect();
+    let tar = tar_of(&[("blobs/sha256/aa", &layer), ("index.json", b"{}")]);
+    let (archive, trailer) = packed(&tar);
+    let contents = frame_contents(&archive, &trailer);
+    assert_eq!(
+        contents[0].len(),
+        2 * 512,
+        "the header and the first data block"
+    );
+    assert!(contents[1..].iter().all(|c| c.len() <= CHUNK));
+    // Its data padded to blocks (64 KiB + 512), less the first block, in chunks.
+    let data_frames = (HEAD_AFTER as usize).div_ceil(CHUNK);
+    assert_eq!(trailer.members[0].frames, 1 + data_frames as u64);
+    assert_eq!(contents.concat(), tar);
+}
+
+#[test]
+fn a_member_no_larger_than_the_head_threshold_starts_with_its_data() {
+    let tar = tar_of(&[("a", &[3; 10_000]), ("b", b"bee")]);
+    let (archive, trailer) = packed(&tar);
+    assert_eq!(
+        frame_contents(&archive, &trailer)[0].len(),
+        CHUNK,
+        "a chunk, its header included"
+    );
 }
 
 #[test]
