@@ -1433,14 +1433,6 @@ struct Label<'a> {
     service: &'a str,
 }
 
-fn label_of<'a>(label: &'a str, cli: &'a str, service: &'a str) -> Label<'a> {
-    Label {
-        label,
-        cli,
-        service,
-    }
-}
-
 /// The layer-framed delta load's figures: its turns, the CLI's of the same archive, the plain
 /// archive's delta load and the new layer loaded alone.
 struct FramedDelta {
@@ -1735,7 +1727,11 @@ fn delta_row(table: &mut Table, archives: &Archives, work: &Path, runs: usize, f
     );
     framed_delta_rows(
         table,
-        &label_of(label, cli, service),
+        &Label {
+            label,
+            cli,
+            service,
+        },
         &FramedDelta {
             ours: framed_ours,
             theirs: framed_theirs,
