@@ -314,9 +314,11 @@ demo:
 	bash tests/scripts/demo.sh target/release/$(BIN)
 
 # Not a test: prints a table of medians (docs/performance.md); archives are cached in target/bench/.
+# `--features pack`: the bench's own build of the binary packs the layer-framed archives it
+# compares (the device binary, which it measures, has no encoder).
 bench: $(DIST_x86_64)
 	@$(call ensure_tools,$(BENCH_TOOLS))
-	CONTAINER_LOADER_BIN=$(DIST_x86_64) $(CARGO) bench --bench bench
+	CONTAINER_LOADER_BIN=$(DIST_x86_64) $(CARGO) bench --features pack --bench bench
 
 # `make install DESTDIR=/tmp/root PREFIX=/usr` lays out a device's files under DESTDIR. The binary
 # is the static x86_64 build unless INSTALL_BIN names another one (INSTALL_BIN=$(DIST_aarch64)

@@ -12,12 +12,18 @@
 //!
 //! Environment: CONTAINER_LOADER_BIN (the binary measured; `make bench` sets the static one),
 //! BENCH_RUNS (runs per quick figure, default 7), BENCH_LOAD_RUNS (runs per load, default 3),
-//! BENCH_ONLY (a comma list of startup, decoders, docker, podman, containerd, noop, delta: run
-//! only those parts; noop is the no-op rows of docker and podman without their loads).
+//! BENCH_ONLY (a comma list of startup, decoders, docker, podman, containerd, noop, delta,
+//! framed: run only those parts; noop is the no-op rows of docker and podman without their
+//! loads), CONTAINER_LOADER_PACK_BIN (the build that packs; default this bench's own build of
+//! the binary, which `make bench` builds with `--features pack`).
 //! `containerd` is dockerd 26 with the containerd image store, from the Debian 13 root
 //! filesystem of `make engines-root`. `delta` loads an image on a base docker 20.10 (and
 //! podman 4.3, and docker 26's containerd store) already has (a delta load) against `docker
-//! load` (`podman load`) of the same archive.
+//! load` (`podman load`) of the same archive, plain and layer-framed (`container-loader pack`,
+//! docs/design.md) in turns. `framed` is the layer-framed archives against plain zstd of the
+//! same tar: `pack`'s size and speed against `zstd -3`, `inspect` of the ~1 GB archive,
+//! `status --verify` of 50 images present, and the delta rows of docker 20.10 and docker 26's
+//! containerd store.
 
 // The tests' harness (real engines, fixtures, the loader runner), of which the bench uses part.
 #[path = "../tests/common/mod.rs"]
@@ -1390,6 +1396,125 @@ fn peak_bytes<R>(dir: &Path, f: impl FnOnce() -> R) -> (R, Peak) {
     (r, sampler.join().unwrap())
 }
 
+/// Who loads the delta image in a turn of `delta_row`: the loader with a list, or a shell line.
+enum DeltaLoad<'a> {
+    Loader(&'a Path),
+    Cli(String),
+}
+
+impl DeltaLoad<'_> {
+    fn run(&self, engine: &Engine, log: &Path) -> Run {
+        match self {
+            DeltaLoad::Loader(list) => {
+                let mut cmd = loader(engine.socket_path(), list);
+                cmd.arg("--verbose");
+                let run = measure(&mut cmd, "delta load", log);
+                let text = fs::read_to_string(log).unwrap();
+                assert!(text.contains("left out 1 layer files"), "{text}");
+                run
+            }
+            DeltaLoad::Cli(script) => measure(&mut sh(script), "CLI load", log),
+        }
+    }
+}
+
+/// One contender's runs in `delta_row`: times, the engine's CPU during each, the peak bytes.
+#[derive(Default)]
+struct DeltaTurns {
+    runs: Vec<Run>,
+    engine: Vec<Duration>,
+    peak: Peak,
+}
+
+/// The engine's names in `delta_row`'s rows: its label, CLI and service process.
+struct Label<'a> {
+    label: &'a str,
+    cli: &'a str,
+    service: &'a str,
+}
+
+/// The layer-framed delta load's figures: its turns, the CLI's of the same archive, the plain
+/// archive's delta load and the new layer loaded alone.
+struct FramedDelta {
+    ours: DeltaTurns,
+    theirs: DeltaTurns,
+    plain: Run,
+    floor: Run,
+}
+
+/// The rows of a layer-framed delta load: against `zstd -dc | CLI load` of the same archive,
+/// against the plain archive's delta load, and what it cannot go below (the base layer's
+/// frames are stepped over, not decoded, so only the new layer's load is left).
+fn framed_delta_rows(table: &mut Table, l: &Label, d: &FramedDelta) {
+    let Label {
+        label,
+        cli,
+        service,
+    } = *l;
+    let (our_engine, their_engine) = (
+        median(d.ours.engine.clone()),
+        median(d.theirs.engine.clone()),
+    );
+    let (ours, theirs) = (summarize(&d.ours.runs), summarize(&d.theirs.runs));
+    let ratio = ours.wall.as_secs_f64() / theirs.wall.as_secs_f64();
+    table.row(
+        &format!("the same, layer-framed by `pack` (the base layer's frames stepped over), {label}"),
+        format!(
+            "{}, CPU {:.2} s; {service} CPU {:.2} s",
+            ms(ours.wall),
+            ours.cpu.as_secs_f64(),
+            our_engine.as_secs_f64()
+        ),
+        format!(
+            "`zstd -dc \\| {cli} load` of the framed archive: {}, CPU {:.2} s; {service} CPU {:.2} s",
+            ms(theirs.wall),
+            theirs.cpu.as_secs_f64(),
+            their_engine.as_secs_f64()
+        ),
+        format!("{ratio:.2}"),
+        "<= 0.3",
+        Some(ratio <= 0.3),
+    );
+    table.row(
+        &format!("delta load, layer-framed against plain .zst (same tar, in turns), {label}"),
+        ms(ours.wall),
+        format!("plain .zst: {}", ms(d.plain.wall)),
+        format!(
+            "{:.2}",
+            ours.wall.as_secs_f64() / d.plain.wall.as_secs_f64()
+        ),
+        "(report)",
+        None,
+    );
+    let floor_ratio = d.floor.wall.as_secs_f64() / theirs.wall.as_secs_f64();
+    table.row(
+        &format!("what a layer-framed delta load cannot go below, {label}: the new layer loaded alone"),
+        format!(
+            "{}; the framed delta load {} ({} {} it: its first pass, the base's frames stepped over, the new layer tied to its parent)",
+            ms(d.floor.wall),
+            ms(ours.wall),
+            ms(ours.wall.abs_diff(d.floor.wall)),
+            if ours.wall >= d.floor.wall { "above" } else { "below" }
+        ),
+        format!("`zstd -dc \\| {cli} load`: {}", ms(theirs.wall)),
+        format!("{floor_ratio:.2}"),
+        "(report: the 0.3 goal is out of reach where this is above 0.3)",
+        None,
+    );
+    table.row(
+        &format!("bytes {label} wrote to its temp directory for the layer-framed one (peak)"),
+        format!(
+            "{:.1} MiB: {}",
+            d.ours.peak.bytes as f64 / MIB,
+            d.ours.peak.parts_text()
+        ),
+        format!("`{cli} load`: {:.1} MiB", d.theirs.peak.bytes as f64 / MIB),
+        String::new(),
+        "(report)",
+        None,
+    );
+}
+
 /// The delta rows: the engine (docker 20.10's classic store, podman 4.3, docker 26's containerd
 /// store) holds the one-layer rootfs image; an image of that layer and one of its own is loaded
 /// by the loader (which leaves the base layer out, or on podman sends it empty) and by `zstd
@@ -1434,6 +1559,18 @@ fn delta_row(table: &mut Table, archives: &Archives, work: &Path, runs: usize, f
     drop(rootfs);
     let tar = app;
     let app = compress(&tar, "zst", ZSTD);
+    // The same tar layer-framed: its list and archive beside the plain one's.
+    let framed_name = "debian-app.tar.framed.zst";
+    let framed_list = package(
+        &dir.join("framed"),
+        &[(framed_name.to_owned(), REF_APP.to_owned())],
+    );
+    let framed_app = dir.join("framed/images").join(framed_name);
+    measure(
+        &mut pack_cmd(&tar, &framed_app),
+        "pack",
+        &dir.join("pack.log"),
+    );
     fs::remove_file(&tar).unwrap();
     let name = app.file_name().unwrap().to_string_lossy().into_owned();
     let list = package(&dir, &[(name.clone(), REF_APP.to_owned())]);
@@ -1457,44 +1594,41 @@ fn delta_row(table: &mut Table, archives: &Archives, work: &Path, runs: usize, f
         // The service's TMPDIR, and the CLI's (see `engine_cli`).
         Kind::Podman => engine.dir().join("tmp"),
     };
-    let cli_load = format!(
-        "zstd -q -dc '{}' | {} load",
-        app.display(),
-        engine_cli(&engine)
-    );
-    let (mut ours, mut theirs) = (vec![], vec![]);
-    let (mut our_peak, mut their_peak) = (Peak::default(), Peak::default());
-    // The engine's own CPU during each load: where the time goes once the upload is small.
-    let (mut our_engine, mut their_engine) = (vec![], vec![]);
+    let cli_load = |archive: &Path| {
+        format!(
+            "zstd -q -dc '{}' | {} load",
+            archive.display(),
+            engine_cli(&engine)
+        )
+    };
+    let contenders = [
+        DeltaLoad::Loader(&list),
+        DeltaLoad::Cli(cli_load(&app)),
+        DeltaLoad::Loader(&framed_list),
+        DeltaLoad::Cli(cli_load(&framed_app)),
+    ];
+    let mut turns: Vec<DeltaTurns> = contenders.iter().map(|_| DeltaTurns::default()).collect();
     for i in 0..runs {
-        for loader_turn in [i % 2 == 0, i % 2 != 0] {
+        // Each turn starts with another contender, so none always meets a freshly emptied store.
+        for k in 0..contenders.len() {
+            let c = (i + k) % contenders.len();
             engine.assert_has_not(REF_APP);
-            if loader_turn {
-                let mut cmd = loader(engine.socket_path(), &list);
-                cmd.arg("--verbose");
-                let before = process_cpu(engine.pid());
-                let (run, bytes) = peak_bytes(&temp, || measure(&mut cmd, "delta load", &log));
-                our_engine.push(process_cpu(engine.pid()) - before);
-                let text = fs::read_to_string(&log).unwrap();
-                assert!(text.contains("left out 1 layer files"), "{text}");
-                ours.push(run);
-                if bytes.bytes >= our_peak.bytes {
-                    our_peak = bytes;
-                }
-            } else {
-                let before = process_cpu(engine.pid());
-                let (run, bytes) =
-                    peak_bytes(&temp, || measure(&mut sh(&cli_load), "CLI load", &log));
-                their_engine.push(process_cpu(engine.pid()) - before);
-                theirs.push(run);
-                if bytes.bytes >= their_peak.bytes {
-                    their_peak = bytes;
-                }
+            let before = process_cpu(engine.pid());
+            let (run, bytes) = peak_bytes(&temp, || contenders[c].run(&engine, &log));
+            turns[c].engine.push(process_cpu(engine.pid()) - before);
+            turns[c].runs.push(run);
+            if bytes.bytes >= turns[c].peak.bytes {
+                turns[c].peak = bytes;
             }
             engine.assert_has(REF_APP);
             delete_image(&engine, REF_APP);
         }
     }
+    let [ours, theirs, framed_ours, framed_theirs]: [DeltaTurns; 4] =
+        turns.try_into().ok().unwrap();
+    let (our_peak, their_peak) = (ours.peak.clone(), theirs.peak.clone());
+    let (our_engine, their_engine) = (median(ours.engine.clone()), median(theirs.engine.clone()));
+    let (ours, theirs) = (summarize(&ours.runs), summarize(&theirs.runs));
     // The floor: the same layer as an image of its own, which docker stores without copying a
     // parent first (on vfs a new layer is a copy of the one below it; overlay makes none).
     let (mut floor, mut floor_engine) = (vec![], vec![]);
@@ -1518,14 +1652,12 @@ fn delta_row(table: &mut Table, archives: &Archives, work: &Path, runs: usize, f
             .map(|_| measure(&mut sh(&decode_cmd), "decode alone", &log))
             .collect::<Vec<_>>(),
     );
-    let (ours, theirs) = (summarize(&ours), summarize(&theirs));
     let ratio = ours.wall.as_secs_f64() / theirs.wall.as_secs_f64();
     let what = format!(
         "load an image on a base the engine has ({:.0} MiB base layer, {:.0} MiB own layer, .zst), {label}",
         size_mib(&archives.one),
         APP_LAYER as f64 / MIB
     );
-    let (our_engine, their_engine) = (median(our_engine), median(their_engine));
     table.row(
         &what,
         format!(
@@ -1591,6 +1723,339 @@ fn delta_row(table: &mut Table, archives: &Archives, work: &Path, runs: usize, f
         format!("`{cli} load`: {}", their_peak.parts_text()),
         String::new(),
         "(report: where a copy beyond the new layer comes from)",
+        None,
+    );
+    framed_delta_rows(
+        table,
+        &Label {
+            label,
+            cli,
+            service,
+        },
+        &FramedDelta {
+            ours: framed_ours,
+            theirs: framed_theirs,
+            plain: ours,
+            floor,
+        },
+    );
+    drop(engine);
+}
+
+// ---------------------------------------------------------------------------------------
+// Layer-framed archives (`container-loader pack`, docs/design.md "Layer-framed archives"):
+// written by a build with the `pack` feature, read by the binary measured (the device's)
+// ---------------------------------------------------------------------------------------
+
+/// The build that packs: $CONTAINER_LOADER_PACK_BIN, or this bench's own build of the binary
+/// (`make bench` builds it with `--features pack`). The device binary has no encoder.
+fn packer() -> PathBuf {
+    match std::env::var_os("CONTAINER_LOADER_PACK_BIN") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => PathBuf::from(env!("CARGO_BIN_EXE_container-loader")),
+    }
+}
+
+/// `container-loader pack IN OUT`, OUT removed first (pack does not overwrite what a run left).
+fn pack_cmd(src: &Path, out: &Path) -> Command {
+    pack_threads(src, out, &[])
+}
+
+/// The same with `--threads N` (`options`), or none: one per core.
+fn pack_threads(src: &Path, out: &Path, options: &[&str]) -> Command {
+    let _ = fs::remove_file(out);
+    let mut c = Command::new(packer());
+    c.arg("pack").args(options).arg(src).arg(out);
+    c
+}
+
+/// `src` packed as a layer-framed archive, `{src}.framed.zst` beside it (cached like the rest).
+fn framed(src: &Path) -> PathBuf {
+    let out = with_ext(src, "framed.zst");
+    if !out.exists() {
+        let part = with_ext(src, "framed.part");
+        let log = with_ext(src, "pack.log");
+        let t = Instant::now();
+        measure(
+            &mut pack_cmd(src, &part),
+            "pack (build with --features pack)",
+            &log,
+        );
+        fs::rename(&part, &out).unwrap();
+        eprintln!(
+            "bench: {} (pack) in {:.1} s",
+            out.display(),
+            t.elapsed().as_secs_f64()
+        );
+    }
+    out
+}
+
+/// Size of each archive packed against `zstd -3` of the same tar (single-threaded: `-T0`
+/// writes another stream), and `pack`'s speed against `zstd -3 -T0` on the two-layer tar, in
+/// turns (this machine's speed moves between minutes more than these differ).
+fn pack_rows(table: &mut Table, archives: &Archives, work: &Path, runs: usize) {
+    for (tar, what) in [(&archives.two, "two-layer"), (&archives.big, "one-layer")] {
+        let (ours, theirs) = (framed(tar), compress(tar, "zst3", "zstd -q -3 -c"));
+        let (a, b) = (size_mib(&ours), size_mib(&theirs));
+        table.row(
+            &format!(
+                "size, {:.0} MiB {what} tar layer-framed by `pack`",
+                size_mib(tar)
+            ),
+            format!("{a:.2} MiB"),
+            format!(
+                "`zstd -3`: {b:.2} MiB; `zstd -3 -T0`: {:.2} MiB",
+                size_mib(&zst(tar))
+            ),
+            format!("{:.4}", a / b),
+            "within 1% of zstd -3 (<= 1.01)",
+            Some(a / b <= 1.01),
+        );
+    }
+    let tar = &archives.two;
+    let (out, log) = (work.join("packed.zst"), work.join("pack.log"));
+    let script = format!(
+        "zstd -q -3 -T0 -c '{}' > '{}'",
+        tar.display(),
+        out.display()
+    );
+    let (mut ours, mut theirs) = (vec![], vec![]);
+    // The first turn warms the page cache and is not counted.
+    for i in 0..=runs {
+        let o = measure_rss(&mut pack_cmd(tar, &out), "pack", &log);
+        let t = measure_rss(&mut sh(&script), &script, &log);
+        if i > 0 {
+            ours.push(o);
+            theirs.push(t);
+        }
+    }
+    let (ours, theirs) = (summarize(&ours), summarize(&theirs));
+    let mib = size_mib(tar);
+    let (a, b) = (
+        mib / ours.wall.as_secs_f64(),
+        mib / theirs.wall.as_secs_f64(),
+    );
+    table.row(
+        &format!("`pack` throughput: {mib:.0} MiB two-layer tar, 2 threads (one per core)"),
+        format!(
+            "{a:.0} MiB/s, CPU {:.2} s, peak RSS {}",
+            ours.cpu.as_secs_f64(),
+            mibs(ours.rss_kib)
+        ),
+        format!(
+            "`zstd -3 -T0`, in turns: {b:.0} MiB/s, CPU {:.2} s, peak RSS {}",
+            theirs.cpu.as_secs_f64(),
+            mibs(theirs.rss_kib)
+        ),
+        format!("{:.2}x", a / b),
+        ">= 1.0x zstd -3 -T0",
+        Some(a >= b),
+    );
+    // One thread each: the compression's own cost, without how well either spreads the work.
+    let script = format!(
+        "zstd -q -3 -T1 -c '{}' > '{}'",
+        tar.display(),
+        out.display()
+    );
+    let (mut ours, mut theirs) = (vec![], vec![]);
+    for _ in 0..runs.min(3) {
+        ours.push(measure(
+            &mut pack_threads(tar, &out, &["--threads", "1"]),
+            "pack",
+            &log,
+        ));
+        theirs.push(measure(&mut sh(&script), &script, &log));
+    }
+    let (ours, theirs) = (summarize(&ours), summarize(&theirs));
+    let (a1, b1) = (
+        mib / ours.wall.as_secs_f64(),
+        mib / theirs.wall.as_secs_f64(),
+    );
+    table.row(
+        "`pack` throughput: where the time goes (one thread each)",
+        format!(
+            "`pack --threads 1`: {a1:.0} MiB/s, CPU {:.2} s (system {:.2} s)",
+            ours.cpu.as_secs_f64(),
+            ours.sys.as_secs_f64()
+        ),
+        format!(
+            "`zstd -3 -T1`, in turns: {b1:.0} MiB/s, CPU {:.2} s (system {:.2} s)",
+            theirs.cpu.as_secs_f64(),
+            theirs.sys.as_secs_f64()
+        ),
+        format!("{:.2}x", a1 / b1),
+        "(report: below 1.0 the compression costs more; above, the threads do not overlap)",
+        None,
+    );
+}
+
+/// /proc/loadavg's first three figures: how busy the shared machine was.
+fn load_average() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `inspect` of the ~1 GB archive, layer-framed and plain: by its seek table it reads the
+/// headers and description files only; the plain one is decoded whole (skopeo's layout puts
+/// `manifest.json` last). The process on its own (`--version`) says what no reading costs.
+fn inspect_rows(
+    table: &mut Table,
+    archives: &Archives,
+    work: &Path,
+    runs: usize,
+    plain_runs: usize,
+) {
+    let (plain, framed) = (zst(&archives.big), framed(&archives.big));
+    let log = work.join("inspect.log");
+    let inspect = |archive: &Path| {
+        let mut c = common::loader_command();
+        c.arg("inspect").arg(archive);
+        measure(&mut c, "inspect", &log)
+    };
+    let (mut ours, mut theirs, mut bare) = (vec![], vec![], vec![]);
+    for i in 0..=runs {
+        let o = inspect(&framed);
+        let v = measure(common::loader_command().arg("--version"), "--version", &log);
+        let t = (i <= plain_runs).then(|| inspect(&plain));
+        if i > 0 {
+            ours.push(o);
+            bare.push(v);
+            theirs.extend(t);
+        }
+    }
+    let (ours, theirs, bare) = (summarize(&ours), summarize(&theirs), summarize(&bare));
+    table.row(
+        &format!(
+            "`inspect` of the {:.0} MiB one-layer archive, layer-framed ({:.0} MiB)",
+            size_mib(&archives.big),
+            size_mib(&framed)
+        ),
+        format!("{}, CPU {}", ms(ours.wall), ms(ours.cpu)),
+        format!(
+            "the same tar as plain `zstd -3 -T0` ({:.0} MiB, decoded whole): {}, CPU {:.2} s",
+            size_mib(&plain),
+            ms(theirs.wall),
+            theirs.cpu.as_secs_f64()
+        ),
+        format!("{:.3}", ours.wall.as_secs_f64() / theirs.wall.as_secs_f64()),
+        "<= 10 ms",
+        Some(ours.wall <= Duration::from_millis(10)),
+    );
+    table.row(
+        "`inspect`, layer-framed: where the time goes",
+        format!(
+            "process alone (`--version`) {}, the rest {}",
+            ms(bare.wall),
+            ms(ours.wall.saturating_sub(bare.wall))
+        ),
+        format!("the run: {}", ms(ours.wall)),
+        String::new(),
+        "(report)",
+        None,
+    );
+}
+
+/// Images present for `status --verify`: a device's package of this many.
+const VERIFY_IMAGES: usize = 50;
+
+/// `status --verify` of `VERIFY_IMAGES` images present, each entry's archive the two-layer
+/// image (as a tag of it), layer-framed and plain: each archive's description is read and
+/// compared with the engine's image. Plain `status` of the same list says what the listing
+/// and the rows cost without reading an archive.
+fn status_verify_rows(
+    table: &mut Table,
+    archives: &Archives,
+    work: &Path,
+    runs: usize,
+    plain_runs: usize,
+) {
+    let engine = engine_on_tmpfs(Kind::Docker);
+    let (_, base) = one_archive(work, "verify-base", &zst(&archives.two), REF_TWO);
+    let log = work.join("verify.log");
+    loader_load(&engine, &base, &log);
+    let refs: Vec<String> = (0..VERIFY_IMAGES)
+        .map(|i| format!("bench.example/verify/img{i}:1"))
+        .collect();
+    for i in 0..VERIFY_IMAGES {
+        let path = format!("/images/{REF_TWO}/tag?repo=bench.example/verify/img{i}&tag=1");
+        let (status, body) = http(engine.socket_path(), "POST", &path);
+        assert!(status == 201 || status == 200, "tag: {body}");
+    }
+    let package_of = |name: &str, archive: &Path| {
+        let dir = work.join(format!("verify-{name}"));
+        let entries: Vec<(String, String)> = (0..VERIFY_IMAGES)
+            .map(|i| (format!("img{i}.tar.zst"), refs[i].clone()))
+            .collect();
+        let list = package(&dir, &entries);
+        for (file, _) in &entries {
+            fs::hard_link(archive, dir.join("images").join(file)).unwrap();
+        }
+        list
+    };
+    let framed_list = package_of("framed", &framed(&archives.two));
+    let plain_list = package_of("plain", &zst(&archives.two));
+    let status = |list: &Path, verify: bool| {
+        let mut c = common::loader_command();
+        c.arg("status")
+            .arg("-H")
+            .arg(engine.socket_path())
+            .arg("-l")
+            .arg(list);
+        if verify {
+            c.arg("--verify");
+        }
+        let r = measure(&mut c, "status", &log);
+        let text = fs::read_to_string(&log).unwrap();
+        let present = text.lines().filter(|l| l.contains(" present ")).count();
+        assert!(
+            present >= VERIFY_IMAGES && !text.contains("differs"),
+            "{text}"
+        );
+        r
+    };
+    let (mut ours, mut theirs, mut bare) = (vec![], vec![], vec![]);
+    for i in 0..=runs {
+        let o = status(&framed_list, true);
+        let b = status(&framed_list, false);
+        let t = (i <= plain_runs).then(|| status(&plain_list, true));
+        if i > 0 {
+            ours.push(o);
+            bare.push(b);
+            theirs.extend(t);
+        }
+    }
+    let (ours, theirs, bare) = (summarize(&ours), summarize(&theirs), summarize(&bare));
+    table.row(
+        &format!("`status --verify`, {VERIFY_IMAGES} images present, docker, each archive the {:.0} MiB two-layer image layer-framed", size_mib(&archives.two)),
+        format!("{}, CPU {}", ms(ours.wall), ms(ours.cpu)),
+        format!(
+            "the same archives as plain `zstd -3 -T0` (each decoded whole): {}, CPU {:.2} s",
+            ms(theirs.wall),
+            theirs.cpu.as_secs_f64()
+        ),
+        format!("{:.3}", ours.wall.as_secs_f64() / theirs.wall.as_secs_f64()),
+        "<= 20 ms",
+        Some(ours.wall <= Duration::from_millis(20)),
+    );
+    let per = ours.wall.saturating_sub(bare.wall) / VERIFY_IMAGES as u32;
+    table.row(
+        "`status --verify`, layer-framed: where the time goes",
+        format!(
+            "`status` without --verify (listing and rows) {}, CPU {}; the archives read and compared {} ({} each), CPU {}; the rest of the wall time waiting (for a core, the engine)",
+            ms(bare.wall),
+            ms(bare.cpu),
+            ms(ours.wall.saturating_sub(bare.wall)),
+            ms(per),
+            ms(ours.cpu.saturating_sub(bare.cpu))
+        ),
+        format!("the run: {}, CPU {}; load average {}", ms(ours.wall), ms(ours.cpu), load_average()),
+        String::new(),
+        "(report)",
         None,
     );
     drop(engine);
@@ -1825,14 +2290,26 @@ fn main() {
         drop(engine);
     }
 
-    if part("delta") {
-        for flavor in [
+    // Layer-framed archives against plain zstd of the same tar: pack, inspect, status --verify.
+    if part("framed") {
+        pack_rows(&mut table, &archives, work.path(), runs);
+        inspect_rows(&mut table, &archives, work.path(), runs, load_runs);
+        status_verify_rows(&mut table, &archives, work.path(), runs, load_runs);
+    }
+
+    // The delta rows load plain and layer-framed archives in turns; `framed` alone runs the
+    // engines its issue names (docker 20.10 overlay2, docker 26's containerd store).
+    let delta_flavors: &[Flavor] = match (part("delta"), part("framed")) {
+        (true, _) => &[
             Flavor::Docker20,
             Flavor::Podman43,
             Flavor::Docker26Containerd,
-        ] {
-            delta_row(&mut table, &archives, work.path(), load_runs, flavor);
-        }
+        ],
+        (false, true) => &[Flavor::Docker20, Flavor::Docker26Containerd],
+        (false, false) => &[],
+    };
+    for &flavor in delta_flavors {
+        delta_row(&mut table, &archives, work.path(), load_runs, flavor);
     }
 
     let text = table.print();
