@@ -296,6 +296,9 @@ test: deps toolchain deb
 	@# pack's frame layout, and its archives read by the shipped binary (which has no pack):
 	@# loaded, verified and sent without held layers (packed::), damaged tables (framed::).
 	$(CARGO) test --features pack --lib commands::pack
+	@# Python's zstandard reads packed archives too (tests/pack.rs), Debian's module.
+	@/usr/bin/python3 -c 'import zstandard' 2>/dev/null || \
+		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-zstandard; }
 	CONTAINER_LOADER_BIN=$(DIST_x86_64) $(CARGO) test --features pack --test pack
 	CONTAINER_LOADER_BIN=$(DIST_x86_64) $(CARGO) test --features pack --test engines \
 		-- --test-threads=$(TEST_THREADS) packed:: framed::

@@ -28,6 +28,21 @@ fn pzstd_decodes_a_packed_archive_to_the_tar_byte_for_byte() {
     assert!(pipe("pzstd", &["-q", "-d", "-c"], &archive) == fixture.tar);
 }
 
+/// Debian's Python, whose `python3-zstandard` make test installs (a `python3` earlier on PATH,
+/// such as a pyenv one, may not have the module).
+const DEBIAN_PYTHON: &str = "/usr/bin/python3";
+
+#[test]
+fn python_zstandard_decodes_a_packed_archive_to_the_tar_byte_for_byte() {
+    let fixture = image();
+    let archive = packed(&fixture.tar);
+    // Across frames: by default python-zstandard's reader stops at the end of the first.
+    let script = "import sys, zstandard\n\
+        r = zstandard.ZstdDecompressor().stream_reader(sys.stdin.buffer, read_across_frames=True)\n\
+        while chunk := r.read(1 << 20):\n    sys.stdout.buffer.write(chunk)\n";
+    assert!(pipe(DEBIAN_PYTHON, &["-c", script], &archive) == fixture.tar);
+}
+
 #[test]
 fn zstd_lists_a_packed_archive_with_its_frames_and_checksums() {
     let pkg = Package::new();
@@ -84,7 +99,7 @@ fn with_a_damaged_layer_frame(pkg: &Package) -> (Fixture, std::path::PathBuf) {
         &random_bytes(fresh_seed(), 1 << 20),
     );
     let mut framed = Framed::parse(&packed(&fixture.tar));
-    let k = framed.frame_of(&format!("{}/layer.tar", sha256_hex(&fixture.layers[0])));
+    let k = framed.last_frame_of(&format!("{}/layer.tar", sha256_hex(&fixture.layers[0])));
     let last_block = framed.frame(k).end - 64;
     flip(&mut framed.data, last_block);
     let path = pkg.add_archive("damaged.tar.zst", &framed.to_bytes());

@@ -37,6 +37,11 @@ const FOOTER: u64 = 9;
 /// read or two each when the table is checked. `pack` writes one frame per tar member and per
 /// 8 MiB of a larger one; an archive past this is decoded whole.
 const FRAMES_MAX: u32 = 1 << 16;
+/// A frame of at most this much content is decoded whole, and its checksum checked, before any
+/// of its bytes is used: what a walk reads of `pack`'s frames (a layer's head frame, a
+/// description file's frame) is then checked, though it stops reading early. A larger frame
+/// (a layer's data) is streamed, and checked when it is read to its end.
+const WHOLE_MAX: u64 = 1 << 20;
 /// The descriptor's checksum flag; its reserved bits must be zero.
 const CHECKSUM_FLAG: u8 = 0x80;
 const RESERVED_BITS: u8 = 0x7C;
@@ -209,6 +214,11 @@ impl Frames {
         self.end().tar
     }
 
+    /// The content size of frame `k`.
+    fn content(&self, k: usize) -> u64 {
+        self.starts[k + 1].tar - self.starts[k].tar
+    }
+
     /// The frame holding the tar's byte `at` (`at` below [`Frames::tar_len`]).
     fn holding(&self, at: u64) -> usize {
         self.starts.partition_point(|s| s.tar <= at) - 1
@@ -237,6 +247,8 @@ pub struct FramedTar {
     /// The tar offset of the next read.
     pos: u64,
     scratch: Vec<u8>,
+    /// The last small frame decoded whole ([`WHOLE_MAX`]), and its content.
+    whole: Option<(usize, Vec<u8>)>,
 }
 
 impl FramedTar {
@@ -264,6 +276,7 @@ impl FramedTar {
             decoded: 0,
             pos: 0,
             scratch: Vec::new(),
+            whole: None,
         }
     }
 
@@ -346,6 +359,38 @@ impl FramedTar {
         Ok(())
     }
 
+    /// Decodes small frame `k` whole into `self.whole`, its checksum checked (unless it is
+    /// there already).
+    fn decode_whole(&mut self, k: usize) -> io::Result<()> {
+        if self.whole.as_ref().is_some_and(|(w, _)| *w == k) {
+            return Ok(());
+        }
+        let mut bytes = self.whole.take().map(|(_, b)| b).unwrap_or_default();
+        bytes.clear();
+        bytes.resize(self.frames.content(k) as usize, 0);
+        self.start(k);
+        let mut got = 0;
+        while got < bytes.len() {
+            got += self.decode(&mut bytes[got..])?;
+        }
+        // The frame's content is all there: one more read has zstd check its checksum.
+        if self.decoder.read(&mut [0u8; 1])? != 0 {
+            return Err(lies(k, "holds more bytes than"));
+        }
+        self.whole = Some((k, bytes));
+        Ok(())
+    }
+
+    /// Up to `want` bytes at `pos` from small frame `k`, decoded whole first.
+    fn read_whole(&mut self, k: usize, out: &mut [u8]) -> io::Result<usize> {
+        self.decode_whole(k)?;
+        let (_, bytes) = self.whole.as_ref().expect("decoded just now");
+        let from = (self.pos - self.frames.starts[k].tar) as usize;
+        let n = out.len().min(bytes.len() - from);
+        out[..n].copy_from_slice(&bytes[from..from + n]);
+        Ok(n)
+    }
+
     /// The hole holding `pos`, or the start of the next one.
     fn hole(&self) -> Result<&Range<u64>, u64> {
         let next = self.holes.partition_point(|h| h.end <= self.pos);
@@ -378,11 +423,16 @@ impl Read for FramedTar {
                 n
             }
             Err(next) => {
-                if self.decoded != self.pos || self.frame.is_none() {
-                    self.seek(self.pos)?;
-                }
                 let want = out.len().min((next.min(len) - self.pos) as usize);
-                self.decode(&mut out[..want])?
+                let k = self.frames.holding(self.pos);
+                if self.frames.content(k) <= WHOLE_MAX {
+                    self.read_whole(k, &mut out[..want])?
+                } else {
+                    if self.decoded != self.pos || self.frame.is_none() {
+                        self.seek(self.pos)?;
+                    }
+                    self.decode(&mut out[..want])?
+                }
             }
         };
         self.pos += n as u64;
@@ -536,6 +586,20 @@ pub(crate) mod tests {
         let (file, frames) = frames_of(&archive, "checksum");
         let mut decoder = framed(file, frames.unwrap(), Vec::new(), 1 << 30);
         let e = decoder.read_to_end(&mut Vec::new()).unwrap_err();
+        assert!(DecodeError::find(&e).is_some(), "{e}");
+    }
+
+    #[test]
+    fn a_small_frame_is_checked_whole_before_its_first_bytes_are_used() {
+        let [a, b, c] = pieces();
+        let mut archive = archive_of(&[&a, &b, &c]);
+        let (_, frames) = frames_of(&archive, "small-ok");
+        let first_end = frames.unwrap().starts[1].file as usize;
+        // The last byte of frame 0's content (its checksum is the 4 bytes after it).
+        archive[first_end - 5] ^= 0xff;
+        let (file, frames) = frames_of(&archive, "small");
+        let mut tar = FramedTar::new(file, frames.unwrap(), Vec::new(), 1 << 30);
+        let e = tar.read_tar_at(&mut [0u8; 10], 0).unwrap_err();
         assert!(DecodeError::find(&e).is_some(), "{e}");
     }
 

@@ -739,14 +739,17 @@ impl Framed {
         index["members"].as_array().expect("index members").clone()
     }
 
-    /// The first frame of the first member whose path ends with `suffix`.
-    pub fn frame_of(&self, suffix: &str) -> usize {
-        self.members()
-            .iter()
+    /// The last frame of the first member whose path ends with `suffix`: the one holding the end
+    /// of its data (a layer's first frame, with `pack`'s head frames, holds only its header
+    /// and first block).
+    pub fn last_frame_of(&self, suffix: &str) -> usize {
+        let member = self
+            .members()
+            .into_iter()
             .find(|m| m["path"].as_str().is_some_and(|p| p.ends_with(suffix)))
-            .and_then(|m| m["frame"].as_u64())
-            .unwrap_or_else(|| panic!("no member ending with {suffix} in the index"))
-            as usize
+            .unwrap_or_else(|| panic!("no member ending with {suffix} in the index"));
+        let at = |key: &str| member[key].as_u64().expect("a number") as usize;
+        at("frame") + at("frames") - 1
     }
 
     /// Where data frame `k` lies in the file.

@@ -484,7 +484,7 @@ mod packed {
         loads_without_the_base(flavor, "app.tar.zst", |app| {
             let mut framed = Framed::parse(&packed(&app.tar));
             for layer in &app.layers[..2] {
-                let k = framed.frame_of(&format!("{}/layer.tar", sha256_hex(layer)));
+                let k = framed.last_frame_of(&format!("{}/layer.tar", sha256_hex(layer)));
                 let last_block = framed.frame(k).end - 64;
                 flip(&mut framed.data, last_block);
             }

@@ -50,10 +50,10 @@ fn loaded(engine: &Engine, flavor: Flavor, app: &Fixture, out: &Output) {
     assert_eq!(bare_id(&id), app.id_on(flavor));
 }
 
-/// The frame that starts `app`'s top layer file, the one layer the engine lacks.
+/// The frame that ends `app`'s top layer file, the one layer the engine lacks.
 fn top_layer_frame(app: &Fixture, framed: &Framed) -> usize {
     let top = app.layers.last().expect("a layer");
-    framed.frame_of(&format!("{}/layer.tar", sha256_hex(top)))
+    framed.last_frame_of(&format!("{}/layer.tar", sha256_hex(top)))
 }
 
 /// The run said the archive's seek table is not used, with `why`, and decoded it whole.
@@ -95,8 +95,8 @@ fn a_packed_archive_whose_layer_frame_is_cut_short_loads_nothing(flavor: Flavor)
     let engine = Engine::start(flavor);
     let (base, app) = on_a_held_base(&engine, "example.org/framed/cut:1");
     let mut framed = Framed::parse(&packed(&app.tar));
-    let frame =
-        framed.frame(framed.frame_of(&format!("{}/layer.tar", sha256_hex(&base.layers[0]))));
+    let base_layer = format!("{}/layer.tar", sha256_hex(&base.layers[0]));
+    let frame = framed.frame(framed.last_frame_of(&base_layer));
     let middle = (frame.start + frame.end) / 2;
     framed.data.drain(middle..middle + 64);
     let before = engine.list_images();

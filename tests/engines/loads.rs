@@ -828,6 +828,23 @@ mod packed {
 
     on_every_engine! {
         loads_a_packed_archive_as_a_plain_one;
+        the_engines_own_load_of_a_packed_archive_decoded_by_pzstd_gives_its_image;
+    }
+
+    /// What upstream's shell loader does with any archive (`pzstd -c -d ARCHIVE | docker load`,
+    /// the engine's own load endpoint): a packed archive gives the image a plain one gives.
+    fn the_engines_own_load_of_a_packed_archive_decoded_by_pzstd_gives_its_image(flavor: Flavor) {
+        let engine = Engine::start(flavor);
+        let fixture = Fixture::build(&["example.org/loads/packed-by-pzstd:1"], 2);
+        let decoded = pipe("pzstd", &["-q", "-c", "-d"], &packed(&fixture.tar));
+
+        engine.preload(&Fixture {
+            tar: decoded,
+            ..fixture.clone()
+        });
+
+        let id = engine.assert_has(&fixture.reference);
+        assert_eq!(bare_id(&id), fixture.id_on(flavor));
     }
 
     fn loads_a_packed_archive_as_a_plain_one(flavor: Flavor) {
