@@ -94,6 +94,15 @@ def container_loader_pack_bin(d, compression):
                  'or set CONTAINER_LOADER_PACK_BIN to such a container-loader' % pack_bin)
     return pack_bin
 
+# Runs a step of the steps script; a failure stops the build with the step's own message (its
+# stderr) instead of the command's exception.
+def container_loader_step(d, cmd, env):
+    bb.note("running: " + " ".join(cmd))
+    try:
+        bb.process.run(cmd, env=env)
+    except bb.process.ExecutionError as e:
+        bb.fatal((e.stderr or str(e)).strip())
+
 # Isar's task, with Isar's names: each docker:// image, as the fetcher left it in WORKDIR
 # (<name with / as .>:<tag>.zst, a zstd docker-archive), hard-linked into images/ and listed in
 # image.list as `<file> <name>:<tag>`.
@@ -130,15 +139,13 @@ python do_install_fetched_containers() {
             image_file = fetched[:-len(".zst")] + "." + compression
             cmd = ["sh", d.getVar('CONTAINER_STEPS'), "recompress", source,
                    os.path.join(images_dir, image_file), compression]
-            bb.note("running: " + " ".join(cmd))
-            bb.process.run(cmd, env=env)
+            container_loader_step(d, cmd, env)
         elif pack_bin:
             # Still zstd, under the fetcher's name: image.list and the unit stay as they are.
             image_file = fetched
             cmd = ["sh", d.getVar('CONTAINER_STEPS'), "pack", source,
                    os.path.join(images_dir, image_file), pack_bin]
-            bb.note("running: " + " ".join(cmd))
-            bb.process.run(cmd, env=env)
+            container_loader_step(d, cmd, env)
         else:
             image_file = fetched
             copyhardlink(source, os.path.join(images_dir, image_file))
