@@ -3,6 +3,8 @@
 #
 #   make          static, stripped dist/container-loader-{x86_64,aarch64}-linux-musl
 #   make dist-armhf  adds dist/container-loader-armv7-linux-musleabihf (32-bit ARM boards)
+#   make pack-tool  dist/container-loader-pack: a static container-loader with `pack` for this
+#                 build host, which the Isar classes run for CONTAINER_LOADER_PACK = "1"
 #   make test     fmt, clippy, the import-circle check, all tests (real dockerd and podman), then
 #                 the static build
 #   make demo     end to end against a throwaway podman service (tests/scripts/demo.sh)
@@ -116,7 +118,7 @@ fi
 endef
 
 .PHONY: all dist-armhf deps engines-root roots toolchain test demo bench clean install fuzz-smoke \
-	vm-base vm-test isar-deps isar-parse-test isar-test
+	vm-base vm-test isar-deps isar-parse-test isar-test pack-tool
 
 all: $(DIST_x86_64) $(DIST_aarch64)
 
@@ -149,6 +151,22 @@ $(DIST_armhf): toolchain
 	@dpkg --print-foreign-architectures | grep -qx armhf || dpkg --add-architecture armhf
 	@$(call ensure_tools,$(ARMHF_TOOLS))
 	$(call static_binary,armhf)
+
+# `make pack-tool`: dist/container-loader-pack, container-loader with `pack` (--features pack) for
+# the build host's architecture, x86_64 or aarch64. The Isar classes run it where a recipe sets
+# CONTAINER_LOADER_PACK = "1" (isar/README.md). Static musl like the device binaries, so that it
+# runs wherever bitbake runs, kas-container included; no size budget (it never reaches a device),
+# so std is rustup's. Its own target directory keeps the device builds' artifacts, which share
+# the target triple, from being rebuilt.
+PACK_TOOL     := dist/$(BIN)-pack
+PACK_TOOL_DIR := target/pack-tool
+HOST_ARCH     := $(shell uname -m)
+
+pack-tool: toolchain
+	@[ -n "$(TARGET_$(HOST_ARCH))" ] || { echo "pack-tool: no build for a $(HOST_ARCH) host (x86_64 or aarch64)" >&2; exit 1; }
+	$(CARGO) build --release --features pack --target $(TARGET_$(HOST_ARCH)) --target-dir $(PACK_TOOL_DIR)
+	install -D -m 0755 $(PACK_TOOL_DIR)/$(TARGET_$(HOST_ARCH))/release/$(BIN) $(PACK_TOOL)
+	./$(PACK_TOOL) pack --help >/dev/null
 
 deps: engines-root roots
 	@$(call ensure_tools,$(TEST_TOOLS))
@@ -259,7 +277,7 @@ isar-parse-test: deb isar-deps
 	$(ISAR_ENV) $(CARGO) test --test isar_parse -- --ignored --test-threads=1 --nocapture
 
 # The build's and the boots' times are printed as they come (--nocapture).
-isar-test: deb isar-deps
+isar-test: deb pack-tool isar-deps
 	$(ISAR_ENV) $(CARGO) test --test isar_build -- --ignored --test-threads=1 --nocapture
 
 # Everything `all` needs besides cargo: the C tools and the rustup musl target.
@@ -300,6 +318,8 @@ test: deps toolchain deb
 	@/usr/bin/python3 -c 'import zstandard' 2>/dev/null || \
 		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-zstandard; }
 	CONTAINER_LOADER_BIN=$(DIST_x86_64) $(CARGO) test --features pack --test pack
+	@# The Isar classes' pack step (CONTAINER_LOADER_PACK) with that build.
+	$(CARGO) test --features pack --test image_package -- the_pack_step
 	CONTAINER_LOADER_BIN=$(DIST_x86_64) $(CARGO) test --features pack --test engines \
 		-- --test-threads=$(TEST_THREADS) packed:: framed::
 	@$(call ensure_tools,$(CROSS_TEST_TOOLS))
@@ -407,6 +427,8 @@ endef
 image-package-test: roots deb
 	@$(call ensure_tools,$(IMAGE_PACKAGE_TEST_TOOLS))
 	CONTAINER_LOADER_BIN=$(DIST_x86_64) $(CARGO) test --test image_package -- --test-threads=$(TEST_THREADS)
+	@# The pack step (CONTAINER_LOADER_PACK) packs with a build that has pack.
+	$(CARGO) test --features pack --test image_package -- the_pack_step
 
 .PHONY: deb
 deb: $(foreach a,$(DEB_ARCHS),$(DEB_BIN_$(a)))

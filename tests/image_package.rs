@@ -17,6 +17,7 @@ mod device;
 
 use std::collections::BTreeSet;
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -790,4 +791,96 @@ fn the_install_images_step_refuses_a_name_that_is_not_one_debian_package_name_an
             .collect();
         assert!(written.is_empty(), "{name:?}: wrote {written:?}");
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// The pack step (CONTAINER_LOADER_PACK), as the class runs it
+// ---------------------------------------------------------------------------------------
+
+/// The zstd seekable format's footer magic, last in every layer-framed archive (little-endian).
+#[cfg(feature = "pack")]
+const SEEKABLE_MAGIC: [u8; 4] = 0x8F92_EAB1_u32.to_le_bytes();
+
+/// A fetched archive as Isar's docker fetcher leaves it (a zstd docker-archive) in `dir`.
+fn fetched_archive(dir: &TempDir, fixture: &Fixture) -> PathBuf {
+    let archive = dir.join("example.com.app:1.zst");
+    fs::write(&archive, Codec::Zstd.compress(&fixture.tar)).unwrap();
+    archive
+}
+
+#[test]
+fn the_pack_step_without_the_tool_says_to_run_make_pack_tool_and_writes_nothing() {
+    let dir = TempDir::new("ipkg-pack");
+    let archive = fetched_archive(&dir, &Fixture::new("example.com/app:1"));
+    let out = dir.join("packed.zst");
+    let tool = dir.join("dist/container-loader-pack");
+    let run = step(&[
+        "pack",
+        archive.to_str().unwrap(),
+        out.to_str().unwrap(),
+        tool.to_str().unwrap(),
+    ]);
+    step_refused(
+        &run,
+        &format!(
+            "image-package-steps: {}: no such program; packing needs a container-loader built \
+             with the pack feature: run `make pack-tool`",
+            tool.display()
+        ),
+    );
+    assert!(!out.exists());
+}
+
+#[test]
+fn the_pack_step_fails_naming_the_pack_feature_when_the_tool_cannot_pack() {
+    let dir = TempDir::new("ipkg-pack");
+    let archive = fetched_archive(&dir, &Fixture::new("example.com/app:1"));
+    // What the device build answers `pack` with (a usage error).
+    let tool = dir.join("container-loader");
+    fs::write(
+        &tool,
+        "#!/bin/sh\necho 'container-loader: this build has no pack' >&2\nexit 2\n",
+    )
+    .unwrap();
+    fs::set_permissions(&tool, fs::Permissions::from_mode(0o755)).unwrap();
+    let out = dir.join("packed.zst");
+    let run = step(&[
+        "pack",
+        archive.to_str().unwrap(),
+        out.to_str().unwrap(),
+        tool.to_str().unwrap(),
+    ]);
+    step_refused(
+        &run,
+        &format!(
+            "{}: {} pack failed (exit 2); packing needs a container-loader built with the pack \
+             feature",
+            archive.display(),
+            tool.display()
+        ),
+    );
+}
+
+/// Packs with the binary cargo built for this run, which has `pack` in a `--features pack` run.
+#[cfg(feature = "pack")]
+#[test]
+fn the_pack_step_writes_a_layer_framed_archive_that_zstd_decodes_to_the_fetched_tar() {
+    let dir = TempDir::new("ipkg-pack");
+    let fixture = Fixture::build(&["example.com/app:1"], 3);
+    let archive = fetched_archive(&dir, &fixture);
+    let out = dir.join("packed.zst");
+    run_ok(Command::new("sh").arg(project(STEPS)).args([
+        "pack".as_ref(),
+        archive.as_os_str(),
+        out.as_os_str(),
+        env!("CARGO_BIN_EXE_container-loader").as_ref(),
+    ]));
+    let packed = fs::read(&out).unwrap();
+    assert!(
+        packed.ends_with(&SEEKABLE_MAGIC),
+        "no seek table at the end of the archive"
+    );
+    assert!(pipe("zstd", &["-q", "-d", "-c"], &packed) == fixture.tar);
+    let mode = fs::metadata(&out).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o644);
 }

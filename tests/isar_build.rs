@@ -13,6 +13,10 @@
 //! 3. Isar's script loads the images; at its end apt upgrades to this layer's packages;
 //! 4. the loader skips what Isar's script loaded; the applications start.
 //!
+//! With the layer, an image package that sets CONTAINER_LOADER_PACK is built too (with the
+//! checkout's dist/container-loader-pack, `make pack-tool`): its archive is the fetched tar,
+//! layer-framed. It is not installed: the engine suites load packed archives.
+//!
 //! No registry is reached here: DL_DIR is seeded with the images under the docker fetcher's
 //! names (`container-images/<arch>/<name>_<digest or tag>.zst` and its `.done` stamp), made as
 //! the fetcher makes them (skopeo to a docker-archive, then zstd).
@@ -44,6 +48,11 @@ const PODMAN_PKG: &str = "isar-test-podman-images";
 const XZ_PKG: &str = "isar-test-xz-images";
 const APP: &str = "registry.example.com/isar-test/app:1";
 const TOOLS: &str = "registry.example.com/isar-test/tools:2";
+/// Opts into layer-framed archives (CONTAINER_LOADER_PACK); built with this layer only, not
+/// installed: the engine suites load packed archives (loads::packed::).
+const PACKED_PKG: &str = "isar-test-packed-images";
+/// The zstd seekable format's footer magic, last in a layer-framed archive (little-endian).
+const SEEKABLE_MAGIC: [u8; 4] = 0x8F92_EAB1_u32.to_le_bytes();
 /// Each image package: its engine and the images it lists.
 const PACKAGES: [(&str, &str, &[&str]); 3] = [
     (DOCKER_PKG, "docker", &[APP, TOOLS]),
@@ -220,6 +229,37 @@ fn an_opted_in_compression_stores_the_fetched_archive_recompressed() {
     );
 }
 
+#[test]
+#[ignore = "a full Isar build: make isar-test"]
+fn an_opted_in_pack_stores_the_fetched_tar_layer_framed_under_the_fetchers_name() {
+    let build = built();
+    let (name, tag) = TOOLS.rsplit_once(':').unwrap();
+    let file = format!("{}:{tag}.zst", name.replace('/', "."));
+    assert_eq!(
+        build
+            .packed
+            .text(&format!("usr/share/{PACKED_PKG}/image.list")),
+        format!("{file} {TOOLS}\n")
+    );
+    let packed = build
+        .packed
+        .bytes(&format!("usr/share/{PACKED_PKG}/images/{file}"));
+    assert!(
+        packed.ends_with(&SEEKABLE_MAGIC),
+        "{file}: no seek table at its end: not packed"
+    );
+    // The fetcher's download (DockerUri::download_name of a tag-only entry).
+    let download = build.site.root().join(format!(
+        "downloads/container-images/{FETCH_ARCH}/{}_{tag}.zst",
+        name.replace('/', ".")
+    ));
+    let fetched = fs::read(&download).unwrap_or_else(|e| panic!("{}: {e}", download.display()));
+    assert!(
+        pipe("zstd", &["-dc"], &packed) == pipe("zstd", &["-dc"], &fetched),
+        "{file}: the packed archive does not hold the fetched tar"
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // The boots
 // ---------------------------------------------------------------------------------------
@@ -372,6 +412,8 @@ struct Built {
     site: Site,
     ours: std::collections::HashMap<&'static str, Tree>,
     isar: std::collections::HashMap<&'static str, Tree>,
+    /// PACKED_PKG, built with this layer only.
+    packed: Tree,
     debs_ours: Vec<PathBuf>,
     debs_isar: Vec<PathBuf>,
     kernel: PathBuf,
@@ -401,6 +443,7 @@ fn build() -> Built {
     let started = Instant::now();
     let site = Site::fresh("build");
     site.add_debs();
+    site.add_pack_tool();
     seed_downloads(&site);
     let conf = LOCAL_CONF.replace("@SITE@", &site.root().display().to_string());
 
@@ -415,7 +458,7 @@ fn build() -> Built {
 
     layers.push(site.layer());
     let ours = site.build_dir("build-ours", &layers, LocalConf::Text(conf));
-    ours.bitbake_ok(&[IMAGE]);
+    ours.bitbake_ok(&[IMAGE, PACKED_PKG]);
     eprintln!(
         "isar: with the layer, {IMAGE} too: {:.0} s",
         started.elapsed().as_secs_f64()
@@ -433,6 +476,7 @@ fn build() -> Built {
     Built {
         ours: pkgs.map(|p| tree(&ours, "ours", p)).into(),
         isar: pkgs.map(|p| tree(&isar, "isar", p)).into(),
+        packed: tree(&ours, "ours", PACKED_PKG).1,
         debs_ours,
         debs_isar: pkgs.iter().map(|p| deployed_deb(&isar, p)).collect(),
         kernel: deploy.join(format!("{IMAGE_NAME}-vmlinuz")),

@@ -36,6 +36,11 @@ const ISAR_DOCKER_RECIPE: &str = "prebuilt-docker-img";
 const ISAR_PODMAN_RECIPE: &str = "prebuilt-podman-img";
 /// The tests' recipe that still requires Isar's transitional include.
 const LEGACY_RECIPE: &str = "isar-test-legacy-images";
+/// The tests' recipe that opts into layer-framed archives (CONTAINER_LOADER_PACK = "1").
+const PACKED_RECIPE: &str = "isar-test-packed-images";
+/// Where the classes look for the host's container-loader with pack (`make pack-tool`), as the
+/// class writes it: dist/ beside the layer.
+const PACK_TOOL: &str = "/container-loader/isar/../dist/container-loader-pack";
 const LOADER_RECIPE: &str = "container-loader";
 /// Each site's build directory, and where Isar's deploy step puts the packages in it.
 const BUILD_DIR: &str = "build";
@@ -100,10 +105,15 @@ fn ask(position: Position) -> Answers {
         build.bitbake(&targets.iter().map(String::as_str).collect::<Vec<_>>())
     });
     let i386_loader = loader(I386);
-    let upstream = [ISAR_DOCKER_RECIPE, ISAR_PODMAN_RECIPE, LEGACY_RECIPE]
-        .into_iter()
-        .map(|r| (r, build.bitbake(&["-e", &format!("{AMD64}:{r}")])))
-        .collect();
+    let upstream = [
+        ISAR_DOCKER_RECIPE,
+        ISAR_PODMAN_RECIPE,
+        LEGACY_RECIPE,
+        PACKED_RECIPE,
+    ]
+    .into_iter()
+    .map(|r| (r, build.bitbake(&["-e", &format!("{AMD64}:{r}")])))
+    .collect();
     Answers {
         clean_parse,
         clean_loader,
@@ -427,5 +437,44 @@ fn a_recipe_requiring_isars_transitional_include_gets_this_layers_class_and_the_
             run.text.contains(warning),
             "{position:?}: no migration warning in do_warn_custom_inc"
         );
+    }
+}
+
+/// The body of python function `name` as `bitbake -e` prints it (unexpanded).
+fn python_function<'a>(run: &'a Bitbake, name: &str) -> &'a str {
+    run.text
+        .split(&format!("\npython {name} () {{\n"))
+        .nth(1)
+        .and_then(|body| body.split("\n}\n").next())
+        .unwrap_or_else(|| panic!("no python {name}: {run:?}"))
+}
+
+#[test]
+#[ignore = "parses Isar's default multiconfigs: make isar-parse-test"]
+fn a_recipe_opting_into_packing_runs_the_pack_step_with_the_tool_make_pack_tool_builds() {
+    for position in [Position::First, Position::Last] {
+        let run = &answers(position).upstream[PACKED_RECIPE];
+        assert_eq!(run.code, 0, "{run:?}");
+        assert_eq!(run.var_ok("CONTAINER_LOADER_PACK"), "1", "{position:?}");
+        let tool = run.var_ok("CONTAINER_LOADER_PACK_BIN");
+        assert!(
+            tool.ends_with(PACK_TOOL),
+            "{position:?}: CONTAINER_LOADER_PACK_BIN is {tool}"
+        );
+        // [..., "pack", source, OUT, pack_bin]: the steps' pack step with that tool.
+        let task = python_function(run, "do_install_fetched_containers");
+        assert!(
+            task.contains("\"pack\", source,") && task.contains(", pack_bin]"),
+            "{position:?}: do_install_fetched_containers does not run the pack step:\n{task}"
+        );
+    }
+}
+
+#[test]
+#[ignore = "parses Isar's default multiconfigs: make isar-parse-test"]
+fn an_unchanged_recipe_does_not_pack() {
+    for position in [Position::First, Position::Last] {
+        let run = &answers(position).upstream[ISAR_DOCKER_RECIPE];
+        assert_eq!(run.var_ok("CONTAINER_LOADER_PACK"), "0", "{position:?}");
     }
 }

@@ -19,6 +19,12 @@
 #   CONTAINER_LOADER_COMPRESSION "" (the archives as fetched: zstd docker-archives, hard-linked),
 #                                or "xz" or "gz": recompressed, named <name>:<tag>.xz or .gz; the
 #                                loader reads each archive's format from its bytes
+#   CONTAINER_LOADER_PACK        "1": each archive layer-framed by `container-loader pack` (a
+#                                zstd frame per tar member, a member index, a seek table), still
+#                                one zstd stream named <name>:<tag>.zst; zstd only, so a recipe
+#                                that also sets CONTAINER_LOADER_COMPRESSION fails, naming both
+#   CONTAINER_LOADER_PACK_BIN    the build host's container-loader with pack that does it
+#                                (dist/container-loader-pack beside the layer: `make pack-tool`)
 #   CONTAINER_LOADER_SYSTEMD_DIR where the loader's units are (the repository's systemd/):
 #                                ${BPN}.service is made of them
 
@@ -29,6 +35,10 @@ DEBIAN_MULTI_ARCH ?= "allowed"
 
 CONTAINER_DELETE_AFTER_LOAD ?= "0"
 CONTAINER_LOADER_COMPRESSION ?= ""
+CONTAINER_LOADER_PACK ?= "0"
+# The tasks run on the build host, not in a build chroot: the device's binary has no pack (size
+# budget), so the host's own build does it, which `make pack-tool` leaves in the repository.
+CONTAINER_LOADER_PACK_BIN ?= "${LAYERDIR_container-loader}/../dist/container-loader-pack"
 
 # The loader decompresses in process: no zstd on the device. The leading comma keeps a recipe's
 # own DEBIAN_DEPENDS apart (Isar drops the empty item when there is none).
@@ -61,6 +71,38 @@ do_install[cleandirs] += " \
     ${D}/usr/share/${BPN} \
     ${D}/usr/share/${BPN}/images"
 
+# CONTAINER_LOADER_PACK_BIN when CONTAINER_LOADER_PACK = "1", None otherwise; stops the build on
+# a setting it cannot follow, naming it. Packing writes zstd, so another compression contradicts
+# it: refused rather than one of the two silently ignored.
+def container_loader_pack_bin(d, compression):
+    import os
+
+    pack = d.getVar('CONTAINER_LOADER_PACK') or "0"
+    if pack not in ("0", "1"):
+        bb.fatal('CONTAINER_LOADER_PACK = "%s": set "1" for layer-framed zstd archives, or "0"'
+                 % pack)
+    if pack == "0":
+        return None
+    if compression:
+        bb.fatal('CONTAINER_LOADER_PACK = "1" writes zstd archives and CONTAINER_LOADER_COMPRESSION '
+                 '= "%s" asks for %s: set one of the two' % (compression, compression))
+    pack_bin = d.getVar('CONTAINER_LOADER_PACK_BIN')
+    if not (os.path.isfile(pack_bin) and os.access(pack_bin, os.X_OK)):
+        bb.fatal('CONTAINER_LOADER_PACK = "1": no program at CONTAINER_LOADER_PACK_BIN (%s): run '
+                 '`make pack-tool` in container-loader\'s repository (it builds '
+                 'dist/container-loader-pack, a container-loader with pack, for this build host), '
+                 'or set CONTAINER_LOADER_PACK_BIN to such a container-loader' % pack_bin)
+    return pack_bin
+
+# Runs a step of the steps script; a failure stops the build with the step's own message (its
+# stderr) instead of the command's exception.
+def container_loader_step(d, cmd, env):
+    bb.note("running: " + " ".join(cmd))
+    try:
+        bb.process.run(cmd, env=env)
+    except bb.process.ExecutionError as e:
+        bb.fatal((e.stderr or str(e)).strip())
+
 # Isar's task, with Isar's names: each docker:// image, as the fetcher left it in WORKDIR
 # (<name with / as .>:<tag>.zst, a zstd docker-archive), hard-linked into images/ and listed in
 # image.list as `<file> <name>:<tag>`.
@@ -75,6 +117,7 @@ python do_install_fetched_containers() {
     if compression not in ("", "xz", "gz"):
         bb.fatal('CONTAINER_LOADER_COMPRESSION = "%s": leave it empty for the archives as '
                  'fetched (zstd), or set "xz" or "gz"' % compression)
+    pack_bin = container_loader_pack_bin(d, compression)
     # The steps' compressors take their options from Isar's XZ_DEFAULTS.
     env = dict(os.environ, IMAGE_PACKAGE_PROG=d.getVar('PN'),
                XZ_DEFAULTS=d.getVar('XZ_DEFAULTS') or "")
@@ -96,8 +139,13 @@ python do_install_fetched_containers() {
             image_file = fetched[:-len(".zst")] + "." + compression
             cmd = ["sh", d.getVar('CONTAINER_STEPS'), "recompress", source,
                    os.path.join(images_dir, image_file), compression]
-            bb.note("running: " + " ".join(cmd))
-            bb.process.run(cmd, env=env)
+            container_loader_step(d, cmd, env)
+        elif pack_bin:
+            # Still zstd, under the fetcher's name: image.list and the unit stay as they are.
+            image_file = fetched
+            cmd = ["sh", d.getVar('CONTAINER_STEPS'), "pack", source,
+                   os.path.join(images_dir, image_file), pack_bin]
+            container_loader_step(d, cmd, env)
         else:
             image_file = fetched
             copyhardlink(source, os.path.join(images_dir, image_file))

@@ -29,6 +29,9 @@ pub const BUILDER: &str = "isarbuild";
 const CHECKOUT_PARTS: &[&str] = &["isar", "systemd"];
 /// Where `make deb` leaves the loader's packages, in the repository and in a checkout.
 const DEB_DIR: &str = "dist/deb";
+/// The build host's container-loader with pack (`make pack-tool`), in the repository and in a
+/// checkout: where the classes look for it (CONTAINER_LOADER_PACK_BIN's default).
+const PACK_TOOL: &str = "dist/container-loader-pack";
 /// The tests' own layer (two image packages and a probe), relative to the repository.
 const TEST_LAYER: &str = "tests/isar/layer";
 /// Bitbake's environment: a clean one, with the locale bitbake insists on.
@@ -169,6 +172,21 @@ impl Site {
             "{}: {found} .debs (make deb builds three)",
             from.display()
         );
+        self.give_to_builder();
+    }
+
+    /// The checkout's dist/container-loader-pack, as after `make pack-tool` in the checkout.
+    pub fn add_pack_tool(&self) {
+        let from = project(PACK_TOOL);
+        assert!(
+            from.is_file(),
+            "{}: missing (make pack-tool builds it)",
+            from.display()
+        );
+        let to = self.root.join("container-loader").join(PACK_TOOL);
+        fs::create_dir_all(to.parent().unwrap()).unwrap();
+        // fs::copy keeps the mode: the classes run it.
+        fs::copy(&from, &to).unwrap_or_else(|e| panic!("{}: {e}", to.display()));
         self.give_to_builder();
     }
 

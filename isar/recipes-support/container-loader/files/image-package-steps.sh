@@ -1,6 +1,6 @@
 #!/bin/sh
 # The steps that make a container image package for container-loader, shared by the Isar class
-# (container-loader.bbclass runs `unit` and `recompress`) and by isar/scripts/image-package (which
+# (container-loader.bbclass runs `unit`, `recompress` and `pack`) and by isar/scripts/image-package (which
 # builds the same package outside bitbake), so that the two cannot drift.
 #
 #   image-package-steps.sh check PKG ENGINE COMPRESSION DELETE TAR=REF...
@@ -11,6 +11,10 @@
 #       naming each archive with its REF
 #   image-package-steps.sh recompress ARCHIVE.zst OUT COMPRESSION
 #       OUT: the zstd ARCHIVE (as Isar's docker fetcher leaves it) compressed with COMPRESSION
+#   image-package-steps.sh pack ARCHIVE OUT BIN
+#       OUT: the tar inside ARCHIVE as the layer-framed zstd archive `BIN pack` writes (a frame
+#       per tar member, a member index and a seek table; still one zstd stream to every
+#       reader), BIN being a container-loader built with the pack feature (`make pack-tool`)
 #   image-package-steps.sh unit UNITS PKG ENGINE DELETE
 #       prints PKG.service, the package's unit: UNITS/container-loader@.service read for PKG,
 #       then UNITS/drop-ins/ENGINE.conf and, with DELETE=1, UNITS/drop-ins/delete-after-load.conf
@@ -203,6 +207,18 @@ recompress() {
 	chmod 0644 "$2"
 }
 
+# The archive layer-framed by a build host's container-loader. The device build has no pack and
+# says so on stderr; the hint says where a build with it comes from.
+pack() {
+	[ "$#" -eq 3 ] || die "usage: pack ARCHIVE OUT BIN"
+	archive=$1 out=$2 bin=$3
+	[ -f "$bin" ] && [ -x "$bin" ] ||
+		die "$bin: no such program; packing needs a container-loader built with the pack feature: run \`make pack-tool\` in container-loader's repository (it builds dist/container-loader-pack)"
+	"$bin" pack --quiet "$archive" "$out" ||
+		die "$archive: $bin pack failed (exit $?); packing needs a container-loader built with the pack feature (\`make pack-tool\` in container-loader's repository)"
+	chmod 0644 "$out"
+}
+
 install_images() {
 	[ "$#" -ge 3 ] || die "usage: install-images D PKG COMPRESSION TAR=REF..."
 	dest=$1 pkg=$2 compression=$3
@@ -257,7 +273,7 @@ EOF
 	done
 }
 
-[ "$#" -gt 0 ] || die "usage: image-package-steps.sh check|install-images|recompress|unit|archive-name ARGS..."
+[ "$#" -gt 0 ] || die "usage: image-package-steps.sh check|install-images|recompress|pack|unit|archive-name ARGS..."
 step=$1
 shift
 case $step in
@@ -273,6 +289,7 @@ check)
 	;;
 install-images) install_images "$@" ;;
 recompress) recompress "$@" ;;
+pack) pack "$@" ;;
 unit) unit "$@" ;;
 archive-name)
 	[ "$#" -eq 2 ] || die "usage: archive-name REF COMPRESSION"
@@ -281,5 +298,5 @@ archive-name)
 	check_compression "$2"
 	archive_name "$1" "$2"
 	;;
-*) die "unknown step \"$step\": check, install-images, recompress, unit or archive-name" ;;
+*) die "unknown step \"$step\": check, install-images, recompress, pack, unit or archive-name" ;;
 esac
