@@ -776,6 +776,17 @@ impl Table {
     }
 }
 
+/// A load's cell: `WALL, CPU X s; SERVICE CPU Y s` (the loader's or the pipe's CPU, and the
+/// engine's during it).
+fn with_engine_cpu(run: &Run, engine: Duration, service: &str) -> String {
+    format!(
+        "{}, CPU {:.2} s; {service} CPU {:.2} s",
+        ms(run.wall),
+        run.cpu.as_secs_f64(),
+        engine.as_secs_f64()
+    )
+}
+
 fn ms(d: Duration) -> String {
     let ms = d.as_secs_f64() * 1000.0;
     if ms < 100.0 {
@@ -1458,18 +1469,13 @@ fn framed_delta_rows(table: &mut Table, l: &Label, d: &FramedDelta) {
     let (ours, theirs) = (summarize(&d.ours.runs), summarize(&d.theirs.runs));
     let ratio = ours.wall.as_secs_f64() / theirs.wall.as_secs_f64();
     table.row(
-        &format!("the same, layer-framed by `pack` (the base layer's frames stepped over), {label}"),
-        format!(
-            "{}, CPU {:.2} s; {service} CPU {:.2} s",
-            ms(ours.wall),
-            ours.cpu.as_secs_f64(),
-            our_engine.as_secs_f64()
+        &format!(
+            "the same, layer-framed by `pack` (the base layer's frames stepped over), {label}"
         ),
+        with_engine_cpu(&ours, our_engine, service),
         format!(
-            "`zstd -dc \\| {cli} load` of the framed archive: {}, CPU {:.2} s; {service} CPU {:.2} s",
-            ms(theirs.wall),
-            theirs.cpu.as_secs_f64(),
-            their_engine.as_secs_f64()
+            "`zstd -dc \\| {cli} load` of the framed archive: {}",
+            with_engine_cpu(&theirs, their_engine, service)
         ),
         format!("{ratio:.2}"),
         "<= 0.3",
@@ -1660,17 +1666,10 @@ fn delta_row(table: &mut Table, archives: &Archives, work: &Path, runs: usize, f
     );
     table.row(
         &what,
+        with_engine_cpu(&ours, our_engine, service),
         format!(
-            "{}, CPU {:.2} s; {service} CPU {:.2} s",
-            ms(ours.wall),
-            ours.cpu.as_secs_f64(),
-            our_engine.as_secs_f64()
-        ),
-        format!(
-            "`zstd -dc \\| {cli} load`: {}, CPU {:.2} s; {service} CPU {:.2} s",
-            ms(theirs.wall),
-            theirs.cpu.as_secs_f64(),
-            their_engine.as_secs_f64()
+            "`zstd -dc \\| {cli} load`: {}",
+            with_engine_cpu(&theirs, their_engine, service)
         ),
         format!("{ratio:.2}"),
         "<= 0.3",
