@@ -808,18 +808,19 @@ fn fetched_archive(dir: &TempDir, fixture: &Fixture) -> PathBuf {
     archive
 }
 
+/// The steps script's `pack ARCHIVE OUT TOOL`.
+fn pack_step(archive: &Path, out: &Path, tool: &Path) -> Output {
+    let arg = |p: &Path| p.to_str().expect("a UTF-8 path").to_owned();
+    step(&["pack", &arg(archive), &arg(out), &arg(tool)])
+}
+
 #[test]
 fn the_pack_step_without_the_tool_says_to_run_make_pack_tool_and_writes_nothing() {
     let dir = TempDir::new("ipkg-pack");
     let archive = fetched_archive(&dir, &Fixture::new("example.com/app:1"));
     let out = dir.join("packed.zst");
     let tool = dir.join("dist/container-loader-pack");
-    let run = step(&[
-        "pack",
-        archive.to_str().unwrap(),
-        out.to_str().unwrap(),
-        tool.to_str().unwrap(),
-    ]);
+    let run = pack_step(&archive, &out, &tool);
     step_refused(
         &run,
         &format!(
@@ -844,12 +845,7 @@ fn the_pack_step_fails_naming_the_pack_feature_when_the_tool_cannot_pack() {
     .unwrap();
     fs::set_permissions(&tool, fs::Permissions::from_mode(0o755)).unwrap();
     let out = dir.join("packed.zst");
-    let run = step(&[
-        "pack",
-        archive.to_str().unwrap(),
-        out.to_str().unwrap(),
-        tool.to_str().unwrap(),
-    ]);
+    let run = pack_step(&archive, &out, &tool);
     step_refused(
         &run,
         &format!(
@@ -869,12 +865,9 @@ fn the_pack_step_writes_a_layer_framed_archive_that_zstd_decodes_to_the_fetched_
     let fixture = Fixture::build(&["example.com/app:1"], 3);
     let archive = fetched_archive(&dir, &fixture);
     let out = dir.join("packed.zst");
-    run_ok(Command::new("sh").arg(project(STEPS)).args([
-        "pack".as_ref(),
-        archive.as_os_str(),
-        out.as_os_str(),
-        env!("CARGO_BIN_EXE_container-loader").as_ref(),
-    ]));
+    let tool = Path::new(env!("CARGO_BIN_EXE_container-loader"));
+    let run = pack_step(&archive, &out, tool);
+    assert!(run.status.success(), "{}", text(&run.stderr));
     let packed = fs::read(&out).unwrap();
     assert!(
         packed.ends_with(&SEEKABLE_MAGIC),
