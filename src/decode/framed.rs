@@ -181,11 +181,11 @@ impl Frames {
         let Some(header) = header else {
             return wrong(&format!("is not a zstd frame at byte {}", start.file));
         };
-        if header.content_size != Some(end.tar - start.tar) {
+        let content = self.content(k);
+        if header.content_size != Some(content) {
             return wrong(&format!(
-                "records {:?} bytes of content, the table {}",
-                header.content_size,
-                end.tar - start.tar
+                "records {:?} bytes of content, the table {content}",
+                header.content_size
             ));
         }
         let trailer = 4 * u64::from(header.checksum);
@@ -315,10 +315,7 @@ impl FramedTar {
             let k = self.frame.expect("a frame is started before decoding");
             let end = self.frames.starts[k + 1].tar;
             if self.decoded == end {
-                let mut probe = [0u8; 1];
-                if self.decoder.read(&mut probe)? != 0 {
-                    return Err(lies(k, "holds more bytes than"));
-                }
+                self.frame_ends(k)?;
                 if k + 1 == self.frames.count() {
                     return Ok(0);
                 }
@@ -359,6 +356,15 @@ impl FramedTar {
         Ok(())
     }
 
+    /// With frame `k`'s content all decoded: one more read has zstd check the frame's
+    /// checksum, and must give nothing more.
+    fn frame_ends(&mut self, k: usize) -> io::Result<()> {
+        match self.decoder.read(&mut [0u8; 1])? {
+            0 => Ok(()),
+            _ => Err(lies(k, "holds more bytes than")),
+        }
+    }
+
     /// Decodes small frame `k` whole into `self.whole`, its checksum checked (unless it is
     /// there already).
     fn decode_whole(&mut self, k: usize) -> io::Result<()> {
@@ -373,10 +379,7 @@ impl FramedTar {
         while got < bytes.len() {
             got += self.decode(&mut bytes[got..])?;
         }
-        // The frame's content is all there: one more read has zstd check its checksum.
-        if self.decoder.read(&mut [0u8; 1])? != 0 {
-            return Err(lies(k, "holds more bytes than"));
-        }
+        self.frame_ends(k)?;
         self.whole = Some((k, bytes));
         Ok(())
     }
