@@ -553,17 +553,22 @@ pub(crate) mod tests {
         assert_eq!(out, [&a[..], &b, &c].concat());
     }
 
-    #[test]
-    fn holes_read_as_zeros_without_decoding_their_frames() {
+    /// The archive of [`pieces`] with one byte flipped, at `at` from where frame 1 starts
+    /// (so that frame 0 ends at -1), and opened: the table still holds, the frame does not.
+    fn flipped(at: isize, tag: &str) -> (Vec<u8>, File, Frames) {
         let [a, b, c] = pieces();
         let mut archive = archive_of(&[&a, &b, &c]);
-        let (file, frames) = frames_of(&archive, "holes-ok");
-        let first = frames.unwrap().starts[1].file as usize;
-        // Damage the middle frame's blocks: decoding it would fail its checksum.
-        archive[first + 20] ^= 0xff;
-        drop(file);
-        let file = file_of(&archive, "holes");
-        let frames = Frames::read(&file, archive.len() as u64).unwrap();
+        let second = frames_of(&archive, tag).1.unwrap().starts[1].file;
+        archive[second.checked_add_signed(at as i64).unwrap() as usize] ^= 0xff;
+        let (file, frames) = frames_of(&archive, tag);
+        (archive, file, frames.unwrap())
+    }
+
+    #[test]
+    fn holes_read_as_zeros_without_decoding_their_frames() {
+        let [a, _, c] = pieces();
+        // The middle frame's blocks damaged: decoding it would fail its checksum.
+        let (archive, file, frames) = flipped(20, "holes");
         let mut out = Vec::new();
         let holes = vec![Range {
             start: 1000,
@@ -579,29 +584,17 @@ pub(crate) mod tests {
 
     #[test]
     fn a_frame_read_checks_its_content_checksum() {
-        let [a, b, c] = pieces();
-        let mut archive = archive_of(&[&a, &b, &c]);
-        let first = {
-            let (_, frames) = frames_of(&archive, "checksum-ok");
-            frames.unwrap().starts[1].file as usize
-        };
-        archive[first + 20] ^= 0xff;
-        let (file, frames) = frames_of(&archive, "checksum");
-        let mut decoder = framed(file, frames.unwrap(), Vec::new(), 1 << 30);
+        let (_, file, frames) = flipped(20, "checksum");
+        let mut decoder = framed(file, frames, Vec::new(), 1 << 30);
         let e = decoder.read_to_end(&mut Vec::new()).unwrap_err();
         assert!(DecodeError::find(&e).is_some(), "{e}");
     }
 
     #[test]
     fn a_small_frame_is_checked_whole_before_its_first_bytes_are_used() {
-        let [a, b, c] = pieces();
-        let mut archive = archive_of(&[&a, &b, &c]);
-        let (_, frames) = frames_of(&archive, "small-ok");
-        let first_end = frames.unwrap().starts[1].file as usize;
         // The last byte of frame 0's content (its checksum is the 4 bytes after it).
-        archive[first_end - 5] ^= 0xff;
-        let (file, frames) = frames_of(&archive, "small");
-        let mut tar = FramedTar::new(file, frames.unwrap(), Vec::new(), 1 << 30);
+        let (_, file, frames) = flipped(-5, "small");
+        let mut tar = FramedTar::new(file, frames, Vec::new(), 1 << 30);
         let e = tar.read_tar_at(&mut [0u8; 10], 0).unwrap_err();
         assert!(DecodeError::find(&e).is_some(), "{e}");
     }
